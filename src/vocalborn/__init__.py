@@ -1,0 +1,1 @@
+"""VocalBorn Tasks."""
