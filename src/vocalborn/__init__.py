@@ -1,1 +1,3 @@
 """VocalBorn Tasks."""
+
+__version__ = "0.1.0"

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None  # pub/sub + worker registry; default: the broker if it is Redis
     redis_key_prefix: str = "vocalborn:"
     task_queue: str = "ai_analysis"
+    maintenance_queue: str = "vocalborn_maintenance"
 
     # --- worker ----------------------------------------------------------------------------------
     celery_worker_concurrency: int = 2

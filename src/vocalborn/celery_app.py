@@ -1,0 +1,93 @@
+"""The one Celery application, with the reliability settings named and explained.
+
+The API imports this module only to publish (``send_task``); it never imports the worker module.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery
+from kombu import Queue
+
+from vocalborn.config import Settings, get_settings
+
+ANALYZE_TASK = "vocalborn.analyze_audio"
+
+
+def _is_amqp(url: str) -> bool:
+    return url.startswith(("amqp", "pyamqp"))
+
+
+def configure(app: Celery, settings: Settings) -> None:
+    broker = settings.effective_broker_url
+    queue_args = {"x-queue-type": "quorum"} if _is_amqp(broker) else None
+    app.conf.update(
+        broker_url=broker,
+        result_backend=settings.effective_result_backend,
+        # JSON only: no pickle from the network.
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        # One FIFO queue for analyses (the plan's ai_analysis) and a small one for Beat's jobs,
+        # so a backlog of analyses cannot delay the jobs that heal it.
+        task_queues=(
+            Queue(settings.task_queue, routing_key=settings.task_queue, durable=True, queue_arguments=queue_args),
+            Queue(settings.maintenance_queue, routing_key=settings.maintenance_queue, durable=True, queue_arguments=queue_args),
+        ),
+        task_default_queue=settings.task_queue,
+        task_routes={
+            ANALYZE_TASK: {"queue": settings.task_queue, "routing_key": settings.task_queue},
+            "vocalborn.maintenance.*": {"queue": settings.maintenance_queue, "routing_key": settings.maintenance_queue},
+        },
+        # At-least-once: acknowledge after the task ran, and requeue when the pool child dies.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # Long tasks: a worker takes one at a time instead of hoarding four.
+        worker_prefetch_multiplier=settings.celery_worker_prefetch_multiplier,
+        worker_concurrency=settings.celery_worker_concurrency,
+        worker_max_tasks_per_child=settings.celery_worker_max_tasks_per_child,
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        # Redis redelivers an unacknowledged message after this long, even if it is still running:
+        # keep it above the hard time limit. The same value for the result backend.
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        result_backend_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        # A lost broker connection would otherwise let running tasks finish and be run again.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_connection_retry_on_startup=True,
+        # The database is the source of truth for status and results; Celery results are not
+        # needed for analyses (ignored per task) and expire after a day for the rest.
+        result_expires=timedelta(days=1),
+        task_ignore_result=True,
+        # Flower sees tasks only with events on.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        beat_schedule=_beat_schedule(settings),
+    )
+
+
+def _beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
+    def entry(name: str, every: float) -> dict[str, object]:
+        # A job that no worker took within its own interval is dropped, not piled up.
+        return {"task": f"vocalborn.maintenance.{name}", "schedule": every, "options": {"expires": every}}
+
+    return {
+        "republish-stranded-tasks": entry("republish_stranded_tasks", settings.republish_interval_seconds),
+        "reap-stalled-tasks": entry("reap_stalled_tasks", settings.reaper_interval_seconds),
+        "cleanup-expired-tasks": entry("cleanup_expired_tasks", settings.cleanup_interval_seconds),
+        "health-check": entry("health_check", settings.health_check_interval_seconds),
+    }
+
+
+def create_celery_app(settings: Settings | None = None) -> Celery:
+    app = Celery("vocalborn", set_as_current=True)
+    configure(app, settings or get_settings())
+    return app
+
+
+celery_app = create_celery_app()
+app = celery_app  # `celery -A vocalborn.celery_app` finds it

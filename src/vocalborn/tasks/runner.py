@@ -1,0 +1,399 @@
+"""What a worker does with one analysis message: claim, analyse, record the outcome.
+
+Delivery is at-least-once, so everything here expects to run twice: the claim only takes a task
+that is pending/retry (or processing with an expired lease), every later write is fenced by the
+attempt number it claimed, and the result row is unique per task.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+
+from vocalborn.analysis.types import (
+    STEPS,
+    TOTAL_STEPS,
+    AnalysisEngine,
+    AnalysisInputError,
+    AnalysisReport,
+)
+from vocalborn.config import get_settings
+from vocalborn.db import session_scope
+from vocalborn.logs import log_context
+from vocalborn.practice.models import PracticeRecord, Sentence
+from vocalborn.sqltypes import utcnow
+from vocalborn.storage import get_storage
+from vocalborn.tasks import service
+from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
+from vocalborn.tasks.states import TERMINAL_STATUSES, EventType, TaskStatus
+
+log = logging.getLogger(__name__)
+
+# Progress shown when each of the plan's five steps starts; 100 comes with success.
+PROGRESS_AT_STEP = (5, 20, 45, 70, 90)
+
+
+class Outcome(Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRY_SCHEDULED = "retry_scheduled"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+class PermanentError(Exception):
+    """Retrying cannot help (missing reference, unusable audio)."""
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _LostLease(Exception):
+    pass
+
+
+@dataclass
+class Claim:
+    task_id: uuid.UUID
+    attempt: int
+    worker_name: str
+    params: dict[str, Any]
+    reference_path: Path
+    attempt_path: Path
+    practice_record_id: uuid.UUID
+    started: float = field(default_factory=time.monotonic)
+
+
+@lru_cache(maxsize=1)
+def analysis_engine() -> AnalysisEngine:
+    from vocalborn.analysis.engine import get_engine
+
+    settings = get_settings()
+    if settings.ai_engine == "remote":
+        if not settings.ai_service_url:
+            raise RuntimeError("AI_ENGINE=remote needs AI_SERVICE_URL")
+        return get_engine(
+            "remote", url=settings.ai_service_url, api_key=settings.ai_service_api_key,
+            timeout=settings.ai_service_timeout,
+        )
+    return get_engine("local")
+
+
+def run_analysis(task_id: str, worker_name: str) -> Outcome:
+    settings = get_settings()
+    claim = claim_task(uuid.UUID(task_id), worker_name)
+    if isinstance(claim, Outcome):
+        return claim
+    with log_context(task_id=task_id, practice_record_id=str(claim.practice_record_id), attempt=claim.attempt):
+        heartbeat = _Heartbeat(claim, settings.task_heartbeat_seconds)
+        heartbeat.start()
+        try:
+            report = _analyse(claim)
+            return _complete(claim, report)
+        except _Cancelled:
+            return _finish_cancelled(claim)
+        except _LostLease:
+            log.warning("task %s was taken over by another attempt; this run stops", task_id)
+            return Outcome.SKIPPED
+        except (AnalysisInputError, PermanentError) as exc:
+            return _fail(claim, str(exc))
+        except Exception as exc:  # transient by default: DB, storage, remote engine, time limit
+            log.warning("attempt %s of task %s hit %s: %s", claim.attempt, task_id, type(exc).__name__, exc,
+                        exc_info=not _is_expected_transient(exc))
+            return _retry_or_fail(claim, _describe(exc))
+        finally:
+            heartbeat.stop()
+
+
+def _is_expected_transient(exc: Exception) -> bool:
+    from vocalborn.analysis.types import TransientAnalysisError
+
+    return isinstance(exc, (TransientAnalysisError, OSError))
+
+
+def _describe(exc: Exception) -> str:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return f"the analysis took longer than {get_settings().task_soft_time_limit} s"
+    return f"{type(exc).__name__}: {exc}"
+
+
+# --------------------------------------------------------------------------------------------
+def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
+    settings = get_settings()
+    give_up_at = time.monotonic() + settings.task_lease_seconds + 2.0
+    while True:
+        with session_scope() as db:
+            task = db.get(AIAnalysisTask, task_id)
+            if task is None:
+                log.warning("message for unknown task %s acknowledged and dropped", task_id)
+                return Outcome.SKIPPED
+            status = TaskStatus(task.status)
+            now = utcnow()
+            if status in TERMINAL_STATUSES:
+                log.info("task %s is already %s; duplicate delivery acknowledged", task_id, status)
+                return Outcome.SKIPPED
+            if task.cancel_requested_at is not None:
+                event = service.apply_transition(db, task, EventType.CANCELLED, values={"completed_at": now},
+                                                 message="cancelled before it started")
+                db.commit()
+                service.publish_event(event)
+                return Outcome.CANCELLED
+            if status == TaskStatus.PROCESSING and task.heartbeat_at is not None:
+                silent_for = (now - task.heartbeat_at).total_seconds()
+                if silent_for < settings.task_lease_seconds:
+                    # Another run holds a live lease (a redelivery while it still runs).
+                    if time.monotonic() > give_up_at:
+                        log.info("task %s is running elsewhere (%s); duplicate delivery dropped",
+                                 task_id, task.worker_name)
+                        return Outcome.SKIPPED
+                    db.rollback()
+                    time.sleep(0.5)
+                    continue
+            if status == TaskStatus.RETRY and task.next_attempt_at and task.next_attempt_at > now + timedelta(seconds=1):
+                log.info("task %s is not due until %s; early delivery dropped", task_id, task.next_attempt_at)
+                return Outcome.SKIPPED
+            attempt = task.attempt + 1
+            if attempt > settings.task_max_deliveries:
+                event = service.apply_transition(
+                    db, task, EventType.FAILED, expect_attempt=task.attempt,
+                    values={"completed_at": now, "error_message": (
+                        f"gave up after {task.attempt} deliveries: the worker stopped (crash, out of memory or "
+                        "time limit) every time it ran this analysis")},
+                    message="too many deliveries",
+                )
+                db.commit()
+                service.publish_event(event)
+                return Outcome.FAILED
+            record = db.get(PracticeRecord, task.practice_record_id)
+            sentence = db.get(Sentence, record.sentence_id) if record else None
+            takeover = status == TaskStatus.PROCESSING
+            try:
+                event = service.apply_transition(
+                    db, task, EventType.STARTED, expect_attempt=task.attempt, worker_name=worker_name,
+                    values={"attempt": attempt, "worker_name": worker_name, "started_at": now, "heartbeat_at": now,
+                            "progress": 0, "current_step": None, "next_attempt_at": None},
+                    message=f"took over from {task.worker_name}, whose lease expired" if takeover else None,
+                )
+            except service.StaleTask:
+                db.rollback()
+                log.info("task %s was claimed by someone else first", task_id)
+                return Outcome.SKIPPED
+            db.commit()
+            service.publish_event(event)
+            storage = get_storage()
+            claim = Claim(
+                task_id=task_id, attempt=attempt, worker_name=worker_name, params=dict(task.task_params or {}),
+                reference_path=storage.path(sentence.reference_audio_key) if sentence else Path("/nonexistent"),
+                attempt_path=storage.path(record.audio_key) if record else Path("/nonexistent"),
+                practice_record_id=task.practice_record_id,
+            )
+            log.info("task %s claimed by %s (attempt %s)", task_id, worker_name, attempt)
+            return claim
+
+
+def _analyse(claim: Claim) -> AnalysisReport:
+    if not claim.reference_path.exists():
+        raise PermanentError("the reference recording of this sentence is missing from storage")
+    if not claim.attempt_path.exists():
+        raise PermanentError("the practice recording is missing from storage")
+    reporter = _ProgressReporter(claim)
+    return analysis_engine().analyze(claim.reference_path, claim.attempt_path, claim.params, progress=reporter)
+
+
+class _ProgressReporter:
+    """Called by the engine at each step: checks the cancel flag, writes progress (throttled),
+    publishes the event on pub/sub."""
+
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+        self.settings = get_settings()
+        self.last_write = 0.0
+
+    def __call__(self, step_number: int, step_key: str) -> None:
+        claim = self.claim
+        label = STEPS[step_number - 1][1] if 1 <= step_number <= TOTAL_STEPS else step_key
+        progress = PROGRESS_AT_STEP[min(max(step_number, 1), TOTAL_STEPS) - 1]
+        write = time.monotonic() - self.last_write >= self.settings.progress_write_interval
+        with session_scope() as db:
+            task = db.get(AIAnalysisTask, claim.task_id)
+            if task is None or task.attempt != claim.attempt or task.status != TaskStatus.PROCESSING:
+                raise _LostLease()
+            if task.cancel_requested_at is not None:
+                raise _Cancelled()
+            if write:
+                try:
+                    event = service.apply_transition(
+                        db, task, EventType.PROGRESS, expect_attempt=claim.attempt,
+                        values={"progress": progress, "current_step": label, "heartbeat_at": utcnow()},
+                    )
+                except service.StaleTask:
+                    raise _LostLease() from None
+                db.commit()
+                self.last_write = time.monotonic()
+                service.publish_event(event)
+            else:
+                from vocalborn.tasks import events
+
+                events.publish({
+                    "event_id": None, "task_id": str(claim.task_id), "event_type": EventType.PROGRESS.value,
+                    "status": TaskStatus.PROCESSING.value, "progress": progress, "current_step": label,
+                    "total_steps": TOTAL_STEPS, "attempt": claim.attempt, "worker_name": claim.worker_name,
+                    "message": None, "timestamp": utcnow().isoformat().replace("+00:00", "Z"),
+                })
+        if self.settings.analysis_step_delay_seconds > 0:
+            time.sleep(self.settings.analysis_step_delay_seconds)
+
+
+def _complete(claim: Claim, report: AnalysisReport) -> Outcome:
+    elapsed = time.monotonic() - claim.started
+    with session_scope() as db:
+        task = db.get(AIAnalysisTask, claim.task_id)
+        if task is None:
+            return Outcome.SKIPPED
+        if task.cancel_requested_at is not None:
+            db.rollback()
+            raise _Cancelled()
+        try:
+            event = service.apply_transition(
+                db, task, EventType.SUCCEEDED, expect_attempt=claim.attempt,
+                values={"progress": 100, "current_step": STEPS[-1][1], "completed_at": utcnow(),
+                        "error_message": None, "heartbeat_at": None},
+            )
+            db.add(AIAnalysisResult(
+                task_id=claim.task_id,
+                overall_score=report.overall_score,
+                pronunciation_accuracy=report.pronunciation_accuracy,
+                fluency_score=report.fluency_score,
+                rhythm_score=report.rhythm_score,
+                detailed_analysis=report.detailed_analysis,
+                sentence_analyses=report.sentence_analyses,
+                suggestions=report.suggestions,
+                improvement_areas=report.improvement_areas,
+                analysis_model_version=report.analysis_model_version,
+                processing_time_seconds=round(elapsed, 3),
+            ))
+            db.commit()  # result, success and record status together
+        except (service.StaleTask, IntegrityError):
+            db.rollback()
+            log.warning("task %s: another attempt finished first; this result is discarded", claim.task_id)
+            return Outcome.SKIPPED
+    service.publish_event(event)
+    log.info("task %s succeeded in %.2f s (overall %.1f)", claim.task_id, elapsed, report.overall_score)
+    return Outcome.SUCCEEDED
+
+
+def _fail(claim: Claim, reason: str) -> Outcome:
+    with session_scope() as db:
+        task = db.get(AIAnalysisTask, claim.task_id)
+        if task is None:
+            return Outcome.SKIPPED
+        try:
+            event = service.apply_transition(
+                db, task, EventType.FAILED, expect_attempt=claim.attempt,
+                values={"completed_at": utcnow(), "error_message": reason, "heartbeat_at": None}, message=reason,
+            )
+        except service.StaleTask:
+            return Outcome.SKIPPED
+        db.commit()
+    service.publish_event(event)
+    log.warning("task %s failed permanently: %s", claim.task_id, reason)
+    return Outcome.FAILED
+
+
+def backoff_seconds(retry_number: int) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random, capped."""
+    settings = get_settings()
+    ceiling = min(settings.retry_backoff_max, settings.retry_backoff_base * 2 ** (retry_number - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _retry_or_fail(claim: Claim, reason: str) -> Outcome:
+    with session_scope() as db:
+        task = db.get(AIAnalysisTask, claim.task_id)
+        if task is None:
+            return Outcome.SKIPPED
+        if task.retry_count >= task.max_retries:
+            db.rollback()
+            return _fail(claim, f"gave up after {task.retry_count} retries: {reason}")
+        retry_number = task.retry_count + 1
+        delay = backoff_seconds(retry_number)
+        try:
+            event = service.apply_transition(
+                db, task, EventType.RETRY, expect_attempt=claim.attempt,
+                values={"retry_count": retry_number, "error_message": reason, "heartbeat_at": None,
+                        "next_attempt_at": utcnow() + timedelta(seconds=delay),
+                        "publish_count": task.publish_count + 1},
+                message=f"retry {retry_number} of {task.max_retries} in {delay:.1f} s: {reason}",
+            )
+        except service.StaleTask:
+            return Outcome.SKIPPED
+        db.commit()
+    service.publish_event(event)
+    service.publish_task(task, countdown=delay)  # if this fails, Beat republishes the overdue retry
+    log.info("task %s will retry (%s/%s) in %.1f s", claim.task_id, retry_number, task.max_retries, delay)
+    return Outcome.RETRY_SCHEDULED
+
+
+def _finish_cancelled(claim: Claim) -> Outcome:
+    with session_scope() as db:
+        task = db.get(AIAnalysisTask, claim.task_id)
+        if task is None:
+            return Outcome.SKIPPED
+        try:
+            event = service.apply_transition(
+                db, task, EventType.CANCELLED, expect_attempt=claim.attempt,
+                values={"completed_at": utcnow(), "heartbeat_at": None}, message="cancelled while running",
+            )
+        except service.StaleTask:
+            return Outcome.SKIPPED
+        db.commit()
+    service.publish_event(event)
+    log.info("task %s cancelled at a step boundary", claim.task_id)
+    return Outcome.CANCELLED
+
+
+class _Heartbeat:
+    """Keeps the claim's lease alive while a long step runs; a dead process stops beating."""
+
+    def __init__(self, claim: Claim, interval: float) -> None:
+        self.claim = claim
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{claim.task_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                with session_scope() as db:
+                    db.execute(
+                        update(AIAnalysisTask)
+                        .where(col(AIAnalysisTask.task_id) == self.claim.task_id)
+                        .where(col(AIAnalysisTask.attempt) == self.claim.attempt)
+                        .where(col(AIAnalysisTask.status) == TaskStatus.PROCESSING.value)
+                        .values(heartbeat_at=utcnow())
+                    )
+                    db.commit()
+            except Exception as exc:  # the next beat may get through; the lease is generous
+                log.warning("heartbeat for task %s failed: %s", self.claim.task_id, exc)

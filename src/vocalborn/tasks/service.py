@@ -1,0 +1,337 @@
+"""Task lifecycle in the database: submit, every state change, queries and estimates.
+
+Every change of a task's state goes through ``apply_transition``: a conditional UPDATE that only
+succeeds from the state (and, for worker writes, the attempt) the caller saw, the record's status
+kept in step, and one row appended to the event log, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from vocalborn.analysis.types import STEPS, TOTAL_STEPS
+from vocalborn.auth.models import Role, User
+from vocalborn.celery_app import ANALYZE_TASK, celery_app
+from vocalborn.config import get_settings
+from vocalborn.practice import service as practice_service
+from vocalborn.practice.models import PracticeRecord
+from vocalborn.sqltypes import utcnow
+from vocalborn.tasks import events, registry
+from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
+from vocalborn.tasks.states import (
+    ACTIVE_STATUSES,
+    RECORD_STATUS_FOR,
+    EventType,
+    TaskStatus,
+    check_transition,
+)
+
+log = logging.getLogger(__name__)
+
+NotFound = practice_service.NotFound
+
+
+class StaleTask(Exception):
+    """The task changed under us (another worker, a cancel, the reaper): our write was refused."""
+
+
+class Forbidden(Exception):
+    pass
+
+
+class NotReady(Exception):
+    def __init__(self, task: AIAnalysisTask) -> None:
+        super().__init__(f"the analysis is {task.status}; the result exists only after success")
+        self.task = task
+
+
+# --------------------------------------------------------------------------------------------
+# state changes
+# --------------------------------------------------------------------------------------------
+def apply_transition(
+    db: Session,
+    task: AIAnalysisTask,
+    event_type: EventType,
+    *,
+    expect_attempt: int | None = None,
+    values: dict[str, Any] | None = None,
+    message: str | None = None,
+    worker_name: str | None = None,
+) -> AIAnalysisTaskEvent:
+    """Move ``task`` along ``event_type`` and log it. The caller commits, then publishes."""
+    current = TaskStatus(task.status)
+    target = check_transition(event_type, current)
+    now = utcnow()
+    changes: dict[str, Any] = {"status": target.value, "updated_at": now, **(values or {})}
+    stmt = update(AIAnalysisTask).where(
+        col(AIAnalysisTask.task_id) == task.task_id, col(AIAnalysisTask.status) == current.value
+    )
+    if expect_attempt is not None:
+        stmt = stmt.where(col(AIAnalysisTask.attempt) == expect_attempt)
+    if db.execute(stmt.values(**changes)).rowcount != 1:  # type: ignore[attr-defined]
+        raise StaleTask(f"task {task.task_id} is no longer {current} (attempt {expect_attempt})")
+    for name, value in changes.items():
+        setattr(task, name, value)
+    if target != current:
+        _sync_record_status(db, task, target, now)
+    event = AIAnalysisTaskEvent(
+        task_id=task.task_id,
+        event_type=event_type.value,
+        status=target.value,
+        progress=task.progress,
+        current_step=task.current_step,
+        attempt=task.attempt,
+        worker_name=worker_name or task.worker_name,
+        message=message,
+        created_at=now,
+    )
+    db.add(event)
+    db.flush()
+    return event
+
+
+def _sync_record_status(db: Session, task: AIAnalysisTask, status: TaskStatus, now: datetime) -> None:
+    # Only the record's latest task speaks for the record.
+    db.execute(
+        update(PracticeRecord)
+        .where(col(PracticeRecord.practice_record_id) == task.practice_record_id)
+        .where(col(PracticeRecord.ai_task_id) == task.task_id)
+        .values(record_status=RECORD_STATUS_FOR[status].value, updated_at=now)
+    )
+
+
+def publish_event(event: AIAnalysisTaskEvent) -> None:
+    events.publish(events.event_message(event, TOTAL_STEPS))
+
+
+# --------------------------------------------------------------------------------------------
+# submit
+# --------------------------------------------------------------------------------------------
+@dataclass
+class SubmitOutcome:
+    task: AIAnalysisTask
+    created: bool
+    published: bool
+
+
+def submit_analysis(
+    db: Session, user: User, record_id: uuid.UUID, params: dict[str, Any], request_id: str | None = None
+) -> SubmitOutcome:
+    """Write the task (pending), the record (AI_QUEUED) and the event in one transaction, then
+    publish with the task's own UUID as the Celery id. If publishing fails, or this process dies
+    first, the task stays pending in the database and Beat's republisher sends it later."""
+    record = practice_service.get_record_for(db, record_id, user)
+    if record.user_id != user.user_id and user.role != Role.ADMIN:
+        raise Forbidden("only the learner who made the recording can ask for its analysis")
+    active = find_active_task(db, record.practice_record_id)
+    if active is not None:
+        return SubmitOutcome(active, created=False, published=False)
+
+    task_id = uuid.uuid4()
+    task = AIAnalysisTask(
+        task_id=task_id,
+        celery_task_id=str(task_id),
+        practice_record_id=record.practice_record_id,
+        user_id=record.user_id,
+        task_params=params,
+        max_retries=get_settings().task_max_retries,
+        request_id=request_id,
+        publish_count=1,
+    )
+    now = task.created_at
+    try:
+        db.add(task)
+        db.flush()
+        record.ai_task_id = task_id
+        record.record_status = RECORD_STATUS_FOR[TaskStatus.PENDING].value
+        record.updated_at = now
+        db.add(record)
+        db.add(
+            AIAnalysisTaskEvent(
+                task_id=task_id, event_type=EventType.SUBMITTED.value, status=TaskStatus.PENDING.value,
+                progress=0, attempt=0, created_at=now,
+            )
+        )
+        db.commit()
+    except IntegrityError:
+        # Two submits raced; the partial unique index let only one in. Return the winner.
+        db.rollback()
+        active = find_active_task(db, record_id)
+        if active is None:
+            raise
+        return SubmitOutcome(active, created=False, published=False)
+    published = publish_task(task)
+    return SubmitOutcome(task, created=True, published=published)
+
+
+def publish_task(task: AIAnalysisTask, countdown: float | None = None) -> bool:
+    """Send the Celery message. False (and a warning) when the broker is unreachable."""
+    try:
+        celery_app.send_task(
+            ANALYZE_TASK,
+            args=[str(task.task_id)],
+            task_id=task.celery_task_id,
+            queue=get_settings().task_queue,
+            countdown=countdown,
+            headers={"vocalborn_request_id": task.request_id or ""},
+            # Fail fast: the task is safe in the database and Beat republishes it.
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+        )
+        return True
+    except Exception as exc:  # kombu raises several types for an unreachable broker
+        log.warning(
+            "publishing task %s failed (%s: %s); it stays pending and will be republished",
+            task.task_id, type(exc).__name__, exc,
+        )
+        return False
+
+
+def find_active_task(db: Session, record_id: uuid.UUID) -> AIAnalysisTask | None:
+    stmt = select(AIAnalysisTask).where(
+        AIAnalysisTask.practice_record_id == record_id,
+        col(AIAnalysisTask.status).in_([s.value for s in ACTIVE_STATUSES]),
+    )
+    return db.exec(stmt).first()
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+def get_task_for(db: Session, task_id: uuid.UUID, reader: User) -> AIAnalysisTask:
+    task = db.get(AIAnalysisTask, task_id)
+    if task is None:
+        raise NotFound("task not found")
+    owner = db.get(User, task.user_id)
+    from vocalborn.auth.service import can_read
+
+    if not can_read(reader, task.user_id, owner.therapist_id if owner else None):
+        raise NotFound("task not found")
+    return task
+
+
+def get_result_for(db: Session, task_id: uuid.UUID, reader: User) -> tuple[AIAnalysisTask, AIAnalysisResult]:
+    task = get_task_for(db, task_id, reader)
+    if task.status != TaskStatus.SUCCESS:
+        raise NotReady(task)
+    result = db.exec(select(AIAnalysisResult).where(AIAnalysisResult.task_id == task.task_id)).first()
+    if result is None:  # cannot happen: result and success commit together
+        raise NotReady(task)
+    return task, result
+
+
+def list_events(db: Session, task: AIAnalysisTask, after: int = 0, limit: int = 1000) -> list[AIAnalysisTaskEvent]:
+    stmt = (
+        select(AIAnalysisTaskEvent)
+        .where(AIAnalysisTaskEvent.task_id == task.task_id, col(AIAnalysisTaskEvent.event_id) > after)
+        .order_by(col(AIAnalysisTaskEvent.event_id))
+        .limit(limit)
+    )
+    return list(db.exec(stmt))
+
+
+def list_session_tasks(db: Session, session_id: uuid.UUID, reader: User) -> list[AIAnalysisTask]:
+    session = practice_service.get_session_for(db, session_id, reader)
+    stmt = (
+        select(AIAnalysisTask)
+        .join(PracticeRecord, col(PracticeRecord.practice_record_id) == col(AIAnalysisTask.practice_record_id))
+        .where(PracticeRecord.practice_session_id == session.practice_session_id)
+        .order_by(col(AIAnalysisTask.created_at))
+    )
+    return list(db.exec(stmt))
+
+
+def step_label(step_key: str | None) -> str | None:
+    for key, zh, _en in STEPS:
+        if key == step_key:
+            return zh
+    return step_key
+
+
+# --------------------------------------------------------------------------------------------
+# estimates: from real recent durations and the slots of the workers online
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Capacity:
+    mean_seconds: float | None  # mean processing time of recent successes
+    slots: int  # worker processes online
+    at: float
+
+
+_capacity_cache: dict[str, Capacity] = {}
+_capacity_lock = threading.Lock()
+CAPACITY_TTL = 5.0
+
+
+def capacity(db: Session) -> Capacity:
+    with _capacity_lock:
+        cached = _capacity_cache.get("c")
+        if cached and time.monotonic() - cached.at < CAPACITY_TTL:
+            return cached
+    recent = (
+        select(AIAnalysisResult.processing_time_seconds)
+        .order_by(col(AIAnalysisResult.created_at).desc())
+        .limit(50)
+        .subquery()
+    )
+    mean = db.exec(select(func.avg(recent.c.processing_time_seconds))).one()
+    try:
+        slots = sum(int(w.get("concurrency", 1)) for w in registry.online_workers())
+    except Exception as exc:  # Redis down: estimates degrade, submits do not fail
+        log.warning("cannot read the worker registry: %s", exc)
+        slots = 0
+    cap = Capacity(mean_seconds=float(mean) if mean is not None else None, slots=slots, at=time.monotonic())
+    with _capacity_lock:
+        _capacity_cache["c"] = cap
+    return cap
+
+
+def queue_position(db: Session, task: AIAnalysisTask) -> int | None:
+    """1 = next to run. None once the task is running or finished."""
+    if task.status not in (TaskStatus.PENDING, TaskStatus.RETRY):
+        return None
+    ahead = db.exec(
+        select(func.count())
+        .select_from(AIAnalysisTask)
+        .where(col(AIAnalysisTask.status).in_([TaskStatus.PENDING.value, TaskStatus.RETRY.value]))
+        .where(col(AIAnalysisTask.created_at) < task.created_at)
+    ).one()
+    return int(ahead) + 1
+
+
+def _expected_duration(cap: Capacity, audio_seconds: float | None) -> float:
+    if cap.mean_seconds is not None:
+        return cap.mean_seconds
+    # No history yet: scale by the recording's length (an analysis reads both recordings).
+    return max(1.0, 2.0 * (audio_seconds or 5.0) * 0.05)
+
+
+def estimate_completion(db: Session, task: AIAnalysisTask, position: int | None) -> datetime | None:
+    cap = capacity(db)
+    if task.status in (TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELLED):
+        return task.completed_at
+    if cap.slots == 0:
+        return None  # no worker online: nobody can promise a time
+    record = db.get(PracticeRecord, task.practice_record_id)
+    each = _expected_duration(cap, record.audio_duration_seconds if record else None)
+    now = utcnow()
+    if task.status == TaskStatus.PROCESSING:
+        elapsed = (now - task.started_at).total_seconds() if task.started_at else 0.0
+        return now + timedelta(seconds=max(0.0, each - elapsed))
+    waves = math.ceil((position or 1) / cap.slots)  # tasks run `slots` at a time, FIFO
+    return now + timedelta(seconds=waves * each)
+
+
+def iso_duration(seconds: float) -> str:
+    return f"PT{max(0, round(seconds))}S"

@@ -1,0 +1,94 @@
+"""Celery tasks: thin wrappers around the services. Never imports FastAPI."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from celery import signals
+from celery.app.task import Task
+
+from vocalborn.celery_app import ANALYZE_TASK, celery_app
+from vocalborn.config import get_settings
+from vocalborn.logs import log_context, setup_logging
+from vocalborn.tasks import maintenance, registry, runner
+
+log = logging.getLogger(__name__)
+
+
+@celery_app.task(name=ANALYZE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def analyze_audio(self: Task, task_id: str) -> str:
+    request_id = (self.request.headers or {}).get("vocalborn_request_id") if self.request.headers else None
+    worker_name = f"{self.request.hostname}/{os.getpid()}"
+    with log_context(task_id=task_id, request_id=request_id or getattr(self.request, "vocalborn_request_id", None)):
+        return runner.run_analysis(task_id, worker_name).value
+
+
+@celery_app.task(name="vocalborn.maintenance.republish_stranded_tasks", ignore_result=True)
+def republish_stranded_tasks() -> int:
+    return maintenance.republish_stranded_tasks()
+
+
+@celery_app.task(name="vocalborn.maintenance.reap_stalled_tasks", ignore_result=True)
+def reap_stalled_tasks() -> dict[str, int]:
+    return maintenance.reap_stalled_tasks()
+
+
+@celery_app.task(name="vocalborn.maintenance.cleanup_expired_tasks")
+def cleanup_expired_tasks() -> dict[str, int]:
+    from dataclasses import asdict
+
+    return asdict(maintenance.cleanup_expired_tasks())
+
+
+@celery_app.task(name="vocalborn.maintenance.health_check")
+def health_check() -> dict[str, Any]:
+    return maintenance.health_check()
+
+
+# --- process signals ---------------------------------------------------------------------------
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    settings = get_settings()
+    setup_logging(settings.log_level, settings.log_format)
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    # A forked child must not share its parent's database connections.
+    from vocalborn.db import reset_engine
+
+    reset_engine()
+
+
+_announcer_stop = threading.Event()
+
+
+@signals.worker_ready.connect
+def _announce(sender: Any = None, **_: Any) -> None:
+    hostname = sender.hostname if sender is not None else "worker"
+    concurrency = get_settings().celery_worker_concurrency
+    try:
+        concurrency = int(sender.pool.num_processes)  # type: ignore[union-attr]
+    except Exception:
+        pass
+
+    def loop() -> None:
+        while True:
+            try:
+                registry.announce(hostname, concurrency, consumed=0)
+            except Exception as exc:
+                log.warning("cannot announce worker %s: %s", hostname, exc)
+            if _announcer_stop.wait(registry.TTL_SECONDS / 3):
+                registry.withdraw(hostname)
+                return
+
+    threading.Thread(target=loop, name="vocalborn-announcer", daemon=True).start()
+    log.info("worker %s ready: %d process(es) on queue %s", hostname, concurrency, get_settings().task_queue)
+
+
+@signals.worker_shutting_down.connect
+def _withdraw(**_: Any) -> None:
+    _announcer_stop.set()

@@ -1,0 +1,55 @@
+"""Test-wide set-up: a database and Redis keys of this run's own, configured before any
+vocalborn module reads its settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.services import TestServices, discover
+
+_services: TestServices | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _services
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        pass
+    _services = discover()
+    os.environ.update(_services.env)
+    from vocalborn.config import get_settings
+
+    get_settings.cache_clear()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if _services is None:
+        return []
+    lines = [f"vocalborn test services: database={_services.database_kind} redis={_services.redis_kind} "
+             f"run={_services.run_id}"]
+    lines += [f"  note: {n}" for n in _services.notes]
+    return lines
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _services is not None:
+        from vocalborn.db import reset_engine
+
+        reset_engine()
+        _services.cleanup()
+
+
+@pytest.fixture(scope="session")
+def services() -> TestServices:
+    assert _services is not None
+    return _services
+
+
+@pytest.fixture(scope="session")
+def migrated(services: TestServices) -> Iterator[TestServices]:
+    from vocalborn.cli import run_migrations
+
+    run_migrations()
+    yield services

@@ -1,0 +1,151 @@
+"""Helpers for integration tests: real worker processes, an API client, recordings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+SENTENCE = "今天天氣很好，我們去公園散步。"
+
+
+@lru_cache(maxsize=32)
+def recording(text: str = SENTENCE, voice: str = "Female1", fmt: str = "wav", language: str = "zh") -> bytes:
+    from vocalborn.analysis.synth import synthesize
+
+    return synthesize(text, language, voice, fmt=fmt)
+
+
+def wait_until(check: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+class WorkerProcess:
+    """A real `vocalborn worker` (Celery prefork) in its own process group."""
+
+    def __init__(self, name: str, log_dir: Path, concurrency: int = 1, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.concurrency = concurrency
+        self.extra_env = env or {}
+        self.log_path = log_dir / f"worker-{name}-{uuid.uuid4().hex[:6]}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> WorkerProcess:
+        from vocalborn.tasks import registry
+
+        env = dict(os.environ, **self.extra_env)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vocalborn.cli", "worker", "--hostname", f"{self.name}@%h",
+             "--concurrency", str(self.concurrency)],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited: {self.log()[-3000:]}")
+            return any(w["hostname"].startswith(f"{self.name}@") for w in registry.online_workers())
+
+        wait_until(ready, timeout, 0.2, f"worker {self.name} to come online")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker: main process and pool children."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self._log.close()
+
+
+class Api:
+    """The API in-process (real database, real broker), with small helpers for the flow."""
+
+    def __init__(self, client: TestClient | httpx.Client) -> None:
+        self.client = client
+
+    def register(self, role: str = "learner", email: str | None = None, password: str = "correct-horse-1") -> dict[str, Any]:
+        email = email or f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+        r = self.client.post("/api/v1/auth/register", json={"email": email, "password": password, "name": role.title(), "role": role})
+        assert r.status_code == 201, r.text
+        token = self.login(email, password)
+        return {"email": email, "token": token, "user": r.json(), "headers": {"Authorization": f"Bearer {token}"}}
+
+    def login(self, email: str, password: str) -> str:
+        r = self.client.post("/api/v1/auth/login", data={"username": email, "password": password})
+        assert r.status_code == 200, r.text
+        return str(r.json()["access_token"])
+
+    def sentence(self, therapist: dict[str, Any], audio: bytes, text: str = SENTENCE, filename: str = "ref.wav") -> dict[str, Any]:
+        r = self.client.post("/api/v1/practice/sentences", headers=therapist["headers"], data={"text": text},
+                             files={"reference_audio": (filename, audio)})
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    def session(self, learner: dict[str, Any]) -> dict[str, Any]:
+        r = self.client.post("/api/v1/practice/sessions", headers=learner["headers"], json={"title": "test"})
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    def record(self, learner: dict[str, Any], session_id: str, sentence_id: str, audio: bytes, filename: str = "try.wav") -> httpx.Response:
+        return self.client.post(f"/api/v1/practice/sessions/{session_id}/records", headers=learner["headers"],
+                                data={"sentence_id": sentence_id}, files={"audio": (filename, audio)})
+
+    def submit(self, learner: dict[str, Any], record_id: str, **parameters: Any) -> httpx.Response:
+        return self.client.post("/api/v1/tasks/analysis/submit", headers=learner["headers"],
+                                json={"practice_record_id": record_id, "parameters": parameters})
+
+    def status(self, user: dict[str, Any], task_id: str) -> dict[str, Any]:
+        r = self.client.get(f"/api/v1/tasks/analysis/{task_id}/status", headers=user["headers"])
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def events(self, user: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
+        r = self.client.get(f"/api/v1/tasks/analysis/{task_id}/events", headers=user["headers"])
+        assert r.status_code == 200, r.text
+        return list(r.json())
+
+    def wait_for(self, user: dict[str, Any], task_id: str, statuses: set[str], timeout: float = 60) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            s = self.status(user, task_id)
+            return s if s["status"] in statuses else None
+
+        return dict(wait_until(check, timeout, 0.2, f"task {task_id} to reach {statuses}"))
+
+    def ready_record(self, therapist: dict[str, Any], learner: dict[str, Any], attempt: bytes | None = None) -> dict[str, Any]:
+        """A sentence with a reference, a session, and one recorded attempt."""
+        sentence = self.sentence(therapist, recording())
+        session = self.session(learner)
+        r = self.record(learner, session["practice_session_id"], sentence["sentence_id"], attempt or recording(voice="Male1", fmt="mp3"), "try.mp3")
+        assert r.status_code == 201, r.text
+        return {"sentence": sentence, "session": session, "record": r.json()}
