@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.services import TestServices, discover
+from tests.services import ServicesUnderTest, discover
 
-_services: TestServices | None = None
+_services: ServicesUnderTest | None = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,13 +42,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def services() -> TestServices:
+def services() -> ServicesUnderTest:
     assert _services is not None
     return _services
 
 
 @pytest.fixture(scope="session")
-def migrated(services: TestServices) -> Iterator[TestServices]:
+def migrated(services: ServicesUnderTest) -> Iterator[ServicesUnderTest]:
     from vocalborn.cli import run_migrations
 
     run_migrations()

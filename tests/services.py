@@ -30,7 +30,7 @@ def in_ci() -> bool:
 
 
 @dataclass
-class TestServices:
+class ServicesUnderTest:
     run_id: str
     data_dir: Path
     database_url: str
@@ -108,7 +108,7 @@ def _postgres(run_id: str) -> tuple[str, str, str] | None:
     return url.render_as_string(hide_password=False), name, url.set(database=name).render_as_string(hide_password=False)
 
 
-def discover() -> TestServices:
+def discover() -> ServicesUnderTest:
     run_id = secrets.token_hex(4)
     data_dir = Path(tempfile.mkdtemp(prefix=f"vbtest-{run_id}-"))
     notes: list[str] = []
@@ -144,5 +144,5 @@ def discover() -> TestServices:
         notes.append(f"Redis at {redis_url} unreachable ({exc}); using the bundled redis-server")
         redis_url, redis_kind = f"{embedded.url}/0", "embedded"
 
-    return TestServices(run_id, data_dir, database_url, database_kind, redis_url, redis_kind,
+    return ServicesUnderTest(run_id, data_dir, database_url, database_kind, redis_url, redis_kind,
                         pg_admin, pg_db, embedded, notes)

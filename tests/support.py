@@ -48,9 +48,12 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> WorkerProcess:
-        from vocalborn.tasks import registry
+        import redis
 
         env = dict(os.environ, **self.extra_env)
+        # the worker announces itself in the Redis it was given, which may not be the suite's
+        client = redis.Redis.from_url(env["REDIS_URL"])
+        pattern = f"{env['REDIS_KEY_PREFIX']}workers:{self.name}@*"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vocalborn.cli", "worker", "--hostname", f"{self.name}@%h",
@@ -61,9 +64,12 @@ class WorkerProcess:
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"worker {self.name} exited: {self.log()[-3000:]}")
-            return any(w["hostname"].startswith(f"{self.name}@") for w in registry.online_workers())
+            return any(True for _ in client.scan_iter(match=pattern))
 
-        wait_until(ready, timeout, 0.2, f"worker {self.name} to come online")
+        try:
+            wait_until(ready, timeout, 0.2, f"worker {self.name} to come online")
+        finally:
+            client.close()
         return self
 
     def log(self) -> str:
@@ -149,3 +155,52 @@ class Api:
         r = self.record(learner, session["practice_session_id"], sentence["sentence_id"], attempt or recording(voice="Male1", fmt="mp3"), "try.mp3")
         assert r.status_code == 201, r.text
         return {"sentence": sentence, "session": session, "record": r.json()}
+
+
+class ServiceProcess:
+    """Any other `vocalborn` process (api, beat) in its own process group, stopped by PID."""
+
+    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.args = args
+        self.extra_env = env or {}
+        self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready: Callable[[], bool] | None = None, timeout: float = 60) -> ServiceProcess:
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "vocalborn.cli", *self.args],
+                                     env=dict(os.environ, **self.extra_env), stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        if ready is not None:
+            def check() -> bool:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise AssertionError(f"{self.name} exited: {self.log()[-3000:]}")
+                return ready()
+
+            wait_until(check, timeout, 0.2, f"{self.name} to be ready")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self._log.close()
+
+
+def api_process(port: int, log_dir: Path, env: dict[str, str] | None = None) -> ServiceProcess:
+    def ready() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return ServiceProcess(f"api-{port}", ["api", "--port", str(port)], log_dir, env).start(ready)

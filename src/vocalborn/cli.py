@@ -324,6 +324,21 @@ def analyze(
         typer.echo(format_report(report, lang=language))
 
 
+@app.command("sample-audio")
+def sample_audio(
+    directory: Annotated[Path, typer.Argument(help="where to write the recordings")] = Path("samples"),
+    text: Annotated[str, typer.Option(help="the sentence")] = "今天天氣很好，我們去公園散步。",
+) -> None:
+    """Write a sample reference (female voice, WAV) and learner attempt (male voice, MP3) of a
+    sentence, made offline with Praat's speech synthesiser, for trying the API."""
+    from vocalborn.analysis.synth import synthesize
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "reference.wav").write_bytes(synthesize(text, "zh", "Female1", fmt="wav"))
+    (directory / "attempt.mp3").write_bytes(synthesize(text, "zh", "Male1", fmt="mp3"))
+    typer.echo(f"wrote {directory / 'reference.wav'} and {directory / 'attempt.mp3'}")
+
+
 def main() -> None:
     app()
 

@@ -101,7 +101,6 @@ class Settings(BaseSettings):
     prometheus_enabled: bool = True
     flower_basic_auth: str | None = None  # "user:password"
     flower_port: int = 5555
-    flower_unauthenticated_local: bool = False
 
     # --- logging -----------------------------------------------------------------------------------
     log_level: str = "INFO"

@@ -6,12 +6,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.services import TestServices
+from tests.services import ServicesUnderTest
 from tests.support import Api
 
 
 @pytest.fixture(scope="module")
-def api(migrated: TestServices) -> Iterator[Api]:
+def api(migrated: ServicesUnderTest) -> Iterator[Api]:
     from vocalborn.main import app
 
     with TestClient(app) as client:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from tests.services import TestServices
+from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, recording
 
 # The plan's JSON field names (API 設計, 查詢任務狀態 / 獲取分析結果).
@@ -21,7 +21,7 @@ PLAN_SUBMIT_FIELDS = {"task_id", "celery_task_id", "status", "estimated_completi
 
 
 @pytest.fixture(scope="module")
-def worker(migrated: TestServices) -> Iterator[WorkerProcess]:
+def worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:
     w = WorkerProcess("flow", migrated.data_dir, concurrency=2).start()
     yield w
     w.stop()
@@ -103,8 +103,12 @@ def test_an_undecodable_file_that_slipped_through_fails_without_retries(
     assert final["status"] == "failure"
     assert final["retry_count"] == 0
     assert final["error_message"]
-    kinds = [e["event_type"] for e in api.events(learner, task_id)]
-    assert kinds == ["submitted", "started", "failed"]
+    events = api.events(learner, task_id)
+    kinds = [e["event_type"] for e in events]
+    # it failed while loading the audio (step 1), on its first and only attempt
+    assert kinds[:2] == ["submitted", "started"] and kinds[-1] == "failed"
+    assert set(kinds[2:-1]) <= {"progress"} and "retry" not in kinds
+    assert {e["attempt"] for e in events[1:]} == {1}
     record = api.client.get(f"/api/v1/practice/records/{record_id}", headers=learner["headers"]).json()
     assert record["record_status"] == "AI_FAILED"
     r = api.client.get(f"/api/v1/tasks/analysis/{task_id}/result", headers=learner["headers"])

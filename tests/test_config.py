@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from vocalborn.config import Settings, normalise_database_url, redact_url
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The test run's own settings live in the environment; these tests build Settings from scratch.
+    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL", "SECRET_KEY", "ENVIRONMENT"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def test_production_refuses_to_start_with_example_or_missing_secrets() -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        Settings(environment="production", secret_key="change-me-to-a-long-random-string",
+                 database_url="postgresql://u:p@db/x", celery_broker_url="redis://r:6379/0", _env_file=None)
+    with pytest.raises(ValidationError, match="example password"):
+        Settings(environment="production", secret_key="x" * 40,
+                 database_url="postgresql://vocalborn:secure_password@db/x", celery_broker_url="redis://r:6379/0",
+                 _env_file=None)
+    with pytest.raises(ValidationError, match="DATABASE_URL"):
+        Settings(environment="production", secret_key="x" * 40, celery_broker_url="redis://r:6379/0", _env_file=None)
+
+
+def test_production_starts_with_real_secrets() -> None:
+    s = Settings(environment="production", secret_key="k" * 48, database_url="postgresql://vb:Zq9-long@db/vb",
+                 celery_broker_url="redis://:Zq9-long@redis:6379/0", _env_file=None)
+    assert s.effective_result_backend == "redis://:Zq9-long@redis:6379/1"
+    assert s.effective_database_url.startswith("postgresql+psycopg://")
+
+
+def test_a_non_redis_broker_needs_redis_for_progress_events() -> None:
+    s = Settings(celery_broker_url="amqp://guest:guest@127.0.0.1:5672//", _env_file=None)
+    with pytest.raises(ValueError, match="REDIS_URL"):
+        _ = s.effective_redis_url
+    s = Settings(celery_broker_url="amqp://guest:guest@127.0.0.1:5672//", redis_url="redis://127.0.0.1:6379/3", _env_file=None)
+    assert s.effective_result_backend == "redis://127.0.0.1:6379/1"
+
+
+def test_urls_are_normalised_and_redacted() -> None:
+    assert normalise_database_url("postgres://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert redact_url("redis://:hunter2@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_env_example_documents_every_setting_and_nothing_else() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / ".env.example").read_text()
+    documented = {m.group(1).lower() for m in re.finditer(r"^#?\s?([A-Z][A-Z0-9_]+)=", text, re.M)}
+    fields = set(Settings.model_fields)
+    assert documented == fields, {"undocumented": fields - documented, "unknown": documented - fields}
