@@ -58,6 +58,8 @@ def configure(app: Celery, settings: Settings) -> None:
         # A lost broker connection would otherwise let running tasks finish and be run again.
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
+        # A publish during a broker outage gives up quickly: the task is safe in the database.
+        broker_connection_timeout=3,
         # The database is the source of truth for status and results; Celery results are not
         # needed for analyses (ignored per task) and expire after a day for the rest.
         result_expires=timedelta(days=1),

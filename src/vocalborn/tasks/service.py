@@ -184,6 +184,9 @@ def publish_task(task: AIAnalysisTask, countdown: float | None = None) -> bool:
             task_id=task.celery_task_id,
             queue=get_settings().task_queue,
             countdown=countdown,
+            # Our database holds results; without this, send_task subscribes to the result
+            # backend and a Redis outage stalls the request for 20 s of reconnects.
+            ignore_result=True,
             headers={"vocalborn_request_id": task.request_id or ""},
             # Fail fast: the task is safe in the database and Beat republishes it.
             retry=True,
