@@ -27,8 +27,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     if _services is None:
         return []
-    lines = [f"vocalborn test services: database={_services.database_kind} redis={_services.redis_kind} "
-             f"run={_services.run_id}"]
+    lines = [
+        f"vocalborn test services: database={_services.database_kind} redis={_services.redis_kind} "
+        f"run={_services.run_id}"
+    ]
     lines += [f"  note: {n}" for n in _services.notes]
     return lines
 

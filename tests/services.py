@@ -144,5 +144,6 @@ def discover() -> ServicesUnderTest:
         notes.append(f"Redis at {redis_url} unreachable ({exc}); using the bundled redis-server")
         redis_url, redis_kind = f"{embedded.url}/0", "embedded"
 
-    return ServicesUnderTest(run_id, data_dir, database_url, database_kind, redis_url, redis_kind,
-                        pg_admin, pg_db, embedded, notes)
+    return ServicesUnderTest(
+        run_id, data_dir, database_url, database_kind, redis_url, redis_kind, pg_admin, pg_db, embedded, notes
+    )

@@ -56,9 +56,20 @@ class WorkerProcess:
         pattern = f"{env['REDIS_KEY_PREFIX']}workers:{self.name}@*"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vocalborn.cli", "worker", "--hostname", f"{self.name}@%h",
-             "--concurrency", str(self.concurrency)],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "vocalborn.cli",
+                "worker",
+                "--hostname",
+                f"{self.name}@%h",
+                "--concurrency",
+                str(self.concurrency),
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
         def ready() -> bool:
@@ -100,9 +111,13 @@ class Api:
     def __init__(self, client: TestClient | httpx.Client) -> None:
         self.client = client
 
-    def register(self, role: str = "learner", email: str | None = None, password: str = "correct-horse-1") -> dict[str, Any]:
+    def register(
+        self, role: str = "learner", email: str | None = None, password: str = "correct-horse-1"
+    ) -> dict[str, Any]:
         email = email or f"{role}-{uuid.uuid4().hex[:8]}@example.com"
-        r = self.client.post("/api/v1/auth/register", json={"email": email, "password": password, "name": role.title(), "role": role})
+        r = self.client.post(
+            "/api/v1/auth/register", json={"email": email, "password": password, "name": role.title(), "role": role}
+        )
         assert r.status_code == 201, r.text
         token = self.login(email, password)
         return {"email": email, "token": token, "user": r.json(), "headers": {"Authorization": f"Bearer {token}"}}
@@ -112,9 +127,15 @@ class Api:
         assert r.status_code == 200, r.text
         return str(r.json()["access_token"])
 
-    def sentence(self, therapist: dict[str, Any], audio: bytes, text: str = SENTENCE, filename: str = "ref.wav") -> dict[str, Any]:
-        r = self.client.post("/api/v1/practice/sentences", headers=therapist["headers"], data={"text": text},
-                             files={"reference_audio": (filename, audio)})
+    def sentence(
+        self, therapist: dict[str, Any], audio: bytes, text: str = SENTENCE, filename: str = "ref.wav"
+    ) -> dict[str, Any]:
+        r = self.client.post(
+            "/api/v1/practice/sentences",
+            headers=therapist["headers"],
+            data={"text": text},
+            files={"reference_audio": (filename, audio)},
+        )
         assert r.status_code == 201, r.text
         return dict(r.json())
 
@@ -123,13 +144,22 @@ class Api:
         assert r.status_code == 201, r.text
         return dict(r.json())
 
-    def record(self, learner: dict[str, Any], session_id: str, sentence_id: str, audio: bytes, filename: str = "try.wav") -> httpx.Response:
-        return self.client.post(f"/api/v1/practice/sessions/{session_id}/records", headers=learner["headers"],
-                                data={"sentence_id": sentence_id}, files={"audio": (filename, audio)})
+    def record(
+        self, learner: dict[str, Any], session_id: str, sentence_id: str, audio: bytes, filename: str = "try.wav"
+    ) -> httpx.Response:
+        return self.client.post(
+            f"/api/v1/practice/sessions/{session_id}/records",
+            headers=learner["headers"],
+            data={"sentence_id": sentence_id},
+            files={"audio": (filename, audio)},
+        )
 
     def submit(self, learner: dict[str, Any], record_id: str, **parameters: Any) -> httpx.Response:
-        return self.client.post("/api/v1/tasks/analysis/submit", headers=learner["headers"],
-                                json={"practice_record_id": record_id, "parameters": parameters})
+        return self.client.post(
+            "/api/v1/tasks/analysis/submit",
+            headers=learner["headers"],
+            json={"practice_record_id": record_id, "parameters": parameters},
+        )
 
     def status(self, user: dict[str, Any], task_id: str) -> dict[str, Any]:
         r = self.client.get(f"/api/v1/tasks/analysis/{task_id}/status", headers=user["headers"])
@@ -148,11 +178,19 @@ class Api:
 
         return dict(wait_until(check, timeout, 0.2, f"task {task_id} to reach {statuses}"))
 
-    def ready_record(self, therapist: dict[str, Any], learner: dict[str, Any], attempt: bytes | None = None) -> dict[str, Any]:
+    def ready_record(
+        self, therapist: dict[str, Any], learner: dict[str, Any], attempt: bytes | None = None
+    ) -> dict[str, Any]:
         """A sentence with a reference, a session, and one recorded attempt."""
         sentence = self.sentence(therapist, recording())
         session = self.session(learner)
-        r = self.record(learner, session["practice_session_id"], sentence["sentence_id"], attempt or recording(voice="Male1", fmt="mp3"), "try.mp3")
+        r = self.record(
+            learner,
+            session["practice_session_id"],
+            sentence["sentence_id"],
+            attempt or recording(voice="Male1", fmt="mp3"),
+            "try.mp3",
+        )
         assert r.status_code == 201, r.text
         return {"sentence": sentence, "session": session, "record": r.json()}
 
@@ -169,10 +207,15 @@ class ServiceProcess:
 
     def start(self, ready: Callable[[], bool] | None = None, timeout: float = 60) -> ServiceProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "vocalborn.cli", *self.args],
-                                     env=dict(os.environ, **self.extra_env), stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vocalborn.cli", *self.args],
+            env=dict(os.environ, **self.extra_env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         if ready is not None:
+
             def check() -> bool:
                 if self.proc is not None and self.proc.poll() is not None:
                     raise AssertionError(f"{self.name} exited: {self.log()[-3000:]}")

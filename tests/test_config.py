@@ -15,19 +15,33 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_production_refuses_to_start_with_example_or_missing_secrets() -> None:
     with pytest.raises(ValidationError, match="SECRET_KEY"):
-        Settings(environment="production", secret_key="change-me-to-a-long-random-string",
-                 database_url="postgresql://u:p@db/x", celery_broker_url="redis://r:6379/0", _env_file=None)
+        Settings(
+            environment="production",
+            secret_key="change-me-to-a-long-random-string",
+            database_url="postgresql://u:p@db/x",
+            celery_broker_url="redis://r:6379/0",
+            _env_file=None,
+        )
     with pytest.raises(ValidationError, match="example password"):
-        Settings(environment="production", secret_key="x" * 40,
-                 database_url="postgresql://vocalborn:secure_password@db/x", celery_broker_url="redis://r:6379/0",
-                 _env_file=None)
+        Settings(
+            environment="production",
+            secret_key="x" * 40,
+            database_url="postgresql://vocalborn:secure_password@db/x",
+            celery_broker_url="redis://r:6379/0",
+            _env_file=None,
+        )
     with pytest.raises(ValidationError, match="DATABASE_URL"):
         Settings(environment="production", secret_key="x" * 40, celery_broker_url="redis://r:6379/0", _env_file=None)
 
 
 def test_production_starts_with_real_secrets() -> None:
-    s = Settings(environment="production", secret_key="k" * 48, database_url="postgresql://vb:Zq9-long@db/vb",
-                 celery_broker_url="redis://:Zq9-long@redis:6379/0", _env_file=None)
+    s = Settings(
+        environment="production",
+        secret_key="k" * 48,
+        database_url="postgresql://vb:Zq9-long@db/vb",
+        celery_broker_url="redis://:Zq9-long@redis:6379/0",
+        _env_file=None,
+    )
     assert s.effective_result_backend == "redis://:Zq9-long@redis:6379/1"
     assert s.effective_database_url.startswith("postgresql+psycopg://")
 
@@ -36,7 +50,9 @@ def test_a_non_redis_broker_needs_redis_for_progress_events() -> None:
     s = Settings(celery_broker_url="amqp://guest:guest@127.0.0.1:5672//", _env_file=None)
     with pytest.raises(ValueError, match="REDIS_URL"):
         _ = s.effective_redis_url
-    s = Settings(celery_broker_url="amqp://guest:guest@127.0.0.1:5672//", redis_url="redis://127.0.0.1:6379/3", _env_file=None)
+    s = Settings(
+        celery_broker_url="amqp://guest:guest@127.0.0.1:5672//", redis_url="redis://127.0.0.1:6379/3", _env_file=None
+    )
     assert s.effective_result_backend == "redis://127.0.0.1:6379/1"
 
 

@@ -18,8 +18,18 @@ from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 # Everything the suite configures; the embedded default must work without any of it.
-SUITE_KEYS = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL", "DATA_DIR", "TASK_QUEUE",
-              "MAINTENANCE_QUEUE", "REDIS_KEY_PREFIX", "SECRET_KEY", "ENVIRONMENT")
+SUITE_KEYS = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_RESULT_BACKEND",
+    "REDIS_URL",
+    "DATA_DIR",
+    "TASK_QUEUE",
+    "MAINTENANCE_QUEUE",
+    "REDIS_KEY_PREFIX",
+    "SECRET_KEY",
+    "ENVIRONMENT",
+)
 
 
 def walkthrough() -> str:
@@ -34,11 +44,32 @@ def test_vocalborn_up_serves_the_walkthrough_on_the_embedded_default(tmp_path: P
     from vocalborn.embedded import free_port
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in SUITE_KEYS and not k.startswith(("TASK_", "RETRY_", "REPUBLISH_", "REAPER_", "BROKER_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in SUITE_KEYS and not k.startswith(("TASK_", "RETRY_", "REPUBLISH_", "REAPER_", "BROKER_"))
+    }
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
-    up = subprocess.Popen([sys.executable, "-m", "vocalborn.cli", "up", "--port", str(port), "--data-dir", str(tmp_path / "var"),
-                           "--no-flower"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    up = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vocalborn.cli",
+            "up",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "var"),
+            "--no-flower",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
+
         def serving() -> bool:
             assert up.poll() is None, (tmp_path / "up.log").read_text()
             try:
@@ -47,11 +78,20 @@ def test_vocalborn_up_serves_the_walkthrough_on_the_embedded_default(tmp_path: P
                 return False
 
         wait_until(serving, 90, 0.3, "vocalborn up to serve /docs")
-        assert "sqlite" in (tmp_path / "up.log").read_text() and "bundled redis-server" in (tmp_path / "up.log").read_text()
+        assert (
+            "sqlite" in (tmp_path / "up.log").read_text()
+            and "bundled redis-server" in (tmp_path / "up.log").read_text()
+        )
         script = tmp_path / "walkthrough.sh"
         script.write_text("set -e\n" + walkthrough())
-        done = subprocess.run(["bash", str(script)], cwd=ROOT, env=dict(env, VOCALBORN_URL=f"http://127.0.0.1:{port}"),
-                              capture_output=True, text=True, timeout=180)
+        done = subprocess.run(
+            ["bash", str(script)],
+            cwd=ROOT,
+            env=dict(env, VOCALBORN_URL=f"http://127.0.0.1:{port}"),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert done.returncode == 0, done.stderr + done.stdout
         result = json.loads(done.stdout.strip().splitlines()[-1])
         for score in ("overall_score", "pronunciation_accuracy", "fluency_score", "rhythm_score"):
@@ -72,6 +112,8 @@ def test_vocalborn_up_serves_the_walkthrough_on_the_embedded_default(tmp_path: P
 
 
 def test_alembic_finds_no_drift_between_models_and_migrations(migrated: object) -> None:
-    done = subprocess.run([sys.executable, "-m", "alembic", "check"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "alembic", "check"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "No new upgrade operations detected" in done.stdout + done.stderr

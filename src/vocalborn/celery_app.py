@@ -35,7 +35,12 @@ def configure(app: Celery, settings: Settings) -> None:
         # so a backlog of analyses cannot delay the jobs that heal it.
         task_queues=(
             Queue(settings.task_queue, routing_key=settings.task_queue, durable=True, queue_arguments=queue_args),
-            Queue(settings.maintenance_queue, routing_key=settings.maintenance_queue, durable=True, queue_arguments=queue_args),
+            Queue(
+                settings.maintenance_queue,
+                routing_key=settings.maintenance_queue,
+                durable=True,
+                queue_arguments=queue_args,
+            ),
         ),
         task_default_queue=settings.task_queue,
         task_routes={

@@ -14,8 +14,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="VocalBorn Tasks: asynchronous speech-practice analysis.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(
+    help="VocalBorn Tasks: asynchronous speech-practice analysis.", no_args_is_help=True, add_completion=False
+)
 users_app = typer.Typer(help="Manage accounts (admins are created here only).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
@@ -76,8 +77,15 @@ def api(
     from vocalborn.logs import setup_logging
 
     setup_logging(settings.log_level, settings.log_format)
-    uvicorn.run("vocalborn.main:app", host=host, port=port, workers=workers, log_config=None,
-                proxy_headers=True, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        "vocalborn.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
 
 
 @app.command()
@@ -92,9 +100,13 @@ def worker(
 
     settings = _settings()
     argv = [
-        "worker", f"--queues={settings.task_queue},{settings.maintenance_queue}",
+        "worker",
+        f"--queues={settings.task_queue},{settings.maintenance_queue}",
         f"--concurrency={concurrency or settings.celery_worker_concurrency}",
-        f"--loglevel={settings.log_level}", f"--pool={pool}", "--without-mingle", "--without-gossip",
+        f"--loglevel={settings.log_level}",
+        f"--pool={pool}",
+        "--without-mingle",
+        "--without-gossip",
     ]
     if hostname:
         argv.append(f"--hostname={hostname}")
@@ -141,8 +153,16 @@ def flower(
     assert auth is not None
     if settings.environment == "production" and (auth in EXAMPLE_SECRETS or auth.split(":", 1)[1] in EXAMPLE_SECRETS):
         _fail("FLOWER_BASIC_AUTH still holds an example password; refusing to start in production")
-    celery_app.start(["flower", f"--port={port or settings.flower_port}", f"--address={address}",
-                      f"--basic-auth={auth}", "--persistent=False", "--purge_offline_workers=300"])
+    celery_app.start(
+        [
+            "flower",
+            f"--port={port or settings.flower_port}",
+            f"--address={address}",
+            f"--basic-auth={auth}",
+            "--persistent=False",
+            "--purge_offline_workers=300",
+        ]
+    )
 
 
 # --- everything at once ----------------------------------------------------------------------------
@@ -174,8 +194,11 @@ def up(
     if not settings.celery_broker_url:
         redis_server = EmbeddedRedis(data)
         redis_server.start()
-        env.update(CELERY_BROKER_URL=f"{redis_server.url}/0", CELERY_RESULT_BACKEND=f"{redis_server.url}/1",
-                   REDIS_URL=f"{redis_server.url}/0")
+        env.update(
+            CELERY_BROKER_URL=f"{redis_server.url}/0",
+            CELERY_RESULT_BACKEND=f"{redis_server.url}/1",
+            REDIS_URL=f"{redis_server.url}/0",
+        )
     broker_url = env.get("CELERY_BROKER_URL", "")
 
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -212,8 +235,10 @@ def up(
     me = [sys.executable, "-m", "vocalborn.cli"]
     plan: list[tuple[str, list[str]]] = [
         ("api", [*me, "api", "--host", host, "--port", str(port)]),
-        ("worker", [*me, "worker", "--hostname", "worker@%h",
-                    *(["--concurrency", str(concurrency)] if concurrency else [])]),
+        (
+            "worker",
+            [*me, "worker", "--hostname", "worker@%h", *(["--concurrency", str(concurrency)] if concurrency else [])],
+        ),
         ("beat", [*me, "beat"]),
     ]
     flower_line = "Flower:    not started (--no-flower)"
@@ -245,7 +270,9 @@ def up(
         while True:
             for name, proc in children:
                 if proc.poll() is not None:
-                    typer.secho(f"{name} exited with code {proc.returncode}; stopping the rest", fg=typer.colors.RED, err=True)
+                    typer.secho(
+                        f"{name} exited with code {proc.returncode}; stopping the rest", fg=typer.colors.RED, err=True
+                    )
                     stop_all(1)
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -258,8 +285,16 @@ def users_create(
     email: Annotated[str, typer.Option(help="login email")],
     name: Annotated[str, typer.Option(help="display name")],
     role: Annotated[str, typer.Option(help="learner, therapist or admin")] = "admin",
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
-                                          envvar="VOCALBORN_PASSWORD", help="or set VOCALBORN_PASSWORD")] = "",
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="VOCALBORN_PASSWORD",
+            help="or set VOCALBORN_PASSWORD",
+        ),
+    ] = "",
 ) -> None:
     """Create an account; the only way to make an admin."""
     from vocalborn.auth import service

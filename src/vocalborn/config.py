@@ -199,9 +199,7 @@ def embedded_redis_url(settings: Settings, db: int) -> str:
     port_file = settings.data_dir / "redis" / "port"
     if port_file.exists():
         return f"redis://127.0.0.1:{port_file.read_text().strip()}/{db}"
-    raise RuntimeError(
-        "no broker configured: set CELERY_BROKER_URL, or start the embedded stack with `vocalborn up`"
-    )
+    raise RuntimeError("no broker configured: set CELERY_BROKER_URL, or start the embedded stack with `vocalborn up`")
 
 
 def redact_url(url: str) -> str:
@@ -217,5 +215,3 @@ def redact_url(url: str) -> str:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
-
-

@@ -40,20 +40,39 @@ class EmbeddedRedis:
         self.dir.mkdir(parents=True, exist_ok=True)
         args = [
             redis_server_binary(),
-            "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-            "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log"),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--protected-mode",
+            "yes",
+            "--dir",
+            str(self.dir),
+            "--logfile",
+            str(self.dir / "redis.log"),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
             # A broker must never evict: losing a queue key loses tasks silently.
-            "--maxmemory-policy", "noeviction",
-            "--daemonize", "no",
+            "--maxmemory-policy",
+            "noeviction",
+            "--daemonize",
+            "no",
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + timeout
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                raise RuntimeError(f"the bundled redis-server exited at start: {err.strip() or 'see ' + str(self.dir / 'redis.log')}")
+                raise RuntimeError(
+                    f"the bundled redis-server exited at start: {err.strip() or 'see ' + str(self.dir / 'redis.log')}"
+                )
             try:
                 if client.ping():
                     (self.dir / "port").write_text(str(self.port))

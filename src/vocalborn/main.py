@@ -32,7 +32,9 @@ UPLOAD_PATHS = ("/api/v1/practice/",)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     setup_logging(settings.log_level, settings.log_format)
-    log.info("VocalBorn API %s starting (database %s)", __version__, get_engine().url.render_as_string(hide_password=True))
+    log.info(
+        "VocalBorn API %s starting (database %s)", __version__, get_engine().url.render_as_string(hide_password=True)
+    )
     yield
 
 
@@ -57,7 +59,9 @@ def create_app() -> FastAPI:
             limit = get_settings().max_audio_file_size + 1_048_576  # room for the form fields
             if length and length.isdigit() and int(length) > limit:
                 return JSONResponse(
-                    {"detail": f"the upload is {length} bytes; the limit is {get_settings().max_audio_file_size} bytes per file"},
+                    {
+                        "detail": f"the upload is {length} bytes; the limit is {get_settings().max_audio_file_size} bytes per file"
+                    },
                     status_code=413,
                 )
         started = time.perf_counter()
@@ -84,8 +88,9 @@ def create_app() -> FastAPI:
     @app.exception_handler(OperationalError)
     async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable: %s", exc.orig if exc.orig else exc)
-        return JSONResponse({"detail": "the database is unavailable; try again shortly"}, status_code=503,
-                            headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"detail": "the database is unavailable; try again shortly"}, status_code=503, headers={"Retry-After": "5"}
+        )
 
     @app.get("/health", tags=["health"], operation_id="health")
     def health() -> dict[str, str]:

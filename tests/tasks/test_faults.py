@@ -23,16 +23,21 @@ def _count_results(task_id: str) -> int:
         return len(db.exec(select(AIAnalysisResult).where(AIAnalysisResult.task_id == uuid.UUID(task_id))).all())
 
 
-def test_a_worker_killed_mid_analysis_loses_nothing(api: Api, migrated: ServicesUnderTest,
-                                                     therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_a_worker_killed_mid_analysis_loses_nothing(
+    api: Api, migrated: ServicesUnderTest, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
     slow = {"ANALYSIS_STEP_DELAY_SECONDS": "1.0"}
     victim = WorkerProcess("victim", migrated.data_dir, concurrency=1, env=slow).start()
     beat = ServiceProcess("beat", ["beat"], migrated.data_dir).start()
     try:
         record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
         task_id = api.submit(learner, record_id).json()["task_id"]
-        running = wait_until(lambda: (s := api.status(learner, task_id))["progress"] >= 20 and s["status"] == "processing" and s,
-                             60, 0.1, "the analysis to be half-way")
+        running = wait_until(
+            lambda: (s := api.status(learner, task_id))["progress"] >= 20 and s["status"] == "processing" and s,
+            60,
+            0.1,
+            "the analysis to be half-way",
+        )
         assert running["worker_name"].startswith("victim@")
         victim.kill()  # SIGKILL, main process and pool child alike
 
@@ -70,8 +75,11 @@ def test_a_publish_that_fails_at_submit_still_succeeds_once_the_broker_is_back(
 
     broker = EmbeddedRedis(tmp_path)
     broker.start()
-    env = {"CELERY_BROKER_URL": f"{broker.url}/0", "CELERY_RESULT_BACKEND": f"{broker.url}/1",
-           "REDIS_URL": f"{broker.url}/0"}
+    env = {
+        "CELERY_BROKER_URL": f"{broker.url}/0",
+        "CELERY_RESULT_BACKEND": f"{broker.url}/1",
+        "REDIS_URL": f"{broker.url}/0",
+    }
     port = free_port()
     api_proc = api_process(port, migrated.data_dir, env)
     processes: list[Any] = [api_proc]

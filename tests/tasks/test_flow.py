@@ -12,11 +12,29 @@ from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, recording
 
 # The plan's JSON field names (API 設計, 查詢任務狀態 / 獲取分析結果).
-PLAN_STATUS_FIELDS = {"task_id", "status", "progress", "current_step", "total_steps", "started_at",
-                      "estimated_remaining_time", "worker_name"}
-PLAN_RESULT_FIELDS = {"task_id", "result_id", "overall_score", "pronunciation_accuracy", "fluency_score",
-                      "rhythm_score", "detailed_analysis", "suggestions", "improvement_areas",
-                      "processing_time_seconds", "completed_at"}
+PLAN_STATUS_FIELDS = {
+    "task_id",
+    "status",
+    "progress",
+    "current_step",
+    "total_steps",
+    "started_at",
+    "estimated_remaining_time",
+    "worker_name",
+}
+PLAN_RESULT_FIELDS = {
+    "task_id",
+    "result_id",
+    "overall_score",
+    "pronunciation_accuracy",
+    "fluency_score",
+    "rhythm_score",
+    "detailed_analysis",
+    "suggestions",
+    "improvement_areas",
+    "processing_time_seconds",
+    "completed_at",
+}
 PLAN_SUBMIT_FIELDS = {"task_id", "celery_task_id", "status", "estimated_completion_time", "queue_position"}
 
 
@@ -27,15 +45,16 @@ def worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:
     w.stop()
 
 
-def test_a_submitted_recording_is_analysed_and_scored(api: Api, worker: WorkerProcess,
-                                                       therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_a_submitted_recording_is_analysed_and_scored(
+    api: Api, worker: WorkerProcess, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
     ready = api.ready_record(therapist, learner)
     record_id = ready["record"]["practice_record_id"]
 
     r = api.submit(learner, record_id, include_suggestions=True)
     assert r.status_code == 202, r.text
     submitted = r.json()
-    assert PLAN_SUBMIT_FIELDS <= submitted.keys()
+    assert submitted.keys() >= PLAN_SUBMIT_FIELDS
     assert submitted["status"] == "pending"
     assert submitted["celery_task_id"] == submitted["task_id"]
     assert submitted["queue_position"] >= 1
@@ -43,14 +62,14 @@ def test_a_submitted_recording_is_analysed_and_scored(api: Api, worker: WorkerPr
 
     final = api.wait_for(learner, task_id, {"success", "failure"}, timeout=90)
     assert final["status"] == "success", final
-    assert PLAN_STATUS_FIELDS <= final.keys()
+    assert final.keys() >= PLAN_STATUS_FIELDS
     assert final["progress"] == 100 and final["total_steps"] == 5
     assert final["worker_name"].startswith("flow@")
 
     r = api.client.get(f"/api/v1/tasks/analysis/{task_id}/result", headers=learner["headers"])
     assert r.status_code == 200, r.text
     result = r.json()
-    assert PLAN_RESULT_FIELDS <= result.keys()
+    assert result.keys() >= PLAN_RESULT_FIELDS
     for score in ("overall_score", "pronunciation_accuracy", "fluency_score", "rhythm_score"):
         assert 0 <= result[score] <= 100
     assert result["detailed_analysis"], "detailed_analysis must not be empty"
@@ -69,8 +88,9 @@ def test_a_submitted_recording_is_analysed_and_scored(api: Api, worker: WorkerPr
     assert [e["status"] for e in events][-1] == "success"
 
 
-def test_the_session_status_lists_its_tasks(api: Api, worker: WorkerProcess,
-                                            therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_the_session_status_lists_its_tasks(
+    api: Api, worker: WorkerProcess, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
     ready = api.ready_record(therapist, learner)
     task_id = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]
     api.wait_for(learner, task_id, {"success"}, timeout=90)
@@ -135,8 +155,9 @@ def test_a_missing_reference_fails_at_once_with_a_clear_message(
     assert "reference recording" in final["error_message"]
 
 
-def test_a_duplicate_delivery_writes_nothing_twice(api: Api, worker: WorkerProcess,
-                                                   therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_a_duplicate_delivery_writes_nothing_twice(
+    api: Api, worker: WorkerProcess, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
     """Redelivery is expected: a message for a finished task is acknowledged and skipped."""
     import uuid
 
@@ -166,14 +187,20 @@ def test_a_duplicate_delivery_writes_nothing_twice(api: Api, worker: WorkerProce
         assert len(events) == before
 
 
-def test_recordings_in_browser_and_phone_formats_are_analysed(api: Api, worker: WorkerProcess,
-                                                               therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_recordings_in_browser_and_phone_formats_are_analysed(
+    api: Api, worker: WorkerProcess, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
     sentence = api.sentence(therapist, recording(fmt="m4a"), filename="ref.m4a")
     session = api.session(learner)
     tasks = []
     for fmt in ("webm", "ogg", "aac"):
-        r = api.record(learner, session["practice_session_id"], sentence["sentence_id"],
-                       recording(voice="Male1", fmt=fmt), f"try.{fmt}")
+        r = api.record(
+            learner,
+            session["practice_session_id"],
+            sentence["sentence_id"],
+            recording(voice="Male1", fmt=fmt),
+            f"try.{fmt}",
+        )
         assert r.status_code == 201, r.text
         assert r.json()["audio_format"] == fmt
         tasks.append(api.submit(learner, r.json()["practice_record_id"]).json()["task_id"])

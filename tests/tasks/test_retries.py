@@ -27,7 +27,9 @@ class FlakyService:
         self.app = FastAPI()
 
         @self.app.post("/analyze")
-        async def analyze(reference: UploadFile = File(), attempt: UploadFile = File(), params: str = Form("{}")) -> JSONResponse:
+        async def analyze(
+            reference: UploadFile = File(), attempt: UploadFile = File(), params: str = Form("{}")
+        ) -> JSONResponse:
             import json
 
             from vocalborn.analysis.engine import analyze as run
@@ -64,8 +66,13 @@ def remote_worker(migrated: ServicesUnderTest, ai_service: tuple[FlakyService, i
     w.stop()
 
 
-def test_transient_errors_retry_with_backoff_then_succeed(api: Api, ai_service: tuple[FlakyService, int], remote_worker: WorkerProcess,
-                                                          therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_transient_errors_retry_with_backoff_then_succeed(
+    api: Api,
+    ai_service: tuple[FlakyService, int],
+    remote_worker: WorkerProcess,
+    therapist: dict[str, Any],
+    learner: dict[str, Any],
+) -> None:
     service, _ = ai_service
     service.fail_next, service.fail_status = 2, 503
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
@@ -82,8 +89,13 @@ def test_transient_errors_retry_with_backoff_then_succeed(api: Api, ai_service: 
     assert events[-1]["event_type"] == "succeeded"
 
 
-def test_transient_errors_give_up_after_max_retries(api: Api, ai_service: tuple[FlakyService, int], remote_worker: WorkerProcess,
-                                                     therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_transient_errors_give_up_after_max_retries(
+    api: Api,
+    ai_service: tuple[FlakyService, int],
+    remote_worker: WorkerProcess,
+    therapist: dict[str, Any],
+    learner: dict[str, Any],
+) -> None:
     service, _ = ai_service
     service.fail_next, service.fail_status = 4, 503  # the first run and all three retries fail
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
@@ -97,8 +109,13 @@ def test_transient_errors_give_up_after_max_retries(api: Api, ai_service: tuple[
     service.fail_next = 0
 
 
-def test_a_rejected_input_fails_at_once_without_retries(api: Api, ai_service: tuple[FlakyService, int], remote_worker: WorkerProcess,
-                                                         therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_a_rejected_input_fails_at_once_without_retries(
+    api: Api,
+    ai_service: tuple[FlakyService, int],
+    remote_worker: WorkerProcess,
+    therapist: dict[str, Any],
+    learner: dict[str, Any],
+) -> None:
     service, _ = ai_service
     service.fail_next, service.fail_status = 1, 400
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]

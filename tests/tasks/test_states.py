@@ -18,7 +18,7 @@ from vocalborn.tasks.states import (
 
 
 def test_every_status_is_either_active_or_terminal() -> None:
-    assert ACTIVE_STATUSES | TERMINAL_STATUSES == set(TaskStatus)
+    assert set(TaskStatus) == ACTIVE_STATUSES | TERMINAL_STATUSES
     assert not ACTIVE_STATUSES & TERMINAL_STATUSES
 
 
@@ -43,7 +43,9 @@ def test_nothing_leaves_a_terminal_state_except_an_admin_resubmit() -> None:
         (EventType.RESUBMITTED, TaskStatus.FAILURE, TaskStatus.PENDING),
     ],
 )
-def test_legal_transitions_lead_where_expected(event: EventType, current: TaskStatus | None, expected: TaskStatus) -> None:
+def test_legal_transitions_lead_where_expected(
+    event: EventType, current: TaskStatus | None, expected: TaskStatus
+) -> None:
     assert check_transition(event, current) == expected
 
 

@@ -7,7 +7,9 @@ from typing import Any
 from tests.support import Api, recording
 
 
-def test_resubmitting_an_active_record_returns_the_same_task(api: Api, therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_resubmitting_an_active_record_returns_the_same_task(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
     first = api.submit(learner, record_id)
     assert first.status_code == 202, first.text
@@ -21,13 +23,17 @@ def test_resubmitting_an_active_record_returns_the_same_task(api: Api, therapist
 def test_queue_position_counts_the_tasks_ahead(api: Api, therapist: dict[str, Any], learner: dict[str, Any]) -> None:
     ready = api.ready_record(therapist, learner)
     a = api.submit(learner, ready["record"]["practice_record_id"]).json()
-    r = api.record(learner, ready["session"]["practice_session_id"], ready["sentence"]["sentence_id"], recording(voice="Male1"))
+    r = api.record(
+        learner, ready["session"]["practice_session_id"], ready["sentence"]["sentence_id"], recording(voice="Male1")
+    )
     b = api.submit(learner, r.json()["practice_record_id"]).json()
     assert b["queue_position"] == a["queue_position"] + 1
     assert api.status(learner, a["task_id"])["queue_position"] == a["queue_position"]
 
 
-def test_another_user_gets_404_for_task_record_result_and_session(api: Api, therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_another_user_gets_404_for_task_record_result_and_session(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
     ready = api.ready_record(therapist, learner)
     record_id = ready["record"]["practice_record_id"]
     session_id = ready["session"]["practice_session_id"]
@@ -51,7 +57,9 @@ def test_another_user_gets_404_for_task_record_result_and_session(api: Api, ther
     assert r.status_code == 404
 
 
-def test_a_linked_therapist_may_read_but_an_unlinked_one_may_not(api: Api, therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_a_linked_therapist_may_read_but_an_unlinked_one_may_not(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
     from vocalborn.auth import service as auth_service
     from vocalborn.db import session_scope
 
@@ -66,7 +74,9 @@ def test_a_linked_therapist_may_read_but_an_unlinked_one_may_not(api: Api, thera
     assert api.client.get(f"/api/v1/tasks/analysis/{task_id}/status", headers=therapist["headers"]).status_code == 200
 
 
-def test_a_corrupt_upload_gets_a_clear_4xx_and_stores_nothing(api: Api, services: Any, therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_a_corrupt_upload_gets_a_clear_4xx_and_stores_nothing(
+    api: Api, services: Any, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
     sentence = api.sentence(therapist, recording())
     session = api.session(learner)
     before = sorted(p.name for p in (services.data_dir / "storage").rglob("*") if p.is_file())
@@ -83,11 +93,15 @@ def test_a_corrupt_upload_gets_a_clear_4xx_and_stores_nothing(api: Api, services
         assert r.json()["detail"].startswith("audio:"), (name, r.text)
     after = sorted(p.name for p in (services.data_dir / "storage").rglob("*") if p.is_file())
     assert after == before
-    r = api.client.get(f"/api/v1/practice/sessions/{session['practice_session_id']}/records", headers=learner["headers"])
+    r = api.client.get(
+        f"/api/v1/practice/sessions/{session['practice_session_id']}/records", headers=learner["headers"]
+    )
     assert r.json() == []
 
 
-def test_unsupported_format_too_short_and_too_large_are_refused(api: Api, therapist: dict[str, Any], learner: dict[str, Any]) -> None:
+def test_unsupported_format_too_short_and_too_large_are_refused(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
     from vocalborn.analysis.synth import synthesize
     from vocalborn.config import get_settings
 
@@ -105,13 +119,21 @@ def test_unsupported_format_too_short_and_too_large_are_refused(api: Api, therap
 
 
 def test_bad_submit_bodies_get_422_with_a_readable_message(api: Api, learner: dict[str, Any]) -> None:
-    r = api.client.post("/api/v1/tasks/analysis/submit", headers=learner["headers"], json={"practice_record_id": "nope"})
+    r = api.client.post(
+        "/api/v1/tasks/analysis/submit", headers=learner["headers"], json={"practice_record_id": "nope"}
+    )
     assert r.status_code == 422 and "practice_record_id" in r.json()["message"]
-    r = api.client.post("/api/v1/tasks/analysis/submit", headers=learner["headers"],
-                        json={"practice_record_id": "00000000-0000-0000-0000-000000000000", "parameters": {"analysis_type": "quick"}})
+    r = api.client.post(
+        "/api/v1/tasks/analysis/submit",
+        headers=learner["headers"],
+        json={"practice_record_id": "00000000-0000-0000-0000-000000000000", "parameters": {"analysis_type": "quick"}},
+    )
     assert r.status_code == 422 and "analysis_type" in r.json()["message"]
-    r = api.client.post("/api/v1/tasks/analysis/submit", headers=learner["headers"],
-                        json={"practice_record_id": "00000000-0000-0000-0000-000000000000"})
+    r = api.client.post(
+        "/api/v1/tasks/analysis/submit",
+        headers=learner["headers"],
+        json={"practice_record_id": "00000000-0000-0000-0000-000000000000"},
+    )
     assert r.status_code == 404
 
 
@@ -122,14 +144,23 @@ def test_requests_without_a_valid_token_get_401(api: Api) -> None:
 
 
 def test_learners_cannot_create_sentences_and_nobody_registers_as_admin(api: Api, learner: dict[str, Any]) -> None:
-    r = api.client.post("/api/v1/practice/sentences", headers=learner["headers"], data={"text": "x"},
-                        files={"reference_audio": ("r.wav", recording())})
+    r = api.client.post(
+        "/api/v1/practice/sentences",
+        headers=learner["headers"],
+        data={"text": "x"},
+        files={"reference_audio": ("r.wav", recording())},
+    )
     assert r.status_code == 403
-    r = api.client.post("/api/v1/auth/register", json={"email": "boss@example.com", "password": "long-enough-1", "name": "B", "role": "admin"})
+    r = api.client.post(
+        "/api/v1/auth/register",
+        json={"email": "boss@example.com", "password": "long-enough-1", "name": "B", "role": "admin"},
+    )
     assert r.status_code == 422
 
 
 def test_registering_twice_with_one_email_is_a_conflict(api: Api) -> None:
     user = api.register("learner")
-    r = api.client.post("/api/v1/auth/register", json={"email": user["email"].upper(), "password": "another-pass-1", "name": "X"})
+    r = api.client.post(
+        "/api/v1/auth/register", json={"email": user["email"].upper(), "password": "another-pass-1", "name": "X"}
+    )
     assert r.status_code == 409

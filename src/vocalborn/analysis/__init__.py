@@ -52,7 +52,13 @@ __all__ = [
     "TransientAnalysisError",
     "UndecodableAudioError",
     "UnusableAudioError",
-    *_LAZY,
+    "probe_audio",
+    "load_audio",
+    "LocalEngine",
+    "RemoteEngine",
+    "analyze",
+    "get_engine",
+    "format_report",
 ]
 
 

@@ -103,9 +103,7 @@ def _decode(source: AudioSource, sample_rate: int | None) -> tuple[AudioInfo, np
             raise UndecodableAudioError(_MSG_NO_STREAM)
         stream = container.streams.audio[0]
         fmt = canonical_format(container.format.name, str(container.metadata.get("major_brand", "")))
-        resampler = (
-            av.AudioResampler(format="flt", layout="mono", rate=sample_rate) if sample_rate else None
-        )
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate) if sample_rate else None
         chunks: list[np.ndarray] = []
         n_samples = 0
         in_rate = 0

@@ -12,7 +12,10 @@ Typical use::
     wav_bytes = synthesize("我今天很高興", language="zh", voice="Female1")
     mp3_bytes = synthesize("Good morning", language="en", voice="Male1", fmt="mp3")
 
-Output is deterministic: the same arguments give the same bytes.
+Determinism: eSpeak keeps an adaptive speaking-rate state between calls, so two
+uncached calls can differ by a few milliseconds. :func:`render` therefore memoises its
+results per process: within one process the same arguments always give the same samples,
+and a fresh process replaying the same calls in the same order gets the same bytes.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import io
 import wave
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -101,6 +105,24 @@ def render(
     """
     if not text.strip():
         raise ValueError("text must not be empty")
+    return _render_cached(
+        text, language, voice, int(sample_rate), float(words_per_minute),
+        float(pitch_multiplier), float(pitch_range), float(word_gap), float(peak),
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=256)
+def _render_cached(
+    text: str,
+    language: str,
+    voice: str,
+    sample_rate: int,
+    words_per_minute: float,
+    pitch_multiplier: float,
+    pitch_range: float,
+    word_gap: float,
+    peak: float,
+) -> Utterance:
     import parselmouth
     from parselmouth.praat import call
 
@@ -122,7 +144,9 @@ def render(
     if top > 0:
         samples = samples * (peak / top)
     words = _word_spans(textgrid, call)
-    return Utterance(samples.astype(np.float32), int(sound.sampling_frequency), words)
+    out = samples.astype(np.float32)
+    out.flags.writeable = False  # shared by the cache: callers must copy before editing
+    return Utterance(out, int(sound.sampling_frequency), words)
 
 
 def _word_spans(textgrid: Any, call: Any) -> tuple[tuple[float, float, str], ...]:

@@ -22,12 +22,18 @@ _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 def user_from_token(db: Session, token: str | None) -> User:
     """The user a bearer token names, or 401 with a reason."""
     if not token:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not authenticated: send 'Authorization: Bearer <token>'", headers=_UNAUTHORIZED)
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "not authenticated: send 'Authorization: Bearer <token>'",
+            headers=_UNAUTHORIZED,
+        )
     try:
         claims = decode_access_token(token)
         user_id = uuid.UUID(claims["sub"])
     except jwt.ExpiredSignatureError:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "token expired: log in again", headers=_UNAUTHORIZED) from None
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "token expired: log in again", headers=_UNAUTHORIZED
+        ) from None
     except (jwt.PyJWTError, ValueError, KeyError):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid token", headers=_UNAUTHORIZED) from None
     user = db.get(User, user_id)

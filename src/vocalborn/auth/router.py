@@ -27,7 +27,9 @@ def register(body: RegisterRequest, db: SessionDep) -> UserPublic:
 def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: SessionDep) -> Token:
     user = service.authenticate(db, form.username, form.password)
     if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong email or password", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "wrong email or password", headers={"WWW-Authenticate": "Bearer"}
+        )
     token, expires_in = create_access_token(user.user_id, user.role)
     return Token(access_token=token, expires_in=expires_in)
 

@@ -14,8 +14,7 @@ class EmailTaken(Exception):
 
 
 def create_user(db: Session, *, email: str, password: str, name: str, role: Role) -> User:
-    user = User(email=email.strip().lower(), name=name.strip(), role=role.value,
-                password_hash=hash_password(password))
+    user = User(email=email.strip().lower(), name=name.strip(), role=role.value, password_hash=hash_password(password))
     db.add(user)
     try:
         db.commit()

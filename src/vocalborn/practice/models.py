@@ -31,18 +31,14 @@ class Sentence(SQLModel, table=True):
     reference_audio_key: str = Field(sa_column=Column(String(255), nullable=False))
     reference_audio_format: str = Field(sa_column=Column(String(16), nullable=False))
     reference_duration_seconds: float = Field(sa_column=Column(Float, nullable=False))
-    created_by: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("users.user_id"), nullable=False, index=True)
-    )
+    created_by: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("users.user_id"), nullable=False, index=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 
 class PracticeSession(SQLModel, table=True):
     __tablename__ = "practice_sessions"
 
-    practice_session_id: uuid.UUID = Field(
-        default_factory=uuid.uuid4, sa_column=Column(Uuid, primary_key=True)
-    )
+    practice_session_id: uuid.UUID = Field(default_factory=uuid.uuid4, sa_column=Column(Uuid, primary_key=True))
     user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("users.user_id"), nullable=False, index=True))
     title: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
@@ -52,17 +48,11 @@ class PracticeRecord(SQLModel, table=True):
     """One recorded attempt at a sentence inside a practice session."""
 
     __tablename__ = "practice_records"
-    __table_args__ = (
-        CheckConstraint(f"record_status IN ({_RECORD_STATUSES})", name="record_status"),
-    )
+    __table_args__ = (CheckConstraint(f"record_status IN ({_RECORD_STATUSES})", name="record_status"),)
 
-    practice_record_id: uuid.UUID = Field(
-        default_factory=uuid.uuid4, sa_column=Column(Uuid, primary_key=True)
-    )
+    practice_record_id: uuid.UUID = Field(default_factory=uuid.uuid4, sa_column=Column(Uuid, primary_key=True))
     practice_session_id: uuid.UUID = Field(
-        sa_column=Column(
-            Uuid, ForeignKey("practice_sessions.practice_session_id"), nullable=False, index=True
-        )
+        sa_column=Column(Uuid, ForeignKey("practice_sessions.practice_session_id"), nullable=False, index=True)
     )
     sentence_id: uuid.UUID = Field(
         sa_column=Column(Uuid, ForeignKey("sentences.sentence_id"), nullable=False, index=True)

@@ -16,8 +16,13 @@ from vocalborn.storage import get_storage
 router = APIRouter(prefix="/api/v1/practice", tags=["practice"])
 
 _MEDIA_TYPES = {
-    "mp3": "audio/mpeg", "wav": "audio/wav", "m4a": "audio/mp4", "aac": "audio/aac",
-    "ogg": "audio/ogg", "webm": "audio/webm", "flac": "audio/flac",
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "m4a": "audio/mp4",
+    "aac": "audio/aac",
+    "ogg": "audio/ogg",
+    "webm": "audio/webm",
+    "flac": "audio/flac",
 }
 
 
@@ -26,7 +31,9 @@ async def _read_upload(upload: UploadFile, field: str) -> bytes:
     limit = get_settings().max_audio_file_size
     data = await upload.read(limit + 1)
     if len(data) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"{field}: the file is larger than the limit of {limit} bytes")
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"{field}: the file is larger than the limit of {limit} bytes"
+        )
     return data
 
 
@@ -37,7 +44,9 @@ def _validated(data: bytes, field: str) -> service.ValidAudio:
         raise HTTPException(exc.status_code, exc.message) from None
 
 
-@router.post("/sentences", status_code=status.HTTP_201_CREATED, response_model=SentencePublic, operation_id="create_sentence")
+@router.post(
+    "/sentences", status_code=status.HTTP_201_CREATED, response_model=SentencePublic, operation_id="create_sentence"
+)
 async def create_sentence(
     user: TherapistUser,
     db: SessionDep,
@@ -56,8 +65,10 @@ async def create_sentence(
 
 @router.get("/sentences", response_model=list[SentencePublic], operation_id="list_sentences")
 def list_sentences(
-    _: CurrentUser, db: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    _: CurrentUser,
+    db: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[SentencePublic]:
     return [SentencePublic.model_validate(s) for s in service.list_sentences(db, limit, offset)]
 
@@ -80,7 +91,9 @@ def get_sentence_audio(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -
     return FileResponse(path, media_type=_MEDIA_TYPES.get(sentence.reference_audio_format, "application/octet-stream"))
 
 
-@router.post("/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionPublic, operation_id="create_session")
+@router.post(
+    "/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionPublic, operation_id="create_session"
+)
 def create_session(user: CurrentUser, db: SessionDep, body: SessionCreate | None = None) -> SessionPublic:
     if user.role != Role.LEARNER and user.role != Role.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "practice sessions belong to learners")
@@ -89,8 +102,10 @@ def create_session(user: CurrentUser, db: SessionDep, body: SessionCreate | None
 
 @router.get("/sessions", response_model=list[SessionPublic], operation_id="list_sessions")
 def list_sessions(
-    user: CurrentUser, db: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    user: CurrentUser,
+    db: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[SessionPublic]:
     return [SessionPublic.model_validate(s) for s in service.list_sessions(db, user, limit, offset)]
 
@@ -104,7 +119,9 @@ def get_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Ses
 
 
 @router.post(
-    "/sessions/{session_id}/records", status_code=status.HTTP_201_CREATED, response_model=RecordPublic,
+    "/sessions/{session_id}/records",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RecordPublic,
     operation_id="create_record",
 )
 async def create_record(
@@ -122,7 +139,9 @@ async def create_record(
         try:
             session = service.get_session_for(db, session_id, user)
             valid = _validated(data, "audio")
-            record = service.create_record(db, get_storage(), session=session, sentence_id=sentence_id, audio=valid, user=user)
+            record = service.create_record(
+                db, get_storage(), session=session, sentence_id=sentence_id, audio=valid, user=user
+            )
         except service.NotFound as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
         return RecordPublic.model_validate(record)
@@ -153,4 +172,7 @@ def get_record_audio(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) ->
         record = service.get_record_for(db, record_id, user)
     except service.NotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    return FileResponse(get_storage().path(record.audio_key), media_type=_MEDIA_TYPES.get(record.audio_format, "application/octet-stream"))
+    return FileResponse(
+        get_storage().path(record.audio_key),
+        media_type=_MEDIA_TYPES.get(record.audio_format, "application/octet-stream"),
+    )

@@ -54,11 +54,13 @@ def validate_audio(data: bytes, settings: Settings, field: str) -> ValidAudio:
         raise AudioRejected(415, f"{field}: {info.format} audio is not accepted; send one of: {allowed}")
     if info.duration_seconds < settings.min_audio_duration:
         raise AudioRejected(
-            422, f"{field}: the recording is {info.duration_seconds:.2f} s long; at least {settings.min_audio_duration} s is needed"
+            422,
+            f"{field}: the recording is {info.duration_seconds:.2f} s long; at least {settings.min_audio_duration} s is needed",
         )
     if info.duration_seconds > settings.max_audio_duration:
         raise AudioRejected(
-            422, f"{field}: the recording is {info.duration_seconds:.1f} s long; at most {settings.max_audio_duration:.0f} s is accepted"
+            422,
+            f"{field}: the recording is {info.duration_seconds:.1f} s long; at most {settings.max_audio_duration:.0f} s is accepted",
         )
     return ValidAudio(data=data, format=info.format, duration_seconds=info.duration_seconds)
 

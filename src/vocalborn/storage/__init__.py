@@ -53,7 +53,11 @@ class LocalStorage:
         base = self.root / kind
         if not base.exists():
             return []
-        return [f"{kind}/{p.parent.name}/{p.name}" for p in base.glob("*/*") if _KEY.match(f"{kind}/{p.parent.name}/{p.name}")]
+        return [
+            f"{kind}/{p.parent.name}/{p.name}"
+            for p in base.glob("*/*")
+            if _KEY.match(f"{kind}/{p.parent.name}/{p.name}")
+        ]
 
 
 def get_storage() -> LocalStorage:

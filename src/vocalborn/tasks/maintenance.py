@@ -68,15 +68,21 @@ def republish_stranded_tasks(now: datetime | None = None) -> int:
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings.republish_after_seconds)
     with session_scope() as db:
-        candidates = list(db.exec(  # type: ignore[call-overload]
-            select(AIAnalysisTask)
-            .where(or_(
-                (col(AIAnalysisTask.status) == TaskStatus.PENDING.value) & (col(AIAnalysisTask.updated_at) < cutoff),
-                (col(AIAnalysisTask.status) == TaskStatus.RETRY.value) & (col(AIAnalysisTask.next_attempt_at) < cutoff),
-            ))
-            .order_by(col(AIAnalysisTask.created_at))
-            .limit(BATCH)
-        ).scalars())
+        candidates = list(
+            db.exec(  # type: ignore[call-overload]
+                select(AIAnalysisTask)
+                .where(
+                    or_(
+                        (col(AIAnalysisTask.status) == TaskStatus.PENDING.value)
+                        & (col(AIAnalysisTask.updated_at) < cutoff),
+                        (col(AIAnalysisTask.status) == TaskStatus.RETRY.value)
+                        & (col(AIAnalysisTask.next_attempt_at) < cutoff),
+                    )
+                )
+                .order_by(col(AIAnalysisTask.created_at))
+                .limit(BATCH)
+            ).scalars()
+        )
         if not candidates:
             return 0
         try:
@@ -90,7 +96,10 @@ def republish_stranded_tasks(now: datetime | None = None) -> int:
                 continue  # still waiting its turn
             try:
                 event = service.apply_transition(
-                    db, task, EventType.QUEUED, values={"publish_count": task.publish_count + 1},
+                    db,
+                    task,
+                    EventType.QUEUED,
+                    values={"publish_count": task.publish_count + 1},
                     message="republished: its message was not in the broker",
                 )
                 db.commit()
@@ -113,26 +122,38 @@ def reap_stalled_tasks(now: datetime | None = None) -> dict[str, int]:
     cutoff = now - timedelta(seconds=settings.task_lease_seconds)
     requeued = failed = 0
     with session_scope() as db:
-        stalled = list(db.exec(  # type: ignore[call-overload]
-            select(AIAnalysisTask)
-            .where(col(AIAnalysisTask.status) == TaskStatus.PROCESSING.value)
-            .where(or_(col(AIAnalysisTask.heartbeat_at) < cutoff, col(AIAnalysisTask.heartbeat_at).is_(None)))
-            .where(col(AIAnalysisTask.updated_at) < cutoff)
-            .limit(BATCH)
-        ).scalars())
+        stalled = list(
+            db.exec(  # type: ignore[call-overload]
+                select(AIAnalysisTask)
+                .where(col(AIAnalysisTask.status) == TaskStatus.PROCESSING.value)
+                .where(or_(col(AIAnalysisTask.heartbeat_at) < cutoff, col(AIAnalysisTask.heartbeat_at).is_(None)))
+                .where(col(AIAnalysisTask.updated_at) < cutoff)
+                .limit(BATCH)
+            ).scalars()
+        )
         for task in stalled:
             try:
                 if task.attempt >= settings.task_max_deliveries:
                     event = service.apply_transition(
-                        db, task, EventType.FAILED, expect_attempt=task.attempt,
-                        values={"completed_at": now, "error_message": (
-                            f"gave up after {task.attempt} deliveries: the worker stopped every time")},
+                        db,
+                        task,
+                        EventType.FAILED,
+                        expect_attempt=task.attempt,
+                        values={
+                            "completed_at": now,
+                            "error_message": (
+                                f"gave up after {task.attempt} deliveries: the worker stopped every time"
+                            ),
+                        },
                         message=f"worker {task.worker_name} stopped; no deliveries left",
                     )
                     failed += 1
                 else:
                     event = service.apply_transition(
-                        db, task, EventType.QUEUED, expect_attempt=task.attempt,
+                        db,
+                        task,
+                        EventType.QUEUED,
+                        expect_attempt=task.attempt,
                         values={"publish_count": task.publish_count + 1, "heartbeat_at": None},
                         message=f"worker {task.worker_name} stopped heartbeating; requeued",
                     )
@@ -169,7 +190,8 @@ def cleanup_expired_tasks(now: datetime | None = None) -> CleanupReport:
         report.tasks_deleted += _delete_tasks(db, doomed, now - timedelta(days=settings.retention_failed_days))
         if settings.retention_success_days > 0:
             report.tasks_deleted += _delete_tasks(
-                db, [TaskStatus.SUCCESS.value], now - timedelta(days=settings.retention_success_days))
+                db, [TaskStatus.SUCCESS.value], now - timedelta(days=settings.retention_success_days)
+            )
         report.events_deleted += _delete_old_events(db, now - timedelta(days=settings.retention_events_days))
         report.files_deleted += _delete_orphan_files(db, now - timedelta(days=1))
     log.info("cleanup: %s", asdict(report))
@@ -179,14 +201,19 @@ def cleanup_expired_tasks(now: datetime | None = None) -> CleanupReport:
 def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
     total = 0
     while True:
-        ids = list(db.exec(  # type: ignore[call-overload]
-            select(AIAnalysisTask.task_id)
-            .where(col(AIAnalysisTask.status).in_(statuses))
-            .where(col(AIAnalysisTask.completed_at) < before)
-            .where(~select(PracticeRecord.practice_record_id)
-                   .where(col(PracticeRecord.ai_task_id) == col(AIAnalysisTask.task_id)).exists())
-            .limit(BATCH)
-        ).scalars())
+        ids = list(
+            db.exec(  # type: ignore[call-overload]
+                select(AIAnalysisTask.task_id)
+                .where(col(AIAnalysisTask.status).in_(statuses))
+                .where(col(AIAnalysisTask.completed_at) < before)
+                .where(
+                    ~select(PracticeRecord.practice_record_id)
+                    .where(col(PracticeRecord.ai_task_id) == col(AIAnalysisTask.task_id))
+                    .exists()
+                )
+                .limit(BATCH)
+            ).scalars()
+        )
         if not ids:
             return total
         db.execute(delete(AIAnalysisTaskEvent).where(col(AIAnalysisTaskEvent.task_id).in_(ids)))
@@ -202,13 +229,15 @@ def _delete_old_events(db: Session, before: datetime) -> int:
     terminal = [s.value for s in TERMINAL_STATUSES]
     total = 0
     while True:
-        ids = list(db.exec(  # type: ignore[call-overload]
-            select(AIAnalysisTaskEvent.event_id)
-            .join(AIAnalysisTask, col(AIAnalysisTask.task_id) == col(AIAnalysisTaskEvent.task_id))
-            .where(col(AIAnalysisTask.status).in_(terminal))
-            .where(col(AIAnalysisTaskEvent.created_at) < before)
-            .limit(BATCH)
-        ).scalars())
+        ids = list(
+            db.exec(  # type: ignore[call-overload]
+                select(AIAnalysisTaskEvent.event_id)
+                .join(AIAnalysisTask, col(AIAnalysisTask.task_id) == col(AIAnalysisTaskEvent.task_id))
+                .where(col(AIAnalysisTask.status).in_(terminal))
+                .where(col(AIAnalysisTaskEvent.created_at) < before)
+                .limit(BATCH)
+            ).scalars()
+        )
         if not ids:
             return total
         db.execute(delete(AIAnalysisTaskEvent).where(col(AIAnalysisTaskEvent.event_id).in_(ids)))
@@ -243,7 +272,8 @@ def health_check() -> dict[str, Any]:
     with session_scope() as db:
         db.exec(text("SELECT 1"))  # type: ignore[call-overload]
         active = db.exec(  # type: ignore[call-overload]
-            select(func.count()).select_from(AIAnalysisTask)
+            select(func.count())
+            .select_from(AIAnalysisTask)
             .where(col(AIAnalysisTask.status).in_(["pending", "processing", "retry"]))
         ).scalar_one()
     get_redis().ping()
@@ -255,5 +285,3 @@ def health_check() -> dict[str, Any]:
     }
     get_redis().set(f"{get_settings().redis_key_prefix}health:last", json.dumps(result), ex=3600)
     return result
-
-

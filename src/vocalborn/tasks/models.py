@@ -27,7 +27,6 @@ _STATUSES = ", ".join(f"'{s.value}'" for s in TaskStatus)
 _ACTIVE = ", ".join(f"'{s}'" for s in sorted(ACTIVE_STATUSES))
 
 
-
 class AIAnalysisTask(SQLModel, table=True):
     __tablename__ = "ai_analysis_tasks"
     __table_args__ = (
@@ -50,9 +49,7 @@ class AIAnalysisTask(SQLModel, table=True):
     # We publish with the task's own UUID as the Celery id, so this is known before publishing.
     celery_task_id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
     practice_record_id: uuid.UUID = Field(
-        sa_column=Column(
-            Uuid, ForeignKey("practice_records.practice_record_id"), nullable=False, index=True
-        )
+        sa_column=Column(Uuid, ForeignKey("practice_records.practice_record_id"), nullable=False, index=True)
     )
     user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("users.user_id"), nullable=False, index=True))
     status: str = Field(
@@ -81,15 +78,11 @@ class AIAnalysisTask(SQLModel, table=True):
     attempt: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     heartbeat_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
-    cancel_requested_at: datetime | None = Field(
-        default=None, sa_column=Column(UTCDateTime, nullable=True)
-    )
+    cancel_requested_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     publish_count: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     request_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
-    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 
@@ -109,29 +102,19 @@ class AIAnalysisResult(SQLModel, table=True):
     result_id: uuid.UUID = Field(default_factory=uuid.uuid4, sa_column=Column(Uuid, primary_key=True))
     # Unique: one result per task, whatever the number of deliveries.
     task_id: uuid.UUID = Field(
-        sa_column=Column(
-            Uuid, ForeignKey("ai_analysis_tasks.task_id", ondelete="CASCADE"), nullable=False, unique=True
-        )
+        sa_column=Column(Uuid, ForeignKey("ai_analysis_tasks.task_id", ondelete="CASCADE"), nullable=False, unique=True)
     )
     overall_score: float | None = Field(default=None, sa_column=Column(Numeric(5, 2, asdecimal=False)))
-    pronunciation_accuracy: float | None = Field(
-        default=None, sa_column=Column(Numeric(5, 2, asdecimal=False))
-    )
+    pronunciation_accuracy: float | None = Field(default=None, sa_column=Column(Numeric(5, 2, asdecimal=False)))
     fluency_score: float | None = Field(default=None, sa_column=Column(Numeric(5, 2, asdecimal=False)))
     rhythm_score: float | None = Field(default=None, sa_column=Column(Numeric(5, 2, asdecimal=False)))
     detailed_analysis: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
-    sentence_analyses: list[dict[str, Any]] | None = Field(
-        default=None, sa_column=Column(JSONType, nullable=True)
-    )
+    sentence_analyses: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     suggestions: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     improvement_areas: list[str] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     analysis_model_version: str | None = Field(default=None, sa_column=Column(String(50), nullable=True))
-    processing_time_seconds: float | None = Field(
-        default=None, sa_column=Column(Numeric(10, 3, asdecimal=False))
-    )
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
-    )
+    processing_time_seconds: float | None = Field(default=None, sa_column=Column(Numeric(10, 3, asdecimal=False)))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))
 
 
 class AIAnalysisTaskEvent(SQLModel, table=True):
@@ -151,6 +134,4 @@ class AIAnalysisTaskEvent(SQLModel, table=True):
     attempt: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     worker_name: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
     message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
-    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))

@@ -6,6 +6,7 @@ queue-time estimates and ``workers online`` in the admin stats, without Celery's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -28,10 +29,8 @@ def announce(hostname: str, concurrency: int, consumed: int) -> None:
 
 
 def withdraw(hostname: str) -> None:
-    try:
+    with contextlib.suppress(redis.RedisError):
         get_redis().delete(_key(hostname))
-    except redis.RedisError:
-        pass
 
 
 def online_workers() -> list[dict[str, Any]]:

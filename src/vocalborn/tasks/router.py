@@ -38,23 +38,39 @@ def status_view(db: Session, task: AIAnalysisTask) -> TaskStatusResponse:
     elif task.status == "success":
         remaining = "PT0S"
     return TaskStatusResponse(
-        task_id=task.task_id, practice_record_id=task.practice_record_id, status=task.status,
-        progress=task.progress, current_step=task.current_step, total_steps=TOTAL_STEPS,
-        started_at=task.started_at, completed_at=task.completed_at, created_at=task.created_at,
-        estimated_remaining_time=remaining, queue_position=position, worker_name=task.worker_name,
-        attempt=task.attempt, retry_count=task.retry_count, max_retries=task.max_retries,
+        task_id=task.task_id,
+        practice_record_id=task.practice_record_id,
+        status=task.status,
+        progress=task.progress,
+        current_step=task.current_step,
+        total_steps=TOTAL_STEPS,
+        started_at=task.started_at,
+        completed_at=task.completed_at,
+        created_at=task.created_at,
+        estimated_remaining_time=remaining,
+        queue_position=position,
+        worker_name=task.worker_name,
+        attempt=task.attempt,
+        retry_count=task.retry_count,
+        max_retries=task.max_retries,
         error_message=task.error_message,
     )
 
 
 @router.post(
-    "/submit", status_code=status.HTTP_202_ACCEPTED, response_model=SubmitResponse, operation_id="submit_analysis",
+    "/submit",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SubmitResponse,
+    operation_id="submit_analysis",
     responses={200: {"model": SubmitResponse, "description": "an active task for this record already exists"}},
 )
 def submit_analysis(body: SubmitRequest, request: Request, user: CurrentUser, db: SessionDep) -> JSONResponse:
     try:
         outcome = service.submit_analysis(
-            db, user, body.practice_record_id, body.parameters.model_dump(),
+            db,
+            user,
+            body.practice_record_id,
+            body.parameters.model_dump(),
             request_id=getattr(request.state, "request_id", None),
         )
     except service.NotFound as exc:
@@ -64,13 +80,20 @@ def submit_analysis(body: SubmitRequest, request: Request, user: CurrentUser, db
     task = outcome.task
     position = service.queue_position(db, task)
     response = SubmitResponse(
-        task_id=task.task_id, celery_task_id=task.celery_task_id, status=task.status,
+        task_id=task.task_id,
+        celery_task_id=task.celery_task_id,
+        status=task.status,
         estimated_completion_time=service.estimate_completion(db, task, position),
-        queue_position=position, practice_record_id=task.practice_record_id, created=outcome.created,
+        queue_position=position,
+        practice_record_id=task.practice_record_id,
+        created=outcome.created,
     )
     code = status.HTTP_202_ACCEPTED if outcome.created else status.HTTP_200_OK
-    return JSONResponse(response.model_dump(mode="json"), status_code=code,
-                        headers={"Location": f"/api/v1/tasks/analysis/{task.task_id}/status"})
+    return JSONResponse(
+        response.model_dump(mode="json"),
+        status_code=code,
+        headers={"Location": f"/api/v1/tasks/analysis/{task.task_id}/status"},
+    )
 
 
 @router.get("/{task_id}/status", response_model=TaskStatusResponse, operation_id="get_task_status")
@@ -83,7 +106,9 @@ def get_status(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskSta
 
 
 @router.get(
-    "/{task_id}/result", response_model=TaskResultResponse, operation_id="get_task_result",
+    "/{task_id}/result",
+    response_model=TaskResultResponse,
+    operation_id="get_task_result",
     responses={409: {"description": "the task has not succeeded (yet)"}},
 )
 def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskResultResponse:
@@ -97,19 +122,27 @@ def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskRes
             detail += f": {exc.task.error_message}"
         raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
     return TaskResultResponse(
-        task_id=task.task_id, result_id=result.result_id,
-        overall_score=result.overall_score, pronunciation_accuracy=result.pronunciation_accuracy,
-        fluency_score=result.fluency_score, rhythm_score=result.rhythm_score,
-        detailed_analysis=result.detailed_analysis, sentence_analyses=result.sentence_analyses,
-        suggestions=result.suggestions, improvement_areas=result.improvement_areas,
+        task_id=task.task_id,
+        result_id=result.result_id,
+        overall_score=result.overall_score,
+        pronunciation_accuracy=result.pronunciation_accuracy,
+        fluency_score=result.fluency_score,
+        rhythm_score=result.rhythm_score,
+        detailed_analysis=result.detailed_analysis,
+        sentence_analyses=result.sentence_analyses,
+        suggestions=result.suggestions,
+        improvement_areas=result.improvement_areas,
         analysis_model_version=result.analysis_model_version,
-        processing_time_seconds=result.processing_time_seconds, completed_at=task.completed_at,
+        processing_time_seconds=result.processing_time_seconds,
+        completed_at=task.completed_at,
     )
 
 
 @router.get("/{task_id}/events", response_model=list[TaskEventResponse], operation_id="get_task_events")
 def get_events(
-    task_id: uuid.UUID, user: CurrentUser, db: SessionDep,
+    task_id: uuid.UUID,
+    user: CurrentUser,
+    db: SessionDep,
     after: Annotated[int, Query(ge=0, description="only events with a larger event_id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> list[TaskEventResponse]:
@@ -119,9 +152,16 @@ def get_events(
         raise _not_found(exc) from None
     return [
         TaskEventResponse(
-            event_id=e.event_id or 0, task_id=e.task_id, event_type=e.event_type, status=e.status,
-            progress=e.progress, current_step=e.current_step, attempt=e.attempt,
-            worker_name=e.worker_name, message=e.message, timestamp=e.created_at,
+            event_id=e.event_id or 0,
+            task_id=e.task_id,
+            event_type=e.event_type,
+            status=e.status,
+            progress=e.progress,
+            current_step=e.current_step,
+            attempt=e.attempt,
+            worker_name=e.worker_name,
+            message=e.message,
+            timestamp=e.created_at,
         )
         for e in service.list_events(db, task, after, limit)
     ]

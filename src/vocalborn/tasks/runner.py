@@ -87,7 +87,9 @@ def analysis_engine() -> AnalysisEngine:
         if not settings.ai_service_url:
             raise RuntimeError("AI_ENGINE=remote needs AI_SERVICE_URL")
         return get_engine(
-            "remote", url=settings.ai_service_url, api_key=settings.ai_service_api_key,
+            "remote",
+            url=settings.ai_service_url,
+            api_key=settings.ai_service_api_key,
             timeout=settings.ai_service_timeout,
         )
     return get_engine("local")
@@ -112,8 +114,14 @@ def run_analysis(task_id: str, worker_name: str) -> Outcome:
         except (AnalysisInputError, PermanentError) as exc:
             return _fail(claim, str(exc))
         except Exception as exc:  # transient by default: DB, storage, remote engine, time limit
-            log.warning("attempt %s of task %s hit %s: %s", claim.attempt, task_id, type(exc).__name__, exc,
-                        exc_info=not _is_expected_transient(exc))
+            log.warning(
+                "attempt %s of task %s hit %s: %s",
+                claim.attempt,
+                task_id,
+                type(exc).__name__,
+                exc,
+                exc_info=not _is_expected_transient(exc),
+            )
             return _retry_or_fail(claim, _describe(exc))
         finally:
             heartbeat.stop()
@@ -149,8 +157,9 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
                 log.info("task %s is already %s; duplicate delivery acknowledged", task_id, status)
                 return Outcome.SKIPPED
             if task.cancel_requested_at is not None:
-                event = service.apply_transition(db, task, EventType.CANCELLED, values={"completed_at": now},
-                                                 message="cancelled before it started")
+                event = service.apply_transition(
+                    db, task, EventType.CANCELLED, values={"completed_at": now}, message="cancelled before it started"
+                )
                 db.commit()
                 service.publish_event(event)
                 return Outcome.CANCELLED
@@ -159,22 +168,34 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
                 if silent_for < settings.task_lease_seconds:
                     # Another run holds a live lease (a redelivery while it still runs).
                     if time.monotonic() > give_up_at:
-                        log.info("task %s is running elsewhere (%s); duplicate delivery dropped",
-                                 task_id, task.worker_name)
+                        log.info(
+                            "task %s is running elsewhere (%s); duplicate delivery dropped", task_id, task.worker_name
+                        )
                         return Outcome.SKIPPED
                     db.rollback()
                     time.sleep(0.5)
                     continue
-            if status == TaskStatus.RETRY and task.next_attempt_at and task.next_attempt_at > now + timedelta(seconds=1):
+            if (
+                status == TaskStatus.RETRY
+                and task.next_attempt_at
+                and task.next_attempt_at > now + timedelta(seconds=1)
+            ):
                 log.info("task %s is not due until %s; early delivery dropped", task_id, task.next_attempt_at)
                 return Outcome.SKIPPED
             attempt = task.attempt + 1
             if attempt > settings.task_max_deliveries:
                 event = service.apply_transition(
-                    db, task, EventType.FAILED, expect_attempt=task.attempt,
-                    values={"completed_at": now, "error_message": (
-                        f"gave up after {task.attempt} deliveries: the worker stopped (crash, out of memory or "
-                        "time limit) every time it ran this analysis")},
+                    db,
+                    task,
+                    EventType.FAILED,
+                    expect_attempt=task.attempt,
+                    values={
+                        "completed_at": now,
+                        "error_message": (
+                            f"gave up after {task.attempt} deliveries: the worker stopped (crash, out of memory or "
+                            "time limit) every time it ran this analysis"
+                        ),
+                    },
                     message="too many deliveries",
                 )
                 db.commit()
@@ -185,9 +206,20 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
             takeover = status == TaskStatus.PROCESSING
             try:
                 event = service.apply_transition(
-                    db, task, EventType.STARTED, expect_attempt=task.attempt, worker_name=worker_name,
-                    values={"attempt": attempt, "worker_name": worker_name, "started_at": now, "heartbeat_at": now,
-                            "progress": 0, "current_step": None, "next_attempt_at": None},
+                    db,
+                    task,
+                    EventType.STARTED,
+                    expect_attempt=task.attempt,
+                    worker_name=worker_name,
+                    values={
+                        "attempt": attempt,
+                        "worker_name": worker_name,
+                        "started_at": now,
+                        "heartbeat_at": now,
+                        "progress": 0,
+                        "current_step": None,
+                        "next_attempt_at": None,
+                    },
                     message=f"took over from {task.worker_name}, whose lease expired" if takeover else None,
                 )
             except service.StaleTask:
@@ -198,7 +230,10 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
             service.publish_event(event)
             storage = get_storage()
             claim = Claim(
-                task_id=task_id, attempt=attempt, worker_name=worker_name, params=dict(task.task_params or {}),
+                task_id=task_id,
+                attempt=attempt,
+                worker_name=worker_name,
+                params=dict(task.task_params or {}),
                 reference_path=storage.path(sentence.reference_audio_key) if sentence else Path("/nonexistent"),
                 attempt_path=storage.path(record.audio_key) if record else Path("/nonexistent"),
                 practice_record_id=task.practice_record_id,
@@ -239,7 +274,10 @@ class _ProgressReporter:
             if write:
                 try:
                     event = service.apply_transition(
-                        db, task, EventType.PROGRESS, expect_attempt=claim.attempt,
+                        db,
+                        task,
+                        EventType.PROGRESS,
+                        expect_attempt=claim.attempt,
                         values={"progress": progress, "current_step": label, "heartbeat_at": utcnow()},
                     )
                 except service.StaleTask:
@@ -250,12 +288,21 @@ class _ProgressReporter:
             else:
                 from vocalborn.tasks import events
 
-                events.publish({
-                    "event_id": None, "task_id": str(claim.task_id), "event_type": EventType.PROGRESS.value,
-                    "status": TaskStatus.PROCESSING.value, "progress": progress, "current_step": label,
-                    "total_steps": TOTAL_STEPS, "attempt": claim.attempt, "worker_name": claim.worker_name,
-                    "message": None, "timestamp": utcnow().isoformat().replace("+00:00", "Z"),
-                })
+                events.publish(
+                    {
+                        "event_id": None,
+                        "task_id": str(claim.task_id),
+                        "event_type": EventType.PROGRESS.value,
+                        "status": TaskStatus.PROCESSING.value,
+                        "progress": progress,
+                        "current_step": label,
+                        "total_steps": TOTAL_STEPS,
+                        "attempt": claim.attempt,
+                        "worker_name": claim.worker_name,
+                        "message": None,
+                        "timestamp": utcnow().isoformat().replace("+00:00", "Z"),
+                    }
+                )
         if self.settings.analysis_step_delay_seconds > 0:
             time.sleep(self.settings.analysis_step_delay_seconds)
 
@@ -271,23 +318,33 @@ def _complete(claim: Claim, report: AnalysisReport) -> Outcome:
             raise _Cancelled()
         try:
             event = service.apply_transition(
-                db, task, EventType.SUCCEEDED, expect_attempt=claim.attempt,
-                values={"progress": 100, "current_step": STEPS[-1][1], "completed_at": utcnow(),
-                        "error_message": None, "heartbeat_at": None},
+                db,
+                task,
+                EventType.SUCCEEDED,
+                expect_attempt=claim.attempt,
+                values={
+                    "progress": 100,
+                    "current_step": STEPS[-1][1],
+                    "completed_at": utcnow(),
+                    "error_message": None,
+                    "heartbeat_at": None,
+                },
             )
-            db.add(AIAnalysisResult(
-                task_id=claim.task_id,
-                overall_score=report.overall_score,
-                pronunciation_accuracy=report.pronunciation_accuracy,
-                fluency_score=report.fluency_score,
-                rhythm_score=report.rhythm_score,
-                detailed_analysis=report.detailed_analysis,
-                sentence_analyses=report.sentence_analyses,
-                suggestions=report.suggestions,
-                improvement_areas=report.improvement_areas,
-                analysis_model_version=report.analysis_model_version,
-                processing_time_seconds=round(elapsed, 3),
-            ))
+            db.add(
+                AIAnalysisResult(
+                    task_id=claim.task_id,
+                    overall_score=report.overall_score,
+                    pronunciation_accuracy=report.pronunciation_accuracy,
+                    fluency_score=report.fluency_score,
+                    rhythm_score=report.rhythm_score,
+                    detailed_analysis=report.detailed_analysis,
+                    sentence_analyses=report.sentence_analyses,
+                    suggestions=report.suggestions,
+                    improvement_areas=report.improvement_areas,
+                    analysis_model_version=report.analysis_model_version,
+                    processing_time_seconds=round(elapsed, 3),
+                )
+            )
             db.commit()  # result, success and record status together
         except (service.StaleTask, IntegrityError):
             db.rollback()
@@ -305,8 +362,12 @@ def _fail(claim: Claim, reason: str) -> Outcome:
             return Outcome.SKIPPED
         try:
             event = service.apply_transition(
-                db, task, EventType.FAILED, expect_attempt=claim.attempt,
-                values={"completed_at": utcnow(), "error_message": reason, "heartbeat_at": None}, message=reason,
+                db,
+                task,
+                EventType.FAILED,
+                expect_attempt=claim.attempt,
+                values={"completed_at": utcnow(), "error_message": reason, "heartbeat_at": None},
+                message=reason,
             )
         except service.StaleTask:
             return Outcome.SKIPPED
@@ -335,10 +396,17 @@ def _retry_or_fail(claim: Claim, reason: str) -> Outcome:
         delay = backoff_seconds(retry_number)
         try:
             event = service.apply_transition(
-                db, task, EventType.RETRY, expect_attempt=claim.attempt,
-                values={"retry_count": retry_number, "error_message": reason, "heartbeat_at": None,
-                        "next_attempt_at": utcnow() + timedelta(seconds=delay),
-                        "publish_count": task.publish_count + 1},
+                db,
+                task,
+                EventType.RETRY,
+                expect_attempt=claim.attempt,
+                values={
+                    "retry_count": retry_number,
+                    "error_message": reason,
+                    "heartbeat_at": None,
+                    "next_attempt_at": utcnow() + timedelta(seconds=delay),
+                    "publish_count": task.publish_count + 1,
+                },
                 message=f"retry {retry_number} of {task.max_retries} in {delay:.1f} s: {reason}",
             )
         except service.StaleTask:
@@ -357,8 +425,12 @@ def _finish_cancelled(claim: Claim) -> Outcome:
             return Outcome.SKIPPED
         try:
             event = service.apply_transition(
-                db, task, EventType.CANCELLED, expect_attempt=claim.attempt,
-                values={"completed_at": utcnow(), "heartbeat_at": None}, message="cancelled while running",
+                db,
+                task,
+                EventType.CANCELLED,
+                expect_attempt=claim.attempt,
+                values={"completed_at": utcnow(), "heartbeat_at": None},
+                message="cancelled while running",
             )
         except service.StaleTask:
             return Outcome.SKIPPED

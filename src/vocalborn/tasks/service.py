@@ -159,8 +159,12 @@ def submit_analysis(
         db.add(record)
         db.add(
             AIAnalysisTaskEvent(
-                task_id=task_id, event_type=EventType.SUBMITTED.value, status=TaskStatus.PENDING.value,
-                progress=0, attempt=0, created_at=now,
+                task_id=task_id,
+                event_type=EventType.SUBMITTED.value,
+                status=TaskStatus.PENDING.value,
+                progress=0,
+                attempt=0,
+                created_at=now,
             )
         )
         db.commit()
@@ -196,7 +200,9 @@ def publish_task(task: AIAnalysisTask, countdown: float | None = None) -> bool:
     except Exception as exc:  # kombu raises several types for an unreachable broker
         log.warning(
             "publishing task %s failed (%s: %s); it stays pending and will be republished",
-            task.task_id, type(exc).__name__, exc,
+            task.task_id,
+            type(exc).__name__,
+            exc,
         )
         return False
 

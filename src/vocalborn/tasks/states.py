@@ -58,9 +58,7 @@ TRANSITIONS: dict[EventType, Transition] = {
     EventType.SUCCEEDED: Transition(frozenset({TaskStatus.PROCESSING}), TaskStatus.SUCCESS),
     EventType.FAILED: Transition(_ANY_ACTIVE, TaskStatus.FAILURE),
     EventType.CANCELLED: Transition(_ANY_ACTIVE, TaskStatus.CANCELLED),
-    EventType.RESUBMITTED: Transition(
-        frozenset({TaskStatus.FAILURE, TaskStatus.CANCELLED}), TaskStatus.PENDING
-    ),
+    EventType.RESUBMITTED: Transition(frozenset({TaskStatus.FAILURE, TaskStatus.CANCELLED}), TaskStatus.PENDING),
 }
 
 # What the practice record says while its latest task is in each state.

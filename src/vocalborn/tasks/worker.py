@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -70,10 +71,8 @@ _announcer_stop = threading.Event()
 def _announce(sender: Any = None, **_: Any) -> None:
     hostname = sender.hostname if sender is not None else "worker"
     concurrency = get_settings().celery_worker_concurrency
-    try:
-        concurrency = int(sender.pool.num_processes)  # type: ignore[union-attr]
-    except Exception:
-        pass
+    with contextlib.suppress(Exception):  # solo pool, or an unexpected sender
+        concurrency = int(sender.pool.num_processes)
 
     def loop() -> None:
         while True:

@@ -1,0 +1,100 @@
+"""Speed and memory of the local analysis engine (figures only; tests assert none).
+
+Usage: ``uv run python bench/analysis_speed.py``
+
+* warm real-time factor: analysis time per second of attempt audio, after a warm-up, over
+  several synthesized pairs of different lengths (reference features not cached, so
+  every run does the full work for both recordings);
+* fresh-process time: ``python -c`` that imports the engine and analyses a pair of two
+  ~5-second recordings, as the ``vocalborn analyze`` CLI does;
+* peak resident memory (ru_maxrss) of this process and of the fresh process.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vocalborn.analysis import perturb
+from vocalborn.analysis.engine import LocalEngine
+from vocalborn.analysis.synth import render, to_wav
+
+TEXTS = {
+    "short": "請把窗戶打開",
+    "medium": "我們明天早上一起去公園散步",
+    "long": "我們明天早上一起去公園散步，然後到圖書館借幾本書回家慢慢看",
+    "very long": "今天天氣很好，我們明天早上一起去公園散步，然後到圖書館借幾本書，中午再去吃一碗熱熱的牛肉麵",
+}
+
+
+def warm_rtf() -> list[tuple[str, float, float, float]]:
+    engine = LocalEngine(reference_cache_size=0)
+    rows = []
+    for label, text in TEXTS.items():
+        x = np.array(render(text, "zh", "Female1").samples)
+        ref = to_wav(x, 16000)
+        att = to_wav(perturb.add_noise(perturb.change_tempo(x, 0.9), 25.0, np.random.default_rng(0)), 16000)
+        att_seconds = len(perturb.change_tempo(x, 0.9)) / 16000
+        engine.analyze(ref, att)  # warm-up
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            engine.analyze(ref, att)
+            times.append(time.perf_counter() - t0)
+        best = statistics.median(times)
+        rows.append((label, len(x) / 16000, att_seconds, best))
+    return rows
+
+
+def fresh_process(tmp: Path) -> tuple[float, int]:
+    x = np.array(render("今天天氣很好，我們明天早上一起去公園散步，然後去看書", "zh", "Female1").samples)
+    x = x[: 5 * 16000] if len(x) > 5 * 16000 else np.pad(x, (0, 5 * 16000 - len(x)))
+    (tmp / "ref.wav").write_bytes(to_wav(x, 16000))
+    (tmp / "att.wav").write_bytes(to_wav(perturb.change_tempo(x, 1.0), 16000))
+    code = (
+        "import resource, sys; from vocalborn.analysis import analyze, format_report; "
+        "print(format_report(analyze(sys.argv[1], sys.argv[2]))[:1]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+    )
+    runs = []
+    rss = 0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(tmp / "ref.wav"), str(tmp / "att.wav")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(time.perf_counter() - t0)
+        rss = max(rss, int(out.stderr.strip().splitlines()[-1]))
+    return statistics.median(runs), rss
+
+
+def main() -> None:
+    print("warm analysis (median of 5, after warm-up; one core)")
+    print(f"{'pair':<10} {'ref s':>6} {'att s':>6} {'ms':>7} {'ms per s':>9} {'RTF':>7}")
+    rtfs = []
+    for label, ref_s, att_s, t in warm_rtf():
+        rtf = t / att_s
+        rtfs.append(rtf)
+        print(f"{label:<10} {ref_s:6.2f} {att_s:6.2f} {t * 1000:7.1f} {rtf * 1000:9.1f} {rtf:7.4f}")
+    print(f"worst RTF {max(rtfs):.4f} (per second of attempt audio; pair = both recordings)")
+    with tempfile.TemporaryDirectory() as tmp:
+        seconds, rss = fresh_process(Path(tmp))
+    print(f"fresh process: import + analyse two 5 s recordings: {seconds:.2f} s (median of 3)")
+    print(
+        f"peak RSS: fresh process {rss / 1024:.0f} MiB; "
+        f"this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()

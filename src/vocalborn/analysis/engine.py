@@ -1,0 +1,323 @@
+"""Analysis engines: the local acoustic engine and a client for a remote one.
+
+``LocalEngine`` runs everything in-process (numpy + PyAV + parselmouth, one core,
+deterministic). ``RemoteEngine`` sends the same request to an HTTP service that answers
+with the same report, for deployments that move analysis elsewhere; it classifies
+failures into permanent (:class:`AnalysisInputError`) and retryable
+(:class:`TransientAnalysisError`) so the worker knows whether to retry.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from vocalborn.analysis.types import (
+    STEPS,
+    AnalysisEngine,
+    AnalysisInputError,
+    AnalysisReport,
+    AudioSource,
+    ProgressCallback,
+    TransientAnalysisError,
+)
+
+ENGINE_VERSION = "vocalborn-acoustic-1.0"
+
+
+def _progress(progress: ProgressCallback | None, step: int) -> None:
+    if progress is not None:
+        progress(step, STEPS[step - 1][0])
+
+
+def _source_key(source: AudioSource) -> str:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return "b:" + sha256(bytes(source)).hexdigest()
+    path = Path(source)
+    try:
+        st = path.stat()
+    except OSError:
+        return f"p:{path}"
+    return f"p:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+class LocalEngine:
+    """The in-process acoustic engine (see docs/ANALYSIS.md for the method).
+
+    A worker typically analyses many attempts against the same reference, so the
+    reference's features are kept in a small LRU cache keyed by content hash (bytes) or
+    path, size and mtime (files). Results do not depend on the cache.
+    """
+
+    name = "vocalborn-local"
+    version = ENGINE_VERSION
+
+    def __init__(self, reference_cache_size: int = 16) -> None:
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache_size = reference_cache_size
+        self._lock = threading.Lock()
+
+    def _reference_features(self, source: AudioSource) -> Any:
+        from vocalborn.analysis import features
+        from vocalborn.analysis.decode import load_audio
+
+        key = _source_key(source)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        feats = features.extract(load_audio(source))
+        if self._cache_size > 0:
+            with self._lock:
+                self._cache[key] = feats
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return feats
+
+    def analyze(
+        self,
+        reference: AudioSource,
+        attempt: AudioSource,
+        params: dict[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> AnalysisReport:
+        """Compare ``attempt`` with ``reference`` and return the scored report.
+
+        Raises:
+            UndecodableAudioError: either file is not decodable audio.
+            UnusableAudioError: either recording is silent, too short or clipped; the
+                message says which recording (reference or attempt).
+        """
+        from vocalborn.analysis import features, scoring, suggest
+        from vocalborn.analysis.decode import load_audio
+        from vocalborn.analysis.types import UndecodableAudioError, UnusableAudioError
+
+        params = dict(params or {})
+        language = str(params.get("language") or "zh-TW")
+        include_suggestions = bool(params.get("include_suggestions", True))
+        english = language.lower().startswith("en")
+
+        _progress(progress, 1)
+        try:
+            att_samples = load_audio(attempt)
+        except UndecodableAudioError as exc:
+            raise UndecodableAudioError(_which(exc, "attempt", english)) from exc
+
+        _progress(progress, 2)
+        try:
+            ref = self._reference_features(reference)
+        except (UndecodableAudioError, UnusableAudioError) as exc:
+            raise type(exc)(_which(exc, "reference", english)) from exc
+        try:
+            att = features.extract(att_samples)
+        except UnusableAudioError as exc:
+            raise UnusableAudioError(_which(exc, "attempt", english)) from exc
+
+        _progress(progress, 3)
+        analysis = scoring.evaluate(ref, att)
+
+        _progress(progress, 4)
+        sc = analysis.scores
+        detailed = dict(analysis.detailed)
+        detailed["analysis_type"] = str(params.get("analysis_type") or "full")
+        if params.get("model_version") is not None:
+            detailed["requested_model_version"] = str(params["model_version"])
+
+        _progress(progress, 5)
+        if include_suggestions:
+            text, areas = suggest.make_suggestions(analysis, language)
+        else:
+            text, areas = suggest.empty()
+        timing = detailed["timing_analysis"]
+        sentence = {
+            "index": 0,
+            "overall_score": sc.overall,
+            "pronunciation_accuracy": sc.pronunciation,
+            "fluency_score": sc.fluency,
+            "rhythm_score": sc.rhythm,
+            "reference_duration": timing["reference_duration"],
+            "attempt_duration": timing["attempt_duration"],
+            "attempt_speech_start": timing["attempt_speech_span"][0],
+            "attempt_speech_end": timing["attempt_speech_span"][1],
+            "deviation_count": len(analysis.deviations),
+        }
+        return AnalysisReport(
+            overall_score=sc.overall,
+            pronunciation_accuracy=sc.pronunciation,
+            fluency_score=sc.fluency,
+            rhythm_score=sc.rhythm,
+            detailed_analysis=detailed,
+            sentence_analyses=[sentence],
+            suggestions=text,
+            improvement_areas=areas,
+            analysis_model_version=self.version,
+        )
+
+
+def _which(exc: Exception, role: str, english: bool) -> str:
+    """Prefix an input error with which recording it concerns."""
+    names = {"reference": ("示範錄音", "Reference recording"), "attempt": ("你的錄音", "Your recording")}
+    zh, en = names[role]
+    return f"{en}: {exc}" if english else f"{zh}：{exc}"
+
+
+class RemoteEngine:
+    """Client for a remote analysis service speaking the same report format.
+
+    ``POST {url}/analyze`` with multipart files ``reference`` and ``attempt`` and a form
+    field ``params`` (JSON); the answer is the :class:`AnalysisReport` as JSON. Progress is
+    reported locally around the call (steps 1-2 before sending, 3-5 after the answer).
+
+    A simple circuit breaker protects the worker pool: after ``failure_threshold``
+    consecutive transient failures the engine refuses calls for ``reset_seconds``
+    (raising :class:`TransientAnalysisError` at once), then lets one call through.
+    """
+
+    name = "vocalborn-remote"
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        failure_threshold: int = 5,
+        reset_seconds: float = 30.0,
+        transport: Any = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.failure_threshold = failure_threshold
+        self.reset_seconds = reset_seconds
+        self.version = "remote"
+        self._transport = transport
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._lock = threading.Lock()
+
+    # -- circuit breaker ----------------------------------------------------------------
+    @property
+    def circuit_open(self) -> bool:
+        with self._lock:
+            # Past reset_seconds the circuit is half-open: the next call is a trial.
+            return self._opened_at is not None and self._clock() - self._opened_at < self.reset_seconds
+
+    def _record(self, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self._failures = 0
+                self._opened_at = None
+            else:
+                self._failures += 1
+                if self._failures >= self.failure_threshold:
+                    self._opened_at = self._clock()
+
+    # -- call ---------------------------------------------------------------------------
+    def analyze(
+        self,
+        reference: AudioSource,
+        attempt: AudioSource,
+        params: dict[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> AnalysisReport:
+        import httpx
+
+        if self.circuit_open:
+            raise TransientAnalysisError("remote analysis circuit is open: too many recent failures")
+        _progress(progress, 1)
+        files = {
+            "reference": ("reference", _read(reference), "application/octet-stream"),
+            "attempt": ("attempt", _read(attempt), "application/octet-stream"),
+        }
+        data = {"params": json.dumps(params or {}, ensure_ascii=False, sort_keys=True)}
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        _progress(progress, 2)
+        timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
+        try:
+            with httpx.Client(timeout=timeout, transport=self._transport) as client:
+                response = client.post(f"{self.url}/analyze", files=files, data=data, headers=headers)
+        except httpx.TimeoutException as exc:
+            self._record(False)
+            raise TransientAnalysisError(f"remote analysis timed out: {exc}") from exc
+        except httpx.HTTPError as exc:
+            self._record(False)
+            raise TransientAnalysisError(f"remote analysis unreachable: {exc}") from exc
+
+        if response.status_code >= 500:
+            self._record(False)
+            raise TransientAnalysisError(f"remote analysis failed ({response.status_code}): {_message(response)}")
+        if response.status_code >= 400:
+            self._record(True)  # the service works; the input is at fault
+            raise AnalysisInputError(_message(response))
+        _progress(progress, 3)
+        try:
+            payload = response.json()
+            report = AnalysisReport.from_dict(payload)
+        except (ValueError, TypeError) as exc:
+            self._record(False)
+            raise TransientAnalysisError(f"remote analysis returned an invalid report: {exc}") from exc
+        self._record(True)
+        _progress(progress, 4)
+        _progress(progress, 5)
+        if not report.analysis_model_version:
+            report.analysis_model_version = self.version
+        return report
+
+
+def _read(source: AudioSource) -> bytes:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source)
+    return Path(source).read_bytes()
+
+
+def _message(response: Any) -> str:
+    """The server's error message: ``detail``/``message``/``error`` of a JSON body, or text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or f"HTTP {response.status_code}").strip()[:500]
+    if isinstance(body, dict):
+        for key in ("detail", "message", "error"):
+            if body.get(key):
+                value = body[key]
+                return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return json.dumps(body, ensure_ascii=False)[:500]
+
+
+def get_engine(kind: str = "local", **options: Any) -> AnalysisEngine:
+    """Build an engine: ``"local"`` (options passed to :class:`LocalEngine`) or
+    ``"remote"`` (options passed to :class:`RemoteEngine`, ``url`` required)."""
+    kind = kind.lower()
+    if kind == "local":
+        return LocalEngine(**options)
+    if kind == "remote":
+        if "url" not in options:
+            raise ValueError("the remote engine needs url=")
+        return RemoteEngine(**options)
+    raise ValueError(f"unknown analysis engine {kind!r}: use 'local' or 'remote'")
+
+
+_default_engine: LocalEngine | None = None
+
+
+def analyze(
+    reference: AudioSource,
+    attempt: AudioSource,
+    params: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> AnalysisReport:
+    """Analyse with a process-wide :class:`LocalEngine` (convenience for CLI and scripts)."""
+    global _default_engine
+    if _default_engine is None:
+        _default_engine = LocalEngine()
+    return _default_engine.analyze(reference, attempt, params, progress)

@@ -1,0 +1,38 @@
+"""The calibration table's expectations, for every sentence and voice (acceptance 1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vocalborn.analysis import calibration as cal
+from vocalborn.analysis.engine import LocalEngine
+
+
+def _overlaps(devs: list[dict], span: tuple[float, float]) -> bool:
+    return any(d["start"] < span[1] and d["end"] > span[0] for d in devs)
+
+
+@pytest.mark.parametrize("voice", cal.VOICES)
+@pytest.mark.parametrize("sentence", cal.SENTENCES, ids=lambda s: s.text)
+def test_scores_rank_as_calibrated(engine: LocalEngine, sentence: cal.Sentence, voice: str) -> None:
+    scores: dict[str, float] = {}
+    deviations: dict[str, list[dict]] = {}
+    spans: dict[str, tuple[float, float] | None] = {}
+    for case in cal.CASES:
+        pair = cal.build_pair(case, sentence, voice)
+        report = engine.analyze(pair.reference, pair.attempt)
+        scores[case] = report.overall_score
+        deviations[case] = report.detailed_analysis["deviations"]
+        spans[case] = pair.edit_span
+
+    for case in cal.HIGH:
+        assert scores[case] >= cal.HIGH_MIN, (case, scores)
+    for case in cal.GOOD:
+        assert scores[case] >= cal.GOOD_MIN, (case, scores)
+    for case in cal.LOWER:
+        assert scores[case] < scores["same"], (case, scores)
+        span = spans[case]
+        assert span is not None and _overlaps(deviations[case], span), (case, deviations[case], span)
+    assert scores[cal.TRUNCATED] < min(scores[c] for c in cal.LOWER), scores
+    for case in cal.UNRELATED:
+        assert scores[case] <= cal.UNRELATED_MAX, (case, scores)
