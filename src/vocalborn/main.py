@@ -21,6 +21,7 @@ from vocalborn.config import get_settings
 from vocalborn.db import get_engine
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.practice.router import router as practice_router
+from vocalborn.tasks.admin import router as admin_router
 from vocalborn.tasks.router import router as tasks_router
 
 log = logging.getLogger("vocalborn.api")
@@ -48,6 +49,7 @@ def create_app() -> FastAPI:
     app.include_router(auth_router)
     app.include_router(practice_router)
     app.include_router(tasks_router)
+    app.include_router(admin_router)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

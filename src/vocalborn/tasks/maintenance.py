@@ -13,17 +13,17 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlmodel import Session, col
 
 from vocalborn.config import get_settings
 from vocalborn.db import session_scope
-from vocalborn.practice.models import PracticeRecord, Sentence
+from vocalborn.practice.models import PracticeRecord, RecordStatus, Sentence
 from vocalborn.sqltypes import utcnow
 from vocalborn.storage import get_storage
 from vocalborn.tasks import service
 from vocalborn.tasks.events import get_redis
-from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
+from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 from vocalborn.tasks.states import TERMINAL_STATUSES, EventType, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def reap_stalled_tasks(now: datetime | None = None) -> dict[str, int]:
     settings = get_settings()
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings.task_lease_seconds)
-    requeued = failed = 0
+    requeued = failed = cancelled = 0
     with session_scope() as db:
         stalled = list(
             db.exec(  # type: ignore[call-overload]
@@ -133,7 +133,17 @@ def reap_stalled_tasks(now: datetime | None = None) -> dict[str, int]:
         )
         for task in stalled:
             try:
-                if task.attempt >= settings.task_max_deliveries:
+                if task.cancel_requested_at is not None:  # its worker died before it could stop
+                    event = service.apply_transition(
+                        db,
+                        task,
+                        EventType.CANCELLED,
+                        expect_attempt=task.attempt,
+                        values={"completed_at": now, "heartbeat_at": None},
+                        message=f"cancelled; worker {task.worker_name} had stopped",
+                    )
+                    cancelled += 1
+                elif task.deliveries >= settings.task_max_deliveries:
                     event = service.apply_transition(
                         db,
                         task,
@@ -142,7 +152,7 @@ def reap_stalled_tasks(now: datetime | None = None) -> dict[str, int]:
                         values={
                             "completed_at": now,
                             "error_message": (
-                                f"gave up after {task.attempt} deliveries: the worker stopped every time"
+                                f"gave up after {task.deliveries} deliveries: the worker stopped every time"
                             ),
                         },
                         message=f"worker {task.worker_name} stopped; no deliveries left",
@@ -165,9 +175,9 @@ def reap_stalled_tasks(now: datetime | None = None) -> dict[str, int]:
             service.publish_event(event)
             if task.status == TaskStatus.PENDING:
                 service.publish_task(task)
-    if requeued or failed:
-        log.warning("reaper: %d stalled task(s) requeued, %d failed", requeued, failed)
-    return {"requeued": requeued, "failed": failed}
+    if requeued or failed or cancelled:
+        log.warning("reaper: %d stalled task(s) requeued, %d failed, %d cancelled", requeued, failed, cancelled)
+    return {"requeued": requeued, "failed": failed, "cancelled": cancelled}
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,7 +191,7 @@ class CleanupReport:
 def cleanup_expired_tasks(now: datetime | None = None) -> CleanupReport:
     """Retention: failed/cancelled tasks after RETENTION_FAILED_DAYS, event logs of finished tasks
     after RETENTION_EVENTS_DAYS, successful analyses only if RETENTION_SUCCESS_DAYS > 0, and
-    recordings no row points to. Never a task whose record still shows it."""
+    recordings no row points to. A record whose latest task ages out goes back to RECORDED."""
     settings = get_settings()
     now = now or utcnow()
     report = CleanupReport()
@@ -206,19 +216,18 @@ def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
                 select(AIAnalysisTask.task_id)
                 .where(col(AIAnalysisTask.status).in_(statuses))
                 .where(col(AIAnalysisTask.completed_at) < before)
-                .where(
-                    ~select(PracticeRecord.practice_record_id)
-                    .where(col(PracticeRecord.ai_task_id) == col(AIAnalysisTask.task_id))
-                    .exists()
-                )
                 .limit(BATCH)
             ).scalars()
         )
         if not ids:
             return total
+        # A record whose latest analysis ages out is simply "recorded" again: it can be resubmitted.
+        db.execute(
+            update(PracticeRecord)
+            .where(col(PracticeRecord.ai_task_id).in_(ids))
+            .values(ai_task_id=None, record_status=RecordStatus.RECORDED.value, updated_at=utcnow())
+        )
         db.execute(delete(AIAnalysisTaskEvent).where(col(AIAnalysisTaskEvent.task_id).in_(ids)))
-        from vocalborn.tasks.models import AIAnalysisResult
-
         db.execute(delete(AIAnalysisResult).where(col(AIAnalysisResult.task_id).in_(ids)))
         db.execute(delete(AIAnalysisTask).where(col(AIAnalysisTask.task_id).in_(ids)))
         db.commit()

@@ -76,6 +76,9 @@ class AIAnalysisTask(SQLModel, table=True):
     # Beyond the plan: how many times a worker claimed the task (a fencing token for every write
     # of that run), its heartbeat, when it may run next, and a cancel flag checked at each step.
     attempt: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    # Claims since the task was last (re)submitted; capped by TASK_MAX_DELIVERIES. ``attempt``
+    # never goes back (it fences writes); this one restarts when an admin retries the task.
+    deliveries: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     heartbeat_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     cancel_requested_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

@@ -179,3 +179,24 @@ def get_session_status(session_id: uuid.UUID, user: CurrentUser, db: SessionDep)
     return SessionTasksResponse(
         practice_session_id=session_id, counts=counts, tasks=[status_view(db, t) for t in tasks]
     )
+
+
+@router.delete(
+    "/{task_id}",
+    response_model=TaskStatusResponse,
+    operation_id="cancel_task",
+    responses={409: {"description": "the task has already finished"}},
+)
+def cancel_task(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskStatusResponse:
+    """Learners cancel their own queued or running analysis (admins any)."""
+    try:
+        task = service.get_task_for(db, task_id, user)
+    except service.NotFound as exc:
+        raise _not_found(exc) from None
+    if task.user_id != user.user_id and user.role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the learner who asked for this analysis can cancel it")
+    try:
+        task = service.cancel_task(db, task, user)
+    except service.Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return status_view(db, task)

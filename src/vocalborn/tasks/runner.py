@@ -183,7 +183,7 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
                 log.info("task %s is not due until %s; early delivery dropped", task_id, task.next_attempt_at)
                 return Outcome.SKIPPED
             attempt = task.attempt + 1
-            if attempt > settings.task_max_deliveries:
+            if task.deliveries + 1 > settings.task_max_deliveries:
                 event = service.apply_transition(
                     db,
                     task,
@@ -192,7 +192,7 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
                     values={
                         "completed_at": now,
                         "error_message": (
-                            f"gave up after {task.attempt} deliveries: the worker stopped (crash, out of memory or "
+                            f"gave up after {task.deliveries} deliveries: the worker stopped (crash, out of memory or "
                             "time limit) every time it ran this analysis"
                         ),
                     },
@@ -213,6 +213,7 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
                     worker_name=worker_name,
                     values={
                         "attempt": attempt,
+                        "deliveries": task.deliveries + 1,
                         "worker_name": worker_name,
                         "started_at": now,
                         "heartbeat_at": now,

@@ -344,3 +344,190 @@ def estimate_completion(db: Session, task: AIAnalysisTask, position: int | None)
 
 def iso_duration(seconds: float) -> str:
     return f"PT{max(0, round(seconds))}S"
+
+
+# --------------------------------------------------------------------------------------------
+# cancel and retry (learners cancel their own; admins anything)
+# --------------------------------------------------------------------------------------------
+class Conflict(Exception):
+    pass
+
+
+def cancel_task(db: Session, task: AIAnalysisTask, by: User) -> AIAnalysisTask:
+    """A queued task is cancelled at once (its message is skipped when a worker gets it); a
+    running task is flagged and stops at its next step boundary. The flag lives in the database,
+    so it survives worker restarts, unlike a Celery revoke."""
+    status = TaskStatus(task.status)
+    if status in (TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELLED):
+        raise Conflict(f"the task is already {status}; there is nothing to cancel")
+    now = utcnow()
+    who = f"{by.role} {by.email}"
+    try:
+        if status == TaskStatus.PROCESSING:
+            if task.cancel_requested_at is not None:
+                return task
+            event = apply_transition(
+                db,
+                task,
+                EventType.CANCEL_REQUESTED,
+                expect_attempt=task.attempt,
+                values={"cancel_requested_at": now},
+                message=f"cancel requested by {who}; stops at the next step",
+            )
+        else:
+            event = apply_transition(
+                db,
+                task,
+                EventType.CANCELLED,
+                values={"cancel_requested_at": now, "completed_at": now},
+                message=f"cancelled by {who} before it started",
+            )
+        db.commit()
+    except StaleTask:
+        db.rollback()
+        db.refresh(task)
+        return cancel_task(db, task, by)  # it moved on meanwhile: decide again from its new state
+    publish_event(event)
+    log.info("task %s: %s by %s", task.task_id, event.event_type, who)
+    return task
+
+
+def retry_task(db: Session, task: AIAnalysisTask, by: User) -> AIAnalysisTask:
+    """Run a failed or cancelled task again. Its history is kept; ``attempt`` keeps counting."""
+    record = db.get(PracticeRecord, task.practice_record_id)
+    other = find_active_task(db, task.practice_record_id)
+    if other is not None and other.task_id != task.task_id:
+        raise Conflict(f"the record already has an active analysis: {other.task_id}")
+    try:
+        event = apply_transition(
+            db,
+            task,
+            EventType.RESUBMITTED,
+            values={
+                "retry_count": 0,
+                "deliveries": 0,
+                "error_message": None,
+                "cancel_requested_at": None,
+                "completed_at": None,
+                "next_attempt_at": None,
+                "heartbeat_at": None,
+                "progress": 0,
+                "current_step": None,
+                "publish_count": task.publish_count + 1,
+            },
+            message=f"retried by {by.role} {by.email}",
+        )
+        if record is not None:
+            # This task becomes the record's latest again, and speaks for it.
+            record.ai_task_id = task.task_id
+            record.record_status = RECORD_STATUS_FOR[TaskStatus.PENDING].value
+            record.updated_at = utcnow()
+            db.add(record)
+        db.commit()
+    except (StaleTask, IntegrityError):
+        db.rollback()
+        raise Conflict("the task changed meanwhile, or its record has another active analysis") from None
+    except Exception:
+        db.rollback()
+        raise
+    publish_event(event)
+    publish_task(task)
+    return task
+
+
+def list_tasks(db: Session, status: str | None, limit: int, offset: int) -> list[AIAnalysisTask]:
+    stmt = select(AIAnalysisTask)
+    if status:
+        stmt = stmt.where(AIAnalysisTask.status == status)
+    stmt = stmt.order_by(col(AIAnalysisTask.created_at).desc()).limit(limit).offset(offset)
+    return list(db.exec(stmt))
+
+
+# --------------------------------------------------------------------------------------------
+# operator statistics
+# --------------------------------------------------------------------------------------------
+def broker_queue_length(queue: str | None = None) -> int | None:
+    """Messages waiting in the analysis queue (Redis LLEN or an AMQP passive declare)."""
+    settings = get_settings()
+    name = queue or settings.task_queue
+    try:
+        with celery_app.connection_for_read() as conn:
+            channel = conn.default_channel
+            if conn.transport.driver_type == "redis":
+                return int(channel.client.llen(name))
+            _name, count, _consumers = channel.queue_declare(queue=name, passive=True)
+            return int(count)
+    except Exception as exc:
+        log.warning("cannot read the length of queue %s: %s", name, exc)
+        return None
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return round(ordered[index], 3)
+
+
+def task_stats(db: Session, windows: tuple[int, ...] = (300, 3600, 86400)) -> dict[str, Any]:
+    now = utcnow()
+    counts = {s.value: 0 for s in TaskStatus}
+    for status_value, n in db.exec(
+        select(AIAnalysisTask.status, func.count()).group_by(AIAnalysisTask.status)  # type: ignore[call-overload]
+    ):
+        counts[status_value] = int(n)
+    try:
+        workers = registry.online_workers()
+    except Exception as exc:
+        log.warning("cannot read the worker registry: %s", exc)
+        workers = []
+    out: dict[str, Any] = {
+        "generated_at": now,
+        "counts": counts,
+        "active": sum(counts[s.value] for s in ACTIVE_STATUSES),
+        "queue": {"name": get_settings().task_queue, "length": broker_queue_length()},
+        "workers": {
+            "online": len(workers),
+            "processes": sum(int(w.get("concurrency", 1)) for w in workers),
+            "nodes": sorted(w["hostname"] for w in workers),
+        },
+        "windows": {},
+    }
+    for seconds in windows:
+        since = now - timedelta(seconds=seconds)
+        finished = list(
+            db.exec(
+                select(
+                    AIAnalysisTask.status,
+                    AIAnalysisTask.created_at,
+                    AIAnalysisTask.started_at,
+                    AIAnalysisTask.completed_at,
+                )  # type: ignore[call-overload]
+                .where(col(AIAnalysisTask.completed_at) >= since)
+                .limit(20000)
+            )
+        )
+        succeeded = sum(1 for r in finished if r[0] == TaskStatus.SUCCESS)
+        failed = sum(1 for r in finished if r[0] == TaskStatus.FAILURE)
+        cancelled = sum(1 for r in finished if r[0] == TaskStatus.CANCELLED)
+        processing = [(r[3] - r[2]).total_seconds() for r in finished if r[0] == TaskStatus.SUCCESS and r[2]]
+        waits = [(r[2] - r[1]).total_seconds() for r in finished if r[2]]
+        retried = db.exec(
+            select(func.count())
+            .select_from(AIAnalysisTaskEvent)
+            .where(AIAnalysisTaskEvent.event_type == EventType.RETRY.value)
+            .where(col(AIAnalysisTaskEvent.created_at) >= since)
+        ).one()
+        out["windows"][f"{seconds}s"] = {
+            "succeeded": succeeded,
+            "failed": failed,
+            "cancelled": cancelled,
+            "retried": int(retried),
+            "throughput_per_minute": round(succeeded / (seconds / 60), 3),
+            # None, not 0, when nothing finished: "no data" must not read as "all good".
+            "failure_rate": round(failed / (failed + succeeded), 4) if failed + succeeded else None,
+            "processing_seconds": {"p50": _percentile(processing, 0.5), "p95": _percentile(processing, 0.95)},
+            "queue_wait_seconds": {"p50": _percentile(waits, 0.5), "p95": _percentile(waits, 0.95)},
+        }
+    return out

@@ -34,6 +34,7 @@ class EventType(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    CANCEL_REQUESTED = "cancel_requested"  # a running task will stop at its next step boundary
     RESUBMITTED = "resubmitted"  # an admin retried a failed or cancelled task
 
 
@@ -58,6 +59,7 @@ TRANSITIONS: dict[EventType, Transition] = {
     EventType.SUCCEEDED: Transition(frozenset({TaskStatus.PROCESSING}), TaskStatus.SUCCESS),
     EventType.FAILED: Transition(_ANY_ACTIVE, TaskStatus.FAILURE),
     EventType.CANCELLED: Transition(_ANY_ACTIVE, TaskStatus.CANCELLED),
+    EventType.CANCEL_REQUESTED: Transition(frozenset({TaskStatus.PROCESSING}), TaskStatus.PROCESSING),
     EventType.RESUBMITTED: Transition(frozenset({TaskStatus.FAILURE, TaskStatus.CANCELLED}), TaskStatus.PENDING),
 }
 

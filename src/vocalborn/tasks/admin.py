@@ -1,0 +1,75 @@
+"""The operator's API: statistics, cancel, retry, cleanup. Admin role only (others get 403)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from vocalborn.auth.dependencies import AdminUser, SessionDep
+from vocalborn.tasks import maintenance, service
+from vocalborn.tasks.models import AIAnalysisTask
+from vocalborn.tasks.router import status_view
+from vocalborn.tasks.schemas import TaskStatusResponse
+from vocalborn.tasks.states import TaskStatus
+
+router = APIRouter(prefix="/api/v1/admin/tasks", tags=["admin"])
+
+
+def _task(db: SessionDep, task_id: uuid.UUID) -> AIAnalysisTask:
+    task = db.get(AIAnalysisTask, task_id)
+    if task is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "task not found")
+    return task
+
+
+@router.get("/stats", operation_id="admin_task_stats")
+def stats(_: AdminUser, db: SessionDep) -> dict[str, Any]:
+    """Counts by status, queue length, workers online, and for the last 5 min / 1 h / 24 h:
+    throughput, failure rate, p50/p95 processing and queue-wait times."""
+    return service.task_stats(db)
+
+
+@router.get("", response_model=list[TaskStatusResponse], operation_id="admin_list_tasks")
+def list_tasks(
+    _: AdminUser,
+    db: SessionDep,
+    status_filter: Annotated[TaskStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[TaskStatusResponse]:
+    tasks = service.list_tasks(db, status_filter.value if status_filter else None, limit, offset)
+    return [status_view(db, t) for t in tasks]
+
+
+@router.delete("/{task_id}", response_model=TaskStatusResponse, operation_id="admin_cancel_task")
+def cancel(task_id: uuid.UUID, admin: AdminUser, db: SessionDep) -> TaskStatusResponse:
+    """Cancel: a queued task never runs; a running one stops at its next step and ends cancelled."""
+    try:
+        task = service.cancel_task(db, _task(db, task_id), admin)
+    except service.Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return status_view(db, task)
+
+
+@router.post("/{task_id}/retry", response_model=TaskStatusResponse, operation_id="admin_retry_task")
+def retry(task_id: uuid.UUID, admin: AdminUser, db: SessionDep) -> TaskStatusResponse:
+    """Run a failed or cancelled task again; its history is kept."""
+    task = _task(db, task_id)
+    if task.status not in (TaskStatus.FAILURE, TaskStatus.CANCELLED):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"only failed or cancelled tasks can be retried; this one is {task.status}"
+        )
+    try:
+        task = service.retry_task(db, task, admin)
+    except service.Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return status_view(db, task)
+
+
+@router.post("/cleanup", operation_id="admin_cleanup")
+def cleanup(_: AdminUser) -> dict[str, int]:
+    """Run the retention cleanup now and say what it removed."""
+    return asdict(maintenance.cleanup_expired_tasks())
