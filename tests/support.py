@@ -79,6 +79,9 @@ class WorkerProcess:
 
         try:
             wait_until(ready, timeout, 0.2, f"worker {self.name} to come online")
+        except BaseException:
+            self.stop(timeout=5)  # never leave a half-started worker behind
+            raise
         finally:
             client.close()
         return self
@@ -221,7 +224,11 @@ class ServiceProcess:
                     raise AssertionError(f"{self.name} exited: {self.log()[-3000:]}")
                 return ready()
 
-            wait_until(check, timeout, 0.2, f"{self.name} to be ready")
+            try:
+                wait_until(check, timeout, 0.2, f"{self.name} to be ready")
+            except BaseException:
+                self.stop(timeout=5)
+                raise
         return self
 
     def log(self) -> str:

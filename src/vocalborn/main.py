@@ -23,6 +23,9 @@ from vocalborn.logs import log_context, setup_logging
 from vocalborn.practice.router import router as practice_router
 from vocalborn.tasks.admin import router as admin_router
 from vocalborn.tasks.router import router as tasks_router
+from vocalborn.tasks.ws import router as ws_router
+from vocalborn.tasks.ws import shutdown_hub
+from vocalborn.web.router import mount_web
 
 log = logging.getLogger("vocalborn.api")
 
@@ -37,6 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         "VocalBorn API %s starting (database %s)", __version__, get_engine().url.render_as_string(hide_password=True)
     )
     yield
+    await shutdown_hub()  # closes open task sockets (1001) and the progress subscription
 
 
 def create_app() -> FastAPI:
@@ -49,7 +53,9 @@ def create_app() -> FastAPI:
     app.include_router(auth_router)
     app.include_router(practice_router)
     app.include_router(tasks_router)
+    app.include_router(ws_router)
     app.include_router(admin_router)
+    mount_web(app)  # the waiting page at /, its files under /web/
 
     @app.middleware("http")
     async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -95,7 +101,7 @@ def create_app() -> FastAPI:
         )
 
     @app.get("/health", tags=["health"], operation_id="health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/health/ready", tags=["health"], operation_id="readiness")
