@@ -34,7 +34,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
 
 
-async def load(url: str, requests: list[tuple[str, str, dict | None]], concurrency: int, headers: dict) -> tuple[float, list[float], dict[int, int]]:
+async def load(
+    url: str, requests: list[tuple[str, str, dict | None]], concurrency: int, headers: dict
+) -> tuple[float, list[float], dict[int, int]]:
     latencies: list[float] = []
     codes: dict[int, int] = {}
     queue: asyncio.Queue = asyncio.Queue()
@@ -62,8 +64,10 @@ async def load(url: str, requests: list[tuple[str, str, dict | None]], concurren
 
 def report(name: str, n: int, elapsed: float, lat: list[float], codes: dict[int, int]) -> float:
     rps = n / elapsed
-    print(f"{name:<28} {rps:8.0f} req/s   p50 {statistics.median(lat) * 1000:6.1f} ms   "
-          f"p99 {percentile(lat, 0.99) * 1000:6.1f} ms   codes {codes}")
+    print(
+        f"{name:<28} {rps:8.0f} req/s   p50 {statistics.median(lat) * 1000:6.1f} ms   "
+        f"p99 {percentile(lat, 0.99) * 1000:6.1f} ms   codes {codes}"
+    )
     return rps
 
 
@@ -81,9 +85,18 @@ def main() -> None:
         c.execute(text(f'CREATE DATABASE "{db_name}"'))
     db_url = PG.rsplit("/", 1)[0] + "/" + db_name
     data_dir = Path(f"/tmp/vb-bench-{run}")
-    env = dict(os.environ, DATABASE_URL=db_url, CELERY_BROKER_URL=REDIS, REDIS_URL=REDIS, DATA_DIR=str(data_dir),
-               TASK_QUEUE=f"bench_{run}", REDIS_KEY_PREFIX=f"vbbench-{run}:", SECRET_KEY="bench-" + run * 8,
-               LOG_LEVEL="WARNING", ENVIRONMENT="test")
+    env = dict(
+        os.environ,
+        DATABASE_URL=db_url,
+        CELERY_BROKER_URL=REDIS,
+        REDIS_URL=REDIS,
+        DATA_DIR=str(data_dir),
+        TASK_QUEUE=f"bench_{run}",
+        REDIS_KEY_PREFIX=f"vbbench-{run}:",
+        SECRET_KEY="bench-" + run * 8,
+        LOG_LEVEL="WARNING",
+        ENVIRONMENT="test",
+    )
     api = None
     try:
         subprocess.run([sys.executable, "-m", "vocalborn.cli", "migrate"], env=env, check=True, capture_output=True)
@@ -94,26 +107,46 @@ def main() -> None:
         from vocalborn.models import PracticeRecord, PracticeSession, Sentence, User
 
         with session_scope() as db:
-            user = User(email="bench@example.com", name="Bench", role=Role.LEARNER.value, password_hash=hash_password("x" * 12))
+            user = User(
+                email="bench@example.com", name="Bench", role=Role.LEARNER.value, password_hash=hash_password("x" * 12)
+            )
             db.add(user)
             db.flush()
-            sentence = Sentence(text="bench", reference_audio_key="references/00/" + "0" * 32 + ".wav",
-                                reference_audio_format="wav", reference_duration_seconds=4.0, created_by=user.user_id)
+            sentence = Sentence(
+                text="bench",
+                reference_audio_key="references/00/" + "0" * 32 + ".wav",
+                reference_audio_format="wav",
+                reference_duration_seconds=4.0,
+                created_by=user.user_id,
+            )
             session = PracticeSession(user_id=user.user_id)
             db.add_all([sentence, session])
             db.flush()
-            records = [PracticeRecord(practice_session_id=session.practice_session_id, sentence_id=sentence.sentence_id,
-                                      user_id=user.user_id, audio_key="recordings/00/" + uuid.uuid4().hex + ".wav",
-                                      audio_format="wav", audio_size_bytes=1, audio_duration_seconds=4.0)
-                       for _ in range(args.requests)]
+            records = [
+                PracticeRecord(
+                    practice_session_id=session.practice_session_id,
+                    sentence_id=sentence.sentence_id,
+                    user_id=user.user_id,
+                    audio_key="recordings/00/" + uuid.uuid4().hex + ".wav",
+                    audio_format="wav",
+                    audio_size_bytes=1,
+                    audio_duration_seconds=4.0,
+                )
+                for _ in range(args.requests)
+            ]
             db.add_all(records)
             db.commit()
             token, _ = create_access_token(user.user_id, user.role)
             record_ids = [str(r.practice_record_id) for r in records]
 
         port = 18000 + int(run[:2], 16)
-        api = subprocess.Popen([sys.executable, "-m", "vocalborn.cli", "api", "--port", str(port), "--workers", str(args.api_workers)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        api = subprocess.Popen(
+            [sys.executable, "-m", "vocalborn.cli", "api", "--port", str(port), "--workers", str(args.api_workers)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         for _ in range(200):
             try:
@@ -122,12 +155,17 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         headers = {"Authorization": f"Bearer {token}"}
-        print(f"api workers {args.api_workers}, concurrency {args.concurrency}, {args.requests} requests each, "
-              f"{os.cpu_count()} cores shared with the load generator")
+        print(
+            f"api workers {args.api_workers}, concurrency {args.concurrency}, {args.requests} requests each, "
+            f"{os.cpu_count()} cores shared with the load generator"
+        )
         warm = [("GET", "/health", None)] * 300
         asyncio.run(load(url, warm, args.concurrency, headers))
-        base = report("GET /health (bare async)", args.requests,
-                      *asyncio.run(load(url, [("GET", "/health", None)] * args.requests, args.concurrency, headers)))
+        base = report(
+            "GET /health (bare async)",
+            args.requests,
+            *asyncio.run(load(url, [("GET", "/health", None)] * args.requests, args.concurrency, headers)),
+        )
         submits = [("POST", "/api/v1/tasks/analysis/submit", {"practice_record_id": rid}) for rid in record_ids]
         sub = report("POST submit", len(submits), *asyncio.run(load(url, submits, args.concurrency, headers)))
         print(f"submit / bare ratio: {sub / base:.3f}")
