@@ -108,10 +108,17 @@ def _owner_therapist(db: Session, owner_id: uuid.UUID) -> uuid.UUID | None:
     return owner.therapist_id if owner else None
 
 
+def may_read(db: Session, reader: User, owner_id: uuid.UUID) -> bool:
+    """can_read, looking up the owner's therapist only when it matters (saves a query per request)."""
+    if reader.user_id == owner_id or reader.role == "admin":
+        return True
+    return reader.role == "therapist" and can_read(reader, owner_id, _owner_therapist(db, owner_id))
+
+
 def get_session_for(db: Session, session_id: uuid.UUID, reader: User) -> PracticeSession:
     """The session if ``reader`` may see it; otherwise NotFound (never reveal that it exists)."""
     session = db.get(PracticeSession, session_id)
-    if session is None or not can_read(reader, session.user_id, _owner_therapist(db, session.user_id)):
+    if session is None or not may_read(db, reader, session.user_id):
         raise NotFound("practice session not found")
     return session
 
@@ -155,7 +162,7 @@ def create_record(
 
 def get_record_for(db: Session, record_id: uuid.UUID, reader: User) -> PracticeRecord:
     record = db.get(PracticeRecord, record_id)
-    if record is None or not can_read(reader, record.user_id, _owner_therapist(db, record.user_id)):
+    if record is None or not may_read(db, reader, record.user_id):
         raise NotFound("practice record not found")
     return record
 

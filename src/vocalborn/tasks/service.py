@@ -220,12 +220,7 @@ def find_active_task(db: Session, record_id: uuid.UUID) -> AIAnalysisTask | None
 # --------------------------------------------------------------------------------------------
 def get_task_for(db: Session, task_id: uuid.UUID, reader: User) -> AIAnalysisTask:
     task = db.get(AIAnalysisTask, task_id)
-    if task is None:
-        raise NotFound("task not found")
-    owner = db.get(User, task.user_id)
-    from vocalborn.auth.service import can_read
-
-    if not can_read(reader, task.user_id, owner.therapist_id if owner else None):
+    if task is None or not practice_service.may_read(db, reader, task.user_id):
         raise NotFound("task not found")
     return task
 
