@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from vocalborn.config import Settings, get_settings
 
@@ -19,9 +19,25 @@ def _is_amqp(url: str) -> bool:
     return url.startswith(("amqp", "pyamqp"))
 
 
+def _queues(settings: Settings, amqp: bool) -> tuple[Queue, ...]:
+    names = (settings.task_queue, settings.maintenance_queue)
+    if not amqp:
+        return tuple(Queue(name, routing_key=name, durable=True) for name in names)
+    # RabbitMQ: quorum queues (replicated, durable, poison-message aware) behind one topic exchange.
+    # Topic, not direct, because a publish with a countdown (our retries) then goes through
+    # Celery's native delayed delivery (TTL queues inside RabbitMQ). Behind a direct exchange the
+    # worker would hold the delayed message in a prefetch slot until it is due: quorum queues have
+    # no global QoS, so that slot is lost to the pool meanwhile. docs/DEPLOYMENT.md has the test.
+    exchange = Exchange(settings.task_queue, type="topic", durable=True)
+    return tuple(
+        Queue(name, exchange, routing_key=name, durable=True, queue_arguments={"x-queue-type": "quorum"})
+        for name in names
+    )
+
+
 def configure(app: Celery, settings: Settings) -> None:
     broker = settings.effective_broker_url
-    queue_args = {"x-queue-type": "quorum"} if _is_amqp(broker) else None
+    amqp = _is_amqp(broker)
     app.conf.update(
         broker_url=broker,
         result_backend=settings.effective_result_backend,
@@ -33,16 +49,12 @@ def configure(app: Celery, settings: Settings) -> None:
         enable_utc=True,
         # One FIFO queue for analyses (the plan's ai_analysis) and a small one for Beat's jobs,
         # so a backlog of analyses cannot delay the jobs that heal it.
-        task_queues=(
-            Queue(settings.task_queue, routing_key=settings.task_queue, durable=True, queue_arguments=queue_args),
-            Queue(
-                settings.maintenance_queue,
-                routing_key=settings.maintenance_queue,
-                durable=True,
-                queue_arguments=queue_args,
-            ),
-        ),
+        task_queues=_queues(settings, amqp),
         task_default_queue=settings.task_queue,
+        task_default_exchange=settings.task_queue,
+        task_default_exchange_type="topic" if amqp else "direct",
+        # Quorum queues cannot take a global QoS; Celery detects them and uses per-consumer QoS.
+        worker_detect_quorum_queues=True,
         task_routes={
             ANALYZE_TASK: {"queue": settings.task_queue, "routing_key": settings.task_queue},
             "vocalborn.maintenance.*": {"queue": settings.maintenance_queue, "routing_key": settings.maintenance_queue},

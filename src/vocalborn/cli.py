@@ -165,6 +165,16 @@ def flower(
     )
 
 
+def _metrics_line(settings, api_host: str, api_port: int) -> str:  # type: ignore[no-untyped-def]
+    if not settings.prometheus_enabled:
+        return "Metrics:   off (PROMETHEUS_ENABLED=false)"
+    line = f"Metrics:   http://{api_host}:{api_port}/metrics (API)"
+    if settings.worker_metrics_port > 0:
+        host = "127.0.0.1" if settings.worker_metrics_host in ("0.0.0.0", "::") else settings.worker_metrics_host
+        line += f"   http://{host}:{settings.worker_metrics_port}/metrics (worker)"
+    return line
+
+
 # --- everything at once ----------------------------------------------------------------------------
 @app.command()
 def up(
@@ -262,6 +272,7 @@ def up(
     typer.secho("\nVocalBorn Tasks is starting", bold=True)
     typer.echo(f"API:       http://{public}:{port}   (docs: http://{public}:{port}/docs)")
     typer.echo(flower_line)
+    typer.echo(_metrics_line(settings, public, port))
     typer.echo(f"Database:  {redact_url(settings.effective_database_url)}")
     typer.echo(f"Broker:    {redact_url(broker_url)}{'  (bundled redis-server)' if redis_server else ''}")
     typer.echo(f"Data:      {data}")
@@ -372,6 +383,223 @@ def sample_audio(
     (directory / "reference.wav").write_bytes(synthesize(text, "zh", "Female1", fmt="wav"))
     (directory / "attempt.mp3").write_bytes(synthesize(text, "zh", "Male1", fmt="mp3"))
     typer.echo(f"wrote {directory / 'reference.wav'} and {directory / 'attempt.mp3'}")
+
+
+# --- a client of a running API: upload, submit, watch, print ------------------------------------
+# Exit codes of `vocalborn submit`.
+SUBMIT_OK = 0
+SUBMIT_ANALYSIS_FAILED = 1  # failed, cancelled, or not finished within --timeout
+SUBMIT_AUTH = 3  # wrong email or password, token refused, not allowed
+SUBMIT_UNREACHABLE = 4  # no API at --url, or it answered 5xx
+SUBMIT_REJECTED = 5  # the API refused the request: unknown sentence, unusable audio, ...
+
+
+class _SubmitError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _ApiClient:
+    """Just enough of the HTTP API for `vocalborn submit`, with errors in words."""
+
+    def __init__(self, url: str) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(60.0, connect=5.0))
+
+    def call(self, method: str, path: str, token: str | None = None, **kwargs):  # type: ignore[no-untyped-def]
+        import httpx
+
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            r = self.http.request(method, path, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise _SubmitError(f"cannot reach the API at {self.url} ({type(exc).__name__}: {exc})", 4) from None
+        if r.status_code < 400:
+            return r.json()
+        try:
+            body = r.json()
+            detail = body.get("message") or body.get("detail")
+        except ValueError:
+            detail = r.text[:300]
+        if not isinstance(detail, str):
+            detail = json.dumps(detail, ensure_ascii=False)
+        code = 3 if r.status_code in (401, 403) else 4 if r.status_code >= 500 else 5
+        raise _SubmitError(f"{method} {path}: {r.status_code} {detail}", code)
+
+    def login(self, email: str | None, password: str | None, who: str) -> str:
+        if not email or not password:
+            raise _SubmitError(f"{who} needs an email and a password (options or environment)", 3)
+        try:
+            body = self.call("POST", "/api/v1/auth/login", data={"username": email, "password": password})
+        except _SubmitError as exc:
+            if exc.code == 3:
+                raise _SubmitError(f"{who} login failed for {email}: wrong email or password", 3) from None
+            raise
+        return str(body["access_token"])
+
+
+def _progress_line(message: dict, tty: bool) -> str:  # type: ignore[type-arg]
+    from vocalborn.analysis.types import STEPS
+
+    progress = int(message.get("progress") or 0)
+    width = 30
+    filled = round(width * progress / 100)
+    step = message.get("current_step") or message.get("status") or ""
+    number = next((i + 1 for i, s in enumerate(STEPS) if s[1] == step), None)
+    where = f"{step} ({number}/{message.get('total_steps') or len(STEPS)})" if number else step
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {progress:3d}%  {where}"
+    return ("\r" + line.ljust(72)) if tty else line
+
+
+def _watch(client: _ApiClient, token: str, task_id: str, deadline: float) -> None:
+    """Show a progress bar from the task WebSocket until the terminal event; resume with
+    ?after= when the connection drops; fall back to polling the status if sockets fail."""
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake
+    from websockets.sync.client import connect
+
+    tty = sys.stderr.isatty()
+    last_line = ""
+
+    def show(message: dict) -> None:  # type: ignore[type-arg]
+        nonlocal last_line
+        line = _progress_line(message, tty)
+        if line != last_line:
+            typer.echo(line, err=True, nl=not tty)
+            last_line = line
+
+    ws_url = client.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    after, failures = 0, 0
+    while time.monotonic() < deadline:
+        url = f"{ws_url}/api/v1/tasks/ws/task/{task_id}?after={after}"
+        try:
+            with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+                failures = 0
+                while True:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    message = json.loads(ws.recv(timeout=remaining))
+                    if message.get("event_id") is not None:
+                        after = max(after, int(message["event_id"]))
+                    show(message)
+        except ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else None
+            if code == 1000:
+                break
+            if code == 1008:
+                raise _SubmitError(f"the server refused the progress socket: {closed.rcvd.reason}", 3) from None
+            failures += 1  # 1001, 1006, 1011, 1012, 1013: resume after a pause
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                break
+            failures += 1
+        except (OSError, InvalidHandshake):
+            failures += 1
+        if failures >= 3:
+            # No sockets through here (a proxy?): poll the status instead.
+            while time.monotonic() < deadline:
+                status = client.call("GET", f"/api/v1/tasks/analysis/{task_id}/status", token)
+                show(status)
+                if status["status"] in ("success", "failure", "cancelled"):
+                    break
+                time.sleep(1.0)
+            break
+        if failures:
+            time.sleep(min(5.0, 0.5 * 2**failures))
+    if tty and last_line:
+        typer.echo("", err=True)
+
+
+@app.command()
+def submit(
+    attempt: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the learner's recording")],
+    sentence: Annotated[str | None, typer.Option(help="the id of an existing sentence")] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="a reference recording: creates the sentence first"),
+    ] = None,
+    text: Annotated[str | None, typer.Option(help="the sentence's text with --reference (default: file name)")] = None,
+    url: Annotated[str, typer.Option(envvar="VOCALBORN_URL", help="the API")] = "http://127.0.0.1:8000",
+    email: Annotated[str | None, typer.Option(envvar="VOCALBORN_EMAIL", help="the learner's login")] = None,
+    password: Annotated[str | None, typer.Option(envvar="VOCALBORN_PASSWORD", help="the learner's password")] = None,
+    therapist_email: Annotated[
+        str | None, typer.Option(envvar="VOCALBORN_THERAPIST_EMAIL", help="for --reference")
+    ] = None,
+    therapist_password: Annotated[
+        str | None, typer.Option(envvar="VOCALBORN_THERAPIST_PASSWORD", help="for --reference")
+    ] = None,
+    lang: Annotated[str, typer.Option(help="zh-TW or en: the language of the report")] = "zh-TW",
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON instead of a table")] = False,
+    timeout: Annotated[float, typer.Option(help="give up waiting after this many seconds")] = 600.0,
+) -> None:
+    """Upload a recording to a running API, submit it, show live progress, print the scores.
+
+    Exit codes: 0 success; 1 the analysis failed, was cancelled or timed out; 2 usage;
+    3 wrong email/password or not allowed; 4 the API is unreachable or failed; 5 the API
+    refused the request (unknown sentence, unusable audio)."""
+    if (sentence is None) == (reference is None):
+        _fail("give exactly one of --sentence ID or --reference FILE", code=2)
+    client = _ApiClient(url)
+    try:
+        learner_token = client.login(email, password, "the learner")
+        if reference is not None:
+            therapist_token = client.login(therapist_email, therapist_password, "--reference (a therapist)")
+            words = text or reference.stem
+            with reference.open("rb") as f:
+                created = client.call(
+                    "POST",
+                    "/api/v1/practice/sentences",
+                    therapist_token,
+                    data={"text": words},
+                    files={"reference_audio": (reference.name, f)},
+                )
+            sentence = str(created["sentence_id"])
+            typer.echo(f"created sentence {sentence} ({words})", err=True)
+        assert sentence is not None
+        try:
+            client.call("GET", f"/api/v1/practice/sentences/{sentence}", learner_token)
+        except _SubmitError as exc:
+            if exc.code == 5:
+                raise _SubmitError(f"sentence not found: {sentence}", 5) from None
+            raise
+        session = client.call("POST", "/api/v1/practice/sessions", learner_token, json={"title": "vocalborn submit"})
+        with attempt.open("rb") as f:
+            record = client.call(
+                "POST",
+                f"/api/v1/practice/sessions/{session['practice_session_id']}/records",
+                learner_token,
+                data={"sentence_id": sentence},
+                files={"audio": (attempt.name, f)},
+            )
+        submitted = client.call(
+            "POST",
+            "/api/v1/tasks/analysis/submit",
+            learner_token,
+            json={"practice_record_id": record["practice_record_id"], "parameters": {"language": lang}},
+        )
+        task_id = str(submitted["task_id"])
+        typer.echo(f"task {task_id} submitted (queue position {submitted.get('queue_position')})", err=True)
+        _watch(client, learner_token, task_id, time.monotonic() + timeout)
+        status = client.call("GET", f"/api/v1/tasks/analysis/{task_id}/status", learner_token)
+        if status["status"] != "success":
+            reason = status.get("error_message") or "no reason given"
+            if status["status"] in ("failure", "cancelled"):
+                raise _SubmitError(f"the analysis ended as {status['status']}: {reason}", 1)
+            raise _SubmitError(f"the analysis is still {status['status']} after {timeout:.0f} s", 1)
+        result = client.call("GET", f"/api/v1/tasks/analysis/{task_id}/result", learner_token)
+    except _SubmitError as exc:
+        _fail(str(exc), code=exc.code)
+        return
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        from vocalborn.analysis.report_text import format_report
+        from vocalborn.analysis.types import AnalysisReport
+
+        typer.echo(format_report(AnalysisReport.from_dict(result), lang=lang))
 
 
 def main() -> None:

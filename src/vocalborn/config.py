@@ -32,7 +32,8 @@ EXAMPLE_SECRETS = frozenset(
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a refusal must not print the other settings (it showed a secret's tail)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
     environment: Literal["local", "test", "production"] = "local"
 
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
 
     # --- monitoring / flower -----------------------------------------------------------------------
     prometheus_enabled: bool = True
+    # The worker's main process serves its metrics (all pool children added up) here; 0 = off.
+    worker_metrics_port: int = 9808
+    worker_metrics_host: str = "127.0.0.1"
     flower_basic_auth: str | None = None  # "user:password"
     flower_port: int = 5555
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +21,7 @@ from vocalborn.auth.router import router as auth_router
 from vocalborn.config import get_settings
 from vocalborn.db import get_engine
 from vocalborn.logs import log_context, setup_logging
+from vocalborn.monitoring.api import install_metrics
 from vocalborn.practice.router import router as practice_router
 from vocalborn.tasks.admin import router as admin_router
 from vocalborn.tasks.router import router as tasks_router
@@ -30,6 +32,7 @@ from vocalborn.web.router import mount_web
 log = logging.getLogger("vocalborn.api")
 
 UPLOAD_PATHS = ("/api/v1/practice/",)
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @asynccontextmanager
@@ -55,11 +58,15 @@ def create_app() -> FastAPI:
     app.include_router(tasks_router)
     app.include_router(ws_router)
     app.include_router(admin_router)
+    install_metrics(app)  # GET /metrics and the HTTP metrics middleware
     mount_web(app)  # the waiting page at /, its files under /web/
 
     @app.middleware("http")
     async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        # A client's id is kept if it is short and plain (it is stored in a 64-character column
+        # and written to every log line); otherwise we make one.
+        given = request.headers.get("x-request-id", "")
+        request_id = given if CLIENT_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         request.state.request_id = request_id
         # Refuse an oversized upload from its Content-Length, before reading the body.
         if request.method == "POST" and request.url.path.startswith(UPLOAD_PATHS):

@@ -14,9 +14,11 @@ from celery.app.task import Task
 from vocalborn.celery_app import ANALYZE_TASK, celery_app
 from vocalborn.config import get_settings
 from vocalborn.logs import log_context, setup_logging
+from vocalborn.monitoring import publish, worker_metrics  # noqa: F401 - connects the metrics receivers
 from vocalborn.tasks import maintenance, registry, runner
 
 log = logging.getLogger(__name__)
+publish.connect()  # retries and republished tasks carry their publish time too
 
 
 @celery_app.task(name=ANALYZE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)

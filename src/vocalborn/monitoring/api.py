@@ -1,0 +1,274 @@
+"""The API's ``/metrics``: HTTP metrics, plus numbers read at scrape time from the places that
+own them (the database, the broker, the worker registry in Redis, this process's WebSockets).
+
+Reading them at scrape time, rather than keeping counters in the API, means any API process
+answers the same numbers, and ``vocalborn_tasks{status}`` is the database's own count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.process_collector import ProcessCollector
+from sqlalchemy import func, or_, select
+from sqlmodel import col
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vocalborn.config import Settings, get_settings
+from vocalborn.monitoring import catalog, publish
+
+log = logging.getLogger(__name__)
+
+# No *_created series: Prometheus does not need them and they double the lines of every counter.
+disable_created_metrics()
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+
+
+def _spec(name: str) -> catalog.MetricSpec:
+    return catalog.BY_NAME[name]
+
+
+_requests = _spec("http_requests_total")
+_latency = _spec("http_request_duration_seconds")
+HTTP_REQUESTS = Counter(_requests.base_name, _requests.help, _requests.labels, registry=REGISTRY)
+HTTP_DURATION = Histogram(
+    _latency.base_name, _latency.help, _latency.labels, buckets=catalog.HTTP_BUCKETS, registry=REGISTRY
+)
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------------------------
+class HttpMetricsMiddleware:
+    """Counts and times every HTTP request by route template, never by raw path (a scanner's
+    random URLs would otherwise make a new series each)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts: an exception ends as a 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = route_template(scope)
+            method = str(scope.get("method", "GET"))
+            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
+            HTTP_DURATION.labels(method=method, route=route).observe(time.perf_counter() - started)
+
+
+def route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+# --------------------------------------------------------------------------------------------
+# read at scrape time
+# --------------------------------------------------------------------------------------------
+def _gauge(name: str, value: float | None = None) -> GaugeMetricFamily:
+    spec = _spec(name)
+    if spec.labels:
+        return GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+    return GaugeMetricFamily(spec.name, spec.help, value=value if value is not None else 0.0)
+
+
+class ScrapeCollector:
+    """Each part fails on its own: a down dependency shows as vocalborn_dependency_up 0 and its
+    metrics are left out, the rest still answer."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        settings = get_settings()
+        up: dict[str, bool] = {}
+        yield from self._database(settings, up)
+        yield from self._broker(settings, up)
+        yield from self._redis(settings, up)
+        websockets = self._websockets()
+        if websockets is not None:
+            yield websockets
+        family = _gauge("vocalborn_dependency_up")
+        for name, ok in up.items():
+            family.add_metric([name], 1.0 if ok else 0.0)
+        yield family
+
+    def _database(self, settings: Settings, up: dict[str, bool]) -> Iterator[GaugeMetricFamily]:
+        from vocalborn.db import session_scope
+        from vocalborn.sqltypes import utcnow
+        from vocalborn.tasks.models import AIAnalysisTask
+        from vocalborn.tasks.states import TaskStatus
+
+        task = AIAnalysisTask
+        try:
+            now = utcnow()
+            lease_cutoff = now - timedelta(seconds=settings.task_lease_seconds)
+            with session_scope() as db:
+                counts = dict(db.execute(select(col(task.status), func.count()).group_by(col(task.status))).all())
+                stalled = db.execute(
+                    select(func.count())
+                    .select_from(task)
+                    .where(col(task.status) == TaskStatus.PROCESSING.value)
+                    .where(
+                        or_(col(task.heartbeat_at) < lease_cutoff, col(task.heartbeat_at).is_(None)),
+                        col(task.updated_at) < lease_cutoff,
+                    )
+                ).scalar_one()
+                oldest_pending = db.execute(
+                    select(func.min(col(task.updated_at))).where(col(task.status) == TaskStatus.PENDING.value)
+                ).scalar_one()
+                oldest_running = db.execute(
+                    select(func.min(col(task.started_at))).where(col(task.status) == TaskStatus.PROCESSING.value)
+                ).scalar_one()
+        except Exception as exc:
+            log.warning("metrics: database unavailable: %s", exc)
+            up["database"] = False
+            return
+        up["database"] = True
+        family = _gauge("vocalborn_tasks")
+        for status in TaskStatus:
+            family.add_metric([status.value], float(counts.get(status.value, 0)))
+        yield family
+        yield _gauge("vocalborn_tasks_stalled", float(stalled))
+        yield _gauge("vocalborn_oldest_pending_task_age_seconds", _age(now, oldest_pending))
+        yield _gauge("vocalborn_oldest_processing_task_age_seconds", _age(now, oldest_running))
+
+    def _broker(self, settings: Settings, up: dict[str, bool]) -> Iterator[GaugeMetricFamily]:
+        queues = (settings.task_queue, settings.maintenance_queue)
+        try:
+            sizes = queue_sizes(settings.effective_broker_url, queues)
+        except Exception as exc:
+            log.warning("metrics: broker unavailable: %s", exc)
+            up["broker"] = False
+            return
+        up["broker"] = True
+        family = _gauge("celery_queue_size")
+        for name, size in sizes.items():
+            family.add_metric([name], float(size))
+        yield family
+
+    def _redis(self, settings: Settings, up: dict[str, bool]) -> Iterator[GaugeMetricFamily]:
+        from vocalborn.tasks import registry
+        from vocalborn.tasks.events import get_redis
+
+        try:
+            client = get_redis()
+            client.ping()
+            workers = registry.online_workers()
+            health = client.get(f"{settings.redis_key_prefix}health:last")
+        except Exception as exc:
+            log.warning("metrics: redis unavailable: %s", exc)
+            up["redis"] = False
+            return
+        up["redis"] = True
+        yield _gauge("vocalborn_workers_online", float(len(workers)))
+        yield _gauge("vocalborn_worker_slots", float(sum(int(w.get("concurrency", 1)) for w in workers)))
+        checked_at = _health_timestamp(health)
+        if checked_at is not None:
+            yield _gauge("vocalborn_health_check_timestamp_seconds", checked_at)
+
+    def _websockets(self) -> GaugeMetricFamily | None:
+        try:
+            count = importlib.import_module("vocalborn.tasks.ws").open_socket_count
+        except (ImportError, AttributeError):
+            return None
+        try:
+            return _gauge("vocalborn_websocket_connections", float(count()))
+        except Exception as exc:
+            log.warning("metrics: cannot count websockets: %s", exc)
+            return None
+
+
+def _age(now: datetime, since: datetime | None) -> float:
+    return max(0.0, (now - since).total_seconds()) if since is not None else 0.0
+
+
+def _health_timestamp(raw: bytes | str | None) -> float | None:
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(json.loads(raw)["timestamp"]).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+_broker_clients: dict[str, Any] = {}
+_broker_lock = threading.Lock()
+
+
+def queue_sizes(broker_url: str, queues: tuple[str, ...]) -> dict[str, int]:
+    """Messages ready in each queue. Redis: LLEN of the list; AMQP: a passive queue declare."""
+    if broker_url.startswith(("redis://", "rediss://", "unix://")):
+        import redis
+
+        with _broker_lock:
+            client = _broker_clients.get(broker_url)
+            if client is None:
+                client = redis.Redis.from_url(broker_url, socket_timeout=3, socket_connect_timeout=3)
+                _broker_clients[broker_url] = client
+        pipe = client.pipeline(transaction=False)
+        for name in queues:
+            pipe.llen(name)
+        return {name: int(n) for name, n in zip(queues, pipe.execute(), strict=True)}
+    from vocalborn.celery_app import celery_app
+
+    sizes: dict[str, int] = {}
+    with celery_app.connection_for_read() as conn:
+        conn.ensure_connection(max_retries=1, timeout=3)
+        channel = conn.default_channel
+        for name in queues:
+            with contextlib.suppress(Exception):  # a queue not declared yet holds nothing
+                sizes[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
+    return sizes
+
+
+REGISTRY.register(ScrapeCollector())  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+def render() -> bytes:
+    return generate_latest(REGISTRY)
+
+
+def metrics_endpoint() -> Response:
+    """Prometheus text format. A plain ``def``: the scrape queries the database in a thread."""
+    return Response(render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def install_metrics(app: FastAPI) -> None:
+    """Add ``GET /metrics`` and the HTTP metrics middleware (unless PROMETHEUS_ENABLED=false), and
+    stamp published tasks with their publish time for the workers' queue-wait histogram."""
+    publish.connect()
+    if not get_settings().prometheus_enabled:
+        return
+    app.add_middleware(HttpMetricsMiddleware)
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)

@@ -1,0 +1,463 @@
+"""Live progress over WebSocket: ``WS /api/v1/tasks/ws/task/{task_id}``.
+
+One Redis pub/sub subscription per API process (the :class:`Hub`) receives every task event the
+workers publish on ``events.channel_name()`` and hands each one to the sockets watching that task,
+through a bounded queue per socket. The database stays the source of truth: a socket replays the
+persisted events after the client's ``after`` id, and every live event that carries an
+``event_id`` is only a hint to read the new rows from the database. That makes the stream exact
+(in event-id order, no gaps, no duplicates) even when publishes are lost, arrive out of order, or
+the subscription drops. Progress messages that were throttled and never persisted
+(``event_id: null``) are forwarded as they come.
+
+Protocol, close codes and resume: ``docs/WEBSOCKET.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, HTTPException, WebSocket
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from vocalborn.analysis.types import TOTAL_STEPS
+from vocalborn.config import get_settings
+from vocalborn.sqltypes import utcnow
+from vocalborn.tasks import events
+from vocalborn.tasks.states import TERMINAL_STATUSES
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["tasks"])
+
+# Close codes (RFC 6455 section 7.4.1).
+CLOSE_NORMAL = 1000  # the task reached success, failure or cancelled
+CLOSE_GOING_AWAY = 1001  # this API process is shutting down: reconnect with ?after=
+CLOSE_POLICY = 1008  # refused: no or bad token, or not your task (or no such task)
+CLOSE_INTERNAL = 1011  # the database is unavailable
+CLOSE_TRY_AGAIN = 1013  # this client read too slowly: reconnect with ?after=
+
+# Per-socket queue bound: a client that falls this many messages behind is disconnected.
+QUEUE_SIZE = int(os.environ.get("WS_QUEUE_SIZE", "256"))
+# While the Redis subscription is down, sockets read new events from the database this often.
+POLL_SECONDS = float(os.environ.get("WS_POLL_SECONDS", "2"))
+# How long a new socket waits for the subscription to be live before relying on polling.
+READY_WAIT_SECONDS = 3.0
+REPLAY_PAGE = 1000
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+RESYNC = _Marker("resync")  # the subscription was (re)established: events may have been missed
+
+_open_sockets = 0
+
+
+def open_socket_count() -> int:
+    """Sockets of this process that passed authorisation and are still open (a gauge)."""
+    return _open_sockets
+
+
+# --------------------------------------------------------------------------------------------
+# the one subscription of this process
+# --------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Subscriber:
+    task_id: str
+    queue: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE))
+    # Set when the socket must go: its queue overflowed, or the process is stopping. The socket
+    # waits on this beside its sender, so even a send stuck on a full TCP buffer is abandoned.
+    kicked: asyncio.Event = field(default_factory=asyncio.Event)
+    kick_reason: tuple[int, str] = (CLOSE_NORMAL, "")
+
+    def kick(self, code: int, reason: str) -> None:
+        if not self.kicked.is_set():
+            self.kick_reason = (code, reason)
+            self.kicked.set()
+
+    def offer(self, item: Any) -> None:
+        """Never blocks the hub: a full queue disconnects this socket, and only this one."""
+        if self.kicked.is_set():
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            while not self.queue.empty():  # nothing queued matters any more
+                self.queue.get_nowait()
+            self.kick(CLOSE_TRY_AGAIN, f"too slow: more than {QUEUE_SIZE} messages behind; reconnect with after=")
+
+
+class Hub:
+    """Owns one Redis connection subscribed to the events channel, for one event loop."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        self.url = url
+        self.channel = channel
+        self.loop = asyncio.get_running_loop()
+        self.by_task: dict[str, set[Subscriber]] = {}
+        self.connected = asyncio.Event()
+        self.subscriptions = 0  # confirmations received (the first one, then one per reconnect)
+        self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # --- sockets ------------------------------------------------------------------------------
+    def add(self, task_id: str) -> Subscriber:
+        sub = Subscriber(task_id)
+        self.by_task.setdefault(task_id, set()).add(sub)
+        self.start()
+        return sub
+
+    def remove(self, sub: Subscriber) -> None:
+        subs = self.by_task.get(sub.task_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self.by_task[sub.task_id]
+
+    def socket_count(self) -> int:
+        return sum(len(s) for s in self.by_task.values())
+
+    def dispatch(self, raw: bytes | str) -> None:
+        try:
+            message = json.loads(raw)
+            task_id = message["task_id"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed message on %s", self.channel)
+            return
+        for sub in tuple(self.by_task.get(task_id, ())):
+            sub.offer(message)
+
+    def _resync_all(self) -> None:
+        for subs in tuple(self.by_task.values()):
+            for sub in tuple(subs):
+                sub.offer(RESYNC)
+
+    # --- the subscription ---------------------------------------------------------------------
+    def start(self) -> None:
+        if self._runner is None or self._runner.done():
+            self._stopping = False
+            self._runner = self.loop.create_task(self._run(), name="vocalborn-ws-hub")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for subs in tuple(self.by_task.values()):
+            for sub in tuple(subs):
+                sub.kick(CLOSE_GOING_AWAY, "server shutting down; reconnect with after=")
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._runner
+        self._runner = None
+        self.connected.clear()
+
+    async def _run(self) -> None:
+        delay = 0.25
+        while not self._stopping:
+            client = aioredis.Redis.from_url(
+                self.url,
+                socket_connect_timeout=5,
+                socket_keepalive=True,
+                health_check_interval=15,
+                client_name=f"vocalborn-ws-{os.getpid()}",
+            )
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                while not self._stopping:
+                    message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=5.0)
+                    if message is None:
+                        continue
+                    kind = message.get("type")
+                    if kind == "subscribe":
+                        # Also seen when redis-py reconnects and re-subscribes by itself: anything
+                        # published meanwhile was lost, so every socket re-reads the database.
+                        self.subscriptions += 1
+                        self.connected.set()
+                        delay = 0.25
+                        if self.subscriptions > 1:
+                            log.info("progress subscription re-established; sockets re-sync from the database")
+                            self._resync_all()
+                    elif kind == "message":
+                        self.dispatch(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection refused, reset, timeout, protocol error
+                if self.connected.is_set():
+                    log.warning("progress subscription lost (%s: %s); reconnecting", type(exc).__name__, exc)
+                    self.connected.clear()
+                    self._resync_all()  # wakes every socket, which then polls until we are back
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 10.0)
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+
+_hub: Hub | None = None
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (a new loop, as in tests, gets a new hub)."""
+    global _hub
+    loop = asyncio.get_running_loop()
+    if _hub is None or _hub.loop is not loop or loop.is_closed():
+        _hub = Hub(get_settings().effective_redis_url, events.channel_name())
+    return _hub
+
+
+async def shutdown_hub() -> None:
+    """Close every socket (1001) and the subscription; called from the app's lifespan."""
+    global _hub
+    hub = _hub
+    if hub is not None and hub.loop is asyncio.get_running_loop():
+        await hub.stop()
+        _hub = None
+
+
+# --------------------------------------------------------------------------------------------
+# database reads (sync SQLAlchemy, always in the threadpool)
+# --------------------------------------------------------------------------------------------
+class Refused(Exception):
+    pass
+
+
+def _authorize(task_id: str, token: str | None) -> None:
+    from vocalborn.auth.dependencies import user_from_token
+    from vocalborn.db import session_scope
+    from vocalborn.tasks import service
+
+    try:
+        task_uuid = uuid.UUID(task_id)
+    except ValueError:
+        raise Refused("task not found") from None
+    with session_scope() as db:
+        try:
+            user = user_from_token(db, token)
+        except HTTPException as exc:
+            raise Refused(str(exc.detail)) from None
+        try:
+            service.get_task_for(db, task_uuid, user)
+        except service.NotFound:
+            raise Refused("task not found") from None
+
+
+def _snapshot_and_events(task_id: str, after: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from vocalborn.db import session_scope
+    from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
+
+    with session_scope() as db:
+        task = db.get(AIAnalysisTask, uuid.UUID(task_id))
+        if task is None:
+            raise Refused("task not found")
+        last_id = db.exec(
+            select(func.max(AIAnalysisTaskEvent.event_id)).where(AIAnalysisTaskEvent.task_id == task.task_id)
+        ).one()
+        snapshot = {
+            "event_id": None,
+            "task_id": task_id,
+            "event_type": "snapshot",
+            "status": task.status,
+            "progress": task.progress,
+            "current_step": task.current_step,
+            "total_steps": TOTAL_STEPS,
+            "attempt": task.attempt,
+            "worker_name": task.worker_name,
+            "message": task.error_message,
+            "timestamp": utcnow().isoformat().replace("+00:00", "Z"),
+            "last_event_id": last_id,
+        }
+    return snapshot, _events_after(task_id, after)
+
+
+def _events_after(task_id: str, after: int) -> list[dict[str, Any]]:
+    from vocalborn.db import session_scope
+    from vocalborn.tasks import service
+    from vocalborn.tasks.models import AIAnalysisTask
+
+    out: list[dict[str, Any]] = []
+    with session_scope() as db:
+        task = db.get(AIAnalysisTask, uuid.UUID(task_id))
+        if task is None:
+            return out
+        while True:
+            page = service.list_events(db, task, after=after, limit=REPLAY_PAGE)
+            out.extend(events.event_message(e, TOTAL_STEPS) for e in page)
+            if len(page) < REPLAY_PAGE:
+                return out
+            after = page[-1].event_id or after
+
+
+# --------------------------------------------------------------------------------------------
+# the endpoint
+# --------------------------------------------------------------------------------------------
+def _token(websocket: WebSocket) -> str | None:
+    token = websocket.query_params.get("token")
+    if token:
+        return token
+    header = websocket.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def _is_terminal(message: dict[str, Any]) -> bool:
+    return message.get("event_id") is not None and message.get("status") in TERMINAL_STATUSES
+
+
+class _Stream:
+    """Sends one task's events to one socket, in event-id order, each persisted event once."""
+
+    def __init__(self, websocket: WebSocket, task_id: str, last_sent: int) -> None:
+        self.websocket = websocket
+        self.task_id = task_id
+        self.last_sent = last_sent
+        self.finished = False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.websocket.send_text(json.dumps(message, ensure_ascii=False))
+
+    async def send_persisted(self, batch: list[dict[str, Any]]) -> None:
+        for message in batch:
+            event_id = message["event_id"]
+            if event_id is None or event_id <= self.last_sent:
+                continue
+            await self.send(message)
+            self.last_sent = event_id
+            if _is_terminal(message):
+                self.finished = True
+                return
+
+    async def catch_up(self) -> None:
+        """Read whatever the database holds after the last event sent."""
+        await self.send_persisted(await run_in_threadpool(_events_after, self.task_id, self.last_sent))
+
+    async def handle(self, item: Any) -> None:
+        if item is RESYNC:
+            await self.catch_up()
+        elif isinstance(item, dict):
+            event_id = item.get("event_id")
+            if event_id is None:
+                # A throttled progress report, never persisted: forward it as is.
+                await self.send(item)
+            elif event_id > self.last_sent:
+                # The database has it (publish follows commit); reading from there also fills in
+                # any event whose publish was lost or overtaken.
+                await self.catch_up()
+
+
+async def _receive_until_disconnect(websocket: WebSocket) -> None:
+    """Clients have nothing to say; read (and drop) their frames to notice a disconnect."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
+    if websocket.client_state == WebSocketState.CONNECTED:
+        with contextlib.suppress(Exception):
+            await websocket.close(code, reason[:120])
+
+
+@router.websocket("/api/v1/tasks/ws/task/{task_id}", name="task_events_socket")
+async def task_events_socket(websocket: WebSocket, task_id: str) -> None:
+    """The current state (``snapshot``), then every event of the task; closes (1000) after the
+    terminal one. Token as ``?token=`` or ``Authorization: Bearer``; resume with ``?after=``."""
+    global _open_sockets
+    after_raw = websocket.query_params.get("after", "0")
+    try:
+        after = max(0, int(after_raw))
+    except ValueError:
+        after = -1
+    try:
+        if after < 0:
+            raise Refused("after must be a non-negative integer (the last event_id you received)")
+        await run_in_threadpool(_authorize, task_id, _token(websocket))
+    except Refused as exc:
+        # Accept first, so that browsers see the code and the reason (a refused handshake only
+        # shows up as 1006 there).
+        await websocket.accept()
+        await _close(websocket, CLOSE_POLICY, str(exc))
+        return
+    except Exception as exc:
+        log.warning("socket for task %s refused: %s: %s", task_id, type(exc).__name__, exc)
+        await websocket.accept()
+        await _close(websocket, CLOSE_INTERNAL, "the database is unavailable; try again shortly")
+        return
+
+    await websocket.accept()
+    hub = get_hub()
+    sub = hub.add(task_id)  # subscribe before reading the database: nothing falls in between
+    _open_sockets += 1
+    receiver = asyncio.create_task(_receive_until_disconnect(websocket))
+    kicked = asyncio.create_task(sub.kicked.wait())
+    pump: asyncio.Task[None] | None = None
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hub.connected.wait(), READY_WAIT_SECONDS)
+        pump = asyncio.create_task(_pump(websocket, hub, sub, task_id, after))
+        done, _ = await asyncio.wait({pump, receiver, kicked}, return_when=asyncio.FIRST_COMPLETED)
+        if kicked in done:
+            code, reason = sub.kick_reason
+            if code == CLOSE_TRY_AGAIN:
+                log.warning("socket for task %s fell %s messages behind; disconnected", task_id, QUEUE_SIZE)
+            pump.cancel()
+            with contextlib.suppress(BaseException):
+                await pump
+            await _close(websocket, code, reason)
+        elif pump in done:
+            pump.result()
+            await _close(websocket, CLOSE_NORMAL, "task finished")
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    except Exception as exc:
+        log.warning("socket for task %s ended: %s: %s", task_id, type(exc).__name__, exc)
+        await _close(websocket, CLOSE_INTERNAL, "the database is unavailable; try again shortly")
+    finally:
+        for t in (pump, receiver, kicked):
+            if t is not None and not t.done():
+                t.cancel()
+                with contextlib.suppress(BaseException):
+                    await t
+        hub.remove(sub)
+        _open_sockets -= 1
+
+
+async def _pump(websocket: WebSocket, hub: Hub, sub: Subscriber, task_id: str, after: int) -> None:
+    """Snapshot, replay, then live events until the terminal one."""
+    snapshot, replay = await run_in_threadpool(_snapshot_and_events, task_id, after)
+    stream = _Stream(websocket, task_id, after)
+    await stream.send(snapshot)
+    await stream.send_persisted(replay)
+    if not stream.finished and snapshot["status"] in TERMINAL_STATUSES:
+        # Terminal before this socket came, and the client already has the terminal event.
+        stream.finished = True
+    while not stream.finished:
+        timeout = None if hub.connected.is_set() else POLL_SECONDS
+        try:
+            item = await asyncio.wait_for(sub.queue.get(), timeout)
+        except TimeoutError:
+            item = RESYNC  # the subscription is down: poll the database instead
+        await stream.handle(item)

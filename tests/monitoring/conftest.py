@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.services import ServicesUnderTest
+from tests.support import Api
+
+
+@pytest.fixture(scope="module")
+def api(migrated: ServicesUnderTest) -> Iterator[Api]:
+    from vocalborn.main import app
+
+    with TestClient(app) as client:
+        yield Api(client)
+
+
+@pytest.fixture
+def therapist(api: Api) -> dict[str, Any]:
+    return api.register("therapist")
+
+
+@pytest.fixture
+def learner(api: Api) -> dict[str, Any]:
+    return api.register("learner")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse_metrics(text: str) -> Samples:
+    """Every sample of a Prometheus text page, keyed by (name, labels)."""
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = float(sample.value)
+    return out
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """The one sample with these labels (0.0 when absent: counters start at nothing)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def scrape(url: str) -> Samples:
+    r = httpx.get(url, timeout=10)
+    r.raise_for_status()
+    return parse_metrics(r.text)

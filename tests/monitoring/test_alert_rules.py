@@ -1,0 +1,62 @@
+"""The alert rules and Prometheus config are valid, and every rule passes its promtool unit tests."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.monitoring.promql import BUILTIN_METRICS, metric_names, promtool
+from vocalborn.monitoring import catalog
+
+MONITORING = Path(__file__).parents[2] / "monitoring"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([promtool(), *args], capture_output=True, text=True, timeout=120, cwd=MONITORING)
+
+
+def _rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load((MONITORING / "alerts.yml").read_text())
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
+def test_the_alert_rules_are_valid() -> None:
+    done = _run("check", "rules", "alerts.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_prometheus_config_and_its_rule_files_are_valid() -> None:
+    done = _run("check", "config", "prometheus.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 rule files found" in done.stdout
+
+
+def test_the_alert_rules_pass_their_unit_tests() -> None:
+    done = _run("test", "rules", "alerts.test.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_alert_has_a_case_that_fires_and_one_that_does_not() -> None:
+    tests = yaml.safe_load((MONITORING / "alerts.test.yml").read_text())["tests"]
+    fires: set[str] = set()
+    silent: set[str] = set()
+    for case in tests:
+        for check in case.get("alert_rule_test", []):
+            (fires if check.get("exp_alerts") else silent).add(check["alertname"])
+    alerts = {rule["alert"] for rule in _rules()}
+    assert alerts - fires == set(), "alerts never tested firing"
+    assert alerts - silent == set(), "alerts never tested staying silent"
+
+
+def test_the_worker_down_alert_does_not_use_active_tasks() -> None:
+    worker_down = next(rule for rule in _rules() if rule["alert"] == "CeleryWorkerDown")
+    assert "celery_active_tasks" not in worker_down["expr"]
+
+
+def test_the_alert_rules_only_use_metrics_we_expose() -> None:
+    known = catalog.exposed_names() | BUILTIN_METRICS
+    for rule in _rules():
+        assert metric_names(rule["expr"]) <= known, (rule["alert"], metric_names(rule["expr"]) - known)

@@ -1,0 +1,191 @@
+"""The waiting page in Debian's Chromium (headless, driven by Playwright) against a running
+stack: an API process and a real worker on the suite's PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.services import ServicesUnderTest, in_ci
+from tests.support import Api, ServiceProcess, WorkerProcess, api_process, recording
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "correct-horse-1"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (Debian package chromium; .ci/run installs it)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def server(migrated: ServicesUnderTest) -> Iterator[tuple[str, Api]]:
+    from vocalborn.embedded import free_port
+
+    port = free_port()
+    proc: ServiceProcess = api_process(port, migrated.data_dir)
+    base = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=base, timeout=30)
+    try:
+        yield base, Api(client)
+    finally:
+        client.close()
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:
+    # slow enough that the page shows the steps go by
+    w = WorkerProcess("web", migrated.data_dir, env={"ANALYSIS_STEP_DELAY_SECONDS": "0.5"}).start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def browser_context(chromium: Path, tmp_path: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            user_data_dir=str(tmp_path / "chromium-profile"),  # fresh every test
+            executable_path=str(chromium),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 900},
+            locale="zh-TW",
+        )
+        context.set_default_timeout(30_000)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def watch_console(page: Any) -> list[str]:
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    return problems
+
+
+def test_a_learner_submits_a_recording_and_watches_it_to_the_scores_and_chart(
+    server: tuple[str, Api], worker: WorkerProcess, browser_context: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    base, api = server
+    therapist = api.register("therapist")
+    sentence = api.sentence(therapist, recording())
+    learner = api.register("learner")
+
+    page = browser_context.new_page()
+    problems = watch_console(page)
+    page.goto(base + "/")
+    expect(page.locator("#auth")).to_be_visible()
+    page.fill("#email", learner["email"])
+    page.fill("#password", PASSWORD)
+    page.click("#auth-submit")
+    expect(page.locator("#practice")).to_be_visible()
+    expect(page.locator("#who")).to_contain_text("Learner")
+
+    page.select_option("#sentence", sentence["sentence_id"])
+    page.set_input_files(
+        "#attempt-file",
+        files=[{"name": "attempt.mp3", "mimeType": "audio/mpeg", "buffer": recording(voice="Male1", fmt="mp3")}],
+    )
+    expect(page.locator("#submit")).to_be_enabled()
+    page.click("#submit")
+
+    expect(page.locator("#progress")).to_be_visible()
+    expect(page.locator("#percent")).to_have_text("100%", timeout=90_000)
+    expect(page.locator("#result")).to_be_visible(timeout=30_000)
+    expect(page.locator("#status-text")).to_have_text("完成")
+    for which in ("overall", "pronunciation", "fluency", "rhythm"):
+        expect(page.locator(f"#score-{which}")).to_have_text(re.compile(r"^\d{1,3}$"))
+    expect(page.locator("#suggestions")).not_to_be_empty()
+
+    # the page's numbers are the API's
+    task_id = page.evaluate("state.task.id")
+    result = api.client.get(f"/api/v1/tasks/analysis/{task_id}/result", headers=learner["headers"]).json()
+    assert page.text_content("#score-overall") == str(round(result["overall_score"]))
+    # every event of the history is in the page's log, once
+    assert page.locator("#event-log li").count() == len(api.events(learner, task_id))
+
+    # the chart: both contours drawn, one shaded span per deviation
+    ref_path = page.get_attribute("#pitch-chart path.ref", "d") or ""
+    att_path = page.get_attribute("#pitch-chart path.att", "d") or ""
+    assert ref_path.startswith("M") and att_path.startswith("M")
+    assert page.locator("#pitch-chart rect.dev").count() == len(result["detailed_analysis"]["deviations"])
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-desktop-zh.png"), full_page=True)
+
+    # English labels, on a phone
+    page.click("#lang")
+    expect(page.locator("#result h2")).to_contain_text("Your result")
+    expect(page.locator("#status-text")).to_have_text("Done")
+    page.set_viewport_size({"width": 390, "height": 844})
+    # the chart redraws in the phone's own pixels (readable labels)
+    expect(page.locator("#pitch-chart")).to_have_attribute("viewBox", re.compile(r"^0 0 3\d\d "))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    page.screenshot(path=str(ARTIFACTS / "web-phone-en.png"), full_page=True)
+    assert problems == []
+
+
+def test_registering_works_and_errors_are_shown_in_words(server: tuple[str, Api], browser_context: Any) -> None:
+    from playwright.sync_api import expect
+
+    base, api = server
+    page = browser_context.new_page()
+    problems = watch_console(page)
+    page.goto(base + "/")
+
+    page.fill("#email", f"nobody-{uuid.uuid4().hex[:6]}@example.com")
+    page.fill("#password", "wrong-password")
+    page.click("#auth-submit")
+    expect(page.locator("#error")).to_have_text("wrong email or password")
+
+    page.click("#tab-register")
+    email = f"new-{uuid.uuid4().hex[:6]}@example.com"
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.fill("#name", "小明")
+    page.select_option("#role", "therapist")
+    page.click("#auth-submit")
+    expect(page.locator("#practice")).to_be_visible()
+    expect(page.locator("#who")).to_contain_text("小明")
+    # a therapist adds sentences; nothing to record
+    expect(page.locator("#new-sentence")).to_be_visible()
+    expect(page.locator("#record-card")).to_be_hidden()
+
+    # registering the same email again: the API's reason, in words
+    page.click("#logout")
+    page.click("#tab-register")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.fill("#name", "someone")
+    page.click("#auth-submit")
+    expect(page.locator("#error")).to_have_text("an account with this email already exists")
+    # the refused login and registration are the only failed requests the console reports
+    assert all("401" in p or "409" in p for p in problems), problems
