@@ -69,6 +69,9 @@ class ServicesUnderTest:
             "REPUBLISH_INTERVAL_SECONDS": "1",
             "REAPER_INTERVAL_SECONDS": "1",
             "LOG_LEVEL": "INFO",
+            # Workers of different tests must not fight over the default metrics port; tests
+            # that scrape a worker give it a port of its own.
+            "WORKER_METRICS_PORT": "0",
         }
 
     def cleanup(self) -> None:

@@ -22,9 +22,15 @@ app.add_typer(users_app, name="users")
 
 
 def _settings():  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
     from vocalborn.config import get_settings
 
-    return get_settings()
+    try:
+        return get_settings()
+    except ValidationError as exc:  # e.g. production refusing an example secret: say so, no traceback
+        reasons = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
+        _fail(f"invalid configuration: {reasons}")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -194,7 +200,7 @@ def up(
     if data_dir is not None:
         os.environ["DATA_DIR"] = str(data_dir)
     get_settings.cache_clear()
-    settings = get_settings()
+    settings = _settings()
     setup_logging(settings.log_level, settings.log_format)
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)

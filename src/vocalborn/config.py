@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     flower_basic_auth: str | None = None  # "user:password"
     flower_port: int = 5555
 
+    # --- live progress (WebSocket) ---------------------------------------------------------------
+    ws_queue_size: int = 256  # a socket this many messages behind is closed (1013) and must resume
+    ws_poll_seconds: float = 2.0  # while Redis pub/sub is down, sockets read the database this often
+
     # --- logging -----------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,9 +33,21 @@ def current_context() -> dict[str, Any]:
     return dict(_context.get() or {})
 
 
+# Browsers pass the WebSocket token in the query string; uvicorn logs the URL. Never log a token.
+_TOKEN_IN_URL = re.compile(r"((?:access_)?token=)[^&\s\"']+")
+
+
+def redact_tokens(text: str) -> str:
+    return _TOKEN_IN_URL.sub(r"\1***", text)
+
+
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.vb_context = _context.get() or {}
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = redact_tokens(record.msg)
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "token=" in a for a in record.args):
+            record.args = tuple(redact_tokens(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 

@@ -46,10 +46,10 @@ CLOSE_POLICY = 1008  # refused: no or bad token, or not your task (or no such ta
 CLOSE_INTERNAL = 1011  # the database is unavailable
 CLOSE_TRY_AGAIN = 1013  # this client read too slowly: reconnect with ?after=
 
-# Per-socket queue bound: a client that falls this many messages behind is disconnected.
-QUEUE_SIZE = int(os.environ.get("WS_QUEUE_SIZE", "256"))
-# While the Redis subscription is down, sockets read new events from the database this often.
-POLL_SECONDS = float(os.environ.get("WS_POLL_SECONDS", "2"))
+# Per-socket queue bound (WS_QUEUE_SIZE): a client that falls this many messages behind is disconnected.
+QUEUE_SIZE = get_settings().ws_queue_size
+# While the Redis subscription is down, sockets read new events from the database this often (WS_POLL_SECONDS).
+POLL_SECONDS = get_settings().ws_poll_seconds
 # How long a new socket waits for the subscription to be live before relying on polling.
 READY_WAIT_SECONDS = 3.0
 REPLAY_PAGE = 1000
