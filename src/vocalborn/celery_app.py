@@ -91,8 +91,10 @@ def configure(app: Celery, settings: Settings) -> None:
 
 def _beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
     def entry(name: str, every: float) -> dict[str, object]:
-        # A job that no worker took within its own interval is dropped, not piled up.
-        return {"task": f"vocalborn.maintenance.{name}", "schedule": every, "options": {"expires": every}}
+        # Jobs share the pool with analyses, so one may wait for a slot as long as an analysis
+        # runs: it expires only after that, and copies never pile up beyond a few intervals.
+        expires = max(3 * every, float(settings.task_soft_time_limit))
+        return {"task": f"vocalborn.maintenance.{name}", "schedule": every, "options": {"expires": expires}}
 
     return {
         "republish-stranded-tasks": entry("republish_stranded_tasks", settings.republish_interval_seconds),

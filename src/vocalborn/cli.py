@@ -21,16 +21,22 @@ users_app = typer.Typer(help="Manage accounts (admins are created here only).", 
 app.add_typer(users_app, name="users")
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings(need_broker: bool = False):  # type: ignore[no-untyped-def]
     from pydantic import ValidationError
 
     from vocalborn.config import get_settings
 
     try:
-        return get_settings()
+        settings = get_settings()
     except ValidationError as exc:  # e.g. production refusing an example secret: say so, no traceback
         reasons = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
         _fail(f"invalid configuration: {reasons}")
+    if need_broker:
+        try:
+            _ = settings.effective_broker_url
+        except RuntimeError as exc:  # nothing configured and no embedded Redis running
+            _fail(str(exc))
+    return settings
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -77,9 +83,9 @@ def api(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
     """Serve the HTTP API (uvicorn)."""
+    settings = _settings(need_broker=True)
     import uvicorn
 
-    settings = _settings()
     from vocalborn.logs import setup_logging
 
     setup_logging(settings.log_level, settings.log_format)
@@ -99,15 +105,32 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="pool processes (default CELERY_WORKER_CONCURRENCY)")] = None,
     hostname: Annotated[str | None, typer.Option(help="node name, e.g. worker-1@%h")] = None,
     pool: Annotated[str, typer.Option(help="prefork (default) or solo")] = "prefork",
+    queues: Annotated[
+        str, typer.Option(help="both (default), analysis, or maintenance (a small dedicated worker for Beat's jobs)")
+    ] = "both",
 ) -> None:
     """Run a Celery worker on the analysis queue (and Beat's maintenance queue)."""
+    settings = _settings(need_broker=True)
     from vocalborn.celery_app import celery_app
     from vocalborn.tasks import worker as _tasks  # noqa: F401 - registers the tasks
 
-    settings = _settings()
+    chosen = {
+        "both": [settings.task_queue, settings.maintenance_queue],
+        "analysis": [settings.task_queue],
+        "maintenance": [settings.maintenance_queue],
+    }.get(queues)
+    if chosen is None:
+        _fail(f"--queues must be both, analysis or maintenance, not {queues!r}")
+    assert chosen is not None
+    if pool == "solo":
+        typer.secho(
+            "warning: the solo pool applies no time limits; a hung analysis is only stopped by a forced cancel",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     argv = [
         "worker",
-        f"--queues={settings.task_queue},{settings.maintenance_queue}",
+        f"--queues={','.join(chosen)}",
         f"--concurrency={concurrency or settings.celery_worker_concurrency}",
         f"--loglevel={settings.log_level}",
         f"--pool={pool}",
@@ -122,9 +145,9 @@ def worker(
 @app.command()
 def beat() -> None:
     """Run Celery beat: republisher, reaper, cleanup, health check. Run exactly one."""
+    settings = _settings(need_broker=True)
     from vocalborn.celery_app import celery_app
 
-    settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     schedule = settings.data_dir / "celerybeat-schedule"
     celery_app.start(["beat", f"--schedule={schedule}", f"--loglevel={settings.log_level}"])
@@ -149,22 +172,23 @@ def flower(
     address: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
 ) -> None:
     """Run Flower behind basic auth (FLOWER_BASIC_AUTH=user:password)."""
+    settings = _settings(need_broker=True)
     from vocalborn.celery_app import celery_app
     from vocalborn.config import EXAMPLE_SECRETS
 
-    settings = _settings()
     auth = _flower_auth(settings)
     if not auth or ":" not in auth:
         _fail("Flower needs FLOWER_BASIC_AUTH=user:password (refusing to serve task data without auth)")
     assert auth is not None
     if settings.environment == "production" and (auth in EXAMPLE_SECRETS or auth.split(":", 1)[1] in EXAMPLE_SECRETS):
         _fail("FLOWER_BASIC_AUTH still holds an example password; refusing to start in production")
+    # Through the environment (Flower reads FLOWER_* variables), not argv: argv shows in `ps`.
+    os.environ["FLOWER_BASIC_AUTH"] = auth
     celery_app.start(
         [
             "flower",
             f"--port={port or settings.flower_port}",
             f"--address={address}",
-            f"--basic-auth={auth}",
             "--persistent=False",
             "--purge_offline_workers=300",
         ]

@@ -8,8 +8,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -46,6 +47,35 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await shutdown_hub()  # closes open task sockets (1001) and the progress subscription
 
 
+class UploadSizeLimit:
+    """Counts the bytes of an upload as they arrive and stops at the limit, whatever the client
+    says (or does not say, with chunked encoding) in Content-Length. Pure ASGI: nothing is
+    buffered here, and Starlette never spools more than the limit to disk."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith(UPLOAD_PATHS):
+            await self.app(scope, receive, send)
+            return
+        file_limit = get_settings().max_audio_file_size
+        limit = file_limit + 1_048_576  # room for the form fields around the file
+        seen = 0
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal seen
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    # FastAPI re-raises an HTTPException met while reading the body: a JSON 413.
+                    raise HTTPException(413, f"the upload is larger than the limit of {file_limit} bytes per file")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="VocalBorn Tasks",
@@ -58,6 +88,7 @@ def create_app() -> FastAPI:
     app.include_router(tasks_router)
     app.include_router(ws_router)
     app.include_router(admin_router)
+    app.add_middleware(UploadSizeLimit)
     install_metrics(app)  # GET /metrics and the HTTP metrics middleware
     mount_web(app)  # the waiting page at /, its files under /web/
 
@@ -105,6 +136,17 @@ def create_app() -> FastAPI:
         log.error("database unavailable: %s", exc.orig if exc.orig else exc)
         return JSONResponse(
             {"detail": "the database is unavailable; try again shortly"}, status_code=503, headers={"Retry-After": "5"}
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input; still JSON, and with the id that finds the traceback in the log.
+        request_id = getattr(request.state, "request_id", None)
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": "internal error; it has been logged", "request_id": request_id},
+            status_code=500,
+            headers={"X-Request-ID": request_id or ""},
         )
 
     @app.get("/health", tags=["health"], operation_id="health")

@@ -164,3 +164,47 @@ def test_registering_twice_with_one_email_is_a_conflict(api: Api) -> None:
         "/api/v1/auth/register", json={"email": user["email"].upper(), "password": "another-pass-1", "name": "X"}
     )
     assert r.status_code == 409
+
+
+def test_an_oversized_upload_without_a_content_length_is_cut_off_at_the_limit(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
+    from vocalborn.config import get_settings
+
+    limit = get_settings().max_audio_file_size
+    sentence = api.sentence(therapist, recording())
+    session = api.session(learner)
+    boundary = "vb-test-boundary"
+    sent = 0
+
+    def body() -> Any:  # chunked transfer encoding: no Content-Length to refuse up front
+        nonlocal sent
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="sentence_id"\r\n\r\n{sentence["sentence_id"]}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="big.wav"\r\n'
+            "Content-Type: audio/wav\r\n\r\n"
+        ).encode()
+        chunk = b"\x00" * 1_048_576
+        for _ in range(limit // len(chunk) + 4):
+            sent += len(chunk)
+            yield chunk
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    r = api.client.post(
+        f"/api/v1/practice/sessions/{session['practice_session_id']}/records",
+        headers={**learner["headers"], "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=body(),
+    )
+    assert r.status_code == 413, r.text
+    assert "limit" in r.json()["detail"]
+    assert (
+        api.client.get(
+            f"/api/v1/practice/sessions/{session['practice_session_id']}/records", headers=learner["headers"]
+        ).json()
+        == []
+    )
+
+
+def test_absurd_paging_values_are_refused_with_422_not_500(api: Api, learner: dict[str, Any]) -> None:
+    r = api.client.get("/api/v1/practice/sessions?offset=9223372036854775808", headers=learner["headers"])
+    assert r.status_code == 422 and "offset" in r.json()["message"]

@@ -634,3 +634,44 @@ def test_the_submit_command_explains_a_wrong_password_and_a_server_that_is_down(
     missing = _cli([*args, "--url", stack.base, "--email", learner["email"], "--password", "correct-horse-1"])
     assert missing.returncode == 5, missing.stdout + missing.stderr
     assert "sentence not found" in missing.stderr
+
+
+def test_a_retried_task_streams_past_its_old_failure_to_the_new_outcome(
+    stack: Stack, slow_worker: WorkerProcess, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
+    """An admin retried a failed task: its history holds an old terminal event that must not end
+    the stream of a client replaying from the start."""
+    from vocalborn.auth import service as auth_service
+    from vocalborn.auth.models import Role
+    from vocalborn.db import session_scope
+    from vocalborn.practice.models import PracticeRecord
+    from vocalborn.storage import get_storage
+    from vocalborn.tasks import service
+    from vocalborn.tasks.models import AIAnalysisTask
+
+    ready = stack.api.ready_record(therapist, learner)
+    record_id = ready["record"]["practice_record_id"]
+    with session_scope() as db:
+        record = db.get(PracticeRecord, uuid.UUID(record_id))
+        assert record is not None
+        path = get_storage().path(record.audio_key)
+    good = path.read_bytes()
+    path.write_bytes(b"rotten" * 300)
+    task_id = stack.api.submit(learner, record_id).json()["task_id"]
+    assert stack.api.wait_for(learner, task_id, {"success", "failure"}, timeout=60)["status"] == "failure"
+    path.write_bytes(good)
+    with session_scope() as db:
+        admin = auth_service.create_user(
+            db, email=f"ops-{uuid.uuid4().hex[:6]}@example.com", password="ops-password-1", name="Ops", role=Role.ADMIN
+        )
+        task = db.get(AIAnalysisTask, uuid.UUID(task_id))
+        assert task is not None
+        service.retry_task(db, task, admin)
+    stack.api.wait_for(learner, task_id, {"success"}, timeout=60)
+
+    messages, code, _ = closing_of(stack.ws_url(task_id, token=learner["token"], after=0))
+    kinds = [m["event_type"] for m in messages[1:]]
+    assert code == 1000
+    assert kinds.index("failed") < kinds.index("resubmitted") < len(kinds) - 1
+    assert kinds[-1] == "succeeded"
+    assert [m["event_id"] for m in messages[1:]] == db_event_ids(task_id)

@@ -68,7 +68,7 @@ def list_sentences(
     _: CurrentUser,
     db: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[SentencePublic]:
     return [SentencePublic.model_validate(s) for s in service.list_sentences(db, limit, offset)]
 
@@ -105,7 +105,7 @@ def list_sessions(
     user: CurrentUser,
     db: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[SessionPublic]:
     return [SessionPublic.model_validate(s) for s in service.list_sessions(db, user, limit, offset)]
 

@@ -38,7 +38,7 @@ def list_tasks(
     db: SessionDep,
     status_filter: Annotated[TaskStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[TaskStatusResponse]:
     tasks = service.list_tasks(db, status_filter.value if status_filter else None, limit, offset)
     return [status_view(db, t) for t in tasks]

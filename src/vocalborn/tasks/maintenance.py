@@ -31,10 +31,23 @@ BATCH = 500
 
 
 # --------------------------------------------------------------------------------------------
-def queued_task_ids() -> set[str] | None:
-    """Celery ids waiting in (or reserved from) the Redis broker; None when we cannot look.
+def _message_task_id(item: bytes) -> str | None:
+    try:
+        message = json.loads(item)
+        if isinstance(message, list):  # unacked entries are [message, exchange, routing_key]
+            message = message[0]
+        task_id = message.get("headers", {}).get("id")
+    except (ValueError, AttributeError, IndexError):
+        return None
+    return str(task_id) if task_id else None
 
-    Used to tell a task that waits in a long queue from one whose message was lost.
+
+def queued_task_ids() -> tuple[set[str], set[str]] | None:
+    """Celery ids in the Redis broker: (waiting in the queue, reserved by a live-looking worker).
+
+    None when we cannot look (another broker). Tells a task that waits in a long queue from one
+    whose message was lost. A reservation older than the hard time limit is not trusted: its
+    worker was killed, and Redis would only hand the message back after the visibility timeout.
     """
     settings = get_settings()
     broker = settings.effective_broker_url
@@ -43,22 +56,15 @@ def queued_task_ids() -> set[str] | None:
     import redis
 
     client = redis.Redis.from_url(broker, socket_timeout=5)
-    ids: set[str] = set()
     try:
-        raw = client.lrange(settings.task_queue, 0, -1) + list(client.hvals("unacked"))
+        waiting_raw = client.lrange(settings.task_queue, 0, -1)
+        fresh_tags = client.zrangebyscore("unacked_index", time.time() - settings.task_time_limit, "+inf")
+        reserved_raw = [v for v in client.hmget("unacked", fresh_tags) if v] if fresh_tags else []
     finally:
         client.close()
-    for item in raw:
-        try:
-            message = json.loads(item)
-            if isinstance(message, list):  # unacked entries are [message, exchange, routing_key]
-                message = message[0]
-            task_id = message.get("headers", {}).get("id")
-        except (ValueError, AttributeError, IndexError):
-            continue
-        if task_id:
-            ids.add(task_id)
-    return ids
+    waiting = {t for t in map(_message_task_id, waiting_raw) if t}
+    reserved = {t for t in map(_message_task_id, reserved_raw) if t}
+    return waiting, reserved
 
 
 def republish_stranded_tasks(now: datetime | None = None) -> int:
@@ -92,8 +98,13 @@ def republish_stranded_tasks(now: datetime | None = None) -> int:
             return 0
         count = 0
         for task in candidates:
-            if in_broker is not None and task.celery_task_id in in_broker:
-                continue  # still waiting its turn
+            if in_broker is not None:
+                waiting, reserved = in_broker
+                if task.celery_task_id in waiting:
+                    continue  # still waiting its turn
+                if task.status == TaskStatus.PENDING and task.celery_task_id in reserved:
+                    continue  # a worker holds it and is about to start it
+                # An overdue retry held by a worker is not trusted: its countdown has long passed.
             try:
                 event = service.apply_transition(
                     db,
@@ -175,9 +186,51 @@ def reap_stalled_tasks(now: datetime | None = None) -> dict[str, int]:
             service.publish_event(event)
             if task.status == TaskStatus.PENDING:
                 service.publish_task(task)
+    cancelled += _force_overdue_cancels(now)
     if requeued or failed or cancelled:
         log.warning("reaper: %d stalled task(s) requeued, %d failed, %d cancelled", requeued, failed, cancelled)
     return {"requeued": requeued, "failed": failed, "cancelled": cancelled}
+
+
+def _force_overdue_cancels(now: datetime) -> int:
+    """A cancel is honoured at the next step boundary. A run stuck inside one step (a hung remote
+    call, say) never gets there while its heartbeat keeps the lease: after a grace period the task
+    is cancelled here, which fences off every later write of that run, and the run is terminated
+    (Celery's revoke with terminate, the documented last resort) to free its pool slot."""
+    grace = timedelta(seconds=2 * get_settings().task_lease_seconds)
+    done = 0
+    with session_scope() as db:
+        overdue = list(
+            db.exec(  # type: ignore[call-overload]
+                select(AIAnalysisTask)
+                .where(col(AIAnalysisTask.status) == TaskStatus.PROCESSING.value)
+                .where(col(AIAnalysisTask.cancel_requested_at) < now - grace)
+                .limit(BATCH)
+            ).scalars()
+        )
+        for task in overdue:
+            try:
+                event = service.apply_transition(
+                    db,
+                    task,
+                    EventType.CANCELLED,
+                    expect_attempt=task.attempt,
+                    values={"completed_at": now, "heartbeat_at": None},
+                    message=f"cancelled by force: {task.worker_name} did not stop within {grace.seconds} s",
+                )
+                db.commit()
+            except service.StaleTask:
+                db.rollback()
+                continue
+            done += 1
+            service.publish_event(event)
+            try:
+                from vocalborn.celery_app import celery_app
+
+                celery_app.control.revoke(task.celery_task_id, terminate=True, signal="SIGTERM")
+            except Exception as exc:  # the database already says cancelled; this only frees the slot
+                log.warning("could not revoke task %s: %s", task.task_id, exc)
+    return done
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,6 +270,9 @@ def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
                 .where(col(AIAnalysisTask.status).in_(statuses))
                 .where(col(AIAnalysisTask.completed_at) < before)
                 .limit(BATCH)
+                # Locked until the batch commits: an admin retrying one of them meanwhile waits,
+                # then finds it gone (409), instead of having a task deleted under it.
+                .with_for_update(skip_locked=True)
             ).scalars()
         )
         if not ids:

@@ -143,7 +143,7 @@ def get_events(
     task_id: uuid.UUID,
     user: CurrentUser,
     db: SessionDep,
-    after: Annotated[int, Query(ge=0, description="only events with a larger event_id")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62, description="only events with a larger event_id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> list[TaskEventResponse]:
     try:

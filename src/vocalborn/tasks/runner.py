@@ -8,6 +8,7 @@ attempt number it claimed, and the result row is unique per task.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlmodel import col, select
 
 from vocalborn.analysis.types import (
     STEPS,
@@ -105,6 +106,7 @@ def run_analysis(task_id: str, worker_name: str) -> Outcome:
         heartbeat.start()
         try:
             report = _analyse(claim)
+            check_report(report)
             return _complete(claim, report)
         except _Cancelled:
             return _finish_cancelled(claim)
@@ -120,31 +122,39 @@ def run_analysis(task_id: str, worker_name: str) -> Outcome:
                 task_id,
                 type(exc).__name__,
                 exc,
-                exc_info=not _is_expected_transient(exc),
+                exc_info=True,
             )
             return _retry_or_fail(claim, _describe(exc))
         finally:
             heartbeat.stop()
 
 
-def _is_expected_transient(exc: Exception) -> bool:
-    from vocalborn.analysis.types import TransientAnalysisError
-
-    return isinstance(exc, (TransientAnalysisError, OSError))
-
-
 def _describe(exc: Exception) -> str:
+    """What learners and therapists read (status, events, WebSocket): the kind of problem, never
+    the raw text of a driver error, which can carry SQL, parameters and host names. The full
+    exception is in the worker's log."""
+    import redis
     from celery.exceptions import SoftTimeLimitExceeded
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from vocalborn.analysis.types import TransientAnalysisError
 
     if isinstance(exc, SoftTimeLimitExceeded):
         return f"the analysis took longer than {get_settings().task_soft_time_limit} s"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TransientAnalysisError):
+        return str(exc)  # our own wording (remote engine status, timeout, open circuit)
+    if isinstance(exc, SQLAlchemyError):
+        return "the database was unavailable for a moment"
+    if isinstance(exc, redis.RedisError):
+        return "the message bus was unavailable for a moment"
+    if isinstance(exc, OSError):
+        return "the recording storage was unavailable for a moment"
+    return f"an unexpected error on our side ({type(exc).__name__})"
 
 
 # --------------------------------------------------------------------------------------------
 def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
     settings = get_settings()
-    give_up_at = time.monotonic() + settings.task_lease_seconds + 2.0
     while True:
         with session_scope() as db:
             task = db.get(AIAnalysisTask, task_id)
@@ -166,15 +176,11 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
             if status == TaskStatus.PROCESSING and task.heartbeat_at is not None:
                 silent_for = (now - task.heartbeat_at).total_seconds()
                 if silent_for < settings.task_lease_seconds:
-                    # Another run holds a live lease (a redelivery while it still runs).
-                    if time.monotonic() > give_up_at:
-                        log.info(
-                            "task %s is running elsewhere (%s); duplicate delivery dropped", task_id, task.worker_name
-                        )
-                        return Outcome.SKIPPED
-                    db.rollback()
-                    time.sleep(0.5)
-                    continue
+                    # Another run holds a live lease: this is a duplicate (a republish, or a redelivery
+                    # while it still runs). Drop it at once rather than hold a pool slot; if that run
+                    # has in fact died, its heartbeat stops and the reaper requeues the task.
+                    log.info("task %s is running elsewhere (%s); duplicate delivery dropped", task_id, task.worker_name)
+                    return Outcome.SKIPPED
             if (
                 status == TaskStatus.RETRY
                 and task.next_attempt_at
@@ -308,10 +314,41 @@ class _ProgressReporter:
             time.sleep(self.settings.analysis_step_delay_seconds)
 
 
+SCORE_FIELDS = ("overall_score", "pronunciation_accuracy", "fluency_score", "rhythm_score")
+
+
+def check_report(report: AnalysisReport) -> None:
+    """Refuse a report the database would refuse (a remote engine may send anything)."""
+    for name in SCORE_FIELDS:
+        value = getattr(report, name)
+        if not isinstance(value, int | float) or math.isnan(value) or not 0 <= value <= 100:
+            raise PermanentError(f"the analysis engine returned an invalid {name}: {value!r} (expected 0..100)")
+    if not isinstance(report.detailed_analysis, dict) or not report.detailed_analysis:
+        raise PermanentError("the analysis engine returned no detailed_analysis")
+
+
+def _own_task(db: Any, claim: Claim) -> AIAnalysisTask | None:
+    """The task, if this run still owns it: still processing, under this run's attempt.
+
+    After the reaper requeued it or an admin resubmitted it, the old run must write nothing."""
+    task = db.get(AIAnalysisTask, claim.task_id)
+    if task is None or task.status != TaskStatus.PROCESSING or task.attempt != claim.attempt:
+        if task is not None:
+            log.warning(
+                "task %s is now %s (attempt %s); run %s writes nothing",
+                claim.task_id,
+                task.status,
+                task.attempt,
+                claim.attempt,
+            )
+        return None
+    return task
+
+
 def _complete(claim: Claim, report: AnalysisReport) -> Outcome:
     elapsed = time.monotonic() - claim.started
     with session_scope() as db:
-        task = db.get(AIAnalysisTask, claim.task_id)
+        task = _own_task(db, claim)
         if task is None:
             return Outcome.SKIPPED
         if task.cancel_requested_at is not None:
@@ -347,10 +384,19 @@ def _complete(claim: Claim, report: AnalysisReport) -> Outcome:
                 )
             )
             db.commit()  # result, success and record status together
-        except (service.StaleTask, IntegrityError):
+        except service.StaleTask:
             db.rollback()
             log.warning("task %s: another attempt finished first; this result is discarded", claim.task_id)
             return Outcome.SKIPPED
+        except IntegrityError as exc:
+            db.rollback()
+            exists = db.exec(
+                select(AIAnalysisResult.result_id).where(AIAnalysisResult.task_id == claim.task_id)
+            ).first()
+            if exists is not None:
+                log.warning("task %s already has a result; this one is discarded", claim.task_id)
+                return Outcome.SKIPPED
+            raise PermanentError("the analysis result could not be stored (it breaks a database rule)") from exc
     service.publish_event(event)
     log.info("task %s succeeded in %.2f s (overall %.1f)", claim.task_id, elapsed, report.overall_score)
     return Outcome.SUCCEEDED
@@ -358,7 +404,7 @@ def _complete(claim: Claim, report: AnalysisReport) -> Outcome:
 
 def _fail(claim: Claim, reason: str) -> Outcome:
     with session_scope() as db:
-        task = db.get(AIAnalysisTask, claim.task_id)
+        task = _own_task(db, claim)
         if task is None:
             return Outcome.SKIPPED
         try:
@@ -387,7 +433,7 @@ def backoff_seconds(retry_number: int) -> float:
 
 def _retry_or_fail(claim: Claim, reason: str) -> Outcome:
     with session_scope() as db:
-        task = db.get(AIAnalysisTask, claim.task_id)
+        task = _own_task(db, claim)
         if task is None:
             return Outcome.SKIPPED
         if task.retry_count >= task.max_retries:
@@ -403,6 +449,8 @@ def _retry_or_fail(claim: Claim, reason: str) -> Outcome:
                 expect_attempt=claim.attempt,
                 values={
                     "retry_count": retry_number,
+                    # the run ended with a recorded outcome: it was not a crash
+                    "deliveries": 0,
                     "error_message": reason,
                     "heartbeat_at": None,
                     "next_attempt_at": utcnow() + timedelta(seconds=delay),
@@ -421,7 +469,7 @@ def _retry_or_fail(claim: Claim, reason: str) -> Outcome:
 
 def _finish_cancelled(claim: Claim) -> Outcome:
     with session_scope() as db:
-        task = db.get(AIAnalysisTask, claim.task_id)
+        task = _own_task(db, claim)
         if task is None:
             return Outcome.SKIPPED
         try:

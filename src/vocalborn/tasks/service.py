@@ -33,6 +33,7 @@ from vocalborn.tasks.states import (
     ACTIVE_STATUSES,
     RECORD_STATUS_FOR,
     EventType,
+    IllegalTransition,
     TaskStatus,
     check_transition,
 )
@@ -71,7 +72,13 @@ def apply_transition(
 ) -> AIAnalysisTaskEvent:
     """Move ``task`` along ``event_type`` and log it. The caller commits, then publishes."""
     current = TaskStatus(task.status)
-    target = check_transition(event_type, current)
+    try:
+        target = check_transition(event_type, current)
+    except IllegalTransition:
+        if expect_attempt is not None:
+            # A writer fenced by an attempt saw the task move on (requeued, resubmitted, cancelled).
+            raise StaleTask(f"task {task.task_id} is {current}; '{event_type}' no longer applies") from None
+        raise
     now = utcnow()
     changes: dict[str, Any] = {"status": target.value, "updated_at": now, **(values or {})}
     stmt = update(AIAnalysisTask).where(
@@ -412,8 +419,11 @@ def retry_task(db: Session, task: AIAnalysisTask, by: User) -> AIAnalysisTask:
             },
             message=f"retried by {by.role} {by.email}",
         )
-        if record is not None:
-            # This task becomes the record's latest again, and speaks for it.
+        current = db.get(AIAnalysisTask, record.ai_task_id) if record is not None and record.ai_task_id else None
+        newer_success = current is not None and current.task_id != task.task_id and current.status == TaskStatus.SUCCESS
+        if record is not None and not newer_success:
+            # This task becomes the record's latest again, and speaks for it (unless a newer
+            # analysis of the record already succeeded: that one keeps speaking for it).
             record.ai_task_id = task.task_id
             record.record_status = RECORD_STATUS_FOR[TaskStatus.PENDING].value
             record.updated_at = utcnow()

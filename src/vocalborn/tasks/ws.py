@@ -339,13 +339,13 @@ class _Stream:
         await self.websocket.send_text(json.dumps(message, ensure_ascii=False))
 
     async def send_persisted(self, batch: list[dict[str, Any]]) -> None:
-        for message in batch:
-            event_id = message["event_id"]
-            if event_id is None or event_id <= self.last_sent:
-                continue
+        fresh = [m for m in batch if m["event_id"] is not None and m["event_id"] > self.last_sent]
+        for i, message in enumerate(fresh):
             await self.send(message)
-            self.last_sent = event_id
-            if _is_terminal(message):
+            self.last_sent = message["event_id"]
+            # A terminal event ends the stream only if nothing follows it: a task an admin
+            # retried has an old "failed" in its history and is running again after it.
+            if _is_terminal(message) and i == len(fresh) - 1:
                 self.finished = True
                 return
 
@@ -388,11 +388,11 @@ async def task_events_socket(websocket: WebSocket, task_id: str) -> None:
     global _open_sockets
     after_raw = websocket.query_params.get("after", "0")
     try:
-        after = max(0, int(after_raw))
+        after = int(after_raw)
     except ValueError:
         after = -1
     try:
-        if after < 0:
+        if not 0 <= after <= 2**62:
             raise Refused("after must be a non-negative integer (the last event_id you received)")
         await run_in_threadpool(_authorize, task_id, _token(websocket))
     except Refused as exc:

@@ -1,0 +1,132 @@
+"""A run that lost its task (requeued by the reaper, resubmitted by an admin) writes nothing.
+
+In-process runner calls against the real database; no worker consumes this module's messages
+while the assertions run."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from tests.support import Api
+
+
+def _claim(api: Api, therapist: dict[str, Any], learner: dict[str, Any]) -> Any:
+    from vocalborn.tasks import runner
+
+    record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
+    task_id = api.submit(learner, record_id).json()["task_id"]
+    claim = runner.claim_task(uuid.UUID(task_id), "test-worker/1")
+    assert isinstance(claim, runner.Claim)
+    return claim
+
+
+def _report() -> Any:
+    from vocalborn.analysis.types import AnalysisReport
+
+    return AnalysisReport(90.0, 91.0, 92.0, 93.0, {"timing_analysis": {"note": "made by the test"}})
+
+
+def _state(task_id: uuid.UUID) -> tuple[str, int, int]:
+    from vocalborn.db import session_scope
+    from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
+
+    with session_scope() as db:
+        task = db.get(AIAnalysisTask, task_id)
+        assert task is not None
+        results = len(db.exec(select(AIAnalysisResult).where(AIAnalysisResult.task_id == task_id)).all())
+        return task.status, task.attempt, results
+
+
+def test_a_run_whose_task_the_reaper_requeued_can_neither_succeed_nor_fail_it(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
+    from vocalborn.config import get_settings
+    from vocalborn.db import session_scope
+    from vocalborn.sqltypes import utcnow
+    from vocalborn.tasks import maintenance, runner
+    from vocalborn.tasks.models import AIAnalysisTask
+
+    claim = _claim(api, therapist, learner)
+    silent = utcnow() - timedelta(seconds=get_settings().task_lease_seconds * 5)
+    with session_scope() as db:  # its heartbeat lapsed (a long DB hiccup, say)
+        db.execute(
+            update(AIAnalysisTask)
+            .where(col(AIAnalysisTask.task_id) == claim.task_id)
+            .values(heartbeat_at=silent, updated_at=silent)
+        )
+        db.commit()
+    assert maintenance.reap_stalled_tasks()["requeued"] >= 1
+    assert _state(claim.task_id)[0] == "pending"
+
+    assert runner._complete(claim, _report()) is runner.Outcome.SKIPPED
+    assert runner._fail(claim, "late failure from the old run") is runner.Outcome.SKIPPED
+    assert runner._retry_or_fail(claim, "late retry from the old run") is runner.Outcome.SKIPPED
+    assert _state(claim.task_id) == ("pending", claim.attempt, 0)
+
+
+def test_a_transient_retry_does_not_use_up_the_delivery_cap(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
+    from vocalborn.db import session_scope
+    from vocalborn.tasks import runner
+    from vocalborn.tasks.models import AIAnalysisTask
+
+    claim = _claim(api, therapist, learner)
+    assert runner._retry_or_fail(claim, "remote analysis timed out") is runner.Outcome.RETRY_SCHEDULED
+    with session_scope() as db:
+        task = db.get(AIAnalysisTask, claim.task_id)
+        assert task is not None
+        assert (task.status, task.retry_count, task.deliveries) == ("retry", 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("overall_score", 101.0), ("fluency_score", float("nan")), ("rhythm_score", -1), ("pronunciation_accuracy", None)],
+)
+def test_an_invalid_report_is_refused_as_a_permanent_error(field: str, value: Any) -> None:
+    from vocalborn.tasks import runner
+
+    report = _report()
+    setattr(report, field, value)
+    with pytest.raises(runner.PermanentError, match=field):
+        runner.check_report(report)
+
+
+def test_a_report_without_details_is_refused() -> None:
+    from vocalborn.tasks import runner
+
+    report = _report()
+    report.detailed_analysis = {}
+    with pytest.raises(runner.PermanentError, match="detailed_analysis"):
+        runner.check_report(report)
+    runner.check_report(_report())  # and a sound one passes
+
+
+def test_a_cancel_a_stuck_run_never_honours_is_forced_by_the_reaper(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
+    from vocalborn.config import get_settings
+    from vocalborn.db import session_scope
+    from vocalborn.sqltypes import utcnow
+    from vocalborn.tasks import maintenance, runner
+    from vocalborn.tasks.models import AIAnalysisTask
+
+    claim = _claim(api, therapist, learner)
+    long_ago = utcnow() - timedelta(seconds=get_settings().task_lease_seconds * 3)
+    with session_scope() as db:  # cancel asked for long ago; the run is alive (fresh heartbeat) but stuck
+        db.execute(
+            update(AIAnalysisTask)
+            .where(col(AIAnalysisTask.task_id) == claim.task_id)
+            .values(cancel_requested_at=long_ago, heartbeat_at=utcnow())
+        )
+        db.commit()
+    assert maintenance.reap_stalled_tasks()["cancelled"] >= 1
+    assert _state(claim.task_id)[0] == "cancelled"
+    assert runner._complete(claim, _report()) is runner.Outcome.SKIPPED  # the stuck run wakes up too late
+    assert _state(claim.task_id) == ("cancelled", claim.attempt, 0)
