@@ -61,6 +61,9 @@ def run_migrations() -> None:
     cfg = Config(str(root / "alembic.ini"))
     cfg.set_main_option("script_location", str(root / "alembic"))
     cfg.attributes["skip_logging_config"] = True
+    import logging
+
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin otherwise
     command.upgrade(cfg, "head")
 
 
@@ -205,6 +208,18 @@ def _metrics_line(settings, api_host: str, api_port: int) -> str:  # type: ignor
     return line
 
 
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 # --- everything at once ----------------------------------------------------------------------------
 @app.command()
 def up(
@@ -229,6 +244,12 @@ def up(
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, DATA_DIR=str(data), PYTHONUNBUFFERED="1")
+    wanted = [("API", host, port, "--port")]
+    if not no_flower:
+        wanted.append(("Flower", "127.0.0.1", flower_port or settings.flower_port, "--flower-port"))
+    for what, bind_host, bind_port, option in wanted:
+        if not _port_free(bind_host, bind_port):
+            _fail(f"port {bind_port} is already in use, so the {what} cannot start there; choose another with {option}")
 
     redis_server: EmbeddedRedis | None = None
     if not settings.celery_broker_url:
@@ -308,8 +329,11 @@ def up(
     typer.echo(f"Data:      {data}")
     typer.echo("Press Ctrl-C to stop.\n")
     try:
+        watched = list(children)
+        if redis_server is not None and redis_server.process is not None:
+            watched.append(("the bundled redis-server", redis_server.process))  # type: ignore[arg-type]
         while True:
-            for name, proc in children:
+            for name, proc in watched:
                 if proc.poll() is not None:
                     typer.secho(
                         f"{name} exited with code {proc.returncode}; stopping the rest", fg=typer.colors.RED, err=True
@@ -382,7 +406,7 @@ def analyze(
     reference: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the therapist's recording")],
     attempt: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the learner's recording")],
     as_json: Annotated[bool, typer.Option("--json", help="print the full report as JSON")] = False,
-    language: Annotated[str, typer.Option(help="zh-TW or en")] = "zh-TW",
+    language: Annotated[str, typer.Option("--lang", "--language", help="zh-TW or en")] = "zh-TW",
 ) -> None:
     """Compare two recordings and print the report, without any server."""
     from vocalborn.analysis.engine import analyze as run
@@ -492,9 +516,19 @@ def _watch(client: _ApiClient, token: str, task_id: str, deadline: float) -> Non
 
     tty = sys.stderr.isatty()
     last_line = ""
+    history_until = 0  # events up to the snapshot's last_event_id are history, not news
+    shown = (0, -1)  # (attempt, progress) on screen: the bar never runs backwards within an attempt
 
     def show(message: dict) -> None:  # type: ignore[type-arg]
-        nonlocal last_line
+        nonlocal last_line, history_until, shown
+        if message.get("event_type") == "snapshot":
+            history_until = int(message.get("last_event_id") or 0)
+        elif message.get("event_id") is not None and int(message["event_id"]) <= history_until:
+            return
+        attempt, progress = int(message.get("attempt") or 0), int(message.get("progress") or 0)
+        if message.get("status") == "processing" and attempt == shown[0] and progress < shown[1]:
+            return
+        shown = (attempt, progress)
         line = _progress_line(message, tty)
         if line != last_line:
             typer.echo(line, err=True, nl=not tty)
@@ -595,7 +629,11 @@ def submit(
             if exc.code == 5:
                 raise _SubmitError(f"sentence not found: {sentence}", 5) from None
             raise
-        session = client.call("POST", "/api/v1/practice/sessions", learner_token, json={"title": "vocalborn submit"})
+        # One session for the CLI's attempts, reused, so the learner's list does not fill up.
+        sessions = client.call("GET", "/api/v1/practice/sessions?limit=200", learner_token)
+        session = next((x for x in sessions if x.get("title") == "vocalborn submit"), None) or client.call(
+            "POST", "/api/v1/practice/sessions", learner_token, json={"title": "vocalborn submit"}
+        )
         with attempt.open("rb") as f:
             record = client.call(
                 "POST",

@@ -76,8 +76,36 @@ class UploadSizeLimit:
         await self.app(scope, counting_receive, send)
 
 
+def _install_offline_docs(app: FastAPI) -> None:
+    """/docs with Swagger UI from the swagger-ui-bundle wheel, so it works without internet.
+
+    That Swagger UI (4.x) renders OpenAPI 3.0 only, so the page reads a copy of the schema
+    labelled 3.0; clients keep the real 3.1 schema at /openapi.json."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get("/docs/openapi.json", include_in_schema=False)
+    async def docs_schema() -> JSONResponse:
+        return JSONResponse({**app.openapi(), "openapi": "3.0.3"})
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/docs/openapi.json",
+            title=f"{app.title} - API docs",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon-32x32.png",
+        )
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
+        docs_url=None,  # served below from local files: the default page loads Swagger UI from a CDN
         title="VocalBorn Tasks",
         version=__version__,
         description="Asynchronous speech-practice analysis: upload, submit, watch, read the scores.",
@@ -89,6 +117,7 @@ def create_app() -> FastAPI:
     app.include_router(ws_router)
     app.include_router(admin_router)
     app.add_middleware(UploadSizeLimit)
+    _install_offline_docs(app)
     install_metrics(app)  # GET /metrics and the HTTP metrics middleware
     mount_web(app)  # the waiting page at /, its files under /web/
 
@@ -121,13 +150,21 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Keep FastAPI's list, and add one sentence a person can read.
+        # Keep FastAPI's list, and add one sentence a person can read. Never echo the input back:
+        # it may be a password, or megabytes.
         problems = []
+        details = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+            msg = str(err.get("msg"))
+            if err.get("type") == "json_invalid":
+                position = next((p for p in err.get("loc", ()) if isinstance(p, int)), None)
+                msg = "the body is not valid JSON" + (f" (near character {position})" if position is not None else "")
+                where = ""
+            problems.append(f"{where}: {msg}" if where else msg)
+            details.append({k: v for k, v in err.items() if k not in ("input", "ctx", "url")} | {"msg": msg})
         return JSONResponse(
-            {"detail": jsonable_encoder(exc.errors()), "message": "; ".join(problems)},
+            {"detail": jsonable_encoder(details), "message": "; ".join(problems)},
             status_code=422,
         )
 

@@ -208,3 +208,13 @@ def test_an_oversized_upload_without_a_content_length_is_cut_off_at_the_limit(
 def test_absurd_paging_values_are_refused_with_422_not_500(api: Api, learner: dict[str, Any]) -> None:
     r = api.client.get("/api/v1/practice/sessions?offset=9223372036854775808", headers=learner["headers"])
     assert r.status_code == 422 and "offset" in r.json()["message"]
+
+
+def test_validation_errors_never_echo_the_input_and_explain_bad_json(api: Api) -> None:
+    r = api.client.post("/api/v1/auth/register", json={"email": "x@example.com", "password": "pw-42", "name": "X"})
+    assert r.status_code == 422 and "password" in r.json()["message"]
+    assert "pw-42" not in r.text
+    r = api.client.post(
+        "/api/v1/auth/register", content=b'{"email": "x@example.com",', headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422 and r.json()["message"].startswith("the body is not valid JSON")

@@ -604,6 +604,10 @@ def test_the_submit_command_creates_the_sentence_watches_progress_and_prints_sco
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "100%" in done.stderr  # the progress bar reached the end
+    import re
+
+    shown = [int(p) for p in re.findall(r"\]\s+(\d+)%", done.stderr)]
+    assert shown == sorted(shown), shown  # it never ran backwards
     assert "Overall" in done.stdout and "Pronunciation" in done.stdout and "Rhythm" in done.stdout
 
     # the sentence now exists: submit another attempt against it, by id, asking for JSON
@@ -615,6 +619,12 @@ def test_the_submit_command_creates_the_sentence_watches_progress_and_prints_sco
     assert again.returncode == 0, again.stdout + again.stderr
     result = json.loads(again.stdout)
     assert 0 <= result["overall_score"] <= 100 and result["detailed_analysis"]["pitch_analysis"]
+    # both attempts went into one reused session, not one new session each
+    learner_token = stack.api.login(l_email, "correct-horse-1")
+    sessions = stack.api.client.get(
+        "/api/v1/practice/sessions", headers={"Authorization": f"Bearer {learner_token}"}
+    ).json()
+    assert [x["title"] for x in sessions] == ["vocalborn submit"]
 
 
 def test_the_submit_command_explains_a_wrong_password_and_a_server_that_is_down(stack: Stack, tmp_path: Path) -> None:

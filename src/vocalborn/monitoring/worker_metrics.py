@@ -186,7 +186,9 @@ class WorkerMetrics:
             else:
                 status = "success"
         elif state == "FAILURE":
-            status, error_type = "failure", type(retval).__name__
+            # A recorded permanent failure of an analysis is raised as AnalysisFailed on purpose.
+            expected = type(retval).__name__ == "AnalysisFailed"
+            status, error_type = "failure", "permanent" if expected else type(retval).__name__
         elif state == "RETRY":
             status, error_type = "retry", type(getattr(retval, "exc", None) or retval).__name__
         else:

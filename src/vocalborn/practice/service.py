@@ -48,7 +48,7 @@ def validate_audio(data: bytes, settings: Settings, field: str) -> ValidAudio:
     try:
         info = probe_audio(data)
     except UndecodableAudioError as exc:
-        raise AudioRejected(422, f"{field}: not a playable audio file ({exc})") from None
+        raise AudioRejected(422, f"{field}: {exc}") from None
     if info.format not in settings.audio_formats:
         allowed = ", ".join(sorted(settings.audio_formats))
         raise AudioRejected(415, f"{field}: {info.format} audio is not accepted; send one of: {allowed}")

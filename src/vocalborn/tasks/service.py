@@ -53,7 +53,14 @@ class Forbidden(Exception):
 
 class NotReady(Exception):
     def __init__(self, task: AIAnalysisTask) -> None:
-        super().__init__(f"the analysis is {task.status}; the result exists only after success")
+        state = {
+            "pending": "is waiting in the queue",
+            "retry": "will be tried again shortly",
+            "processing": "is still running",
+            "failure": "failed",
+            "cancelled": "was cancelled",
+        }.get(task.status, f"is {task.status}")
+        super().__init__(f"no result: the analysis {state}")
         self.task = task
 
 

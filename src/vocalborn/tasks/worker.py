@@ -21,12 +21,29 @@ log = logging.getLogger(__name__)
 publish.connect()  # retries and republished tasks carry their publish time too
 
 
-@celery_app.task(name=ANALYZE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+class AnalysisFailed(Exception):
+    """Raised after the failure is recorded, so Celery and Flower show FAILURE, not SUCCESS.
+
+    Listed in ``throws``: Celery logs it as expected, without a traceback; the message is
+    acknowledged like any finished task (the database already holds the outcome)."""
+
+
+@celery_app.task(
+    name=ANALYZE_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    throws=(AnalysisFailed,),
+)
 def analyze_audio(self: Task, task_id: str) -> str:
     request_id = (self.request.headers or {}).get("vocalborn_request_id") if self.request.headers else None
     worker_name = f"{self.request.hostname}/{os.getpid()}"
     with log_context(task_id=task_id, request_id=request_id or getattr(self.request, "vocalborn_request_id", None)):
-        return runner.run_analysis(task_id, worker_name).value
+        outcome = runner.run_analysis(task_id, worker_name)
+    if outcome is runner.Outcome.FAILED:
+        raise AnalysisFailed(f"analysis {task_id} failed; see its status and events")
+    return outcome.value
 
 
 @celery_app.task(name="vocalborn.maintenance.republish_stranded_tasks", ignore_result=True)
