@@ -1,6 +1,10 @@
 """Submit throughput and latency of the running API, against a bare async endpoint in the same run.
 
-    uv run python bench/submit_throughput.py [--requests 3000] [--concurrency 64] [--api-workers 2]
+    uv run python bench/submit_throughput.py [--requests 3000] [--concurrency 64] [--api-workers 2] [--seconds 10]
+
+With `wrk` on the PATH (Debian package `wrk`) the load comes from wrk, which is light enough not to
+be the bottleneck (a Lua script gives every submit a record of its own); otherwise from an asyncio
+httpx client, which on this machine saturates near 300-400 req/s itself.
 
 Uses the local PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL; defaults below), in a
 database and a queue of its own that it removes afterwards. Starts `vocalborn api` as a
@@ -62,6 +66,41 @@ async def load(
     return elapsed, latencies, codes
 
 
+WRK_SCRIPT = """
+local ids = {%s}
+local token = "%s"
+local created = 0
+setup = function(thread) thread:set("tid", created); created = created + 1 end
+init = function(args) n = tid end
+request = function()
+  n = n + 2  -- two wrk threads: each walks its own half of the records
+  local id = ids[(n %% #ids) + 1]
+  return wrk.format("POST", "/api/v1/tasks/analysis/submit",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token},
+    '{"practice_record_id":"' .. id .. '"}')
+end
+"""
+
+
+def wrk_run(url: str, seconds: int, concurrency: int, script: str | None) -> tuple[float, dict[str, str], int]:
+    import re
+    import shutil
+    import tempfile
+
+    assert shutil.which("wrk")
+    threads = 2
+    args = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency"]
+    if script:
+        path = Path(tempfile.mkdtemp()) / "submit.lua"
+        path.write_text(script)
+        args += ["-s", str(path)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    pct = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, pct, int(errors.group(1)) if errors else 0
+
+
 def report(name: str, n: int, elapsed: float, lat: list[float], codes: dict[int, int]) -> float:
     rps = n / elapsed
     print(
@@ -76,7 +115,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--api-workers", type=int, default=2)
+    ap.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     args = ap.parse_args()
+    import shutil
+
+    use_wrk = shutil.which("wrk") is not None
 
     run = secrets.token_hex(4)
     admin = create_engine(PG, isolation_level="AUTOCOMMIT")
@@ -156,18 +199,35 @@ def main() -> None:
                 time.sleep(0.1)
         headers = {"Authorization": f"Bearer {token}"}
         print(
-            f"api workers {args.api_workers}, concurrency {args.concurrency}, {args.requests} requests each, "
+            f"api workers {args.api_workers}, concurrency {args.concurrency}, "
+            f"{'wrk ' + str(args.seconds) + ' s per run' if use_wrk else str(args.requests) + ' requests each'}, "
             f"{os.cpu_count()} cores shared with the load generator"
         )
-        warm = [("GET", "/health", None)] * 300
-        asyncio.run(load(url, warm, args.concurrency, headers))
-        base = report(
-            "GET /health (bare async)",
-            args.requests,
-            *asyncio.run(load(url, [("GET", "/health", None)] * args.requests, args.concurrency, headers)),
-        )
-        submits = [("POST", "/api/v1/tasks/analysis/submit", {"practice_record_id": rid}) for rid in record_ids]
-        sub = report("POST submit", len(submits), *asyncio.run(load(url, submits, args.concurrency, headers)))
+        if use_wrk:
+            wrk_run(url + "/health", 2, args.concurrency, None)  # warm-up
+            base, bp, be = wrk_run(url + "/health", args.seconds, args.concurrency, None)
+            print(
+                f"{'GET /health (bare async)':<28} {base:8.0f} req/s   p50 {bp.get('50')}   p90 {bp.get('90')}   p99 {bp.get('99')}   non-2xx {be}"
+            )
+            script = WRK_SCRIPT % (",".join(f'"{r}"' for r in record_ids), token)
+            sub, sp, se = wrk_run(url, args.seconds, args.concurrency, script)
+            print(
+                f"{'POST submit':<28} {sub:8.0f} req/s   p50 {sp.get('50')}   p90 {sp.get('90')}   p99 {sp.get('99')}   non-2xx {se}"
+            )
+            if sub * args.seconds > len(record_ids):
+                print(
+                    f"note: {int(sub * args.seconds)} submits for {len(record_ids)} records: some hit an active task (cheaper)"
+                )
+        else:
+            warm = [("GET", "/health", None)] * 300
+            asyncio.run(load(url, warm, args.concurrency, headers))
+            base = report(
+                "GET /health (bare async)",
+                args.requests,
+                *asyncio.run(load(url, [("GET", "/health", None)] * args.requests, args.concurrency, headers)),
+            )
+            submits = [("POST", "/api/v1/tasks/analysis/submit", {"practice_record_id": rid}) for rid in record_ids]
+            sub = report("POST submit", len(submits), *asyncio.run(load(url, submits, args.concurrency, headers)))
         print(f"submit / bare ratio: {sub / base:.3f}")
     finally:
         if api is not None:
