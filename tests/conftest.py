@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.services import ServicesUnderTest, discover
+from tests.support import Api
 
 _services: ServicesUnderTest | None = None
 
@@ -55,3 +57,24 @@ def migrated(services: ServicesUnderTest) -> Iterator[ServicesUnderTest]:
 
     run_migrations()
     yield services
+
+
+@pytest.fixture(scope="module")
+def api(migrated: ServicesUnderTest) -> Iterator[Api]:
+    """The API in-process (real database, real broker), one per test module."""
+    from fastapi.testclient import TestClient
+
+    from vocalborn.main import app
+
+    with TestClient(app) as client:
+        yield Api(client)
+
+
+@pytest.fixture
+def therapist(api: Api) -> dict[str, Any]:
+    return api.register("therapist")
+
+
+@pytest.fixture
+def learner(api: Api) -> dict[str, Any]:
+    return api.register("learner")

@@ -37,6 +37,19 @@ def wait_until(check: Callable[[], Any], timeout: float, interval: float = 0.1, 
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
+def stop_process_group(proc: subprocess.Popen[bytes] | None, log: Any, timeout: float) -> None:
+    """SIGTERM, a grace period, then SIGKILL to the whole group (main process and its children)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    log.close()
+
+
 class WorkerProcess:
     """A real `vocalborn worker` (Celery prefork) in its own process group."""
 
@@ -97,15 +110,7 @@ class WorkerProcess:
         self._log.close()
 
     def stop(self, timeout: float = 30) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self._log.close()
+        stop_process_group(self.proc, self._log, timeout)
 
 
 class Api:
@@ -235,15 +240,7 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self, timeout: float = 20) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self._log.close()
+        stop_process_group(self.proc, self._log, timeout)
 
 
 def api_process(port: int, log_dir: Path, env: dict[str, str] | None = None) -> ServiceProcess:

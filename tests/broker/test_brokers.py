@@ -9,34 +9,21 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from tests.broker.conftest import Stack
 from tests.broker.scenarios import event_counts, make_admin, result_counts
+from tests.flaky_ai import FlakyService, running_flaky_service
 from tests.support import wait_until
-from tests.tasks.test_retries import FlakyService
 
 
 @pytest.fixture(scope="module")
 def ai_service() -> Iterator[tuple[FlakyService, int]]:
-    from vocalborn.embedded import free_port
-
-    service = FlakyService()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield service, port
-    server.should_exit = True
-    thread.join(10)
+    with running_flaky_service() as running:
+        yield running
 
 
 def test_a_submitted_recording_is_analysed(workers: Stack, therapist: dict[str, Any], learner: dict[str, Any]) -> None:

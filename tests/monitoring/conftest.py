@@ -1,40 +1,13 @@
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from typing import Any
-
 import httpx
-import pytest
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-
-from tests.services import ServicesUnderTest
-from tests.support import Api
-
-
-@pytest.fixture(scope="module")
-def api(migrated: ServicesUnderTest) -> Iterator[Api]:
-    from vocalborn.main import app
-
-    with TestClient(app) as client:
-        yield Api(client)
-
-
-@pytest.fixture
-def therapist(api: Api) -> dict[str, Any]:
-    return api.register("therapist")
-
-
-@pytest.fixture
-def learner(api: Api) -> dict[str, Any]:
-    return api.register("learner")
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    from vocalborn.embedded import free_port as _free_port
+
+    return _free_port()
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
