@@ -27,6 +27,19 @@ def remote_worker(migrated: ServicesUnderTest, ai_service: tuple[FlakyService, i
     w.stop()
 
 
+def _run_with_failures(
+    api: Api, service: FlakyService, therapist: dict[str, Any], learner: dict[str, Any], fails: int, status: int
+) -> tuple[str, dict[str, Any]]:
+    """Make the AI service fail the next ``fails`` calls with ``status``; run one analysis to its end."""
+    service.fail_next, service.fail_status = fails, status
+    try:
+        record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
+        task_id = api.submit(learner, record_id).json()["task_id"]
+        return task_id, api.wait_for(learner, task_id, {"success", "failure"}, timeout=90)
+    finally:
+        service.fail_next = 0
+
+
 def test_transient_errors_retry_with_backoff_then_succeed(
     api: Api,
     ai_service: tuple[FlakyService, int],
@@ -34,11 +47,7 @@ def test_transient_errors_retry_with_backoff_then_succeed(
     therapist: dict[str, Any],
     learner: dict[str, Any],
 ) -> None:
-    service, _ = ai_service
-    service.fail_next, service.fail_status = 2, 503
-    record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
-    task_id = api.submit(learner, record_id).json()["task_id"]
-    final = api.wait_for(learner, task_id, {"success", "failure"}, timeout=90)
+    task_id, final = _run_with_failures(api, ai_service[0], therapist, learner, 2, 503)
     assert final["status"] == "success", final
     assert final["retry_count"] == 2
     events = api.events(learner, task_id)
@@ -57,17 +66,13 @@ def test_transient_errors_give_up_after_max_retries(
     therapist: dict[str, Any],
     learner: dict[str, Any],
 ) -> None:
-    service, _ = ai_service
-    service.fail_next, service.fail_status = 4, 503  # the first run and all three retries fail
-    record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
-    task_id = api.submit(learner, record_id).json()["task_id"]
-    final = api.wait_for(learner, task_id, {"success", "failure"}, timeout=90)
+    # the first run and all three retries fail
+    task_id, final = _run_with_failures(api, ai_service[0], therapist, learner, 4, 503)
     assert final["status"] == "failure"
     assert final["retry_count"] == 3
     assert final["error_message"].startswith("gave up after 3 retries")
     kinds = [e["event_type"] for e in api.events(learner, task_id)]
     assert kinds.count("retry") == 3 and kinds.count("started") == 4 and kinds[-1] == "failed"
-    service.fail_next = 0
 
 
 def test_a_rejected_input_fails_at_once_without_retries(
@@ -77,11 +82,6 @@ def test_a_rejected_input_fails_at_once_without_retries(
     therapist: dict[str, Any],
     learner: dict[str, Any],
 ) -> None:
-    service, _ = ai_service
-    service.fail_next, service.fail_status = 1, 400
-    record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
-    task_id = api.submit(learner, record_id).json()["task_id"]
-    final = api.wait_for(learner, task_id, {"success", "failure"}, timeout=60)
+    _, final = _run_with_failures(api, ai_service[0], therapist, learner, 1, 400)
     assert final["status"] == "failure" and final["retry_count"] == 0
     assert "injected failure 400" in final["error_message"]
-    service.fail_next = 0
