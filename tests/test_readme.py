@@ -117,3 +117,13 @@ def test_alembic_finds_no_drift_between_models_and_migrations(migrated: object) 
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "No new upgrade operations detected" in done.stdout + done.stderr
+
+
+def test_alembic_finds_no_drift_on_sqlite_either(tmp_path: Path) -> None:
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'drift.sqlite3'}", DATA_DIR=str(tmp_path))
+    for args in (["upgrade", "head"], ["check"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "alembic", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "No new upgrade operations detected" in done.stdout + done.stderr
