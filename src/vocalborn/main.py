@@ -168,6 +168,20 @@ def create_app() -> FastAPI:
             status_code=422,
         )
 
+    # Services raise domain errors; they become HTTP here, once, instead of in every route.
+    from vocalborn.practice.service import NotFound
+    from vocalborn.tasks.service import Conflict, Forbidden
+
+    def _domain_error(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def handler(request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=code)
+
+        return handler
+
+    app.add_exception_handler(NotFound, _domain_error(404))
+    app.add_exception_handler(Forbidden, _domain_error(403))
+    app.add_exception_handler(Conflict, _domain_error(409))
+
     @app.exception_handler(OperationalError)
     async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable: %s", exc.orig if exc.orig else exc)

@@ -3,13 +3,6 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-
-def free_port() -> int:
-    from vocalborn.embedded import free_port as _free_port
-
-    return _free_port()
-
-
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

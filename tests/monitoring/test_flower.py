@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.monitoring.conftest import free_port
 from tests.services import ServicesUnderTest
 from tests.support import Api, ServiceProcess, WorkerProcess, wait_until
+from vocalborn.embedded import free_port
 
 USER, PASSWORD = "ops", f"pw-{uuid.uuid4().hex}"
 

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from tests.monitoring.conftest import Samples, free_port, parse_metrics, scrape, value
+from tests.monitoring.conftest import Samples, parse_metrics, scrape, value
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, wait_until
+from vocalborn.embedded import free_port
 from vocalborn.monitoring import catalog
 
 ANALYZE = "vocalborn.analyze_audio"

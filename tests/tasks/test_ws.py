@@ -22,6 +22,7 @@ from websockets.sync.client import connect as ws_connect
 
 from tests.services import ServicesUnderTest
 from tests.support import Api, ServiceProcess, WorkerProcess, api_process, recording, wait_until
+from vocalborn.embedded import free_port
 
 WS_PATH = "/api/v1/tasks/ws/task/{task_id}"
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -30,10 +31,6 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def free_port() -> int:
-    from vocalborn.embedded import free_port as _free_port
-
-    return _free_port()
 
 
 class Stack:

@@ -75,18 +75,12 @@ def list_sentences(
 
 @router.get("/sentences/{sentence_id}", response_model=SentencePublic, operation_id="get_sentence")
 def get_sentence(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -> SentencePublic:
-    try:
-        return SentencePublic.model_validate(service.get_sentence(db, sentence_id))
-    except service.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return SentencePublic.model_validate(service.get_sentence(db, sentence_id))
 
 
 @router.get("/sentences/{sentence_id}/audio", operation_id="get_sentence_audio")
 def get_sentence_audio(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -> FileResponse:
-    try:
-        sentence = service.get_sentence(db, sentence_id)
-    except service.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    sentence = service.get_sentence(db, sentence_id)
     path = get_storage().path(sentence.reference_audio_key)
     return FileResponse(path, media_type=_MEDIA_TYPES.get(sentence.reference_audio_format, "application/octet-stream"))
 
@@ -112,10 +106,7 @@ def list_sessions(
 
 @router.get("/sessions/{session_id}", response_model=SessionPublic, operation_id="get_session")
 def get_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> SessionPublic:
-    try:
-        return SessionPublic.model_validate(service.get_session_for(db, session_id, user))
-    except service.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return SessionPublic.model_validate(service.get_session_for(db, session_id, user))
 
 
 @router.post(
@@ -136,14 +127,11 @@ async def create_record(
     data = await _read_upload(audio, "audio")
 
     def _work() -> RecordPublic:
-        try:
-            session = service.get_session_for(db, session_id, user)
-            valid = _validated(data, "audio")
-            record = service.create_record(
-                db, get_storage(), session=session, sentence_id=sentence_id, audio=valid, user=user
-            )
-        except service.NotFound as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+        session = service.get_session_for(db, session_id, user)
+        valid = _validated(data, "audio")
+        record = service.create_record(
+            db, get_storage(), session=session, sentence_id=sentence_id, audio=valid, user=user
+        )
         return RecordPublic.model_validate(record)
 
     return await run_in_threadpool(_work)
@@ -151,27 +139,18 @@ async def create_record(
 
 @router.get("/sessions/{session_id}/records", response_model=list[RecordPublic], operation_id="list_records")
 def list_records(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> list[RecordPublic]:
-    try:
-        session = service.get_session_for(db, session_id, user)
-    except service.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    session = service.get_session_for(db, session_id, user)
     return [RecordPublic.model_validate(r) for r in service.list_records(db, session)]
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic, operation_id="get_record")
 def get_record(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> RecordPublic:
-    try:
-        return RecordPublic.model_validate(service.get_record_for(db, record_id, user))
-    except service.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return RecordPublic.model_validate(service.get_record_for(db, record_id, user))
 
 
 @router.get("/records/{record_id}/audio", operation_id="get_record_audio")
 def get_record_audio(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> FileResponse:
-    try:
-        record = service.get_record_for(db, record_id, user)
-    except service.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    record = service.get_record_for(db, record_id, user)
     return FileResponse(
         get_storage().path(record.audio_key),
         media_type=_MEDIA_TYPES.get(record.audio_format, "application/octet-stream"),

@@ -47,10 +47,7 @@ def list_tasks(
 @router.delete("/{task_id}", response_model=TaskStatusResponse, operation_id="admin_cancel_task")
 def cancel(task_id: uuid.UUID, admin: AdminUser, db: SessionDep) -> TaskStatusResponse:
     """Cancel: a queued task never runs; a running one stops at its next step and ends cancelled."""
-    try:
-        task = service.cancel_task(db, _task(db, task_id), admin)
-    except service.Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    task = service.cancel_task(db, _task(db, task_id), admin)
     return status_view(db, task)
 
 
@@ -62,10 +59,7 @@ def retry(task_id: uuid.UUID, admin: AdminUser, db: SessionDep) -> TaskStatusRes
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"only failed or cancelled tasks can be retried; this one is {task.status}"
         )
-    try:
-        task = service.retry_task(db, task, admin)
-    except service.Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    task = service.retry_task(db, task, admin)
     return status_view(db, task)
 
 

@@ -24,10 +24,6 @@ from vocalborn.tasks.schemas import (
 router = APIRouter(prefix="/api/v1/tasks/analysis", tags=["tasks"])
 
 
-def _not_found(exc: Exception) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-
-
 def status_view(db: Session, task: AIAnalysisTask) -> TaskStatusResponse:
     position = service.queue_position(db, task)
     remaining: str | None = None
@@ -65,18 +61,13 @@ def status_view(db: Session, task: AIAnalysisTask) -> TaskStatusResponse:
     responses={200: {"model": SubmitResponse, "description": "an active task for this record already exists"}},
 )
 def submit_analysis(body: SubmitRequest, request: Request, user: CurrentUser, db: SessionDep) -> JSONResponse:
-    try:
-        outcome = service.submit_analysis(
-            db,
-            user,
-            body.practice_record_id,
-            body.parameters.model_dump(),
-            request_id=getattr(request.state, "request_id", None),
-        )
-    except service.NotFound as exc:
-        raise _not_found(exc) from None
-    except service.Forbidden as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    outcome = service.submit_analysis(
+        db,
+        user,
+        body.practice_record_id,
+        body.parameters.model_dump(),
+        request_id=getattr(request.state, "request_id", None),
+    )
     task = outcome.task
     position = service.queue_position(db, task)
     response = SubmitResponse(
@@ -98,10 +89,7 @@ def submit_analysis(body: SubmitRequest, request: Request, user: CurrentUser, db
 
 @router.get("/{task_id}/status", response_model=TaskStatusResponse, operation_id="get_task_status")
 def get_status(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskStatusResponse:
-    try:
-        task = service.get_task_for(db, task_id, user)
-    except service.NotFound as exc:
-        raise _not_found(exc) from None
+    task = service.get_task_for(db, task_id, user)
     return status_view(db, task)
 
 
@@ -114,8 +102,6 @@ def get_status(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskSta
 def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskResultResponse:
     try:
         task, result = service.get_result_for(db, task_id, user)
-    except service.NotFound as exc:
-        raise _not_found(exc) from None
     except service.NotReady as exc:
         detail = str(exc)
         if exc.task.error_message and exc.task.status == "failure":
@@ -146,10 +132,7 @@ def get_events(
     after: Annotated[int, Query(ge=0, le=2**62, description="only events with a larger event_id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> list[TaskEventResponse]:
-    try:
-        task = service.get_task_for(db, task_id, user)
-    except service.NotFound as exc:
-        raise _not_found(exc) from None
+    task = service.get_task_for(db, task_id, user)
     return [
         TaskEventResponse(
             event_id=e.event_id or 0,
@@ -169,10 +152,7 @@ def get_events(
 
 @router.get("/session/{session_id}/status", response_model=SessionTasksResponse, operation_id="get_session_tasks")
 def get_session_status(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> SessionTasksResponse:
-    try:
-        tasks = service.list_session_tasks(db, session_id, user)
-    except service.NotFound as exc:
-        raise _not_found(exc) from None
+    tasks = service.list_session_tasks(db, session_id, user)
     counts: dict[str, int] = {}
     for t in tasks:
         counts[t.status] = counts.get(t.status, 0) + 1
@@ -189,14 +169,8 @@ def get_session_status(session_id: uuid.UUID, user: CurrentUser, db: SessionDep)
 )
 def cancel_task(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskStatusResponse:
     """Learners cancel their own queued or running analysis (admins any)."""
-    try:
-        task = service.get_task_for(db, task_id, user)
-    except service.NotFound as exc:
-        raise _not_found(exc) from None
+    task = service.get_task_for(db, task_id, user)
     if task.user_id != user.user_id and user.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only the learner who asked for this analysis can cancel it")
-    try:
-        task = service.cancel_task(db, task, user)
-    except service.Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    task = service.cancel_task(db, task, user)
     return status_view(db, task)

@@ -402,24 +402,31 @@ def _complete(claim: Claim, report: AnalysisReport) -> Outcome:
     return Outcome.SUCCEEDED
 
 
-def _fail(claim: Claim, reason: str) -> Outcome:
+def _end_run(claim: Claim, event_type: EventType, values: dict[str, Any], message: str) -> bool:
+    """Record how this run ended, if it still owns the task; False when it no longer does."""
     with session_scope() as db:
         task = _own_task(db, claim)
         if task is None:
-            return Outcome.SKIPPED
+            return False
         try:
             event = service.apply_transition(
                 db,
                 task,
-                EventType.FAILED,
+                event_type,
                 expect_attempt=claim.attempt,
-                values={"completed_at": utcnow(), "error_message": reason, "heartbeat_at": None},
-                message=reason,
+                values={"completed_at": utcnow(), "heartbeat_at": None, **values},
+                message=message,
             )
         except service.StaleTask:
-            return Outcome.SKIPPED
+            return False
         db.commit()
     service.publish_event(event)
+    return True
+
+
+def _fail(claim: Claim, reason: str) -> Outcome:
+    if not _end_run(claim, EventType.FAILED, {"error_message": reason}, reason):
+        return Outcome.SKIPPED
     log.warning("task %s failed permanently: %s", claim.task_id, reason)
     return Outcome.FAILED
 
@@ -468,23 +475,8 @@ def _retry_or_fail(claim: Claim, reason: str) -> Outcome:
 
 
 def _finish_cancelled(claim: Claim) -> Outcome:
-    with session_scope() as db:
-        task = _own_task(db, claim)
-        if task is None:
-            return Outcome.SKIPPED
-        try:
-            event = service.apply_transition(
-                db,
-                task,
-                EventType.CANCELLED,
-                expect_attempt=claim.attempt,
-                values={"completed_at": utcnow(), "heartbeat_at": None},
-                message="cancelled while running",
-            )
-        except service.StaleTask:
-            return Outcome.SKIPPED
-        db.commit()
-    service.publish_event(event)
+    if not _end_run(claim, EventType.CANCELLED, {}, "cancelled while running"):
+        return Outcome.SKIPPED
     log.info("task %s cancelled at a step boundary", claim.task_id)
     return Outcome.CANCELLED
 
