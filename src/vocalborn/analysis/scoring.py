@@ -17,12 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from vocalborn.analysis import compare, dsp
+from vocalborn.analysis import compare, dsp, phonetic
 from vocalborn.analysis.features import RecordingFeatures
 
 WEIGHTS = {"pronunciation": 0.5, "fluency": 0.25, "rhythm": 0.25}
 TONE_WEIGHT = 0.3  # share of pronunciation that depends on the tones
-GATE_LOW, GATE_HIGH = 45.0, 75.0  # segmental score range over which timing counts in
+# Content distance (phonetic.ContentAlignment.distance) -> segmental score and gate.
+# Fitted on real speech (docs/ANALYSIS.md): same sentence read by another speaker
+# 1.1..2.5, another sentence 3.1..6.6, reversed copies >= 3.7. Round numbers with margins.
+DIST_FULL, DIST_ZERO = 2.0, 3.2  # segmental 100 at or below FULL, 0 at or above ZERO
+GATE_FULL, GATE_ZERO = 2.6, 3.0  # timing counts fully at or below FULL, not at all above ZERO
 RATE_TOLERANCE = math.log(1.15)  # +-15 % speaking rate costs nothing
 RATE_PENALTY = 80.0  # points per unit of |ln(rate ratio)| beyond the tolerance
 PAUSE_PENALTY_PER_SECOND = 40.0
@@ -81,18 +85,32 @@ def _phonation_time(f: RecordingFeatures) -> float:
     return max((b - a) - sum(p1 - p0 for p0, p1 in f.segmentation.pauses), 1) * dsp.HOP
 
 
-def evaluate(ref: RecordingFeatures, att: RecordingFeatures) -> Analysis:
+def segmental_from_distance(distance: float) -> float:
+    """0..100 segmental score from the content distance."""
+    return 100.0 * _clip01((DIST_ZERO - distance) / (DIST_ZERO - DIST_FULL))
+
+
+def gate_from_distance(distance: float) -> float:
+    """0..1: how far the sounds show the same sentence (timing only counts that far)."""
+    return _clip01((GATE_ZERO - distance) / (GATE_ZERO - GATE_FULL))
+
+
+def evaluate(
+    ref: RecordingFeatures,
+    att: RecordingFeatures,
+    ref_ph: phonetic.PhoneticFeatures,
+    att_ph: phonetic.PhoneticFeatures,
+) -> Analysis:
     """Align, measure and score an attempt against its reference."""
-    al = compare.align(ref, att)
+    al, content = compare.align_phonetic(ref, att, ref_ph, att_ph)
     syllables = compare.reference_syllables(ref, al)
     pitch = compare.compare_pitch(ref, att, al)
     compare.tone_by_syllable(pitch, syllables, al.ref_span[0])
 
     # --- pronunciation -----------------------------------------------------------------
-    syl_scores = np.array([syllable_score(s.rho) for s in syllables]) if syllables else np.zeros(1)
-    segmental = 100.0 * float(syl_scores.mean())
+    segmental = segmental_from_distance(content.distance)
     tone = _tone_score(pitch)
-    gate = _clip01((segmental - GATE_LOW) / (GATE_HIGH - GATE_LOW))
+    gate = gate_from_distance(content.distance)
     # The tone term only counts as far as the sounds match: another sentence's tones
     # are meaningless.
     tone_factor = 1.0 if tone is None else 1.0 - TONE_WEIGHT + TONE_WEIGHT * (gate * tone / 100.0)
@@ -190,10 +208,12 @@ def evaluate(ref: RecordingFeatures, att: RecordingFeatures) -> Analysis:
         },
         "deviations": deviations,
         "alignment": {
-            "cost_ratio": _r(al.ratio),
-            "aligned_cost": _r(al.cost),
-            "chance_cost": _r(al.chance),
-            "vocal_tract_warp": al.warp,
+            "method": "phone-posterior DTW",
+            "content_distance": _r(content.distance),
+            "content_cost": _r(content.cost),
+            "order_ratio": _r(content.ratio),
+            "reference_phone_frames": content.n_ref,
+            "attempt_phone_frames": content.n_att,
             "bandwidth_hz": round(al.fmax),
             "segmental_score": round(segmental, 2),
             "tone_score": _r(tone, 2),
@@ -207,6 +227,8 @@ def evaluate(ref: RecordingFeatures, att: RecordingFeatures) -> Analysis:
         "pitch": pitch,
         "rhythm": rhythm_facts,
         "ratio": al.ratio,
+        "content": content,
+        "alignment": al,
     }
     return Analysis(scores, detailed, deviations, facts)
 
