@@ -298,6 +298,14 @@ def npvi(durations: np.ndarray) -> float | None:
 PHONETIC_CHANCE = 3.4
 
 
+def _cover_phones(f: RecordingFeatures, ph: phonetic.PhoneticFeatures, span: tuple[int, int]) -> tuple[int, int]:
+    if ph.content_frames.size == 0:
+        return span
+    first = int(ph.frame_time(ph.content_frames[0]) / dsp.HOP) - TRIM_MARGIN - 2
+    last = int(ph.frame_time(ph.content_frames[-1]) / dsp.HOP) + TRIM_MARGIN + 3
+    return max(0, min(span[0], first)), min(f.n_frames, max(span[1], last))
+
+
 def align_phonetic(
     ref: RecordingFeatures,
     att: RecordingFeatures,
@@ -311,7 +319,9 @@ def align_phonetic(
     reference frame of the span an attempt frame and a connected, monotone path.
     """
     ca = phonetic.align(ref_ph, att_ph)
-    rs, as_ = _trim(ref), _trim(att)
+    # A weak last (or first) syllable may fall below the intensity threshold; where the
+    # recogniser hears phones, there is speech: widen the spans to cover them.
+    rs, as_ = _cover_phones(ref, ref_ph, _trim(ref)), _cover_phones(att, att_ph, _trim(att))
     rt, at = phonetic.anchors(ref_ph, att_ph, ca)
     r0, r1 = rs[0] * dsp.HOP, (rs[1] - 1) * dsp.HOP
     a0, a1 = as_[0] * dsp.HOP, (as_[1] - 1) * dsp.HOP
