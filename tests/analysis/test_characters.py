@@ -6,8 +6,6 @@ Real-speech calibration lives in test_real_speech.py (scripts/evaluate.py).
 
 from __future__ import annotations
 
-import pytest
-
 from vocalborn.analysis.engine import LocalEngine
 from vocalborn.analysis.sentence import syllables
 from vocalborn.analysis.synth import synthesize
