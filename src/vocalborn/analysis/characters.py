@@ -272,7 +272,7 @@ def analyse(text: str, ref: Any, att: Any, analysis: Any) -> CharacterResult | N
         edges = np.linspace(a * dsp.HOP, b * dsp.HOP, len(judged) + 1)
         ref_sec = [(float(edges[k]), float(edges[k + 1])) for k in range(len(judged))]
     else:
-        ref_sec = [(s0 * phonetic.FRAME, s1 * phonetic.FRAME) for s0, s1 in spans]
+        ref_sec = [(rph.frame_start(s0), rph.frame_start(s1)) for s0, s1 in spans]
 
     rt = rph.frame_time(rph.content_frames)
     at = aph.frame_time(aph.content_frames)

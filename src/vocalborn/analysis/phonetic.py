@@ -69,6 +69,7 @@ class PhoneticFeatures:
     blank_id: int
     content: np.ndarray  # (K, V-1) renormalised phone posteriors of the non-blank frames
     content_frames: np.ndarray  # (K,) posterior-frame index of each content frame
+    offset: float = 0.0  # seconds of the recording before posterior frame 0
 
     @property
     def n_frames(self) -> int:
@@ -76,13 +77,33 @@ class PhoneticFeatures:
 
     def frame_time(self, k: np.ndarray | int) -> np.ndarray:
         """Centre time (seconds) of posterior frame(s) ``k``."""
-        return (np.asarray(k, dtype=np.float64) + 0.5) * FRAME
+        return self.offset + (np.asarray(k, dtype=np.float64) + 0.5) * FRAME
+
+    def frame_start(self, k: int) -> float:
+        """Start time (seconds) of posterior frame ``k``."""
+        return self.offset + k * FRAME
 
 
-def extract(samples: np.ndarray) -> PhoneticFeatures:
-    """Posteriors of a 16 kHz mono recording (float samples in -1..1)."""
+EDGE_MARGIN = 0.25  # seconds of context kept around the speech span
+
+
+def extract(samples: np.ndarray, span: tuple[float, float] | None = None) -> PhoneticFeatures:
+    """Posteriors of a 16 kHz mono recording (float samples in -1..1).
+
+    With ``span`` (speech start and end, seconds) only that part and ``EDGE_MARGIN`` of
+    context on each side goes through the recogniser; the times reported stay on the whole
+    recording's axis. The engine does not use it: the model normalises over the whole
+    input, and trimming raised same-sentence distances on real speech (docs/ANALYSIS.md)."""
     model = load_model()
-    wav = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0).reshape(1, -1)
+    x = np.asarray(samples, dtype=np.float32)
+    offset = 0.0
+    if span is not None:
+        start = max(0, int((span[0] - EDGE_MARGIN) * MODEL_SAMPLE_RATE) // FRAME_SAMPLES * FRAME_SAMPLES)
+        end = min(len(x), int((span[1] + EDGE_MARGIN) * MODEL_SAMPLE_RATE))
+        if end - start >= FRAME_SAMPLES * 4:
+            x = x[start:end]
+            offset = start / MODEL_SAMPLE_RATE
+    wav = np.clip(x, -1.0, 1.0).reshape(1, -1)
     feeds = {
         model._waveform_input_name: wav,
         model._waveform_lengths_input_name: np.array([wav.shape[1]], dtype=np.int64),
@@ -97,7 +118,7 @@ def extract(samples: np.ndarray) -> PhoneticFeatures:
     keep = np.flatnonzero(p[:, blank] <= BLANK_DROP)
     q = np.delete(p[keep], blank, axis=1)
     q /= np.maximum(q.sum(axis=1, keepdims=True), 1e-12)
-    return PhoneticFeatures(logp, blank, q, keep)
+    return PhoneticFeatures(logp, blank, q, keep, offset)
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ def format_report(report: AnalysisReport, lang: str = "zh-TW") -> str:
         )
     chars = [c for c in da.get("characters") or [] if c.get("status") != "not_judged"]
     if chars:
-        lines += ["", t["characters"], "  " + format_characters(da.get("characters") or [])]
+        lines += ["", str(t["characters"]), "  " + format_characters(da.get("characters") or [])]
         for c in chars:
             if c.get("status") != "matched":
                 tone = f"{c.get('expected_tone')}/{c.get('heard_tone') or '-'}"
