@@ -133,8 +133,11 @@ def evaluate(folder: Path, use_text: bool = True, limit: int | None = None, log:
                     "fluency": rep.fluency_score,
                     "rhythm": rep.rhythm_score,
                     "content_distance": da["alignment"]["content_distance"],
-                    "characters_deviating": sum(1 for c in chars if c.get("status") != "matched"),
-                    "characters": len(chars),
+                    "characters": sum(1 for c in chars if c.get("status") != "not_judged"),
+                    "characters_deviating": sum(1 for c in chars if c.get("status") in ("deviating", "missing")),
+                    "characters_pronunciation": sum(1 for c in chars if "pronunciation" in c.get("issues", [])),
+                    "characters_tone": sum(1 for c in chars if "tone" in c.get("issues", [])),
+                    "characters_missing": sum(1 for c in chars if c.get("status") == "missing"),
                 }
             )
     t_pairs = time.perf_counter() - t1
@@ -165,6 +168,11 @@ def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
             "timing_nonzero_share": round(float(np.mean([p["fluency"] > 0 and p["rhythm"] > 0 for p in ps])), 3),
             "distance_mean": round(float(np.mean([p["content_distance"] for p in ps])), 2),
         }
+        judged = sum(p["characters"] for p in ps)
+        if judged:
+            for key in ("deviating", "pronunciation", "tone", "missing"):
+                share = sum(p[f"characters_{key}"] for p in ps) / judged
+                table[kind][f"characters_{key}_share"] = round(share, 3)
     same = [p for p in pairs if p["type"] in SAME_TYPES]
     other = by.get(OTHER, [])
     neutral = by.get(SAME_TYPES[1], [])
@@ -191,14 +199,26 @@ def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"table": table, "checks": checks, "holds": ok}
 
 
+def _chars(t: dict[str, Any]) -> str:
+    if "characters_deviating_share" not in t:
+        return "-"
+    return (
+        f"{100 * t['characters_deviating_share']:.0f} % ({100 * t['characters_pronunciation_share']:.0f} / "
+        f"{100 * t['characters_tone_share']:.0f})"
+    )
+
+
 def format_table(summary: dict[str, Any]) -> str:
-    head = "| pairs | n | overall mean (min..max) | pron. | fluency | rhythm | timing > 0 | distance |"
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    head = (
+        "| pairs | n | overall mean (min..max) | pron. | fluency | rhythm | timing > 0 | distance "
+        "| chars flagged (pron. / tone) |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     for kind, t in summary["table"].items():
         lines.append(
             f"| {kind} | {t['n']} | {t['overall_mean']:.1f} ({t['overall_min']:.1f}..{t['overall_max']:.1f}) | "
             f"{t['pronunciation_mean']:.1f} | {t['fluency_mean']:.1f} | {t['rhythm_mean']:.1f} | "
-            f"{100 * t['timing_nonzero_share']:.0f} % | {t['distance_mean']:.2f} |"
+            f"{100 * t['timing_nonzero_share']:.0f} % | {t['distance_mean']:.2f} | {_chars(t)} |"
         )
     c, h = summary["checks"], summary["holds"]
     lines.append("")

@@ -53,8 +53,11 @@ def _characters(engine: LocalEngine, text: str, k: int, rep: str, voices: tuple[
 def test_replaced_characters_are_flagged_and_unchanged_ones_mostly_not(engine: LocalEngine) -> None:
     hits, flagged_unchanged, unchanged = 0, 0, 0
     missed = []
-    for i, (text, k, rep) in enumerate(SEGMENTAL_CASES):
-        chars = _characters(engine, text, k, rep, VOICE_PAIRS[i % len(VOICE_PAIRS)])
+    # Every case in every voice pair (66 pairs): eSpeak renders depend slightly on what the
+    # process rendered before, so small samples would make the shares jitter.
+    cases = [(case, voices) for voices in VOICE_PAIRS for case in SEGMENTAL_CASES]
+    for (text, k, rep), voices in cases:
+        chars = _characters(engine, text, k, rep, voices)
         assert [c["char"] for c in chars] == list(text)
         if chars[k]["status"] != "matched":
             hits += 1
@@ -65,7 +68,7 @@ def test_replaced_characters_are_flagged_and_unchanged_ones_mostly_not(engine: L
                 unchanged += 1
                 flagged_unchanged += c["status"] != "matched"
     assert len(SEGMENTAL_CASES) >= 20
-    assert hits / len(SEGMENTAL_CASES) >= 0.9, missed
+    assert hits / len(cases) >= 0.9, missed
     assert flagged_unchanged / unchanged <= 0.10, (flagged_unchanged, unchanged)
 
 

@@ -89,12 +89,17 @@ _APICAL = {"zh", "ch", "sh", "r", "z", "c", "s"}
 COST_RELATIVE = 2.0  # a character deviates above this many times the pair's median ...
 COST_FLOOR = 1.9  # ... and above this cost
 COST_ABSOLUTE = 3.2  # ... or above this cost whatever the median
-GOP_DROP = 0.8  # log-posterior drop of the expected phones (reference - attempt): deviates
+# A character deviates when the attempt's evidence for the expected phones falls this far
+# below the reference's (mean log posterior along each one's forced alignment) AND the
+# re-aligned DTW cost inside the character is at least COST_MIN (synthetic substitution
+# pairs: 94 % of replaced characters, 5 % of unchanged ones; docs/ANALYSIS.md).
+GOP_DROP = 0.8
+COST_MIN = 1.5
 SEARCH_MARGIN = 0.1  # seconds searched around a character's mapped span in the attempt
 MISSING_SHARE = 0.2  # attempt span below this share of the expected duration: missing
 EXTRA_MIN_FRAMES = 6  # phone frames (120 ms) piled on one reference frame ...
 EXTRA_MIN_COST = 2.8  # ... that match it this badly: an extra syllable
-TONE_CONTOUR_DIFF = 0.8  # RMS difference (speaker-spread units) of a differing contour
+TONE_CONTOUR_DIFF = 1.0  # RMS difference (speaker-spread units) of a differing contour
 
 
 def units(syl: sentence.CharSyllable) -> list[str]:
@@ -250,29 +255,55 @@ def _r(x: float | None, nd: int = 2) -> float | None:
     return round(float(x), nd)
 
 
-def analyse(text: str, ref: Any, att: Any, analysis: Any) -> CharacterResult | None:
-    """Judge every character of ``text`` (``ref``/``att`` are engine.Prepared)."""
+@dataclass
+class Located:
+    """The sentence's characters located in the reference recording."""
+
+    chars: list[sentence.CharSyllable]  # every character of the text
+    judged: list[sentence.CharSyllable]  # the Han characters with a reading
+    seq: list[list[str]]  # phone units per judged character
+    ref_sec: list[tuple[float, float]]  # reference seconds per judged character
+    ref_evidence: np.ndarray | None  # mean log posterior of the expected phones (forced)
+    forced: bool  # False: spread uniformly (recording too short for its text)
+
+    def frames(self) -> list[tuple[int, int]]:
+        """The judged characters' reference spans on the 10 ms grid."""
+        out = []
+        for r0, r1 in self.ref_sec:
+            f0 = int(round(r0 / dsp.HOP))
+            out.append((f0, max(int(round(r1 / dsp.HOP)), f0 + 1)))
+        return out
+
+
+def locate(text: str, ref: Any) -> Located | None:
+    """Locate ``text``'s characters in the reference (``engine.Prepared``); None when the
+    text has no Han character."""
     chars = sentence.syllables(text)
     judged = [c for c in chars if c.judged]
     if not judged:
         return None
+    rph: phonetic.PhoneticFeatures = ref.phones
+    seq = [units(c) for c in judged]
+    scored = force_align_scored(rph, seq)
+    if scored is None:  # too short for its text: spread the characters over the speech
+        a, b = ref.features.segmentation.span
+        edges = np.linspace(a * dsp.HOP, b * dsp.HOP, len(judged) + 1)
+        ref_sec = [(float(edges[k]), float(edges[k + 1])) for k in range(len(judged))]
+        return Located(chars, judged, seq, ref_sec, None, False)
+    ref_sec = [(rph.frame_start(s0), rph.frame_start(s1)) for s0, s1 in scored[0]]
+    return Located(chars, judged, seq, ref_sec, scored[1], True)
+
+
+def analyse(located: Located, ref: Any, att: Any, analysis: Any) -> CharacterResult:
+    """Judge every located character in the attempt (``ref``/``att`` are engine.Prepared)."""
+    chars, judged, ref_sec = located.chars, located.judged, located.ref_sec
     al: compare.Alignment = analysis.facts["alignment"]
     content: phonetic.ContentAlignment = analysis.facts["content"]
     rph: phonetic.PhoneticFeatures = ref.phones
     aph: phonetic.PhoneticFeatures = att.phones
     rf, af = ref.features, att.features
-
-    seq = [units(c) for c in judged]
-    scored = force_align_scored(rph, seq)
-    att_scored = force_align_scored(aph, seq) if scored is not None else None
-    spans = scored[0] if scored is not None else None
-    gop_drop = (scored[1] - att_scored[1]) if scored is not None and att_scored is not None else None
-    if spans is None:  # too short for its text: spread the characters over the speech
-        a, b = rf.segmentation.span
-        edges = np.linspace(a * dsp.HOP, b * dsp.HOP, len(judged) + 1)
-        ref_sec = [(float(edges[k]), float(edges[k + 1])) for k in range(len(judged))]
-    else:
-        ref_sec = [(rph.frame_start(s0), rph.frame_start(s1)) for s0, s1 in spans]
+    att_scored = force_align_scored(aph, located.seq) if located.ref_evidence is not None else None
+    gop_drop = located.ref_evidence - att_scored[1] if located.ref_evidence is not None and att_scored else None
 
     rt = rph.frame_time(rph.content_frames)
     at = aph.frame_time(aph.content_frames)
@@ -305,7 +336,7 @@ def analyse(text: str, ref: Any, att: Any, analysis: Any) -> CharacterResult | N
         att_dur = max(0, a1 - a0) * dsp.HOP
         expected_dur = (r1 - r0) * tempo
         cost = char_cost[k]
-        seg_dev = bool(evidence[k] > 0)
+        seg_dev = bool(evidence[k] > 0) and (gop_drop is None or cost >= COST_MIN)
         missing = att_dur < MISSING_SHARE * expected_dur and (seg_dev or cost > limit)
         seg_conf = _clip01(0.5 + abs(float(evidence[k])) / 2.0)
 
@@ -380,7 +411,7 @@ def analyse(text: str, ref: Any, att: Any, analysis: Any) -> CharacterResult | N
         "tone_errors": sum(1 for r in rows if r["tone_match"] is False),
         "extra_syllables": extra,
         "cost_limit": _r(limit, 3),
-        "alignment": "forced" if spans is not None else "uniform",
+        "alignment": "forced" if located.forced else "uniform",
     }
     return CharacterResult(full, summary, extra)
 

@@ -219,6 +219,21 @@ def reference_syllables(ref: RecordingFeatures, al: Alignment) -> list[Syllable]
     return out
 
 
+def syllables_from_spans(al: Alignment, spans: list[tuple[int, int]]) -> list[Syllable]:
+    """Reference syllables given as frame spans (from the sentence text), aligned to the
+    attempt; spans are clipped to the aligned reference span."""
+    out: list[Syllable] = []
+    lo, hi = al.ref_span
+    for a, b in spans:
+        r0, r1 = min(max(a, lo), hi - 1), min(max(b, lo + 1), hi)
+        if r1 <= r0:
+            r1 = r0 + 1
+        syl = Syllable((r0, r1), attempt_range(al, r0, r1), (r0 + r1) // 2)
+        syl.rho = float(al.rho[r0 - lo : r1 - lo].mean())
+        out.append(syl)
+    return out
+
+
 @dataclass
 class PitchComparison:
     time: np.ndarray  # reference seconds

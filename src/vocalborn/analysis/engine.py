@@ -156,8 +156,10 @@ def build_report(
     text = text.strip() if isinstance(text, str) else ""
 
     _progress(progress, 3)
-    analysis = scoring.evaluate(ref.features, att.features, ref.phones, att.phones)
-    chars = characters.analyse(text, ref, att, analysis) if text else None
+    located = characters.locate(text, ref) if text else None
+    segments = located.frames() if located is not None else None
+    analysis = scoring.evaluate(ref.features, att.features, ref.phones, att.phones, segments)
+    chars = characters.analyse(located, ref, att, analysis) if located is not None else None
 
     _progress(progress, 4)
     sc = analysis.scores

@@ -33,6 +33,12 @@ PAUSE_PENALTY_PER_SECOND = 40.0
 PAUSE_PENALTY_EACH = 5.0
 EXTRA_PAUSE_MIN = 0.2  # seconds of pause beyond the reference's that count as a deviation
 MAX_CONTOUR_POINTS = 200
+# Rhythm maps, refitted on real speech (engine 2.0): two people reading the same sentence
+# differ by ~0.24-0.29 mean |ln| in tempo-normalised syllable durations and correlate
+# ~0.55 in loudness envelope; the synthetic-speech maps (0.05..0.50, 0.2..0.9) called
+# that poor rhythm.
+DUR_DEV_FREE, DUR_DEV_ZERO = 0.10, 0.60
+ENV_CORR_ZERO, ENV_CORR_FULL = 0.10, 0.70
 
 
 def _clip01(x: float) -> float:
@@ -100,10 +106,14 @@ def evaluate(
     att: RecordingFeatures,
     ref_ph: phonetic.PhoneticFeatures,
     att_ph: phonetic.PhoneticFeatures,
+    segments: list[tuple[int, int]] | None = None,
 ) -> Analysis:
-    """Align, measure and score an attempt against its reference."""
+    """Align, measure and score an attempt against its reference.
+
+    ``segments`` are the reference's syllables (10 ms frames) when the sentence text
+    located them (one per character); without, syllables are found acoustically."""
     al, content = compare.align_phonetic(ref, att, ref_ph, att_ph)
-    syllables = compare.reference_syllables(ref, al)
+    syllables = compare.syllables_from_spans(al, segments) if segments else compare.reference_syllables(ref, al)
     pitch = compare.compare_pitch(ref, att, al)
     compare.tone_by_syllable(pitch, syllables, al.ref_span[0])
 
@@ -326,7 +336,7 @@ def _rhythm(
     else:
         log_ratio = np.zeros(0)
         dur_dev = 1.0
-    dur_sim = _clip01(1.0 - (dur_dev - 0.05) / 0.45)
+    dur_sim = _clip01(1.0 - (dur_dev - DUR_DEV_FREE) / (DUR_DEV_ZERO - DUR_DEV_FREE))
     npvi_ref = compare.npvi(ref_d)
     npvi_att = compare.npvi(att_d)
     npvi_sim = 1.0 if npvi_ref is None or npvi_att is None else _clip01(1.0 - abs(npvi_att - npvi_ref) / 40.0)
@@ -339,7 +349,8 @@ def _rhythm(
     env_corr = 0.0
     if ok.sum() >= 10 and np.std(env_r[ok]) > 1e-6 and np.std(env_a[ok]) > 1e-6:
         env_corr = float(np.corrcoef(env_r[ok], env_a[ok])[0, 1])
-    score = 100.0 * (0.45 * dur_sim + 0.2 * npvi_sim + 0.35 * _clip01((env_corr - 0.2) / 0.7))
+    env_sim = _clip01((env_corr - ENV_CORR_ZERO) / (ENV_CORR_FULL - ENV_CORR_ZERO))
+    score = 100.0 * (0.45 * dur_sim + 0.2 * npvi_sim + 0.35 * env_sim)
     return {
         "score": score,
         "duration_deviation": dur_dev,
