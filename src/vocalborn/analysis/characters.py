@@ -247,6 +247,7 @@ class CharacterResult:
     characters: list[dict[str, Any]]
     summary: dict[str, Any]
     extra: list[dict[str, Any]] = field(default_factory=list)
+    deviations: list[dict[str, Any]] = field(default_factory=list)  # report format, per character
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -413,7 +414,22 @@ def analyse(located: Located, ref: Any, att: Any, analysis: Any) -> CharacterRes
         "cost_limit": _r(limit, 3),
         "alignment": "forced" if located.forced else "uniform",
     }
-    return CharacterResult(full, summary, extra)
+    devs: list[dict[str, Any]] = []
+    for k, r in enumerate(rows):
+        f0, f1, a0, a1 = att_spans[k]
+        span = {
+            "start": _r(a0 * dsp.HOP),
+            "end": _r(max(a1, a0 + 1) * dsp.HOP),
+            "ref_start": r["ref_start"],
+            "ref_end": r["ref_end"],
+            "syllables": [k],
+            "char": r["char"],
+            "index": r["index"],
+        }
+        for issue in r["issues"]:
+            sev = r["confidence"] if issue != "tone" else (r["confidence"] or 0.5)
+            devs.append({**span, "kind": issue, "severity": round(float(sev or 0.5), 2)})
+    return CharacterResult(full, summary, extra, devs)
 
 
 def subsequence_cost(r: np.ndarray, a: np.ndarray) -> float:

@@ -171,6 +171,11 @@ def build_report(
         detailed["text"] = text
         detailed["characters"] = chars.characters
         detailed["character_summary"] = chars.summary
+        # The characters' verdicts replace the frame-level pronunciation, missing and tone
+        # deviations, so the report says one thing (timing deviations stay).
+        kept = [d for d in analysis.deviations if d["kind"] not in ("pronunciation", "missing", "tone")]
+        analysis.deviations = sorted(kept + chars.deviations, key=lambda d: (d["start"], d["kind"]))
+        detailed["deviations"] = analysis.deviations
     analysis.facts["characters"] = chars
 
     _progress(progress, 5)

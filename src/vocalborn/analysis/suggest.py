@@ -35,6 +35,14 @@ _TEXT: dict[str, dict[str, str]] = {
         "long": "第 {k} 個音節拖得太長（約為示範比例的 {x:.1f} 倍），請注意每個字的長短。",
         "short": "第 {k} 個音節說得太短（約為示範比例的 {x:.1f} 倍），請把它說完整。",
         "rhythm_area": "節奏：第 {k} 個音節的長短",
+        "tone_shape_chars": "聲調走向和示範不同（相似度 {corr:.0f}%），特別是{ks}，請注意每個字是上升還是下降。",
+        "tone_area_chars": "聲調：{ks}",
+        "tone_shape_general": "聲調走向和示範不同（相似度 {corr:.0f}%），請注意每個字是上升還是下降。",
+        "tone_area_general": "聲調走向",
+        "long_char": "{c}拖得太長（約為示範比例的 {x:.1f} 倍），請注意每個字的長短。",
+        "short_char": "{c}說得太短（約為示範比例的 {x:.1f} 倍），請把它說完整。",
+        "rhythm_area_char": "節奏：{c}的長短",
+        "list_sep": "、",
         "rhythm_env": "句子的輕重節奏和示範不太一樣（相似度 {pct:.0f}%），請模仿示範中哪些字重、哪些字輕。",
         "rhythm_env_area": "輕重節奏",
         "good": "整體和示範非常接近（總分 {overall:.0f}）。相對最弱的是{weakest}（{value:.0f} 分），可以再多練習。",
@@ -75,6 +83,14 @@ _TEXT: dict[str, dict[str, str]] = {
         "long": "Syllable {k} is drawn out (about {x:.1f} times its share in the reference): mind each syllable's length.",
         "short": "Syllable {k} is cut short (about {x:.1f} times its share in the reference): say it fully.",
         "rhythm_area": "Rhythm: length of syllable {k}",
+        "tone_shape_chars": "Your pitch contour differs from the reference (similarity {corr:.0f}%), especially on {ks}: check whether each one rises or falls.",
+        "tone_area_chars": "Tones: {ks}",
+        "tone_shape_general": "Your pitch contour differs from the reference (similarity {corr:.0f}%): check whether each syllable rises or falls.",
+        "tone_area_general": "Tone contour",
+        "long_char": "{c} is drawn out (about {x:.1f} times its share in the reference): mind each syllable's length.",
+        "short_char": "{c} is cut short (about {x:.1f} times its share in the reference): say it fully.",
+        "rhythm_area_char": "Rhythm: length of {c}",
+        "list_sep": ", ",
         "rhythm_env": "The pattern of stressed and unstressed syllables differs from the reference (similarity {pct:.0f}%): copy which syllables are strong and which are light.",
         "rhythm_env_area": "Stress pattern",
         "good": "Very close to the reference overall (score {overall:.0f}). The weakest part is {weakest} ({value:.0f}): keep practising it.",
@@ -115,7 +131,7 @@ def make_suggestions(an: Analysis, language: str | None = "zh-TW", limit: int = 
 
     devs = an.deviations
     missing = [d for d in devs if d["kind"] == "missing"]
-    if missing:
+    if missing and an.facts.get("characters") is None:  # with the text: named below
         first = min(missing, key=lambda d: d["ref_start"])
         n = sum(len(d["syllables"]) for d in missing)
         items.append(
@@ -126,6 +142,8 @@ def make_suggestions(an: Analysis, language: str | None = "zh-TW", limit: int = 
             )
         )
     chars = an.facts.get("characters")
+    # With the text, syllable k of the analysis is the k-th judged character.
+    names = [c["char"] for c in chars.characters if c.get("status") != "not_judged"] if chars is not None else None
     if chars is not None:
         items += _character_items(chars, t)
     else:
@@ -143,11 +161,24 @@ def make_suggestions(an: Analysis, language: str | None = "zh-TW", limit: int = 
             items.append((80.0 - sc.tone / 2, t["tone_flat"].format(pct=pct), t["tone_area_flat"].format(pct=pct)))
         else:
             tone_devs = [d for d in devs if d["kind"] == "tone"]
-            ks = "、".join(str(k + 1) for d in tone_devs for k in d["syllables"][:3]) or "-"
-            if _lang(language) == "en":
-                ks = ks.replace("、", ", ")
+            idx = [k for d in tone_devs for k in d["syllables"][:3]]
             corr = 100.0 * max(0.0, pitch.correlation or 0.0)
-            items.append((75.0 - sc.tone / 2, t["tone_shape"].format(corr=corr, ks=ks), t["tone_area"].format(ks=ks)))
+            if names is not None and idx:
+                ks = t["list_sep"].join(_name(names, k) for k in idx)
+                items.append(
+                    (
+                        75.0 - sc.tone / 2,
+                        t["tone_shape_chars"].format(corr=corr, ks=ks),
+                        t["tone_area_chars"].format(ks=ks),
+                    )
+                )
+            elif not idx:
+                items.append((75.0 - sc.tone / 2, t["tone_shape_general"].format(corr=corr), t["tone_area_general"]))
+            else:
+                ks = t["list_sep"].join(str(k + 1) for k in idx)
+                items.append(
+                    (75.0 - sc.tone / 2, t["tone_shape"].format(corr=corr, ks=ks), t["tone_area"].format(ks=ks))
+                )
 
     timing = an.detailed["timing_analysis"]
     rate = an.facts["rate_ratio"]
@@ -168,7 +199,15 @@ def make_suggestions(an: Analysis, language: str | None = "zh-TW", limit: int = 
             lr = an.facts["rhythm"]["log_duration_ratio"]
             x = math.exp(float(lr[k])) if k < len(lr) else 1.0
             key = "long" if d["kind"] == "too_long" else "short"
-            items.append((35.0 + 20.0 * d["severity"], t[key].format(k=k + 1, x=x), t["rhythm_area"].format(k=k + 1)))
+            if names is not None:
+                c = _name(names, k)
+                items.append(
+                    (35.0 + 20.0 * d["severity"], t[f"{key}_char"].format(c=c, x=x), t["rhythm_area_char"].format(c=c))
+                )
+            else:
+                items.append(
+                    (35.0 + 20.0 * d["severity"], t[key].format(k=k + 1, x=x), t["rhythm_area"].format(k=k + 1))
+                )
     env = an.facts["rhythm"]["envelope_correlation"]
     if sc.rhythm_raw < 80 and env < 0.7:
         items.append((30.0, t["rhythm_env"].format(pct=100 * max(env, 0.0)), t["rhythm_env_area"]))
@@ -182,6 +221,10 @@ def make_suggestions(an: Analysis, language: str | None = "zh-TW", limit: int = 
         else:
             items.append((0.0, t["good"].format(overall=sc.overall, weakest=t[weakest], value=parts[weakest]), ""))
     return _join(items, t, limit)
+
+
+def _name(names: list[str], k: int) -> str:
+    return f"「{names[k]}」" if 0 <= k < len(names) else f"#{k + 1}"
 
 
 EXCELLENT = 90.0  # every score at or above this: praise, without a "weakest part"
