@@ -114,6 +114,34 @@ def fresh_process(tmp: Path) -> tuple[float, int]:
     return statistics.median(runs), rss
 
 
+WORKER_CODE = """
+import resource, sys
+import numpy as np
+import vocalborn.tasks.worker  # what a Celery pool process imports
+from vocalborn.analysis.phonetic import preload
+from vocalborn.analysis.synth import render, to_wav
+from vocalborn.tasks.runner import analysis_engine
+preload()  # as worker_process_init does
+text = "今天天氣很好，我們明天早上一起去公園散步，然後到圖書館借幾本書，中午再去吃一碗熱熱的牛肉麵"
+ref = to_wav(np.array(render(text, "zh", "Female1").samples), 16000)
+att = to_wav(np.array(render(text, "zh", "Male1").samples), 16000)
+for _ in range(3):
+    analysis_engine().analyze(ref, att, {"text": text})
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def worker_rss() -> int:
+    """Peak RSS (KiB) of a process set up like a worker's pool process after analyses."""
+    import os
+
+    env = {**os.environ}
+    # Importing the worker module needs a broker and Redis URL; nothing connects to them here.
+    env.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+    out = subprocess.run([sys.executable, "-c", WORKER_CODE], capture_output=True, text=True, env=env, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     print("warm analysis (median of 5, after warm-up; one core)")
     print(f"{'pair':<10} {'ref s':>6} {'att s':>6} {'ms':>7} {'ms per s':>9} {'cached ms':>10} {'per s':>7}")
@@ -133,6 +161,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         seconds, rss = fresh_process(Path(tmp))
     print(f"fresh `vocalborn analyze --text` of two 5 s recordings: {seconds:.2f} s (median of 3)")
+    print(f"worker process (worker module + preloaded model + three 13.5 s analyses): {worker_rss() / 1024:.0f} MiB")
     print(
         f"peak RSS: fresh process {rss / 1024:.0f} MiB; "
         f"this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
