@@ -85,7 +85,9 @@ def main() -> int:
             "(Praat's eSpeak voices, Mandarin). Overall scores 0-100; columns are "
             "voice and reference sentence; 'located' means a reported deviation span "
             "overlaps the edited part of the attempt. The same expectations are asserted "
-            "by `tests/analysis/test_calibration.py`.\n\n" + table + "\n",
+            "by `tests/analysis/test_calibration.py`. No sentence text is passed (the "
+            "text-free path). Real-speech figures and the per-character checks are in "
+            "docs/ANALYSIS.md (`scripts/evaluate.py`).\n\n" + table + "\n",
             encoding="utf-8",
         )
     return 0 if ok else 1

@@ -407,13 +407,16 @@ def analyze(
     attempt: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the learner's recording")],
     as_json: Annotated[bool, typer.Option("--json", help="print the full report as JSON")] = False,
     language: Annotated[str, typer.Option("--lang", "--language", help="zh-TW or en")] = "zh-TW",
+    text: Annotated[
+        str | None, typer.Option("--text", help="the sentence both recordings say: judges every character")
+    ] = None,
 ) -> None:
     """Compare two recordings and print the report, without any server."""
     from vocalborn.analysis.engine import analyze as run
     from vocalborn.analysis.types import AnalysisInputError
 
     try:
-        report = run(reference, attempt, {"language": language})
+        report = run(reference, attempt, {"language": language, **({"text": text} if text else {})})
     except AnalysisInputError as exc:
         _fail(str(exc), code=2)
     if as_json:

@@ -15,6 +15,8 @@ from vocalborn.analysis.engine import LocalEngine, RemoteEngine
 from vocalborn.analysis.synth import to_wav
 from vocalborn.analysis.types import STEPS, AnalysisReport, UndecodableAudioError, UnusableAudioError
 
+SENTENCE = "我今天很高興見到你"  # as in conftest.py
+
 
 def test_progress_reports_the_five_steps_in_order(engine: LocalEngine, reference_wav: bytes) -> None:
     seen: list[tuple[int, str]] = []
@@ -115,12 +117,16 @@ def test_same_input_gives_bit_identical_json_across_processes(
     att.write_bytes(to_wav(perturb.add_noise(samples, 25.0, np.random.default_rng(7)), 16000))
     code = (
         "import json, sys; from vocalborn.analysis import analyze; "
-        "print(json.dumps(analyze(sys.argv[1], sys.argv[2]).to_dict(), sort_keys=True, ensure_ascii=False))"
+        "print(json.dumps(analyze(sys.argv[1], sys.argv[2], {'text': sys.argv[3]}).to_dict(), "
+        "sort_keys=True, ensure_ascii=False))"
     )
     outs = [
-        subprocess.run([sys.executable, "-c", code, str(ref), str(att)], capture_output=True, check=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", code, str(ref), str(att), SENTENCE], capture_output=True, check=True
+        ).stdout
         for _ in range(2)
     ]
     assert outs[0] == outs[1]
-    in_process = json.dumps(analyze(ref, att).to_dict(), sort_keys=True, ensure_ascii=False)
+    assert b'"characters"' in outs[0]
+    in_process = json.dumps(analyze(ref, att, {"text": SENTENCE}).to_dict(), sort_keys=True, ensure_ascii=False)
     assert outs[0].decode().strip() == in_process

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from tests.services import ServicesUnderTest
-from tests.support import Api, WorkerProcess, recording, wait_until
+from tests.support import SENTENCE, Api, WorkerProcess, recording, wait_until
 
 pytestmark = pytest.mark.worker
 
@@ -76,6 +76,10 @@ def test_a_submitted_recording_is_analysed_and_scored(
         assert 0 <= result[score] <= 100
     assert result["detailed_analysis"], "detailed_analysis must not be empty"
     assert result["processing_time_seconds"] > 0
+    # The worker passes the sentence's text: every character is judged (issue #9).
+    assert result["detailed_analysis"]["text"] == SENTENCE
+    assert "".join(c["char"] for c in result["detailed_analysis"]["characters"]) == SENTENCE
+    assert set(result["detailed_analysis"]["localized"]) == {"zh-TW", "en"}
 
     record = api.client.get(f"/api/v1/practice/records/{record_id}", headers=learner["headers"]).json()
     assert record["record_status"] == "AI_ANALYZED"

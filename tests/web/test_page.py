@@ -137,6 +137,13 @@ def test_a_learner_submits_a_recording_and_watches_it_to_the_scores_and_chart(
     att_path = page.get_attribute("#pitch-chart path.att", "d") or ""
     assert ref_path.startswith("M") and att_path.startswith("M")
     assert page.locator("#pitch-chart rect.dev").count() == len(result["detailed_analysis"]["deviations"])
+    # the sentence, character by character (characters.js): one cell per character, the
+    # deviating ones highlighted
+    chars = result["detailed_analysis"]["characters"]
+    expect(page.locator("#characters")).to_be_visible()
+    assert page.locator("#characters .vb-cell").count() == len(chars)
+    deviating = sum(1 for c in chars if c["status"] in ("deviating", "missing"))
+    assert page.locator("#characters .vb-dev, #characters .vb-missing").count() == deviating
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-desktop-zh.png"), full_page=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vocalborn.analysis import dsp
+from vocalborn.analysis import dsp, phonetic
 from vocalborn.analysis.features import RecordingFeatures
 
 # Candidate vocal-tract-length warp factors for the attempt's filterbank.
@@ -219,6 +219,21 @@ def reference_syllables(ref: RecordingFeatures, al: Alignment) -> list[Syllable]
     return out
 
 
+def syllables_from_spans(al: Alignment, spans: list[tuple[int, int]]) -> list[Syllable]:
+    """Reference syllables given as frame spans (from the sentence text), aligned to the
+    attempt; spans are clipped to the aligned reference span."""
+    out: list[Syllable] = []
+    lo, hi = al.ref_span
+    for a, b in spans:
+        r0, r1 = min(max(a, lo), hi - 1), min(max(b, lo + 1), hi)
+        if r1 <= r0:
+            r1 = r0 + 1
+        syl = Syllable((r0, r1), attempt_range(al, r0, r1), (r0 + r1) // 2)
+        syl.rho = float(al.rho[r0 - lo : r1 - lo].mean())
+        out.append(syl)
+    return out
+
+
 @dataclass
 class PitchComparison:
     time: np.ndarray  # reference seconds
@@ -290,3 +305,69 @@ def npvi(durations: np.ndarray) -> float | None:
         return None
     pair = np.abs(np.diff(d)) / ((d[1:] + d[:-1]) / 2.0)
     return float(100.0 * pair.mean())
+
+
+# Typical content cost of two unrelated sentences (real speech, docs/ANALYSIS.md): the
+# per-frame phonetic cost is divided by it so the RHO_* thresholds above keep meaning
+# "share of an unrelated match".
+PHONETIC_CHANCE = 3.4
+
+
+def _cover_phones(f: RecordingFeatures, ph: phonetic.PhoneticFeatures, span: tuple[int, int]) -> tuple[int, int]:
+    if ph.content_frames.size == 0:
+        return span
+    first = int(ph.frame_time(ph.content_frames[0]) / dsp.HOP) - TRIM_MARGIN - 2
+    last = int(ph.frame_time(ph.content_frames[-1]) / dsp.HOP) + TRIM_MARGIN + 3
+    return max(0, min(span[0], first)), min(f.n_frames, max(span[1], last))
+
+
+def align_phonetic(
+    ref: RecordingFeatures,
+    att: RecordingFeatures,
+    ref_ph: phonetic.PhoneticFeatures,
+    att_ph: phonetic.PhoneticFeatures,
+) -> tuple[Alignment, phonetic.ContentAlignment]:
+    """The frame alignment from the phone-posterior DTW, on the 10 ms grid.
+
+    The content path pairs only frames that carry phones; between them (and out to both
+    speech spans' edges) the time map is interpolated linearly, which gives every
+    reference frame of the span an attempt frame and a connected, monotone path.
+    """
+    ca = phonetic.align(ref_ph, att_ph)
+    # A weak last (or first) syllable may fall below the intensity threshold; where the
+    # recogniser hears phones, there is speech: widen the spans to cover them.
+    rs, as_ = _cover_phones(ref, ref_ph, _trim(ref)), _cover_phones(att, att_ph, _trim(att))
+    rt, at = phonetic.anchors(ref_ph, att_ph, ca)
+    r0, r1 = rs[0] * dsp.HOP, (rs[1] - 1) * dsp.HOP
+    a0, a1 = as_[0] * dsp.HOP, (as_[1] - 1) * dsp.HOP
+    inside = (rt > r0) & (rt < r1) & (at > a0) & (at < a1)
+    xs = np.concatenate([[r0], rt[inside], [r1]])
+    ys = np.concatenate([[a0], at[inside], [a1]])
+    ys = np.maximum.accumulate(ys)
+    ref_frames = np.arange(rs[0], rs[1])
+    att_of = np.rint(np.interp(ref_frames * dsp.HOP, xs, ys) / dsp.HOP).astype(np.int64)
+    att_of = np.clip(att_of, as_[0], as_[1] - 1)
+    att_of[0], att_of[-1] = as_[0], as_[1] - 1
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    prev = att_of[0]
+    for i, j in zip(ref_frames.tolist(), att_of.tolist(), strict=True):
+        lo = prev + 1 if j > prev else j
+        seg = np.arange(lo, j + 1) if j > prev else np.array([j])
+        rows.append(np.full(len(seg), i))
+        cols.append(seg)
+        prev = j
+    path = np.stack([np.concatenate(rows), np.concatenate(cols)], axis=1).astype(np.int64)
+
+    # Local cost per 10 ms frame of each side (held constant beyond the outer anchors).
+    def per_frame(times: np.ndarray, values: np.ndarray, span: tuple[int, int]) -> np.ndarray:
+        grid = np.arange(span[0], span[1]) * dsp.HOP
+        if times.size == 0:
+            return np.ones(len(grid))
+        return np.interp(grid, times, values) / PHONETIC_CHANCE
+
+    rho = per_frame(*phonetic.local_cost_by_ref_time(ref_ph, ca), rs)
+    rho_att = per_frame(*phonetic.local_cost_by_att_time(att_ph, ca), as_)
+    fmax = float(np.clip(0.95 * min(ref.bandwidth, att.bandwidth), 3000.0, dsp.MEL_FMAX))
+    al = Alignment(rs, as_, path, 1.0, fmax, ca.cost, PHONETIC_CHANCE, rho, rho_att)
+    return al, ca

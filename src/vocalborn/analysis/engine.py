@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from vocalborn.analysis.types import (
     TransientAnalysisError,
 )
 
-ENGINE_VERSION = "vocalborn-acoustic-1.0"
+ENGINE_VERSION = "vocalborn-phonetic-2.0"
 
 
 def _progress(progress: ProgressCallback | None, step: int) -> None:
@@ -62,8 +63,7 @@ class LocalEngine:
         self._cache_size = reference_cache_size
         self._lock = threading.Lock()
 
-    def _reference_features(self, source: AudioSource) -> Any:
-        from vocalborn.analysis import features
+    def _reference_features(self, source: AudioSource) -> Prepared:
         from vocalborn.analysis.decode import load_audio
 
         key = _source_key(source)
@@ -72,7 +72,7 @@ class LocalEngine:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        feats = features.extract(load_audio(source))
+        feats = prepare(load_audio(source))
         if self._cache_size > 0:
             with self._lock:
                 self._cache[key] = feats
@@ -89,19 +89,19 @@ class LocalEngine:
     ) -> AnalysisReport:
         """Compare ``attempt`` with ``reference`` and return the scored report.
 
+        ``params["text"]`` (optional) is the sentence both recordings say; with it the
+        report judges every character (``detailed_analysis.characters``).
+
         Raises:
             UndecodableAudioError: either file is not decodable audio.
             UnusableAudioError: either recording is silent, too short or clipped; the
                 message says which recording (reference or attempt).
         """
-        from vocalborn.analysis import features, scoring, suggest
         from vocalborn.analysis.decode import load_audio
         from vocalborn.analysis.types import UndecodableAudioError, UnusableAudioError
 
         params = dict(params or {})
-        language = str(params.get("language") or "zh-TW")
-        include_suggestions = bool(params.get("include_suggestions", True))
-        english = language.lower().startswith("en")
+        english = str(params.get("language") or "zh-TW").lower().startswith("en")
 
         _progress(progress, 1)
         try:
@@ -115,49 +115,104 @@ class LocalEngine:
         except (UndecodableAudioError, UnusableAudioError) as exc:
             raise type(exc)(_which(exc, "reference", english)) from exc
         try:
-            att = features.extract(att_samples)
+            att = prepare(att_samples)
         except UnusableAudioError as exc:
             raise UnusableAudioError(_which(exc, "attempt", english)) from exc
+        return build_report(ref, att, params, progress, version=self.version)
 
-        _progress(progress, 3)
-        analysis = scoring.evaluate(ref, att)
 
-        _progress(progress, 4)
-        sc = analysis.scores
-        detailed = dict(analysis.detailed)
-        detailed["analysis_type"] = str(params.get("analysis_type") or "full")
-        if params.get("model_version") is not None:
-            detailed["requested_model_version"] = str(params["model_version"])
+@dataclass(frozen=True)
+class Prepared:
+    """Everything extracted from one recording (cacheable: it depends on the audio only)."""
 
-        _progress(progress, 5)
-        if include_suggestions:
-            text, areas = suggest.make_suggestions(analysis, language)
-        else:
-            text, areas = suggest.empty()
-        timing = detailed["timing_analysis"]
-        sentence = {
-            "index": 0,
-            "overall_score": sc.overall,
-            "pronunciation_accuracy": sc.pronunciation,
-            "fluency_score": sc.fluency,
-            "rhythm_score": sc.rhythm,
-            "reference_duration": timing["reference_duration"],
-            "attempt_duration": timing["attempt_duration"],
-            "attempt_speech_start": timing["attempt_speech_span"][0],
-            "attempt_speech_end": timing["attempt_speech_span"][1],
-            "deviation_count": len(analysis.deviations),
-        }
-        return AnalysisReport(
-            overall_score=sc.overall,
-            pronunciation_accuracy=sc.pronunciation,
-            fluency_score=sc.fluency,
-            rhythm_score=sc.rhythm,
-            detailed_analysis=detailed,
-            sentence_analyses=[sentence],
-            suggestions=text,
-            improvement_areas=areas,
-            analysis_model_version=self.version,
-        )
+    features: Any  # features.RecordingFeatures
+    phones: Any  # phonetic.PhoneticFeatures
+
+
+def prepare(samples: Any) -> Prepared:
+    """Extract the acoustic and phonetic features of 16 kHz mono samples.
+
+    Raises UnusableAudioError for silence, too little speech or heavy clipping."""
+    from vocalborn.analysis import features, phonetic
+
+    feats = features.extract(samples)
+    return Prepared(feats, phonetic.extract(samples))
+
+
+def build_report(
+    ref: Prepared,
+    att: Prepared,
+    params: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    version: str = ENGINE_VERSION,
+) -> AnalysisReport:
+    """Score prepared recordings and write the report (steps 3-5 of STEPS)."""
+    from vocalborn.analysis import characters, scoring, suggest
+
+    params = dict(params or {})
+    language = str(params.get("language") or "zh-TW")
+    include_suggestions = bool(params.get("include_suggestions", True))
+    text = params.get("text")
+    text = text.strip() if isinstance(text, str) else ""
+
+    _progress(progress, 3)
+    located = characters.locate(text, ref) if text else None
+    segments = located.frames() if located is not None else None
+    analysis = scoring.evaluate(ref.features, att.features, ref.phones, att.phones, segments)
+    chars = characters.analyse(located, ref, att, analysis) if located is not None else None
+
+    _progress(progress, 4)
+    sc = analysis.scores
+    detailed = dict(analysis.detailed)
+    detailed["analysis_type"] = str(params.get("analysis_type") or "full")
+    if params.get("model_version") is not None:
+        detailed["requested_model_version"] = str(params["model_version"])
+    if chars is not None:
+        detailed["text"] = text
+        detailed["characters"] = chars.characters
+        detailed["character_summary"] = chars.summary
+        # The characters' verdicts replace the frame-level pronunciation, missing and tone
+        # deviations, so the report says one thing (timing deviations stay).
+        kept = [d for d in analysis.deviations if d["kind"] not in ("pronunciation", "missing", "tone")]
+        analysis.deviations = sorted(kept + chars.deviations, key=lambda d: (d["start"], d["kind"]))
+        detailed["deviations"] = analysis.deviations
+    analysis.facts["characters"] = chars
+
+    _progress(progress, 5)
+    localized = {lang: suggest.make_suggestions(analysis, lang) for lang in ("zh-TW", "en")}
+    detailed["localized"] = {
+        lang: {"suggestions": txt, "improvement_areas": areas} for lang, (txt, areas) in localized.items()
+    }
+    if include_suggestions:
+        text_out, areas = localized["en" if language.lower().startswith("en") else "zh-TW"]
+    else:
+        text_out, areas = suggest.empty()
+    timing = detailed["timing_analysis"]
+    sentence = {
+        "index": 0,
+        "overall_score": sc.overall,
+        "pronunciation_accuracy": sc.pronunciation,
+        "fluency_score": sc.fluency,
+        "rhythm_score": sc.rhythm,
+        "reference_duration": timing["reference_duration"],
+        "attempt_duration": timing["attempt_duration"],
+        "attempt_speech_start": timing["attempt_speech_span"][0],
+        "attempt_speech_end": timing["attempt_speech_span"][1],
+        "deviation_count": len(analysis.deviations),
+    }
+    if chars is not None:
+        sentence["text"] = text
+    return AnalysisReport(
+        overall_score=sc.overall,
+        pronunciation_accuracy=sc.pronunciation,
+        fluency_score=sc.fluency,
+        rhythm_score=sc.rhythm,
+        detailed_analysis=detailed,
+        sentence_analyses=[sentence],
+        suggestions=text_out,
+        improvement_areas=areas,
+        analysis_model_version=version,
+    )
 
 
 def _which(exc: Exception, role: str, english: bool) -> str:

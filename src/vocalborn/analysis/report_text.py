@@ -35,6 +35,7 @@ _LABELS: dict[str, dict[str, Any]] = {
         "suggestions": "建議",
         "areas": "需要加強",
         "version": "分析版本",
+        "characters": "逐字（[ ] 需要加強；聲調 應/聽到）",
     },
     "en": {
         "title": "Speech analysis",
@@ -56,6 +57,7 @@ _LABELS: dict[str, dict[str, Any]] = {
         "suggestions": "Suggestions",
         "areas": "To improve",
         "version": "Engine version",
+        "characters": "Characters ([ ] needs work; tone expected/heard)",
     },
 }
 
@@ -80,6 +82,15 @@ def _fmt(v: Any, nd: int = 2) -> str:
     if isinstance(v, float):
         return f"{v:.{nd}f}"
     return str(v)
+
+
+def format_characters(characters: list[dict[str, Any]]) -> str:
+    """The sentence on one line, deviating characters in brackets: 我[熱]愛…"""
+    out = []
+    for c in characters:
+        ch = str(c.get("char", ""))
+        out.append(f"[{ch}]" if c.get("status") in ("deviating", "missing") else ch)
+    return "".join(out)
 
 
 def format_report(report: AnalysisReport, lang: str = "zh-TW") -> str:
@@ -111,6 +122,16 @@ def format_report(report: AnalysisReport, lang: str = "zh-TW") -> str:
         lines.append(
             f"{_pad(t['pitch'], 24)} {_fmt(pitch.get('correlation'))} / {_fmt(pitch.get('direction_agreement'))}"
         )
+    chars = [c for c in da.get("characters") or [] if c.get("status") != "not_judged"]
+    if chars:
+        lines += ["", str(t["characters"]), "  " + format_characters(da.get("characters") or [])]
+        for c in chars:
+            if c.get("status") != "matched":
+                tone = f"{c.get('expected_tone')}/{c.get('heard_tone') or '-'}"
+                lines.append(
+                    f"  {c['char']} {_pad(str(c.get('pinyin')), 8)} {_pad(str(c.get('status')), 10)}"
+                    f" {','.join(c.get('issues', []))}  tone {tone}  conf {_fmt(c.get('confidence'))}"
+                )
     devs = da.get("deviations", [])
     lines += ["", t["deviations"]]
     if not devs:

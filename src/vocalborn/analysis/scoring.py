@@ -17,18 +17,28 @@ from typing import Any
 
 import numpy as np
 
-from vocalborn.analysis import compare, dsp
+from vocalborn.analysis import compare, dsp, phonetic
 from vocalborn.analysis.features import RecordingFeatures
 
 WEIGHTS = {"pronunciation": 0.5, "fluency": 0.25, "rhythm": 0.25}
 TONE_WEIGHT = 0.3  # share of pronunciation that depends on the tones
-GATE_LOW, GATE_HIGH = 45.0, 75.0  # segmental score range over which timing counts in
+# Content distance (phonetic.ContentAlignment.distance) -> segmental score and gate.
+# Fitted on real speech (docs/ANALYSIS.md): same sentence read by another speaker
+# 1.1..2.5, another sentence 3.1..6.6, reversed copies >= 3.7. Round numbers with margins.
+DIST_FULL, DIST_ZERO = 2.0, 3.2  # segmental 100 at or below FULL, 0 at or above ZERO
+GATE_FULL, GATE_ZERO = 2.6, 3.0  # timing counts fully at or below FULL, not at all above ZERO
 RATE_TOLERANCE = math.log(1.15)  # +-15 % speaking rate costs nothing
 RATE_PENALTY = 80.0  # points per unit of |ln(rate ratio)| beyond the tolerance
 PAUSE_PENALTY_PER_SECOND = 40.0
 PAUSE_PENALTY_EACH = 5.0
 EXTRA_PAUSE_MIN = 0.2  # seconds of pause beyond the reference's that count as a deviation
 MAX_CONTOUR_POINTS = 200
+# Rhythm maps, refitted on real speech (engine 2.0): two people reading the same sentence
+# differ by ~0.24-0.29 mean |ln| in tempo-normalised syllable durations and correlate
+# ~0.55 in loudness envelope; the synthetic-speech maps (0.05..0.50, 0.2..0.9) called
+# that poor rhythm.
+DUR_DEV_FREE, DUR_DEV_ZERO = 0.10, 0.60
+ENV_CORR_ZERO, ENV_CORR_FULL = 0.10, 0.70
 
 
 def _clip01(x: float) -> float:
@@ -81,18 +91,36 @@ def _phonation_time(f: RecordingFeatures) -> float:
     return max((b - a) - sum(p1 - p0 for p0, p1 in f.segmentation.pauses), 1) * dsp.HOP
 
 
-def evaluate(ref: RecordingFeatures, att: RecordingFeatures) -> Analysis:
-    """Align, measure and score an attempt against its reference."""
-    al = compare.align(ref, att)
-    syllables = compare.reference_syllables(ref, al)
+def segmental_from_distance(distance: float) -> float:
+    """0..100 segmental score from the content distance."""
+    return 100.0 * _clip01((DIST_ZERO - distance) / (DIST_ZERO - DIST_FULL))
+
+
+def gate_from_distance(distance: float) -> float:
+    """0..1: how far the sounds show the same sentence (timing only counts that far)."""
+    return _clip01((GATE_ZERO - distance) / (GATE_ZERO - GATE_FULL))
+
+
+def evaluate(
+    ref: RecordingFeatures,
+    att: RecordingFeatures,
+    ref_ph: phonetic.PhoneticFeatures,
+    att_ph: phonetic.PhoneticFeatures,
+    segments: list[tuple[int, int]] | None = None,
+) -> Analysis:
+    """Align, measure and score an attempt against its reference.
+
+    ``segments`` are the reference's syllables (10 ms frames) when the sentence text
+    located them (one per character); without, syllables are found acoustically."""
+    al, content = compare.align_phonetic(ref, att, ref_ph, att_ph)
+    syllables = compare.syllables_from_spans(al, segments) if segments else compare.reference_syllables(ref, al)
     pitch = compare.compare_pitch(ref, att, al)
     compare.tone_by_syllable(pitch, syllables, al.ref_span[0])
 
     # --- pronunciation -----------------------------------------------------------------
-    syl_scores = np.array([syllable_score(s.rho) for s in syllables]) if syllables else np.zeros(1)
-    segmental = 100.0 * float(syl_scores.mean())
+    segmental = segmental_from_distance(content.distance)
     tone = _tone_score(pitch)
-    gate = _clip01((segmental - GATE_LOW) / (GATE_HIGH - GATE_LOW))
+    gate = gate_from_distance(content.distance)
     # The tone term only counts as far as the sounds match: another sentence's tones
     # are meaningless.
     tone_factor = 1.0 if tone is None else 1.0 - TONE_WEIGHT + TONE_WEIGHT * (gate * tone / 100.0)
@@ -190,10 +218,12 @@ def evaluate(ref: RecordingFeatures, att: RecordingFeatures) -> Analysis:
         },
         "deviations": deviations,
         "alignment": {
-            "cost_ratio": _r(al.ratio),
-            "aligned_cost": _r(al.cost),
-            "chance_cost": _r(al.chance),
-            "vocal_tract_warp": al.warp,
+            "method": "phone-posterior DTW",
+            "content_distance": _r(content.distance),
+            "content_cost": _r(content.cost),
+            "order_ratio": _r(content.ratio),
+            "reference_phone_frames": content.n_ref,
+            "attempt_phone_frames": content.n_att,
             "bandwidth_hz": round(al.fmax),
             "segmental_score": round(segmental, 2),
             "tone_score": _r(tone, 2),
@@ -207,6 +237,8 @@ def evaluate(ref: RecordingFeatures, att: RecordingFeatures) -> Analysis:
         "pitch": pitch,
         "rhythm": rhythm_facts,
         "ratio": al.ratio,
+        "content": content,
+        "alignment": al,
     }
     return Analysis(scores, detailed, deviations, facts)
 
@@ -304,7 +336,7 @@ def _rhythm(
     else:
         log_ratio = np.zeros(0)
         dur_dev = 1.0
-    dur_sim = _clip01(1.0 - (dur_dev - 0.05) / 0.45)
+    dur_sim = _clip01(1.0 - (dur_dev - DUR_DEV_FREE) / (DUR_DEV_ZERO - DUR_DEV_FREE))
     npvi_ref = compare.npvi(ref_d)
     npvi_att = compare.npvi(att_d)
     npvi_sim = 1.0 if npvi_ref is None or npvi_att is None else _clip01(1.0 - abs(npvi_att - npvi_ref) / 40.0)
@@ -317,7 +349,8 @@ def _rhythm(
     env_corr = 0.0
     if ok.sum() >= 10 and np.std(env_r[ok]) > 1e-6 and np.std(env_a[ok]) > 1e-6:
         env_corr = float(np.corrcoef(env_r[ok], env_a[ok])[0, 1])
-    score = 100.0 * (0.45 * dur_sim + 0.2 * npvi_sim + 0.35 * _clip01((env_corr - 0.2) / 0.7))
+    env_sim = _clip01((env_corr - ENV_CORR_ZERO) / (ENV_CORR_FULL - ENV_CORR_ZERO))
+    score = 100.0 * (0.45 * dur_sim + 0.2 * npvi_sim + 0.35 * env_sim)
     return {
         "score": score,
         "duration_deviation": dur_dev,

@@ -240,7 +240,8 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
                 task_id=task_id,
                 attempt=attempt,
                 worker_name=worker_name,
-                params=dict(task.task_params or {}),
+                # The sentence text lets the engine judge every character (issue #9).
+                params={**(task.task_params or {}), **({"text": sentence.text} if sentence else {})},
                 reference_path=storage.path(sentence.reference_audio_key) if sentence else Path("/nonexistent"),
                 attempt_path=storage.path(record.audio_key) if record else Path("/nonexistent"),
                 practice_record_id=task.practice_record_id,

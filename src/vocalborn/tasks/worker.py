@@ -81,6 +81,20 @@ def _after_fork(**_: Any) -> None:
     from vocalborn.db import reset_engine
 
     reset_engine()
+    _preload_analysis_model()
+
+
+def _preload_analysis_model() -> None:
+    """Load the local engine's phone recogniser once per worker process, before the first
+    task (never in the API process, which does not import this module)."""
+    if get_settings().ai_engine != "local":
+        return
+    try:
+        from vocalborn.analysis.phonetic import preload
+
+        preload()
+    except Exception as exc:  # the first analysis will load it (and report any failure)
+        log.warning("could not preload the analysis model: %s", exc)
 
 
 _announcer_stop = threading.Event()

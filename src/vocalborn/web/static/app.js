@@ -599,6 +599,8 @@ function renderResult(r) {
     areas.appendChild(li);
   }
   const da = r.detailed_analysis || {};
+  // Issue #9: the sentence with each character marked (characters.js).
+  if (window.renderCharacters) window.renderCharacters($("characters"), da.characters || [], state.lang);
   drawPitch(da.pitch_analysis || {}, da.deviations || []);
   const pa = da.pitch_analysis || {};
   $("pitch-facts").textContent = pa.measurable === false || pa.correlation === undefined ? t("pitch_none")

@@ -1,0 +1,258 @@
+"""Score every ordered pair of a folder of real recordings and print the table by pair type.
+
+Usage: ``uv run python scripts/evaluate.py DIR [--json OUT] [--no-text] [--limit N]``
+
+``DIR`` is laid out like ``/work/shared/data/real-speech``: a ``manifest.tsv`` (columns
+``clip``, ``file``, ``speaker``, ``sentence``, ``style``, ``transcript``) and the clips it
+names. Every clip is the reference of every other clip (the attempt); each clip's
+same-sentence partners (and itself) also appear as degraded attempts: reversed, the
+first half only, white noise at 10 dB SNR, tempo x0.8 and x1.25. The reference's
+transcript is passed as the sentence text, as the worker does.
+
+Each clip's features (acoustic and phonetic) are extracted once and reused for all its
+pairs, so ~1100 pairs take a few minutes on one core. The acceptance figures (AUC of
+overall_score same vs another sentence, the means and limits of docs/ANALYSIS.md) are
+printed and written to the JSON under ``summary``. Exit status 0 unless ``--check`` is
+given and an acceptance threshold fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+import zlib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vocalborn.analysis import perturb
+from vocalborn.analysis.decode import load_audio
+from vocalborn.analysis.engine import Prepared, build_report, prepare
+from vocalborn.analysis.types import AnalysisInputError
+
+SAME_TYPES = (
+    "same_sentence_same_speaker",
+    "same_sentence_other_speaker_neutral",
+    "same_sentence_other_speaker_emotion",
+)
+OTHER = "another_sentence"
+DEGRADED = ("reversed", "truncated_50", "noise_10db", "tempo_0.8", "tempo_1.25")
+TYPES = (*SAME_TYPES, OTHER, *DEGRADED)
+
+# Acceptance thresholds (issue #9).
+AUC_MIN = 0.98
+NEUTRAL_MEAN_MIN = 75.0
+OTHER_MAX = 40.0
+TIMING_SHARE_MIN = 0.95
+REVERSED_MAX = 30.0
+
+
+def read_manifest(folder: Path) -> list[dict[str, str]]:
+    with (folder / "manifest.tsv").open(encoding="utf-8") as fh:
+        return [dict(r) for r in csv.DictReader(fh, delimiter="\t")]
+
+
+def degrade(x: np.ndarray, kind: str, seed: int) -> np.ndarray:
+    if kind == "reversed":
+        return np.ascontiguousarray(x[::-1])
+    if kind == "truncated_50":
+        return x[: len(x) // 2].copy()
+    if kind == "noise_10db":
+        return perturb.add_noise(x, 10.0, np.random.default_rng(seed))
+    if kind == "tempo_0.8":
+        return perturb.change_tempo(x, 0.8)
+    if kind == "tempo_1.25":
+        return perturb.change_tempo(x, 1.25)
+    raise ValueError(kind)
+
+
+def pair_type(ref: dict[str, str], att: dict[str, str]) -> str:
+    if ref["sentence"] != att["sentence"]:
+        return OTHER
+    if ref["speaker"] == att["speaker"]:
+        return SAME_TYPES[0]
+    if ref.get("style") == "neutral" and att.get("style") == "neutral":
+        return SAME_TYPES[1]
+    return SAME_TYPES[2]
+
+
+def auc(positive: list[float], negative: list[float]) -> float | None:
+    """Probability that a positive (same sentence) scores above a negative; ties half."""
+    if not positive or not negative:
+        return None
+    p = np.asarray(positive)[:, None]
+    n = np.asarray(negative)[None, :]
+    return float((p > n).mean() + 0.5 * (p == n).mean())
+
+
+def evaluate(folder: Path, use_text: bool = True, limit: int | None = None, log: Any = None) -> dict[str, Any]:
+    rows = read_manifest(folder)[:limit]
+    t0 = time.perf_counter()
+    clean: dict[str, Prepared] = {}
+    degraded: dict[tuple[str, str], Prepared | None] = {}
+    for r in rows:
+        x = load_audio(folder / r["file"])
+        clean[r["clip"]] = prepare(x)
+        for kind in DEGRADED:
+            try:
+                degraded[(r["clip"], kind)] = prepare(degrade(x, kind, zlib.crc32(r["clip"].encode())))
+            except AnalysisInputError:
+                degraded[(r["clip"], kind)] = None
+    t_features = time.perf_counter() - t0
+    if log:
+        log(f"features of {len(rows)} clips x {1 + len(DEGRADED)} versions in {t_features:.1f} s")
+
+    pairs: list[dict[str, Any]] = []
+    t1 = time.perf_counter()
+    for ref in rows:
+        params = {"text": ref.get("transcript", "")} if use_text else {}
+        jobs: list[tuple[str, dict[str, str], Prepared | None]] = [
+            (pair_type(ref, att), att, clean[att["clip"]]) for att in rows if att is not ref
+        ]
+        for att in rows:
+            if att["sentence"] == ref["sentence"]:
+                jobs += [(kind, att, degraded[(att["clip"], kind)]) for kind in DEGRADED]
+        for kind, att, prepared in jobs:
+            if prepared is None:
+                continue
+            rep = build_report(clean[ref["clip"]], prepared, params)
+            da = rep.detailed_analysis
+            chars = da.get("characters") or []
+            pairs.append(
+                {
+                    "type": kind,
+                    "reference": ref["clip"],
+                    "attempt": att["clip"],
+                    "overall": rep.overall_score,
+                    "pronunciation": rep.pronunciation_accuracy,
+                    "fluency": rep.fluency_score,
+                    "rhythm": rep.rhythm_score,
+                    "content_distance": da["alignment"]["content_distance"],
+                    "characters": sum(1 for c in chars if c.get("status") != "not_judged"),
+                    "characters_deviating": sum(1 for c in chars if c.get("status") in ("deviating", "missing")),
+                    "characters_pronunciation": sum(1 for c in chars if "pronunciation" in c.get("issues", [])),
+                    "characters_tone": sum(1 for c in chars if "tone" in c.get("issues", [])),
+                    "characters_missing": sum(1 for c in chars if c.get("status") == "missing"),
+                }
+            )
+    t_pairs = time.perf_counter() - t1
+    summary = summarise(pairs)
+    summary["seconds_features"] = round(t_features, 1)
+    summary["seconds_pairs"] = round(t_pairs, 1)
+    return {"folder": str(folder), "use_text": use_text, "summary": summary, "pairs": pairs}
+
+
+def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for p in pairs:
+        by[p["type"]].append(p)
+    table = {}
+    for kind in TYPES:
+        ps = by.get(kind, [])
+        if not ps:
+            continue
+        ov = np.array([p["overall"] for p in ps])
+        table[kind] = {
+            "n": len(ps),
+            "overall_mean": round(float(ov.mean()), 1),
+            "overall_min": round(float(ov.min()), 1),
+            "overall_max": round(float(ov.max()), 1),
+            "pronunciation_mean": round(float(np.mean([p["pronunciation"] for p in ps])), 1),
+            "fluency_mean": round(float(np.mean([p["fluency"] for p in ps])), 1),
+            "rhythm_mean": round(float(np.mean([p["rhythm"] for p in ps])), 1),
+            "timing_nonzero_share": round(float(np.mean([p["fluency"] > 0 and p["rhythm"] > 0 for p in ps])), 3),
+            "distance_mean": round(float(np.mean([p["content_distance"] for p in ps])), 2),
+        }
+        judged = sum(p["characters"] for p in ps)
+        if judged:
+            for key in ("deviating", "pronunciation", "tone", "missing"):
+                share = sum(p[f"characters_{key}"] for p in ps) / judged
+                table[kind][f"characters_{key}_share"] = round(share, 3)
+    same = [p for p in pairs if p["type"] in SAME_TYPES]
+    other = by.get(OTHER, [])
+    neutral = by.get(SAME_TYPES[1], [])
+    rev = by.get("reversed", [])
+    a = auc([p["overall"] for p in same], [p["overall"] for p in other])
+    checks = {
+        "auc_same_vs_other": a,
+        "neutral_other_speaker_mean": float(np.mean([p["overall"] for p in neutral])) if neutral else None,
+        "another_sentence_max": max((p["overall"] for p in other), default=None),
+        "same_sentence_timing_nonzero_share": (
+            float(np.mean([p["fluency"] > 0 and p["rhythm"] > 0 for p in same])) if same else None
+        ),
+        "reversed_max": max((p["overall"] for p in rev), default=None),
+    }
+    ok = {
+        "auc_same_vs_other": a is not None and a >= AUC_MIN,
+        "neutral_other_speaker_mean": checks["neutral_other_speaker_mean"] is None
+        or checks["neutral_other_speaker_mean"] >= NEUTRAL_MEAN_MIN,
+        "another_sentence_max": checks["another_sentence_max"] is None or checks["another_sentence_max"] <= OTHER_MAX,
+        "same_sentence_timing_nonzero_share": checks["same_sentence_timing_nonzero_share"] is None
+        or checks["same_sentence_timing_nonzero_share"] >= TIMING_SHARE_MIN,
+        "reversed_max": checks["reversed_max"] is None or checks["reversed_max"] <= REVERSED_MAX,
+    }
+    return {"table": table, "checks": checks, "holds": ok}
+
+
+def _chars(t: dict[str, Any]) -> str:
+    if "characters_deviating_share" not in t:
+        return "-"
+    return (
+        f"{100 * t['characters_deviating_share']:.0f} % ({100 * t['characters_pronunciation_share']:.0f} / "
+        f"{100 * t['characters_tone_share']:.0f})"
+    )
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    head = (
+        "| pairs | n | overall mean (min..max) | pron. | fluency | rhythm | timing > 0 | distance "
+        "| chars flagged (pron. / tone) |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for kind, t in summary["table"].items():
+        lines.append(
+            f"| {kind} | {t['n']} | {t['overall_mean']:.1f} ({t['overall_min']:.1f}..{t['overall_max']:.1f}) | "
+            f"{t['pronunciation_mean']:.1f} | {t['fluency_mean']:.1f} | {t['rhythm_mean']:.1f} | "
+            f"{100 * t['timing_nonzero_share']:.0f} % | {t['distance_mean']:.2f} | {_chars(t)} |"
+        )
+    c, h = summary["checks"], summary["holds"]
+    lines.append("")
+    lines.append(
+        f"AUC same vs another sentence (overall): {c['auc_same_vs_other']:.4f}"
+        if c["auc_same_vs_other"] is not None
+        else "AUC: n/a"
+    )
+    for key, value in c.items():
+        shown = "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"- {key}: {shown} ({'holds' if h[key] else 'FAILS'})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--json", type=Path, help="write every pair and the summary here")
+    ap.add_argument("--no-text", action="store_true", help="do not pass the transcripts (text-free fallback)")
+    ap.add_argument("--limit", type=int, help="only the first N clips of the manifest")
+    ap.add_argument("--check", action="store_true", help="exit 1 when an acceptance threshold fails")
+    args = ap.parse_args(argv)
+    if not (args.folder / "manifest.tsv").is_file():
+        print(f"{args.folder}: no manifest.tsv", file=sys.stderr)
+        return 2
+    result = evaluate(args.folder, use_text=not args.no_text, limit=args.limit, log=lambda m: print(m, flush=True))
+    print(format_table(result["summary"]))
+    print(f"pairs scored in {result['summary']['seconds_pairs']:.1f} s")
+    if args.json:
+        args.json.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    if args.check and not all(result["summary"]["holds"].values()):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

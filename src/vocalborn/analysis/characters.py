@@ -1,0 +1,491 @@
+"""Per-character judgement of an attempt, from the sentence text.
+
+1. :mod:`vocalborn.analysis.sentence` gives each character its pinyin and expected tone.
+2. The reference's characters are located in time by CTC forced alignment (Viterbi) of
+   the reference's phone posteriors against the expected phone sequence: each pinyin
+   syllable becomes 1-4 broad phone units (an initial, a glide, a vowel, a nasal coda),
+   each unit a set of the recogniser's IPA phones (the model has no Mandarin phone set,
+   so the sets are deliberately broad; the alignment mostly needs the order).
+3. Each character's reference span maps onto the attempt through the phone-posterior
+   DTW path (:func:`vocalborn.analysis.compare.align_phonetic`).
+4. Segmental: the mean DTW frame cost inside the character, against an absolute limit
+   and a limit relative to the pair's median character (a different voice raises every
+   character's cost; a wrong syllable raises one).
+5. Tone: the pitch contour inside the character, in semitones re the speaker's median
+   and in units of the speaker's pitch spread, classified as tone 1-4 in both recordings;
+   a tone error is an attempt tone that is not the expected one and whose contour also
+   differs from the reference's contour there.
+6. Missing syllables: characters squeezed to almost nothing in the attempt; extra
+   syllables: stretches of attempt phones that the path piles onto one reference frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vocalborn.analysis import compare, dsp, phonetic, sentence
+
+# --- broad phone units --------------------------------------------------------------------
+_UNIT_TOKENS: dict[str, tuple[str, ...]] = {
+    # initials
+    "b": ("b", "p", "p͈", "β"),
+    "p": ("pʰ", "p"),
+    "m": ("m", "ɱ"),
+    "f": ("f", "ɸ", "v"),
+    "d": ("d", "t", "t͈", "ɾ"),
+    "t": ("tʰ", "t"),
+    "n": ("n", "ɲ", "ñ"),
+    "l": ("l", "ɫ", "ɾ", "r", "ɹ"),
+    "g": ("g", "ɡ", "k", "k͈"),
+    "k": ("kʰ", "k", "x"),
+    "h": ("h", "x", "χ", "ɦ", "ħ"),
+    "j": ("t͡ɕ", "d͡ʒ", "t͡ʃ", "t͡ɕ͈", "ʑ", "ɟ"),
+    "q": ("t͡ɕʰ", "t͡ʃ", "t͡ɕ"),
+    "x": ("ɕ", "ʃ", "s", "ç"),
+    "zh": ("d͡ʒ", "t͡ʃ", "ʈ", "ʐ", "ʒ", "ɖ"),
+    "ch": ("t͡ʃ", "t͡ɕʰ", "ʈ"),
+    "sh": ("ʃ", "ʂ", "s", "ɕ"),
+    "r": ("ɹ", "ʐ", "ɻ", "ʒ", "r", "ɾ", "ɚ", "ɝ", "l"),
+    "z": ("z", "d͡ʒ", "t͡ɕ", "s", "d", "t͡ɕ͈"),
+    "c": ("t͡ɕʰ", "tʰ", "s", "t͡ʃ"),
+    "s": ("s", "s͈", "ʃ", "z"),
+    # vowels, glides, codas
+    "A": ("a", "ɑ", "æ", "ä", "ɐ", "ʌ", "à", "ã", "å", "ɒ"),
+    "O": ("o", "ɔ", "oʊ", "ʊ", "õ", "ɒ"),
+    "E": ("ə", "ɤ", "ʌ", "ɜ", "ɘ", "ɛ", "ɚ", "ɝ", "ᵊ"),
+    "Ê": ("ɛ", "e", "eə", "je", "eɪ"),
+    "I": ("i", "ɪ", "j", "ì", "ĩ", "ǐ", "ɨ", "ɯi"),
+    "Ɨ": ("ɨ", "ɹ", "ɻ", "ɝ", "ɚ", "ə", "ɯ", "z", "ʐ", "i", "ɪ", "ʉ"),
+    "U": ("u", "ʊ", "w", "ɯ", "ũ", "ʉ", "o"),
+    "Y": ("y", "ʏ", "ɥ", "i", "u", "ju", "ʉ", "ø"),
+    "AI": ("aɪ", "a", "ɑ", "ɛ", "e", "æ"),
+    "EI": ("eɪ", "e", "ɛ", "ẽ"),
+    "AO": ("aʊ", "ɑ", "a", "ɔ", "oʊ", "ʌ"),
+    "OU": ("oʊ", "o", "ɔ", "ʊ", "ɤ"),
+    "ER": ("ɚ", "ɝ", "ɹ", "ə", "ɜ"),
+    "N": ("n", "ɲ", "ŋ", "ñ"),
+    "NG": ("ŋ", "n", "ɴ"),
+    "J": ("j", "i", "ja", "je", "jo", "ju", "jʌ", "ɪ"),
+    "W": ("w", "u", "wa", "we", "wi", "wʌ", "ʊ"),
+    "Ɥ": ("ɥ", "y", "j", "w", "ju"),
+}
+_FINALS: dict[str, tuple[str, ...]] = {
+    "a": ("A",), "o": ("O",), "e": ("E",), "ê": ("Ê",), "ai": ("AI",), "ei": ("EI",), "ao": ("AO",),
+    "ou": ("OU",), "an": ("A", "N"), "en": ("E", "N"), "ang": ("A", "NG"), "eng": ("E", "NG"),
+    "ong": ("U", "NG"), "er": ("ER",), "i": ("I",), "ia": ("J", "A"), "ie": ("J", "Ê"),
+    "iao": ("J", "AO"), "iou": ("J", "OU"), "ian": ("J", "A", "N"), "in": ("I", "N"),
+    "iang": ("J", "A", "NG"), "ing": ("I", "NG"), "iong": ("J", "U", "NG"), "u": ("U",),
+    "ua": ("W", "A"), "uo": ("W", "O"), "uai": ("W", "AI"), "uei": ("W", "EI"), "uan": ("W", "A", "N"),
+    "uen": ("W", "E", "N"), "uang": ("W", "A", "NG"), "ueng": ("W", "E", "NG"), "ü": ("Y",),
+    "üe": ("Ɥ", "Ê"), "üan": ("Ɥ", "A", "N"), "ün": ("Y", "N"), "m": ("m",), "n": ("n",), "ng": ("NG",),
+}  # fmt: skip
+_APICAL = {"zh", "ch", "sh", "r", "z", "c", "s"}
+
+# Segmental decision (DTW frame cost inside a character; docs/ANALYSIS.md).
+COST_RELATIVE = 2.0  # a character deviates above this many times the pair's median ...
+COST_FLOOR = 1.9  # ... and above this cost
+COST_ABSOLUTE = 3.2  # ... or above this cost whatever the median
+# A character deviates when the attempt's evidence for the expected phones falls this far
+# below the reference's (mean log posterior along each one's forced alignment) AND the
+# re-aligned DTW cost inside the character is at least COST_MIN (synthetic substitution
+# pairs: 94 % of replaced characters, 5 % of unchanged ones; docs/ANALYSIS.md).
+GOP_DROP = 0.8
+COST_MIN = 1.5
+SEARCH_MARGIN = 0.1  # seconds searched around a character's mapped span in the attempt
+MISSING_SHARE = 0.2  # attempt span below this share of the expected duration: missing
+EXTRA_MIN_FRAMES = 6  # phone frames (120 ms) piled on one reference frame ...
+EXTRA_MIN_COST = 2.8  # ... that match it this badly: an extra syllable
+TONE_CONTOUR_DIFF = 1.0  # RMS difference (speaker-spread units) of a differing contour
+
+
+def units(syl: sentence.CharSyllable) -> list[str]:
+    """Broad phone units of one syllable (see the module docstring)."""
+    ini, fin = sentence.split_pinyin(syl.pinyin)
+    if ini in ("j", "q", "x") and fin.startswith("u"):
+        fin = "ü" + fin[1:]
+    fin = {"iu": "iou", "ui": "uei", "un": "uen"}.get(fin, fin)
+    if fin == "i" and ini in _APICAL:
+        vowel: tuple[str, ...] = ("Ɨ",)
+    else:
+        vowel = _FINALS.get(fin) or tuple(u for u in (_letter_unit(c) for c in fin) if u)
+    out = ([ini] if ini else []) + list(vowel)
+    return out or ["E"]
+
+
+def _letter_unit(c: str) -> str | None:
+    return {"a": "A", "o": "O", "e": "E", "i": "I", "u": "U", "ü": "Y", "n": "N", "g": None}.get(c)
+
+
+def _unit_ids(tokens: list[str]) -> dict[str, np.ndarray]:
+    index = {t: i for i, t in enumerate(tokens)}
+    return {
+        name: np.array(sorted({index[t] for t in toks if t in index}), dtype=np.int64)
+        for name, toks in _UNIT_TOKENS.items()
+    }
+
+
+_UNIT_ID_CACHE: dict[int, dict[str, np.ndarray]] = {}
+
+
+def _ids() -> dict[str, np.ndarray]:
+    model = phonetic.load_model()
+    key = id(model)
+    if key not in _UNIT_ID_CACHE:
+        _UNIT_ID_CACHE[key] = _unit_ids(list(model.decoder_tokens))
+    return _UNIT_ID_CACHE[key]
+
+
+# --- forced alignment -------------------------------------------------------------------------
+def force_align(ph: phonetic.PhoneticFeatures, seq: list[list[str]]) -> list[tuple[int, int]] | None:
+    """Posterior-frame span [start, end) of each syllable of ``seq`` (lists of units) by
+    CTC Viterbi; None when the recording has fewer frames than units."""
+    out = force_align_scored(ph, seq)
+    return None if out is None else out[0]
+
+
+def force_align_scored(
+    ph: phonetic.PhoneticFeatures, seq: list[list[str]]
+) -> tuple[list[tuple[int, int]], np.ndarray] | None:
+    """:func:`force_align` and, per syllable, the mean log posterior of its units over
+    the frames the alignment gives them (how well the recording says the expected
+    phones; higher is better)."""
+    ids = _ids()
+    flat: list[str] = []
+    owner: list[int] = []
+    for k, us in enumerate(seq):
+        for u in us:
+            flat.append(u)
+            owner.append(k)
+    n_units = len(flat)
+    logp = ph.logp
+    n_frames = logp.shape[0]
+    if n_units == 0 or n_units + 1 > n_frames:
+        return None
+    p = np.exp(logp)
+    emit_units = np.empty((n_frames, n_units))
+    for j, u in enumerate(flat):
+        sel = ids.get(u)
+        mass = p[:, sel].sum(axis=1) if sel is not None and sel.size else np.zeros(n_frames)
+        emit_units[:, j] = np.log(np.maximum(mass, 1e-6))
+    n_states = 2 * n_units + 1
+    emit = np.empty((n_frames, n_states))
+    emit[:, 0::2] = logp[:, ph.blank_id][:, None]
+    emit[:, 1::2] = emit_units
+    skip = np.zeros(n_states, dtype=bool)  # s-2 -> s allowed (unit to a different unit)
+    for j in range(1, n_units):
+        skip[2 * j + 1] = flat[j] != flat[j - 1]
+    neg = -1e18
+    score = np.full(n_states, neg)
+    score[0] = emit[0, 0]
+    score[1] = emit[0, 1]
+    back = np.zeros((n_frames, n_states), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
+    for t in range(1, n_frames):
+        stay = score
+        one = np.concatenate([[neg], score[:-1]])
+        two = np.where(skip, np.concatenate([[neg, neg], score[:-2]]), neg)
+        cand = np.stack([stay, one, two])
+        choice = np.argmax(cand, axis=0)
+        score = cand[choice, np.arange(n_states)] + emit[t]
+        back[t] = choice
+    s = n_states - 1 if score[n_states - 1] >= score[n_states - 2] else n_states - 2
+    states = np.empty(n_frames, dtype=np.int64)
+    for t in range(n_frames - 1, -1, -1):
+        states[t] = s
+        s -= int(back[t, s])
+    first = np.full(len(seq), -1)
+    last = np.full(len(seq), -1)
+    total = np.zeros(len(seq))
+    count = np.zeros(len(seq))
+    for t, st in enumerate(states.tolist()):
+        if st % 2 == 1:
+            k = owner[st // 2]
+            if first[k] < 0:
+                first[k] = t
+            last[k] = t
+            total[k] += emit[t, st]
+            count[k] += 1
+    spans: list[tuple[int, int]] = []
+    for k in range(len(seq)):
+        a = max(0, int(first[k]) - 1)
+        b = int(first[k + 1]) - 1 if k + 1 < len(seq) else min(n_frames, int(last[k]) + 3)
+        spans.append((a, max(b, a + 1)))
+    return spans, total / np.maximum(count, 1)
+
+
+# --- tones --------------------------------------------------------------------------------
+def classify_tone(st: np.ndarray, spread: float) -> tuple[int | None, np.ndarray | None]:
+    """Tone 1-4 of a contour (semitones re the speaker's median, NaN unvoiced), and the
+    8-point contour in units of the speaker's spread; (None, None) if too little voicing."""
+    v = st[~np.isnan(st)]
+    if v.size < 5:
+        return None, None
+    z = v / max(spread, 1.5)
+    n = len(z)
+    b = float(z[: max(1, n // 3)].mean())
+    m = float(z[n // 3 : max(n // 3 + 1, 2 * n // 3)].mean())
+    e = float(z[2 * n // 3 :].mean())
+    level = float(z.mean())
+    slope = e - b
+    if level < -0.6 or (m < b - 0.3 and m < e - 0.3):
+        tone = 3
+    elif slope >= 0.6:
+        tone = 2
+    elif slope <= -0.6:
+        tone = 4
+    else:
+        tone = 1 if level >= -0.2 else 3
+    contour = np.interp(np.linspace(0, n - 1, 8), np.arange(n), z)
+    return tone, contour
+
+
+@dataclass
+class CharacterResult:
+    characters: list[dict[str, Any]]
+    summary: dict[str, Any]
+    extra: list[dict[str, Any]] = field(default_factory=list)
+    deviations: list[dict[str, Any]] = field(default_factory=list)  # report format, per character
+
+
+def _r(x: float | None, nd: int = 2) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), nd)
+
+
+@dataclass
+class Located:
+    """The sentence's characters located in the reference recording."""
+
+    chars: list[sentence.CharSyllable]  # every character of the text
+    judged: list[sentence.CharSyllable]  # the Han characters with a reading
+    seq: list[list[str]]  # phone units per judged character
+    ref_sec: list[tuple[float, float]]  # reference seconds per judged character
+    ref_evidence: np.ndarray | None  # mean log posterior of the expected phones (forced)
+    forced: bool  # False: spread uniformly (recording too short for its text)
+
+    def frames(self) -> list[tuple[int, int]]:
+        """The judged characters' reference spans on the 10 ms grid."""
+        out = []
+        for r0, r1 in self.ref_sec:
+            f0 = int(round(r0 / dsp.HOP))
+            out.append((f0, max(int(round(r1 / dsp.HOP)), f0 + 1)))
+        return out
+
+
+def locate(text: str, ref: Any) -> Located | None:
+    """Locate ``text``'s characters in the reference (``engine.Prepared``); None when the
+    text has no Han character."""
+    chars = sentence.syllables(text)
+    judged = [c for c in chars if c.judged]
+    if not judged:
+        return None
+    rph: phonetic.PhoneticFeatures = ref.phones
+    seq = [units(c) for c in judged]
+    scored = force_align_scored(rph, seq)
+    if scored is None:  # too short for its text: spread the characters over the speech
+        a, b = ref.features.segmentation.span
+        edges = np.linspace(a * dsp.HOP, b * dsp.HOP, len(judged) + 1)
+        ref_sec = [(float(edges[k]), float(edges[k + 1])) for k in range(len(judged))]
+        return Located(chars, judged, seq, ref_sec, None, False)
+    ref_sec = [(rph.frame_start(s0), rph.frame_start(s1)) for s0, s1 in scored[0]]
+    return Located(chars, judged, seq, ref_sec, scored[1], True)
+
+
+def analyse(located: Located, ref: Any, att: Any, analysis: Any) -> CharacterResult:
+    """Judge every located character in the attempt (``ref``/``att`` are engine.Prepared)."""
+    chars, judged, ref_sec = located.chars, located.judged, located.ref_sec
+    al: compare.Alignment = analysis.facts["alignment"]
+    content: phonetic.ContentAlignment = analysis.facts["content"]
+    rph: phonetic.PhoneticFeatures = ref.phones
+    aph: phonetic.PhoneticFeatures = att.phones
+    rf, af = ref.features, att.features
+    att_scored = force_align_scored(aph, located.seq) if located.ref_evidence is not None else None
+    gop_drop = located.ref_evidence - att_scored[1] if located.ref_evidence is not None and att_scored else None
+
+    rt = rph.frame_time(rph.content_frames)
+    at = aph.frame_time(aph.content_frames)
+    ref_sd = _spread(rf)
+    att_sd = _spread(af)
+    ref_st = rf.semitones
+    att_st = af.semitones
+    ref_speech = max(rf.segmentation.span[1] - rf.segmentation.span[0], 1)
+    att_speech = max(af.segmentation.span[1] - af.segmentation.span[0], 1)
+    tempo = att_speech / ref_speech
+
+    rows: list[dict[str, Any]] = []
+    char_cost = []
+    att_spans = []
+    for r0, r1 in ref_sec:
+        f0 = int(round(r0 / dsp.HOP))
+        f1 = max(int(round(r1 / dsp.HOP)), f0 + 1)
+        a0, a1 = compare.attempt_range(al, max(f0, al.ref_span[0]), min(f1, al.ref_span[1]))
+        att_spans.append((f0, f1, a0, a1))
+        rk = rph.content[(rt >= r0) & (rt < r1)]
+        ak = aph.content[(at >= a0 * dsp.HOP - SEARCH_MARGIN) & (at < a1 * dsp.HOP + SEARCH_MARGIN)]
+        char_cost.append(subsequence_cost(rk, ak))
+    median = float(np.median(char_cost)) if char_cost else 0.0
+    limit = min(COST_ABSOLUTE, max(COST_FLOOR, COST_RELATIVE * median))
+    # Without a forced alignment, fall back on the DTW cost alone.
+    evidence = np.array(char_cost) - limit if gop_drop is None else gop_drop - GOP_DROP
+
+    for k, ((r0, r1), c) in enumerate(zip(ref_sec, judged, strict=True)):
+        f0, f1, a0, a1 = att_spans[k]
+        att_dur = max(0, a1 - a0) * dsp.HOP
+        expected_dur = (r1 - r0) * tempo
+        cost = char_cost[k]
+        seg_dev = bool(evidence[k] > 0) and (gop_drop is None or cost >= COST_MIN)
+        missing = att_dur < MISSING_SHARE * expected_dur and (seg_dev or cost > limit)
+        seg_conf = _clip01(0.5 + abs(float(evidence[k])) / 2.0)
+
+        exp_tones = c.accepted_tones
+        ref_tone, ref_contour = classify_tone(ref_st[f0:f1], ref_sd)
+        att_tone, att_contour = classify_tone(att_st[a0:a1], att_sd) if a1 > a0 else (None, None)
+        tone_ok: bool | None = None
+        tone_conf = 0.0
+        contour_diff = None
+        if 5 not in exp_tones and att_tone is not None and not missing:
+            if ref_contour is not None and att_contour is not None:
+                contour_diff = float(np.sqrt(np.mean((ref_contour - att_contour) ** 2)))
+            differs = contour_diff is not None and contour_diff > TONE_CONTOUR_DIFF
+            if att_tone in exp_tones:
+                tone_ok = True
+            elif ref_tone in exp_tones:
+                # The reference shows the expected tone here and the attempt another.
+                tone_ok = not differs
+            # else: neither recording shows the expected tone clearly: not judged (None)
+            if tone_ok is not None and contour_diff is not None:
+                tone_conf = _clip01(0.5 + abs(contour_diff - TONE_CONTOUR_DIFF) / 1.6)
+        issues = []
+        if missing:
+            issues.append("missing")
+        elif seg_dev:
+            issues.append("pronunciation")
+        if tone_ok is False:
+            issues.append("tone")
+        status = "missing" if missing else ("deviating" if issues else "matched")
+        confidence = tone_conf if "tone" in issues and not seg_dev else seg_conf
+        rows.append(
+            {
+                "index": c.index,
+                "char": c.char,
+                "pinyin": c.pinyin_tone,
+                "expected_tone": c.tone,
+                "accepted_tones": list(exp_tones),
+                "reference_heard_tone": ref_tone,
+                "heard_tone": att_tone,
+                "tone_match": tone_ok,
+                "status": status,
+                "issues": issues,
+                "confidence": _r(confidence),
+                "cost": _r(cost, 3),
+                "phone_evidence_drop": _r(float(gop_drop[k]), 3) if gop_drop is not None else None,
+                "score": _r(100.0 * _clip01((phonetic_cost_zero() - cost) / (phonetic_cost_zero() - 1.0)), 1),
+                "ref_start": _r(r0),
+                "ref_end": _r(r1),
+                "start": _r(a0 * dsp.HOP) if not missing else None,
+                "end": _r(a1 * dsp.HOP) if not missing else None,
+                "tone_contour_difference": _r(contour_diff),
+            }
+        )
+    extra = _extra_syllables(rph, aph, content, ref_sec)
+    for x in extra:
+        k = x.pop("after_character")
+        x["after_index"] = judged[k].index if k >= 0 else None
+    # Non-Han characters (punctuation, digits, Latin) are listed, not judged.
+    by_index = {r["index"]: r for r in rows}
+    full = []
+    for c in chars:
+        if c.index in by_index:
+            full.append(by_index[c.index])
+        else:
+            full.append({"index": c.index, "char": c.char, "status": "not_judged"})
+    deviating = [r for r in rows if r["status"] != "matched"]
+    summary = {
+        "judged": len(rows),
+        "matched": len(rows) - len(deviating),
+        "deviating": sum(1 for r in rows if r["status"] == "deviating"),
+        "missing": sum(1 for r in rows if r["status"] == "missing"),
+        "tone_errors": sum(1 for r in rows if r["tone_match"] is False),
+        "extra_syllables": extra,
+        "cost_limit": _r(limit, 3),
+        "alignment": "forced" if located.forced else "uniform",
+    }
+    devs: list[dict[str, Any]] = []
+    for k, r in enumerate(rows):
+        f0, f1, a0, a1 = att_spans[k]
+        span = {
+            "start": _r(a0 * dsp.HOP),
+            "end": _r(max(a1, a0 + 1) * dsp.HOP),
+            "ref_start": r["ref_start"],
+            "ref_end": r["ref_end"],
+            "syllables": [k],
+            "char": r["char"],
+            "index": r["index"],
+        }
+        for issue in r["issues"]:
+            sev = r["confidence"] if issue != "tone" else (r["confidence"] or 0.5)
+            devs.append({**span, "kind": issue, "severity": round(float(sev or 0.5), 2)})
+    return CharacterResult(full, summary, extra, devs)
+
+
+def subsequence_cost(r: np.ndarray, a: np.ndarray) -> float:
+    """Mean frame cost of the best DTW of all of ``r`` (a character's reference phone
+    frames) onto any stretch of ``a`` (the attempt's frames around the mapped span):
+    a local re-alignment, so a path bent by a neighbouring error does not count."""
+    if len(r) == 0:
+        return 0.0  # no phone frame in the reference character: nothing to compare
+    if len(a) == 0:
+        return phonetic.EMPTY_DISTANCE
+    cm = -np.log(np.maximum(r @ a.T, 1e-12))
+    acc = cm[0].copy()
+    for i in range(1, len(r)):
+        best = np.minimum(acc, np.concatenate([[np.inf], acc[:-1]])) + cm[i]
+        # horizontal steps (several attempt frames on one reference frame), as a prefix scan
+        row = best.copy()
+        for j in range(1, len(row)):
+            alt = row[j - 1] + cm[i, j]
+            if alt < row[j]:
+                row[j] = alt
+        acc = row
+    return float(acc.min() / len(r))
+
+
+def phonetic_cost_zero() -> float:
+    return 3.4
+
+
+def _clip01(x: float) -> float:
+    return float(min(1.0, max(0.0, x)))
+
+
+def _spread(f: Any) -> float:
+    st = f.semitones
+    v = st[~np.isnan(st)]
+    return float(np.std(v)) if v.size >= 10 else 2.0
+
+
+def _extra_syllables(
+    rph: phonetic.PhoneticFeatures,
+    aph: phonetic.PhoneticFeatures,
+    ca: phonetic.ContentAlignment,
+    ref_sec: list[tuple[float, float]],
+) -> list[dict[str, Any]]:
+    """Attempt stretches the path piles onto one reference frame, matching it badly."""
+    out: list[dict[str, Any]] = []
+    if ca.path.size == 0:
+        return out
+    rows = ca.path[:, 0]
+    starts = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
+    ends = np.concatenate([starts[1:], [len(rows)]])
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        if e - s >= EXTRA_MIN_FRAMES and float(ca.local[s:e].mean()) >= EXTRA_MIN_COST:
+            t_ref = float(rph.frame_time(rph.content_frames[rows[s]]))
+            a0 = float(aph.frame_time(aph.content_frames[ca.path[s, 1]]))
+            a1 = float(aph.frame_time(aph.content_frames[ca.path[e - 1, 1]])) + phonetic.FRAME
+            after = max((k for k, (r0, _) in enumerate(ref_sec) if r0 <= t_ref), default=-1)
+            out.append({"start": _r(a0), "end": _r(a1), "after_character": after})
+    return out
