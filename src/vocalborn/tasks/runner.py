@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -96,9 +97,55 @@ def analysis_engine() -> AnalysisEngine:
     return get_engine("local")
 
 
+# How long a worker keeps retrying a claim or an outcome write while the database is unavailable
+# (each try fails within DATABASE_STATEMENT_TIMEOUT). After that the run gives up: the task's row
+# is still pending (Beat republishes it) or processing with a silent heartbeat (the reaper
+# requeues it), so nothing is lost; the message is acknowledged.
+DB_RETRY_WINDOW_SECONDS = 30.0
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout)
+
+
+def with_db_retries(fn: Any, what: str, window: float | None = None) -> Any:
+    """Run ``fn`` (one database transaction), retrying while the database is unavailable, with a
+    capped exponential backoff, for at most ``window`` seconds; then re-raise."""
+    window = DB_RETRY_WINDOW_SECONDS if window is None else window
+    deadline = time.monotonic() + window
+    delay = 0.25
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not _database_unavailable(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: the database is unavailable (%s); retrying in %.2f s", what, type(exc).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
+
+
 def run_analysis(task_id: str, worker_name: str) -> Outcome:
+    try:
+        return _run_analysis(task_id, worker_name)
+    except Exception as exc:
+        if not _database_unavailable(exc):
+            raise
+        log.error(
+            "task %s: the database stayed unavailable for %.0f s; this delivery gives up and the task "
+            "is left to the republisher / reaper",
+            task_id,
+            DB_RETRY_WINDOW_SECONDS,
+        )
+        return Outcome.SKIPPED
+
+
+def _run_analysis(task_id: str, worker_name: str) -> Outcome:
     settings = get_settings()
-    claim = claim_task(uuid.UUID(task_id), worker_name)
+    claim = with_db_retries(lambda: claim_task(uuid.UUID(task_id), worker_name), f"claim of task {task_id}")
     if isinstance(claim, Outcome):
         return claim
     with log_context(task_id=task_id, practice_record_id=str(claim.practice_record_id), attempt=claim.attempt):
@@ -107,15 +154,21 @@ def run_analysis(task_id: str, worker_name: str) -> Outcome:
         try:
             report = _analyse(claim)
             check_report(report)
-            return _complete(claim, report)
+            return with_db_retries(lambda: _complete(claim, report), f"result of task {task_id}")
         except _Cancelled:
-            return _finish_cancelled(claim)
+            return with_db_retries(lambda: _finish_cancelled(claim), f"cancel of task {task_id}")
         except _LostLease:
             log.warning("task %s was taken over by another attempt; this run stops", task_id)
             return Outcome.SKIPPED
         except (AnalysisInputError, PermanentError) as exc:
-            return _fail(claim, str(exc))
-        except Exception as exc:  # transient by default: DB, storage, remote engine, time limit
+            reason = str(exc)
+            return with_db_retries(lambda: _fail(claim, reason), f"failure of task {task_id}")
+        except SoftTimeLimitExceeded as exc:
+            # Too slow once is too slow every time (the same input, the same engine): a
+            # classified, permanent failure, not three more runs of TASK_SOFT_TIME_LIMIT each.
+            reason = _describe(exc)
+            return with_db_retries(lambda: _fail(claim, reason), f"failure of task {task_id}")
+        except Exception as exc:  # transient by default: DB, storage, remote engine
             log.warning(
                 "attempt %s of task %s hit %s: %s",
                 claim.attempt,
@@ -124,7 +177,8 @@ def run_analysis(task_id: str, worker_name: str) -> Outcome:
                 exc,
                 exc_info=True,
             )
-            return _retry_or_fail(claim, _describe(exc))
+            reason = _describe(exc)
+            return with_db_retries(lambda: _retry_or_fail(claim, reason), f"retry of task {task_id}")
         finally:
             heartbeat.stop()
 
