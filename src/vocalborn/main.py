@@ -216,6 +216,15 @@ def create_app() -> FastAPI:
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
 
     app.add_exception_handler(AudioRejected, audio_rejected)
+
+    from vocalborn.tasks.service import IdempotencyKeyReused
+
+    async def key_reused(request: Request, exc: Exception) -> JSONResponse:
+        body = field_validation_error("Idempotency-Key", str(exc), "idempotency_key_reused")
+        body["detail"][0]["loc"] = ["header", "Idempotency-Key"]
+        return JSONResponse(body, status_code=422)
+
+    app.add_exception_handler(IdempotencyKeyReused, key_reused)
     app.add_exception_handler(NotFound, _domain_error(404))
     app.add_exception_handler(Forbidden, _domain_error(403))
     app.add_exception_handler(Conflict, _domain_error(409))

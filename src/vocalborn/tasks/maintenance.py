@@ -277,12 +277,24 @@ def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
         )
         if not ids:
             return total
-        # A record whose latest analysis ages out is simply "recorded" again: it can be resubmitted.
-        db.execute(
-            update(PracticeRecord)
-            .where(col(PracticeRecord.ai_task_id).in_(ids))
-            .values(ai_task_id=None, record_status=RecordStatus.RECORDED.value, updated_at=utcnow())
+        # A record pointing at a task that ages out points at its latest successful analysis that
+        # stays, if any; otherwise it is simply "recorded" again and can be resubmitted.
+        pointing = list(
+            db.exec(  # type: ignore[call-overload]
+                select(PracticeRecord.practice_record_id).where(col(PracticeRecord.ai_task_id).in_(ids))
+            ).scalars()
         )
+        for record_id in pointing:
+            kept = service.latest_success(db, record_id, exclude=ids)
+            db.execute(
+                update(PracticeRecord)
+                .where(col(PracticeRecord.practice_record_id) == record_id)
+                .values(
+                    ai_task_id=kept.task_id if kept else None,
+                    record_status=(RecordStatus.AI_ANALYZED if kept else RecordStatus.RECORDED).value,
+                    updated_at=utcnow(),
+                )
+            )
         db.execute(delete(AIAnalysisTaskEvent).where(col(AIAnalysisTaskEvent.task_id).in_(ids)))
         db.execute(delete(AIAnalysisResult).where(col(AIAnalysisResult.task_id).in_(ids)))
         db.execute(delete(AIAnalysisTask).where(col(AIAnalysisTask.task_id).in_(ids)))
