@@ -66,3 +66,75 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 def validation_error(field: str, message: str, kind: str = "audio_rejected") -> dict[str, Any]:
     """The body of a 422 for one field, in the same shape as a schema validation error."""
     return {"detail": [{"loc": ["body", field], "msg": message, "type": kind}], "message": message}
+
+
+def _schema_refs(schema: dict[str, Any]) -> None:
+    """Point every ``$defs`` reference of a pydantic schema at components/schemas."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            schema["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+        for value in schema.values():
+            if isinstance(value, dict | list):
+                _schema_refs(value)  # type: ignore[arg-type]
+    elif isinstance(schema, list):
+        for item in schema:
+            _schema_refs(item)
+
+
+def document_errors(app: Any) -> None:
+    """Complete every operation's documented errors from what applies to every route alike, so
+    a route added later is documented too: 401 where a bearer token is read, 404 where a path
+    names a resource, 413 where there is a body, 422 (in our shape) where there is input, 503
+    wherever the database is used. Route-specific ones (403, 409, 410, 415) are declared on the
+    route with ``error_responses``."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema  # type: ignore[no-any-return]
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ErrorResponse, ValidationErrorResponse):
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in body.pop("$defs", {}).items():
+                components.setdefault(name, sub)
+            components[model.__name__] = body
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        for path, operations in schema.get("paths", {}).items():
+            for method, op in operations.items():
+                responses = op.setdefault("responses", {})
+                wanted = []
+                if op.get("security"):
+                    wanted.append(401)
+                if "{" in path:
+                    wanted.append(404)
+                if op.get("requestBody"):
+                    wanted.append(413)
+                if op.get("parameters") or op.get("requestBody"):
+                    wanted.append(422)
+                if not path.startswith(("/health", "/metrics")) or path == "/health/ready":
+                    wanted.append(503)
+                for code, entry in error_responses(*wanted).items():
+                    responses.setdefault(str(code), _entry_schema(entry))
+                for code, entry in list(responses.items()):
+                    if code == "422":
+                        responses[code] = _entry_schema(error_responses(422)[422])
+                    elif code.isdigit() and int(code) >= 400 and "content" not in entry:
+                        responses[code] = {**entry, **_entry_schema(error_responses(int(code))[int(code)])}
+        _schema_refs(schema)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
+
+
+def _entry_schema(entry: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "description": entry["description"],
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{entry['model'].__name__}"}}},
+    }
+    if "headers" in entry:
+        out["headers"] = entry["headers"]
+    return out

@@ -22,6 +22,7 @@ from vocalborn import __version__
 from vocalborn.auth.router import router as auth_router
 from vocalborn.config import get_settings
 from vocalborn.db import get_engine
+from vocalborn.errors import document_errors
 from vocalborn.errors import validation_error as field_validation_error
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
@@ -146,6 +147,7 @@ def create_app() -> FastAPI:
     app.include_router(ws_router)
     app.include_router(admin_router)
     app.add_middleware(BodySizeLimit)
+    document_errors(app)  # before the docs page copies the schema
     _install_offline_docs(app)
     install_metrics(app)  # GET /metrics and the HTTP metrics middleware
     mount_web(app)  # the waiting page at /, its files under /web/

@@ -44,7 +44,11 @@ def _validated(data: bytes, field: str) -> service.ValidAudio:
 
 
 @router.post(
-    "/sentences", status_code=status.HTTP_201_CREATED, response_model=SentencePublic, operation_id="create_sentence"
+    "/sentences",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SentencePublic,
+    operation_id="create_sentence",
+    responses=error_responses(403, 413, 415, 422),
 )
 async def create_sentence(
     user: TherapistUser,
@@ -99,7 +103,11 @@ def get_sentence_audio(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -
 
 
 @router.post(
-    "/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionPublic, operation_id="create_session"
+    "/sessions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SessionPublic,
+    operation_id="create_session",
+    responses=error_responses(403),
 )
 def create_session(user: CurrentUser, db: SessionDep, body: SessionCreate | None = None) -> SessionPublic:
     if user.role != Role.LEARNER and user.role != Role.ADMIN:
@@ -127,6 +135,7 @@ def get_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Ses
     status_code=status.HTTP_201_CREATED,
     response_model=RecordPublic,
     operation_id="create_record",
+    responses=error_responses(404, 413, 415, 422),
 )
 async def create_record(
     session_id: uuid.UUID,

@@ -124,7 +124,7 @@ def get_status(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskSta
     "/{task_id}/result",
     response_model=TaskResultResponse,
     operation_id="get_task_result",
-    responses={409: {"description": "the task has not succeeded (yet)"}},
+    responses=error_responses(404, 409),
 )
 def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskResultResponse:
     try:
@@ -192,7 +192,7 @@ def get_session_status(session_id: uuid.UUID, user: CurrentUser, db: SessionDep)
     "/{task_id}",
     response_model=TaskStatusResponse,
     operation_id="cancel_task",
-    responses={409: {"description": "the task has already finished"}},
+    responses=error_responses(403, 404, 409),
 )
 def cancel_task(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskStatusResponse:
     """Learners cancel their own queued or running analysis (admins any)."""
