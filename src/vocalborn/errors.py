@@ -103,7 +103,7 @@ def document_errors(app: Any) -> None:
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         for path, operations in schema.get("paths", {}).items():
-            for method, op in operations.items():
+            for _method, op in operations.items():
                 responses = op.setdefault("responses", {})
                 wanted = []
                 if op.get("security"):

@@ -10,6 +10,7 @@ and no request may have answered a 5xx other than the documented 503 with Retry-
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -103,10 +104,8 @@ class OwnPostgres:
 
     def thaw(self) -> None:
         for pid in self._pids():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
 
     def destroy(self) -> None:
         self.stop()
@@ -327,10 +326,8 @@ class Cluster:
 
     def stop(self) -> None:
         for proc in reversed(self.processes):
-            try:
+            with contextlib.suppress(Exception):
                 proc.stop()
-            except Exception:
-                pass
         self.processes.clear()
         if self.client is not None:
             self.client.close()
@@ -449,10 +446,8 @@ class Poller(threading.Thread):
         while not self.stop_event.is_set() and self.task_ids:
             task_id = self.task_ids[i % len(self.task_ids)]
             started = time.monotonic()
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 self.cluster.client.get(f"/api/v1/tasks/analysis/{task_id}/status", headers=self.user["headers"])
-            except httpx.HTTPError:
-                pass
             self.slowest = max(self.slowest, time.monotonic() - started)
             i += 1
             self.stop_event.wait(self.interval)

@@ -7,6 +7,7 @@ Redis, API, Beat) is shared and left running (restarted if the scenario stopped 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -130,10 +131,8 @@ def _db_outage(
         outage_end = time.monotonic() + seconds
         while time.monotonic() < outage_end:
             started = time.monotonic()
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 cluster.client.get(f"/api/v1/tasks/analysis/{tasks[0]}/status", headers=learner["headers"])
-            except httpx.HTTPError:
-                pass
             slowest = max(slowest, time.monotonic() - started)
             time.sleep(0.2)
         end(cluster)
