@@ -4,11 +4,13 @@ the schema said an array)."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from typing import Any
 
 import jsonschema
 
-from tests.support import Api
+from tests.support import Api, recording
 
 EXPECTED = {
     ("post", "/api/v1/tasks/analysis/submit"): {"401", "403", "404", "413", "422", "503"},
@@ -21,6 +23,13 @@ EXPECTED = {
     ("post", "/api/v1/admin/tasks/{task_id}/retry"): {"401", "403", "404", "409", "503"},
     ("post", "/api/v1/auth/register"): {"409", "413", "422", "503"},
 }
+
+
+def _zipped(data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("take.mp3", data)
+    return buf.getvalue()
 
 
 def _schema(api: Api) -> dict[str, Any]:
@@ -58,7 +67,7 @@ def test_a_rejected_recording_answers_in_the_documented_shape(
     ready = api.ready_record(therapist, learner)
     cases = {
         422: b"this is not audio at all" * 50,
-        415: b"PK\x03\x04" + b"\x00" * 400,
+        415: _zipped(recording(voice="Male1", fmt="mp3")),
     }
     for expected, data in cases.items():
         r = api.record(learner, ready["session"]["practice_session_id"], ready["sentence"]["sentence_id"], data)
