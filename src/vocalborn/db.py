@@ -15,7 +15,7 @@ from vocalborn.config import Settings, get_settings
 _engine: Engine | None = None
 
 
-def _deadline_connection_class() -> type:
+def _deadline_connection_class() -> Any:
     """A psycopg connection whose every wait on the server has a deadline.
 
     ``statement_timeout`` is enforced by the server, so a server that cannot answer at all

@@ -94,8 +94,10 @@ def _stored_audio(key: str, fmt: str, what: str) -> FileResponse:
     "/sentences/{sentence_id}/audio",
     operation_id="get_sentence_audio",
     response_class=FileResponse,
-    responses={200: {"content": {"audio/*": {}}, "description": "the reference recording"}}
-    | error_responses(401, 404, 410),
+    responses={
+        200: {"content": {"audio/*": {}}, "description": "the reference recording"},
+        **error_responses(401, 404, 410),
+    },
 )
 def get_sentence_audio(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -> FileResponse:
     sentence = service.get_sentence(db, sentence_id)
@@ -174,8 +176,10 @@ def get_record(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Recor
     "/records/{record_id}/audio",
     operation_id="get_record_audio",
     response_class=FileResponse,
-    responses={200: {"content": {"audio/*": {}}, "description": "the practice recording"}}
-    | error_responses(401, 404, 410),
+    responses={
+        200: {"content": {"audio/*": {}}, "description": "the practice recording"},
+        **error_responses(401, 404, 410),
+    },
 )
 def get_record_audio(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> FileResponse:
     record = service.get_record_for(db, record_id, user)

@@ -280,8 +280,8 @@ def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
         # A record pointing at a task that ages out points at its latest successful analysis that
         # stays, if any; otherwise it is simply "recorded" again and can be resubmitted.
         pointing = list(
-            db.exec(  # type: ignore[call-overload]
-                select(PracticeRecord.practice_record_id).where(col(PracticeRecord.ai_task_id).in_(ids))
+            db.execute(
+                select(PracticeRecord.practice_record_id).where(col(PracticeRecord.ai_task_id).in_(ids))  # type: ignore[call-overload]
             ).scalars()
         )
         for record_id in pointing:

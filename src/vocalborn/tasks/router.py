@@ -65,9 +65,9 @@ def status_view(db: Session, task: AIAnalysisTask) -> TaskStatusResponse:
             "model": SubmitResponse,
             "description": "an existing task: the one of this Idempotency-Key, the record's active task, "
             "or its latest successful analysis (without reanalyse)",
-        }
-    }
-    | error_responses(401, 403, 404, 413, 422, 503),
+        },
+        **error_responses(401, 403, 404, 413, 422, 503),
+    },
 )
 def submit_analysis(
     body: SubmitRequest,
