@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import threading
 import time
@@ -207,6 +208,26 @@ def _describe(exc: Exception) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+def _run_died_here(previous: str | None, me: str) -> bool:
+    """True when the run holding the lease was a process of this very worker node that no longer
+    exists: a pool child killed mid-task (OOM, SIGKILL, hard time limit), whose message Celery
+    hands straight back. Its heartbeat still looks fresh, but waiting TASK_LEASE_SECONDS for the
+    reaper would gain nothing. Anything less certain (another node, a live or foreign pid) keeps
+    the lease."""
+    if not previous:
+        return False
+    node, _, pid = previous.rpartition("/")
+    if node != me.rpartition("/")[0] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
     settings = get_settings()
     while True:
@@ -229,7 +250,7 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
                 return Outcome.CANCELLED
             if status == TaskStatus.PROCESSING and task.heartbeat_at is not None:
                 silent_for = (now - task.heartbeat_at).total_seconds()
-                if silent_for < settings.task_lease_seconds:
+                if silent_for < settings.task_lease_seconds and not _run_died_here(task.worker_name, worker_name):
                     # Another run holds a live lease: this is a duplicate (a republish, or a redelivery
                     # while it still runs). Drop it at once rather than hold a pool slot; if that run
                     # has in fact died, its heartbeat stops and the reaper requeues the task.
@@ -281,7 +302,9 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
                         "current_step": None,
                         "next_attempt_at": None,
                     },
-                    message=f"took over from {task.worker_name}, whose lease expired" if takeover else None,
+                    message=f"took over from {task.worker_name}, whose lease expired or whose process died"
+                    if takeover
+                    else None,
                 )
             except service.StaleTask:
                 db.rollback()
