@@ -60,7 +60,10 @@ def pool_child_sigkill(cluster: Cluster, n: int, heal_timeout: float = 120) -> T
 
 def node_sigkill(cluster: Cluster, n: int, heal_timeout: float = 120) -> Tally:
     tally = Tally("node SIGKILL")
-    victim = cluster.worker("victim", concurrency=2, ANALYSIS_STEP_DELAY_SECONDS=STEP)
+    # The product's long time limits: a message the victim had taken but not started must come
+    # back because its holder is dead, not because its reservation grew older than the limit.
+    limits = {"TASK_TIME_LIMIT": "360", "TASK_SOFT_TIME_LIMIT": "300", "BROKER_VISIBILITY_TIMEOUT": "3900"}
+    victim = cluster.worker("victim", concurrency=2, ANALYSIS_STEP_DELAY_SECONDS=STEP, **limits)
     learner, records, _ = cluster.learners(n)
     tasks = cluster.submit_all(learner, records, tally)
     poller = Poller(cluster, learner, tasks)
@@ -69,7 +72,7 @@ def node_sigkill(cluster: Cluster, n: int, heal_timeout: float = 120) -> Tally:
     victim.kill()
     cluster.processes.remove(victim)
     ended = time.monotonic()
-    rescuer = cluster.worker("rescuer", concurrency=2, ANALYSIS_STEP_DELAY_SECONDS=STEP)
+    rescuer = cluster.worker("rescuer", concurrency=2, ANALYSIS_STEP_DELAY_SECONDS=STEP, **limits)
     cluster.settle(tasks, ended, heal_timeout, tally)
     poller.stop()
     _stop([rescuer], cluster)
