@@ -9,6 +9,7 @@ import zipfile
 from typing import Any
 
 import jsonschema
+import pytest
 
 from tests.support import Api, recording
 
@@ -78,3 +79,15 @@ def test_a_rejected_recording_answers_in_the_documented_shape(
         if r.status_code == 422:
             assert isinstance(body["detail"], list) and body["detail"][0]["loc"] == ["body", "audio"]
             assert body["message"].startswith("audio:")
+
+
+def test_a_nul_character_in_a_text_is_a_422_not_a_500(api: Api, services: Any) -> None:
+    """Found by schemathesis: PostgreSQL cannot store NUL in a text column (it was a 500)."""
+    if services.database_kind != "postgresql":
+        pytest.skip("SQLite stores NUL characters")
+    r = api.client.post(
+        "/api/v1/auth/register",
+        json={"email": "nul@example.com", "password": "correct-horse-1", "name": "a\x00b", "role": "learner"},
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["type"] == "value_not_storable"

@@ -65,7 +65,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 def validation_error(field: str, message: str, kind: str = "audio_rejected") -> dict[str, Any]:
     """The body of a 422 for one field, in the same shape as a schema validation error."""
-    return {"detail": [{"loc": ["body", field], "msg": message, "type": kind}], "message": message}
+    loc = ["body", field] if field else ["body"]
+    return {"detail": [{"loc": loc, "msg": message, "type": kind}], "message": message}
 
 
 def _schema_refs(schema: dict[str, Any]) -> None:

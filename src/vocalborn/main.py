@@ -15,7 +15,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from vocalborn import __version__
@@ -240,6 +240,15 @@ def create_app() -> FastAPI:
 
     for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, database_down)
+
+    async def unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+        # A value that fits the schema but not the column (a NUL character in a text, say):
+        # bad input, not a bug. The driver's text is not echoed (it carries the SQL).
+        log.warning("refused a value the database cannot store on %s: %s", request.url.path, type(exc).__name__)
+        message = "a value in the request cannot be stored (for example a NUL character in a text)"
+        return JSONResponse(field_validation_error("", message, "value_not_storable"), status_code=422)
+
+    app.add_exception_handler(DataError, unstorable_value)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
