@@ -8,7 +8,8 @@ from alembic import context
 from sqlmodel import SQLModel
 
 from vocalborn import models  # noqa: F401 - registers every table
-from vocalborn.db import get_engine
+from vocalborn.config import get_settings
+from vocalborn.db import get_engine, make_engine
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("skip_logging_config"):
@@ -33,8 +34,13 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    with get_engine().connect() as connection:
-        _run(connection)
+    # An engine without the statement deadline of the app's engine: DDL may take a while.
+    engine = make_engine(get_settings(), for_migrations=True)
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+    finally:
+        engine.dispose()
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]

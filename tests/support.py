@@ -68,10 +68,18 @@ def stop_process_group(proc: subprocess.Popen[bytes] | None, log: Any, timeout: 
 class WorkerProcess:
     """A real `vocalborn worker` (Celery prefork) in its own process group."""
 
-    def __init__(self, name: str, log_dir: Path, concurrency: int = 1, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        log_dir: Path,
+        concurrency: int = 1,
+        env: dict[str, str] | None = None,
+        module: str = "vocalborn.cli",  # tests.faults.drill: the same CLI with the drill engine
+    ) -> None:
         self.name = name
         self.concurrency = concurrency
         self.extra_env = env or {}
+        self.module = module
         self.log_path = log_dir / f"worker-{name}-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -89,7 +97,7 @@ class WorkerProcess:
             [
                 sys.executable,
                 "-m",
-                "vocalborn.cli",
+                self.module,
                 "worker",
                 "--hostname",
                 f"{self.name}@%h",

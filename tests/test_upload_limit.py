@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
 from fastapi import HTTPException
 
-from vocalborn.main import UploadSizeLimit
+from vocalborn.main import BodySizeLimit, UploadSizeLimit
 
 
 def test_the_upload_limit_stops_reading_a_chunked_body_just_past_the_limit() -> None:
@@ -35,17 +36,44 @@ def test_the_upload_limit_stops_reading_a_chunked_body_just_past_the_limit() -> 
     assert pulled == limit // len(chunk) + 1  # one chunk past the limit, not the other 49
 
 
-def test_other_paths_are_not_counted() -> None:
+def test_other_bodies_stop_at_the_small_json_limit() -> None:
+    """Issue #11, defect 8: a 100 MB JSON body was parsed before the 422."""
+    from vocalborn.config import get_settings
+
+    limit = get_settings().max_json_body_bytes
     pulled = 0
 
     async def receive() -> dict[str, Any]:
         nonlocal pulled
         pulled += 1
-        return {"type": "http.request", "body": b"x" * 1_048_576, "more_body": pulled < 200}
+        return {"type": "http.request", "body": b"x" * 16_384, "more_body": pulled < 6400}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         while (await receive()).get("more_body"):
             pass
 
-    asyncio.run(UploadSizeLimit(app)({"type": "http", "method": "POST", "path": "/api/v1/auth/login"}, receive, None))
-    assert pulled == 200
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/tasks/analysis/submit", "headers": []}
+    with pytest.raises(HTTPException) as refused:
+        asyncio.run(BodySizeLimit(app)(scope, receive, None))
+    assert refused.value.status_code == 413
+    assert pulled == limit // 16_384 + 1
+
+
+def test_a_large_json_body_gets_a_413_json_answer(api: Any) -> None:
+    from vocalborn.config import get_settings
+
+    limit = get_settings().max_json_body_bytes
+    body = b'{"practice_record_id": "' + b"x" * (limit * 4) + b'"}'
+    # declared length: refused before reading
+    r = api.client.post("/api/v1/tasks/analysis/submit", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "limit" in r.json()["detail"], r.text
+
+    def chunks() -> Any:  # no Content-Length: counted while it streams
+        for i in range(0, len(body), 8192):
+            yield body[i : i + 8192]
+
+    r = api.client.post("/api/v1/tasks/analysis/submit", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "limit" in r.json()["detail"], r.text
+    # small bodies are untouched
+    r = api.client.post("/api/v1/tasks/analysis/submit", json={"practice_record_id": str(uuid.uuid4())})
+    assert r.status_code == 401

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     # --- database ------------------------------------------------------------------------------
     database_url: str | None = None  # default: sqlite:///<data_dir>/vocalborn.sqlite3
     database_pool_size: int = 10
+    # A database that hangs (frozen, partitioned) must cost a request seconds, not minutes: the
+    # API answers 503 and workers retry. Connect, pool wait, and statement (enforced by the server
+    # and, for a server that cannot answer at all, by the client 0.5 s later), in seconds.
+    database_connect_timeout: int = 2  # libpq counts whole seconds, at least 2
+    database_pool_timeout: float = 2.0
+    database_statement_timeout: float = 2.0
 
     # --- broker, results, pub/sub --------------------------------------------------------------
     celery_broker_url: str | None = None  # default: the embedded Redis, db 0
@@ -87,6 +93,10 @@ class Settings(BaseSettings):
     ai_service_url: str | None = None
     ai_service_api_key: str | None = None
     ai_service_timeout: float = 60.0
+
+    # --- request bodies ---------------------------------------------------------------------------
+    # JSON (and every other non-upload) body larger than this is refused with 413 while it streams.
+    max_json_body_bytes: int = 65_536
 
     # --- uploads -----------------------------------------------------------------------------------
     max_audio_file_size: int = 52_428_800  # 50 MB

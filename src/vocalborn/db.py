@@ -15,7 +15,33 @@ from vocalborn.config import Settings, get_settings
 _engine: Engine | None = None
 
 
-def make_engine(settings: Settings) -> Engine:
+def _deadline_connection_class() -> Any:
+    """A psycopg connection whose every wait on the server has a deadline.
+
+    ``statement_timeout`` is enforced by the server, so a server that cannot answer at all
+    (SIGSTOP, a partition: the kernel still acknowledges our packets, so TCP timeouts never fire)
+    would leave a query, or the pool's pre-ping, waiting forever. Here each round trip gives up
+    after ``io_timeout`` seconds, the connection is closed (it is in an unknown state) and a
+    ``psycopg.OperationalError`` says so: the API turns it into 503, workers retry."""
+    import psycopg
+    from psycopg import errors
+
+    class DeadlineConnection(psycopg.Connection):  # type: ignore[type-arg]
+        io_timeout: float | None = None
+
+        def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+            limit = timeout if timeout is not None else self.io_timeout
+            try:
+                return super().wait(gen, interval=interval, timeout=limit)
+            except errors._WaitTimeout:
+                self.pgconn.finish()
+                raise psycopg.OperationalError(f"the database did not answer within {limit:g} s") from None
+
+    return DeadlineConnection
+
+
+def make_engine(settings: Settings, *, for_migrations: bool = False) -> Engine:
+    """The process's engine. ``for_migrations``: no statement deadline (DDL may take long)."""
     url = settings.effective_database_url
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
@@ -36,13 +62,30 @@ def make_engine(settings: Settings) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(
+    statement_ms = 0 if for_migrations else int(settings.database_statement_timeout * 1000)
+    engine = create_engine(
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        pool_timeout=settings.database_pool_timeout,
+        connect_args={
+            "connect_timeout": settings.database_connect_timeout,
+            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
+        },
     )
+    if url.startswith("postgresql+psycopg") and not for_migrations:
+        connection_class = _deadline_connection_class()
+        io_timeout = settings.database_statement_timeout + 0.5
+
+        @event.listens_for(engine, "do_connect")
+        def _connect_with_deadline(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+            conn = connection_class.connect(*cargs, **cparams)
+            conn.io_timeout = io_timeout
+            return conn
+
+    return engine
 
 
 def get_engine() -> Engine:

@@ -15,12 +15,15 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from vocalborn import __version__
 from vocalborn.auth.router import router as auth_router
 from vocalborn.config import get_settings
 from vocalborn.db import get_engine
+from vocalborn.errors import document_errors
+from vocalborn.errors import validation_error as field_validation_error
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
 from vocalborn.practice.router import router as practice_router
@@ -33,6 +36,9 @@ from vocalborn.web.router import mount_web
 log = logging.getLogger("vocalborn.api")
 
 UPLOAD_PATHS = ("/api/v1/practice/",)
+UPLOAD_ROUTE = re.compile(r"/api/v1/practice/(sentences|sessions/[^/]+/records)")
+# What a database that is down, frozen or out of connections raises; each becomes 503 JSON.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -47,20 +53,41 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await shutdown_hub()  # closes open task sockets (1001) and the progress subscription
 
 
-class UploadSizeLimit:
-    """Counts the bytes of an upload as they arrive and stops at the limit, whatever the client
-    says (or does not say, with chunked encoding) in Content-Length. Pure ASGI: nothing is
-    buffered here, and Starlette never spools more than the limit to disk."""
+def is_upload(method: str, path: str) -> bool:
+    """The two routes that take a recording (multipart, up to MAX_AUDIO_FILE_SIZE)."""
+    return method == "POST" and UPLOAD_ROUTE.fullmatch(path) is not None
+
+
+def _too_large(detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=413)
+
+
+class BodySizeLimit:
+    """Counts the bytes of a request body as they arrive and stops at the limit, whatever the
+    client says (or does not say, with chunked encoding) in Content-Length. Uploads may carry a
+    recording (MAX_AUDIO_FILE_SIZE); every other body is small JSON or a form
+    (MAX_JSON_BODY_BYTES). Pure ASGI: nothing is buffered here, and Starlette never spools more
+    than the limit to disk."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith(UPLOAD_PATHS):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        file_limit = get_settings().max_audio_file_size
-        limit = file_limit + 1_048_576  # room for the form fields around the file
+        settings = get_settings()
+        if is_upload(scope["method"], scope["path"]):
+            file_limit = settings.max_audio_file_size
+            limit = file_limit + 1_048_576  # room for the form fields around the file
+            detail = f"the upload is larger than the limit of {file_limit} bytes per file"
+        else:
+            limit = settings.max_json_body_bytes
+            detail = f"the request body is larger than the limit of {limit} bytes"
+            length = dict(scope.get("headers") or []).get(b"content-length", b"")
+            if length.isdigit() and int(length) > limit:
+                await _too_large(detail)(scope, receive, send)
+                return
         seen = 0
 
         async def counting_receive() -> dict[str, Any]:
@@ -70,10 +97,13 @@ class UploadSizeLimit:
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     # FastAPI re-raises an HTTPException met while reading the body: a JSON 413.
-                    raise HTTPException(413, f"the upload is larger than the limit of {file_limit} bytes per file")
+                    raise HTTPException(413, detail)
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+UploadSizeLimit = BodySizeLimit  # the name it had when only uploads were limited
 
 
 def _install_offline_docs(app: FastAPI) -> None:
@@ -116,7 +146,8 @@ def create_app() -> FastAPI:
     app.include_router(tasks_router)
     app.include_router(ws_router)
     app.include_router(admin_router)
-    app.add_middleware(UploadSizeLimit)
+    app.add_middleware(BodySizeLimit)
+    document_errors(app)  # before the docs page copies the schema
     _install_offline_docs(app)
     install_metrics(app)  # GET /metrics and the HTTP metrics middleware
     mount_web(app)  # the waiting page at /, its files under /web/
@@ -178,16 +209,46 @@ def create_app() -> FastAPI:
 
         return handler
 
+    from vocalborn.practice.service import AudioRejected
+
+    async def audio_rejected(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AudioRejected)
+        if exc.status_code == 422:  # the same shape as any other 422 (the documented one)
+            return JSONResponse(field_validation_error(exc.field, exc.message), status_code=422)
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    app.add_exception_handler(AudioRejected, audio_rejected)
+
+    from vocalborn.tasks.service import IdempotencyKeyReused
+
+    async def key_reused(request: Request, exc: Exception) -> JSONResponse:
+        body = field_validation_error("Idempotency-Key", str(exc), "idempotency_key_reused")
+        body["detail"][0]["loc"] = ["header", "Idempotency-Key"]
+        return JSONResponse(body, status_code=422)
+
+    app.add_exception_handler(IdempotencyKeyReused, key_reused)
     app.add_exception_handler(NotFound, _domain_error(404))
     app.add_exception_handler(Forbidden, _domain_error(403))
     app.add_exception_handler(Conflict, _domain_error(409))
 
-    @app.exception_handler(OperationalError)
-    async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database unavailable: %s", exc.orig if exc.orig else exc)
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        # Down, frozen, out of connections or over a deadline: the same answer, at once.
+        log.error("database unavailable: %s: %s", type(exc).__name__, getattr(exc, "orig", None) or exc)
         return JSONResponse(
             {"detail": "the database is unavailable; try again shortly"}, status_code=503, headers={"Retry-After": "5"}
         )
+
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, database_down)
+
+    async def unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+        # A value that fits the schema but not the column (a NUL character in a text, say):
+        # bad input, not a bug. The driver's text is not echoed (it carries the SQL).
+        log.warning("refused a value the database cannot store on %s: %s", request.url.path, type(exc).__name__)
+        message = "a value in the request cannot be stored (for example a NUL character in a text)"
+        return JSONResponse(field_validation_error("", message, "value_not_storable"), status_code=422)
+
+    app.add_exception_handler(DataError, unstorable_value)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

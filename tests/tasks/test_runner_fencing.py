@@ -130,3 +130,20 @@ def test_a_cancel_a_stuck_run_never_honours_is_forced_by_the_reaper(
     assert _state(claim.task_id)[0] == "cancelled"
     assert runner._complete(claim, _report()) is runner.Outcome.SKIPPED  # the stuck run wakes up too late
     assert _state(claim.task_id) == ("cancelled", claim.attempt, 0)
+
+
+def test_a_lease_held_by_a_dead_process_of_this_node_is_taken_over_at_once() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from vocalborn.tasks.runner import _run_died_here
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    me = f"node-a@host/{os.getpid()}"
+    assert _run_died_here(f"node-a@host/{child.pid}", me)  # its pool child is gone
+    assert not _run_died_here(f"node-b@host/{child.pid}", me)  # another node: keep its lease
+    assert not _run_died_here(f"node-a@host/{os.getppid()}", me)  # alive
+    assert not _run_died_here(f"node-a@host/{os.getpid()}", me)  # this very process
+    assert not _run_died_here(None, me)

@@ -87,11 +87,33 @@ def _read_source(source: AudioSource) -> bytes:
     return data
 
 
-def _decode(source: AudioSource, sample_rate: int | None) -> tuple[AudioInfo, np.ndarray | None]:
+def _header_duration(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float | None:
+    """The duration the container or stream header announces, if any (seconds)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return float(container.duration) / av.time_base
+    return None
+
+
+def _mono(frame_samples: np.ndarray) -> np.ndarray:
+    """Down-mix planar samples (channels x n) by the mean of the channels: identical channels
+    keep their level, and nothing a single channel could not reach is ever produced. (FFmpeg's
+    default matrix adds them at -3 dB each: identical stereo at 0.9 became 1.27.)"""
+    if frame_samples.ndim == 1 or frame_samples.shape[0] == 1:
+        return frame_samples.reshape(-1)
+    return frame_samples.mean(axis=0)
+
+
+def _decode(
+    source: AudioSource, sample_rate: int | None, max_seconds: float | None = None
+) -> tuple[AudioInfo, np.ndarray | None]:
     """Decode the first audio stream completely.
 
     With ``sample_rate`` None only the samples are counted (probe); otherwise the audio is
-    resampled to mono float32 at ``sample_rate`` and returned.
+    resampled to mono float32 at ``sample_rate`` and returned. With ``max_seconds``, a stream
+    whose header announces more than that is not decoded at all, and decoding stops as soon as
+    it passes it: the AudioInfo then reports the duration seen so far (more than the limit).
     """
     data = _read_source(source)
     # A BytesIO without a name: FFmpeg probes the content only, never an extension.
@@ -104,7 +126,21 @@ def _decode(source: AudioSource, sample_rate: int | None) -> tuple[AudioInfo, np
             raise UndecodableAudioError(_MSG_NO_STREAM)
         stream = container.streams.audio[0]
         fmt = canonical_format(container.format.name, str(container.metadata.get("major_brand", "")))
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate) if sample_rate else None
+        if max_seconds is not None:
+            announced = _header_duration(container, stream)
+            # Headers can be estimates (mp3 without a Xing frame): refuse only a clear excess.
+            if announced is not None and announced > max_seconds * 1.1 + 1.0:
+                return (
+                    AudioInfo(
+                        format=fmt,
+                        duration_seconds=round(announced, 3),
+                        sample_rate=int(stream.sample_rate or 0),
+                        channels=int(stream.channels or 1),
+                    ),
+                    None,
+                )
+        # Planar float at the target rate, channels kept: _mono averages them.
+        resampler = av.AudioResampler(format="fltp", rate=sample_rate) if sample_rate else None
         chunks: list[np.ndarray] = []
         n_samples = 0
         in_rate = 0
@@ -127,12 +163,14 @@ def _decode(source: AudioSource, sample_rate: int | None) -> tuple[AudioInfo, np
                     channels = channels or len(frame.layout.channels)
                     if resampler is not None:
                         for out in resampler.resample(frame):
-                            chunks.append(out.to_ndarray().reshape(-1))
+                            chunks.append(_mono(out.to_ndarray()))
+                if max_seconds is not None and in_rate and n_samples / in_rate > max_seconds:
+                    break  # long enough to refuse: the rest is not worth decoding
         except (av.error.FFmpegError, ValueError, OSError) as exc:
             raise UndecodableAudioError(_MSG_CORRUPT) from exc
         if resampler is not None:
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(_mono(out.to_ndarray()))
     if packets and bad > MAX_BAD_PACKET_SHARE * packets:
         raise UndecodableAudioError(_MSG_CORRUPT)
     if n_samples == 0 or in_rate <= 0:
@@ -153,17 +191,21 @@ def _decode_packet(stream: av.audio.stream.AudioStream, packet: av.Packet) -> li
     return list(stream.codec_context.decode(packet))
 
 
-def probe_audio(source: AudioSource) -> AudioInfo:
+def probe_audio(source: AudioSource, max_seconds: float | None = None) -> AudioInfo:
     """Validate an upload: detect the container by content and decode it completely.
 
     Decoding everything (3-13 ms for a practice recording) is the only way to be sure the
     file is usable and to get the true duration: container headers often lie, or are
     missing, for streamed browser recordings (webm, adts).
 
+    With ``max_seconds`` a file that is longer costs little: a header announcing clearly more
+    is refused without decoding, and decoding stops once the limit is passed (the duration
+    returned is then more than ``max_seconds``, not the full length).
+
     Raises:
         UndecodableAudioError: not audio, corrupt, or without an audio stream.
     """
-    info, _ = _decode(source, None)
+    info, _ = _decode(source, None, max_seconds)
     return info
 
 

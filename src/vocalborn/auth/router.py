@@ -10,11 +10,18 @@ from vocalborn.auth.dependencies import CurrentUser, SessionDep
 from vocalborn.auth.models import Role
 from vocalborn.auth.schemas import RegisterRequest, Token, UserPublic
 from vocalborn.auth.security import create_access_token
+from vocalborn.errors import error_responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserPublic, operation_id="register")
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPublic,
+    operation_id="register",
+    responses=error_responses(409),
+)
 def register(body: RegisterRequest, db: SessionDep) -> UserPublic:
     try:
         user = service.create_user(db, email=body.email, password=body.password, name=body.name, role=Role(body.role))
@@ -23,7 +30,7 @@ def register(body: RegisterRequest, db: SessionDep) -> UserPublic:
     return UserPublic.model_validate(user)
 
 
-@router.post("/login", response_model=Token, operation_id="login")
+@router.post("/login", response_model=Token, operation_id="login", responses=error_responses(401))
 def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: SessionDep) -> Token:
     user = service.authenticate(db, form.username, form.password)
     if user is None:

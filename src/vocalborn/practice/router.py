@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 from vocalborn.auth.dependencies import CurrentUser, SessionDep, TherapistUser
 from vocalborn.auth.models import Role
 from vocalborn.config import get_settings
+from vocalborn.errors import error_responses
 from vocalborn.practice import service
 from vocalborn.practice.schemas import RecordPublic, SentencePublic, SessionCreate, SessionPublic
 from vocalborn.storage import get_storage
@@ -38,14 +39,16 @@ async def _read_upload(upload: UploadFile, field: str) -> bytes:
 
 
 def _validated(data: bytes, field: str) -> service.ValidAudio:
-    try:
-        return service.validate_audio(data, get_settings(), field)
-    except service.AudioRejected as exc:
-        raise HTTPException(exc.status_code, exc.message) from None
+    # AudioRejected becomes 413/415 {"detail": str} or 422 in the validation-error shape (main.py)
+    return service.validate_audio(data, get_settings(), field)
 
 
 @router.post(
-    "/sentences", status_code=status.HTTP_201_CREATED, response_model=SentencePublic, operation_id="create_sentence"
+    "/sentences",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SentencePublic,
+    operation_id="create_sentence",
+    responses=error_responses(403, 413, 415, 422),
 )
 async def create_sentence(
     user: TherapistUser,
@@ -78,15 +81,35 @@ def get_sentence(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -> Sent
     return SentencePublic.model_validate(service.get_sentence(db, sentence_id))
 
 
-@router.get("/sentences/{sentence_id}/audio", operation_id="get_sentence_audio")
+def _stored_audio(key: str, fmt: str, what: str) -> FileResponse:
+    """The stored file, or 410 JSON when its row outlived it (a lost disk, a manual cleanup):
+    never a 500 and a dropped connection halfway through the headers."""
+    path = get_storage().path(key)
+    if not path.is_file():
+        raise HTTPException(status.HTTP_410_GONE, f"the {what} is no longer in storage")
+    return FileResponse(path, media_type=_MEDIA_TYPES.get(fmt, "application/octet-stream"))
+
+
+@router.get(
+    "/sentences/{sentence_id}/audio",
+    operation_id="get_sentence_audio",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"audio/*": {}}, "description": "the reference recording"},
+        **error_responses(401, 404, 410),
+    },
+)
 def get_sentence_audio(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -> FileResponse:
     sentence = service.get_sentence(db, sentence_id)
-    path = get_storage().path(sentence.reference_audio_key)
-    return FileResponse(path, media_type=_MEDIA_TYPES.get(sentence.reference_audio_format, "application/octet-stream"))
+    return _stored_audio(sentence.reference_audio_key, sentence.reference_audio_format, "reference recording")
 
 
 @router.post(
-    "/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionPublic, operation_id="create_session"
+    "/sessions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SessionPublic,
+    operation_id="create_session",
+    responses=error_responses(403),
 )
 def create_session(user: CurrentUser, db: SessionDep, body: SessionCreate | None = None) -> SessionPublic:
     if user.role != Role.LEARNER and user.role != Role.ADMIN:
@@ -114,6 +137,7 @@ def get_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Ses
     status_code=status.HTTP_201_CREATED,
     response_model=RecordPublic,
     operation_id="create_record",
+    responses=error_responses(404, 413, 415, 422),
 )
 async def create_record(
     session_id: uuid.UUID,
@@ -148,10 +172,15 @@ def get_record(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Recor
     return RecordPublic.model_validate(service.get_record_for(db, record_id, user))
 
 
-@router.get("/records/{record_id}/audio", operation_id="get_record_audio")
+@router.get(
+    "/records/{record_id}/audio",
+    operation_id="get_record_audio",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"audio/*": {}}, "description": "the practice recording"},
+        **error_responses(401, 404, 410),
+    },
+)
 def get_record_audio(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> FileResponse:
     record = service.get_record_for(db, record_id, user)
-    return FileResponse(
-        get_storage().path(record.audio_key),
-        media_type=_MEDIA_TYPES.get(record.audio_format, "application/octet-stream"),
-    )
+    return _stored_audio(record.audio_key, record.audio_format, "practice recording")

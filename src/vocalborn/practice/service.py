@@ -17,10 +17,11 @@ from vocalborn.storage import Storage
 class AudioRejected(Exception):
     """An upload we will not store; ``status_code`` says which 4xx."""
 
-    def __init__(self, status_code: int, message: str) -> None:
+    def __init__(self, status_code: int, message: str, field: str = "audio") -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+        self.field = field
 
 
 class NotFound(Exception):
@@ -40,27 +41,40 @@ def validate_audio(data: bytes, settings: Settings, field: str) -> ValidAudio:
     from vocalborn.analysis.types import UndecodableAudioError
 
     if not data:
-        raise AudioRejected(422, f"{field}: the file is empty")
+        raise AudioRejected(422, f"{field}: the file is empty", field)
     if len(data) > settings.max_audio_file_size:
         raise AudioRejected(
-            413, f"{field}: the file is {len(data)} bytes; the limit is {settings.max_audio_file_size} bytes"
+            413, f"{field}: the file is {len(data)} bytes; the limit is {settings.max_audio_file_size} bytes", field
         )
+    from vocalborn.practice import sniff
+
     try:
-        info = probe_audio(data)
+        # Decoding stops past the duration limit: a 4-hour file costs what a 2-minute one does.
+        info = probe_audio(data, max_seconds=settings.max_audio_duration)
     except UndecodableAudioError as exc:
-        raise AudioRejected(422, f"{field}: {exc}") from None
+        raise AudioRejected(422, f"{field}: {exc}", field) from None
+    if not sniff.starts_like(data, info.format):
+        # FFmpeg found audio *inside* something else (an mp3 stored in a ZIP, say).
+        what = sniff.looks_like(data) or "something else"
+        raise AudioRejected(
+            415,
+            f"{field}: the file is not a {info.format} recording (it looks like {what}); send the recording itself",
+            field,
+        )
     if info.format not in settings.audio_formats:
         allowed = ", ".join(sorted(settings.audio_formats))
-        raise AudioRejected(415, f"{field}: {info.format} audio is not accepted; send one of: {allowed}")
+        raise AudioRejected(415, f"{field}: {info.format} audio is not accepted; send one of: {allowed}", field)
     if info.duration_seconds < settings.min_audio_duration:
         raise AudioRejected(
             422,
             f"{field}: the recording is {info.duration_seconds:.2f} s long; at least {settings.min_audio_duration} s is needed",
+            field,
         )
     if info.duration_seconds > settings.max_audio_duration:
         raise AudioRejected(
             422,
-            f"{field}: the recording is {info.duration_seconds:.1f} s long; at most {settings.max_audio_duration:.0f} s is accepted",
+            f"{field}: the recording is longer than {settings.max_audio_duration:.0f} s; at most {settings.max_audio_duration:.0f} s is accepted",
+            field,
         )
     return ValidAudio(data=data, format=info.format, duration_seconds=info.duration_seconds)
 

@@ -9,13 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 
 from vocalborn.auth.dependencies import AdminUser, SessionDep
+from vocalborn.errors import error_responses
 from vocalborn.tasks import maintenance, service
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.router import status_view
 from vocalborn.tasks.schemas import TaskStatusResponse
 from vocalborn.tasks.states import TaskStatus
 
-router = APIRouter(prefix="/api/v1/admin/tasks", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin/tasks", tags=["admin"], responses=error_responses(401, 403))
 
 
 def _task(db: SessionDep, task_id: uuid.UUID) -> AIAnalysisTask:
@@ -44,14 +45,21 @@ def list_tasks(
     return [status_view(db, t) for t in tasks]
 
 
-@router.delete("/{task_id}", response_model=TaskStatusResponse, operation_id="admin_cancel_task")
+@router.delete(
+    "/{task_id}", response_model=TaskStatusResponse, operation_id="admin_cancel_task", responses=error_responses(409)
+)
 def cancel(task_id: uuid.UUID, admin: AdminUser, db: SessionDep) -> TaskStatusResponse:
     """Cancel: a queued task never runs; a running one stops at its next step and ends cancelled."""
     task = service.cancel_task(db, _task(db, task_id), admin)
     return status_view(db, task)
 
 
-@router.post("/{task_id}/retry", response_model=TaskStatusResponse, operation_id="admin_retry_task")
+@router.post(
+    "/{task_id}/retry",
+    response_model=TaskStatusResponse,
+    operation_id="admin_retry_task",
+    responses=error_responses(409),
+)
 def retry(task_id: uuid.UUID, admin: AdminUser, db: SessionDep) -> TaskStatusResponse:
     """Run a failed or cancelled task again; its history is kept."""
     task = _task(db, task_id)

@@ -67,6 +67,18 @@ def queued_task_ids() -> tuple[set[str], set[str]] | None:
     return waiting, reserved
 
 
+def _reservation_holders(task_ids: list[str]) -> tuple[dict[str, str | None], set[str] | None]:
+    """Which worker took each message (as the worker noted it), and which workers are online;
+    ({}, None) when Redis cannot tell."""
+    from vocalborn.tasks import registry
+
+    try:
+        return registry.reserved_by(task_ids), {w["hostname"] for w in registry.online_workers()}
+    except Exception as exc:
+        log.warning("cannot read reservations or the worker registry: %s", exc)
+        return {}, None
+
+
 def republish_stranded_tasks(now: datetime | None = None) -> int:
     """Publish pending tasks whose message never reached the broker (or was lost with it), and
     overdue retries whose delayed message is gone."""
@@ -96,14 +108,20 @@ def republish_stranded_tasks(now: datetime | None = None) -> int:
         except Exception as exc:
             log.warning("cannot inspect the broker (%s); republishing nothing this round", exc)
             return 0
+        holders, alive = _reservation_holders([t.celery_task_id for t in candidates])
         count = 0
         for task in candidates:
             if in_broker is not None:
                 waiting, reserved = in_broker
                 if task.celery_task_id in waiting:
                     continue  # still waiting its turn
-                if task.status == TaskStatus.PENDING and task.celery_task_id in reserved:
+                holder = holders.get(task.celery_task_id)
+                held_by_the_dead = holder is not None and alive is not None and holder not in alive
+                if task.status == TaskStatus.PENDING and task.celery_task_id in reserved and not held_by_the_dead:
                     continue  # a worker holds it and is about to start it
+                # A worker that was killed left it reserved: Redis would hand it back only after
+                # the visibility timeout. (A duplicate, should that worker live, is harmless: the
+                # claim takes a task once.)
                 # An overdue retry held by a worker is not trusted: its countdown has long passed.
             try:
                 event = service.apply_transition(
@@ -277,12 +295,24 @@ def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
         )
         if not ids:
             return total
-        # A record whose latest analysis ages out is simply "recorded" again: it can be resubmitted.
-        db.execute(
-            update(PracticeRecord)
-            .where(col(PracticeRecord.ai_task_id).in_(ids))
-            .values(ai_task_id=None, record_status=RecordStatus.RECORDED.value, updated_at=utcnow())
+        # A record pointing at a task that ages out points at its latest successful analysis that
+        # stays, if any; otherwise it is simply "recorded" again and can be resubmitted.
+        pointing = list(
+            db.execute(
+                select(PracticeRecord.practice_record_id).where(col(PracticeRecord.ai_task_id).in_(ids))  # type: ignore[call-overload]
+            ).scalars()
         )
+        for record_id in pointing:
+            kept = service.latest_success(db, record_id, exclude=ids)
+            db.execute(
+                update(PracticeRecord)
+                .where(col(PracticeRecord.practice_record_id) == record_id)
+                .values(
+                    ai_task_id=kept.task_id if kept else None,
+                    record_status=(RecordStatus.AI_ANALYZED if kept else RecordStatus.RECORDED).value,
+                    updated_at=utcnow(),
+                )
+            )
         db.execute(delete(AIAnalysisTaskEvent).where(col(AIAnalysisTaskEvent.task_id).in_(ids)))
         db.execute(delete(AIAnalysisResult).where(col(AIAnalysisResult.task_id).in_(ids)))
         db.execute(delete(AIAnalysisTask).where(col(AIAnalysisTask.task_id).in_(ids)))

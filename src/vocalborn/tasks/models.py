@@ -43,6 +43,8 @@ class AIAnalysisTask(SQLModel, table=True):
             postgresql_where=text(f"status IN ({_ACTIVE})"),
             sqlite_where=text(f"status IN ({_ACTIVE})"),
         ),
+        # A client's Idempotency-Key names one submit of one user (NULLs never collide).
+        Index("uq_ai_analysis_tasks_user_idempotency_key", "user_id", "idempotency_key", unique=True),
     )
 
     task_id: uuid.UUID = Field(default_factory=uuid.uuid4, sa_column=Column(Uuid, primary_key=True))
@@ -84,6 +86,10 @@ class AIAnalysisTask(SQLModel, table=True):
     cancel_requested_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     publish_count: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     request_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # The submit's Idempotency-Key header and a hash of its body: the same key with the same body
+    # within IDEMPOTENCY_WINDOW returns this task; with another body it is refused.
+    idempotency_key: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    request_fingerprint: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))

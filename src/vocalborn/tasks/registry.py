@@ -39,3 +39,21 @@ def online_workers() -> list[dict[str, Any]]:
     if not keys:
         return []
     return [json.loads(v) for v in client.mget(keys) if v]
+
+
+def _reserved_key(task_id: str) -> str:
+    return f"{get_settings().redis_key_prefix}reserved:{task_id}"
+
+
+def note_reserved(task_id: str, hostname: str) -> None:
+    """A worker's main process took this message from the broker (it may wait in its buffer
+    before a pool process starts it). Lets the republisher tell a reservation held by a live
+    worker from one left behind by a worker that was killed."""
+    get_redis().set(_reserved_key(task_id), hostname, ex=get_settings().task_time_limit)
+
+
+def reserved_by(task_ids: list[str]) -> dict[str, str | None]:
+    if not task_ids:
+        return {}
+    values = get_redis().mget([_reserved_key(t) for t in task_ids])
+    return {t: (v.decode() if isinstance(v, bytes) else v) for t, v in zip(task_ids, values, strict=True)}

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.auth.dependencies import CurrentUser, SessionDep
+from vocalborn.errors import error_responses
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import service
 from vocalborn.tasks.models import AIAnalysisTask
@@ -58,15 +60,40 @@ def status_view(db: Session, task: AIAnalysisTask) -> TaskStatusResponse:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmitResponse,
     operation_id="submit_analysis",
-    responses={200: {"model": SubmitResponse, "description": "an active task for this record already exists"}},
+    responses={
+        200: {
+            "model": SubmitResponse,
+            "description": "an existing task: the one of this Idempotency-Key, the record's active task, "
+            "or its latest successful analysis (without reanalyse)",
+        },
+        **error_responses(401, 403, 404, 413, 422, 503),
+    },
 )
-def submit_analysis(body: SubmitRequest, request: Request, user: CurrentUser, db: SessionDep) -> JSONResponse:
+def submit_analysis(
+    body: SubmitRequest,
+    request: Request,
+    user: CurrentUser,
+    db: SessionDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=r"^[\x21-\x7e]{1,255}$",
+            description="the same key with the same body within 24 h returns the same task (200); "
+            "with a different body it is refused (422)",
+        ),
+    ] = None,
+) -> JSONResponse:
+    fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     outcome = service.submit_analysis(
         db,
         user,
         body.practice_record_id,
         body.parameters.model_dump(),
         request_id=getattr(request.state, "request_id", None),
+        reanalyse=body.reanalyse,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
     )
     task = outcome.task
     position = service.queue_position(db, task)
@@ -97,7 +124,7 @@ def get_status(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskSta
     "/{task_id}/result",
     response_model=TaskResultResponse,
     operation_id="get_task_result",
-    responses={409: {"description": "the task has not succeeded (yet)"}},
+    responses=error_responses(404, 409),
 )
 def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskResultResponse:
     try:
@@ -165,7 +192,7 @@ def get_session_status(session_id: uuid.UUID, user: CurrentUser, db: SessionDep)
     "/{task_id}",
     response_model=TaskStatusResponse,
     operation_id="cancel_task",
-    responses={409: {"description": "the task has already finished"}},
+    responses=error_responses(403, 404, 409),
 )
 def cancel_task(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskStatusResponse:
     """Learners cancel their own queued or running analysis (admins any)."""

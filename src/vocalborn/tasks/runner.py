@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import threading
 import time
@@ -20,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -96,9 +98,55 @@ def analysis_engine() -> AnalysisEngine:
     return get_engine("local")
 
 
+# How long a worker keeps retrying a claim or an outcome write while the database is unavailable
+# (each try fails within DATABASE_STATEMENT_TIMEOUT). After that the run gives up: the task's row
+# is still pending (Beat republishes it) or processing with a silent heartbeat (the reaper
+# requeues it), so nothing is lost; the message is acknowledged.
+DB_RETRY_WINDOW_SECONDS = 30.0
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout)
+
+
+def with_db_retries(fn: Any, what: str, window: float | None = None) -> Any:
+    """Run ``fn`` (one database transaction), retrying while the database is unavailable, with a
+    capped exponential backoff, for at most ``window`` seconds; then re-raise."""
+    window = DB_RETRY_WINDOW_SECONDS if window is None else window
+    deadline = time.monotonic() + window
+    delay = 0.25
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not _database_unavailable(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: the database is unavailable (%s); retrying in %.2f s", what, type(exc).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
+
+
 def run_analysis(task_id: str, worker_name: str) -> Outcome:
+    try:
+        return _run_analysis(task_id, worker_name)
+    except Exception as exc:
+        if not _database_unavailable(exc):
+            raise
+        log.error(
+            "task %s: the database stayed unavailable for %.0f s; this delivery gives up and the task "
+            "is left to the republisher / reaper",
+            task_id,
+            DB_RETRY_WINDOW_SECONDS,
+        )
+        return Outcome.SKIPPED
+
+
+def _run_analysis(task_id: str, worker_name: str) -> Outcome:
     settings = get_settings()
-    claim = claim_task(uuid.UUID(task_id), worker_name)
+    claim = with_db_retries(lambda: claim_task(uuid.UUID(task_id), worker_name), f"claim of task {task_id}")
     if isinstance(claim, Outcome):
         return claim
     with log_context(task_id=task_id, practice_record_id=str(claim.practice_record_id), attempt=claim.attempt):
@@ -107,15 +155,21 @@ def run_analysis(task_id: str, worker_name: str) -> Outcome:
         try:
             report = _analyse(claim)
             check_report(report)
-            return _complete(claim, report)
+            return with_db_retries(lambda: _complete(claim, report), f"result of task {task_id}")
         except _Cancelled:
-            return _finish_cancelled(claim)
+            return with_db_retries(lambda: _finish_cancelled(claim), f"cancel of task {task_id}")
         except _LostLease:
             log.warning("task %s was taken over by another attempt; this run stops", task_id)
             return Outcome.SKIPPED
         except (AnalysisInputError, PermanentError) as exc:
-            return _fail(claim, str(exc))
-        except Exception as exc:  # transient by default: DB, storage, remote engine, time limit
+            reason = str(exc)
+            return with_db_retries(lambda: _fail(claim, reason), f"failure of task {task_id}")
+        except SoftTimeLimitExceeded as exc:
+            # Too slow once is too slow every time (the same input, the same engine): a
+            # classified, permanent failure, not three more runs of TASK_SOFT_TIME_LIMIT each.
+            reason = _describe(exc)
+            return with_db_retries(lambda: _fail(claim, reason), f"failure of task {task_id}")
+        except Exception as exc:  # transient by default: DB, storage, remote engine
             log.warning(
                 "attempt %s of task %s hit %s: %s",
                 claim.attempt,
@@ -124,7 +178,8 @@ def run_analysis(task_id: str, worker_name: str) -> Outcome:
                 exc,
                 exc_info=True,
             )
-            return _retry_or_fail(claim, _describe(exc))
+            reason = _describe(exc)
+            return with_db_retries(lambda: _retry_or_fail(claim, reason), f"retry of task {task_id}")
         finally:
             heartbeat.stop()
 
@@ -153,6 +208,26 @@ def _describe(exc: Exception) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+def _run_died_here(previous: str | None, me: str) -> bool:
+    """True when the run holding the lease was a process of this very worker node that no longer
+    exists: a pool child killed mid-task (OOM, SIGKILL, hard time limit), whose message Celery
+    hands straight back. Its heartbeat still looks fresh, but waiting TASK_LEASE_SECONDS for the
+    reaper would gain nothing. Anything less certain (another node, a live or foreign pid) keeps
+    the lease."""
+    if not previous:
+        return False
+    node, _, pid = previous.rpartition("/")
+    if node != me.rpartition("/")[0] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
     settings = get_settings()
     while True:
@@ -175,7 +250,7 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
                 return Outcome.CANCELLED
             if status == TaskStatus.PROCESSING and task.heartbeat_at is not None:
                 silent_for = (now - task.heartbeat_at).total_seconds()
-                if silent_for < settings.task_lease_seconds:
+                if silent_for < settings.task_lease_seconds and not _run_died_here(task.worker_name, worker_name):
                     # Another run holds a live lease: this is a duplicate (a republish, or a redelivery
                     # while it still runs). Drop it at once rather than hold a pool slot; if that run
                     # has in fact died, its heartbeat stops and the reaper requeues the task.
@@ -227,7 +302,9 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
                         "current_step": None,
                         "next_attempt_at": None,
                     },
-                    message=f"took over from {task.worker_name}, whose lease expired" if takeover else None,
+                    message=f"took over from {task.worker_name}, whose lease expired or whose process died"
+                    if takeover
+                    else None,
                 )
             except service.StaleTask:
                 db.rollback()

@@ -21,6 +21,11 @@ class SubmitRequest(BaseModel):
 
     practice_record_id: uuid.UUID
     parameters: AnalysisParameters = Field(default_factory=AnalysisParameters)
+    reanalyse: bool = Field(
+        default=False,
+        description="analyse again even if the record already has a successful analysis "
+        "(otherwise that analysis is returned, 200 with created: false)",
+    )
 
 
 class SubmitResponse(BaseModel):
@@ -30,7 +35,10 @@ class SubmitResponse(BaseModel):
     estimated_completion_time: datetime | None
     queue_position: int | None
     practice_record_id: uuid.UUID
-    created: bool = Field(description="false when an active task for this record already existed")
+    created: bool = Field(
+        description="false when an existing task is returned: the one of this Idempotency-Key, the record's "
+        "active task, or (without reanalyse) its latest successful analysis"
+    )
 
 
 class TaskStatusResponse(BaseModel):

@@ -25,7 +25,7 @@ from vocalborn.auth.models import Role, User
 from vocalborn.celery_app import ANALYZE_TASK, celery_app
 from vocalborn.config import get_settings
 from vocalborn.practice import service as practice_service
-from vocalborn.practice.models import PracticeRecord
+from vocalborn.practice.models import PracticeRecord, RecordStatus
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import events, registry
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
@@ -115,14 +115,48 @@ def apply_transition(
     return event
 
 
-def _sync_record_status(db: Session, task: AIAnalysisTask, status: TaskStatus, now: datetime) -> None:
-    # Only the record's latest task speaks for the record.
-    db.execute(
-        update(PracticeRecord)
-        .where(col(PracticeRecord.practice_record_id) == task.practice_record_id)
-        .where(col(PracticeRecord.ai_task_id) == task.task_id)
-        .values(record_status=RECORD_STATUS_FOR[status].value, updated_at=now)
+def latest_success(db: Session, record_id: uuid.UUID, exclude: list[uuid.UUID] | None = None) -> AIAnalysisTask | None:
+    """The record's most recent successful analysis (other than ``exclude``), if any."""
+    stmt = select(AIAnalysisTask).where(
+        AIAnalysisTask.practice_record_id == record_id, AIAnalysisTask.status == TaskStatus.SUCCESS.value
     )
+    if exclude:
+        stmt = stmt.where(col(AIAnalysisTask.task_id).notin_(exclude))
+    return db.exec(stmt.order_by(col(AIAnalysisTask.created_at).desc()).limit(1)).first()
+
+
+def _sync_record_status(db: Session, task: AIAnalysisTask, status: TaskStatus, now: datetime) -> None:
+    """Keep the record in step with its tasks. While a task is active, the record's latest task
+    speaks for it. Once the record has a successful analysis it keeps pointing at its latest
+    one, whatever happens to later tasks: a re-analysis that is cancelled or fails leaves the
+    record analysed (the failed task keeps its own status and history)."""
+    record = update(PracticeRecord).where(col(PracticeRecord.practice_record_id) == task.practice_record_id)
+    if status == TaskStatus.SUCCESS:
+        newer_success = (
+            select(AIAnalysisTask.task_id)
+            .where(AIAnalysisTask.practice_record_id == task.practice_record_id)
+            .where(AIAnalysisTask.status == TaskStatus.SUCCESS.value)
+            .where(col(AIAnalysisTask.created_at) > task.created_at)
+        )
+        db.execute(
+            record.where(
+                (col(PracticeRecord.ai_task_id) == task.task_id)
+                | col(PracticeRecord.ai_task_id).is_(None)
+                | col(PracticeRecord.ai_task_id).notin_(newer_success)
+            ).values(ai_task_id=task.task_id, record_status=RecordStatus.AI_ANALYZED.value, updated_at=now)
+        )
+        return
+    speaking = record.where(col(PracticeRecord.ai_task_id) == task.task_id)
+    if status in (TaskStatus.FAILURE, TaskStatus.CANCELLED):
+        earlier = latest_success(db, task.practice_record_id, exclude=[task.task_id])
+        if earlier is not None:
+            db.execute(
+                speaking.values(
+                    ai_task_id=earlier.task_id, record_status=RecordStatus.AI_ANALYZED.value, updated_at=now
+                )
+            )
+            return
+    db.execute(speaking.values(record_status=RECORD_STATUS_FOR[status].value, updated_at=now))
 
 
 def publish_event(event: AIAnalysisTaskEvent) -> None:
@@ -139,18 +173,57 @@ class SubmitOutcome:
     published: bool
 
 
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+class IdempotencyKeyReused(Exception):
+    """The same Idempotency-Key came with a different body."""
+
+
+def _by_idempotency_key(db: Session, owner_id: uuid.UUID, key: str) -> AIAnalysisTask | None:
+    return db.exec(
+        select(AIAnalysisTask).where(AIAnalysisTask.user_id == owner_id, AIAnalysisTask.idempotency_key == key)
+    ).first()
+
+
 def submit_analysis(
-    db: Session, user: User, record_id: uuid.UUID, params: dict[str, Any], request_id: str | None = None
+    db: Session,
+    user: User,
+    record_id: uuid.UUID,
+    params: dict[str, Any],
+    request_id: str | None = None,
+    *,
+    reanalyse: bool = False,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
 ) -> SubmitOutcome:
     """Write the task (pending), the record (AI_QUEUED) and the event in one transaction, then
     publish with the task's own UUID as the Celery id. If publishing fails, or this process dies
-    first, the task stays pending in the database and Beat's republisher sends it later."""
+    first, the task stays pending in the database and Beat's republisher sends it later.
+
+    A client that retries (a lost 202) gets the same task back: by its Idempotency-Key (same body,
+    within IDEMPOTENCY_WINDOW), by the record's active task, or, unless ``reanalyse``, by the
+    record's latest successful analysis. Only then is a new analysis started."""
     record = practice_service.get_record_for(db, record_id, user)
     if record.user_id != user.user_id and user.role != Role.ADMIN:
         raise Forbidden("only the learner who made the recording can ask for its analysis")
+    released: AIAnalysisTask | None = None
+    if idempotency_key is not None:
+        prior = _by_idempotency_key(db, record.user_id, idempotency_key)
+        if prior is not None and prior.created_at >= utcnow() - IDEMPOTENCY_WINDOW:
+            if prior.request_fingerprint != fingerprint:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was already used with a different request body; use a new key"
+                )
+            return SubmitOutcome(prior, created=False, published=False)
+        released = prior  # expired: the key may name a new submit
     active = find_active_task(db, record.practice_record_id)
     if active is not None:
         return SubmitOutcome(active, created=False, published=False)
+    if not reanalyse:
+        done = latest_success(db, record.practice_record_id)
+        if done is not None:
+            return SubmitOutcome(done, created=False, published=False)
 
     task_id = uuid.uuid4()
     task = AIAnalysisTask(
@@ -162,9 +235,15 @@ def submit_analysis(
         max_retries=get_settings().task_max_retries,
         request_id=request_id,
         publish_count=1,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint if idempotency_key is not None else None,
     )
     now = task.created_at
     try:
+        if released is not None:
+            released.idempotency_key = None
+            db.add(released)
+            db.flush()
         db.add(task)
         db.flush()
         record.ai_task_id = task_id
@@ -183,12 +262,18 @@ def submit_analysis(
         )
         db.commit()
     except IntegrityError:
-        # Two submits raced; the partial unique index let only one in. Return the winner.
+        # Two submits raced; a unique index (one active task per record, one task per key) let
+        # only one in. Return the winner.
         db.rollback()
-        active = find_active_task(db, record_id)
-        if active is None:
+        winner = _by_idempotency_key(db, record.user_id, idempotency_key) if idempotency_key else None
+        if winner is not None and winner.request_fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request body; use a new key"
+            ) from None
+        winner = winner or find_active_task(db, record_id)
+        if winner is None:
             raise
-        return SubmitOutcome(active, created=False, published=False)
+        return SubmitOutcome(winner, created=False, published=False)
     published = publish_task(task)
     return SubmitOutcome(task, created=True, published=published)
 

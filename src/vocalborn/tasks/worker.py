@@ -75,6 +75,17 @@ def _setup_logging(**_: Any) -> None:
     setup_logging(settings.log_level, settings.log_format)
 
 
+@signals.task_received.connect
+def _note_reserved(request: Any = None, **_: Any) -> None:
+    # In the main process, when a message is taken from the broker: who holds it (see registry).
+    if request is None or request.name != ANALYZE_TASK:
+        return
+    try:
+        registry.note_reserved(str(request.id), str(request.hostname))
+    except Exception as exc:  # Redis down: the republisher falls back to the reservation's age
+        log.debug("cannot note the reservation of %s: %s", request.id, exc)
+
+
 @signals.worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     # A forked child must not share its parent's database connections.

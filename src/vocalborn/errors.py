@@ -1,0 +1,141 @@
+"""The shape of every error the API returns, and the helper that documents it in OpenAPI.
+
+Two shapes, one per kind of problem:
+
+* ``ErrorResponse``: ``{"detail": "one sentence a person can read"}`` for 401, 403, 404, 409,
+  410, 413, 415, 500 and 503 (503 also carries ``Retry-After``);
+* ``ValidationErrorResponse``: ``{"detail": [{"loc": [...], "msg": "...", "type": "..."}],
+  "message": "..."}`` for every 422: a request that does not fit the schema, and a recording
+  whose content we refuse (``loc`` then names the form field, ``type`` is ``audio_rejected``).
+
+Routes list what they can answer with ``responses=error_responses(401, 404, ...)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="what went wrong, in one sentence")
+    request_id: str | None = Field(default=None, description="only on 500: finds the traceback in the log")
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description="where: e.g. ['body', 'practice_record_id'] or ['body', 'audio']")
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: list[ValidationIssue]
+    message: str = Field(description="the issues in one sentence")
+
+
+_DESCRIPTIONS = {
+    400: "the request cannot be understood",
+    401: "no valid bearer token",
+    403: "authenticated, but this role or user may not do this",
+    404: "no such resource, or not one this user may see",
+    409: "the resource is not in a state that allows this",
+    410: "the resource existed but its stored file is gone",
+    413: "the body (or the uploaded file) is larger than the limit",
+    415: "the uploaded recording is in a format we do not accept",
+    422: "the request does not fit the schema, or the recording is refused",
+    429: "too many requests; try again later",
+    503: "a backing service (database, broker) is unavailable; retry after Retry-After seconds",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error status codes, with the one shared error model."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        entry: dict[str, Any] = {
+            "model": ValidationErrorResponse if code == 422 else ErrorResponse,
+            "description": _DESCRIPTIONS.get(code, "error"),
+        }
+        if code == 503:
+            entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+        out[code] = entry
+    return out
+
+
+def validation_error(field: str, message: str, kind: str = "audio_rejected") -> dict[str, Any]:
+    """The body of a 422 for one field, in the same shape as a schema validation error."""
+    loc = ["body", field] if field else ["body"]
+    return {"detail": [{"loc": loc, "msg": message, "type": kind}], "message": message}
+
+
+def _schema_refs(schema: dict[str, Any]) -> None:
+    """Point every ``$defs`` reference of a pydantic schema at components/schemas."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            schema["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+        for value in schema.values():
+            if isinstance(value, dict | list):
+                _schema_refs(value)  # type: ignore[arg-type]
+    elif isinstance(schema, list):
+        for item in schema:
+            _schema_refs(item)
+
+
+def document_errors(app: Any) -> None:
+    """Complete every operation's documented errors from what applies to every route alike, so
+    a route added later is documented too: 401 where a bearer token is read, 404 where a path
+    names a resource, 413 where there is a body, 422 (in our shape) where there is input, 503
+    wherever the database is used. Route-specific ones (403, 409, 410, 415) are declared on the
+    route with ``error_responses``."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema  # type: ignore[no-any-return]
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ErrorResponse, ValidationErrorResponse):
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in body.pop("$defs", {}).items():
+                components.setdefault(name, sub)
+            components[model.__name__] = body
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        for path, operations in schema.get("paths", {}).items():
+            for _method, op in operations.items():
+                responses = op.setdefault("responses", {})
+                wanted = []
+                if op.get("security"):
+                    wanted.append(401)
+                if "{" in path:
+                    wanted.append(404)
+                if op.get("requestBody"):
+                    wanted += [400, 413]  # 400: a body that cannot be parsed at all (multipart)
+                if op.get("parameters") or op.get("requestBody"):
+                    wanted.append(422)
+                if not path.startswith(("/health", "/metrics")) or path == "/health/ready":
+                    wanted.append(503)
+                for code, entry in error_responses(*wanted).items():
+                    responses.setdefault(str(code), _entry_schema(entry))
+                for code, entry in list(responses.items()):
+                    if code == "422":
+                        responses[code] = _entry_schema(error_responses(422)[422])
+                    elif code.isdigit() and int(code) >= 400 and "content" not in entry:
+                        responses[code] = {**entry, **_entry_schema(error_responses(int(code))[int(code)])}
+        _schema_refs(schema)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
+
+
+def _entry_schema(entry: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "description": entry["description"],
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{entry['model'].__name__}"}}},
+    }
+    if "headers" in entry:
+        out["headers"] = entry["headers"]
+    return out

@@ -1,0 +1,232 @@
+"""Who may call what: one table, every route of the app (and the WebSocket) in it.
+
+The routes are read from the app itself: a route without an entry in ``MATRIX`` fails
+``test_every_route_has_an_entry``. Each entry gives, per role, the status codes that count as
+the right answer (a set where the outcome depends on order, e.g. 202 then 200 for a repeated
+submit, or 200/409 for a result that may not be ready: both mean "allowed"; 403 and 404 mean
+"refused", and a refusal must never reveal whether the resource exists).
+
+Roles: anonymous, the learner who owns the data, another learner, the therapist linked to the
+owner (users.therapist_id), a therapist who is not, and an admin. To add a route: add one line
+``"METHOD /path/{param}": row(anonymous=..., owner=..., ...)`` (or ``same(...)``), with a body
+in ``BODIES`` if it takes one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import col
+
+from tests.support import Api, recording
+
+ROLES = ("anonymous", "other_learner", "unlinked_therapist", "linked_therapist", "admin", "owner")
+Expect = dict[str, set[int]]
+
+
+def row(
+    anonymous: int | set[int],
+    owner: int | set[int],
+    other_learner: int | set[int],
+    linked_therapist: int | set[int],
+    unlinked_therapist: int | set[int],
+    admin: int | set[int],
+) -> Expect:
+    given = {
+        "anonymous": anonymous,
+        "owner": owner,
+        "other_learner": other_learner,
+        "linked_therapist": linked_therapist,
+        "unlinked_therapist": unlinked_therapist,
+        "admin": admin,
+    }
+    return {k: v if isinstance(v, set) else {v} for k, v in given.items()}
+
+
+def same(code: int | set[int]) -> Expect:
+    return row(code, code, code, code, code, code)
+
+
+def signed_in(code: int | set[int]) -> Expect:
+    return row(401, code, code, code, code, code)
+
+
+# The owner's own data: readable by the owner, the linked therapist and admins; 404 to the rest.
+OWNED = row(401, 200, 404, 200, 404, 200)
+ADMIN_ONLY = row(401, 403, 403, 403, 403, 200)
+MAYBE_READY = {200, 409}  # a result: allowed, but the analysis may not have finished
+
+MATRIX: dict[str, Expect] = {
+    # --- public --------------------------------------------------------------------------------
+    "GET /health": same(200),
+    "GET /health/ready": same({200, 503}),
+    "GET /": same(200),
+    "GET /docs": same(200),
+    "GET /docs/openapi.json": same(200),
+    "GET /openapi.json": same(200),
+    "GET /redoc": same(200),
+    "GET /metrics": same(200),
+    "POST /api/v1/auth/register": same(201),
+    "POST /api/v1/auth/login": same(200),
+    # --- auth ----------------------------------------------------------------------------------
+    "GET /api/v1/auth/me": signed_in(200),
+    # --- practice ------------------------------------------------------------------------------
+    "POST /api/v1/practice/sentences": row(401, 403, 403, 201, 201, 201),
+    "GET /api/v1/practice/sentences": signed_in(200),
+    "GET /api/v1/practice/sentences/{sentence_id}": signed_in(200),
+    "GET /api/v1/practice/sentences/{sentence_id}/audio": signed_in(200),
+    "POST /api/v1/practice/sessions": row(401, 201, 201, 403, 403, 201),
+    "GET /api/v1/practice/sessions": signed_in(200),
+    "GET /api/v1/practice/sessions/{session_id}": OWNED,
+    # only the learner records into their session; readers who may see it get 404 all the same
+    "POST /api/v1/practice/sessions/{session_id}/records": row(401, 201, 404, 404, 404, 404),
+    "GET /api/v1/practice/sessions/{session_id}/records": OWNED,
+    "GET /api/v1/practice/records/{record_id}": OWNED,
+    "GET /api/v1/practice/records/{record_id}/audio": OWNED,
+    # --- analysis tasks ------------------------------------------------------------------------
+    # admin (before the owner) may submit for a learner; the owner then gets the same task (200)
+    "POST /api/v1/tasks/analysis/submit": row(401, {200, 202}, 404, 403, 404, {200, 202}),
+    "GET /api/v1/tasks/analysis/{task_id}/status": OWNED,
+    "GET /api/v1/tasks/analysis/{task_id}/result": row(401, MAYBE_READY, 404, MAYBE_READY, 404, MAYBE_READY),
+    "GET /api/v1/tasks/analysis/{task_id}/events": OWNED,
+    "GET /api/v1/tasks/analysis/session/{session_id}/status": OWNED,
+    # cancel: the owner or an admin (whoever comes second finds it cancelled: 409)
+    "DELETE /api/v1/tasks/analysis/{task_id}": row(401, {200, 409}, 404, 403, 404, {200, 409}),
+    # the WebSocket: "accept" or the close code it refuses with
+    "WS /api/v1/tasks/ws/task/{task_id}": row(1008, 1000, 1008, 1000, 1008, 1000),
+    # --- admin ---------------------------------------------------------------------------------
+    "GET /api/v1/admin/tasks/stats": ADMIN_ONLY,
+    "GET /api/v1/admin/tasks": ADMIN_ONLY,
+    "DELETE /api/v1/admin/tasks/{task_id}": row(401, 403, 403, 403, 403, {200, 409}),
+    "POST /api/v1/admin/tasks/{task_id}/retry": row(401, 403, 403, 403, 403, {200, 409}),
+    "POST /api/v1/admin/tasks/cleanup": ADMIN_ONLY,
+}
+
+
+def app_routes() -> list[str]:
+    """'METHOD /path' for every route the app serves (mounted static files aside)."""
+    from vocalborn.main import app
+
+    def walk(routes: list[Any], prefix: str = "") -> list[str]:
+        out: list[str] = []
+        for route in routes:
+            kind = type(route).__name__
+            if kind == "_IncludedRouter":  # FastAPI >= 0.16x keeps included routers nested
+                out += walk(route.original_router.routes, prefix + route.include_context.prefix)
+            elif kind == "Mount":
+                continue
+            elif kind in ("APIWebSocketRoute", "WebSocketRoute"):
+                out.append(f"WS {prefix}{route.path}")
+            else:
+                out += [f"{m} {prefix}{route.path}" for m in sorted(route.methods or []) if m != "HEAD"]
+        return out
+
+    return walk(list(app.routes))
+
+
+def test_every_route_has_an_entry() -> None:
+    routes = app_routes()
+    missing = sorted(set(routes) - set(MATRIX))
+    assert not missing, f"routes without an entry in MATRIX ({__file__}): {missing}"
+    stale = sorted(set(MATRIX) - set(routes))
+    assert not stale, f"entries for routes that no longer exist: {stale}"
+    for key, expect in MATRIX.items():
+        assert set(expect) == set(ROLES), key
+
+
+# --- the people and their data --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def world(api: Api) -> dict[str, Any]:
+    from tests.broker.scenarios import make_admin
+    from vocalborn.auth.models import User
+    from vocalborn.db import session_scope
+
+    people = {
+        "owner": api.register("learner"),
+        "other_learner": api.register("learner"),
+        "linked_therapist": api.register("therapist"),
+        "unlinked_therapist": api.register("therapist"),
+        "admin": make_admin(api),
+        "anonymous": {"headers": {}, "token": None},
+    }
+    with session_scope() as db:  # linking has no API of its own here: one therapist per learner
+        db.execute(
+            update(User)
+            .where(col(User.user_id) == uuid.UUID(people["owner"]["user"]["user_id"]))
+            .values(therapist_id=uuid.UUID(people["linked_therapist"]["user"]["user_id"]))
+        )
+        db.commit()
+    ready = api.ready_record(people["linked_therapist"], people["owner"])
+    # a second record for the submit row, so it starts clean
+    r = api.record(
+        people["owner"], ready["session"]["practice_session_id"], ready["sentence"]["sentence_id"], recording()
+    )
+    assert r.status_code == 201
+    task = api.submit(people["owner"], ready["record"]["practice_record_id"])
+    assert task.status_code == 202
+    ids = {
+        "sentence_id": ready["sentence"]["sentence_id"],
+        "session_id": ready["session"]["practice_session_id"],
+        "record_id": ready["record"]["practice_record_id"],
+        "task_id": task.json()["task_id"],
+        "submit_record_id": r.json()["practice_record_id"],
+    }
+    return {"people": people, "ids": ids, "owner_email": people["owner"]["email"]}
+
+
+def _multipart_sentence(w: dict[str, Any]) -> dict[str, Any]:
+    return {"data": {"text": "你好"}, "files": {"reference_audio": ("ref.wav", recording())}}
+
+
+def _multipart_record(w: dict[str, Any]) -> dict[str, Any]:
+    return {"data": {"sentence_id": w["ids"]["sentence_id"]}, "files": {"audio": ("try.wav", recording())}}
+
+
+BODIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "POST /api/v1/auth/register": lambda w: {
+        "json": {
+            "email": f"m-{uuid.uuid4().hex[:8]}@example.com",
+            "password": "correct-horse-1",
+            "name": "M",
+            "role": "learner",
+        }
+    },
+    "POST /api/v1/auth/login": lambda w: {"data": {"username": w["owner_email"], "password": "correct-horse-1"}},
+    "POST /api/v1/practice/sentences": _multipart_sentence,
+    "POST /api/v1/practice/sessions": lambda w: {"json": {"title": "matrix"}},
+    "POST /api/v1/practice/sessions/{session_id}/records": _multipart_record,
+    "POST /api/v1/tasks/analysis/submit": lambda w: {"json": {"practice_record_id": w["ids"]["submit_record_id"]}},
+}
+
+
+def _ws_outcome(api: Api, url: str, token: str | None) -> int:
+    from starlette.websockets import WebSocketDisconnect
+
+    query = f"?token={token}" if token else ""
+    try:
+        with api.client.websocket_connect(url + query) as ws:  # type: ignore[union-attr]
+            ws.receive_json()  # the snapshot: accepted
+            return 1000
+    except WebSocketDisconnect as exc:
+        return int(exc.code)
+
+
+@pytest.mark.parametrize("key", sorted(MATRIX))
+def test_each_role_gets_what_the_matrix_says(api: Api, world: dict[str, Any], key: str) -> None:
+    method, path = key.split(" ", 1)
+    url = path.format(**world["ids"])
+    got: dict[str, int] = {}
+    for role in ROLES:
+        person = world["people"][role]
+        if method == "WS":
+            got[role] = _ws_outcome(api, url, person["token"])
+            continue
+        kwargs = BODIES[key](world) if key in BODIES else {}
+        r = api.client.request(method, url, headers=person["headers"], **kwargs)
+        got[role] = r.status_code
+    wrong = {role: code for role, code in got.items() if code not in MATRIX[key][role]}
+    assert not wrong, f"{key}: got {got}, expected {MATRIX[key]}"
