@@ -169,6 +169,18 @@ def _flower_auth(settings) -> str | None:  # type: ignore[no-untyped-def]
     return None
 
 
+def _protect_flower_metrics() -> None:
+    """Flower 2.2 serves /metrics (task counts, worker host names) without asking for its basic
+    auth: only handlers marked ``authenticated`` check it. Mark that one too."""
+    import tornado.web
+    from flower.views import monitor
+
+    if not getattr(monitor.Metrics.get, "_vocalborn_protected", False):
+        protected = tornado.web.authenticated(monitor.Metrics.get)
+        protected._vocalborn_protected = True  # type: ignore[attr-defined]
+        monitor.Metrics.get = protected  # type: ignore[method-assign]
+
+
 @app.command()
 def flower(
     port: Annotated[int | None, typer.Option(help="port (default FLOWER_PORT)")] = None,
@@ -177,16 +189,21 @@ def flower(
     """Run Flower behind basic auth (FLOWER_BASIC_AUTH=user:password)."""
     settings = _settings(need_broker=True)
     from vocalborn.celery_app import celery_app
-    from vocalborn.config import EXAMPLE_SECRETS
+    from vocalborn.config import EXAMPLE_SECRETS, secret_problem
 
     auth = _flower_auth(settings)
     if not auth or ":" not in auth:
         _fail("Flower needs FLOWER_BASIC_AUTH=user:password (refusing to serve task data without auth)")
     assert auth is not None
-    if settings.environment == "production" and (auth in EXAMPLE_SECRETS or auth.split(":", 1)[1] in EXAMPLE_SECRETS):
-        _fail("FLOWER_BASIC_AUTH still holds an example password; refusing to start in production")
+    if settings.environment == "production":
+        if auth.lower() in EXAMPLE_SECRETS or auth.split(":", 1)[1].lower() in EXAMPLE_SECRETS:
+            _fail("FLOWER_BASIC_AUTH still holds an example password; refusing to start in production")
+        problem = secret_problem("FLOWER_BASIC_AUTH", auth, 16)
+        if problem:
+            _fail(f"refusing to start in production: {problem}")
     # Through the environment (Flower reads FLOWER_* variables), not argv: argv shows in `ps`.
     os.environ["FLOWER_BASIC_AUTH"] = auth
+    _protect_flower_metrics()
     celery_app.start(
         [
             "flower",
@@ -617,7 +634,8 @@ def submit(
                     "POST",
                     "/api/v1/practice/sentences",
                     therapist_token,
-                    data={"text": words},
+                    # shared: the learner may not be linked to this therapist
+                    data={"text": words, "shared": "true"},
                     files={"reference_audio": (reference.name, f)},
                 )
             sentence = str(created["sentence_id"])

@@ -24,6 +24,7 @@ from vocalborn.db import get_engine
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
 from vocalborn.practice.router import router as practice_router
+from vocalborn.security.router import router as security_router
 from vocalborn.tasks.admin import router as admin_router
 from vocalborn.tasks.router import router as tasks_router
 from vocalborn.tasks.ws import router as ws_router
@@ -116,6 +117,7 @@ def create_app() -> FastAPI:
     app.include_router(tasks_router)
     app.include_router(ws_router)
     app.include_router(admin_router)
+    app.include_router(security_router)
     app.add_middleware(UploadSizeLimit)
     _install_offline_docs(app)
     install_metrics(app)  # GET /metrics and the HTTP metrics middleware
@@ -181,6 +183,12 @@ def create_app() -> FastAPI:
     app.add_exception_handler(NotFound, _domain_error(404))
     app.add_exception_handler(Forbidden, _domain_error(403))
     app.add_exception_handler(Conflict, _domain_error(409))
+
+    from vocalborn.tasks.service import TooManyActive
+
+    @app.exception_handler(TooManyActive)
+    async def too_many_active(request: Request, exc: TooManyActive) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": "30"})
 
     @app.exception_handler(OperationalError)
     async def database_down(request: Request, exc: OperationalError) -> JSONResponse:

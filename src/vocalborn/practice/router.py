@@ -3,14 +3,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile, status
 from fastapi.responses import FileResponse
 
 from vocalborn.auth.dependencies import CurrentUser, SessionDep, TherapistUser
 from vocalborn.auth.models import Role
 from vocalborn.config import get_settings
 from vocalborn.practice import service
-from vocalborn.practice.schemas import RecordPublic, SentencePublic, SessionCreate, SessionPublic
+from vocalborn.practice.schemas import RecordPublic, SentencePublic, SentenceShare, SessionCreate, SessionPublic
+from vocalborn.security.access import record_access
+from vocalborn.security.ratelimit import limit_uploads
 from vocalborn.storage import get_storage
 
 router = APIRouter(prefix="/api/v1/practice", tags=["practice"])
@@ -45,44 +47,56 @@ def _validated(data: bytes, field: str) -> service.ValidAudio:
 
 
 @router.post(
-    "/sentences", status_code=status.HTTP_201_CREATED, response_model=SentencePublic, operation_id="create_sentence"
+    "/sentences",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SentencePublic,
+    operation_id="create_sentence",
+    dependencies=[Depends(limit_uploads)],
 )
 async def create_sentence(
     user: TherapistUser,
     db: SessionDep,
     text: Annotated[str, Form(min_length=1, max_length=2000)],
     reference_audio: Annotated[UploadFile, File()],
+    shared: Annotated[bool, Form(description="visible to every learner, not only the author's")] = False,
 ) -> SentencePublic:
     from starlette.concurrency import run_in_threadpool
 
     data = await _read_upload(reference_audio, "reference_audio")
     audio = await run_in_threadpool(_validated, data, "reference_audio")
     sentence = await run_in_threadpool(
-        lambda: service.create_sentence(db, get_storage(), text=text.strip(), audio=audio, author=user)
+        lambda: service.create_sentence(db, get_storage(), text=text.strip(), audio=audio, author=user, shared=shared)
     )
     return SentencePublic.model_validate(sentence)
 
 
 @router.get("/sentences", response_model=list[SentencePublic], operation_id="list_sentences")
 def list_sentences(
-    _: CurrentUser,
+    user: CurrentUser,
     db: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[SentencePublic]:
-    return [SentencePublic.model_validate(s) for s in service.list_sentences(db, limit, offset)]
+    """A learner sees their therapist's sentences and the shared ones; a therapist their own and
+    the shared ones; an admin all."""
+    return [SentencePublic.model_validate(s) for s in service.list_sentences(db, limit, offset, user)]
 
 
 @router.get("/sentences/{sentence_id}", response_model=SentencePublic, operation_id="get_sentence")
-def get_sentence(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -> SentencePublic:
-    return SentencePublic.model_validate(service.get_sentence(db, sentence_id))
+def get_sentence(sentence_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> SentencePublic:
+    return SentencePublic.model_validate(service.get_sentence(db, sentence_id, user))
+
+
+@router.put("/sentences/{sentence_id}/shared", response_model=SentencePublic, operation_id="share_sentence")
+def share_sentence(sentence_id: uuid.UUID, body: SentenceShare, user: TherapistUser, db: SessionDep) -> SentencePublic:
+    """Share a sentence with every learner (or stop): its author or an admin."""
+    return SentencePublic.model_validate(service.set_sentence_shared(db, sentence_id, body.shared, user))
 
 
 @router.get("/sentences/{sentence_id}/audio", operation_id="get_sentence_audio")
-def get_sentence_audio(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -> FileResponse:
-    sentence = service.get_sentence(db, sentence_id)
-    path = get_storage().path(sentence.reference_audio_key)
-    return FileResponse(path, media_type=_MEDIA_TYPES.get(sentence.reference_audio_format, "application/octet-stream"))
+def get_sentence_audio(sentence_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Response:
+    sentence = service.get_sentence(db, sentence_id, user)
+    return audio_response(sentence.reference_audio_key, sentence.reference_audio_format)
 
 
 @router.post(
@@ -106,7 +120,9 @@ def list_sessions(
 
 @router.get("/sessions/{session_id}", response_model=SessionPublic, operation_id="get_session")
 def get_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> SessionPublic:
-    return SessionPublic.model_validate(service.get_session_for(db, session_id, user))
+    session = service.get_session_for(db, session_id, user)
+    record_access(db, user, session.user_id, "session", session.practice_session_id)
+    return SessionPublic.model_validate(session)
 
 
 @router.post(
@@ -114,6 +130,7 @@ def get_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Ses
     status_code=status.HTTP_201_CREATED,
     response_model=RecordPublic,
     operation_id="create_record",
+    dependencies=[Depends(limit_uploads)],
 )
 async def create_record(
     session_id: uuid.UUID,
@@ -140,18 +157,36 @@ async def create_record(
 @router.get("/sessions/{session_id}/records", response_model=list[RecordPublic], operation_id="list_records")
 def list_records(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> list[RecordPublic]:
     session = service.get_session_for(db, session_id, user)
+    record_access(db, user, session.user_id, "session_records", session.practice_session_id)
     return [RecordPublic.model_validate(r) for r in service.list_records(db, session)]
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic, operation_id="get_record")
 def get_record(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> RecordPublic:
-    return RecordPublic.model_validate(service.get_record_for(db, record_id, user))
+    record = service.get_record_for(db, record_id, user)
+    record_access(db, user, record.user_id, "record", record.practice_record_id)
+    return RecordPublic.model_validate(record)
 
 
 @router.get("/records/{record_id}/audio", operation_id="get_record_audio")
-def get_record_audio(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> FileResponse:
+def get_record_audio(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Response:
     record = service.get_record_for(db, record_id, user)
-    return FileResponse(
-        get_storage().path(record.audio_key),
-        media_type=_MEDIA_TYPES.get(record.audio_format, "application/octet-stream"),
-    )
+    record_access(db, user, record.user_id, "record_audio", record.practice_record_id)
+    return audio_response(record.audio_key, record.audio_format)
+
+
+def audio_response(key: str, fmt: str) -> Response:
+    """A stored recording, decrypted when storage encryption is on; 404 when it was deleted
+    (retention) or is missing."""
+    storage = get_storage()
+    media_type = _MEDIA_TYPES.get(fmt, "application/octet-stream")
+    if not storage.encrypted(key):
+        path = storage.path(key)
+        if not path.exists():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "the audio is no longer stored")
+        return FileResponse(path, media_type=media_type)
+    try:
+        data = storage.read(key)
+    except FileNotFoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "the audio is no longer stored") from None
+    return Response(data, media_type=media_type)

@@ -51,6 +51,14 @@ class Forbidden(Exception):
     pass
 
 
+class TooManyActive(Exception):
+    """The learner already has the maximum of analyses waiting or running (a 429)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"you already have {count} analyses waiting; submit more when some have finished")
+        self.count = count
+
+
 class NotReady(Exception):
     def __init__(self, task: AIAnalysisTask) -> None:
         state = {
@@ -148,9 +156,21 @@ def submit_analysis(
     record = practice_service.get_record_for(db, record_id, user)
     if record.user_id != user.user_id and user.role != Role.ADMIN:
         raise Forbidden("only the learner who made the recording can ask for its analysis")
+    if record.audio_deleted_at is not None:
+        raise Conflict("the audio of this recording was deleted (retention period); record the sentence again")
     active = find_active_task(db, record.practice_record_id)
     if active is not None:
         return SubmitOutcome(active, created=False, published=False)
+    limit = get_settings().max_active_tasks_per_learner
+    if limit > 0:
+        waiting = db.exec(
+            select(func.count())
+            .select_from(AIAnalysisTask)
+            .where(AIAnalysisTask.user_id == record.user_id)
+            .where(col(AIAnalysisTask.status).in_([s.value for s in ACTIVE_STATUSES]))
+        ).one()
+        if waiting >= limit:
+            raise TooManyActive(waiting)
 
     task_id = uuid.uuid4()
     task = AIAnalysisTask(
