@@ -19,6 +19,27 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage accounts (admins are created here only).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+storage_app = typer.Typer(help="Stored recordings: encryption at rest.", no_args_is_help=True)
+app.add_typer(storage_app, name="storage")
+
+
+@storage_app.command("rotate")
+def storage_rotate() -> None:
+    """Re-encrypt every stored recording not written with the current key (STORAGE_ENCRYPTION_KEY_ID,
+    default the last of STORAGE_ENCRYPTION_KEYS), plain files included. Safe to run again."""
+    from vocalborn.storage import MissingKey, get_storage
+
+    settings = _settings()
+    try:
+        report = get_storage().rotate()
+    except MissingKey as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"{settings.storage_dir}: re-encrypted {report.reencrypted}, already current {report.already_current}, "
+        f"failed {report.failed}"
+    )
+    if report.failed:
+        raise typer.Exit(1)
 
 
 def _settings(need_broker: bool = False):  # type: ignore[no-untyped-def]
@@ -344,6 +365,10 @@ def up(
     typer.echo(f"Database:  {redact_url(settings.effective_database_url)}")
     typer.echo(f"Broker:    {redact_url(broker_url)}{'  (bundled redis-server)' if redis_server else ''}")
     typer.echo(f"Data:      {data}")
+    if settings.therapists_may_self_register:
+        typer.echo("Accounts:  open registration: anyone may register as a therapist (production: by invitation only)")
+    else:
+        typer.echo("Accounts:  learners self-register; therapists need an admin's invitation code")
     typer.echo("Press Ctrl-C to stop.\n")
     try:
         watched = list(children)

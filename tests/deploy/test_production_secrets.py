@@ -12,7 +12,14 @@ import pytest
 
 from tests.deploy.conftest import production_example, real_secrets
 
-SECRETS = ("SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH", "METRICS_TOKEN", "RABBITMQ_DEFAULT_PASS")
+SECRETS = (
+    "SECRET_KEY",
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "FLOWER_BASIC_AUTH",
+    "METRICS_TOKEN",
+    "RABBITMQ_DEFAULT_PASS",
+)
 
 
 def production_env(tmp_path: Path, values: dict[str, str]) -> dict[str, str]:

@@ -99,7 +99,9 @@ def test_flower_refuses_to_start_in_production_without_real_credentials(
 ) -> None:
     import secrets
 
-    env = dict(os.environ, ENVIRONMENT="production", SECRET_KEY=secrets.token_hex(32), METRICS_TOKEN=secrets.token_hex(32))
+    env = dict(
+        os.environ, ENVIRONMENT="production", SECRET_KEY=secrets.token_hex(32), METRICS_TOKEN=secrets.token_hex(32)
+    )
     env.pop("FLOWER_BASIC_AUTH", None)
     if credentials is not None:
         env["FLOWER_BASIC_AUTH"] = credentials

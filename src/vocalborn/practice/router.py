@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated
 
@@ -13,7 +14,9 @@ from vocalborn.practice import service
 from vocalborn.practice.schemas import RecordPublic, SentencePublic, SentenceShare, SessionCreate, SessionPublic
 from vocalborn.security.access import record_access
 from vocalborn.security.ratelimit import limit_uploads
-from vocalborn.storage import get_storage
+from vocalborn.storage import MissingKey, get_storage
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/practice", tags=["practice"])
 
@@ -189,4 +192,9 @@ def audio_response(key: str, fmt: str) -> Response:
         data = storage.read(key)
     except FileNotFoundError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "the audio is no longer stored") from None
+    except MissingKey as exc:
+        log.error("%s", exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "this recording's encryption key is not configured"
+        ) from None
     return Response(data, media_type=media_type)

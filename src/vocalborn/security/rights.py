@@ -27,7 +27,7 @@ from vocalborn.auth.models import Role, User
 from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
 from vocalborn.security.models import DataAccessLog, TherapistInvitation
 from vocalborn.sqltypes import utcnow
-from vocalborn.storage import get_storage
+from vocalborn.storage import MissingKey, get_storage
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def export_zip(db: Session, user: User) -> bytes:
                 continue
             try:
                 zf.writestr(f"audio/{r.practice_record_id}.{r.audio_format}", storage.read(r.audio_key))
-            except FileNotFoundError:
+            except (FileNotFoundError, MissingKey):
                 missing.append(str(r.practice_record_id))
         manifest["audio_missing"] = missing
         zf.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2))
