@@ -252,3 +252,24 @@ def test_retention_deletes_old_audio_and_keeps_the_scores(
         ).status_code
         == 200
     )
+
+
+def test_worker_host_names_reach_admins_only(api: Api, worker: WorkerProcess) -> None:
+    therapist, learner = _linked(api)
+    task_id = _analysed(api, therapist, learner)["task_id"]
+    admin = api.admin()
+
+    def names(user: dict[str, Any]) -> set[Any]:
+        seen = {api.status(user, task_id)["worker_name"]} | {e["worker_name"] for e in api.events(user, task_id)}
+        path = f"/api/v1/tasks/ws/task/{task_id}?token={user['token']}"
+        with api.client.websocket_connect(path) as sock:  # type: ignore[union-attr]
+            while True:
+                message = sock.receive_json()
+                seen.add(message["worker_name"])
+                if message.get("event_type") == "succeeded":
+                    break
+        return seen
+
+    assert names(learner) == {None}
+    assert names(therapist) == {None}
+    assert any(isinstance(n, str) and n.startswith("rights@") for n in names(admin))
