@@ -273,3 +273,14 @@ def test_worker_host_names_reach_admins_only(api: Api, worker: WorkerProcess) ->
     assert names(learner) == {None}
     assert names(therapist) == {None}
     assert any(isinstance(n, str) and n.startswith("rights@") for n in names(admin))
+
+
+def test_beat_runs_the_recording_retention_job() -> None:
+    from vocalborn.celery_app import _beat_schedule, celery_app
+    from vocalborn.config import get_settings
+    from vocalborn.tasks import worker as _worker  # noqa: F401 - registers the tasks
+
+    entry = _beat_schedule(get_settings())["purge-old-recordings"]
+    assert entry["task"] == "vocalborn.maintenance.purge_old_recordings"
+    assert entry["schedule"] == get_settings().cleanup_interval_seconds
+    assert "vocalborn.maintenance.purge_old_recordings" in celery_app.tasks
