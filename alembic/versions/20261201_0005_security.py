@@ -1,4 +1,4 @@
-"""security: therapist invitations, the data access log, shared sentences
+"""security: therapist invitations, the data access log, shared sentences, audio_deleted_at
 
 Revision ID: 0005
 Revises: 0002
