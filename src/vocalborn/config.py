@@ -177,6 +177,7 @@ class Settings(BaseSettings):
     rate_limit_uploads_per_user: int = 120  # recordings and reference uploads per window
     rate_limit_submits_per_user: int = 120  # analysis submits per window
     max_active_tasks_per_learner: int = 50  # pending/retry/processing analyses at once
+    rate_limit_exports_per_user: int = 10  # GET /api/v1/me/export (a zip of every recording) per hour
 
     # --- accounts ------------------------------------------------------------------------------------
     # May anyone register as a therapist? Default: yes, except in production (then only with an

@@ -22,6 +22,7 @@ LIMITS = {
     "RATE_LIMIT_UPLOADS_PER_USER": "4",
     "RATE_LIMIT_SUBMITS_PER_USER": "3",
     "MAX_ACTIVE_TASKS_PER_LEARNER": "2",
+    "RATE_LIMIT_EXPORTS_PER_USER": "2",
 }
 
 
@@ -116,6 +117,11 @@ def test_uploads_submits_and_waiting_analyses_are_limited_per_user(pair: Pair) -
     assert r.headers["Retry-After"]
     # a fourth submit within the window: the per-user submit limit (3) answers first
     assert_limited(pair.b.submit(learner, records[0]), "too many analysis requests")
+
+    # exports: two per hour, whichever process serves them
+    for api in pair.apis:
+        assert api.client.get("/api/v1/me/export", headers=learner["headers"]).status_code == 200
+    assert_limited(pair.a.client.get("/api/v1/me/export", headers=learner["headers"]), "too many exports", 3600)
 
     for user in (learner, therapist):  # tidy: their pending tasks and files go with them
         r = pair.a.client.delete("/api/v1/me", headers=user["headers"])

@@ -174,6 +174,11 @@ def limit_submits(user: CurrentUser) -> None:
     )
 
 
+def limit_exports(user: CurrentUser) -> None:
+    s = get_settings()
+    enforce("export", user.user_id.hex, s.rate_limit_exports_per_user, 3600, "too many exports")
+
+
 def forget_user(user_id_hex: str, email: str) -> None:
     """Erasure: drop the counters that name this user (they expire anyway)."""
     try:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -15,6 +15,7 @@ from vocalborn.auth.models import User
 from vocalborn.config import get_settings
 from vocalborn.security import invitations, rights
 from vocalborn.security.access import access_log_of
+from vocalborn.security.ratelimit import limit_exports
 
 router = APIRouter(tags=["security"])
 
@@ -63,7 +64,13 @@ def create_therapist_invitation(
     return InvitationCreated(invitation_id=invitation.invitation_id, code=code, expires_at=invitation.expires_at)
 
 
-@router.get("/api/v1/me/export", operation_id="export_my_data", response_class=Response)
+@router.get(
+    "/api/v1/me/export",
+    operation_id="export_my_data",
+    response_class=Response,
+    dependencies=[Depends(limit_exports)],
+    responses={200: {"content": {"application/zip": {}}}, 429: {"description": "too many exports this hour"}},
+)
 async def export_my_data(user: CurrentUser, db: SessionDep) -> Response:
     """A zip of everything about you: account, sessions, recordings (audio too), analyses with
     their events, and who else read your data."""
