@@ -52,7 +52,8 @@ def secret_problem(name: str, value: str | None, min_length: int = 32) -> str | 
     if len(secret) < min_length:
         return f"{name} is {len(secret)} characters, at least {min_length} random characters are needed"
     distinct = len(set(secret))
-    if distinct < 10 or distinct < len(secret) // 8 or _repeats(secret):
+    # a random hex string of 16 characters has ~10 distinct ones, of 32 ~15: ask for a quarter
+    if distinct < min(10, len(secret) // 4) or _repeats(secret):
         return f"{name} does not look random (too few distinct characters or a repeated pattern)"
     return None
 

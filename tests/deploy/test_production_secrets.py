@@ -148,6 +148,8 @@ def test_real_random_secrets_pass_the_guard() -> None:
 
     from vocalborn.config import secret_problem
 
-    for _ in range(50):
+    for _ in range(500):
         assert secret_problem("SECRET_KEY", secrets.token_hex(32)) is None
+        assert secret_problem("SECRET_KEY", secrets.token_hex(16)) is None
         assert secret_problem("SECRET_KEY", secrets.token_urlsafe(32)) is None
+        assert secret_problem("password", secrets.token_hex(8), 16) is None
