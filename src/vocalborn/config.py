@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     metrics_token: str | None = None
 
     # --- abuse limits (Redis, shared by every API process; 0 turns one off) ----------------------
-    rate_limit_window_seconds: int = 300  # the fixed window of the login and upload/submit limits
+    rate_limit_window_seconds: int = 300  # the sliding window of the login and upload/submit limits
     rate_limit_login_per_account: int = 20  # attempts per window for one email
     rate_limit_login_per_address: int = 100  # attempts per window from one client address
     login_lockout_failures: int = 10  # consecutive wrong passwords for one email before a lockout

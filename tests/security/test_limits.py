@@ -126,3 +126,19 @@ def test_uploads_submits_and_waiting_analyses_are_limited_per_user(pair: Pair) -
     for user in (learner, therapist):  # tidy: their pending tasks and files go with them
         r = pair.a.client.delete("/api/v1/me", headers=user["headers"])
         assert r.status_code in (200, 409), r.text
+
+
+def test_the_window_slides_and_retry_after_says_when(migrated: object) -> None:
+    import time
+
+    from vocalborn.security.ratelimit import hit
+
+    name, subject = f"slide{uuid.uuid4().hex[:6]}", "someone"
+    assert hit(name, subject, 2, 3).allowed
+    time.sleep(1.5)
+    assert hit(name, subject, 2, 3).allowed
+    refused = hit(name, subject, 2, 3)
+    assert not refused.allowed and refused.retry_after in (1, 2)  # the first leaves ~1.5 s from now
+    time.sleep(1.7)
+    assert hit(name, subject, 2, 3).allowed  # the first left; the second is still counted
+    assert not hit(name, subject, 2, 3).allowed

@@ -1,8 +1,10 @@
 """Abuse limits in Redis, so every API process counts against the same numbers.
 
-Fixed windows: one counter per (limit, subject, window), ``INCR`` + ``EXPIRE`` in one pipeline,
-the key gone when its window ends. A refusal is a 429 JSON with ``Retry-After`` (the seconds
-until the window ends). Login also keeps a count of consecutive wrong passwords per email; at
+Sliding windows: one sorted set per (limit, subject) holding the times of the accepted events of
+the last window, trimmed, counted and added to in one Lua script (atomic on the Redis server).
+No burst at a window boundary, and ``Retry-After`` is exact: when the oldest counted event leaves
+the window. Refused events are not stored, so a flood costs at most ``limit`` entries per subject.
+A refusal is a 429 JSON with ``Retry-After``. Login also keeps a count of consecutive wrong passwords per email; at
 LOGIN_LOCKOUT_FAILURES the email is locked for LOGIN_LOCKOUT_SECONDS, whoever asks and whatever
 the password, and for known and unknown emails alike (so a lockout says nothing about who exists).
 
@@ -17,6 +19,7 @@ import contextlib
 import hashlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -55,6 +58,20 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+_SLIDING = """
+local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+if count < limit then
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, window)
+  return {1, count + 1, 0}
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return {0, count + 1, tonumber(oldest[2]) + window - now}
+"""
+
+
 @dataclass(frozen=True)
 class Verdict:
     allowed: bool
@@ -66,19 +83,14 @@ def hit(name: str, subject: str, limit: int, window: int) -> Verdict:
     """Count one event of ``name`` for ``subject``; refused above ``limit`` per ``window`` s."""
     if limit <= 0 or window <= 0:
         return Verdict(True, 0, 0)
-    now = time.time()
-    index = int(now // window)
-    key = _key(name, subject, str(index))
+    now_ms = int(time.time() * 1000)
+    member = f"{now_ms}-{uuid.uuid4().hex[:8]}"
     try:
-        pipe = _redis().pipeline()
-        pipe.incr(key)
-        pipe.expire(key, window + 1)
-        count = int(pipe.execute()[0])
+        allowed, count, retry_ms = _redis().eval(_SLIDING, 1, _key(name, subject), now_ms, window * 1000, limit, member)
     except redis.RedisError as exc:
         log.warning("rate limit %s not checked: Redis is unavailable (%s)", name, exc)
         return Verdict(True, 0, 0)
-    retry_after = int((index + 1) * window - now) + 1
-    return Verdict(count <= limit, count, retry_after)
+    return Verdict(bool(allowed), int(count), 0 if allowed else int(retry_ms) // 1000 + 1)
 
 
 def enforce(name: str, subject: str, limit: int, window: int, detail: str) -> None:
@@ -184,8 +196,7 @@ def forget_user(user_id_hex: str, email: str) -> None:
     try:
         client = _redis()
         for pattern in (
-            _key("*", user_id_hex, "*"),
-            _key("*", subject_of_email(email), "*"),
+            _key("*", user_id_hex),
             _key("*", subject_of_email(email)),
         ):
             for key in client.scan_iter(match=pattern, count=500):
