@@ -56,6 +56,10 @@ class ServicesUnderTest:
             "TASK_QUEUE": f"ai_analysis_{self.run_id}",
             "MAINTENANCE_QUEUE": f"maintenance_{self.run_id}",
             "SECRET_KEY": "test-secret-" + self.run_id * 4,
+            # Every in-process request comes from one address ("testclient"): the per-address limits
+            # would count the whole suite. Tests of those limits set their own (tests/security).
+            "RATE_LIMIT_REGISTER_PER_ADDRESS": "0",
+            "RATE_LIMIT_LOGIN_PER_ADDRESS": "0",
             "TASK_MAX_RETRIES": "3",
             "RETRY_BACKOFF_BASE": "0.2",
             "RETRY_BACKOFF_MAX": "1",

@@ -151,9 +151,26 @@ class Api:
         r = self.client.post(
             "/api/v1/auth/register", json={"email": email, "password": password, "name": role.title(), "role": role}
         )
-        assert r.status_code == 201, r.text
+        assert r.status_code == 202, r.text  # the same answer for new and taken emails
         token = self.login(email, password)
-        return {"email": email, "token": token, "user": r.json(), "headers": {"Authorization": f"Bearer {token}"}}
+        headers = {"Authorization": f"Bearer {token}"}
+        me = self.client.get("/api/v1/auth/me", headers=headers)
+        assert me.status_code == 200, me.text
+        return {"email": email, "token": token, "user": me.json(), "headers": headers}
+
+    def admin(self) -> dict[str, Any]:
+        """An admin account (made in the database, as `vocalborn users create` does), one per Api."""
+        if getattr(self, "_admin", None) is None:
+            from vocalborn.auth.models import Role
+            from vocalborn.auth.service import create_user
+            from vocalborn.db import session_scope
+
+            email, password = f"admin-{uuid.uuid4().hex[:8]}@example.com", "admin-password-1"
+            with session_scope() as db:
+                create_user(db, email=email, password=password, name="Admin", role=Role.ADMIN)
+            token = self.login(email, password)
+            self._admin = {"email": email, "token": token, "headers": {"Authorization": f"Bearer {token}"}}
+        return dict(self._admin)
 
     def login(self, email: str, password: str) -> str:
         r = self.client.post("/api/v1/auth/login", data={"username": email, "password": password})
@@ -161,12 +178,18 @@ class Api:
         return str(r.json()["access_token"])
 
     def sentence(
-        self, therapist: dict[str, Any], audio: bytes, text: str = SENTENCE, filename: str = "ref.wav"
+        self,
+        therapist: dict[str, Any],
+        audio: bytes,
+        text: str = SENTENCE,
+        filename: str = "ref.wav",
+        shared: bool = True,
     ) -> dict[str, Any]:
+        """A sentence; shared with every learner by default (the tests' learners are not linked)."""
         r = self.client.post(
             "/api/v1/practice/sentences",
             headers=therapist["headers"],
-            data={"text": text},
+            data={"text": text, "shared": "true" if shared else "false"},
             files={"reference_audio": (filename, audio)},
         )
         assert r.status_code == 201, r.text

@@ -35,14 +35,18 @@ def test_production_refuses_to_start_with_example_or_missing_secrets() -> None:
 
 
 def test_production_starts_with_real_secrets() -> None:
+    import secrets
+
+    password = secrets.token_hex(16)
     s = Settings(
         environment="production",
-        secret_key="k" * 48,
-        database_url="postgresql://vb:Zq9-long@db/vb",
-        celery_broker_url="redis://:Zq9-long@redis:6379/0",
+        secret_key=secrets.token_urlsafe(48),
+        metrics_token=secrets.token_hex(32),
+        database_url=f"postgresql://vb:{password}@db/vb",
+        celery_broker_url=f"redis://:{password}@redis:6379/0",
         _env_file=None,
     )
-    assert s.effective_result_backend == "redis://:Zq9-long@redis:6379/1"
+    assert s.effective_result_backend == f"redis://:{password}@redis:6379/1"
     assert s.effective_database_url.startswith("postgresql+psycopg://")
 
 

@@ -102,6 +102,7 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
         "republish-stranded-tasks": entry("republish_stranded_tasks", settings.republish_interval_seconds),
         "reap-stalled-tasks": entry("reap_stalled_tasks", settings.reaper_interval_seconds),
         "cleanup-expired-tasks": entry("cleanup_expired_tasks", settings.cleanup_interval_seconds),
+        "purge-old-recordings": entry("purge_old_recordings", settings.cleanup_interval_seconds),
         "health-check": entry("health_check", settings.health_check_interval_seconds),
     }
 

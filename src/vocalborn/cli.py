@@ -19,6 +19,27 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage accounts (admins are created here only).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+storage_app = typer.Typer(help="Stored recordings: encryption at rest.", no_args_is_help=True)
+app.add_typer(storage_app, name="storage")
+
+
+@storage_app.command("rotate")
+def storage_rotate() -> None:
+    """Re-encrypt every stored recording not written with the current key (STORAGE_ENCRYPTION_KEY_ID,
+    default the last of STORAGE_ENCRYPTION_KEYS), plain files included. Safe to run again."""
+    from vocalborn.storage import MissingKey, get_storage
+
+    settings = _settings()
+    try:
+        report = get_storage().rotate()
+    except MissingKey as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"{settings.storage_dir}: re-encrypted {report.reencrypted}, already current {report.already_current}, "
+        f"failed {report.failed}"
+    )
+    if report.failed:
+        raise typer.Exit(1)
 
 
 def _settings(need_broker: bool = False):
@@ -169,6 +190,18 @@ def _flower_auth(settings) -> str | None:
     return None
 
 
+def _protect_flower_metrics() -> None:
+    """Flower 2.2 serves /metrics (task counts, worker host names) without asking for its basic
+    auth: only handlers marked ``authenticated`` check it. Mark that one too."""
+    import tornado.web
+    from flower.views import monitor
+
+    if not getattr(monitor.Metrics.get, "_vocalborn_protected", False):
+        protected = tornado.web.authenticated(monitor.Metrics.get)
+        protected._vocalborn_protected = True  # type: ignore[attr-defined]  # marks the patched method, so it is patched once
+        monitor.Metrics.get = protected
+
+
 @app.command()
 def flower(
     port: Annotated[int | None, typer.Option(help="port (default FLOWER_PORT)")] = None,
@@ -177,16 +210,21 @@ def flower(
     """Run Flower behind basic auth (FLOWER_BASIC_AUTH=user:password)."""
     settings = _settings(need_broker=True)
     from vocalborn.celery_app import celery_app
-    from vocalborn.config import EXAMPLE_SECRETS
+    from vocalborn.config import EXAMPLE_SECRETS, secret_problem
 
     auth = _flower_auth(settings)
     if not auth or ":" not in auth:
         _fail("Flower needs FLOWER_BASIC_AUTH=user:password (refusing to serve task data without auth)")
     assert auth is not None
-    if settings.environment == "production" and (auth in EXAMPLE_SECRETS or auth.split(":", 1)[1] in EXAMPLE_SECRETS):
-        _fail("FLOWER_BASIC_AUTH still holds an example password; refusing to start in production")
+    if settings.environment == "production":
+        if auth.lower() in EXAMPLE_SECRETS or auth.split(":", 1)[1].lower() in EXAMPLE_SECRETS:
+            _fail("FLOWER_BASIC_AUTH still holds an example password; refusing to start in production")
+        problem = secret_problem("FLOWER_BASIC_AUTH", auth, 16)
+        if problem:
+            _fail(f"refusing to start in production: {problem}")
     # Through the environment (Flower reads FLOWER_* variables), not argv: argv shows in `ps`.
     os.environ["FLOWER_BASIC_AUTH"] = auth
+    _protect_flower_metrics()
     celery_app.start(
         [
             "flower",
@@ -327,6 +365,10 @@ def up(
     typer.echo(f"Database:  {redact_url(settings.effective_database_url)}")
     typer.echo(f"Broker:    {redact_url(broker_url)}{'  (bundled redis-server)' if redis_server else ''}")
     typer.echo(f"Data:      {data}")
+    if settings.therapists_may_self_register:
+        typer.echo("Accounts:  open registration: anyone may register as a therapist (production: by invitation only)")
+    else:
+        typer.echo("Accounts:  learners self-register; therapists need an admin's invitation code")
     typer.echo("Press Ctrl-C to stop.\n")
     try:
         watched = list(children)
@@ -621,7 +663,8 @@ def submit(
                     "POST",
                     "/api/v1/practice/sentences",
                     therapist_token,
-                    data={"text": words},
+                    # shared: the learner may not be linked to this therapist
+                    data={"text": words, "shared": "true"},
                     files={"reference_audio": (reference.name, f)},
                 )
             sentence = str(created["sentence_id"])

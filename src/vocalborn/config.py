@@ -7,6 +7,7 @@ in ``.env.example``. With nothing set, everything points at the embedded default
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -27,8 +28,66 @@ EXAMPLE_SECRETS = frozenset(
         "admin:change-me",
         "secure_password",
         "password",
+        "admin",
+        "admin:admin",
+        "admin:password",
+        "secret",
+        "12345678",
+        "letmein",
+        "vocalborn",
     }
 )
+
+
+def secret_problem(name: str, value: str | None, min_length: int = 32) -> str | None:
+    """Why ``value`` is not a usable production secret (one line), or None when it is.
+
+    Refused: missing, a known example (also after ``user:``), shorter than ``min_length``, or
+    with too little variety to be random (e.g. 57 x "a", "abcabcabc...", "1234567890...")."""
+    if not value:
+        return f"{name} must be set"
+    secret = value.split(":", 1)[1] if ":" in value and name.endswith("_AUTH") else value
+    if value.lower() in EXAMPLE_SECRETS or secret.lower() in EXAMPLE_SECRETS:
+        return f"{name} is a known example value (generate one with `openssl rand -hex 32`)"
+    if len(secret) < min_length:
+        return f"{name} is {len(secret)} characters, at least {min_length} random characters are needed"
+    distinct = len(set(secret))
+    # a random hex string of 16 characters has ~10 distinct ones, of 32 ~15: ask for a quarter
+    if distinct < min(10, len(secret) // 4) or _repeats(secret):
+        return f"{name} does not look random (too few distinct characters or a repeated pattern)"
+    return None
+
+
+def _repeats(secret: str) -> bool:
+    """A short pattern repeated, or a run of consecutive characters (abcdef..., 123456...)."""
+    for size in range(1, 9):
+        if len(secret) >= 2 * size and (secret[:size] * (len(secret) // size + 1))[: len(secret)] == secret:
+            return True
+    steps = sum(1 for a, b in zip(secret, secret[1:], strict=False) if ord(b) - ord(a) == 1)
+    return steps >= len(secret) * 0.6
+
+
+def parse_encryption_keys(raw: str | None, single: str | None) -> dict[str, bytes]:
+    """``id1:base64,id2:base64`` (and/or one bare base64 key, id ``k1``) -> {id: 32-byte key}."""
+    import base64
+    import binascii
+
+    keys: dict[str, bytes] = {}
+    entries = [e.strip() for e in (raw or "").split(",") if e.strip()]
+    if single:
+        entries.append(single.strip() if ":" in single.strip() else f"k1:{single.strip()}")
+    for entry in entries:
+        key_id, sep, b64 = entry.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", key_id):
+            raise ValueError("STORAGE_ENCRYPTION_KEYS: each entry is ID:BASE64 (ID of 1-16 letters, digits, _ or -)")
+        try:
+            key = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"storage encryption key {key_id!r} is not valid base64") from None
+        if len(key) != 32:
+            raise ValueError(f"storage encryption key {key_id!r} is {len(key)} bytes; AES-256 needs 32")
+        keys[key_id] = key
+    return keys
 
 
 class Settings(BaseSettings):
@@ -115,6 +174,37 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     flower_basic_auth: str | None = None  # "user:password"
     flower_port: int = 5555
+    # Bearer token for GET /metrics on the API and the worker; required in production. Unset
+    # elsewhere: /metrics is open (the embedded default listens on loopback only).
+    metrics_token: str | None = None
+
+    # --- abuse limits (Redis, shared by every API process; 0 turns one off) ----------------------
+    rate_limit_window_seconds: int = 300  # the sliding window of the login and upload/submit limits
+    rate_limit_login_per_account: int = 20  # attempts per window for one email
+    rate_limit_login_per_address: int = 100  # attempts per window from one client address
+    login_lockout_failures: int = 10  # consecutive wrong passwords for one email before a lockout
+    login_lockout_seconds: int = 900
+    rate_limit_register_per_address: int = 20  # registrations per hour from one client address
+    rate_limit_uploads_per_user: int = 120  # recordings and reference uploads per window
+    rate_limit_submits_per_user: int = 120  # analysis submits per window
+    max_active_tasks_per_learner: int = 50  # pending/retry/processing analyses at once
+    rate_limit_exports_per_user: int = 10  # GET /api/v1/me/export (a zip of every recording) per hour
+
+    # --- accounts ------------------------------------------------------------------------------------
+    # May anyone register as a therapist? Default: yes, except in production (then only with an
+    # admin's invitation code: POST /api/v1/admin/therapist-invitations).
+    open_therapist_registration: bool | None = None
+    therapist_invitation_hours: int = 72
+
+    # --- recordings at rest ------------------------------------------------------------------------
+    # AES-256-GCM for recordings and reference audio. STORAGE_ENCRYPTION_KEYS=id1:base64,id2:base64
+    # (every key that may still be needed for reading); new files use STORAGE_ENCRYPTION_KEY_ID
+    # (default: the last one listed). STORAGE_ENCRYPTION_KEY=base64 is the one-key short form (id k1).
+    storage_encryption_key: str | None = None
+    storage_encryption_keys: str | None = None
+    storage_encryption_key_id: str | None = None
+    # Raw recordings are deleted this many days after they were made (scores stay); 0 = keep.
+    retention_recordings_days: int = 0
 
     # --- live progress (WebSocket) ---------------------------------------------------------------
     ws_queue_size: int = 256  # a socket this many messages behind is closed (1013) and must resume
@@ -130,18 +220,47 @@ class Settings(BaseSettings):
         if self.environment != "production":
             return self
         problems = []
-        if not self.secret_key or self.secret_key in EXAMPLE_SECRETS or len(self.secret_key) < 32:
-            problems.append("SECRET_KEY must be set to a random string of at least 32 characters")
+        # One line per problem. FLOWER_BASIC_AUTH is checked by `vocalborn flower` (it alone uses it).
+        for name, value, required in (
+            ("SECRET_KEY", self.secret_key, True),
+            ("METRICS_TOKEN", self.metrics_token, True),
+            ("AI_SERVICE_API_KEY", self.ai_service_api_key, False),
+        ):
+            if required or value:
+                problem = secret_problem(name, value)
+                if problem:
+                    problems.append(problem)
         if self.database_url is None:
             problems.append("DATABASE_URL must be set")
         if self.celery_broker_url is None:
             problems.append("CELERY_BROKER_URL must be set")
         for url in (self.database_url, self.celery_broker_url, self.redis_url):
+            password = url_password(url) if url else None
             if url and any(f":{bad}@" in url for bad in EXAMPLE_SECRETS if bad):
                 problems.append(f"an example password is still in {redact_url(url)}")
+            elif password is not None and secret_problem("password", password, 16):
+                problems.append(
+                    f"the password in {redact_url(url or '')} is short or not random (16+ random characters)"
+                )
+        try:
+            self.encryption_keys()
+        except ValueError as exc:
+            problems.append(str(exc))
         if problems:
-            raise ValueError("refusing to start in production: " + "; ".join(problems))
+            raise ValueError("refusing to start in production:" + "".join(f"\n  - {p}" for p in problems))
         return self
+
+    def encryption_keys(self) -> dict[str, bytes]:
+        keys = parse_encryption_keys(self.storage_encryption_keys, self.storage_encryption_key)
+        if self.storage_encryption_key_id and self.storage_encryption_key_id not in keys:
+            raise ValueError(f"STORAGE_ENCRYPTION_KEY_ID {self.storage_encryption_key_id!r} is not among the keys")
+        return keys
+
+    @property
+    def therapists_may_self_register(self) -> bool:
+        if self.open_therapist_registration is not None:
+            return self.open_therapist_registration
+        return self.environment != "production"
 
     # --- derived values -------------------------------------------------------------------------------
     @property
@@ -218,6 +337,14 @@ def embedded_redis_url(settings: Settings, db: int) -> str:
     if port_file.exists():
         return f"redis://127.0.0.1:{port_file.read_text().strip()}/{db}"
     raise RuntimeError("no broker configured: set CELERY_BROKER_URL, or start the embedded stack with `vocalborn up`")
+
+
+def url_password(url: str) -> str | None:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return None
+    creds = rest.rpartition("@")[0]
+    return creds.split(":", 1)[1] if ":" in creds else None
 
 
 def redact_url(url: str) -> str:

@@ -27,6 +27,7 @@ from vocalborn.errors import validation_error as field_validation_error
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
 from vocalborn.practice.router import router as practice_router
+from vocalborn.security.router import router as security_router
 from vocalborn.tasks.admin import router as admin_router
 from vocalborn.tasks.router import router as tasks_router
 from vocalborn.tasks.ws import router as ws_router
@@ -146,6 +147,7 @@ def create_app() -> FastAPI:
     app.include_router(tasks_router)
     app.include_router(ws_router)
     app.include_router(admin_router)
+    app.include_router(security_router)
     app.add_middleware(BodySizeLimit)
     document_errors(app)  # before the docs page copies the schema
     _install_offline_docs(app)
@@ -230,6 +232,12 @@ def create_app() -> FastAPI:
     app.add_exception_handler(NotFound, _domain_error(404))
     app.add_exception_handler(Forbidden, _domain_error(403))
     app.add_exception_handler(Conflict, _domain_error(409))
+
+    from vocalborn.tasks.service import TooManyActive
+
+    @app.exception_handler(TooManyActive)
+    async def too_many_active(request: Request, exc: TooManyActive) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": "30"})
 
     async def database_down(request: Request, exc: Exception) -> JSONResponse:
         # Down, frozen, out of connections or over a deadline: the same answer, at once.

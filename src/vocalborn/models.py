@@ -2,16 +2,19 @@
 
 from vocalborn.auth.models import Role, User
 from vocalborn.practice.models import PracticeRecord, PracticeSession, RecordStatus, Sentence
+from vocalborn.security.models import DataAccessLog, TherapistInvitation
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 
 __all__ = [
     "AIAnalysisResult",
     "AIAnalysisTask",
     "AIAnalysisTaskEvent",
+    "DataAccessLog",
     "PracticeRecord",
     "PracticeSession",
     "RecordStatus",
     "Role",
     "Sentence",
+    "TherapistInvitation",
     "User",
 ]

@@ -35,7 +35,7 @@ def test_a_submitted_recording_is_analysed(workers: Stack, therapist: dict[str, 
     assert r.status_code == 202, r.text
     task_id = r.json()["task_id"]
 
-    final = api.wait_for(learner, task_id, {"success", "failure"}, timeout=90)
+    final = api.wait_for(api.admin(), task_id, {"success", "failure"}, timeout=90)  # admins see worker names
     assert final["status"] == "success", final
     assert final["worker_name"].startswith("flow-")
     result = api.client.get(f"/api/v1/tasks/analysis/{task_id}/result", headers=learner["headers"])
@@ -170,7 +170,7 @@ def test_a_worker_killed_mid_analysis_loses_nothing(
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
     task_id = api.submit(learner, record_id).json()["task_id"]
     running = wait_until(
-        lambda: (s := api.status(learner, task_id))["progress"] >= 20 and s["status"] == "processing" and s,
+        lambda: (s := api.status(api.admin(), task_id))["progress"] >= 20 and s["status"] == "processing" and s,
         60,
         0.1,
         "the analysis to be half-way",
@@ -179,12 +179,12 @@ def test_a_worker_killed_mid_analysis_loses_nothing(
     victim.kill()  # SIGKILL, main process and pool child alike
 
     stack.worker("rescuer", concurrency=1)
-    final = api.wait_for(learner, task_id, {"success", "failure"}, timeout=90)
+    final = api.wait_for(api.admin(), task_id, {"success", "failure"}, timeout=90)
     assert final["status"] == "success", final
     assert final["worker_name"].startswith("rescuer-")
     assert result_counts([task_id])[task_id] == 1
     assert event_counts([task_id], "succeeded")[task_id] == 1
-    started = [e for e in api.events(learner, task_id) if e["event_type"] == "started"]
+    started = [e for e in api.events(api.admin(), task_id) if e["event_type"] == "started"]
     assert started[0]["worker_name"].startswith("victim-") and started[-1]["worker_name"].startswith("rescuer-")
 
 
@@ -209,9 +209,9 @@ def test_a_worker_stopped_with_sigterm_finishes_its_running_analysis(
     code = worker.proc.wait(60)
     assert code == 0, worker.log()[-3000:]
 
-    final = api.status(learner, task_id)
+    final = api.status(api.admin(), task_id)
     assert final["status"] == "success", (final, worker.log()[-3000:])
     assert final["worker_name"].startswith("graceful-")
     assert result_counts([task_id])[task_id] == 1
-    started = [e for e in api.events(learner, task_id) if e["event_type"] == "started"]
+    started = [e for e in api.events(api.admin(), task_id) if e["event_type"] == "started"]
     assert len(started) == 1

@@ -56,7 +56,7 @@ def test_a_batch_through_two_apis_spreads_over_two_workers_and_survives_losing_o
             task_ids.append(s.json()["task_id"])
 
         def statuses() -> list[dict[str, Any]]:
-            return [apis[0].status(learner, t) for t in task_ids]
+            return [apis[0].status(apis[0].admin(), t) for t in task_ids]  # admins see worker names
 
         # node-a has finished some work and holds more when it is told to stop
         wait_until(

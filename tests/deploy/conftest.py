@@ -27,6 +27,7 @@ REQUIRED_SECRETS = (
     "POSTGRES_PASSWORD",
     "REDIS_PASSWORD",
     "FLOWER_BASIC_AUTH",
+    "METRICS_TOKEN",
     "GRAFANA_ADMIN_PASSWORD",
 )
 REQUIRED_SECRETS_RABBITMQ = (*REQUIRED_SECRETS, "RABBITMQ_DEFAULT_PASS")
@@ -48,6 +49,7 @@ def real_secrets() -> dict[str, str]:
         "POSTGRES_PASSWORD": secrets.token_hex(16),
         "REDIS_PASSWORD": secrets.token_hex(16),
         "FLOWER_BASIC_AUTH": f"ops:{secrets.token_hex(12)}",
+        "METRICS_TOKEN": secrets.token_hex(32),
         "GRAFANA_ADMIN_PASSWORD": secrets.token_hex(12),
         "RABBITMQ_DEFAULT_PASS": secrets.token_hex(16),
     }

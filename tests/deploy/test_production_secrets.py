@@ -12,7 +12,14 @@ import pytest
 
 from tests.deploy.conftest import production_example, real_secrets
 
-SECRETS = ("SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH", "RABBITMQ_DEFAULT_PASS")
+SECRETS = (
+    "SECRET_KEY",
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "FLOWER_BASIC_AUTH",
+    "METRICS_TOKEN",
+    "RABBITMQ_DEFAULT_PASS",
+)
 
 
 def production_env(tmp_path: Path, values: dict[str, str]) -> dict[str, str]:
@@ -27,6 +34,7 @@ def production_env(tmp_path: Path, values: dict[str, str]) -> dict[str, str]:
         DATABASE_URL=f"postgresql://vocalborn:{values['POSTGRES_PASSWORD']}@127.0.0.1:9/vocalborn",
         CELERY_BROKER_URL=f"redis://:{values['REDIS_PASSWORD']}@127.0.0.1:9/0",
         FLOWER_BASIC_AUTH=values["FLOWER_BASIC_AUTH"],
+        METRICS_TOKEN=values["METRICS_TOKEN"],
     )
     return env
 
@@ -44,7 +52,7 @@ def test_a_refusal_prints_no_part_of_the_real_secrets(tmp_path: Path) -> None:
     values = {**real_secrets(), "POSTGRES_PASSWORD": production_example()["POSTGRES_PASSWORD"]}
     done = vocalborn(["api", "--port", "9"], production_env(tmp_path, values))
     assert done.returncode != 0 and "refusing to start in production" in done.stderr
-    for name in ("SECRET_KEY", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH"):
+    for name in ("SECRET_KEY", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH", "METRICS_TOKEN"):
         assert values[name][-8:] not in done.stderr, name
 
 
@@ -97,3 +105,51 @@ def test_flower_refuses_to_run_without_credentials_in_production(tmp_path: Path)
     assert done.returncode != 0
     assert "Flower needs FLOWER_BASIC_AUTH" in done.stderr, done.stderr[-2000:]
     assert not (tmp_path / "flower_credentials").exists()  # no generated password outside local
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("SECRET_KEY", "a" * 57, "SECRET_KEY does not look random"),
+        ("SECRET_KEY", "abc123" * 8, "SECRET_KEY does not look random"),
+        ("SECRET_KEY", "abcdefghijklmnopqrstuvwxyz0123456789", "SECRET_KEY does not look random"),
+        ("SECRET_KEY", "Zq9-8sL2_k", "SECRET_KEY is 10 characters, at least 32"),
+        ("SECRET_KEY", "password", "SECRET_KEY is a known example value"),
+        ("METRICS_TOKEN", "changeme", "METRICS_TOKEN is a known example value"),
+        ("METRICS_TOKEN", "", "METRICS_TOKEN must be set"),
+    ],
+)
+def test_the_api_refuses_a_weak_secret_with_one_clear_line(name: str, value: str, reason: str, tmp_path: Path) -> None:
+    env = production_env(tmp_path, real_secrets())
+    env[name] = value
+    done = vocalborn(["api", "--port", "9"], env)
+    assert done.returncode != 0
+    assert "refusing to start in production" in done.stderr and reason in done.stderr, done.stderr[-2000:]
+    # one line per problem, and only the weak one is named: every other secret passed
+    assert done.stderr.count(" - ") == 1, done.stderr[-2000:]
+
+
+def test_the_api_refuses_a_weak_password_in_a_service_url(tmp_path: Path) -> None:
+    env = production_env(tmp_path, {**real_secrets(), "POSTGRES_PASSWORD": "short1"})
+    done = vocalborn(["api", "--port", "9"], env)
+    assert done.returncode != 0
+    assert "the password in postgresql://vocalborn:***@" in done.stderr and "short1" not in done.stderr
+
+
+@pytest.mark.parametrize("auth", ["admin:admin", "ops:password", "ops:aaaaaaaaaaaaaaaaaaaaaa", "ops:Zq9-8sL2"])
+def test_flower_refuses_weak_or_example_credentials(auth: str, tmp_path: Path) -> None:
+    done = vocalborn(["flower"], production_env(tmp_path, {**real_secrets(), "FLOWER_BASIC_AUTH": auth}))
+    assert done.returncode != 0
+    assert "FLOWER_BASIC_AUTH" in done.stderr and "refusing to start in production" in done.stderr, done.stderr
+
+
+def test_real_random_secrets_pass_the_guard() -> None:
+    import secrets
+
+    from vocalborn.config import secret_problem
+
+    for _ in range(500):
+        assert secret_problem("SECRET_KEY", secrets.token_hex(32)) is None
+        assert secret_problem("SECRET_KEY", secrets.token_hex(16)) is None
+        assert secret_problem("SECRET_KEY", secrets.token_urlsafe(32)) is None
+        assert secret_problem("password", secrets.token_hex(8), 16) is None

@@ -75,9 +75,17 @@ def test_flower_lists_our_worker_and_tasks_to_its_user_only(
         assert seen[task_id]["name"] == "vocalborn.analyze_audio"
         assert seen[task_id]["worker"].startswith(f"{flower_worker.name}@")
 
-    for path in ("/api/workers", "/api/tasks", f"/api/task/info/{task_ids[0]}", "/"):
+    # Flower 2.2 serves /metrics (task counts, worker host names) without auth; ours asks for it
+    for path in ("/api/workers", "/api/tasks", f"/api/task/info/{task_ids[0]}", "/", "/metrics"):
         assert httpx.get(f"{flower}{path}", timeout=10).status_code == 401, path
         assert httpx.get(f"{flower}{path}", auth=(USER, "wrong"), timeout=10).status_code == 401, path
+    metrics = httpx.get(f"{flower}/metrics", auth=auth, timeout=10)
+    assert metrics.status_code == 200 and "flower_events_total" in metrics.text
+    # what Flower keeps of our tasks' arguments: the task id, nothing about the learner
+    for task_id in task_ids:
+        info = httpx.get(f"{flower}/api/task/info/{task_id}", auth=auth, timeout=10).json()
+        assert info["args"] in (f"['{task_id}']", f"('{task_id}',)"), info["args"]
+        assert learner["email"] not in str(info) and learner["user"]["user_id"] not in str(info)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +99,11 @@ def test_flower_lists_our_worker_and_tasks_to_its_user_only(
 def test_flower_refuses_to_start_in_production_without_real_credentials(
     migrated: ServicesUnderTest, credentials: str | None, message: str
 ) -> None:
-    env = dict(os.environ, ENVIRONMENT="production")
+    import secrets
+
+    env = dict(
+        os.environ, ENVIRONMENT="production", SECRET_KEY=secrets.token_hex(32), METRICS_TOKEN=secrets.token_hex(32)
+    )
     env.pop("FLOWER_BASIC_AUTH", None)
     if credentials is not None:
         env["FLOWER_BASIC_AUTH"] = credentials

@@ -245,7 +245,7 @@ def test_the_reaper_requeues_a_task_whose_worker_died_and_fails_one_that_keeps_d
             ids.append(str(task.task_id))
     result = maintenance.reap_stalled_tasks()
     assert result["requeued"] >= 1 and result["failed"] >= 1
-    healed = api.wait_for(learner, ids[0], {"success", "failure"}, timeout=60)
+    healed = api.wait_for(api.admin(), ids[0], {"success", "failure"}, timeout=60)
     assert healed["status"] == "success" and healed["worker_name"].startswith("slow@")
     assert _kinds(api, learner, ids[0])[0] == "queued"
     dead = api.status(learner, ids[1])

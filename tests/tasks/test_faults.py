@@ -36,7 +36,7 @@ def test_a_worker_killed_mid_analysis_loses_nothing(
         record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
         task_id = api.submit(learner, record_id).json()["task_id"]
         running = wait_until(
-            lambda: (s := api.status(learner, task_id))["progress"] >= 20 and s["status"] == "processing" and s,
+            lambda: (s := api.status(api.admin(), task_id))["progress"] >= 20 and s["status"] == "processing" and s,
             60,
             0.1,
             "the analysis to be half-way",
@@ -46,14 +46,14 @@ def test_a_worker_killed_mid_analysis_loses_nothing(
 
         rescuer = WorkerProcess("rescuer", migrated.data_dir, concurrency=1).start()
         try:
-            final = api.wait_for(learner, task_id, {"success", "failure"}, timeout=90)
+            final = api.wait_for(api.admin(), task_id, {"success", "failure"}, timeout=90)
         finally:
             rescuer.stop()
         assert final["status"] == "success", final
         assert final["worker_name"].startswith("rescuer@")
         assert _count_results(task_id) == 1
 
-        events = api.events(learner, task_id)
+        events = api.events(api.admin(), task_id)
         kinds = [e["event_type"] for e in events]
         assert kinds[0] == "submitted" and kinds[-1] == "succeeded"
         started = [e for e in events if e["event_type"] == "started"]

@@ -30,7 +30,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 from sqlalchemy import func, or_, select
 from sqlmodel import col
-from starlette.responses import Response
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vocalborn.config import Settings, get_settings
@@ -259,8 +260,17 @@ def render() -> bytes:
     return generate_latest(REGISTRY)
 
 
-def metrics_endpoint() -> Response:
-    """Prometheus text format. A plain ``def``: the scrape queries the database in a thread."""
+def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text format. A plain ``def``: the scrape queries the database in a thread.
+    With METRICS_TOKEN set (required in production), only for ``Authorization: Bearer <token>``."""
+    from vocalborn.security.metrics_auth import token_ok
+
+    if not token_ok(request.headers.get("authorization")):
+        return JSONResponse(
+            {"detail": "metrics need 'Authorization: Bearer <METRICS_TOKEN>'"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return Response(render(), media_type=CONTENT_TYPE_LATEST)
 
 

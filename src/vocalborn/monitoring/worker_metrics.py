@@ -147,14 +147,17 @@ class WorkerMetrics:
 
     # --- the endpoint, in the main process ---------------------------------------------------
     def serve(self, host: str, port: int) -> None:
-        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client import CollectorRegistry
         from prometheus_client.multiprocess import MultiProcessCollector
+
+        from vocalborn.config import get_settings
+        from vocalborn.security.metrics_auth import start_metrics_server
 
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.path))
         registry.register(_LiveWorkerCollector(self))
         try:
-            self.server, _thread = start_http_server(port, addr=host, registry=registry)
+            self.server, _thread = start_metrics_server(port, host, registry, get_settings().metrics_token)
         except OSError as exc:
             log.warning("worker metrics endpoint not started on %s:%s: %s (set WORKER_METRICS_PORT)", host, port, exc)
             return

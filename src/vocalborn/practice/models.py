@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, Float, ForeignKey, String, Text, Uuid
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, Float, ForeignKey, String, Text, Uuid, false
 from sqlmodel import Field, SQLModel
 
 from vocalborn.sqltypes import UTCDateTime, utcnow
@@ -32,6 +32,8 @@ class Sentence(SQLModel, table=True):
     reference_audio_format: str = Field(sa_column=Column(String(16), nullable=False))
     reference_duration_seconds: float = Field(sa_column=Column(Float, nullable=False))
     created_by: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("users.user_id"), nullable=False, index=True))
+    # Visible to every learner (set by an admin or the author); otherwise only the author's learners see it.
+    shared: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 
@@ -77,5 +79,7 @@ class PracticeRecord(SQLModel, table=True):
             index=True,
         ),
     )
+    # Set when the raw audio was deleted (RETENTION_RECORDINGS_DAYS); the scores stay.
+    audio_deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile, status
 from fastapi.responses import FileResponse
 
 from vocalborn.auth.dependencies import CurrentUser, SessionDep, TherapistUser
@@ -11,8 +12,12 @@ from vocalborn.auth.models import Role
 from vocalborn.config import get_settings
 from vocalborn.errors import error_responses
 from vocalborn.practice import service
-from vocalborn.practice.schemas import RecordPublic, SentencePublic, SessionCreate, SessionPublic
-from vocalborn.storage import get_storage
+from vocalborn.practice.schemas import RecordPublic, SentencePublic, SentenceShare, SessionCreate, SessionPublic
+from vocalborn.security.access import record_access
+from vocalborn.security.ratelimit import limit_uploads
+from vocalborn.storage import MissingKey, get_storage
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/practice", tags=["practice"])
 
@@ -48,46 +53,71 @@ def _validated(data: bytes, field: str) -> service.ValidAudio:
     status_code=status.HTTP_201_CREATED,
     response_model=SentencePublic,
     operation_id="create_sentence",
-    responses=error_responses(403, 413, 415, 422),
+    responses=error_responses(403, 413, 415, 422, 429),
+    dependencies=[Depends(limit_uploads)],
 )
 async def create_sentence(
     user: TherapistUser,
     db: SessionDep,
     text: Annotated[str, Form(min_length=1, max_length=2000)],
     reference_audio: Annotated[UploadFile, File()],
+    shared: Annotated[bool, Form(description="visible to every learner, not only the author's")] = False,
 ) -> SentencePublic:
     from starlette.concurrency import run_in_threadpool
 
     data = await _read_upload(reference_audio, "reference_audio")
     audio = await run_in_threadpool(_validated, data, "reference_audio")
     sentence = await run_in_threadpool(
-        lambda: service.create_sentence(db, get_storage(), text=text.strip(), audio=audio, author=user)
+        lambda: service.create_sentence(db, get_storage(), text=text.strip(), audio=audio, author=user, shared=shared)
     )
     return SentencePublic.model_validate(sentence)
 
 
 @router.get("/sentences", response_model=list[SentencePublic], operation_id="list_sentences")
 def list_sentences(
-    _: CurrentUser,
+    user: CurrentUser,
     db: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[SentencePublic]:
-    return [SentencePublic.model_validate(s) for s in service.list_sentences(db, limit, offset)]
+    """A learner sees their therapist's sentences and the shared ones; a therapist their own and
+    the shared ones; an admin all."""
+    return [SentencePublic.model_validate(s) for s in service.list_sentences(db, limit, offset, user)]
 
 
 @router.get("/sentences/{sentence_id}", response_model=SentencePublic, operation_id="get_sentence")
-def get_sentence(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -> SentencePublic:
-    return SentencePublic.model_validate(service.get_sentence(db, sentence_id))
+def get_sentence(sentence_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> SentencePublic:
+    return SentencePublic.model_validate(service.get_sentence(db, sentence_id, user))
 
 
-def _stored_audio(key: str, fmt: str, what: str) -> FileResponse:
-    """The stored file, or 410 JSON when its row outlived it (a lost disk, a manual cleanup):
-    never a 500 and a dropped connection halfway through the headers."""
-    path = get_storage().path(key)
-    if not path.is_file():
-        raise HTTPException(status.HTTP_410_GONE, f"the {what} is no longer in storage")
-    return FileResponse(path, media_type=_MEDIA_TYPES.get(fmt, "application/octet-stream"))
+@router.put("/sentences/{sentence_id}/shared", response_model=SentencePublic, operation_id="share_sentence")
+def share_sentence(sentence_id: uuid.UUID, body: SentenceShare, user: TherapistUser, db: SessionDep) -> SentencePublic:
+    """Share a sentence with every learner (or stop): its author or an admin."""
+    return SentencePublic.model_validate(service.set_sentence_shared(db, sentence_id, body.shared, user))
+
+
+def _stored_audio(key: str, fmt: str, what: str) -> Response:
+    """The stored file (decrypted when storage encryption is on), or 410 JSON when its row
+    outlived it (retention, a lost disk, a manual cleanup): never a 500 and a dropped
+    connection halfway through the headers."""
+    storage = get_storage()
+    media_type = _MEDIA_TYPES.get(fmt, "application/octet-stream")
+    gone = HTTPException(status.HTTP_410_GONE, f"the {what} is no longer in storage")
+    if not storage.encrypted(key):
+        path = storage.path(key)
+        if not path.is_file():
+            raise gone
+        return FileResponse(path, media_type=media_type)
+    try:
+        data = storage.read(key)
+    except FileNotFoundError:
+        raise gone from None
+    except MissingKey as exc:
+        log.error("%s", exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "this recording's encryption key is not configured"
+        ) from None
+    return Response(data, media_type=media_type)
 
 
 @router.get(
@@ -99,8 +129,8 @@ def _stored_audio(key: str, fmt: str, what: str) -> FileResponse:
         **error_responses(401, 404, 410),
     },
 )
-def get_sentence_audio(sentence_id: uuid.UUID, _: CurrentUser, db: SessionDep) -> FileResponse:
-    sentence = service.get_sentence(db, sentence_id)
+def get_sentence_audio(sentence_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Response:
+    sentence = service.get_sentence(db, sentence_id, user)
     return _stored_audio(sentence.reference_audio_key, sentence.reference_audio_format, "reference recording")
 
 
@@ -129,7 +159,9 @@ def list_sessions(
 
 @router.get("/sessions/{session_id}", response_model=SessionPublic, operation_id="get_session")
 def get_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> SessionPublic:
-    return SessionPublic.model_validate(service.get_session_for(db, session_id, user))
+    session = service.get_session_for(db, session_id, user)
+    record_access(db, user, session.user_id, "session", session.practice_session_id)
+    return SessionPublic.model_validate(session)
 
 
 @router.post(
@@ -137,7 +169,8 @@ def get_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Ses
     status_code=status.HTTP_201_CREATED,
     response_model=RecordPublic,
     operation_id="create_record",
-    responses=error_responses(404, 413, 415, 422),
+    responses=error_responses(404, 413, 415, 422, 429),
+    dependencies=[Depends(limit_uploads)],
 )
 async def create_record(
     session_id: uuid.UUID,
@@ -164,12 +197,15 @@ async def create_record(
 @router.get("/sessions/{session_id}/records", response_model=list[RecordPublic], operation_id="list_records")
 def list_records(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> list[RecordPublic]:
     session = service.get_session_for(db, session_id, user)
+    record_access(db, user, session.user_id, "session_records", session.practice_session_id)
     return [RecordPublic.model_validate(r) for r in service.list_records(db, session)]
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic, operation_id="get_record")
 def get_record(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> RecordPublic:
-    return RecordPublic.model_validate(service.get_record_for(db, record_id, user))
+    record = service.get_record_for(db, record_id, user)
+    record_access(db, user, record.user_id, "record", record.practice_record_id)
+    return RecordPublic.model_validate(record)
 
 
 @router.get(
@@ -181,6 +217,7 @@ def get_record(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Recor
         **error_responses(401, 404, 410),
     },
 )
-def get_record_audio(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> FileResponse:
+def get_record_audio(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Response:
     record = service.get_record_for(db, record_id, user)
+    record_access(db, user, record.user_id, "record_audio", record.practice_record_id)
     return _stored_audio(record.audio_key, record.audio_format, "practice recording")

@@ -14,7 +14,12 @@ class SentencePublic(BaseModel):
     reference_audio_format: str
     reference_duration_seconds: float
     created_by: uuid.UUID
+    shared: bool = False
     created_at: datetime
+
+
+class SentenceShare(BaseModel):
+    shared: bool
 
 
 class SessionCreate(BaseModel):
@@ -42,5 +47,6 @@ class RecordPublic(BaseModel):
     audio_duration_seconds: float
     record_status: str
     ai_task_id: uuid.UUID | None
+    audio_deleted_at: datetime | None = None
     created_at: datetime
     updated_at: datetime

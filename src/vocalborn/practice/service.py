@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import or_, true
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import User
@@ -79,10 +81,13 @@ def validate_audio(data: bytes, settings: Settings, field: str) -> ValidAudio:
     return ValidAudio(data=data, format=info.format, duration_seconds=info.duration_seconds)
 
 
-def create_sentence(db: Session, storage: Storage, *, text: str, audio: ValidAudio, author: User) -> Sentence:
+def create_sentence(
+    db: Session, storage: Storage, *, text: str, audio: ValidAudio, author: User, shared: bool = False
+) -> Sentence:
     key = storage.save("references", audio.data, audio.format)
     sentence = Sentence(
         text=text,
+        shared=shared,
         reference_audio_key=key,
         reference_audio_format=audio.format,
         reference_duration_seconds=audio.duration_seconds,
@@ -98,15 +103,53 @@ def create_sentence(db: Session, storage: Storage, *, text: str, audio: ValidAud
     return sentence
 
 
-def list_sentences(db: Session, limit: int, offset: int) -> list[Sentence]:
-    stmt = select(Sentence).order_by(col(Sentence.created_at).desc()).limit(limit).offset(offset)
+def _visible_sentences(reader: User) -> Any:
+    """Admins see every sentence; a therapist their own and the shared ones; a learner their
+    linked therapist's and the shared ones. Never every therapist's sentences and voices."""
+    if reader.role == "admin":
+        return true()
+    author = reader.user_id if reader.role == "therapist" else reader.therapist_id
+    if author is None:
+        return col(Sentence.shared).is_(True)
+    return or_(col(Sentence.shared).is_(True), col(Sentence.created_by) == author)
+
+
+def can_see_sentence(reader: User, sentence: Sentence) -> bool:
+    if reader.role == "admin" or sentence.shared:
+        return True
+    author = reader.user_id if reader.role == "therapist" else reader.therapist_id
+    return author is not None and sentence.created_by == author
+
+
+def list_sentences(db: Session, limit: int, offset: int, reader: User) -> list[Sentence]:
+    stmt = (
+        select(Sentence)
+        .where(_visible_sentences(reader))
+        .order_by(col(Sentence.created_at).desc())
+        .limit(limit)
+        .offset(offset)
+    )
     return list(db.exec(stmt))
 
 
-def get_sentence(db: Session, sentence_id: uuid.UUID) -> Sentence:
+def get_sentence(db: Session, sentence_id: uuid.UUID, reader: User | None = None) -> Sentence:
+    """The sentence; NotFound when it does not exist or ``reader`` may not see it."""
     sentence = db.get(Sentence, sentence_id)
-    if sentence is None:
+    if sentence is None or (reader is not None and not can_see_sentence(reader, sentence)):
         raise NotFound("sentence not found")
+    return sentence
+
+
+def set_sentence_shared(db: Session, sentence_id: uuid.UUID, shared: bool, user: User) -> Sentence:
+    """Admins share any sentence; a therapist only their own."""
+    sentence = get_sentence(db, sentence_id, user)
+    if user.role != "admin" and sentence.created_by != user.user_id:
+        from vocalborn.tasks.service import Forbidden
+
+        raise Forbidden("only the sentence's author or an admin can change whether it is shared")
+    sentence.shared = shared
+    db.add(sentence)
+    db.commit()
     return sentence
 
 
@@ -153,7 +196,7 @@ def create_record(
 ) -> PracticeRecord:
     if session.user_id != user.user_id:
         raise NotFound("practice session not found")  # only the learner records into a session
-    get_sentence(db, sentence_id)
+    get_sentence(db, sentence_id, user)
     key = storage.save("recordings", audio.data, audio.format)
     record = PracticeRecord(
         practice_session_id=session.practice_session_id,

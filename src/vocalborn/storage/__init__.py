@@ -1,17 +1,29 @@
 """Where recordings live. A directory by default, behind a small interface.
 
 Keys are chosen by the server (``kind/ab/<uuid>.<ext>``); nothing a user sends becomes a path.
+
+With STORAGE_ENCRYPTION_KEYS (or STORAGE_ENCRYPTION_KEY) set, files are written with
+AES-256-GCM: ``VBENC1`` | key-id length (1 byte) | key id | 12-byte nonce | ciphertext+tag, the
+storage key as associated data (a file cannot be swapped for another). Reading picks the key by
+the id in the header, so old keys keep working while ``vocalborn storage rotate`` re-encrypts.
+Plain files (written before encryption was turned on) are still read as they are.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 _KEY = re.compile(r"^[a-z]+/[0-9a-f]{2}/[0-9a-f]{32}\.[a-z0-9]{1,8}$")
+MAGIC = b"VBENC1"
+KINDS = ("recordings", "references")
 
 
 class Storage(Protocol):
@@ -21,21 +33,77 @@ class Storage(Protocol):
     def delete(self, key: str) -> None: ...
 
 
-class LocalStorage:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+class MissingKey(Exception):
+    """A file is encrypted with a key id that is not configured any more."""
 
-    def save(self, kind: str, data: bytes, extension: str) -> str:
-        name = uuid.uuid4().hex
-        key = f"{kind}/{name[:2]}/{name}.{extension}"
+
+@dataclass
+class RotationReport:
+    reencrypted: int = 0
+    already_current: int = 0
+    failed: int = 0
+
+
+class LocalStorage:
+    def __init__(self, root: Path, keys: dict[str, bytes] | None = None, current_key_id: str | None = None) -> None:
+        self.root = root
+        self.keys = dict(keys or {})
+        self.current_key_id = current_key_id or (list(self.keys)[-1] if self.keys else None)
+
+    # --- encryption --------------------------------------------------------------------------
+    def _encrypt(self, key: str, data: bytes) -> bytes:
+        if self.current_key_id is None:
+            return data
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        key_id = self.current_key_id.encode()
+        nonce = os.urandom(12)
+        sealed = AESGCM(self.keys[self.current_key_id]).encrypt(nonce, data, key.encode())
+        return MAGIC + bytes([len(key_id)]) + key_id + nonce + sealed
+
+    def _decrypt(self, key: str, blob: bytes) -> bytes:
+        if not blob.startswith(MAGIC):
+            return blob
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        n = blob[len(MAGIC)]
+        start = len(MAGIC) + 1
+        key_id = blob[start : start + n].decode()
+        nonce = blob[start + n : start + n + 12]
+        if key_id not in self.keys:
+            raise MissingKey(f"{key} is encrypted with key {key_id!r}, which is not in STORAGE_ENCRYPTION_KEYS")
+        return AESGCM(self.keys[key_id]).decrypt(nonce, blob[start + n + 12 :], key.encode())
+
+    def key_id_of(self, key: str) -> str | None:
+        """The key id in a file's header; None for a plain file."""
+        with open(self.path(key), "rb") as fh:
+            head = fh.read(len(MAGIC) + 17)
+        if not head.startswith(MAGIC):
+            return None
+        n = head[len(MAGIC)]
+        return head[len(MAGIC) + 1 : len(MAGIC) + 1 + n].decode()
+
+    def encrypted(self, key: str) -> bool:
+        try:
+            return self.key_id_of(key) is not None
+        except FileNotFoundError:
+            return bool(self.keys)
+
+    # --- files -------------------------------------------------------------------------------------
+    def _write(self, key: str, data: bytes) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".part")
+        tmp = target.with_suffix(target.suffix + f".{uuid.uuid4().hex[:8]}.part")
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)  # readers never see half a file
+
+    def save(self, kind: str, data: bytes, extension: str) -> str:
+        name = uuid.uuid4().hex
+        key = f"{kind}/{name[:2]}/{name}.{extension}"
+        self._write(key, self._encrypt(key, data))
         return key
 
     def path(self, key: str) -> Path:
@@ -44,7 +112,7 @@ class LocalStorage:
         return self.root / key
 
     def read(self, key: str) -> bytes:
-        return self.path(key).read_bytes()
+        return self._decrypt(key, self.path(key).read_bytes())
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
@@ -59,8 +127,48 @@ class LocalStorage:
             if _KEY.match(f"{kind}/{p.parent.name}/{p.name}")
         ]
 
+    @contextlib.contextmanager
+    def plaintext_path(self, path: Path) -> Iterator[Path]:
+        """A path to the plain audio of a stored file: the file itself when it is not encrypted,
+        otherwise a private temporary copy, removed afterwards. For readers that need a file
+        (the analysis engine)."""
+        try:
+            key = path.relative_to(self.root).as_posix()
+        except ValueError:
+            key = ""
+        if not _KEY.match(key) or not path.exists() or not self.encrypted(key):
+            yield path
+            return
+        fd, tmp = tempfile.mkstemp(prefix="vb-", suffix=path.suffix)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self.read(key))
+            yield Path(tmp)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def rotate(self) -> RotationReport:
+        """Re-encrypt every file not written with the current key (plain files included)."""
+        report = RotationReport()
+        if self.current_key_id is None:
+            raise MissingKey("no STORAGE_ENCRYPTION_KEYS configured: nothing to rotate to")
+        for kind in KINDS:
+            for key in self.iter_keys(kind):
+                try:
+                    if self.key_id_of(key) == self.current_key_id:
+                        report.already_current += 1
+                        continue
+                    self._write(key, self._encrypt(key, self.read(key)))
+                    report.reencrypted += 1
+                except FileNotFoundError:
+                    continue  # deleted meanwhile
+                except Exception:
+                    report.failed += 1
+        return report
+
 
 def get_storage() -> LocalStorage:
     from vocalborn.config import get_settings
 
-    return LocalStorage(get_settings().storage_dir)
+    settings = get_settings()
+    return LocalStorage(settings.storage_dir, settings.encryption_keys(), settings.storage_encryption_key_id)

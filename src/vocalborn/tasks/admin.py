@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from vocalborn.auth.dependencies import AdminUser, SessionDep
 from vocalborn.errors import error_responses
+from vocalborn.security.access import record_access
 from vocalborn.tasks import maintenance, service
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.router import status_view
@@ -35,13 +36,15 @@ def stats(_: AdminUser, db: SessionDep) -> dict[str, Any]:
 
 @router.get("", response_model=list[TaskStatusResponse], operation_id="admin_list_tasks")
 def list_tasks(
-    _: AdminUser,
+    admin: AdminUser,
     db: SessionDep,
     status_filter: Annotated[TaskStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[TaskStatusResponse]:
     tasks = service.list_tasks(db, status_filter.value if status_filter else None, limit, offset)
+    for learner_id in dict.fromkeys(t.user_id for t in tasks):  # each learner sees it in their access log
+        record_access(db, admin, learner_id, "admin_task_list")
     return [status_view(db, t) for t in tasks]
 
 

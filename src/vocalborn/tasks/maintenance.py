@@ -24,7 +24,7 @@ from vocalborn.storage import get_storage
 from vocalborn.tasks import service
 from vocalborn.tasks.events import get_redis
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
-from vocalborn.tasks.states import TERMINAL_STATUSES, EventType, TaskStatus
+from vocalborn.tasks.states import ACTIVE_STATUSES, TERMINAL_STATUSES, EventType, TaskStatus
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -299,7 +299,7 @@ def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
         # stays, if any; otherwise it is simply "recorded" again and can be resubmitted.
         pointing = list(
             db.execute(
-                select(PracticeRecord.practice_record_id).where(col(PracticeRecord.ai_task_id).in_(ids))  # type: ignore[call-overload]
+                select(PracticeRecord.practice_record_id).where(col(PracticeRecord.ai_task_id).in_(ids))  # type: ignore[call-overload]  # sqlmodel types select() of a column loosely
             ).scalars()
         )
         for record_id in pointing:
@@ -358,6 +358,47 @@ def _delete_orphan_files(db: Session, older_than: datetime) -> int:
             except FileNotFoundError:
                 continue
     return removed
+
+
+# --------------------------------------------------------------------------------------------
+def purge_old_recordings(now: datetime | None = None) -> int:
+    """RETENTION_RECORDINGS_DAYS: delete the raw audio of recordings older than that (never one
+    being analysed), keep the record and its scores, mark it ``audio_deleted_at``. 0 = keep."""
+    settings = get_settings()
+    if settings.retention_recordings_days <= 0:
+        return 0
+    now = now or utcnow()
+    before = now - timedelta(days=settings.retention_recordings_days)
+    storage = get_storage()
+    active = [s.value for s in ACTIVE_STATUSES]
+    total = 0
+    with session_scope() as db:
+        while True:
+            busy = select(col(AIAnalysisTask.practice_record_id)).where(col(AIAnalysisTask.status).in_(active))
+            records = list(
+                db.scalars(
+                    select(PracticeRecord)
+                    .where(col(PracticeRecord.created_at) < before)
+                    .where(col(PracticeRecord.audio_deleted_at).is_(None))
+                    .where(col(PracticeRecord.practice_record_id).not_in(busy))
+                    .limit(BATCH)
+                )
+            )
+            if not records:
+                break
+            for record in records:
+                storage.delete(record.audio_key)
+                record.audio_deleted_at = now
+                db.add(record)
+            db.commit()
+            total += len(records)
+    if total:
+        log.info(
+            "retention: deleted the audio of %d recordings older than %d days",
+            total,
+            settings.retention_recordings_days,
+        )
+    return total
 
 
 # --------------------------------------------------------------------------------------------

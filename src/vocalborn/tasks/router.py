@@ -4,13 +4,16 @@ import hashlib
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.auth.dependencies import CurrentUser, SessionDep
+from vocalborn.auth.models import User
 from vocalborn.errors import error_responses
+from vocalborn.security.access import record_access
+from vocalborn.security.ratelimit import limit_submits
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import service
 from vocalborn.tasks.models import AIAnalysisTask
@@ -26,7 +29,9 @@ from vocalborn.tasks.schemas import (
 router = APIRouter(prefix="/api/v1/tasks/analysis", tags=["tasks"])
 
 
-def status_view(db: Session, task: AIAnalysisTask) -> TaskStatusResponse:
+def status_view(db: Session, task: AIAnalysisTask, reader: User | None = None) -> TaskStatusResponse:
+    """The task's status. ``worker_name`` (a host name and pid) only for admins (reader None:
+    the admin API)."""
     position = service.queue_position(db, task)
     remaining: str | None = None
     if task.status in ("pending", "retry", "processing"):
@@ -47,7 +52,7 @@ def status_view(db: Session, task: AIAnalysisTask) -> TaskStatusResponse:
         created_at=task.created_at,
         estimated_remaining_time=remaining,
         queue_position=position,
-        worker_name=task.worker_name,
+        worker_name=task.worker_name if reader is None or reader.role == "admin" else None,
         attempt=task.attempt,
         retry_count=task.retry_count,
         max_retries=task.max_retries,
@@ -60,13 +65,14 @@ def status_view(db: Session, task: AIAnalysisTask) -> TaskStatusResponse:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmitResponse,
     operation_id="submit_analysis",
+    dependencies=[Depends(limit_submits)],
     responses={
         200: {
             "model": SubmitResponse,
             "description": "an existing task: the one of this Idempotency-Key, the record's active task, "
             "or its latest successful analysis (without reanalyse)",
         },
-        **error_responses(401, 403, 404, 413, 422, 503),
+        **error_responses(401, 403, 404, 409, 413, 422, 429, 503),
     },
 )
 def submit_analysis(
@@ -117,7 +123,8 @@ def submit_analysis(
 @router.get("/{task_id}/status", response_model=TaskStatusResponse, operation_id="get_task_status")
 def get_status(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskStatusResponse:
     task = service.get_task_for(db, task_id, user)
-    return status_view(db, task)
+    record_access(db, user, task.user_id, "task_status", task.task_id)
+    return status_view(db, task, user)
 
 
 @router.get(
@@ -134,6 +141,7 @@ def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskRes
         if exc.task.error_message and exc.task.status == "failure":
             detail += f": {exc.task.error_message}"
         raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
+    record_access(db, user, task.user_id, "task_result", task.task_id)
     return TaskResultResponse(
         task_id=task.task_id,
         result_id=result.result_id,
@@ -160,6 +168,8 @@ def get_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> list[TaskEventResponse]:
     task = service.get_task_for(db, task_id, user)
+    record_access(db, user, task.user_id, "task_events", task.task_id)
+    admin = user.role == "admin"
     return [
         TaskEventResponse(
             event_id=e.event_id or 0,
@@ -169,7 +179,7 @@ def get_events(
             progress=e.progress,
             current_step=e.current_step,
             attempt=e.attempt,
-            worker_name=e.worker_name,
+            worker_name=e.worker_name if admin else None,
             message=e.message,
             timestamp=e.created_at,
         )
@@ -180,11 +190,13 @@ def get_events(
 @router.get("/session/{session_id}/status", response_model=SessionTasksResponse, operation_id="get_session_tasks")
 def get_session_status(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> SessionTasksResponse:
     tasks = service.list_session_tasks(db, session_id, user)
+    if tasks:
+        record_access(db, user, tasks[0].user_id, "session_tasks", session_id)
     counts: dict[str, int] = {}
     for t in tasks:
         counts[t.status] = counts.get(t.status, 0) + 1
     return SessionTasksResponse(
-        practice_session_id=session_id, counts=counts, tasks=[status_view(db, t) for t in tasks]
+        practice_session_id=session_id, counts=counts, tasks=[status_view(db, t, user) for t in tasks]
     )
 
 
@@ -200,4 +212,4 @@ def cancel_task(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskSt
     if task.user_id != user.user_id and user.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only the learner who asked for this analysis can cancel it")
     task = service.cancel_task(db, task, user)
-    return status_view(db, task)
+    return status_view(db, task, user)

@@ -333,7 +333,12 @@ def _analyse(claim: Claim) -> AnalysisReport:
     if not claim.attempt_path.exists():
         raise PermanentError("the practice recording is missing from storage")
     reporter = _ProgressReporter(claim)
-    return analysis_engine().analyze(claim.reference_path, claim.attempt_path, claim.params, progress=reporter)
+    storage = get_storage()  # encrypted recordings are decrypted to private temporary files
+    with (
+        storage.plaintext_path(claim.reference_path) as reference,
+        storage.plaintext_path(claim.attempt_path) as attempt,
+    ):
+        return analysis_engine().analyze(reference, attempt, claim.params, progress=reporter)
 
 
 class _ProgressReporter:

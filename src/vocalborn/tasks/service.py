@@ -51,6 +51,14 @@ class Forbidden(Exception):
     pass
 
 
+class TooManyActive(Exception):
+    """The learner already has the maximum of analyses waiting or running (a 429)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"you already have {count} analyses waiting; submit more when some have finished")
+        self.count = count
+
+
 class NotReady(Exception):
     def __init__(self, task: AIAnalysisTask) -> None:
         state = {
@@ -224,6 +232,18 @@ def submit_analysis(
         done = latest_success(db, record.practice_record_id)
         if done is not None:
             return SubmitOutcome(done, created=False, published=False)
+    if record.audio_deleted_at is not None:
+        raise Conflict("the audio of this recording was deleted (retention period); record the sentence again")
+    limit = get_settings().max_active_tasks_per_learner
+    if limit > 0:
+        waiting = db.exec(
+            select(func.count())
+            .select_from(AIAnalysisTask)
+            .where(AIAnalysisTask.user_id == record.user_id)
+            .where(col(AIAnalysisTask.status).in_([s.value for s in ACTIVE_STATUSES]))
+        ).one()
+        if waiting >= limit:
+            raise TooManyActive(waiting)
 
     task_id = uuid.uuid4()
     task = AIAnalysisTask(

@@ -63,6 +63,11 @@ def cleanup_expired_tasks() -> dict[str, int]:
     return asdict(maintenance.cleanup_expired_tasks())
 
 
+@celery_app.task(name="vocalborn.maintenance.purge_old_recordings", ignore_result=True)
+def purge_old_recordings() -> int:
+    return maintenance.purge_old_recordings()
+
+
 @celery_app.task(name="vocalborn.maintenance.health_check")
 def health_check() -> dict[str, Any]:
     return maintenance.health_check()

@@ -237,7 +237,8 @@ class Refused(Exception):
     pass
 
 
-def _authorize(task_id: str, token: str | None) -> None:
+def _authorize(task_id: str, token: str | None) -> bool:
+    """Refused unless the token's user may read the task; True for an admin (who sees worker names)."""
     from vocalborn.auth.dependencies import user_from_token
     from vocalborn.db import session_scope
     from vocalborn.tasks import service
@@ -252,9 +253,13 @@ def _authorize(task_id: str, token: str | None) -> None:
         except HTTPException as exc:
             raise Refused(str(exc.detail)) from None
         try:
-            service.get_task_for(db, task_uuid, user)
+            task = service.get_task_for(db, task_uuid, user)
         except service.NotFound:
             raise Refused("task not found") from None
+        from vocalborn.security.access import record_access
+
+        record_access(db, user, task.user_id, "task_events_live", task.task_id)
+        return user.role == "admin"
 
 
 def _snapshot_and_events(task_id: str, after: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -327,13 +332,16 @@ def _is_terminal(message: dict[str, Any]) -> bool:
 class _Stream:
     """Sends one task's events to one socket, in event-id order, each persisted event once."""
 
-    def __init__(self, websocket: WebSocket, task_id: str, last_sent: int) -> None:
+    def __init__(self, websocket: WebSocket, task_id: str, last_sent: int, show_worker: bool = False) -> None:
+        self.show_worker = show_worker  # worker host names are for admins only
         self.websocket = websocket
         self.task_id = task_id
         self.last_sent = last_sent
         self.finished = False
 
     async def send(self, message: dict[str, Any]) -> None:
+        if not self.show_worker and message.get("worker_name") is not None:
+            message = {**message, "worker_name": None}
         await self.websocket.send_text(json.dumps(message, ensure_ascii=False))
 
     async def send_persisted(self, batch: list[dict[str, Any]]) -> None:
@@ -392,7 +400,7 @@ async def task_events_socket(websocket: WebSocket, task_id: str) -> None:
     try:
         if not 0 <= after <= 2**62:
             raise Refused("after must be a non-negative integer (the last event_id you received)")
-        await run_in_threadpool(_authorize, task_id, _token(websocket))
+        show_worker = await run_in_threadpool(_authorize, task_id, _token(websocket))
     except Refused as exc:
         # Accept first, so that browsers see the code and the reason (a refused handshake only
         # shows up as 1006 there).
@@ -415,7 +423,7 @@ async def task_events_socket(websocket: WebSocket, task_id: str) -> None:
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(hub.connected.wait(), READY_WAIT_SECONDS)
-        pump = asyncio.create_task(_pump(websocket, hub, sub, task_id, after))
+        pump = asyncio.create_task(_pump(websocket, hub, sub, task_id, after, show_worker))
         done, _ = await asyncio.wait({pump, receiver, kicked}, return_when=asyncio.FIRST_COMPLETED)
         if kicked in done:
             code, reason = sub.kick_reason
@@ -445,10 +453,12 @@ async def task_events_socket(websocket: WebSocket, task_id: str) -> None:
         _open_sockets -= 1
 
 
-async def _pump(websocket: WebSocket, hub: Hub, sub: Subscriber, task_id: str, after: int) -> None:
+async def _pump(
+    websocket: WebSocket, hub: Hub, sub: Subscriber, task_id: str, after: int, show_worker: bool = False
+) -> None:
     """Snapshot, replay, then live events until the terminal one."""
     snapshot, replay = await run_in_threadpool(_snapshot_and_events, task_id, after)
-    stream = _Stream(websocket, task_id, after)
+    stream = _Stream(websocket, task_id, after, show_worker)
     await stream.send(snapshot)
     await stream.send_persisted(replay)
     if not stream.finished and snapshot["status"] in TERMINAL_STATUSES:

@@ -17,7 +17,7 @@ const T = {
     role_learner: "學習者", role_therapist: "治療師", role_admin: "管理員",
     step_sentence: "選擇練習句子", sentence: "句子", play_reference: "播放示範錄音",
     no_sentences: "還沒有句子：請治療師先新增一個含示範錄音的句子。",
-    new_sentence: "新增句子（治療師）", sentence_text: "句子文字", reference_file: "示範錄音檔",
+    new_sentence: "新增句子（治療師）", sentence_text: "句子文字", reference_file: "示範錄音檔", share_sentence: "所有學員都可練習（否則只限連結的學員）",
     create_sentence: "新增句子", step_record: "錄下你的練習", record_start: "開始錄音", record_stop: "停止錄音",
     record_unsupported: "這個瀏覽器無法錄音（需要 HTTPS 或 localhost），請改選檔案。",
     or_choose_file: "或選擇錄音檔", submit: "送出分析", submitting: "上傳中…",
@@ -46,7 +46,7 @@ const T = {
     role_learner: "Learner", role_therapist: "Therapist", role_admin: "Admin",
     step_sentence: "Choose a sentence", sentence: "Sentence", play_reference: "Play the reference",
     no_sentences: "No sentences yet: a therapist needs to add one with a reference recording.",
-    new_sentence: "Add a sentence (therapists)", sentence_text: "Sentence text", reference_file: "Reference recording",
+    new_sentence: "Add a sentence (therapists)", sentence_text: "Sentence text", reference_file: "Reference recording", share_sentence: "Every learner may practise it (otherwise only your linked learners)",
     create_sentence: "Add sentence", step_record: "Record your attempt", record_start: "Start recording",
     record_stop: "Stop recording",
     record_unsupported: "This browser cannot record here (it needs HTTPS or localhost); choose a file instead.",
@@ -267,6 +267,7 @@ async function createSentence(ev) {
   const form = new FormData();
   form.append("text", $("sentence-text").value.trim());
   form.append("reference_audio", file, file.name);
+  form.append("shared", $("sentence-shared").checked ? "true" : "false");
   try {
     const s = await api("POST", "/api/v1/practice/sentences", { form });
     $("sentence-form").reset();

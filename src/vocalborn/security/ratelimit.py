@@ -1,0 +1,205 @@
+"""Abuse limits in Redis, so every API process counts against the same numbers.
+
+Sliding windows: one sorted set per (limit, subject) holding the times of the accepted events of
+the last window, trimmed, counted and added to in one Lua script (atomic on the Redis server).
+No burst at a window boundary, and ``Retry-After`` is exact: when the oldest counted event leaves
+the window. Refused events are not stored, so a flood costs at most ``limit`` entries per subject.
+A refusal is a 429 JSON with ``Retry-After``. Login also keeps a count of consecutive wrong passwords per email; at
+LOGIN_LOCKOUT_FAILURES the email is locked for LOGIN_LOCKOUT_SECONDS, whoever asks and whatever
+the password, and for known and unknown emails alike (so a lockout says nothing about who exists).
+
+Emails are hashed before they become key names: Redis holds no personal data. When Redis is
+unreachable the limits let requests through (and log it): an outage of the limiter must not
+lock everybody out; the database and Argon2 still stand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+import redis
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import OAuth2PasswordRequestForm
+
+from vocalborn.auth.dependencies import CurrentUser
+from vocalborn.config import get_settings
+
+log = logging.getLogger(__name__)
+
+
+class RateLimited(HTTPException):
+    def __init__(self, detail: str, retry_after: int) -> None:
+        retry_after = max(1, int(retry_after))
+        super().__init__(429, detail, headers={"Retry-After": str(retry_after)})
+
+
+def _redis() -> redis.Redis:
+    from vocalborn.tasks.events import get_redis
+
+    return get_redis()
+
+
+def _key(*parts: str) -> str:
+    return get_settings().redis_key_prefix + "rl:" + ":".join(parts)
+
+
+def subject_of_email(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+
+
+def client_address(request: Request) -> str:
+    # Behind a reverse proxy, run uvicorn with FORWARDED_ALLOW_IPS so this is the real client.
+    return request.client.host if request.client else "unknown"
+
+
+_SLIDING = """
+local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+if count < limit then
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, window)
+  return {1, count + 1, 0}
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return {0, count + 1, tonumber(oldest[2]) + window - now}
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    count: int
+    retry_after: int
+
+
+def hit(name: str, subject: str, limit: int, window: int) -> Verdict:
+    """Count one event of ``name`` for ``subject``; refused above ``limit`` per ``window`` s."""
+    if limit <= 0 or window <= 0:
+        return Verdict(True, 0, 0)
+    now_ms = int(time.time() * 1000)
+    member = f"{now_ms}-{uuid.uuid4().hex[:8]}"
+    try:
+        allowed, count, retry_ms = _redis().eval(_SLIDING, 1, _key(name, subject), now_ms, window * 1000, limit, member)
+    except redis.RedisError as exc:
+        log.warning("rate limit %s not checked: Redis is unavailable (%s)", name, exc)
+        return Verdict(True, 0, 0)
+    return Verdict(bool(allowed), int(count), 0 if allowed else int(retry_ms) // 1000 + 1)
+
+
+def enforce(name: str, subject: str, limit: int, window: int, detail: str) -> None:
+    verdict = hit(name, subject, limit, window)
+    if not verdict.allowed:
+        raise RateLimited(f"{detail}; try again in {verdict.retry_after} s", verdict.retry_after)
+
+
+# --- login --------------------------------------------------------------------------------------
+class LoginGuard:
+    """Checks the limits before a login, and records its outcome after."""
+
+    def __init__(self, email: str, address: str) -> None:
+        self.subject = subject_of_email(email)
+        self.address = address
+
+    def check(self) -> None:
+        s = get_settings()
+        try:
+            ttl = int(_redis().ttl(_key("lock", self.subject)))
+        except redis.RedisError as exc:
+            log.warning("login lockout not checked: Redis is unavailable (%s)", exc)
+            ttl = -2
+        if ttl > 0:
+            raise RateLimited("too many failed logins for this account: it is locked for a while", ttl)
+        window = s.rate_limit_window_seconds
+        enforce("login-ip", self.address, s.rate_limit_login_per_address, window, "too many logins from this address")
+        enforce("login-acct", self.subject, s.rate_limit_login_per_account, window, "too many logins for this account")
+
+    def failed(self) -> None:
+        s = get_settings()
+        if s.login_lockout_failures <= 0:
+            return
+        key = _key("fails", self.subject)
+        try:
+            pipe = _redis().pipeline()
+            pipe.incr(key)
+            pipe.expire(key, s.login_lockout_seconds)
+            failures = int(pipe.execute()[0])
+            if failures >= s.login_lockout_failures:
+                pipe = _redis().pipeline()
+                pipe.set(_key("lock", self.subject), "1", ex=s.login_lockout_seconds)
+                pipe.delete(key)
+                pipe.execute()
+                log.warning(
+                    "login locked for %d s after %d failures (account %s)",
+                    s.login_lockout_seconds,
+                    failures,
+                    self.subject[:8],
+                )
+        except redis.RedisError as exc:
+            log.warning("login failure not counted: Redis is unavailable (%s)", exc)
+
+    def succeeded(self) -> None:
+        with contextlib.suppress(redis.RedisError):
+            _redis().delete(_key("fails", self.subject))
+
+
+def login_guard(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> LoginGuard:
+    guard = LoginGuard(form.username, client_address(request))
+    guard.check()
+    return guard
+
+
+LoginLimit = Annotated[LoginGuard, Depends(login_guard)]
+
+
+# --- registration, uploads, submits ---------------------------------------------------------------
+def limit_registration(request: Request) -> None:
+    s = get_settings()
+    enforce(
+        "register-ip",
+        client_address(request),
+        s.rate_limit_register_per_address,
+        3600,
+        "too many registrations from this address",
+    )
+
+
+def limit_uploads(user: CurrentUser) -> None:
+    s = get_settings()
+    enforce("upload", user.user_id.hex, s.rate_limit_uploads_per_user, s.rate_limit_window_seconds, "too many uploads")
+
+
+def limit_submits(user: CurrentUser) -> None:
+    s = get_settings()
+    enforce(
+        "submit",
+        user.user_id.hex,
+        s.rate_limit_submits_per_user,
+        s.rate_limit_window_seconds,
+        "too many analysis requests",
+    )
+
+
+def limit_exports(user: CurrentUser) -> None:
+    s = get_settings()
+    enforce("export", user.user_id.hex, s.rate_limit_exports_per_user, 3600, "too many exports")
+
+
+def forget_user(user_id_hex: str, email: str) -> None:
+    """Erasure: drop the counters that name this user (they expire anyway)."""
+    try:
+        client = _redis()
+        for pattern in (
+            _key("*", user_id_hex),
+            _key("*", subject_of_email(email)),
+        ):
+            for key in client.scan_iter(match=pattern, count=500):
+                client.delete(key)
+    except redis.RedisError as exc:
+        log.warning("rate-limit counters of an erased user not removed (%s); they expire by themselves", exc)
