@@ -21,6 +21,8 @@ from vocalborn import __version__
 from vocalborn.auth.router import router as auth_router
 from vocalborn.config import get_settings
 from vocalborn.db import get_engine
+from vocalborn.i18n import request_language, translate, translate_detail
+from vocalborn.learning.router import router as learning_router
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
 from vocalborn.practice.router import router as practice_router
@@ -113,6 +115,7 @@ def create_app() -> FastAPI:
     )
     app.include_router(auth_router)
     app.include_router(practice_router)
+    app.include_router(learning_router)  # before tasks: GET /api/v1/tasks/analysis is the history
     app.include_router(tasks_router)
     app.include_router(ws_router)
     app.include_router(admin_router)
@@ -163,8 +166,9 @@ def create_app() -> FastAPI:
                 where = ""
             problems.append(f"{where}: {msg}" if where else msg)
             details.append({k: v for k, v in err.items() if k not in ("input", "ctx", "url")} | {"msg": msg})
+        lang = request_language(request)
         return JSONResponse(
-            {"detail": jsonable_encoder(details), "message": "; ".join(problems)},
+            {"detail": jsonable_encoder(details), "message": "; ".join(translate(p, lang) for p in problems)},
             status_code=422,
         )
 
@@ -174,7 +178,7 @@ def create_app() -> FastAPI:
 
     def _domain_error(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
         async def handler(request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"detail": str(exc)}, status_code=code)
+            return JSONResponse({"detail": translate(str(exc), request_language(request))}, status_code=code)
 
         return handler
 
@@ -182,11 +186,23 @@ def create_app() -> FastAPI:
     app.add_exception_handler(Forbidden, _domain_error(403))
     app.add_exception_handler(Conflict, _domain_error(409))
 
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI's own handling, with the message in the caller's language (English by default).
+        from fastapi.exception_handlers import http_exception_handler
+
+        exc.detail = translate_detail(exc.detail, request_language(request))
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(OperationalError)
     async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable: %s", exc.orig if exc.orig else exc)
         return JSONResponse(
-            {"detail": "the database is unavailable; try again shortly"}, status_code=503, headers={"Retry-After": "5"}
+            {"detail": translate("the database is unavailable; try again shortly", request_language(request))},
+            status_code=503,
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(Exception)

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.auth.dependencies import CurrentUser, SessionDep
+from vocalborn.i18n import explicit_language, localized_report
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import service
 from vocalborn.tasks.models import AIAnalysisTask
@@ -99,7 +100,9 @@ def get_status(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskSta
     operation_id="get_task_result",
     responses={409: {"description": "the task has not succeeded (yet)"}},
 )
-def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskResultResponse:
+def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep, request: Request) -> TaskResultResponse:
+    """The scores; suggestions in the caller's language (``lang`` or Accept-Language) when the
+    engine wrote that language, otherwise as stored."""
     try:
         task, result = service.get_result_for(db, task_id, user)
     except service.NotReady as exc:
@@ -107,6 +110,9 @@ def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskRes
         if exc.task.error_message and exc.task.status == "failure":
             detail += f": {exc.task.error_message}"
         raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
+    suggestions, areas = localized_report(
+        result.detailed_analysis, explicit_language(request), result.suggestions, result.improvement_areas
+    )
     return TaskResultResponse(
         task_id=task.task_id,
         result_id=result.result_id,
@@ -116,8 +122,8 @@ def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskRes
         rhythm_score=result.rhythm_score,
         detailed_analysis=result.detailed_analysis,
         sentence_analyses=result.sentence_analyses,
-        suggestions=result.suggestions,
-        improvement_areas=result.improvement_areas,
+        suggestions=suggestions,
+        improvement_areas=areas,
         analysis_model_version=result.analysis_model_version,
         processing_time_seconds=result.processing_time_seconds,
         completed_at=task.completed_at,
