@@ -36,7 +36,19 @@ def _settings(need_broker: bool = False):  # type: ignore[no-untyped-def]
             _ = settings.effective_broker_url
         except RuntimeError as exc:  # nothing configured and no embedded Redis running
             _fail(str(exc))
+        _need_redis_for_events(settings)
     return settings
+
+
+def _need_redis_for_events(settings) -> None:  # type: ignore[no-untyped-def]
+    """A broker that is not Redis (RabbitMQ) still needs a Redis for progress events: refuse
+    at once, in one line, before anything starts."""
+    broker = settings.celery_broker_url
+    if broker and not broker.startswith(("redis", "rediss")) and not settings.redis_url:
+        _fail(
+            "CELERY_BROKER_URL is not Redis, so REDIS_URL must name a Redis for progress events "
+            "(e.g. REDIS_URL=redis://127.0.0.1:6379/0)"
+        )
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -198,14 +210,31 @@ def flower(
     )
 
 
-def _metrics_line(settings, api_host: str, api_port: int) -> str:  # type: ignore[no-untyped-def]
+def _metrics_line(settings, api_host: str, api_port: int, worker_port: int | None = None) -> str:  # type: ignore[no-untyped-def]
     if not settings.prometheus_enabled:
         return "Metrics:   off (PROMETHEUS_ENABLED=false)"
     line = f"Metrics:   http://{api_host}:{api_port}/metrics (API)"
-    if settings.worker_metrics_port > 0:
-        host = "127.0.0.1" if settings.worker_metrics_host in ("0.0.0.0", "::") else settings.worker_metrics_host
-        line += f"   http://{host}:{settings.worker_metrics_port}/metrics (worker)"
+    wport = settings.worker_metrics_port if worker_port is None else worker_port
+    if wport > 0:
+        line += f"; worker on port {wport}: its URL is printed once the worker has bound it"
+    else:
+        line += "; worker metrics off (--worker-metrics-port 0)"
     return line
+
+
+WORKER_METRICS_STATUS_ENV = "VOCALBORN_WORKER_METRICS_STATUS_FILE"
+
+
+def _report_worker_metrics(path: Path) -> bool:
+    """Print what the worker really bound (it writes the file when its endpoint is up or failed)."""
+    if not path.exists():
+        return False
+    status = path.read_text().strip()
+    if status.startswith("http"):
+        typer.echo(f"Metrics:   {status} (worker, bound)")
+    else:
+        typer.secho(f"Metrics:   worker endpoint not started: {status}", fg=typer.colors.YELLOW, err=True)
+    return True
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -229,6 +258,9 @@ def up(
     concurrency: Annotated[int | None, typer.Option(help="worker pool processes")] = None,
     no_flower: Annotated[bool, typer.Option("--no-flower", help="do not start Flower")] = False,
     flower_port: Annotated[int | None, typer.Option(help="Flower port")] = None,
+    worker_metrics_port: Annotated[
+        int | None, typer.Option(help="worker Prometheus port (default WORKER_METRICS_PORT; 0: off)")
+    ] = None,
 ) -> None:
     """Run API, worker, beat and Flower together. With no configuration: SQLite and a bundled
     Redis under ./var. With DATABASE_URL / CELERY_BROKER_URL set, those are used instead."""
@@ -240,13 +272,21 @@ def up(
         os.environ["DATA_DIR"] = str(data_dir)
     get_settings.cache_clear()
     settings = _settings()
+    _need_redis_for_events(settings)  # before the banner: one line, nothing started
     setup_logging(settings.log_level, settings.log_format)
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, DATA_DIR=str(data), PYTHONUNBUFFERED="1")
+    wport = settings.worker_metrics_port if worker_metrics_port is None else worker_metrics_port
+    env["WORKER_METRICS_PORT"] = str(wport)
+    metrics_status = data / "worker-metrics.status"
+    metrics_status.unlink(missing_ok=True)
+    env[WORKER_METRICS_STATUS_ENV] = str(metrics_status)
     wanted = [("API", host, port, "--port")]
     if not no_flower:
         wanted.append(("Flower", "127.0.0.1", flower_port or settings.flower_port, "--flower-port"))
+    if wport > 0 and settings.prometheus_enabled:
+        wanted.append(("worker metrics", settings.worker_metrics_host, wport, "--worker-metrics-port"))
     for what, bind_host, bind_port, option in wanted:
         if not _port_free(bind_host, bind_port):
             _fail(f"port {bind_port} is already in use, so the {what} cannot start there; choose another with {option}")
@@ -257,7 +297,6 @@ def up(
         redis_server.start()
         env.update(
             CELERY_BROKER_URL=f"{redis_server.url}/0",
-            CELERY_RESULT_BACKEND=f"{redis_server.url}/1",
             REDIS_URL=f"{redis_server.url}/0",
         )
     broker_url = env.get("CELERY_BROKER_URL", "")
@@ -323,16 +362,20 @@ def up(
     typer.secho("\nVocalBorn Tasks is starting", bold=True)
     typer.echo(f"API:       http://{public}:{port}   (docs: http://{public}:{port}/docs)")
     typer.echo(flower_line)
-    typer.echo(_metrics_line(settings, public, port))
+    typer.echo(_metrics_line(settings, public, port, wport))
     typer.echo(f"Database:  {redact_url(settings.effective_database_url)}")
     typer.echo(f"Broker:    {redact_url(broker_url)}{'  (bundled redis-server)' if redis_server else ''}")
+    typer.echo(f"Results:   {redact_url(get_settings().effective_result_backend)}  (Celery result backend)")
     typer.echo(f"Data:      {data}")
     typer.echo("Press Ctrl-C to stop.\n")
     try:
         watched = list(children)
         if redis_server is not None and redis_server.process is not None:
             watched.append(("the bundled redis-server", redis_server.process))  # type: ignore[arg-type]
+        metrics_reported = wport <= 0 or not settings.prometheus_enabled
         while True:
+            if not metrics_reported:
+                metrics_reported = _report_worker_metrics(metrics_status)
             for name, proc in watched:
                 if proc.poll() is not None:
                     typer.secho(

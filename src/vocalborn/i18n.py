@@ -91,15 +91,12 @@ _EXACT: dict[str, str] = {
     "no review of this analysis yet": "這個分析還沒有評閱",
     "the cursor is not valid; start again without it": "分頁游標無效，請不帶游標重新查詢",
     "the body is not valid JSON": "內容不是有效的 JSON",
-    "the recording is silent: nothing was heard; record again closer to the microphone": (
-        "錄音是無聲的：聽不到任何聲音，請靠近麥克風重新錄音"
-    ),
 }
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^this needs the role (.+)$"), "這個操作需要身分：{0}"),
     (re.compile(r"^no result: the analysis failed: (.+)$"), "沒有結果：分析失敗：{0}"),
     (re.compile(r"^(\w+): the file is empty$"), "{0}：檔案是空的"),
-    (re.compile(r"^(\w+): the recording is silent: (.+)$"), "{0}：錄音是無聲的，聽不到任何聲音，請靠近麥克風重新錄音"),
+    (re.compile(r"^(\w+): the recording is silent: .+$"), "{0}：錄音裡聽不到聲音，請靠近麥克風再錄一次"),
     (
         re.compile(r"^(\w+): the recording is ([0-9.]+) s long; at least ([0-9.]+) s is needed$"),
         "{0}：錄音只有 {1} 秒，至少需要 {2} 秒",

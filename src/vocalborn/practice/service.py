@@ -62,6 +62,9 @@ def validate_audio(data: bytes, settings: Settings, field: str) -> ValidAudio:
             422,
             f"{field}: the recording is {info.duration_seconds:.1f} s long; at most {settings.max_audio_duration:.0f} s is accepted",
         )
+    from vocalborn.practice.silence import refuse_silence
+
+    refuse_silence(data, field)
     return ValidAudio(data=data, format=info.format, duration_seconds=info.duration_seconds)
 
 

@@ -342,7 +342,7 @@ function renderMarks(text) {
   $("rv-chars").replaceChildren(...chars.map((ch, i) => (/[\p{L}\p{N}]/u.test(ch)
     ? el("button", { type: "button", class: "char" + (home.review.marks.has(i) ? " marked" : ""), "data-index": String(i), "aria-pressed": String(home.review.marks.has(i)),
       onclick: () => { if (home.review.marks.has(i)) home.review.marks.delete(i); else home.review.marks.add(i); renderMarks(text); } }, ch)
-    : null)));
+    : null)).filter(Boolean));
 }
 async function saveReview(ev) {
   ev.preventDefault();
