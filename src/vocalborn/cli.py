@@ -717,5 +717,65 @@ def main() -> None:
     app()
 
 
+# --- the practice history, from a terminal (same API as the page) ---------------------------------
+def _score(v: object) -> str:
+    return "-" if v is None else f"{float(v):.0f}"  # type: ignore[arg-type]
+
+
+@app.command()
+def history(
+    url: Annotated[str, typer.Option(envvar="VOCALBORN_URL", help="the API")] = "http://127.0.0.1:8000",
+    email: Annotated[str | None, typer.Option(envvar="VOCALBORN_EMAIL", help="your login")] = None,
+    password: Annotated[str | None, typer.Option(envvar="VOCALBORN_PASSWORD", help="your password")] = None,
+    learner: Annotated[str | None, typer.Option(help="a linked learner's user id (therapists, admins)")] = None,
+    progress: Annotated[bool, typer.Option("--progress", help="per sentence trend instead of the list")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    lang: Annotated[str, typer.Option(help="zh-TW or en: the language of error messages")] = "en",
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+) -> None:
+    """Your analyses, newest first, with the four scores and the therapist's review; or, with
+    --progress, each sentence's trend (first attempt against the mean of the last three)."""
+    client = _ApiClient(url)
+    client.http.headers["Accept-Language"] = lang
+    try:
+        token = client.login(email, password, "you")
+        if progress:
+            who = learner or client.call("GET", "/api/v1/auth/me", token)["user_id"]
+            data = client.call("GET", f"/api/v1/learners/{who}/progress", token)
+        else:
+            params: dict[str, str | int] = {"limit": limit}
+            if learner:
+                params["user_id"] = learner
+            data = client.call("GET", "/api/v1/tasks/analysis", token, params=params)
+    except _SubmitError as exc:
+        _fail(str(exc), code=exc.code)
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    if progress:
+        for s in data["sentences"]:
+            tr = s["trend"]["overall_score"]
+            slope = tr["slope_per_attempt"]
+            typer.echo(
+                f"{s['sentence_text']}  attempts {s['attempts']}  overall first {_score(tr['first'])}"
+                f" -> last {s['last_n']} mean {_score(tr['last_n_mean'])}"
+                f"  slope {'-' if slope is None else f'{slope:+.1f}'}/attempt"
+                + (f"  improved: {' '.join(s['improved_characters'])}" if s["improved_characters"] else "")
+            )
+        if not data["sentences"]:
+            typer.echo("no successful analyses yet")
+        return
+    typer.echo(f"{'when':<17} {'status':<10} {'overall':>7} {'pron':>5} {'flu':>5} {'rhy':>5} {'review':>6}  sentence")
+    for i in data["items"]:
+        review = i.get("review") or {}
+        typer.echo(
+            f"{i['created_at'][:16].replace('T', ' '):<17} {i['status']:<10} {_score(i['overall_score']):>7}"
+            f" {_score(i['pronunciation_accuracy']):>5} {_score(i['fluency_score']):>5} {_score(i['rhythm_score']):>5}"
+            f" {_score(review.get('overall_score')) if review else '':>6}  {i['sentence_text']}"
+        )
+    if data.get("next_cursor"):
+        typer.echo(f"(more: GET /api/v1/tasks/analysis?cursor={data['next_cursor']})")
+
+
 if __name__ == "__main__":
     main()

@@ -24,6 +24,7 @@ class Stack:
     kind: str
     api: Api
     env: dict[str, str]
+    url: str | None = None  # an API process other processes (the CLI) can reach
 
     def admin(self) -> dict[str, Any]:
         """An admin made the only way admins are made: the CLI."""
@@ -81,7 +82,7 @@ def stack(request: pytest.FixtureRequest, migrated: ServicesUnderTest) -> Iterat
     worker = WorkerProcess("learning-sqlite", migrated.data_dir, env=env).start()
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
-        yield Stack("sqlite", Api(client), env)
+        yield Stack("sqlite", Api(client), env, f"http://127.0.0.1:{port}")
     finally:
         client.close()
         worker.stop()

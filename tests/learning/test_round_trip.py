@@ -315,6 +315,38 @@ def test_unlinking_from_either_side_ends_the_therapists_access(world: dict[str, 
     assert stack.kind in ("postgresql", "sqlite", "custom")
 
 
+def test_the_cli_reads_the_same_history_and_progress(world: dict[str, Any], stack: Stack) -> None:
+    import os
+    import subprocess
+    import sys
+
+    if stack.url is None:
+        pytest.skip("the CLI needs an API process; the embedded-sqlite stack runs this")
+    env = dict(os.environ, VOCALBORN_URL=stack.url, VOCALBORN_EMAIL=world["learner"]["email"])
+    env["VOCALBORN_PASSWORD"] = "correct-horse-1"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "vocalborn.cli", "history", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = cli()
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines()[1:] if world["sentence"]["text"] in line]
+    assert len(rows) == 3 and all("success" in r for r in rows), done.stdout
+    done = cli("--progress")
+    assert done.returncode == 0 and "attempts 3" in done.stdout, done.stdout + done.stderr
+    done = cli("--json")
+    assert {i["task_id"] for i in __import__("json").loads(done.stdout)["items"]} == set(world["tasks"])
+    other = world["other"]["user"]["user_id"]
+    done = cli("--learner", other, "--lang", "zh-TW")
+    assert done.returncode == 5 and "找不到這位學習者" in done.stderr, done.stderr
+
+
 def test_every_new_endpoint_is_documented_with_its_errors(world: dict[str, Any]) -> None:
     schema = world["api"].client.get("/openapi.json").json()
     expected = {
