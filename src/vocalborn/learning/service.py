@@ -472,7 +472,8 @@ def save_review(
     owner = db.get(User, task.user_id)
     if owner is None or owner.therapist_id != therapist.user_id:
         raise NotFound("task not found")
-    for attempt in range(2):
+    attempts = 5  # a lost race (same version, or a second first review) is retried on fresh data
+    for attempt in range(attempts):
         review = db.exec(
             select(TherapistReview).where(
                 TherapistReview.task_id == task_id, TherapistReview.therapist_id == therapist.user_id
@@ -500,7 +501,7 @@ def save_review(
             db.commit()
         except IntegrityError:
             db.rollback()  # a concurrent save won the race; edit its review instead
-            if attempt:
+            if attempt == attempts - 1:
                 raise Conflict("the review was changed at the same time; try again") from None
             continue
         db.refresh(review)
