@@ -110,7 +110,11 @@ def create_app() -> FastAPI:
         docs_url=None,  # served below from local files: the default page loads Swagger UI from a CDN
         title="VocalBorn Tasks",
         version=__version__,
-        description="Asynchronous speech-practice analysis: upload, submit, watch, read the scores.",
+        description=(
+            "Asynchronous speech-practice analysis: upload, submit, watch, read the scores; history, "
+            "progress, linking, therapist reviews and practice sets. Error messages and suggestions "
+            "come in English or Traditional Chinese: `?lang=en|zh-TW` or `Accept-Language`."
+        ),
         lifespan=lifespan,
     )
     app.include_router(auth_router)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
@@ -100,7 +100,16 @@ def get_status(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskSta
     operation_id="get_task_result",
     responses={409: {"description": "the task has not succeeded (yet)"}},
 )
-def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep, request: Request) -> TaskResultResponse:
+def get_result(
+    task_id: uuid.UUID,
+    user: CurrentUser,
+    db: SessionDep,
+    request: Request,
+    lang: Annotated[
+        Literal["en", "zh-TW"] | None,
+        Query(description="language of the suggestions and error messages (default: Accept-Language)"),
+    ] = None,
+) -> TaskResultResponse:
     """The scores; suggestions in the caller's language (``lang`` or Accept-Language) when the
     engine wrote that language, otherwise as stored."""
     try:
