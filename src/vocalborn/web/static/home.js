@@ -321,11 +321,13 @@ async function openReview(item) {
   $("review-sentence").textContent = `${when(item.created_at)} · ${item.sentence_text}`;
   $("review-engine").textContent = item.status === "success" ? scoreLine(item) : t("st_" + item.status);
   try {
-    const [, , reviews] = await Promise.all([
+    const [, , reviews, result] = await Promise.all([
       loadAudio("review-ref-audio", `/api/v1/practice/sentences/${item.sentence_id}/audio`),
       loadAudio("review-att-audio", `/api/v1/practice/records/${item.practice_record_id}/audio`),
       api("GET", `/api/v1/tasks/analysis/${item.task_id}/review`),
+      item.status === "success" ? api("GET", `/api/v1/tasks/analysis/${item.task_id}/result`) : Promise.resolve(null),
     ]);
+    home.review.chars = reviewCharacters(item.sentence_text, result);
     const mine = reviews.reviews.find((r) => r.therapist_id === state.me.user_id);
     $("rv-overall").value = mine && mine.overall_score !== null ? mine.overall_score : "";
     $("rv-pronunciation").value = mine && mine.pronunciation_accuracy !== null ? mine.pronunciation_accuracy : "";
@@ -333,28 +335,41 @@ async function openReview(item) {
     $("rv-rhythm").value = mine && mine.rhythm_score !== null ? mine.rhythm_score : "";
     $("rv-comment").value = mine && mine.comment ? mine.comment : "";
     for (const c of (mine && mine.characters) || []) if (c.deviating) home.review.marks.add(c.index);
-    renderMarks(item.sentence_text);
+    renderMarks();
     $("review-card").scrollIntoView({ block: "start", behavior: "smooth" });
   } catch (e) { showError(e.message); }
 }
-function renderMarks(text) {
-  const chars = [...text];
-  $("rv-chars").replaceChildren(...chars.map((ch, i) => (/[\p{L}\p{N}]/u.test(ch)
-    ? el("button", { type: "button", class: "char" + (home.review.marks.has(i) ? " marked" : ""), "data-index": String(i), "aria-pressed": String(home.review.marks.has(i)),
-      onclick: () => { if (home.review.marks.has(i)) home.review.marks.delete(i); else home.review.marks.add(i); renderMarks(text); } }, ch)
-    : null)).filter(Boolean));
+// The characters to mark: the engine's own list (its indexes) when the result has one, otherwise
+// the letters of the sentence text (their positions in it). The engine's deviating ones are outlined.
+function reviewCharacters(text, result) {
+  const engine = result && result.detailed_analysis && Array.isArray(result.detailed_analysis.characters)
+    ? result.detailed_analysis.characters.filter((c) => c && typeof c.char === "string") : [];
+  if (engine.length) {
+    return engine.map((c, i) => ({
+      index: Number.isInteger(c.index) ? c.index : i, char: c.char,
+      engineDeviating: Boolean(c.deviating ?? c.deviates ?? c.is_deviating ?? c.flagged),
+    }));
+  }
+  return [...text].map((ch, i) => ({ index: i, char: ch, engineDeviating: false })).filter((c) => /[\p{L}\p{N}]/u.test(c.char));
+}
+function renderMarks() {
+  const marks = home.review.marks;
+  $("rv-chars").replaceChildren(...home.review.chars.map((c) => el("button", {
+    type: "button", class: "char" + (marks.has(c.index) ? " marked" : "") + (c.engineDeviating ? " engine-dev" : ""),
+    "data-index": String(c.index), "aria-pressed": String(marks.has(c.index)),
+    onclick: () => { if (marks.has(c.index)) marks.delete(c.index); else marks.add(c.index); renderMarks(); },
+  }, c.char)));
 }
 async function saveReview(ev) {
   ev.preventDefault();
   showError("");
   const item = home.review.item;
   const num = (id) => ($(id).value === "" ? null : Number($(id).value));
-  const chars = [...item.sentence_text];
   const body = {
     overall_score: num("rv-overall"), pronunciation_accuracy: num("rv-pronunciation"),
     fluency_score: num("rv-fluency"), rhythm_score: num("rv-rhythm"),
     comment: $("rv-comment").value.trim() || null,
-    characters: chars.map((ch, i) => ({ index: i, char: ch, deviating: home.review.marks.has(i) })).filter((c) => /[\p{L}\p{N}]/u.test(c.char)),
+    characters: home.review.chars.map((c) => ({ index: c.index, char: c.char, deviating: home.review.marks.has(c.index) })),
   };
   try {
     const saved = await api("PUT", `/api/v1/tasks/analysis/${item.task_id}/review`, { json: body });
