@@ -112,6 +112,8 @@ def test_history_pages_with_a_cursor_and_filters(world: dict[str, Any]) -> None:
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert get(w, "learner", "/api/v1/tasks/analysis", since=future).json()["items"] == []
     assert get(w, "learner", "/api/v1/tasks/analysis", cursor="not-a-cursor").status_code == 422
+    assert get(w, "learner", "/api/v1/tasks/analysis", since="2026-12-01T00:00:00").status_code == 422  # no zone
+    assert get(w, "learner", "/api/v1/tasks/analysis", since="0001-01-01T00:00:00+14:00").status_code == 422
     assert get(w, "learner", "/api/v1/tasks/analysis", status="bogus").status_code == 422
     assert get(w, "learner", "/api/v1/tasks/analysis", limit=10_000).status_code == 422
 

@@ -139,6 +139,13 @@ def test_therapist_and_learner_end_to_end(server: tuple[str, Api], worker: Worke
     tp.click("#rv-save")
     expect(tp.locator("#review-saved")).to_contain_text("第 1 版")
     expect(tp.locator("#timeline li .badge").first).to_contain_text("82")
+    # what the form saved is what the API holds
+    task_id = tp.locator("#timeline li").first.get_attribute("data-task")
+    saved = api.client.get(f"/api/v1/tasks/analysis/{task_id}/review", headers=therapist["headers"]).json()
+    (rv,) = saved["reviews"]
+    assert rv["overall_score"] == 82 and rv["fluency_score"] == 75 and rv["pronunciation_accuracy"] is None
+    assert [c["char"] for c in rv["characters"] if c["deviating"]] == ["今"], rv["characters"]
+    assert rv["comment"] == "聲調再清楚一點"
     shots(tp, "therapist")
 
     # --- the learner sees the review beside the engine's scores -----------------------------------

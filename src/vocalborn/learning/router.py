@@ -10,7 +10,7 @@ import csv
 import io
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -65,6 +65,18 @@ def _require(user: User, *roles: Role) -> None:
         )
 
 
+def _since(since: datetime | None) -> datetime | None:
+    """A time with a zone, in UTC; 422 otherwise (also for times that do not fit in UTC)."""
+    if since is None:
+        return None
+    if since.tzinfo is None:
+        raise HTTPException(422, "since: give a time zone, e.g. 2026-12-01T00:00:00Z")
+    try:
+        return since.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise HTTPException(422, "since: the time is out of range") from None
+
+
 # ------------------------------------------------------------------------------------------------
 # history
 # ------------------------------------------------------------------------------------------------
@@ -98,8 +110,7 @@ def list_analyses(
 ) -> HistoryPage:
     """The caller's analyses, newest first: a learner's own, a therapist's linked learners',
     an admin's all. Each finished item carries the four scores and the latest therapist review."""
-    if since is not None and since.tzinfo is None:
-        raise HTTPException(422, "since: give a time zone, e.g. 2026-12-01T00:00:00Z")
+    since = _since(since)
     try:
         rows, next_cursor = service.history(
             db,
@@ -152,8 +163,7 @@ def get_progress(
     """Per sentence: the four scores of every successful attempt in time order, the characters
     the engine marked (when the result has per-character data), which improved, and a trend
     (first attempt against the mean of the last three, and the least-squares slope)."""
-    if since is not None and since.tzinfo is None:
-        raise HTTPException(422, "since: give a time zone, e.g. 2026-12-01T00:00:00Z")
+    since = _since(since)
     return ProgressResponse.model_validate(
         {"user_id": user_id, "sentences": service.progress(db, user, user_id, sentence_id, since)}
     )
