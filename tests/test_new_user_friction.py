@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from tests.support import Api
 from tests.test_readme import ROOT, SUITE_KEYS
@@ -22,6 +23,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.worker  # runs `vocalborn` processes (they refuse before starting anything)
 def test_up_with_rabbitmq_and_no_redis_url_refuses_in_one_line_before_the_banner(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "vocalborn.cli", "up", "--data-dir", str(tmp_path), "--no-flower"],
@@ -36,6 +38,7 @@ def test_up_with_rabbitmq_and_no_redis_url_refuses_in_one_line_before_the_banner
     assert len(lines) == 1 and "REDIS_URL" in lines[0], done.stderr
 
 
+@pytest.mark.worker  # runs `vocalborn` processes (they refuse before starting anything)
 def test_the_worker_commands_refuse_the_same_way(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "vocalborn.cli", "worker"],
@@ -50,6 +53,7 @@ def test_the_worker_commands_refuse_the_same_way(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.worker  # runs `vocalborn` processes (they refuse before starting anything)
 def test_up_refuses_a_busy_worker_metrics_port_and_names_the_flag(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

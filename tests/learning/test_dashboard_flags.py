@@ -13,6 +13,8 @@ import pytest
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, recording
 
+pytestmark = pytest.mark.worker
+
 
 @pytest.fixture(scope="module")
 def worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:

@@ -17,6 +17,8 @@ from tests.support import recording
 SCORES = ("overall_score", "pronunciation_accuracy", "fluency_score", "rhythm_score")
 NOBODY: dict[str, Any] = {"headers": {}}
 
+pytestmark = pytest.mark.worker
+
 
 @pytest.fixture(scope="module")
 def world(stack: Stack) -> dict[str, Any]:
