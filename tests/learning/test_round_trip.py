@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.learning.conftest import Stack
-from tests.support import recording
+from tests.services import ServicesUnderTest
+from tests.support import api_process, recording
 
 SCORES = ("overall_score", "pronunciation_accuracy", "fluency_score", "rhythm_score")
 NOBODY: dict[str, Any] = {"headers": {}}
@@ -319,14 +320,23 @@ def test_unlinking_from_either_side_ends_the_therapists_access(world: dict[str, 
     assert stack.kind in ("postgresql", "sqlite", "custom")
 
 
-def test_the_cli_reads_the_same_history_and_progress(world: dict[str, Any], stack: Stack) -> None:
+def test_the_cli_reads_the_same_history_and_progress(
+    world: dict[str, Any], stack: Stack, migrated: ServicesUnderTest
+) -> None:
+    import json
     import os
     import subprocess
     import sys
 
-    if stack.url is None:
-        pytest.skip("the CLI needs an API process; the embedded-sqlite stack runs this")
-    env = dict(os.environ, VOCALBORN_URL=stack.url, VOCALBORN_EMAIL=world["learner"]["email"])
+    from vocalborn.embedded import free_port
+
+    proc = None
+    url = stack.url
+    if url is None:  # the in-process stack: the CLI needs an API process on the same database
+        port = free_port()
+        proc = api_process(port, migrated.data_dir)
+        url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, VOCALBORN_URL=url, VOCALBORN_EMAIL=world["learner"]["email"])
     env["VOCALBORN_PASSWORD"] = "correct-horse-1"
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -338,17 +348,21 @@ def test_the_cli_reads_the_same_history_and_progress(world: dict[str, Any], stac
             timeout=60,
         )
 
-    done = cli()
-    assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines()[1:] if world["sentence"]["text"] in line]
-    assert len(rows) == 3 and all("success" in r for r in rows), done.stdout
-    done = cli("--progress")
-    assert done.returncode == 0 and "attempts 3" in done.stdout, done.stdout + done.stderr
-    done = cli("--json")
-    assert {i["task_id"] for i in __import__("json").loads(done.stdout)["items"]} == set(world["tasks"])
-    other = world["other"]["user"]["user_id"]
-    done = cli("--learner", other, "--lang", "zh-TW")
-    assert done.returncode == 5 and "找不到這位學習者" in done.stderr, done.stderr
+    try:
+        done = cli()
+        assert done.returncode == 0, done.stderr
+        rows = [line for line in done.stdout.splitlines()[1:] if world["sentence"]["text"] in line]
+        assert len(rows) == 3 and all("success" in r for r in rows), done.stdout
+        done = cli("--progress")
+        assert done.returncode == 0 and "attempts 3" in done.stdout, done.stdout + done.stderr
+        done = cli("--json")
+        assert {i["task_id"] for i in json.loads(done.stdout)["items"]} == set(world["tasks"])
+        other = world["other"]["user"]["user_id"]
+        done = cli("--learner", other, "--lang", "zh-TW")
+        assert done.returncode == 5 and "找不到這位學習者" in done.stderr, done.stderr
+    finally:
+        if proc is not None:
+            proc.stop()
 
 
 def test_every_new_endpoint_is_documented_with_its_errors(world: dict[str, Any]) -> None:
