@@ -72,6 +72,13 @@ def test_a_learner_who_stopped_practising_is_flagged_inactive(api: Api, worker: 
     sentence = api.sentence(therapist, recording())
     task_id = _practise(api, learner, sentence["sentence_id"], recording(voice="Male1", fmt="mp3"))
     assert _row(api, therapist, learner)["flagged"] is False
+    # a second learner who never practised comes first in the list: flagged learners lead
+    idle = api.register("learner", email=f"zzz-{uuid.uuid4().hex[:6]}@example.com")
+    code = api.client.post("/api/v1/links/invitations", headers=therapist["headers"]).json()["code"]
+    assert api.client.post("/api/v1/links/accept", headers=idle["headers"], json={"code": code}).status_code == 200
+    rows = api.client.get("/api/v1/therapists/me/learners", headers=therapist["headers"]).json()
+    assert [r["user_id"] for r in rows] == [idle["user"]["user_id"], learner["user"]["user_id"]]
+    assert [r["flagged"] for r in rows] == [True, False]
     with session_scope() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))
         assert task is not None

@@ -182,7 +182,7 @@ def get_progress(
 def my_learners(user: CurrentUser, db: SessionDep) -> list[DashboardLearner]:
     """The therapist's linked learners. ``flagged`` when a learner never practised, has not
     practised for 7 days, or their scores fall (newest 3 overall scores 10+ points below the
-    older ones among the last 10, once there are at least 5)."""
+    older ones among the last 10, once there are at least 5). Flagged learners come first."""
     _require(user, Role.THERAPIST)
     return [DashboardLearner.model_validate(d) for d in service.dashboard(db, user)]
 

@@ -356,6 +356,7 @@ def dashboard(db: Session, therapist: User, now: datetime | None = None) -> list
                 "flag_reasons": reasons,
             }
         )
+    out.sort(key=lambda d: not d["flagged"])  # flagged first (stable: then by name)
     return out
 
 
