@@ -115,6 +115,9 @@ def translate(message: str, lang: Language) -> str:
         return message
     if message in _EXACT:
         return _EXACT[message]
+    where, sep, rest = message.partition("Value error, ")  # a validator's own message inside a 422
+    if sep and rest in _EXACT:
+        return where + _EXACT[rest]
     for pattern, template in _PATTERNS:
         m = pattern.match(message)
         if m:

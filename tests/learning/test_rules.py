@@ -62,6 +62,9 @@ def test_language_choice_and_catalogue() -> None:
     assert translate("audio: the file is empty", "zh-TW") == "audio：檔案是空的"
     assert translate("some new message", "zh-TW") == "some new message"  # unknown: stays English
     assert translate("task not found", "en") == "task not found"
+    assert translate("Value error, a review needs at least one score, a character mark or a comment", "zh-TW") == (
+        "評閱至少需要一個分數、一個字的標記或一段評語"
+    )
 
 
 def test_localized_suggestions_fall_back_to_the_stored_fields() -> None:
