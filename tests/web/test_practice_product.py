@@ -146,6 +146,12 @@ def test_therapist_and_learner_end_to_end(server: tuple[str, Api], worker: Worke
     assert rv["overall_score"] == 82 and rv["fluency_score"] == 75 and rv["pronunciation_accuracy"] is None
     assert [c["char"] for c in rv["characters"] if c["deviating"]] == ["今"], rv["characters"]
     assert rv["comment"] == "聲調再清楚一點"
+    # switching language re-renders what is already on screen
+    set_language(tp, "en")
+    expect(tp.locator("#review-engine")).to_contain_text("Overall")
+    expect(tp.locator("#review-saved")).to_have_text("Review saved (version 1).")
+    expect(row.locator(".badge.ok")).to_have_text("on track")
+    set_language(tp, "zh-TW")
     shots(tp, "therapist")
 
     # --- the learner sees the review beside the engine's scores -----------------------------------

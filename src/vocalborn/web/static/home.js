@@ -81,7 +81,7 @@ async function enterHome() {
 function renderHome() {
   if (!state.me) return;
   if (state.me.role === "learner") { renderMyTherapist(); renderAssigned(); renderHistory(); renderProgress(); }
-  if (state.me.role === "therapist") { renderLearners(); renderTimeline(); }
+  if (state.me.role === "therapist") { renderLearners(); renderTimeline(); renderReviewHeader(); }
   if (state.sentences) {
     const current = $("sentence").value;
     loadSentences(current).catch(() => {});
@@ -317,9 +317,7 @@ async function openReview(item) {
   showError("");
   home.review = { item, marks: new Set() };
   $("review-card").hidden = false;
-  $("review-saved").textContent = "";
-  $("review-sentence").textContent = `${when(item.created_at)} · ${item.sentence_text}`;
-  $("review-engine").textContent = item.status === "success" ? scoreLine(item) : t("st_" + item.status);
+  renderReviewHeader();
   try {
     const [, , reviews, result] = await Promise.all([
       loadAudio("review-ref-audio", `/api/v1/practice/sentences/${item.sentence_id}/audio`),
@@ -352,6 +350,13 @@ function reviewCharacters(text, result) {
   }
   return [...text].map((ch, i) => ({ index: i, char: ch, engineDeviating: false })).filter((c) => /[\p{L}\p{N}]/u.test(c.char));
 }
+function renderReviewHeader() {
+  if (!home.review) return;
+  const item = home.review.item;
+  $("review-sentence").textContent = `${when(item.created_at)} · ${item.sentence_text}`;
+  $("review-engine").textContent = item.status === "success" ? scoreLine(item) : t("st_" + item.status);
+  $("review-saved").textContent = home.review.savedVersion ? t("review_saved", { v: home.review.savedVersion }) : "";
+}
 function renderMarks() {
   const marks = home.review.marks;
   $("rv-chars").replaceChildren(...home.review.chars.map((c) => el("button", {
@@ -373,7 +378,8 @@ async function saveReview(ev) {
   };
   try {
     const saved = await api("PUT", `/api/v1/tasks/analysis/${item.task_id}/review`, { json: body });
-    $("review-saved").textContent = t("review_saved", { v: saved.version });
+    home.review.savedVersion = saved.version;
+    renderReviewHeader();
     showNotice(t("review_saved", { v: saved.version }));
     await openLearner(home.learner.user_id);
   } catch (e) { showError(e.message); }
