@@ -20,9 +20,17 @@ def test_character_marks_read_the_engines_list_defensively() -> None:
             {"char": "天", "index": 2, "ok": False},
             {"char": "氣", "index": 3, "confidence": 0.2},  # no flag at all: skipped, not guessed
             "garbage",
+            {"char": "很", "index": 4, "status": "ok"},
+            {"char": "好", "index": 5, "status": "tone"},
         ]
     }
-    assert character_marks(detailed) == [(0, "今", True), (1, "天", False), (2, "天", True)]
+    assert character_marks(detailed) == [
+        (0, "今", True),
+        (1, "天", False),
+        (2, "天", True),
+        (4, "很", False),
+        (5, "好", True),
+    ]
 
 
 def test_a_character_improved_when_it_deviated_first_and_not_last() -> None:

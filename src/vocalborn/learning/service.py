@@ -170,6 +170,9 @@ def _is_deviating(entry: dict[str, Any]) -> bool | None:
     for key in ("ok", "correct", "matches"):
         if key in entry and isinstance(entry[key], bool):
             return not entry[key]
+    status = entry.get("status")
+    if isinstance(status, str) and status:  # like phoneme_analysis: "ok" or what went wrong
+        return status.lower() not in ("ok", "match", "matched", "correct", "good")
     return None
 
 

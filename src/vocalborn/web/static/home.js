@@ -345,7 +345,7 @@ function reviewCharacters(text, result) {
   if (engine.length) {
     return engine.map((c, i) => ({
       index: Number.isInteger(c.index) ? c.index : i, char: c.char,
-      engineDeviating: Boolean(c.deviating ?? c.deviates ?? c.is_deviating ?? c.flagged),
+      engineDeviating: Boolean(c.deviating ?? c.deviates ?? c.is_deviating ?? c.flagged ?? (typeof c.status === "string" && c.status !== "ok")),
     }));
   }
   return [...text].map((ch, i) => ({ index: i, char: ch, engineDeviating: false })).filter((c) => /[\p{L}\p{N}]/u.test(c.char));
