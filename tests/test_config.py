@@ -46,7 +46,8 @@ def test_production_starts_with_real_secrets() -> None:
         celery_broker_url=f"redis://:{password}@redis:6379/0",
         _env_file=None,
     )
-    assert s.effective_result_backend == f"redis://:{password}@redis:6379/1"
+    # the result backend follows the broker's database (not a fixed db 1)
+    assert s.effective_result_backend == f"redis://:{password}@redis:6379/0"
     assert s.effective_database_url.startswith("postgresql+psycopg://")
 
 
@@ -57,7 +58,16 @@ def test_a_non_redis_broker_needs_redis_for_progress_events() -> None:
     s = Settings(
         celery_broker_url="amqp://guest:guest@127.0.0.1:5672//", redis_url="redis://127.0.0.1:6379/3", _env_file=None
     )
-    assert s.effective_result_backend == "redis://127.0.0.1:6379/1"
+    assert s.effective_result_backend == "redis://127.0.0.1:6379/3"
+
+
+def test_the_result_backend_follows_the_brokers_database() -> None:
+    s = Settings(celery_broker_url="redis://127.0.0.1:6379/5", _env_file=None)
+    assert s.effective_result_backend == "redis://127.0.0.1:6379/5"
+    s = Settings(
+        celery_broker_url="redis://127.0.0.1:6379/5", celery_result_backend="redis://other:6379/2", _env_file=None
+    )
+    assert s.effective_result_backend == "redis://other:6379/2"
 
 
 def test_urls_are_normalised_and_redacted() -> None:

@@ -41,11 +41,36 @@ def walkthrough() -> str:
     return block.group(1)
 
 
+def practice_block() -> str:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- practice:start -->\s*```bash\n(.*?)```\s*<!-- practice:end -->", text, re.S)
+    assert block, "README lost its practice block (invite, practise, progress, review)"
+    return block.group(1)
+
+
+MARK = "=====practice====="
+
+
+def check_practice(lines: list[str]) -> None:
+    """The practice block's answers: link, assignment, history, progress, dashboard, review."""
+    accepted, assigned, history, progress, dashboard, saved, read = (json.loads(line) for line in lines[-7:])
+    assert accepted["therapist"]["name"] == "Dr. Lin", accepted
+    assert assigned["sentence_text"] and assigned["attempts"] >= 1, assigned
+    assert history["items"] and all(i["user_id"] == accepted["learner"]["user_id"] for i in history["items"])
+    (sentence,) = progress["sentences"]
+    assert sentence["attempts"] >= 2 and len(sentence["points"]) == sentence["attempts"], sentence
+    assert sentence["trend"]["overall_score"]["last_n_mean"] is not None
+    assert any(d["user_id"] == accepted["learner"]["user_id"] for d in dashboard)
+    assert saved["overall_score"] == 80 and saved["comment"] == "Slow down at the comma.", saved
+    assert read["engine"]["overall_score"] is not None and read["reviews"][0]["overall_score"] == 80, read
+
+
 @pytest.mark.skipif(shutil.which("uv") is None, reason="the walkthrough calls uv, which this machine lacks")
 def test_vocalborn_up_serves_the_walkthrough_on_the_embedded_default(tmp_path: Path) -> None:
     from vocalborn.embedded import free_port
 
     port = free_port()
+    metrics_port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -63,6 +88,8 @@ def test_vocalborn_up_serves_the_walkthrough_on_the_embedded_default(tmp_path: P
             "--data-dir",
             str(tmp_path / "var"),
             "--no-flower",
+            "--worker-metrics-port",
+            str(metrics_port),
         ],
         cwd=tmp_path,
         env=env,
@@ -85,7 +112,7 @@ def test_vocalborn_up_serves_the_walkthrough_on_the_embedded_default(tmp_path: P
             and "bundled redis-server" in (tmp_path / "up.log").read_text()
         )
         script = tmp_path / "walkthrough.sh"
-        script.write_text("set -e\n" + walkthrough())
+        script.write_text("set -e\n" + walkthrough() + f"echo {MARK}\n" + practice_block())
         done = subprocess.run(
             ["bash", str(script)],
             cwd=ROOT,
@@ -95,12 +122,18 @@ def test_vocalborn_up_serves_the_walkthrough_on_the_embedded_default(tmp_path: P
             timeout=180,
         )
         assert done.returncode == 0, done.stderr + done.stdout
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        first, _, practice = done.stdout.partition(MARK)
+        check_practice(practice.strip().splitlines())
+        result = json.loads(first.strip().splitlines()[-1])
         for score in ("overall_score", "pronunciation_accuracy", "fluency_score", "rhythm_score"):
             assert 0 <= result[score] <= 100, result
         assert result["detailed_analysis"]
-        events = json.loads(done.stdout.strip().splitlines()[-2])
+        events = json.loads(first.strip().splitlines()[-2])
         assert [e["event_type"] for e in events][0] == "submitted" and events[-1]["event_type"] == "succeeded"
+        # `up` printed the worker metrics URL it really bound, and it answers
+        bound = f"http://127.0.0.1:{metrics_port}/metrics (worker, bound)"
+        wait_until(lambda: bound in (tmp_path / "up.log").read_text(), 60, 0.3, "the bound worker metrics URL")
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).status_code == 200
     finally:
         up.terminate()  # SIGTERM: `up` stops its children and the bundled Redis
         try:

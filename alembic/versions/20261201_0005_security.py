@@ -1,7 +1,7 @@
 """security: therapist invitations, the data access log, shared sentences, audio_deleted_at
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-01 20:36:33.367513
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import vocalborn.sqltypes
 
 revision: str = "0005"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

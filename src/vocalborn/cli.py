@@ -57,7 +57,19 @@ def _settings(need_broker: bool = False):
             _ = settings.effective_broker_url
         except RuntimeError as exc:  # nothing configured and no embedded Redis running
             _fail(str(exc))
+        _need_redis_for_events(settings)
     return settings
+
+
+def _need_redis_for_events(settings) -> None:
+    """A broker that is not Redis (RabbitMQ) still needs a Redis for progress events: refuse
+    at once, in one line, before anything starts."""
+    broker = settings.celery_broker_url
+    if broker and not broker.startswith(("redis", "rediss")) and not settings.redis_url:
+        _fail(
+            "CELERY_BROKER_URL is not Redis, so REDIS_URL must name a Redis for progress events "
+            "(e.g. REDIS_URL=redis://127.0.0.1:6379/0)"
+        )
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -236,14 +248,31 @@ def flower(
     )
 
 
-def _metrics_line(settings, api_host: str, api_port: int) -> str:
+def _metrics_line(settings, api_host: str, api_port: int, worker_port: int | None = None) -> str:
     if not settings.prometheus_enabled:
         return "Metrics:   off (PROMETHEUS_ENABLED=false)"
     line = f"Metrics:   http://{api_host}:{api_port}/metrics (API)"
-    if settings.worker_metrics_port > 0:
-        host = "127.0.0.1" if settings.worker_metrics_host in ("0.0.0.0", "::") else settings.worker_metrics_host
-        line += f"   http://{host}:{settings.worker_metrics_port}/metrics (worker)"
+    wport = settings.worker_metrics_port if worker_port is None else worker_port
+    if wport > 0:
+        line += f"; worker on port {wport}: its URL is printed once the worker has bound it"
+    else:
+        line += "; worker metrics off (--worker-metrics-port 0)"
     return line
+
+
+WORKER_METRICS_STATUS_ENV = "VOCALBORN_WORKER_METRICS_STATUS_FILE"
+
+
+def _report_worker_metrics(path: Path) -> bool:
+    """Print what the worker really bound (it writes the file when its endpoint is up or failed)."""
+    if not path.exists():
+        return False
+    status = path.read_text().strip()
+    if status.startswith("http"):
+        typer.echo(f"Metrics:   {status} (worker, bound)")
+    else:
+        typer.secho(f"Metrics:   worker endpoint not started: {status}", fg=typer.colors.YELLOW, err=True)
+    return True
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -267,6 +296,9 @@ def up(
     concurrency: Annotated[int | None, typer.Option(help="worker pool processes")] = None,
     no_flower: Annotated[bool, typer.Option("--no-flower", help="do not start Flower")] = False,
     flower_port: Annotated[int | None, typer.Option(help="Flower port")] = None,
+    worker_metrics_port: Annotated[
+        int | None, typer.Option(help="worker Prometheus port (default WORKER_METRICS_PORT; 0: off)")
+    ] = None,
 ) -> None:
     """Run API, worker, beat and Flower together. With no configuration: SQLite and a bundled
     Redis under ./var. With DATABASE_URL / CELERY_BROKER_URL set, those are used instead."""
@@ -278,13 +310,21 @@ def up(
         os.environ["DATA_DIR"] = str(data_dir)
     get_settings.cache_clear()
     settings = _settings()
+    _need_redis_for_events(settings)  # before the banner: one line, nothing started
     setup_logging(settings.log_level, settings.log_format)
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, DATA_DIR=str(data), PYTHONUNBUFFERED="1")
+    wport = settings.worker_metrics_port if worker_metrics_port is None else worker_metrics_port
+    env["WORKER_METRICS_PORT"] = str(wport)
+    metrics_status = data / "worker-metrics.status"
+    metrics_status.unlink(missing_ok=True)
+    env[WORKER_METRICS_STATUS_ENV] = str(metrics_status)
     wanted = [("API", host, port, "--port")]
     if not no_flower:
         wanted.append(("Flower", "127.0.0.1", flower_port or settings.flower_port, "--flower-port"))
+    if wport > 0 and settings.prometheus_enabled:
+        wanted.append(("worker metrics", settings.worker_metrics_host, wport, "--worker-metrics-port"))
     for what, bind_host, bind_port, option in wanted:
         if not _port_free(bind_host, bind_port):
             _fail(f"port {bind_port} is already in use, so the {what} cannot start there; choose another with {option}")
@@ -295,7 +335,6 @@ def up(
         redis_server.start()
         env.update(
             CELERY_BROKER_URL=f"{redis_server.url}/0",
-            CELERY_RESULT_BACKEND=f"{redis_server.url}/1",
             REDIS_URL=f"{redis_server.url}/0",
         )
     broker_url = env.get("CELERY_BROKER_URL", "")
@@ -361,9 +400,10 @@ def up(
     typer.secho("\nVocalBorn Tasks is starting", bold=True)
     typer.echo(f"API:       http://{public}:{port}   (docs: http://{public}:{port}/docs)")
     typer.echo(flower_line)
-    typer.echo(_metrics_line(settings, public, port))
+    typer.echo(_metrics_line(settings, public, port, wport))
     typer.echo(f"Database:  {redact_url(settings.effective_database_url)}")
     typer.echo(f"Broker:    {redact_url(broker_url)}{'  (bundled redis-server)' if redis_server else ''}")
+    typer.echo(f"Results:   {redact_url(get_settings().effective_result_backend)}  (Celery result backend)")
     typer.echo(f"Data:      {data}")
     if settings.therapists_may_self_register:
         typer.echo("Accounts:  open registration: anyone may register as a therapist (production: by invitation only)")
@@ -374,7 +414,10 @@ def up(
         watched = list(children)
         if redis_server is not None and redis_server.process is not None:
             watched.append(("the bundled redis-server", redis_server.process))
+        metrics_reported = wport <= 0 or not settings.prometheus_enabled
         while True:
+            if not metrics_reported:
+                metrics_reported = _report_worker_metrics(metrics_status)
             for name, proc in watched:
                 if proc.poll() is not None:
                     typer.secho(
@@ -719,6 +762,66 @@ def submit(
 
 def main() -> None:
     app()
+
+
+# --- the practice history, from a terminal (same API as the page) ---------------------------------
+def _score(v: float | int | str | None) -> str:
+    return "-" if v is None else f"{float(v):.0f}"
+
+
+@app.command()
+def history(
+    url: Annotated[str, typer.Option(envvar="VOCALBORN_URL", help="the API")] = "http://127.0.0.1:8000",
+    email: Annotated[str | None, typer.Option(envvar="VOCALBORN_EMAIL", help="your login")] = None,
+    password: Annotated[str | None, typer.Option(envvar="VOCALBORN_PASSWORD", help="your password")] = None,
+    learner: Annotated[str | None, typer.Option(help="a linked learner's user id (therapists, admins)")] = None,
+    progress: Annotated[bool, typer.Option("--progress", help="per sentence trend instead of the list")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    lang: Annotated[str, typer.Option(help="zh-TW or en: the language of error messages")] = "en",
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+) -> None:
+    """Your analyses, newest first, with the four scores and the therapist's review; or, with
+    --progress, each sentence's trend (first attempt against the mean of the last three)."""
+    client = _ApiClient(url)
+    client.http.headers["Accept-Language"] = lang
+    try:
+        token = client.login(email, password, "you")
+        if progress:
+            who = learner or client.call("GET", "/api/v1/auth/me", token)["user_id"]
+            data = client.call("GET", f"/api/v1/learners/{who}/progress", token)
+        else:
+            params: dict[str, str | int] = {"limit": limit}
+            if learner:
+                params["user_id"] = learner
+            data = client.call("GET", "/api/v1/tasks/analysis", token, params=params)
+    except _SubmitError as exc:
+        _fail(str(exc), code=exc.code)
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    if progress:
+        for s in data["sentences"]:
+            tr = s["trend"]["overall_score"]
+            slope = tr["slope_per_attempt"]
+            typer.echo(
+                f"{s['sentence_text']}  attempts {s['attempts']}  overall first {_score(tr['first'])}"
+                f" -> last {s['last_n']} mean {_score(tr['last_n_mean'])}"
+                f"  slope {'-' if slope is None else f'{slope:+.1f}'}/attempt"
+                + (f"  improved: {' '.join(s['improved_characters'])}" if s["improved_characters"] else "")
+            )
+        if not data["sentences"]:
+            typer.echo("no successful analyses yet")
+        return
+    typer.echo(f"{'when':<17} {'status':<10} {'overall':>7} {'pron':>5} {'flu':>5} {'rhy':>5} {'review':>6}  sentence")
+    for i in data["items"]:
+        review = i.get("review") or {}
+        typer.echo(
+            f"{i['created_at'][:16].replace('T', ' '):<17} {i['status']:<10} {_score(i['overall_score']):>7}"
+            f" {_score(i['pronunciation_accuracy']):>5} {_score(i['fluency_score']):>5} {_score(i['rhythm_score']):>5}"
+            f" {_score(review.get('overall_score')) if review else '':>6}  {i['sentence_text']}"
+        )
+    if data.get("next_cursor"):
+        typer.echo(f"(more: GET /api/v1/tasks/analysis?cursor={data['next_cursor']})")
 
 
 if __name__ == "__main__":

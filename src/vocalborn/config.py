@@ -111,7 +111,7 @@ class Settings(BaseSettings):
 
     # --- broker, results, pub/sub --------------------------------------------------------------
     celery_broker_url: str | None = None  # default: the embedded Redis, db 0
-    celery_result_backend: str | None = None  # default: same Redis, db 1
+    celery_result_backend: str | None = None  # default: the broker's Redis and database
     redis_url: str | None = None  # pub/sub + worker registry; default: the broker if it is Redis
     redis_key_prefix: str = "vocalborn:"
     task_queue: str = "ai_analysis"
@@ -283,13 +283,15 @@ class Settings(BaseSettings):
 
     @property
     def effective_result_backend(self) -> str:
+        """CELERY_RESULT_BACKEND, or the Redis the broker (or REDIS_URL) names, in the same
+        database: the results never land in a database nobody chose."""
         if self.celery_result_backend:
             return self.celery_result_backend
         if self.celery_broker_url and self.celery_broker_url.startswith("redis"):
-            return _with_db(self.celery_broker_url, 1)
+            return self.celery_broker_url
         if self.celery_broker_url:
-            return _with_db(self.effective_redis_url, 1)
-        return embedded_redis_url(self, db=1)
+            return self.effective_redis_url
+        return embedded_redis_url(self, db=0)
 
     @property
     def effective_redis_url(self) -> str:
@@ -321,14 +323,6 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
-
-
-def _with_db(url: str, db: int) -> str:
-    base, _, query = url.partition("?")
-    scheme, _, rest = base.partition("://")
-    host, _, _ = rest.partition("/")
-    out = f"{scheme}://{host}/{db}"
-    return f"{out}?{query}" if query else out
 
 
 def embedded_redis_url(settings: Settings, db: int) -> str:

@@ -24,6 +24,8 @@ from vocalborn.config import get_settings
 from vocalborn.db import get_engine
 from vocalborn.errors import document_errors
 from vocalborn.errors import validation_error as field_validation_error
+from vocalborn.i18n import request_language, translate, translate_detail
+from vocalborn.learning.router import router as learning_router
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
 from vocalborn.practice.router import router as practice_router
@@ -139,11 +141,16 @@ def create_app() -> FastAPI:
         docs_url=None,  # served below from local files: the default page loads Swagger UI from a CDN
         title="VocalBorn Tasks",
         version=__version__,
-        description="Asynchronous speech-practice analysis: upload, submit, watch, read the scores.",
+        description=(
+            "Asynchronous speech-practice analysis: upload, submit, watch, read the scores; history, "
+            "progress, linking, therapist reviews and practice sets. Error messages and suggestions "
+            "come in English or Traditional Chinese: `?lang=en|zh-TW` or `Accept-Language`."
+        ),
         lifespan=lifespan,
     )
     app.include_router(auth_router)
     app.include_router(practice_router)
+    app.include_router(learning_router)  # before tasks: GET /api/v1/tasks/analysis is the history
     app.include_router(tasks_router)
     app.include_router(ws_router)
     app.include_router(admin_router)
@@ -196,8 +203,9 @@ def create_app() -> FastAPI:
                 where = ""
             problems.append(f"{where}: {msg}" if where else msg)
             details.append({k: v for k, v in err.items() if k not in ("input", "ctx", "url")} | {"msg": msg})
+        lang = request_language(request)
         return JSONResponse(
-            {"detail": jsonable_encoder(details), "message": "; ".join(problems)},
+            {"detail": jsonable_encoder(details), "message": "; ".join(translate(p, lang) for p in problems)},
             status_code=422,
         )
 
@@ -207,7 +215,7 @@ def create_app() -> FastAPI:
 
     def _domain_error(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
         async def handler(request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"detail": str(exc)}, status_code=code)
+            return JSONResponse({"detail": translate(str(exc), request_language(request))}, status_code=code)
 
         return handler
 
@@ -233,17 +241,31 @@ def create_app() -> FastAPI:
     app.add_exception_handler(Forbidden, _domain_error(403))
     app.add_exception_handler(Conflict, _domain_error(409))
 
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     from vocalborn.tasks.service import TooManyActive
 
     @app.exception_handler(TooManyActive)
     async def too_many_active(request: Request, exc: TooManyActive) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": "30"})
+        return JSONResponse(
+            {"detail": translate(str(exc), request_language(request))}, status_code=429, headers={"Retry-After": "30"}
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI's own handling, with the message in the caller's language (English by default).
+        from fastapi.exception_handlers import http_exception_handler
+
+        exc.detail = translate_detail(exc.detail, request_language(request))
+        return await http_exception_handler(request, exc)
 
     async def database_down(request: Request, exc: Exception) -> JSONResponse:
         # Down, frozen, out of connections or over a deadline: the same answer, at once.
         log.error("database unavailable: %s: %s", type(exc).__name__, getattr(exc, "orig", None) or exc)
         return JSONResponse(
-            {"detail": "the database is unavailable; try again shortly"}, status_code=503, headers={"Retry-After": "5"}
+            {"detail": translate("the database is unavailable; try again shortly", request_language(request))},
+            status_code=503,
+            headers={"Retry-After": "5"},
         )
 
     for unavailable in DATABASE_UNAVAILABLE:

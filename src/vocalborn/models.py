@@ -1,6 +1,7 @@
 """Every table, imported in dependency order so the metadata is complete."""
 
 from vocalborn.auth.models import Role, User
+from vocalborn.learning.models import LinkInvitation, SentenceAssignment, TherapistReview, TherapistReviewRevision
 from vocalborn.practice.models import PracticeRecord, PracticeSession, RecordStatus, Sentence
 from vocalborn.security.models import DataAccessLog, TherapistInvitation
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
@@ -10,11 +11,15 @@ __all__ = [
     "AIAnalysisTask",
     "AIAnalysisTaskEvent",
     "DataAccessLog",
+    "LinkInvitation",
     "PracticeRecord",
     "PracticeSession",
     "RecordStatus",
     "Role",
     "Sentence",
     "TherapistInvitation",
+    "SentenceAssignment",
+    "TherapistReview",
+    "TherapistReviewRevision",
     "User",
 ]

@@ -5,88 +5,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-
-from tests.services import ServicesUnderTest, in_ci
-from tests.support import Api, ServiceProcess, WorkerProcess, api_process, recording
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "correct-horse-1"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (Debian package chromium; .ci/run installs it)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def server(migrated: ServicesUnderTest) -> Iterator[tuple[str, Api]]:
-    from vocalborn.embedded import free_port
-
-    port = free_port()
-    proc: ServiceProcess = api_process(port, migrated.data_dir)
-    base = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=base, timeout=30)
-    try:
-        yield base, Api(client)
-    finally:
-        client.close()
-        proc.stop()
-
-
-@pytest.fixture(scope="module")
-def worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:
-    # slow enough that the page shows the steps go by
-    w = WorkerProcess("web", migrated.data_dir, env={"ANALYSIS_STEP_DELAY_SECONDS": "0.5"}).start()
-    yield w
-    w.stop()
-
-
-@pytest.fixture
-def browser_context(chromium: Path, tmp_path: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path / "chromium-profile"),  # fresh every test
-            executable_path=str(chromium),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1280, "height": 900},
-            locale="zh-TW",
-        )
-        context.set_default_timeout(30_000)
-        try:
-            yield context
-        finally:
-            context.close()
-
-
-def watch_console(page: Any) -> list[str]:
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    return problems
+from tests.support import Api, WorkerProcess, recording
+from tests.web.conftest import ARTIFACTS, PASSWORD, watch_console
 
 
 def test_a_learner_submits_a_recording_and_watches_it_to_the_scores_and_chart(
@@ -171,7 +93,7 @@ def test_registering_works_and_errors_are_shown_in_words(server: tuple[str, Api]
     page.fill("#email", f"nobody-{uuid.uuid4().hex[:6]}@example.com")
     page.fill("#password", "wrong-password")
     page.click("#auth-submit")
-    expect(page.locator("#error")).to_have_text("wrong email or password")
+    expect(page.locator("#error")).to_have_text("電子郵件或密碼錯誤")  # the API answers in the page's language
 
     page.click("#tab-register")
     email = f"new-{uuid.uuid4().hex[:6]}@example.com"
@@ -194,6 +116,6 @@ def test_registering_works_and_errors_are_shown_in_words(server: tuple[str, Api]
     page.fill("#password", "another-password-2")
     page.fill("#name", "someone")
     page.click("#auth-submit")
-    expect(page.locator("#error")).to_have_text("wrong email or password")
+    expect(page.locator("#error")).to_have_text("電子郵件或密碼錯誤")
     # the refused logins are the only failed requests the console reports
     assert all("401" in p for p in problems), problems

@@ -160,8 +160,12 @@ class WorkerMetrics:
             self.server, _thread = start_metrics_server(port, host, registry, get_settings().metrics_token)
         except OSError as exc:
             log.warning("worker metrics endpoint not started on %s:%s: %s (set WORKER_METRICS_PORT)", host, port, exc)
+            _write_status(f"{host}:{port}: {exc}")
             return
-        log.info("worker metrics on http://%s:%s/metrics", host, port)
+        bound = self.server.server_port if self.server is not None else port
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        log.info("worker metrics on http://%s:%s/metrics", shown, bound)
+        _write_status(f"http://{shown}:{bound}/metrics")
 
     def close(self) -> None:
         if self.server is not None:
@@ -254,6 +258,14 @@ class _LiveWorkerCollector:
 
 
 _metrics: WorkerMetrics | None = None
+
+
+def _write_status(text: str) -> None:
+    """Tell `vocalborn up` what was really bound (it names the file in the environment)."""
+    path = os.environ.get("VOCALBORN_WORKER_METRICS_STATUS_FILE")
+    if path:
+        with contextlib.suppress(OSError):
+            Path(path).write_text(text)
 
 
 def current() -> WorkerMetrics | None:

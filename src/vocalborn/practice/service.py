@@ -78,6 +78,9 @@ def validate_audio(data: bytes, settings: Settings, field: str) -> ValidAudio:
             f"{field}: the recording is longer than {settings.max_audio_duration:.0f} s; at most {settings.max_audio_duration:.0f} s is accepted",
             field,
         )
+    from vocalborn.practice.silence import refuse_silence
+
+    refuse_silence(data, field)
     return ValidAudio(data=data, format=info.format, duration_seconds=info.duration_seconds)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
@@ -12,6 +12,7 @@ from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.auth.dependencies import CurrentUser, SessionDep
 from vocalborn.auth.models import User
 from vocalborn.errors import error_responses
+from vocalborn.i18n import explicit_language, localized_report
 from vocalborn.security.access import record_access
 from vocalborn.security.ratelimit import limit_submits
 from vocalborn.sqltypes import utcnow
@@ -133,7 +134,18 @@ def get_status(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskSta
     operation_id="get_task_result",
     responses=error_responses(404, 409),
 )
-def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskResultResponse:
+def get_result(
+    task_id: uuid.UUID,
+    user: CurrentUser,
+    db: SessionDep,
+    request: Request,
+    lang: Annotated[
+        Literal["en", "zh-TW"] | None,
+        Query(description="language of the suggestions and error messages (default: Accept-Language)"),
+    ] = None,
+) -> TaskResultResponse:
+    """The scores; suggestions in the caller's language (``lang`` or Accept-Language) when the
+    engine wrote that language, otherwise as stored."""
     try:
         task, result = service.get_result_for(db, task_id, user)
     except service.NotReady as exc:
@@ -142,6 +154,9 @@ def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskRes
             detail += f": {exc.task.error_message}"
         raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
     record_access(db, user, task.user_id, "task_result", task.task_id)
+    suggestions, areas = localized_report(
+        result.detailed_analysis, explicit_language(request), result.suggestions, result.improvement_areas
+    )
     return TaskResultResponse(
         task_id=task.task_id,
         result_id=result.result_id,
@@ -151,8 +166,8 @@ def get_result(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskRes
         rhythm_score=result.rhythm_score,
         detailed_analysis=result.detailed_analysis,
         sentence_analyses=result.sentence_analyses,
-        suggestions=result.suggestions,
-        improvement_areas=result.improvement_areas,
+        suggestions=suggestions,
+        improvement_areas=areas,
         analysis_model_version=result.analysis_model_version,
         processing_time_seconds=result.processing_time_seconds,
         completed_at=task.completed_at,

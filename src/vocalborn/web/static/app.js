@@ -98,6 +98,7 @@ function applyLanguage() {
   document.documentElement.lang = state.lang === "en" ? "en" : "zh-Hant-TW";
   document.title = t("app_title");
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
   $("lang").textContent = state.lang === "en" ? "中文" : "English";
   $("auth-submit").textContent = t(state.mode === "login" ? "login" : "register");
   if (state.recorder) $("record").textContent = t("record_stop");
@@ -109,6 +110,7 @@ function applyLanguage() {
   if (state.attempt && state.attempt.chosen) $("attempt-name").textContent = t("chosen", { name: state.attempt.name });
   if (state.result) renderResult(state.result);
   if (state.me) showWho();
+  if (state.me && window.renderHome) window.renderHome();
 }
 
 // --- messages ------------------------------------------------------------------------------
@@ -130,6 +132,7 @@ async function api(method, path, { json, form, blob } = {}) {
   const headers = {};
   let body;
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  headers["Accept-Language"] = state.lang === "en" ? "en" : "zh-TW"; // API errors and suggestions in the page's language
   if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
   if (form !== undefined) body = form;
   let r;
@@ -214,6 +217,7 @@ async function enter() {
   if (therapist) $("new-sentence").open = true;
   $("record-card").hidden = !learnerLike;
   $("therapist-note").hidden = learnerLike;
+  if (window.enterHome) await window.enterHome(); // learner or therapist home (home.js)
   await loadSentences();
 }
 
@@ -225,18 +229,22 @@ function logout() {
   $("who").hidden = true;
   $("logout").hidden = true;
   $("auth").hidden = false;
-  for (const id of ["practice", "progress", "result"]) $(id).hidden = true;
+  for (const id of ["practice", "progress", "result", "learner-home", "learner-more", "therapist-home"]) $(id).hidden = true;
 }
 
 // --- sentences ---------------------------------------------------------------------------------
 async function loadSentences(selectId) {
   const list = await api("GET", "/api/v1/practice/sentences?limit=200");
+  state.sentences = list;
   const sel = $("sentence");
   sel.replaceChildren();
-  for (const s of list) {
+  // assigned sentences first; identical texts told apart by when they were added
+  const assigned = new Set(state.assignedIds || []);
+  const ordered = [...list.filter((s) => assigned.has(s.sentence_id)), ...list.filter((s) => !assigned.has(s.sentence_id))];
+  for (const s of ordered) {
     const opt = document.createElement("option");
     opt.value = s.sentence_id;
-    opt.textContent = s.text;
+    opt.textContent = sentenceLabel(s, list) + (assigned.has(s.sentence_id) ? ` ★ ${t("assigned_mark")}` : "");
     sel.appendChild(opt);
   }
   if (selectId) sel.value = selectId;
@@ -244,6 +252,16 @@ async function loadSentences(selectId) {
   $("play-reference").disabled = list.length === 0;
   $("reference-audio").hidden = true;
   updateSubmit();
+}
+
+// The text of a sentence, with the date and time it was added when another sentence reads the same.
+function sentenceLabel(s, list) {
+  const twins = (list || state.sentences || []).filter((o) => o.text === s.text);
+  if (twins.length < 2) return s.text;
+  const when = new Date(s.created_at).toLocaleString(state.lang === "en" ? "en" : "zh-TW", {
+    month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit",
+  });
+  return `${s.text} (${when} · ${s.sentence_id.slice(0, 4)})`;
 }
 
 async function playReference() {
@@ -527,7 +545,9 @@ function renderLastProgress() {
   const active = ["pending", "retry", "processing"].includes(task.status);
   const secs = active ? isoSeconds(task.eta) : null;
   $("eta").textContent = secs === null ? t("unknown") : t("seconds", { n: Math.round(secs) });
-  $("queue").textContent = task.queue ? String(task.queue) : t("unknown");
+  // the queue position means something only while waiting; once a worker runs it, it is gone
+  const waiting = task.status === "pending" || task.status === "retry";
+  $("queue").textContent = waiting && task.queue ? String(task.queue) : t("unknown");
 }
 
 async function poll() {
@@ -570,7 +590,9 @@ async function finish(task) {
     renderLastProgress();
     if (s.status === "success") {
       state.result = await api("GET", `/api/v1/tasks/analysis/${task.id}/result`);
+      state.result.task_id = task.id;
       renderResult(state.result);
+      if (window.afterResult) window.afterResult(task.id); // refresh history, progress, practice set
     } else {
       showError(t("failed_because", { msg: s.error_message || t("st_" + s.status) }));
     }
@@ -585,6 +607,7 @@ function fmt(v) {
   return v === null || v === undefined ? "–" : String(Math.round(Number(v)));
 }
 
+// The one place a result is rendered (live, from the history, or again in another language).
 function renderResult(r) {
   $("result").hidden = false;
   $("score-overall").textContent = fmt(r.overall_score);
@@ -602,6 +625,8 @@ function renderResult(r) {
   const da = r.detailed_analysis || {};
   // Issue #9: the sentence with each character marked (characters.js).
   if (window.renderCharacters) window.renderCharacters($("characters"), da.characters || [], state.lang);
+  // the therapist's review beside the engine's scores (home.js)
+  if (window.renderReviewBeside) window.renderReviewBeside(r);
   drawPitch(da.pitch_analysis || {}, da.deviations || []);
   const pa = da.pitch_analysis || {};
   $("pitch-facts").textContent = pa.measurable === false || pa.correlation === undefined ? t("pitch_none")
@@ -686,6 +711,12 @@ function init() {
     state.lang = state.lang === "en" ? "zh-TW" : "en";
     localStorage.setItem("vb.lang", state.lang);
     applyLanguage();
+    // the suggestions come from the API in the chosen language
+    if (state.result && state.result.task_id) {
+      api("GET", `/api/v1/tasks/analysis/${state.result.task_id}/result`).then((r) => {
+        r.task_id = state.result.task_id; state.result = r; renderResult(r);
+      }).catch((e) => showError(e.message));
+    }
   });
   $("tab-login").addEventListener("click", () => setMode("login"));
   $("tab-register").addEventListener("click", () => setMode("register"));

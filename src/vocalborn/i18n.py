@@ -1,0 +1,148 @@
+"""The caller's language and a small catalogue of API error messages in zh-TW.
+
+The API speaks English by default. A caller who asks for zh-TW (``?lang=zh-TW`` or an
+``Accept-Language`` that prefers Chinese) gets the messages below in Traditional Chinese; any
+message not in the catalogue stays English, so new errors elsewhere keep working unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from starlette.requests import HTTPConnection
+
+Language = Literal["en", "zh-TW"]
+LANGUAGES: tuple[Language, ...] = ("en", "zh-TW")
+
+
+def parse_language(value: str | None) -> Language | None:
+    """``en``, ``en-US``, ``zh``, ``zh-TW``, ``zh-Hant`` ...; None for anything else."""
+    if not value:
+        return None
+    tag = value.strip().lower()
+    if tag.startswith("zh"):
+        return "zh-TW"
+    if tag.startswith("en"):
+        return "en"
+    return None
+
+
+def accept_language(header: str | None) -> Language | None:
+    """The first supported language of an Accept-Language header, by its q weights."""
+    if not header:
+        return None
+    ranked: list[tuple[float, int, Language]] = []
+    for i, part in enumerate(header.split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        m = re.search(r"q=([0-9.]+)", params)
+        if m:
+            try:
+                q = float(m.group(1))
+            except ValueError:
+                q = 0.0
+        lang = parse_language(tag)
+        if lang and q > 0:
+            ranked.append((-q, i, lang))
+    return sorted(ranked)[0][2] if ranked else None
+
+
+def explicit_language(conn: HTTPConnection) -> Language | None:
+    """The language the caller asked for (``lang`` parameter first, then Accept-Language)."""
+    return parse_language(conn.query_params.get("lang")) or accept_language(conn.headers.get("accept-language"))
+
+
+def request_language(conn: HTTPConnection) -> Language:
+    return explicit_language(conn) or "en"
+
+
+# English message -> zh-TW. Exact messages first, then patterns for messages with a value in them.
+_EXACT: dict[str, str] = {
+    "wrong email or password": "電子郵件或密碼錯誤",
+    "an account with this email already exists": "這個電子郵件已經註冊過了",
+    "not authenticated: send 'Authorization: Bearer <token>'": "尚未登入：請帶上 'Authorization: Bearer <token>'",
+    "token expired: log in again": "登入已過期，請重新登入",
+    "invalid token": "登入憑證無效",
+    "the token's user no longer exists": "這個帳號已不存在",
+    "task not found": "找不到這個分析",
+    "practice session not found": "找不到這個練習",
+    "practice record not found": "找不到這筆錄音",
+    "sentence not found": "找不到這個句子",
+    "learner not found": "找不到這位學習者",
+    "practice sessions belong to learners": "只有學習者可以建立練習",
+    "only the learner who asked for this analysis can cancel it": "只有送出分析的學習者可以取消",
+    "no result: the analysis is waiting in the queue": "還沒有結果：分析正在排隊",
+    "no result: the analysis will be tried again shortly": "還沒有結果：分析稍後會重試",
+    "no result: the analysis is still running": "還沒有結果：分析仍在進行",
+    "no result: the analysis failed": "沒有結果：分析失敗",
+    "no result: the analysis was cancelled": "沒有結果：分析已取消",
+    "the database is unavailable; try again shortly": "資料庫暫時無法使用，請稍後再試",
+    "internal error; it has been logged": "伺服器內部錯誤，已記錄",
+    "invitation code not found": "找不到這個邀請碼",
+    "this invitation has expired; ask your therapist for a new code": "這個邀請碼已過期，請向治療師索取新的邀請碼",
+    "this invitation has already been used; ask your therapist for a new code": "這個邀請碼已經用過了，請向治療師索取新的邀請碼",
+    "you are already linked to another therapist; unlink first": "你已經連結了另一位治療師，請先解除連結",
+    "only learners accept invitations": "只有學習者可以接受邀請",
+    "this learner is not linked to you": "這位學習者沒有與你連結",
+    "no therapist is linked to this learner": "這位學習者沒有連結治療師",
+    "only the learner's linked therapist may review this analysis": "只有這位學習者連結的治療師可以評閱這個分析",
+    "a review needs at least one score, a character mark or a comment": "評閱至少需要一個分數、一個字的標記或一段評語",
+    "no review of this analysis yet": "這個分析還沒有評閱",
+    "the cursor is not valid; start again without it": "分頁游標無效，請不帶游標重新查詢",
+    "the body is not valid JSON": "內容不是有效的 JSON",
+}
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^this needs the role (.+)$"), "這個操作需要身分：{0}"),
+    (re.compile(r"^no result: the analysis failed: (.+)$"), "沒有結果：分析失敗：{0}"),
+    (re.compile(r"^(\w+): the file is empty$"), "{0}：檔案是空的"),
+    (re.compile(r"^(\w+): the recording is silent: .+$"), "{0}：錄音裡聽不到聲音，請靠近麥克風再錄一次"),
+    (
+        re.compile(r"^(\w+): the recording is ([0-9.]+) s long; at least ([0-9.]+) s is needed$"),
+        "{0}：錄音只有 {1} 秒，至少需要 {2} 秒",
+    ),
+    (
+        re.compile(r"^(\w+): the recording is ([0-9.]+) s long; at most ([0-9.]+) s is accepted$"),
+        "{0}：錄音長 {1} 秒，最多接受 {2} 秒",
+    ),
+    (re.compile(r"^(\w+): (\w+) audio is not accepted; send one of: (.+)$"), "{0}：不接受 {1} 格式，請改用：{2}"),
+    (re.compile(r"^(\w+): the file is larger than the limit of (\d+) bytes$"), "{0}：檔案超過 {1} 位元組的上限"),
+]
+
+
+def translate(message: str, lang: Language) -> str:
+    if lang == "en" or not message:
+        return message
+    if message in _EXACT:
+        return _EXACT[message]
+    where, sep, rest = message.partition("Value error, ")  # a validator's own message inside a 422
+    if sep and rest in _EXACT:
+        return where + _EXACT[rest]
+    for pattern, template in _PATTERNS:
+        m = pattern.match(message)
+        if m:
+            return template.format(*m.groups())
+    return message
+
+
+def translate_detail(detail: Any, lang: Language) -> Any:
+    return translate(detail, lang) if isinstance(detail, str) else detail
+
+
+def localized_report(
+    detailed_analysis: dict[str, Any] | None, lang: Language | None, suggestions: str | None, areas: list[str] | None
+) -> tuple[str | None, list[str] | None]:
+    """Suggestions and improvement areas in ``lang`` when the engine stored that language
+    (``detailed_analysis["localized"][lang]``); otherwise the stored fields."""
+    if lang is None or not isinstance(detailed_analysis, dict):
+        return suggestions, areas
+    localized = detailed_analysis.get("localized")
+    entry = localized.get(lang) if isinstance(localized, dict) else None
+    if not isinstance(entry, dict):
+        return suggestions, areas
+    s = entry.get("suggestions")
+    a = entry.get("improvement_areas")
+    return (
+        s if isinstance(s, str) else suggestions,
+        [str(x) for x in a] if isinstance(a, list) else areas,
+    )

@@ -1,0 +1,1 @@
+"""The practice product around the analyses: history, progress, linking, reviews, assignments."""
