@@ -13,9 +13,12 @@ Routes list what they can answer with ``responses=error_responses(401, 404, ...)
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ErrorResponse(BaseModel):
@@ -63,6 +66,36 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+def raises(*codes: int) -> Callable[[F], F]:
+    """Mark a FastAPI dependency with the error statuses it answers with (a role check: 403; a
+    rate limit: 429), so that every route using it documents them (see ``document_errors``)."""
+
+    def mark(dependency: F) -> F:
+        dependency.__dict__.setdefault("_vocalborn_errors", set()).update(codes)
+        return dependency
+
+    return mark
+
+
+def _dependency_errors(dependant: Any) -> set[int]:
+    codes: set[int] = set(getattr(dependant.call, "_vocalborn_errors", ()) or ())
+    for sub in dependant.dependencies:
+        codes |= _dependency_errors(sub)
+    return codes
+
+
+def _api_routes(routes: Any) -> Any:
+    """Every APIRoute, also inside included routers (which newer FastAPI includes lazily)."""
+    from fastapi.routing import APIRoute
+
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _api_routes(inner.routes)
+
+
 def validation_error(field: str, message: str, kind: str = "audio_rejected") -> dict[str, Any]:
     """The body of a 422 for one field, in the same shape as a schema validation error."""
     loc = ["body", field] if field else ["body"]
@@ -94,6 +127,10 @@ def document_errors(app: Any) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
+        raised = {
+            route.operation_id or route.unique_id: _dependency_errors(route.dependant)
+            for route in _api_routes(app.routes)
+        }
         schema = original()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in (ErrorResponse, ValidationErrorResponse):
@@ -106,7 +143,7 @@ def document_errors(app: Any) -> None:
         for path, operations in schema.get("paths", {}).items():
             for _method, op in operations.items():
                 responses = op.setdefault("responses", {})
-                wanted = []
+                wanted = sorted(raised.get(op.get("operationId", ""), ()))
                 if op.get("security"):
                     wanted.append(401)
                 if "{" in path:

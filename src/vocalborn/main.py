@@ -257,6 +257,11 @@ def create_app() -> FastAPI:
         from fastapi.exception_handlers import http_exception_handler
 
         exc.detail = translate_detail(exc.detail, request_language(request))
+        if exc.status_code == 422 and isinstance(exc.detail, str):
+            # A route's own 422 has the documented shape of every other 422: a list of issues.
+            body = field_validation_error("", exc.detail, "value_error")
+            body["detail"][0]["loc"] = ["request"]
+            return JSONResponse(body, status_code=422, headers=exc.headers)
         return await http_exception_handler(request, exc)
 
     async def database_down(request: Request, exc: Exception) -> JSONResponse:

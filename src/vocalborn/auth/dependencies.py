@@ -11,6 +11,7 @@ from sqlmodel import Session
 from vocalborn.auth.models import Role, User
 from vocalborn.auth.security import decode_access_token
 from vocalborn.db import get_db
+from vocalborn.errors import raises
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
@@ -52,6 +53,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 def require_roles(*roles: Role):
     allowed = {r.value for r in roles}
 
+    @raises(403)
     def _check(user: CurrentUser) -> User:
         if user.role not in allowed:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the role {' or '.join(sorted(allowed))}")

@@ -29,6 +29,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from vocalborn.auth.dependencies import CurrentUser
 from vocalborn.config import get_settings
+from vocalborn.errors import raises
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class LoginGuard:
             _redis().delete(_key("fails", self.subject))
 
 
+@raises(429)
 def login_guard(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> LoginGuard:
     guard = LoginGuard(form.username, client_address(request))
     guard.check()
@@ -159,6 +161,7 @@ LoginLimit = Annotated[LoginGuard, Depends(login_guard)]
 
 
 # --- registration, uploads, submits ---------------------------------------------------------------
+@raises(429)
 def limit_registration(request: Request) -> None:
     s = get_settings()
     enforce(
@@ -170,11 +173,13 @@ def limit_registration(request: Request) -> None:
     )
 
 
+@raises(429)
 def limit_uploads(user: CurrentUser) -> None:
     s = get_settings()
     enforce("upload", user.user_id.hex, s.rate_limit_uploads_per_user, s.rate_limit_window_seconds, "too many uploads")
 
 
+@raises(429)
 def limit_submits(user: CurrentUser) -> None:
     s = get_settings()
     enforce(
@@ -186,6 +191,7 @@ def limit_submits(user: CurrentUser) -> None:
     )
 
 
+@raises(429)
 def limit_exports(user: CurrentUser) -> None:
     s = get_settings()
     enforce("export", user.user_id.hex, s.rate_limit_exports_per_user, 3600, "too many exports")
