@@ -6,6 +6,11 @@ Real-speech calibration lives in test_real_speech.py (scripts/evaluate.py).
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 from vocalborn.analysis.engine import LocalEngine
 from vocalborn.analysis.sentence import syllables
 from vocalborn.analysis.synth import synthesize
@@ -147,3 +152,24 @@ def test_tone_sandhi_sets_the_expected_tones() -> None:
     yi = [c.tone for c in syllables("一天一樣第一")]
     assert yi == [4, 1, 2, 4, 4, 1]
     assert [c.tone for c in syllables("不是不好")] == [2, 4, 4, 3]
+
+
+def test_a_text_longer_than_the_recording_spreads_the_characters(engine: LocalEngine) -> None:
+    short = synthesize("你好", voice="Female1")
+    text = "今天天氣很好我們明天早上一起去公園散步然後到圖書館借幾本書回家慢慢看"
+    report = engine.analyze(short, synthesize("你好", voice="Male1"), {"text": text})
+    chars = report.detailed_analysis["characters"]
+    assert len(chars) == len(text)
+    assert report.detailed_analysis["character_summary"]["alignment"] == "uniform"
+
+
+def test_cli_analyze_takes_the_text(tmp_path: Path) -> None:
+    text = "我今天很高興見到你"
+    (tmp_path / "ref.wav").write_bytes(synthesize(text, voice="Female1"))
+    (tmp_path / "att.wav").write_bytes(synthesize(text, voice="Male1"))
+    args = [sys.executable, "-m", "vocalborn.cli", "analyze", str(tmp_path / "ref.wav"), str(tmp_path / "att.wav")]
+    out = subprocess.run([*args, "--text", text, "--json"], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    assert [c["char"] for c in report["detailed_analysis"]["characters"]] == list(text)
+    table = subprocess.run([*args, "--text", text], capture_output=True, text=True, check=True).stdout
+    assert "逐字" in table and text[:3] in table

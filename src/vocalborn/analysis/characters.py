@@ -8,9 +8,12 @@
    so the sets are deliberately broad; the alignment mostly needs the order).
 3. Each character's reference span maps onto the attempt through the phone-posterior
    DTW path (:func:`vocalborn.analysis.compare.align_phonetic`).
-4. Segmental: the mean DTW frame cost inside the character, against an absolute limit
-   and a limit relative to the pair's median character (a different voice raises every
-   character's cost; a wrong syllable raises one).
+4. Segmental: a character deviates when the attempt's evidence for the expected phones
+   (mean log posterior along its own forced alignment to the same sequence; Witt & Young's
+   goodness of pronunciation, made relative) falls ``GOP_DROP`` below the reference's, and
+   the character's reference frames, re-aligned onto the attempt around the mapped span,
+   still cost at least ``COST_MIN``. (Both must hold: either alone flags too many unchanged
+   characters across voices.)
 5. Tone: the pitch contour inside the character, in semitones re the speaker's median
    and in units of the speaker's pitch spread, classified as tone 1-4 in both recordings;
    a tone error is an attempt tone that is not the expected one and whose contour also
@@ -85,8 +88,9 @@ _FINALS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 _APICAL = {"zh", "ch", "sh", "r", "z", "c", "s"}
 
-# Segmental decision (DTW frame cost inside a character; docs/ANALYSIS.md).
-COST_RELATIVE = 2.0  # a character deviates above this many times the pair's median ...
+# Cost limit used when no forced alignment exists (recording shorter than its text) and for
+# "missing": a character deviates above this many times the pair's median ...
+COST_RELATIVE = 2.0
 COST_FLOOR = 1.9  # ... and above this cost
 COST_ABSOLUTE = 3.2  # ... or above this cost whatever the median
 # A character deviates when the attempt's evidence for the expected phones falls this far
@@ -99,6 +103,7 @@ SEARCH_MARGIN = 0.1  # seconds searched around a character's mapped span in the 
 MISSING_SHARE = 0.2  # attempt span below this share of the expected duration: missing
 EXTRA_MIN_FRAMES = 6  # phone frames (120 ms) piled on one reference frame ...
 EXTRA_MIN_COST = 2.8  # ... that match it this badly: an extra syllable
+CHAR_SCORE_FULL, CHAR_SCORE_ZERO = 1.0, 3.4  # a character's 0..100 score from its DTW cost
 TONE_CONTOUR_DIFF = 1.0  # RMS difference (speaker-spread units) of a differing contour
 
 
@@ -383,7 +388,7 @@ def analyse(located: Located, ref: Any, att: Any, analysis: Any) -> CharacterRes
                 "confidence": _r(confidence),
                 "cost": _r(cost, 3),
                 "phone_evidence_drop": _r(float(gop_drop[k]), 3) if gop_drop is not None else None,
-                "score": _r(100.0 * _clip01((phonetic_cost_zero() - cost) / (phonetic_cost_zero() - 1.0)), 1),
+                "score": _r(100.0 * _clip01((CHAR_SCORE_ZERO - cost) / (CHAR_SCORE_ZERO - CHAR_SCORE_FULL)), 1),
                 "ref_start": _r(r0),
                 "ref_end": _r(r1),
                 "start": _r(a0 * dsp.HOP) if not missing else None,
@@ -452,10 +457,6 @@ def subsequence_cost(r: np.ndarray, a: np.ndarray) -> float:
                 row[j] = alt
         acc = row
     return float(acc.min() / len(r))
-
-
-def phonetic_cost_zero() -> float:
-    return 3.4
 
 
 def _clip01(x: float) -> float:
