@@ -70,7 +70,7 @@ MATRIX: dict[str, Expect] = {
     "GET /openapi.json": same(200),
     "GET /redoc": same(200),
     "GET /metrics": same(200),
-    "POST /api/v1/auth/register": same(201),
+    "POST /api/v1/auth/register": same(202),  # the same answer for a new and a taken email
     "POST /api/v1/auth/login": same(200),
     # --- auth ----------------------------------------------------------------------------------
     "GET /api/v1/auth/me": signed_in(200),
@@ -104,7 +104,45 @@ MATRIX: dict[str, Expect] = {
     "DELETE /api/v1/admin/tasks/{task_id}": row(401, 403, 403, 403, 403, {200, 409}),
     "POST /api/v1/admin/tasks/{task_id}/retry": row(401, 403, 403, 403, 403, {200, 409}),
     "POST /api/v1/admin/tasks/cleanup": ADMIN_ONLY,
+    "POST /api/v1/admin/therapist-invitations": row(401, 403, 403, 403, 403, 201),
+    # --- history, progress, dashboard, links, reviews, practice sets (issue 10) ---------------------
+    # everyone signed in has a history: their own, their linked learners', or (admin) all
+    "GET /api/v1/tasks/analysis": signed_in(200),
+    "GET /api/v1/learners/{user_id}/progress": OWNED,
+    "GET /api/v1/therapists/me/learners": row(401, 403, 403, 200, 200, 403),
+    "POST /api/v1/links/invitations": row(401, 403, 403, 201, 201, 403),
+    "GET /api/v1/links/invitations": row(401, 403, 403, 200, 200, 403),
+    "GET /api/v1/links/therapist": row(401, 200, 200, 403, 403, 403),
+    # a fresh code of the linked therapist's: the owner is linked to them already (200, idempotent);
+    # the other learner becomes linked; therapists and admins accept nothing
+    "POST /api/v1/links/accept": row(401, {200, 409}, 200, 403, 403, 403),
+    "GET /api/v1/tasks/analysis/{task_id}/review": OWNED,
+    # the linked therapist reviews (the analysis may not have finished: 409); the owner and an
+    # admin may read but not write a therapist's review
+    "PUT /api/v1/tasks/analysis/{task_id}/review": row(401, 403, 404, {200, 201, 409}, 404, 403),
+    "GET /api/v1/reviews/export": ADMIN_ONLY,
+    "GET /api/v1/learners/{user_id}/assignments": OWNED,
+    "POST /api/v1/learners/{user_id}/assignments": row(401, 403, 404, {200, 201}, 404, {200, 201}),
+    # (the assignment is made again before each role's request: see BEFORE_EACH)
+    "DELETE /api/v1/learners/{user_id}/assignments/{sentence_id}": row(401, 403, 404, 204, 404, 204),
+    # --- security (issue 12) -------------------------------------------------------------------------
+    # the linked therapist wrote the (shared) sentence: its author and admins may (un)share it;
+    # the other therapist sees it but may not change it
+    "PUT /api/v1/practice/sentences/{sentence_id}/shared": row(401, 403, 403, 200, 403, 200),
+    "GET /api/v1/me/access-log": signed_in(200),
+    "GET /api/v1/me/export": signed_in(200),
 }
+
+# Rows that change the people they act on run in a world of their own (see ``fresh_world``).
+# Unlink: the linked therapist (204) unlinks the owner; after that the admin's and the owner's own
+# unlink find no link to remove (204 or 404 both mean "allowed, nothing linked").
+MATRIX["DELETE /api/v1/links/{learner_id}"] = row(401, {204, 404}, 404, 204, 404, {204, 404})
+# Erasure of one's own account: the therapist who wrote the world's sentence is refused (409:
+# their sentences are other people's practice material); everyone else is erased.
+MATRIX["DELETE /api/v1/me"] = row(401, 200, 200, 409, 200, 200)
+# An admin erases the owner; the owner's own request then carries the token of a deleted user.
+MATRIX["DELETE /api/v1/admin/users/{user_id}"] = row(401, 401, 403, 403, 403, 200)
+FRESH_WORLD = {"DELETE /api/v1/links/{learner_id}", "DELETE /api/v1/me", "DELETE /api/v1/admin/users/{user_id}"}
 
 
 def app_routes() -> list[str]:
@@ -141,6 +179,10 @@ def test_every_route_has_an_entry() -> None:
 # --- the people and their data --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def world(api: Api) -> dict[str, Any]:
+    return make_world(api)
+
+
+def make_world(api: Api) -> dict[str, Any]:
     from tests.broker.scenarios import make_admin
     from vocalborn.auth.models import User
     from vocalborn.db import session_scope
@@ -174,8 +216,17 @@ def world(api: Api) -> dict[str, Any]:
         "record_id": ready["record"]["practice_record_id"],
         "task_id": task.json()["task_id"],
         "submit_record_id": r.json()["practice_record_id"],
+        "user_id": people["owner"]["user"]["user_id"],
+        "learner_id": people["owner"]["user"]["user_id"],
     }
-    return {"people": people, "ids": ids, "owner_email": people["owner"]["email"]}
+    return {"people": people, "ids": ids, "owner_email": people["owner"]["email"], "api": api}
+
+
+def _invitation_code(w: dict[str, Any]) -> str:
+    therapist = w["people"]["linked_therapist"]
+    r = w["api"].client.post("/api/v1/links/invitations", headers=therapist["headers"], json={})
+    assert r.status_code == 201, r.text
+    return str(r.json()["code"])
 
 
 def _multipart_sentence(w: dict[str, Any]) -> dict[str, Any]:
@@ -200,6 +251,27 @@ BODIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "POST /api/v1/practice/sessions": lambda w: {"json": {"title": "matrix"}},
     "POST /api/v1/practice/sessions/{session_id}/records": _multipart_record,
     "POST /api/v1/tasks/analysis/submit": lambda w: {"json": {"practice_record_id": w["ids"]["submit_record_id"]}},
+    "POST /api/v1/admin/therapist-invitations": lambda w: {"json": {}},
+    "POST /api/v1/links/invitations": lambda w: {"json": {}},
+    "POST /api/v1/links/accept": lambda w: {"json": {"code": _invitation_code(w)}},
+    "PUT /api/v1/tasks/analysis/{task_id}/review": lambda w: {"json": {"overall_score": 80, "comment": "good"}},
+    "POST /api/v1/learners/{user_id}/assignments": lambda w: {"json": {"sentence_id": w["ids"]["sentence_id"]}},
+    "PUT /api/v1/practice/sentences/{sentence_id}/shared": lambda w: {"json": {"shared": True}},
+}
+
+
+def _assign_again(w: dict[str, Any]) -> None:
+    r = w["api"].client.post(
+        f"/api/v1/learners/{w['ids']['user_id']}/assignments",
+        headers=w["people"]["linked_therapist"]["headers"],
+        json={"sentence_id": w["ids"]["sentence_id"]},
+    )
+    assert r.status_code in (200, 201), r.text
+
+
+# Set-up run before each role's request, for rows that consume what they act on.
+BEFORE_EACH: dict[str, Callable[[dict[str, Any]], None]] = {
+    "DELETE /api/v1/learners/{user_id}/assignments/{sentence_id}": _assign_again,
 }
 
 
@@ -217,6 +289,8 @@ def _ws_outcome(api: Api, url: str, token: str | None) -> int:
 
 @pytest.mark.parametrize("key", sorted(MATRIX))
 def test_each_role_gets_what_the_matrix_says(api: Api, world: dict[str, Any], key: str) -> None:
+    if key in FRESH_WORLD:
+        world = make_world(api)
     method, path = key.split(" ", 1)
     url = path.format(**world["ids"])
     got: dict[str, int] = {}
@@ -225,6 +299,8 @@ def test_each_role_gets_what_the_matrix_says(api: Api, world: dict[str, Any], ke
         if method == "WS":
             got[role] = _ws_outcome(api, url, person["token"])
             continue
+        if key in BEFORE_EACH:
+            BEFORE_EACH[key](world)
         kwargs = BODIES[key](world) if key in BODIES else {}
         r = api.client.request(method, url, headers=person["headers"], **kwargs)
         got[role] = r.status_code

@@ -39,6 +39,7 @@ from vocalborn.learning.schemas import (
     Scores,
     TaskReviews,
 )
+from vocalborn.security.access import record_access
 from vocalborn.tasks.states import TaskStatus
 
 router = APIRouter(prefix="/api/v1")
@@ -140,6 +141,8 @@ def list_analyses(
         )
         for r in rows
     ]
+    for learner_id in {item.user_id for item in items}:
+        record_access(db, user, learner_id, "history")
     return HistoryPage(items=items, next_cursor=next_cursor)
 
 
@@ -164,9 +167,9 @@ def get_progress(
     the engine marked (when the result has per-character data), which improved, and a trend
     (first attempt against the mean of the last three, and the least-squares slope)."""
     since = _since(since)
-    return ProgressResponse.model_validate(
-        {"user_id": user_id, "sentences": service.progress(db, user, user_id, sentence_id, since)}
-    )
+    sentences = service.progress(db, user, user_id, sentence_id, since)
+    record_access(db, user, user_id, "progress")
+    return ProgressResponse.model_validate({"user_id": user_id, "sentences": sentences})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -184,7 +187,10 @@ def my_learners(user: CurrentUser, db: SessionDep) -> list[DashboardLearner]:
     practised for 7 days, or their scores fall (newest 3 overall scores 10+ points below the
     older ones among the last 10, once there are at least 5). Flagged learners come first."""
     _require(user, Role.THERAPIST)
-    return [DashboardLearner.model_validate(d) for d in service.dashboard(db, user)]
+    learners = [DashboardLearner.model_validate(d) for d in service.dashboard(db, user)]
+    for learner in learners:
+        record_access(db, user, learner.user_id, "dashboard")
+    return learners
 
 
 # ------------------------------------------------------------------------------------------------
@@ -354,6 +360,7 @@ def get_review(
     from vocalborn.tasks.models import AIAnalysisResult
 
     task, reviews = service.reviews_of(db, user, task_id)
+    record_access(db, user, task.user_id, "reviews", task.task_id)
     result = db.exec(select(AIAnalysisResult).where(AIAnalysisResult.task_id == task.task_id)).first()
     names = {u.user_id: u.name for u in (db.get(User, r.therapist_id) for r in reviews) if u is not None}
     revs = service.revisions(db, [r.review_id for r in reviews]) if history else {}
@@ -443,7 +450,9 @@ def export_reviews(
 )
 def list_assignments(user_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> list[AssignmentPublic]:
     """The sentences assigned to a learner, each with the learner's attempts, best and last score."""
-    return [AssignmentPublic.model_validate(a) for a in service.assignments(db, user, user_id)]
+    assignments = [AssignmentPublic.model_validate(a) for a in service.assignments(db, user, user_id)]
+    record_access(db, user, user_id, "assignments")
+    return assignments
 
 
 @router.post(

@@ -20,10 +20,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, or_, update
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
+from vocalborn.learning.models import LinkInvitation, SentenceAssignment, TherapistReview, TherapistReviewRevision
 from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
 from vocalborn.security.models import DataAccessLog, TherapistInvitation
 from vocalborn.sqltypes import utcnow
@@ -94,13 +95,37 @@ def _access_log(db: Session, user: User) -> list[dict[str, Any]]:
     return [_row(e) for e in db.exec(stmt)]
 
 
-# name -> rows. Helper #10's reviews (and assignments) are one more entry each.
+def _reviews(db: Session, user: User) -> list[dict[str, Any]]:
+    """Therapists' reviews of this learner's analyses, each with its earlier versions."""
+    tasks = select(AIAnalysisTask.task_id).where(AIAnalysisTask.user_id == user.user_id)
+    rows = []
+    for review in db.exec(select(TherapistReview).where(col(TherapistReview.task_id).in_(tasks))):
+        row = _row(review)
+        row["revisions"] = [
+            _row(v)
+            for v in db.exec(
+                select(TherapistReviewRevision)
+                .where(TherapistReviewRevision.review_id == review.review_id)
+                .order_by(col(TherapistReviewRevision.version))
+            )
+        ]
+        rows.append(row)
+    return rows
+
+
+def _assignments(db: Session, user: User) -> list[dict[str, Any]]:
+    return [_row(a) for a in db.exec(select(SentenceAssignment).where(SentenceAssignment.learner_id == user.user_id))]
+
+
+# name -> rows: one JSON file each in the export.
 SECTIONS: dict[str, Callable[[Session, User], list[dict[str, Any]]]] = {
     "account": _account,
     "sessions": _sessions,
     "recordings": _records,
     "sentences": _sentences,
     "analyses": _analyses,
+    "reviews": _reviews,
+    "assignments": _assignments,
     "access_log": _access_log,
 }
 
@@ -140,6 +165,18 @@ def erase_user(db: Session, user: User) -> dict[str, int]:
     keys = list(db.exec(select(PracticeRecord.audio_key).where(PracticeRecord.user_id == uid)))
     counts = {"analyses": len(task_ids), "recordings": len(keys)}
     db.execute(update(PracticeRecord).where(col(PracticeRecord.user_id) == uid).values(ai_task_id=None))
+    # Therapists' reviews of the learner's analyses, and (for a therapist) the reviews they wrote.
+    reviews = select(TherapistReview.review_id).where(
+        or_(col(TherapistReview.task_id).in_(task_ids), col(TherapistReview.therapist_id) == uid)
+    )
+    review_ids = list(db.exec(reviews))
+    if review_ids:
+        db.execute(delete(TherapistReviewRevision).where(col(TherapistReviewRevision.review_id).in_(review_ids)))
+        db.execute(delete(TherapistReview).where(col(TherapistReview.review_id).in_(review_ids)))
+    db.execute(delete(SentenceAssignment).where(col(SentenceAssignment.learner_id) == uid))
+    db.execute(update(SentenceAssignment).where(col(SentenceAssignment.assigned_by) == uid).values(assigned_by=None))
+    db.execute(delete(LinkInvitation).where(col(LinkInvitation.therapist_id) == uid))
+    db.execute(update(LinkInvitation).where(col(LinkInvitation.used_by) == uid).values(used_by=None))
     if task_ids:
         db.execute(delete(AIAnalysisTaskEvent).where(col(AIAnalysisTaskEvent.task_id).in_(task_ids)))
         db.execute(delete(AIAnalysisResult).where(col(AIAnalysisResult.task_id).in_(task_ids)))
