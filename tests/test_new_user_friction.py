@@ -91,7 +91,7 @@ def test_a_silent_recording_is_refused_at_upload(api: Api, therapist: dict[str, 
     session = api.session(learner)
     r = api.record(learner, session["practice_session_id"], sentence["sentence_id"], _silence())
     assert r.status_code == 422, r.text
-    assert "silent" in r.json()["detail"]
+    assert "silent" in r.json()["message"], r.text
     listed = api.client.get(
         f"/api/v1/practice/sessions/{session['practice_session_id']}/records", headers=learner["headers"]
     )

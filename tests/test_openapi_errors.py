@@ -22,7 +22,7 @@ EXPECTED = {
     ("get", "/api/v1/tasks/analysis/{task_id}/result"): {"401", "404", "409", "503"},
     ("delete", "/api/v1/tasks/analysis/{task_id}"): {"401", "403", "404", "409", "503"},
     ("post", "/api/v1/admin/tasks/{task_id}/retry"): {"401", "403", "404", "409", "503"},
-    ("post", "/api/v1/auth/register"): {"409", "413", "422", "503"},
+    ("post", "/api/v1/auth/register"): {"403", "413", "422", "429", "503"},
 }
 
 

@@ -68,6 +68,7 @@ def _admin(api: Api) -> dict[str, Any]:
     return api.admin()
 
 
+@pytest.mark.worker
 def test_closed_registration_makes_learners_and_therapists_only_by_invitation(closed: Pair) -> None:
     api = closed.a
     r = register(api, email(), "pw-long-1", role="therapist", headers=address("t1"))
@@ -103,6 +104,7 @@ def test_closed_registration_makes_learners_and_therapists_only_by_invitation(cl
         assert r.status_code == 403 and "unknown, used or expired" in r.json()["detail"]
 
 
+@pytest.mark.worker
 def test_an_expired_invitation_is_refused(closed: Pair) -> None:
     from sqlmodel import select
 

@@ -21,6 +21,8 @@ from tests.services import ServicesUnderTest
 from tests.support import WorkerProcess, recording
 from vocalborn.storage import MAGIC, LocalStorage, MissingKey
 
+pytestmark = pytest.mark.worker
+
 
 def key() -> bytes:
     return os.urandom(32)

@@ -13,6 +13,8 @@ from sqlmodel import select
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, wait_until
 
+pytestmark = pytest.mark.worker
+
 
 @pytest.fixture(scope="module")
 def slow_worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:

@@ -12,6 +12,8 @@ import pytest
 from tests.security.conftest import Pair, address, login, register
 from tests.support import recording
 
+pytestmark = pytest.mark.worker
+
 LIMITS = {
     "RATE_LIMIT_WINDOW_SECONDS": "120",
     "RATE_LIMIT_LOGIN_PER_ACCOUNT": "6",

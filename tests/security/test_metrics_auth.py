@@ -6,11 +6,14 @@ import secrets
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from tests.security.conftest import Pair
 from tests.services import ServicesUnderTest
 from tests.support import WorkerProcess, wait_until
 from vocalborn.embedded import free_port
+
+pytestmark = pytest.mark.worker
 
 TOKEN = secrets.token_hex(32)
 

@@ -18,6 +18,8 @@ from sqlalchemy import text
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, recording
 
+pytestmark = pytest.mark.worker
+
 
 @pytest.fixture(scope="module")
 def worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:
