@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests import support
 from tests.services import ServicesUnderTest, discover
 from tests.support import Api
 
@@ -24,6 +25,22 @@ def pytest_configure(config: pytest.Config) -> None:
     from vocalborn.config import get_settings
 
     get_settings.cache_clear()
+
+
+# Folders whose every test is slow in one way: they need no marker per module.
+_FOLDER_MARKERS = {"broker": ("broker", "worker"), "web": ("browser", "worker"), "faults": ("faults", "worker")}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.relative_to(config.rootpath).parts
+        for marker in _FOLDER_MARKERS.get(parts[1] if len(parts) > 2 else "", ()):
+            item.add_marker(marker)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    support.current_test_markers.clear()
+    support.current_test_markers.update(m.name for m in item.iter_markers())
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

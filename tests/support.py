@@ -18,6 +18,21 @@ from fastapi.testclient import TestClient
 
 SENTENCE = "今天天氣很好，我們去公園散步。"
 
+# Markers of slow tests (pyproject.toml registers them). The fast loop deselects them:
+#   uv run pytest -m "not worker and not broker and not browser and not faults"
+SLOW_MARKERS = frozenset({"worker", "broker", "browser", "faults"})
+# The markers of the test being set up, kept up to date by the root conftest.
+current_test_markers: set[str] = set()
+
+
+def require_slow_marker(what: str) -> None:
+    """Fail a test that starts real processes without saying so with a marker."""
+    if not current_test_markers & SLOW_MARKERS:
+        raise AssertionError(
+            f"this test starts {what}: mark it (pytest.mark.worker, broker, browser or faults) "
+            "so that the fast loop leaves it out"
+        )
+
 
 @lru_cache(maxsize=32)
 def recording(text: str = SENTENCE, voice: str = "Female1", fmt: str = "wav", language: str = "zh") -> bytes:
@@ -70,6 +85,8 @@ class WorkerProcess:
 
     def start(self, timeout: float = 60) -> WorkerProcess:
         import redis
+
+        require_slow_marker(f"a worker process ({self.name})")
 
         env = dict(os.environ, **self.extra_env)
         # the worker announces itself in the Redis it was given, which may not be the suite's
@@ -222,6 +239,7 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, ready: Callable[[], bool] | None = None, timeout: float = 60) -> ServiceProcess:
+        require_slow_marker(f"a {self.name} process")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vocalborn.cli", *self.args],

@@ -16,6 +16,8 @@ import pytest
 
 from tests.support import wait_until
 
+pytestmark = pytest.mark.worker
+
 ROOT = Path(__file__).resolve().parents[1]
 # Everything the suite configures; the embedded default must work without any of it.
 SUITE_KEYS = (

@@ -6,6 +6,7 @@ The API imports this module only to publish (``send_task``); it never imports th
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -35,10 +36,11 @@ def _queues(settings: Settings, amqp: bool) -> tuple[Queue, ...]:
     )
 
 
-def configure(app: Celery, settings: Settings) -> None:
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery's settings, derived from ours."""
     broker = settings.effective_broker_url
     amqp = _is_amqp(broker)
-    app.conf.update(
+    return dict(
         broker_url=broker,
         result_backend=settings.effective_result_backend,
         # JSON only: no pickle from the network.
@@ -104,10 +106,24 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
     }
 
 
+class VocalbornCelery(Celery):
+    """A Celery app that reads our settings when it is first used, not when it is imported.
+
+    Importing ``vocalborn.main`` (or this module) therefore needs no configuration at all;
+    publishing, inspecting or running a worker reads the settings of that moment.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__("vocalborn", set_as_current=True)
+        self._explicit_settings = settings
+
+    def on_configure(self) -> None:  # Celery calls a plain method here too
+        # Celery calls this once, right before it builds ``conf`` on first access.
+        self.config_from_object(celery_config(self._explicit_settings or get_settings()))
+
+
 def create_celery_app(settings: Settings | None = None) -> Celery:
-    app = Celery("vocalborn", set_as_current=True)
-    configure(app, settings or get_settings())
-    return app
+    return VocalbornCelery(settings)
 
 
 celery_app = create_celery_app()

@@ -21,7 +21,7 @@ users_app = typer.Typer(help="Manage accounts (admins are created here only).", 
 app.add_typer(users_app, name="users")
 
 
-def _settings(need_broker: bool = False):  # type: ignore[no-untyped-def]
+def _settings(need_broker: bool = False):
     from pydantic import ValidationError
 
     from vocalborn.config import get_settings
@@ -156,7 +156,7 @@ def beat() -> None:
     celery_app.start(["beat", f"--schedule={schedule}", f"--loglevel={settings.log_level}"])
 
 
-def _flower_auth(settings) -> str | None:  # type: ignore[no-untyped-def]
+def _flower_auth(settings) -> str | None:
     if settings.flower_basic_auth:
         return str(settings.flower_basic_auth)
     if settings.environment == "local":
@@ -198,7 +198,7 @@ def flower(
     )
 
 
-def _metrics_line(settings, api_host: str, api_port: int) -> str:  # type: ignore[no-untyped-def]
+def _metrics_line(settings, api_host: str, api_port: int) -> str:
     if not settings.prometheus_enabled:
         return "Metrics:   off (PROMETHEUS_ENABLED=false)"
     line = f"Metrics:   http://{api_host}:{api_port}/metrics (API)"
@@ -331,7 +331,7 @@ def up(
     try:
         watched = list(children)
         if redis_server is not None and redis_server.process is not None:
-            watched.append(("the bundled redis-server", redis_server.process))  # type: ignore[arg-type]
+            watched.append(("the bundled redis-server", redis_server.process))
         while True:
             for name, proc in watched:
                 if proc.poll() is not None:
@@ -463,7 +463,7 @@ class _ApiClient:
         self.url = url.rstrip("/")
         self.http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(60.0, connect=5.0))
 
-    def call(self, method: str, path: str, token: str | None = None, **kwargs):  # type: ignore[no-untyped-def]
+    def call(self, method: str, path: str, token: str | None = None, **kwargs):
         import httpx
 
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -495,7 +495,7 @@ class _ApiClient:
         return str(body["access_token"])
 
 
-def _progress_line(message: dict, tty: bool) -> str:  # type: ignore[type-arg]
+def _progress_line(message: dict, tty: bool) -> str:
     from vocalborn.analysis.types import STEPS
 
     progress = int(message.get("progress") or 0)
@@ -519,7 +519,7 @@ def _watch(client: _ApiClient, token: str, task_id: str, deadline: float) -> Non
     history_until = 0  # events up to the snapshot's last_event_id are history, not news
     shown = (0, -1)  # (attempt, progress) on screen: the bar never runs backwards within an attempt
 
-    def show(message: dict) -> None:  # type: ignore[type-arg]
+    def show(message: dict) -> None:
         nonlocal last_line, history_until, shown
         if message.get("event_type") == "snapshot":
             history_until = int(message.get("last_event_id") or 0)
@@ -554,7 +554,8 @@ def _watch(client: _ApiClient, token: str, task_id: str, deadline: float) -> Non
             if code == 1000:
                 break
             if code == 1008:
-                raise _SubmitError(f"the server refused the progress socket: {closed.rcvd.reason}", 3) from None
+                reason = closed.rcvd.reason if closed.rcvd else ""
+                raise _SubmitError(f"the server refused the progress socket: {reason}", 3) from None
             failures += 1  # 1001, 1006, 1011, 1012, 1013: resume after a pause
         except TimeoutError:
             if time.monotonic() >= deadline:

@@ -7,10 +7,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.monitoring.promql import BUILTIN_METRICS, metric_names, promtool
 from vocalborn.monitoring import catalog
+
+pytestmark = pytest.mark.worker
 
 DASHBOARD = Path(__file__).parents[2] / "monitoring" / "grafana" / "vocalborn-dashboard.json"
 

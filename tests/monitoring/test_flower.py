@@ -16,6 +16,8 @@ from tests.services import ServicesUnderTest
 from tests.support import Api, ServiceProcess, WorkerProcess, wait_until
 from vocalborn.embedded import free_port
 
+pytestmark = pytest.mark.worker
+
 USER, PASSWORD = "ops", f"pw-{uuid.uuid4().hex}"
 
 

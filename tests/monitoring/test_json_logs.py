@@ -12,6 +12,8 @@ import pytest
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess
 
+pytestmark = pytest.mark.worker
+
 
 @pytest.fixture(scope="module")
 def json_worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:

@@ -17,6 +17,8 @@ from tests.support import Api, WorkerProcess, wait_until
 from vocalborn.embedded import free_port
 from vocalborn.monitoring import catalog
 
+pytestmark = pytest.mark.worker
+
 ANALYZE = "vocalborn.analyze_audio"
 SUBMIT_ROUTE = "/api/v1/tasks/analysis/submit"
 

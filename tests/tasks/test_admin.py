@@ -18,6 +18,8 @@ from sqlmodel import col, select
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, recording, wait_until
 
+pytestmark = pytest.mark.worker
+
 
 @pytest.fixture(scope="module")
 def admin(api: Api) -> dict[str, Any]:

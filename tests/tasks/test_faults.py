@@ -9,10 +9,13 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlmodel import select
 
 from tests.services import ServicesUnderTest
 from tests.support import Api, ServiceProcess, WorkerProcess, api_process, recording, wait_until
+
+pytestmark = pytest.mark.worker
 
 
 def _count_results(task_id: str) -> int:

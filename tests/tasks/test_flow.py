@@ -11,6 +11,8 @@ from sqlmodel import select
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, recording, wait_until
 
+pytestmark = pytest.mark.worker
+
 # The plan's JSON field names (API 設計, 查詢任務狀態 / 獲取分析結果).
 PLAN_STATUS_FIELDS = {
     "task_id",

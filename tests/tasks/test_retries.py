@@ -12,6 +12,8 @@ from tests.flaky_ai import FlakyService, running_flaky_service
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess
 
+pytestmark = pytest.mark.worker
+
 
 @pytest.fixture(scope="module")
 def ai_service() -> Iterator[tuple[FlakyService, int]]:

@@ -24,6 +24,8 @@ from tests.services import ServicesUnderTest
 from tests.support import Api, ServiceProcess, WorkerProcess, api_process, recording, wait_until
 from vocalborn.embedded import free_port
 
+pytestmark = pytest.mark.worker
+
 WS_PATH = "/api/v1/tasks/ws/task/{task_id}"
 TERMINAL = {"succeeded", "failed", "cancelled"}
 

@@ -78,7 +78,7 @@ def _wav(x: np.ndarray) -> bytes:
 
 def _chars(u: Utterance) -> list[tuple[float, float, str]]:
     """Per-character spans: eSpeak's word tier sometimes groups two characters."""
-    out = []
+    out: list[tuple[float, float, str]] = []
     for start, end, label in u.words:
         n = max(1, len(label))
         step = (end - start) / n

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -255,7 +256,7 @@ def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str = "wav") -> byt
     x = np.clip(np.asarray(samples, dtype=np.float32).reshape(1, -1), -1.0, 1.0)
     buf = io.BytesIO()
     with av.open(buf, mode="w", format=container_fmt) as out:
-        stream = out.add_stream(codec, rate=rate, layout="mono")
+        stream = cast("av.AudioStream", out.add_stream(codec, rate=rate, layout="mono"))
         formats = stream.codec_context.codec.audio_formats
         target_fmt = formats[0].name if formats else "s16"
         resampler = av.AudioResampler(format=target_fmt, layout="mono", rate=rate)

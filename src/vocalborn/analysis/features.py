@@ -91,11 +91,11 @@ def check_usable(samples: np.ndarray, intensity_db: np.ndarray, seg: dsp.Segment
 
 def _pitch_on_grid(pitch: object, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """F0 (Hz, 0 unvoiced) and candidate strength of a Praat Pitch on our frame grid."""
-    sel = pitch.selected_array  # type: ignore[attr-defined]
+    sel = pitch.selected_array  # type: ignore[attr-defined]  # parselmouth's stubs omit Pitch's attributes
     freq = np.asarray(sel["frequency"], dtype=np.float64)
     strength = np.asarray(sel["strength"], dtype=np.float64)
-    x1 = float(pitch.x1)  # type: ignore[attr-defined]
-    dx = float(pitch.dx)  # type: ignore[attr-defined]
+    x1 = float(pitch.x1)  # type: ignore[attr-defined]  # parselmouth's stubs omit Pitch's attributes
+    dx = float(pitch.dx)  # type: ignore[attr-defined]  # parselmouth's stubs omit Pitch's attributes
     idx = np.rint((np.arange(n_frames) * dsp.HOP - x1) / dx).astype(np.int64)
     valid = (idx >= 0) & (idx < len(freq))
     f0 = np.zeros(n_frames)
@@ -171,10 +171,10 @@ def _voice_quality(sound: object, pitch: object, strength: np.ndarray, call: obj
     jitter = shimmer = None
     if strength.size >= 5:
         try:
-            points = call([sound, pitch], "To PointProcess (cc)")  # type: ignore[operator]
-            jitter = float(call(points, "Get jitter (local)", 0, 0, 0.0001, 0.02, 1.3))  # type: ignore[operator]
+            points = call([sound, pitch], "To PointProcess (cc)")  # type: ignore[operator]  # parselmouth types praat.call's first argument too narrowly
+            jitter = float(call(points, "Get jitter (local)", 0, 0, 0.0001, 0.02, 1.3))  # type: ignore[operator]  # parselmouth types praat.call's first argument too narrowly
             shimmer = float(
-                call([sound, points], "Get shimmer (local)", 0, 0, 0.0001, 0.02, 1.3, 1.6)  # type: ignore[operator]
+                call([sound, points], "Get shimmer (local)", 0, 0, 0.0001, 0.02, 1.3, 1.6)  # type: ignore[operator]  # parselmouth types praat.call's first argument too narrowly
             )
         except Exception:  # Praat refuses when too few periods: leave them unknown
             jitter = shimmer = None

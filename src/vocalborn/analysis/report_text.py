@@ -7,7 +7,7 @@ from typing import Any
 
 from vocalborn.analysis.types import AnalysisReport
 
-_LABELS = {
+_LABELS: dict[str, dict[str, Any]] = {
     "zh": {
         "title": "發音分析結果",
         "overall": "總分",

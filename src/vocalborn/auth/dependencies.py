@@ -49,7 +49,7 @@ def get_current_user(db: SessionDep, token: Annotated[str | None, Depends(oauth2
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
+def require_roles(*roles: Role):
     allowed = {r.value for r in roles}
 
     def _check(user: CurrentUser) -> User:

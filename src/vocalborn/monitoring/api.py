@@ -251,7 +251,7 @@ def queue_sizes(broker_url: str, queues: tuple[str, ...]) -> dict[str, int]:
     return sizes
 
 
-REGISTRY.register(ScrapeCollector())  # type: ignore[arg-type]
+REGISTRY.register(ScrapeCollector())
 
 
 # --------------------------------------------------------------------------------------------

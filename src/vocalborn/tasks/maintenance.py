@@ -31,7 +31,7 @@ BATCH = 500
 
 
 # --------------------------------------------------------------------------------------------
-def _message_task_id(item: bytes) -> str | None:
+def _message_task_id(item: bytes | str) -> str | None:
     try:
         message = json.loads(item)
         if isinstance(message, list):  # unacked entries are [message, exchange, routing_key]
@@ -58,7 +58,7 @@ def queued_task_ids() -> tuple[set[str], set[str]] | None:
     client = redis.Redis.from_url(broker, socket_timeout=5)
     try:
         waiting_raw = client.lrange(settings.task_queue, 0, -1)
-        fresh_tags = client.zrangebyscore("unacked_index", time.time() - settings.task_time_limit, "+inf")
+        fresh_tags: list[Any] = client.zrangebyscore("unacked_index", time.time() - settings.task_time_limit, "+inf")
         reserved_raw = [v for v in client.hmget("unacked", fresh_tags) if v] if fresh_tags else []
     finally:
         client.close()
@@ -87,7 +87,7 @@ def republish_stranded_tasks(now: datetime | None = None) -> int:
     cutoff = now - timedelta(seconds=settings.republish_after_seconds)
     with session_scope() as db:
         candidates = list(
-            db.exec(  # type: ignore[call-overload]
+            db.scalars(
                 select(AIAnalysisTask)
                 .where(
                     or_(
@@ -99,7 +99,7 @@ def republish_stranded_tasks(now: datetime | None = None) -> int:
                 )
                 .order_by(col(AIAnalysisTask.created_at))
                 .limit(BATCH)
-            ).scalars()
+            )
         )
         if not candidates:
             return 0
@@ -152,13 +152,13 @@ def reap_stalled_tasks(now: datetime | None = None) -> dict[str, int]:
     requeued = failed = cancelled = 0
     with session_scope() as db:
         stalled = list(
-            db.exec(  # type: ignore[call-overload]
+            db.scalars(
                 select(AIAnalysisTask)
                 .where(col(AIAnalysisTask.status) == TaskStatus.PROCESSING.value)
                 .where(or_(col(AIAnalysisTask.heartbeat_at) < cutoff, col(AIAnalysisTask.heartbeat_at).is_(None)))
                 .where(col(AIAnalysisTask.updated_at) < cutoff)
                 .limit(BATCH)
-            ).scalars()
+            )
         )
         for task in stalled:
             try:
@@ -219,12 +219,12 @@ def _force_overdue_cancels(now: datetime) -> int:
     done = 0
     with session_scope() as db:
         overdue = list(
-            db.exec(  # type: ignore[call-overload]
+            db.scalars(
                 select(AIAnalysisTask)
                 .where(col(AIAnalysisTask.status) == TaskStatus.PROCESSING.value)
                 .where(col(AIAnalysisTask.cancel_requested_at) < now - grace)
                 .limit(BATCH)
-            ).scalars()
+            )
         )
         for task in overdue:
             try:
@@ -283,15 +283,15 @@ def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
     total = 0
     while True:
         ids = list(
-            db.exec(  # type: ignore[call-overload]
-                select(AIAnalysisTask.task_id)
+            db.scalars(
+                select(col(AIAnalysisTask.task_id))
                 .where(col(AIAnalysisTask.status).in_(statuses))
                 .where(col(AIAnalysisTask.completed_at) < before)
                 .limit(BATCH)
                 # Locked until the batch commits: an admin retrying one of them meanwhile waits,
                 # then finds it gone (409), instead of having a task deleted under it.
                 .with_for_update(skip_locked=True)
-            ).scalars()
+            )
         )
         if not ids:
             return total
@@ -325,13 +325,13 @@ def _delete_old_events(db: Session, before: datetime) -> int:
     total = 0
     while True:
         ids = list(
-            db.exec(  # type: ignore[call-overload]
-                select(AIAnalysisTaskEvent.event_id)
+            db.scalars(
+                select(col(AIAnalysisTaskEvent.event_id))
                 .join(AIAnalysisTask, col(AIAnalysisTask.task_id) == col(AIAnalysisTaskEvent.task_id))
                 .where(col(AIAnalysisTask.status).in_(terminal))
                 .where(col(AIAnalysisTaskEvent.created_at) < before)
                 .limit(BATCH)
-            ).scalars()
+            )
         )
         if not ids:
             return total
@@ -342,8 +342,8 @@ def _delete_old_events(db: Session, before: datetime) -> int:
 
 def _delete_orphan_files(db: Session, older_than: datetime) -> int:
     storage = get_storage()
-    known = set(db.exec(select(PracticeRecord.audio_key)).scalars())  # type: ignore[call-overload]
-    known |= set(db.exec(select(Sentence.reference_audio_key)).scalars())  # type: ignore[call-overload]
+    known = set(db.scalars(select(col(PracticeRecord.audio_key))))
+    known |= set(db.scalars(select(col(Sentence.reference_audio_key))))
     cutoff = older_than.timestamp()
     removed = 0
     for kind in ("recordings", "references"):
@@ -365,12 +365,12 @@ def health_check() -> dict[str, Any]:
     """The plan's health_check, made to check something: the database and Redis answer."""
     started = time.perf_counter()
     with session_scope() as db:
-        db.exec(text("SELECT 1"))  # type: ignore[call-overload]
-        active = db.exec(  # type: ignore[call-overload]
+        db.execute(text("SELECT 1"))
+        active = db.scalars(
             select(func.count())
             .select_from(AIAnalysisTask)
             .where(col(AIAnalysisTask.status).in_(["pending", "processing", "retry"]))
-        ).scalar_one()
+        ).one()
     get_redis().ping()
     result = {
         "status": "healthy",

@@ -93,7 +93,7 @@ def apply_transition(
     )
     if expect_attempt is not None:
         stmt = stmt.where(col(AIAnalysisTask.attempt) == expect_attempt)
-    if db.execute(stmt.values(**changes)).rowcount != 1:  # type: ignore[attr-defined]
+    if db.execute(stmt.values(**changes)).rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
         raise StaleTask(f"task {task.task_id} is no longer {current} (attempt {expect_attempt})")
     for name, value in changes.items():
         setattr(task, name, value)
@@ -570,9 +570,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 def task_stats(db: Session, windows: tuple[int, ...] = (300, 3600, 86400)) -> dict[str, Any]:
     now = utcnow()
     counts = {s.value: 0 for s in TaskStatus}
-    for status_value, n in db.exec(
-        select(AIAnalysisTask.status, func.count()).group_by(AIAnalysisTask.status)  # type: ignore[call-overload]
-    ):
+    for status_value, n in db.exec(select(AIAnalysisTask.status, func.count()).group_by(AIAnalysisTask.status)):
         counts[status_value] = int(n)
     try:
         workers = registry.online_workers()
@@ -600,7 +598,7 @@ def task_stats(db: Session, windows: tuple[int, ...] = (300, 3600, 86400)) -> di
                     AIAnalysisTask.created_at,
                     AIAnalysisTask.started_at,
                     AIAnalysisTask.completed_at,
-                )  # type: ignore[call-overload]
+                )
                 .where(col(AIAnalysisTask.completed_at) >= since)
                 .limit(20000)
             )
@@ -608,7 +606,7 @@ def task_stats(db: Session, windows: tuple[int, ...] = (300, 3600, 86400)) -> di
         succeeded = sum(1 for r in finished if r[0] == TaskStatus.SUCCESS)
         failed = sum(1 for r in finished if r[0] == TaskStatus.FAILURE)
         cancelled = sum(1 for r in finished if r[0] == TaskStatus.CANCELLED)
-        processing = [(r[3] - r[2]).total_seconds() for r in finished if r[0] == TaskStatus.SUCCESS and r[2]]
+        processing = [(r[3] - r[2]).total_seconds() for r in finished if r[0] == TaskStatus.SUCCESS and r[2] and r[3]]
         waits = [(r[2] - r[1]).total_seconds() for r in finished if r[2]]
         retried = db.exec(
             select(func.count())

@@ -46,10 +46,6 @@ CLOSE_POLICY = 1008  # refused: no or bad token, or not your task (or no such ta
 CLOSE_INTERNAL = 1011  # the database is unavailable
 CLOSE_TRY_AGAIN = 1013  # this client read too slowly: reconnect with ?after=
 
-# Per-socket queue bound (WS_QUEUE_SIZE): a client that falls this many messages behind is disconnected.
-QUEUE_SIZE = get_settings().ws_queue_size
-# While the Redis subscription is down, sockets read new events from the database this often (WS_POLL_SECONDS).
-POLL_SECONDS = get_settings().ws_poll_seconds
 # How long a new socket waits for the subscription to be live before relying on polling.
 READY_WAIT_SECONDS = 3.0
 REPLAY_PAGE = 1000
@@ -79,7 +75,7 @@ def open_socket_count() -> int:
 @dataclass(eq=False)
 class Subscriber:
     task_id: str
-    queue: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE))
+    queue: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(maxsize=get_settings().ws_queue_size))
     # Set when the socket must go: its queue overflowed, or the process is stopping. The socket
     # waits on this beside its sender, so even a send stuck on a full TCP buffer is abandoned.
     kicked: asyncio.Event = field(default_factory=asyncio.Event)
@@ -99,7 +95,9 @@ class Subscriber:
         except asyncio.QueueFull:
             while not self.queue.empty():  # nothing queued matters any more
                 self.queue.get_nowait()
-            self.kick(CLOSE_TRY_AGAIN, f"too slow: more than {QUEUE_SIZE} messages behind; reconnect with after=")
+            self.kick(
+                CLOSE_TRY_AGAIN, f"too slow: more than {self.queue.maxsize} messages behind; reconnect with after="
+            )
 
 
 class Hub:
@@ -422,7 +420,9 @@ async def task_events_socket(websocket: WebSocket, task_id: str) -> None:
         if kicked in done:
             code, reason = sub.kick_reason
             if code == CLOSE_TRY_AGAIN:
-                log.warning("socket for task %s fell %s messages behind; disconnected", task_id, QUEUE_SIZE)
+                log.warning(
+                    "socket for task %s fell %s messages behind; disconnected", task_id, get_settings().ws_queue_size
+                )
             pump.cancel()
             with contextlib.suppress(BaseException):
                 await pump
@@ -455,7 +455,7 @@ async def _pump(websocket: WebSocket, hub: Hub, sub: Subscriber, task_id: str, a
         # Terminal before this socket came, and the client already has the terminal event.
         stream.finished = True
     while not stream.finished:
-        timeout = None if hub.connected.is_set() else POLL_SECONDS
+        timeout = None if hub.connected.is_set() else get_settings().ws_poll_seconds
         try:
             item = await asyncio.wait_for(sub.queue.get(), timeout)
         except TimeoutError:
