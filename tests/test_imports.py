@@ -16,6 +16,8 @@ def test_the_app_imports_from_an_empty_folder_with_no_configuration(tmp_path: Pa
         "assert vocalborn.main.app.title; "
         "assert not c.celery_app.configured, 'the Celery app read its settings at import'"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert not list(tmp_path.iterdir()), "importing the app wrote files"

@@ -26,7 +26,7 @@ def _deadline_connection_class() -> Any:
     import psycopg
     from psycopg import errors
 
-    class DeadlineConnection(psycopg.Connection):  # type: ignore[type-arg]
+    class DeadlineConnection(psycopg.Connection):
         io_timeout: float | None = None
 
         def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:

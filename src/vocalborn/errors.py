@@ -93,7 +93,7 @@ def document_errors(app: Any) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
-            return app.openapi_schema  # type: ignore[no-any-return]
+            return app.openapi_schema
         schema = original()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in (ErrorResponse, ValidationErrorResponse):

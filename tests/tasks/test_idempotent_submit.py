@@ -20,6 +20,8 @@ from tests.broker.scenarios import make_admin
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess
 
+pytestmark = pytest.mark.worker
+
 SUBMIT = "/api/v1/tasks/analysis/submit"
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess
+
+pytestmark = pytest.mark.worker
 
 
 def test_a_run_past_the_soft_time_limit_fails_permanently(
