@@ -102,4 +102,5 @@ def test_a_silent_recording_is_refused_at_upload(api: Api, therapist: dict[str, 
         data={"text": "安靜"},
         files={"reference_audio": ("ref.wav", _silence())},
     )
-    assert r.status_code == 422 and "聽不到聲音" in r.json()["detail"], r.text
+    assert r.status_code == 422 and "聽不到聲音" in r.json()["message"], r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "reference_audio"]

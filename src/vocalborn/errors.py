@@ -159,13 +159,25 @@ def document_errors(app: Any) -> None:
                 for code, entry in list(responses.items()):
                     if code == "422":
                         responses[code] = _entry_schema(error_responses(422)[422])
-                    elif code.isdigit() and int(code) >= 400 and "content" not in entry:
-                        responses[code] = {**entry, **_entry_schema(error_responses(int(code))[int(code)])}
+                    elif code.isdigit() and int(code) >= 400 and "schema" not in _json_content(entry):
+                        documented = _entry_schema(error_responses(int(code))[int(code)])
+                        if "example" in _json_content(entry):  # keep a route's own example
+                            documented["content"]["application/json"]["example"] = _json_content(entry)["example"]
+                        responses[code] = {
+                            **entry,
+                            **documented,
+                            "description": entry.get("description") or documented["description"],
+                        }
         _schema_refs(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi
+
+
+def _json_content(entry: dict[str, Any]) -> dict[str, Any]:
+    content: dict[str, Any] = entry.get("content", {}).get("application/json", {})
+    return content
 
 
 def _entry_schema(entry: dict[str, Any]) -> dict[str, Any]:

@@ -223,9 +223,10 @@ def create_app() -> FastAPI:
 
     async def audio_rejected(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AudioRejected)
+        message = translate(exc.message, request_language(request))
         if exc.status_code == 422:  # the same shape as any other 422 (the documented one)
-            return JSONResponse(field_validation_error(exc.field, exc.message), status_code=422)
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+            return JSONResponse(field_validation_error(exc.field, message), status_code=422)
+        return JSONResponse({"detail": message}, status_code=exc.status_code)
 
     app.add_exception_handler(AudioRejected, audio_rejected)
 

@@ -18,9 +18,9 @@ def refuse_silence(data: bytes, field: str) -> None:
     try:
         samples = load_audio(data)
     except UndecodableAudioError as exc:
-        raise AudioRejected(422, f"{field}: {exc}") from None
+        raise AudioRejected(422, f"{field}: {exc}", field) from None
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
         raise AudioRejected(
-            422, f"{field}: the recording is silent: nothing was heard; record again closer to the microphone"
+            422, f"{field}: the recording is silent: nothing was heard; record again closer to the microphone", field
         )
