@@ -29,10 +29,6 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-def current_context() -> dict[str, Any]:
-    return dict(_context.get() or {})
-
-
 # Browsers pass the WebSocket token in the query string; uvicorn logs the URL. Never log a token.
 _TOKEN_IN_URL = re.compile(r"((?:access_)?token=)[^&\s\"']+")
 

@@ -222,13 +222,6 @@ def load_audio(source: AudioSource, sample_rate: int = 16000) -> np.ndarray:
     return samples
 
 
-def load_audio_with_info(source: AudioSource, sample_rate: int = 16000) -> tuple[AudioInfo, np.ndarray]:
-    """Like :func:`load_audio`, also returning the original stream's :class:`AudioInfo`."""
-    info, samples = _decode(source, sample_rate)
-    assert samples is not None
-    return info, samples
-
-
 # (container format, codec, codec sample rate) for the formats tests and tools write.
 _ENCODERS: dict[str, tuple[str, str, int]] = {
     "wav": ("wav", "pcm_s16le", 0),

@@ -20,7 +20,7 @@ from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from vocalborn.analysis.types import STEPS, TOTAL_STEPS
+from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.auth.models import Role, User
 from vocalborn.celery_app import ANALYZE_TASK, celery_app
 from vocalborn.config import get_settings
@@ -373,13 +373,6 @@ def list_session_tasks(db: Session, session_id: uuid.UUID, reader: User) -> list
         .order_by(col(AIAnalysisTask.created_at))
     )
     return list(db.exec(stmt))
-
-
-def step_label(step_key: str | None) -> str | None:
-    for key, zh, _en in STEPS:
-        if key == step_key:
-            return zh
-    return step_key
 
 
 # --------------------------------------------------------------------------------------------
