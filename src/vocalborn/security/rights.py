@@ -207,6 +207,12 @@ def _forget_in_redis(uid: uuid.UUID, email: str, task_ids: list[uuid.UUID]) -> N
     if not task_ids:
         return
     try:
+        from vocalborn.tasks.registry import forget_reserved
+
+        forget_reserved([str(t) for t in task_ids])
+    except redis.RedisError as exc:
+        log.warning("could not remove the reservation notes of an erased user's tasks (%s)", exc)
+    try:
         backend = redis.Redis.from_url(get_settings().effective_result_backend, socket_timeout=5)
         backend.delete(*[f"celery-task-meta-{t}" for t in task_ids])
         backend.close()

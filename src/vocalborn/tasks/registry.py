@@ -52,6 +52,12 @@ def note_reserved(task_id: str, hostname: str) -> None:
     get_redis().set(_reserved_key(task_id), hostname, ex=get_settings().task_time_limit)
 
 
+def forget_reserved(task_ids: list[str]) -> None:
+    """Drop the reservation notes of these tasks (an erased learner's: nothing of theirs stays)."""
+    if task_ids:
+        get_redis().delete(*[_reserved_key(t) for t in task_ids])
+
+
 def reserved_by(task_ids: list[str]) -> dict[str, str | None]:
     if not task_ids:
         return {}
