@@ -176,7 +176,8 @@ def _voice_quality(sound: object, pitch: object, strength: np.ndarray, call: obj
             shimmer = float(
                 call([sound, points], "Get shimmer (local)", 0, 0, 0.0001, 0.02, 1.3, 1.6)  # type: ignore[operator]  # parselmouth types praat.call's first argument too narrowly
             )
-        except Exception:  # Praat refuses when too few periods: leave them unknown
+        except (RuntimeError, ValueError, ArithmeticError):  # Praat refuses when too few periods: unknown
+            # (not Exception: a time limit the worker raises here must reach the worker)
             jitter = shimmer = None
         jitter = jitter if jitter is not None and np.isfinite(jitter) else None
         shimmer = shimmer if shimmer is not None and np.isfinite(shimmer) else None
