@@ -3,45 +3,42 @@ defect 4: it was retried as transient, three more runs of up to TASK_SOFT_TIME_L
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess
-from vocalborn.config import get_settings
+from vocalborn.db import session_scope
+from vocalborn.sqltypes import utcnow
+from vocalborn.tasks.models import AIAnalysisTask
 
-pytestmark = pytest.mark.worker
+# In the whole suite this test has seen its task end as a success, run by some other consumer
+# (not understood yet); alone it is reliable, also with both cores loaded. .ci/run runs it so.
+pytestmark = [pytest.mark.worker, pytest.mark.isolated]
 
 
 def test_a_run_past_the_soft_time_limit_fails_permanently(
-    api: Api,
-    migrated: ServicesUnderTest,
-    therapist: dict[str, Any],
-    learner: dict[str, Any],
-    monkeypatch: pytest.MonkeyPatch,
+    api: Api, migrated: ServicesUnderTest, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
-    # A queue of this test's own: the suite's queue may hold earlier tests' unconsumed messages,
-    # and each would take this slow worker its full soft limit.
-    queue = f"soft_limit_{uuid.uuid4().hex[:8]}"
-    slow = {
-        "ANALYSIS_STEP_DELAY_SECONDS": "1.5",
-        "TASK_SOFT_TIME_LIMIT": "2",
-        "TASK_TIME_LIMIT": "20",
-        "TASK_QUEUE": queue,
-    }
+    # Earlier tests leave messages in the suite's queue that no worker consumed; each would cost
+    # this slow worker its full soft limit. Their tasks are over (their tests ended): end them, so
+    # their messages are skipped at once.
+    with session_scope() as db:
+        db.execute(
+            update(AIAnalysisTask)
+            .where(col(AIAnalysisTask.status).in_(["pending", "retry"]))
+            .values(status="cancelled", completed_at=utcnow())
+        )
+        db.commit()
+    slow = {"ANALYSIS_STEP_DELAY_SECONDS": "1.5", "TASK_SOFT_TIME_LIMIT": "2", "TASK_TIME_LIMIT": "20"}
     worker = WorkerProcess("soft-limit", migrated.data_dir, concurrency=1, env=slow).start()
     try:
         record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
-        monkeypatch.setenv("TASK_QUEUE", queue)  # read at publish time
-        get_settings.cache_clear()
-        try:
-            task_id = api.submit(learner, record_id).json()["task_id"]
-        finally:
-            monkeypatch.undo()
-            get_settings.cache_clear()
-        final = api.wait_for(learner, task_id, {"success", "failure"}, timeout=60)
+        task_id = api.submit(learner, record_id).json()["task_id"]
+        final = api.wait_for(learner, task_id, {"success", "failure"}, timeout=120)
     finally:
         worker.stop()
     assert final["status"] == "failure", final
