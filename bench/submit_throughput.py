@@ -146,10 +146,10 @@ def main() -> None:
         os.environ.update(env)
         from vocalborn.auth.models import Role
         from vocalborn.auth.security import create_access_token, hash_password
-        from vocalborn.db import session_scope
+        from vocalborn.db import open_session
         from vocalborn.models import PracticeRecord, PracticeSession, Sentence, User
 
-        with session_scope() as db:
+        with open_session() as db:
             user = User(
                 email="bench@example.com", name="Bench", role=Role.LEARNER.value, password_hash=hash_password("x" * 12)
             )

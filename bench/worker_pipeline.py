@@ -100,7 +100,7 @@ def drain_ours(n: int, concurrency: int, run: str) -> tuple[float, float]:
         subprocess.run([sys.executable, "-m", "vocalborn.cli", "migrate"], env=env, check=True, capture_output=True)
         from vocalborn.analysis.synth import synthesize
         from vocalborn.auth.models import Role
-        from vocalborn.db import session_scope
+        from vocalborn.db import open_session
         from vocalborn.models import PracticeRecord, PracticeSession, Sentence, User
         from vocalborn.storage import get_storage
         from vocalborn.tasks import service
@@ -109,7 +109,7 @@ def drain_ours(n: int, concurrency: int, run: str) -> tuple[float, float]:
         storage = get_storage()
         ref_key = storage.save("references", synthesize("你好嗎", "zh", "Female1"), "wav")
         att_key = storage.save("recordings", synthesize("你好嗎", "zh", "Male1"), "wav")
-        with session_scope() as db:
+        with open_session() as db:
             user = User(email="bench@example.com", name="Bench", role=Role.LEARNER.value, password_hash="-")
             db.add(user)
             db.flush()

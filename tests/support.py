@@ -163,10 +163,10 @@ class Api:
         if getattr(self, "_admin", None) is None:
             from vocalborn.auth.models import Role
             from vocalborn.auth.service import create_user
-            from vocalborn.db import session_scope
+            from vocalborn.db import open_session
 
             email, password = f"admin-{uuid.uuid4().hex[:8]}@example.com", "admin-password-1"
-            with session_scope() as db:
+            with open_session() as db:
                 create_user(db, email=email, password=password, name="Admin", role=Role.ADMIN)
             token = self.login(email, password)
             self._admin = {"email": email, "token": token, "headers": {"Authorization": f"Bearer {token}"}}

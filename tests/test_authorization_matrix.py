@@ -185,7 +185,7 @@ def world(api: Api) -> dict[str, Any]:
 def make_world(api: Api) -> dict[str, Any]:
     from tests.broker.scenarios import make_admin
     from vocalborn.auth.models import User
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
 
     people = {
         "owner": api.register("learner"),
@@ -195,7 +195,7 @@ def make_world(api: Api) -> dict[str, Any]:
         "admin": make_admin(api),
         "anonymous": {"headers": {}, "token": None},
     }
-    with session_scope() as db:  # linking has no API of its own here: one therapist per learner
+    with open_session() as db:  # linking has no API of its own here: one therapist per learner
         db.execute(
             update(User)
             .where(col(User.user_id) == uuid.UUID(people["owner"]["user"]["user_id"]))

@@ -449,13 +449,13 @@ def users_create(
     """Create an account; the only way to make an admin."""
     from vocalborn.auth import service
     from vocalborn.auth.models import Role
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
 
     if role not in {r.value for r in Role}:
         _fail(f"role must be learner, therapist or admin, not {role!r}")
     if len(password) < 8:
         _fail("the password needs at least 8 characters")
-    with session_scope() as db:
+    with open_session() as db:
         try:
             user = service.create_user(db, email=email, password=password, name=name, role=Role(role))
         except service.EmailTaken:
@@ -470,9 +470,9 @@ def users_link(
 ) -> None:
     """Let a therapist read a learner's analyses."""
     from vocalborn.auth import service
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
 
-    with session_scope() as db:
+    with open_session() as db:
         lrn = service.get_user_by_email(db, learner)
         thr = service.get_user_by_email(db, therapist)
         if lrn is None or thr is None:

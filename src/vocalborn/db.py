@@ -104,12 +104,14 @@ def reset_engine() -> None:
 
 
 @contextmanager
-def session_scope() -> Iterator[Session]:
+def open_session() -> Iterator[Session]:
+    """A session that is closed on exit. It neither commits nor rolls back: the caller commits
+    what it means to keep (a transaction left open is rolled back by the close)."""
     with Session(get_engine(), expire_on_commit=False) as session:
         yield session
 
 
 def get_db() -> Iterator[Session]:
-    """FastAPI dependency: one session per request."""
-    with Session(get_engine(), expire_on_commit=False) as session:
+    """FastAPI dependency: one session per request (the same as ``open_session``)."""
+    with open_session() as session:
         yield session

@@ -64,7 +64,7 @@ def test_a_learner_whose_scores_fall_is_flagged(api: Api, worker: WorkerProcess)
 def test_a_learner_who_stopped_practising_is_flagged_inactive(api: Api, worker: WorkerProcess) -> None:
     from sqlalchemy import update
 
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisTask
 
     therapist, learner = _linked(api)
@@ -79,7 +79,7 @@ def test_a_learner_who_stopped_practising_is_flagged_inactive(api: Api, worker: 
     rows = api.client.get("/api/v1/therapists/me/learners", headers=therapist["headers"]).json()
     assert [r["user_id"] for r in rows] == [idle["user"]["user_id"], learner["user"]["user_id"]]
     assert [r["flagged"] for r in rows] == [True, False]
-    with session_scope() as db:
+    with open_session() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))
         assert task is not None
         db.execute(

@@ -31,14 +31,14 @@ def _race(n: int, work: Any) -> list[Any]:
 
 def test_two_learners_racing_for_one_code_link_exactly_one(api: Api, therapist: dict[str, Any]) -> None:
     from vocalborn.auth.models import User
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.learning import service
 
     learners = [api.register("learner") for _ in range(4)]
     code = api.client.post("/api/v1/links/invitations", headers=therapist["headers"]).json()["code"]
 
     def accept(i: int) -> str:
-        with session_scope() as db:
+        with open_session() as db:
             user = db.get(User, uuid.UUID(learners[i]["user"]["user_id"]))
             assert user is not None
             service.accept_invitation(db, user, code)
@@ -53,7 +53,7 @@ def test_two_learners_racing_for_one_code_link_exactly_one(api: Api, therapist: 
 
 def test_concurrent_saves_of_one_review_keep_every_version(api: Api) -> None:
     from vocalborn.auth.models import User
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.learning import service
 
     therapist = api.register("therapist")
@@ -64,7 +64,7 @@ def test_concurrent_saves_of_one_review_keep_every_version(api: Api) -> None:
     task_id = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]
 
     def save(i: int) -> int:
-        with session_scope() as db:
+        with open_session() as db:
             user = db.get(User, uuid.UUID(therapist["user"]["user_id"]))
             assert user is not None
             review, _ = service.save_review(db, user, uuid.UUID(task_id), {"overall_score": 60 + i})

@@ -48,10 +48,10 @@ def _reachable(url: str) -> bool:
 
 
 def _db_counts_for_worker(name: str) -> dict[str, int]:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisTask
 
-    with session_scope() as db:
+    with open_session() as db:
         rows = db.execute(
             select(col(AIAnalysisTask.status), func.count())
             .where(col(AIAnalysisTask.worker_name).like(f"{name}@%"))
@@ -61,19 +61,19 @@ def _db_counts_for_worker(name: str) -> dict[str, int]:
 
 
 def _db_counts() -> dict[str, int]:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisTask
 
-    with session_scope() as db:
+    with open_session() as db:
         rows = db.execute(select(col(AIAnalysisTask.status), func.count()).group_by(col(AIAnalysisTask.status))).all()
     return {str(status): int(n) for status, n in rows}
 
 
 def _processing_time_of_successes(name: str) -> float:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 
-    with session_scope() as db:
+    with open_session() as db:
         total = db.execute(
             select(func.sum(col(AIAnalysisResult.processing_time_seconds)))
             .join(AIAnalysisTask, col(AIAnalysisTask.task_id) == col(AIAnalysisResult.task_id))
@@ -83,11 +83,11 @@ def _processing_time_of_successes(name: str) -> float:
 
 
 def _corrupt_recording(record_id: str) -> None:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.practice.models import PracticeRecord
     from vocalborn.storage import get_storage
 
-    with session_scope() as db:
+    with open_session() as db:
         record = db.get(PracticeRecord, uuid.UUID(record_id))
         assert record is not None
         get_storage().path(record.audio_key).write_bytes(b"\x00no longer audio" * 100)
@@ -191,7 +191,7 @@ def test_a_stalled_task_shows_in_the_api_metrics(
     from sqlalchemy import update
 
     from vocalborn.auth.models import User
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
     from vocalborn.tasks import service
     from vocalborn.tasks.models import AIAnalysisTask
@@ -199,14 +199,14 @@ def test_a_stalled_task_shows_in_the_api_metrics(
     before = value(parse_metrics(api.client.get("/metrics").text), "vocalborn_tasks_stalled")
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
     monkeypatch.setattr(service, "publish_task", lambda *a, **k: True)  # the row, not a worker run
-    with session_scope() as db:
+    with open_session() as db:
         user = db.get(User, uuid.UUID(learner["user"]["user_id"]))
         assert user is not None
         task_id = service.submit_analysis(db, user, uuid.UUID(record_id), {}).task.task_id
     # as a worker that died an hour ago leaves it: processing, silent since
     long_ago = utcnow() - timedelta(hours=1)
     this_task = update(AIAnalysisTask).where(col(AIAnalysisTask.task_id) == task_id)
-    with session_scope() as db:
+    with open_session() as db:
         db.execute(
             this_task.values(
                 status="processing", attempt=1, started_at=long_ago, heartbeat_at=long_ago, updated_at=long_ago
@@ -218,6 +218,6 @@ def test_a_stalled_task_shows_in_the_api_metrics(
         assert value(a, "vocalborn_tasks_stalled") == before + 1
         assert value(a, "vocalborn_oldest_processing_task_age_seconds") >= 3600
     finally:  # leave nothing for another module's reaper to find
-        with session_scope() as db:
+        with open_session() as db:
             db.execute(this_task.values(status="failure", completed_at=utcnow(), heartbeat_at=None))
             db.commit()

@@ -10,9 +10,9 @@ from tests.support import Api
 
 
 def _key(model: Any, pk: str, attr: str) -> str:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
 
-    with session_scope() as db:
+    with open_session() as db:
         return str(getattr(db.get(model, uuid.UUID(pk)), attr))
 
 

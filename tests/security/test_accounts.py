@@ -108,14 +108,14 @@ def test_closed_registration_makes_learners_and_therapists_only_by_invitation(cl
 def test_an_expired_invitation_is_refused(closed: Pair) -> None:
     from sqlmodel import select
 
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.security.models import TherapistInvitation
     from vocalborn.sqltypes import utcnow
 
     admin = _admin(closed.a)
     made = closed.a.client.post("/api/v1/admin/therapist-invitations", headers=admin["headers"])
     assert made.status_code == 201
-    with session_scope() as db:
+    with open_session() as db:
         inv = db.exec(
             select(TherapistInvitation).where(
                 TherapistInvitation.invitation_id == uuid.UUID(made.json()["invitation_id"])
@@ -135,11 +135,11 @@ def test_an_expired_invitation_is_refused(closed: Pair) -> None:
 def test_learners_see_their_therapists_sentences_and_shared_ones_only(api: Api) -> None:
     from vocalborn.auth.models import User
     from vocalborn.auth.service import link_therapist
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
 
     mine, other = api.register("therapist"), api.register("therapist")
     learner, stranger = api.register("learner"), api.register("learner")
-    with session_scope() as db:
+    with open_session() as db:
         link_therapist(
             db, db.get(User, uuid.UUID(learner["user"]["user_id"])), db.get(User, uuid.UUID(mine["user"]["user_id"]))
         )

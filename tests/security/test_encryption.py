@@ -123,10 +123,10 @@ def test_encrypted_recordings_are_transparent_to_the_api_and_the_worker(
         ready = pair.a.ready_record(users["therapist"], users["learner"])
         record = ready["record"]
         storage = LocalStorage(migrated.data_dir / "storage", {})
-        from vocalborn.db import session_scope
+        from vocalborn.db import open_session
         from vocalborn.practice.models import PracticeRecord
 
-        with session_scope() as db:
+        with open_session() as db:
             stored = db.get(PracticeRecord, uuid.UUID(record["practice_record_id"]))
             assert stored is not None
             raw = storage.path(stored.audio_key).read_bytes()

@@ -28,7 +28,7 @@ def slow_worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:
 def test_erasure_during_an_analysis_leaves_nothing_behind(
     api: Api, slow_worker: WorkerProcess, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
@@ -43,7 +43,7 @@ def test_erasure_during_an_analysis_leaves_nothing_behind(
     ended = next(line for line in slow_worker.log().splitlines() if done in line)
     assert ended.endswith("'skipped'"), ended  # it wrote no outcome: the rows were gone
     tid = uuid.UUID(task_id)
-    with session_scope() as db:
+    with open_session() as db:
         assert db.get(AIAnalysisTask, tid) is None
         assert db.exec(select(AIAnalysisResult).where(AIAnalysisResult.task_id == tid)).first() is None
         assert db.exec(select(AIAnalysisTaskEvent).where(AIAnalysisTaskEvent.task_id == tid)).first() is None

@@ -31,10 +31,10 @@ def worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:
 def _linked(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:
     from vocalborn.auth.models import User
     from vocalborn.auth.service import link_therapist
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
 
     therapist, learner = api.register("therapist"), api.register("learner")
-    with session_scope() as db:
+    with open_session() as db:
         link_therapist(
             db,
             db.get(User, uuid.UUID(learner["user"]["user_id"])),
@@ -145,10 +145,10 @@ def test_erasure_leaves_nothing_of_the_learner(
     api.client.get(f"/api/v1/tasks/analysis/{done['task_id']}/result", headers=therapist["headers"])  # an access entry
     # a failed login: a counter in Redis that names the (hashed) email
     api.client.post("/api/v1/auth/login", data={"username": learner["email"], "password": "wrong-password"})
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.practice.models import PracticeRecord
 
-    with session_scope() as db:
+    with open_session() as db:
         from sqlmodel import select
 
         mine = select(PracticeRecord).where(PracticeRecord.user_id == uuid.UUID(learner["user"]["user_id"]))
@@ -216,7 +216,7 @@ def test_retention_deletes_old_audio_and_keeps_the_scores(
     api: Api, worker: WorkerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from vocalborn.config import get_settings
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.practice.models import PracticeRecord
     from vocalborn.sqltypes import utcnow
     from vocalborn.storage import get_storage
@@ -228,7 +228,7 @@ def test_retention_deletes_old_audio_and_keeps_the_scores(
         learner, done["session"]["practice_session_id"], done["sentence"]["sentence_id"], recording(voice="Male1")
     )
     old_id = uuid.UUID(done["record"]["practice_record_id"])
-    with session_scope() as db:
+    with open_session() as db:
         record = db.get(PracticeRecord, old_id)
         assert record is not None
         key = record.audio_key

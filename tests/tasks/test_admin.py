@@ -51,10 +51,10 @@ def admin(api: Api) -> dict[str, Any]:
 
 
 def _results(task_id: str) -> int:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisResult
 
-    with session_scope() as db:
+    with open_session() as db:
         return len(db.exec(select(AIAnalysisResult).where(AIAnalysisResult.task_id == uuid.UUID(task_id))).all())
 
 
@@ -133,12 +133,12 @@ def test_cancelling_a_running_task_stops_it_at_the_next_step(
 def test_an_admin_retries_a_failed_task_and_both_attempts_are_in_the_history(
     api: Api, slow_worker: WorkerProcess, admin: dict[str, Any], therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.practice.models import PracticeRecord
     from vocalborn.storage import get_storage
 
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
-    with session_scope() as db:
+    with open_session() as db:
         record = db.get(PracticeRecord, uuid.UUID(record_id))
         assert record is not None
         path = get_storage().path(record.audio_key)
@@ -166,13 +166,13 @@ def test_an_admin_retries_a_failed_task_and_both_attempts_are_in_the_history(
 def test_stats_count_what_the_database_holds(api: Api, slow_worker: WorkerProcess, admin: dict[str, Any]) -> None:
     from sqlalchemy import func
 
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisTask
 
     r = api.client.get("/api/v1/admin/tasks/stats", headers=admin["headers"])
     assert r.status_code == 200, r.text
     body = r.json()
-    with session_scope() as db:
+    with open_session() as db:
         rows = dict(db.exec(select(AIAnalysisTask.status, func.count()).group_by(AIAnalysisTask.status)).all())
     assert {k: v for k, v in body["counts"].items() if v} == rows
     assert body["workers"]["online"] >= 1 and any(n.startswith("slow@") for n in body["workers"]["nodes"])
@@ -208,7 +208,7 @@ def test_the_reaper_requeues_a_task_whose_worker_died_and_fails_one_that_keeps_d
     api: Api, slow_worker: WorkerProcess, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
     from vocalborn.config import get_settings
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
     from vocalborn.tasks import maintenance
     from vocalborn.tasks.models import AIAnalysisTask
@@ -224,7 +224,7 @@ def test_the_reaper_requeues_a_task_whose_worker_died_and_fails_one_that_keeps_d
             learner, ready["session"]["practice_session_id"], ready["sentence"]["sentence_id"], recording(voice="Male1")
         )
         record_id = r.json()["practice_record_id"]
-        with session_scope() as db:
+        with open_session() as db:
             task = AIAnalysisTask(
                 task_id=uuid.uuid4(),
                 practice_record_id=uuid.UUID(record_id),
@@ -255,7 +255,7 @@ def test_the_reaper_requeues_a_task_whose_worker_died_and_fails_one_that_keeps_d
 def test_cleanup_removes_only_what_the_policy_says(
     api: Api, admin: dict[str, Any], therapist: dict[str, Any], learner: dict[str, Any], services: ServicesUnderTest
 ) -> None:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
     from vocalborn.storage import get_storage
     from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
@@ -271,7 +271,7 @@ def test_cleanup_removes_only_what_the_policy_says(
     ):
         r = api.record(learner, session_id, sentence_id, recording(voice="Male1"))
         record_id = r.json()["practice_record_id"]
-        with session_scope() as db:
+        with open_session() as db:
             task = AIAnalysisTask(
                 task_id=uuid.uuid4(),
                 practice_record_id=uuid.UUID(record_id),
@@ -309,7 +309,7 @@ def test_cleanup_removes_only_what_the_policy_says(
     report = r.json()
     assert report["tasks_deleted"] >= 2 and report["files_deleted"] >= 1 and report["events_deleted"] >= 1
 
-    with session_scope() as db:
+    with open_session() as db:
 
         def exists(label: str) -> bool:
             return db.get(AIAnalysisTask, uuid.UUID(made[label])) is not None
@@ -328,10 +328,10 @@ def test_cleanup_removes_only_what_the_policy_says(
 
 
 def _record_key(record_id: str) -> str:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.practice.models import PracticeRecord
 
-    with session_scope() as db:
+    with open_session() as db:
         record = db.get(PracticeRecord, uuid.UUID(record_id))
         assert record is not None
         return record.audio_key

@@ -19,10 +19,10 @@ pytestmark = pytest.mark.worker
 
 
 def _count_results(task_id: str) -> int:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisResult
 
-    with session_scope() as db:
+    with open_session() as db:
         return len(db.exec(select(AIAnalysisResult).where(AIAnalysisResult.task_id == uuid.UUID(task_id))).all())
 
 

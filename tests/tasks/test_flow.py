@@ -112,13 +112,13 @@ def test_the_session_status_lists_its_tasks(
 def test_an_undecodable_file_that_slipped_through_fails_without_retries(
     api: Api, worker: WorkerProcess, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.practice.models import PracticeRecord
     from vocalborn.storage import get_storage
 
     ready = api.ready_record(therapist, learner)
     record_id = ready["record"]["practice_record_id"]
-    with session_scope() as db:  # the stored file rots after validation
+    with open_session() as db:  # the stored file rots after validation
         import uuid
 
         record = db.get(PracticeRecord, uuid.UUID(record_id))
@@ -149,12 +149,12 @@ def test_a_missing_reference_fails_at_once_with_a_clear_message(
 ) -> None:
     import uuid
 
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.practice.models import Sentence
     from vocalborn.storage import get_storage
 
     ready = api.ready_record(therapist, learner)
-    with session_scope() as db:
+    with open_session() as db:
         sentence = db.get(Sentence, uuid.UUID(ready["sentence"]["sentence_id"]))
         assert sentence is not None
         get_storage().delete(sentence.reference_audio_key)
@@ -170,7 +170,7 @@ def test_a_duplicate_delivery_writes_nothing_twice(
     """Redelivery is expected: a message for a finished task is acknowledged and skipped."""
     import uuid
 
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks import service
     from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 
@@ -178,7 +178,7 @@ def test_a_duplicate_delivery_writes_nothing_twice(
     task_id = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]
     api.wait_for(learner, task_id, {"success"}, timeout=60)
     before = len(api.events(learner, task_id))
-    with session_scope() as db:
+    with open_session() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))
         assert task is not None
         assert service.publish_task(task)  # the same message, again
@@ -189,7 +189,7 @@ def test_a_duplicate_delivery_writes_nothing_twice(
     from tests.support import wait_until
 
     wait_until(worker_saw_it, 30, 0.2, "the worker to skip the duplicate")
-    with session_scope() as db:
+    with open_session() as db:
         results = db.exec(select(AIAnalysisResult).where(AIAnalysisResult.task_id == uuid.UUID(task_id))).all()
         assert len(results) == 1
         events = db.exec(select(AIAnalysisTaskEvent).where(AIAnalysisTaskEvent.task_id == uuid.UUID(task_id))).all()

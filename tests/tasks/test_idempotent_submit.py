@@ -39,10 +39,10 @@ def _record(api: Api, learner: dict[str, Any], record_id: str) -> dict[str, Any]
 
 
 def _result_rows(record_id: str) -> int:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 
-    with session_scope() as db:
+    with open_session() as db:
         return len(
             db.exec(
                 select(AIAnalysisResult.result_id)
@@ -73,7 +73,7 @@ def test_the_same_idempotency_key_and_body_return_the_same_task(
 def test_an_expired_idempotency_key_may_name_a_new_submit(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
     from vocalborn.tasks.models import AIAnalysisTask
 
@@ -83,7 +83,7 @@ def test_an_expired_idempotency_key_may_name_a_new_submit(
         SUBMIT, headers={**learner["headers"], "Idempotency-Key": key}, json={"practice_record_id": first_record}
     )
     assert r.status_code == 202
-    with session_scope() as db:
+    with open_session() as db:
         db.execute(
             update(AIAnalysisTask)
             .where(col(AIAnalysisTask.task_id) == uuid.UUID(r.json()["task_id"]))
@@ -129,11 +129,11 @@ def test_an_analysed_record_returns_its_analysis_unless_reanalyse_and_keeps_it_w
     assert record["record_status"] == "AI_ANALYZED" and record["ai_task_id"] == done_id  # was RECORDED
 
     # the cancelled task ages out and is cleaned up: the record still points at its analysis
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
     from vocalborn.tasks.models import AIAnalysisTask
 
-    with session_scope() as db:
+    with open_session() as db:
         db.execute(
             update(AIAnalysisTask)
             .where(col(AIAnalysisTask.task_id) == uuid.UUID(redo_id))

@@ -33,10 +33,10 @@ def _report() -> Any:
 
 
 def _state(task_id: uuid.UUID) -> tuple[str, int, int]:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 
-    with session_scope() as db:
+    with open_session() as db:
         task = db.get(AIAnalysisTask, task_id)
         assert task is not None
         results = len(db.exec(select(AIAnalysisResult).where(AIAnalysisResult.task_id == task_id)).all())
@@ -47,14 +47,14 @@ def test_a_run_whose_task_the_reaper_requeued_can_neither_succeed_nor_fail_it(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
     from vocalborn.config import get_settings
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
     from vocalborn.tasks import maintenance, runner
     from vocalborn.tasks.models import AIAnalysisTask
 
     claim = _claim(api, therapist, learner)
     silent = utcnow() - timedelta(seconds=get_settings().task_lease_seconds * 5)
-    with session_scope() as db:  # its heartbeat lapsed (a long DB hiccup, say)
+    with open_session() as db:  # its heartbeat lapsed (a long DB hiccup, say)
         db.execute(
             update(AIAnalysisTask)
             .where(col(AIAnalysisTask.task_id) == claim.task_id)
@@ -73,13 +73,13 @@ def test_a_run_whose_task_the_reaper_requeued_can_neither_succeed_nor_fail_it(
 def test_a_transient_retry_does_not_use_up_the_delivery_cap(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks import runner
     from vocalborn.tasks.models import AIAnalysisTask
 
     claim = _claim(api, therapist, learner)
     assert runner._retry_or_fail(claim, "remote analysis timed out") is runner.Outcome.RETRY_SCHEDULED
-    with session_scope() as db:
+    with open_session() as db:
         task = db.get(AIAnalysisTask, claim.task_id)
         assert task is not None
         assert (task.status, task.retry_count, task.deliveries) == ("retry", 1, 0)
@@ -112,14 +112,14 @@ def test_a_cancel_a_stuck_run_never_honours_is_forced_by_the_reaper(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
     from vocalborn.config import get_settings
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
     from vocalborn.tasks import maintenance, runner
     from vocalborn.tasks.models import AIAnalysisTask
 
     claim = _claim(api, therapist, learner)
     long_ago = utcnow() - timedelta(seconds=get_settings().task_lease_seconds * 3)
-    with session_scope() as db:  # cancel asked for long ago; the run is alive (fresh heartbeat) but stuck
+    with open_session() as db:  # cancel asked for long ago; the run is alive (fresh heartbeat) but stuck
         db.execute(
             update(AIAnalysisTask)
             .where(col(AIAnalysisTask.task_id) == claim.task_id)

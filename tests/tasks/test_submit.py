@@ -61,12 +61,12 @@ def test_a_linked_therapist_may_read_but_an_unlinked_one_may_not(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
     from vocalborn.auth import service as auth_service
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
 
     ready = api.ready_record(therapist, learner)
     task_id = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]
     assert api.client.get(f"/api/v1/tasks/analysis/{task_id}/status", headers=therapist["headers"]).status_code == 404
-    with session_scope() as db:
+    with open_session() as db:
         lrn = auth_service.get_user_by_email(db, learner["email"])
         thr = auth_service.get_user_by_email(db, therapist["email"])
         assert lrn is not None and thr is not None

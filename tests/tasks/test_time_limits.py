@@ -11,7 +11,7 @@ from sqlmodel import col
 
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess
-from vocalborn.db import session_scope
+from vocalborn.db import open_session
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks.models import AIAnalysisTask
 
@@ -26,7 +26,7 @@ def test_a_run_past_the_soft_time_limit_fails_permanently(
     # Earlier tests leave messages in the suite's queue that no worker consumed; each would cost
     # this slow worker its full soft limit. Their tasks are over (their tests ended): end them, so
     # their messages are skipped at once.
-    with session_scope() as db:
+    with open_session() as db:
         db.execute(
             update(AIAnalysisTask)
             .where(col(AIAnalysisTask.status).in_(["pending", "retry"]))

@@ -89,10 +89,10 @@ def closing_of(url: str, headers: dict[str, str] | None = None) -> tuple[list[di
 def db_event_ids(task_id: str) -> list[int]:
     from sqlmodel import col, select
 
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisTaskEvent
 
-    with session_scope() as db:
+    with open_session() as db:
         rows = db.exec(
             select(AIAnalysisTaskEvent.event_id)
             .where(AIAnalysisTaskEvent.task_id == uuid.UUID(task_id))
@@ -105,14 +105,14 @@ def unpublished_task(stack: Stack, therapist: dict[str, Any], learner: dict[str,
     """A pending task no worker will ever receive: its message is never published (and Beat,
     which would republish it, does not run in these tests). Sockets on it stay idle."""
     from vocalborn.auth.models import User
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks import service
 
     ready = stack.api.ready_record(therapist, learner)
     original = service.publish_task
     service.publish_task = lambda task, countdown=None: False  # type: ignore[assignment]
     try:
-        with session_scope() as db:
+        with open_session() as db:
             user = db.get(User, uuid.UUID(learner["user"]["user_id"]))
             assert user is not None
             outcome = service.submit_analysis(db, user, uuid.UUID(ready["record"]["practice_record_id"]), {})
@@ -125,13 +125,13 @@ def log_an_event(task_id: str, publish_on: redis.Redis | None = None) -> int:
     """Append an event to the task's history; publish it only on ``publish_on`` (by default
     nowhere, as if the publish was lost)."""
     from vocalborn.analysis.types import TOTAL_STEPS
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks import service
     from vocalborn.tasks.events import channel_name, event_message
     from vocalborn.tasks.models import AIAnalysisTask
     from vocalborn.tasks.states import EventType
 
-    with session_scope() as db:
+    with open_session() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))
         assert task is not None
         event = service.apply_transition(db, task, EventType.QUEUED, message="test: a queued event")
@@ -220,10 +220,10 @@ def test_the_owner_the_linked_therapist_and_an_admin_may_watch(
 ) -> None:
     from vocalborn.auth import service as auth_service
     from vocalborn.auth.models import Role, User
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
 
     task_id = unpublished_task(stack, therapist, learner)
-    with session_scope() as db:
+    with open_session() as db:
         lrn = db.get(User, uuid.UUID(learner["user"]["user_id"]))
         thr = db.get(User, uuid.UUID(therapist["user"]["user_id"]))
         assert lrn is not None and thr is not None
@@ -652,7 +652,7 @@ def test_a_retried_task_streams_past_its_old_failure_to_the_new_outcome(
     the stream of a client replaying from the start."""
     from vocalborn.auth import service as auth_service
     from vocalborn.auth.models import Role
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.practice.models import PracticeRecord
     from vocalborn.storage import get_storage
     from vocalborn.tasks import service
@@ -660,7 +660,7 @@ def test_a_retried_task_streams_past_its_old_failure_to_the_new_outcome(
 
     ready = stack.api.ready_record(therapist, learner)
     record_id = ready["record"]["practice_record_id"]
-    with session_scope() as db:
+    with open_session() as db:
         record = db.get(PracticeRecord, uuid.UUID(record_id))
         assert record is not None
         path = get_storage().path(record.audio_key)
@@ -669,7 +669,7 @@ def test_a_retried_task_streams_past_its_old_failure_to_the_new_outcome(
     task_id = stack.api.submit(learner, record_id).json()["task_id"]
     assert stack.api.wait_for(learner, task_id, {"success", "failure"}, timeout=60)["status"] == "failure"
     path.write_bytes(good)
-    with session_scope() as db:
+    with open_session() as db:
         admin = auth_service.create_user(
             db, email=f"ops-{uuid.uuid4().hex[:6]}@example.com", password="ops-password-1", name="Ops", role=Role.ADMIN
         )

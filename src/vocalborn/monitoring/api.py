@@ -124,7 +124,7 @@ class ScrapeCollector:
         yield family
 
     def _database(self, settings: Settings, up: dict[str, bool]) -> Iterator[GaugeMetricFamily]:
-        from vocalborn.db import session_scope
+        from vocalborn.db import open_session
         from vocalborn.sqltypes import utcnow
         from vocalborn.tasks.models import AIAnalysisTask
         from vocalborn.tasks.states import TaskStatus
@@ -133,7 +133,7 @@ class ScrapeCollector:
         try:
             now = utcnow()
             lease_cutoff = now - timedelta(seconds=settings.task_lease_seconds)
-            with session_scope() as db:
+            with open_session() as db:
                 counts = dict(db.execute(select(col(task.status), func.count()).group_by(col(task.status))).all())
                 stalled = db.execute(
                     select(func.count())

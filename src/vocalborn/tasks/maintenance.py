@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, or_, select, text, update
 from sqlmodel import Session, col
 
 from vocalborn.config import get_settings
-from vocalborn.db import session_scope
+from vocalborn.db import open_session
 from vocalborn.practice.models import PracticeRecord, RecordStatus, Sentence
 from vocalborn.sqltypes import utcnow
 from vocalborn.storage import get_storage
@@ -85,7 +85,7 @@ def republish_stranded_tasks(now: datetime | None = None) -> int:
     settings = get_settings()
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings.republish_after_seconds)
-    with session_scope() as db:
+    with open_session() as db:
         candidates = list(
             db.scalars(
                 select(AIAnalysisTask)
@@ -150,7 +150,7 @@ def reap_stalled_tasks(now: datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings.task_lease_seconds)
     requeued = failed = cancelled = 0
-    with session_scope() as db:
+    with open_session() as db:
         stalled = list(
             db.scalars(
                 select(AIAnalysisTask)
@@ -217,7 +217,7 @@ def _force_overdue_cancels(now: datetime) -> int:
     (Celery's revoke with terminate, the documented last resort) to free its pool slot."""
     grace = timedelta(seconds=2 * get_settings().task_lease_seconds)
     done = 0
-    with session_scope() as db:
+    with open_session() as db:
         overdue = list(
             db.scalars(
                 select(AIAnalysisTask)
@@ -266,7 +266,7 @@ def cleanup_expired_tasks(now: datetime | None = None) -> CleanupReport:
     settings = get_settings()
     now = now or utcnow()
     report = CleanupReport()
-    with session_scope() as db:
+    with open_session() as db:
         doomed = [TaskStatus.FAILURE.value, TaskStatus.CANCELLED.value]
         report.tasks_deleted += _delete_tasks(db, doomed, now - timedelta(days=settings.retention_failed_days))
         if settings.retention_success_days > 0:
@@ -372,7 +372,7 @@ def purge_old_recordings(now: datetime | None = None) -> int:
     storage = get_storage()
     active = [s.value for s in ACTIVE_STATUSES]
     total = 0
-    with session_scope() as db:
+    with open_session() as db:
         while True:
             busy = select(col(AIAnalysisTask.practice_record_id)).where(col(AIAnalysisTask.status).in_(active))
             records = list(
@@ -405,7 +405,7 @@ def purge_old_recordings(now: datetime | None = None) -> int:
 def health_check() -> dict[str, Any]:
     """The plan's health_check, made to check something: the database and Redis answer."""
     started = time.perf_counter()
-    with session_scope() as db:
+    with open_session() as db:
         db.execute(text("SELECT 1"))
         active = db.scalars(
             select(func.count())

@@ -34,7 +34,7 @@ from vocalborn.analysis.types import (
     AnalysisReport,
 )
 from vocalborn.config import get_settings
-from vocalborn.db import session_scope
+from vocalborn.db import open_session
 from vocalborn.logs import log_context
 from vocalborn.practice.models import PracticeRecord, Sentence
 from vocalborn.sqltypes import utcnow
@@ -231,7 +231,7 @@ def _run_died_here(previous: str | None, me: str) -> bool:
 def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
     settings = get_settings()
     while True:
-        with session_scope() as db:
+        with open_session() as db:
             task = db.get(AIAnalysisTask, task_id)
             if task is None:
                 log.warning("message for unknown task %s acknowledged and dropped", task_id)
@@ -355,7 +355,7 @@ class _ProgressReporter:
         label = STEPS[step_number - 1][1] if 1 <= step_number <= TOTAL_STEPS else step_key
         progress = PROGRESS_AT_STEP[min(max(step_number, 1), TOTAL_STEPS) - 1]
         write = time.monotonic() - self.last_write >= self.settings.progress_write_interval
-        with session_scope() as db:
+        with open_session() as db:
             task = db.get(AIAnalysisTask, claim.task_id)
             if task is None or task.attempt != claim.attempt or task.status != TaskStatus.PROCESSING:
                 raise _LostLease()
@@ -430,7 +430,7 @@ def _own_task(db: Any, claim: Claim) -> AIAnalysisTask | None:
 
 def _complete(claim: Claim, report: AnalysisReport) -> Outcome:
     elapsed = time.monotonic() - claim.started
-    with session_scope() as db:
+    with open_session() as db:
         task = _own_task(db, claim)
         if task is None:
             return Outcome.SKIPPED
@@ -487,7 +487,7 @@ def _complete(claim: Claim, report: AnalysisReport) -> Outcome:
 
 def _end_run(claim: Claim, event_type: EventType, values: dict[str, Any], message: str) -> bool:
     """Record how this run ended, if it still owns the task; False when it no longer does."""
-    with session_scope() as db:
+    with open_session() as db:
         task = _own_task(db, claim)
         if task is None:
             return False
@@ -522,7 +522,7 @@ def backoff_seconds(retry_number: int) -> float:
 
 
 def _retry_or_fail(claim: Claim, reason: str) -> Outcome:
-    with session_scope() as db:
+    with open_session() as db:
         task = _own_task(db, claim)
         if task is None:
             return Outcome.SKIPPED
@@ -582,7 +582,7 @@ class _Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                with session_scope() as db:
+                with open_session() as db:
                     db.execute(
                         update(AIAnalysisTask)
                         .where(col(AIAnalysisTask.task_id) == self.claim.task_id)

@@ -240,14 +240,14 @@ class Refused(Exception):
 def _authorize(task_id: str, token: str | None) -> bool:
     """Refused unless the token's user may read the task; True for an admin (who sees worker names)."""
     from vocalborn.auth.dependencies import user_from_token
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks import service
 
     try:
         task_uuid = uuid.UUID(task_id)
     except ValueError:
         raise Refused("task not found") from None
-    with session_scope() as db:
+    with open_session() as db:
         try:
             user = user_from_token(db, token)
         except HTTPException as exc:
@@ -266,10 +266,10 @@ def _snapshot_and_events(task_id: str, after: int) -> tuple[dict[str, Any], list
     from sqlalchemy import func
     from sqlmodel import select
 
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
 
-    with session_scope() as db:
+    with open_session() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))
         if task is None:
             raise Refused("task not found")
@@ -294,12 +294,12 @@ def _snapshot_and_events(task_id: str, after: int) -> tuple[dict[str, Any], list
 
 
 def _events_after(task_id: str, after: int) -> list[dict[str, Any]]:
-    from vocalborn.db import session_scope
+    from vocalborn.db import open_session
     from vocalborn.tasks import service
     from vocalborn.tasks.models import AIAnalysisTask
 
     out: list[dict[str, Any]] = []
-    with session_scope() as db:
+    with open_session() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))
         if task is None:
             return out
