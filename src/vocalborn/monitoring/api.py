@@ -83,10 +83,26 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            route = route_template(scope)
-            method = str(scope.get("method", "GET"))
-            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-            HTTP_DURATION.labels(method=method, route=route).observe(time.perf_counter() - started)
+            counter, histogram = _series(str(scope.get("method", "GET")), route_template(scope), status)
+            counter.inc()
+            histogram.observe(time.perf_counter() - started)
+
+
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The counter and histogram children of one (method, route, status), resolved once: the
+    labels lookup takes a lock and builds a tuple per call, on every request otherwise."""
+    key = (method, route, status)
+    found = _SERIES.get(key)
+    if found is None:
+        found = (
+            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)),
+            HTTP_DURATION.labels(method=method, route=route),
+        )
+        _SERIES[key] = found
+    return found
 
 
 def route_template(scope: Scope) -> str:

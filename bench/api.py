@@ -1,0 +1,325 @@
+"""The API's speed beside its baselines, measured in one run on the same services, one process each.
+
+    uv run python bench/api.py [--seconds 8] [--sizes 10000,100000] [--json OUT]
+
+Needs `wrk` (Debian package) and the local PostgreSQL and Redis (BENCH_DATABASE_URL,
+BENCH_REDIS_URL; defaults below); it makes a database, a queue and Redis keys of its own and
+removes them afterwards. No worker consumes, so only the API is measured. Rows, each against
+its baseline:
+
+* `GET /health` of our app against a bare FastAPI `async def` ping;
+* our submit at 64 and at 8 connections against a bare `async def` INSERT ... RETURNING on a
+  psycopg pool + one publish, and against the plan's naive sync submit (bench/_bare_app.py);
+* our status GET with the tasks table grown to each of ``--sizes`` (seeded in SQL) against our
+  own `/health`; our history page likewise, so growth shows as p99 against table size.
+
+wrk and the servers share the machine's cores: the figures are a floor, and the ratios (each
+row against the baseline measured minutes apart on the same machine) are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[1]
+PG = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+CYCLE_SCRIPT = """
+local paths = {%s}
+local token = "%s"
+local method = "%s"
+local created = 0
+setup = function(thread) thread:set("tid", created); created = created + 1 end
+init = function(args) n = tid end
+request = function()
+  n = n + 2  -- two wrk threads: each walks its own half of the list
+  local p = paths[(n %% #paths) + 1]
+  if method == "POST" then
+    return wrk.format("POST", p.path, {["Content-Type"] = "application/json",
+      ["Authorization"] = "Bearer " .. token}, p.body)
+  end
+  return wrk.format("GET", p.path, {["Authorization"] = "Bearer " .. token})
+end
+"""
+
+
+def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> dict[str, float]:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if script:
+        path = Path(tempfile.mkdtemp()) / "bench.lua"
+        path.write_text(script)
+        args += ["-s", str(path)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert found, out
+    pct = {k: _ms(v) for k, v in re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)", out, re.M)}
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(found.group(1)),
+        "p50_ms": pct.get("50", 0.0),
+        "p90_ms": pct.get("90", 0.0),
+        "p99_ms": pct.get("99", 0.0),
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
+    }
+
+
+def _ms(value: str) -> float:
+    number = float(re.match(r"[\d.]+", value).group(0))  # type: ignore[union-attr]
+    unit = value[len(re.match(r"[\d.]+", value).group(0)) :]  # type: ignore[union-attr]
+    return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def cycle(paths: list[tuple[str, str]], token: str, method: str) -> str:
+    items = ",".join(f"{{path={json.dumps(p)}, body={json.dumps(b)}}}" for p, b in paths)
+    return CYCLE_SCRIPT % (items, token, method)
+
+
+class Stack:
+    """A database of the run's own, migrated and seeded; the servers under test."""
+
+    def __init__(self) -> None:
+        self.run = secrets.token_hex(4)
+        self.admin = create_engine(PG, isolation_level="AUTOCOMMIT")
+        self.db_name = f"vb_bench_{self.run}"
+        self.db_url = PG.rsplit("/", 1)[0] + "/" + self.db_name
+        self.env = dict(
+            os.environ,
+            DATABASE_URL=self.db_url,
+            CELERY_BROKER_URL=REDIS,
+            REDIS_URL=REDIS,
+            DATA_DIR=f"/tmp/vb-bench-{self.run}",
+            TASK_QUEUE=f"bench_{self.run}",
+            BENCH_QUEUE=f"bench_{self.run}",
+            REDIS_KEY_PREFIX=f"vbbench-{self.run}:",
+            SECRET_KEY="bench-" + self.run * 8,
+            LOG_LEVEL="WARNING",
+            ENVIRONMENT="test",
+            # The bench measures speed, not the abuse limits: lift them out of the way.
+            RATE_LIMIT_SUBMITS_PER_USER="1000000",
+            MAX_ACTIVE_TASKS_PER_LEARNER="0",
+        )
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> Stack:
+        with self.admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{self.db_name}"'))
+        subprocess.run(
+            [sys.executable, "-m", "vocalborn.cli", "migrate"], env=self.env, check=True, capture_output=True
+        )
+        os.environ.update(self.env)
+        self.engine = create_engine(self.db_url)
+        with self.engine.begin() as c:
+            c.execute(
+                text(
+                    "CREATE TABLE bench_insert (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), "
+                    "record_id uuid NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+                )
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        import redis
+
+        client = redis.Redis.from_url(REDIS)
+        for key in list(client.scan_iter(match=f"*{self.run}*")):
+            client.delete(key)
+        self.engine.dispose()
+        with self.admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'))
+        shutil.rmtree(self.env["DATA_DIR"], ignore_errors=True)
+
+    def seed_learner(self) -> tuple[str, uuid.UUID, uuid.UUID, uuid.UUID]:
+        from vocalborn.auth.models import Role, User
+        from vocalborn.auth.security import create_access_token, hash_password
+        from vocalborn.db import open_session
+        from vocalborn.practice.models import PracticeSession, Sentence
+
+        with open_session() as db:
+            user = User(
+                email="bench@example.com", name="Bench", role=Role.LEARNER.value, password_hash=hash_password("x" * 12)
+            )
+            db.add(user)
+            db.flush()
+            sentence = Sentence(
+                text="bench",
+                reference_audio_key="references/00/" + "0" * 32 + ".wav",
+                reference_audio_format="wav",
+                reference_duration_seconds=4.0,
+                created_by=user.user_id,
+            )
+            session = PracticeSession(user_id=user.user_id)
+            db.add_all([sentence, session])
+            db.commit()
+            token, _ = create_access_token(user.user_id, user.role)
+            return token, user.user_id, sentence.sentence_id, session.practice_session_id
+
+    def records(self, user: uuid.UUID, sentence: uuid.UUID, session: uuid.UUID, n: int) -> list[str]:
+        with self.engine.begin() as c:
+            rows = c.execute(
+                text(
+                    "INSERT INTO practice_records (practice_record_id, practice_session_id, sentence_id, user_id, "
+                    "audio_key, audio_format, audio_size_bytes, audio_duration_seconds, record_status, created_at, "
+                    "updated_at) SELECT gen_random_uuid(), :s, :sen, :u, 'recordings/00/' || md5(g::text) || '.wav', "
+                    "'wav', 1, 4.0, 'RECORDED', now(), now() FROM generate_series(1, :n) g RETURNING practice_record_id"
+                ),
+                {"s": session, "sen": sentence, "u": user, "n": n},
+            )
+            return [str(r[0]) for r in rows]
+
+    def grow_tasks(self, user: uuid.UUID, record: str, total: int) -> None:
+        """Grow the tasks table to ``total`` rows of finished analyses (spread over 90 days)."""
+        with self.engine.begin() as c:
+            have = c.execute(text("SELECT count(*) FROM ai_analysis_tasks")).scalar_one()
+            if total <= have:
+                return
+            c.execute(
+                text(
+                    "INSERT INTO ai_analysis_tasks (task_id, celery_task_id, practice_record_id, user_id, status, "
+                    "task_type, progress, retry_count, max_retries, attempt, deliveries, publish_count, created_at, "
+                    "updated_at, started_at, completed_at) SELECT id, id::text, :r, :u, 'success', "
+                    "'pronunciation_analysis', 100, 0, 3, 1, 1, 1, t, t, t, t + interval '2 seconds' FROM "
+                    "(SELECT gen_random_uuid() AS id, now() - (random() * interval '90 days') AS t "
+                    "FROM generate_series(1, :n)) s"
+                ),
+                {"r": record, "u": user, "n": total - have},
+            )
+            c.execute(text("ANALYZE ai_analysis_tasks"))
+
+    def serve(self, args: list[str], port: int) -> str:
+        proc = subprocess.Popen(
+            args, env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        self.procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/openapi.json", timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{args} did not start")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=8, help="duration of each wrk run")
+    ap.add_argument("--sizes", default="10000,100000", help="tasks-table sizes for the status/history rows")
+    ap.add_argument("--json", type=Path, help="write the figures here as JSON")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    rows: dict[str, dict[str, float]] = {}
+
+    def measure(name: str, url: str, connections: int = 64, script: str | None = None) -> dict[str, float]:
+        wrk(url, 2, connections, script)  # warm-up
+        rows[name] = wrk(url, args.seconds, connections, script)
+        r = rows[name]
+        print(
+            f"{name:<44} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms"
+            f"  non-2xx {r['non_2xx']:.0f}",
+            flush=True,
+        )
+        return r
+
+    with Stack() as stack:
+        token, user, sentence, session = stack.seed_learner()
+        expected = 3000 * (args.seconds + 2)  # enough records that no submit finds an active task
+        pools = {k: stack.records(user, sentence, session, expected) for k in ("insert", "naive", "ours64", "ours8")}
+        bare = stack.serve(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "_bare_app:app", "--port", str(p := free_port()),
+             "--log-level", "warning", "--no-access-log"], p,
+        )  # fmt: skip
+        ours = stack.serve(
+            [sys.executable, "-m", "vocalborn.cli", "api", "--port", str(q := free_port()), "--workers", "1"], q
+        )
+        print(
+            f"one uvicorn process each; wrk -t2, {args.seconds} s per row, on {os.cpu_count()} cores shared with the servers"
+        )
+        measure("baseline: bare async GET /ping", bare + "/ping")
+        measure("ours: GET /health", ours + "/health")
+
+        def body(rid: str) -> str:
+            return json.dumps({"practice_record_id": rid})
+
+        measure(
+            "baseline: bare async INSERT + publish (64)",
+            bare,
+            64,
+            cycle([("/insert", body(r)) for r in pools["insert"]], token, "POST"),
+        )
+        measure(
+            "baseline: naive sync submit (64)",
+            bare,
+            64,
+            cycle([("/naive-submit", body(r)) for r in pools["naive"]], token, "POST"),
+        )
+        submit = "/api/v1/tasks/analysis/submit"
+        measure(
+            "ours: submit (64 connections)",
+            ours,
+            64,
+            cycle([(submit, body(r)) for r in pools["ours64"]], token, "POST"),
+        )
+        measure(
+            "ours: submit (8 connections)", ours, 8, cycle([(submit, body(r)) for r in pools["ours8"]], token, "POST")
+        )
+        with stack.engine.connect() as c:
+            live = [
+                str(r[0]) for r in c.execute(text("SELECT task_id FROM ai_analysis_tasks ORDER BY random() LIMIT 2000"))
+            ]
+        for size in [int(s) for s in args.sizes.split(",") if s]:
+            stack.grow_tasks(user, pools["insert"][0], size)
+            measure(f"ours: GET /health (at {size:,} tasks)", ours + "/health")
+            status = [(f"/api/v1/tasks/analysis/{t}/status", "") for t in live]
+            measure(f"ours: status GET at {size:,} tasks", ours, 64, cycle(status, token, "GET"))
+            history = [("/api/v1/tasks/analysis?limit=20", "")]
+            measure(f"ours: history GET at {size:,} tasks", ours, 64, cycle(history, token, "GET"))
+    ratios = {
+        "health / bare ping (target >= 0.5)": rows["ours: GET /health"]["rps"]
+        / rows["baseline: bare async GET /ping"]["rps"],
+        "submit 64 / bare INSERT+publish (target >= 1.5)": rows["ours: submit (64 connections)"]["rps"]
+        / rows["baseline: bare async INSERT + publish (64)"]["rps"],
+        "submit 64 / naive sync submit": rows["ours: submit (64 connections)"]["rps"]
+        / rows["baseline: naive sync submit (64)"]["rps"],
+    }
+    print()
+    for k, v in ratios.items():
+        print(f"{k:<52} {v:6.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "ratios": ratios}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
