@@ -84,3 +84,23 @@ def test_env_example_documents_every_setting_and_nothing_else() -> None:
     documented = {m.group(1).lower() for m in re.finditer(r"^#?\s?([A-Z][A-Z0-9_]+)=", text, re.M)}
     fields = set(Settings.model_fields)
     assert documented == fields, {"undocumented": fields - documented, "unknown": documented - fields}
+
+
+def test_production_never_opens_therapist_self_registration() -> None:
+    """Issue 12: in production self-registration makes learners only, even if
+    OPEN_THERAPIST_REGISTRATION=true is left in the environment; elsewhere it is open by default."""
+    import secrets
+
+    password = secrets.token_hex(16)
+    real = dict(
+        secret_key=secrets.token_hex(32),
+        metrics_token=secrets.token_hex(32),
+        database_url=f"postgresql://vb:{password}@db/vb",
+        celery_broker_url=f"redis://:{password}@redis:6379/0",
+        _env_file=None,
+    )
+    assert Settings(environment="production", **real).therapists_may_self_register is False
+    opened = Settings(environment="production", open_therapist_registration=True, **real)
+    assert opened.therapists_may_self_register is False
+    assert Settings(_env_file=None).therapists_may_self_register is True
+    assert Settings(open_therapist_registration=False, _env_file=None).therapists_may_self_register is False

@@ -39,11 +39,13 @@ EXAMPLE_SECRETS = frozenset(
 )
 
 
-def secret_problem(name: str, value: str | None, min_length: int = 32) -> str | None:
+def secret_problem(name: str, value: str | None, min_length: int = 32, min_bytes: int = 0) -> str | None:
     """Why ``value`` is not a usable production secret (one line), or None when it is.
 
-    Refused: missing, a known example (also after ``user:``), shorter than ``min_length``, or
-    with too little variety to be random (e.g. 57 x "a", "abcabcabc...", "1234567890...")."""
+    Refused: missing, a known example (also after ``user:``), shorter than ``min_length``, with
+    too little variety to be random (e.g. 57 x "a", "abcabcabc...", "1234567890..."), or
+    carrying fewer than ``min_bytes`` random bytes at most (``random_bytes``: 64 hex digits
+    are 32 bytes, 32 hex digits only 16)."""
     if not value:
         return f"{name} must be set"
     secret = value.split(":", 1)[1] if ":" in value and name.endswith("_AUTH") else value
@@ -55,7 +57,27 @@ def secret_problem(name: str, value: str | None, min_length: int = 32) -> str | 
     # a random hex string of 16 characters has ~10 distinct ones, of 32 ~15: ask for a quarter
     if distinct < min(10, len(secret) // 4) or _repeats(secret):
         return f"{name} does not look random (too few distinct characters or a repeated pattern)"
+    if min_bytes and random_bytes(secret) < min_bytes:
+        return (
+            f"{name} holds at most {random_bytes(secret):.0f} random bytes, {min_bytes} are needed "
+            "(generate one with `openssl rand -hex 32`)"
+        )
     return None
+
+
+def random_bytes(secret: str) -> float:
+    """The most randomness ``secret`` can hold, in bytes, from the alphabet its characters use:
+    hex digits carry 4 bits each, base64's 64 symbols 6, a wider mix up to ~6.5."""
+    import math
+
+    if all(c in "0123456789abcdef" for c in secret) or all(c in "0123456789ABCDEF" for c in secret):
+        return len(secret) * 4 / 8
+    pool = 0
+    pool += 10 if any(c.isdigit() for c in secret) else 0
+    pool += 26 if any(c.islower() for c in secret) else 0
+    pool += 26 if any(c.isupper() for c in secret) else 0
+    pool += 32 if any(not c.isalnum() for c in secret) else 0
+    return len(secret) * math.log2(max(pool, 2)) / 8
 
 
 def _repeats(secret: str) -> bool:
@@ -221,13 +243,13 @@ class Settings(BaseSettings):
             return self
         problems = []
         # One line per problem. FLOWER_BASIC_AUTH is checked by `vocalborn flower` (it alone uses it).
-        for name, value, required in (
-            ("SECRET_KEY", self.secret_key, True),
-            ("METRICS_TOKEN", self.metrics_token, True),
-            ("AI_SERVICE_API_KEY", self.ai_service_api_key, False),
+        for name, value, required, min_bytes in (
+            ("SECRET_KEY", self.secret_key, True, 32),  # signs every token: 32 random bytes
+            ("METRICS_TOKEN", self.metrics_token, True, 0),
+            ("AI_SERVICE_API_KEY", self.ai_service_api_key, False, 0),
         ):
             if required or value:
-                problem = secret_problem(name, value)
+                problem = secret_problem(name, value, min_bytes=min_bytes)
                 if problem:
                     problems.append(problem)
         if self.database_url is None:
@@ -258,9 +280,13 @@ class Settings(BaseSettings):
 
     @property
     def therapists_may_self_register(self) -> bool:
+        """Never in production (therapists join by an admin's invitation, whatever
+        OPEN_THERAPIST_REGISTRATION says); elsewhere open unless it is set to false."""
+        if self.environment == "production":
+            return False
         if self.open_therapist_registration is not None:
             return self.open_therapist_registration
-        return self.environment != "production"
+        return True
 
     # --- derived values -------------------------------------------------------------------------------
     @property

@@ -149,7 +149,21 @@ def test_real_random_secrets_pass_the_guard() -> None:
     from vocalborn.config import secret_problem
 
     for _ in range(500):
-        assert secret_problem("SECRET_KEY", secrets.token_hex(32)) is None
-        assert secret_problem("SECRET_KEY", secrets.token_hex(16)) is None
-        assert secret_problem("SECRET_KEY", secrets.token_urlsafe(32)) is None
+        assert secret_problem("SECRET_KEY", secrets.token_hex(32), min_bytes=32) is None
+        assert secret_problem("SECRET_KEY", secrets.token_urlsafe(32), min_bytes=32) is None
+        assert secret_problem("METRICS_TOKEN", secrets.token_hex(16)) is None
         assert secret_problem("password", secrets.token_hex(8), 16) is None
+
+
+def test_a_secret_key_of_16_random_bytes_is_refused_in_production() -> None:
+    """The issue: refuse SECRET_KEY under 32 random bytes. 32 hex digits pass the length check
+    (32 characters) but carry 16 bytes."""
+    import secrets
+
+    from vocalborn.config import random_bytes, secret_problem
+
+    short = secrets.token_hex(16)
+    problem = secret_problem("SECRET_KEY", short, min_bytes=32)
+    assert problem is not None and "16 random bytes" in problem
+    assert random_bytes(secrets.token_hex(32)) == 32
+    assert random_bytes(secrets.token_urlsafe(32)) >= 32
