@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +25,7 @@ from vocalborn.config import get_settings
 from vocalborn.db import get_engine
 from vocalborn.errors import document_errors
 from vocalborn.errors import validation_error as field_validation_error
+from vocalborn.fastdb import close_pool
 from vocalborn.i18n import request_language, translate, translate_detail
 from vocalborn.learning.router import router as learning_router
 from vocalborn.logs import log_context, setup_logging
@@ -40,7 +42,13 @@ log = logging.getLogger("vocalborn.api")
 
 UPLOAD_ROUTE = re.compile(r"/api/v1/practice/(sentences|sessions/[^/]+/records)")
 # What a database that is down, frozen or out of connections raises; each becomes 503 JSON.
-DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+    psycopg.OperationalError,  # the fast paths' asyncio pool (fastdb): down, frozen, pool timeout
+    psycopg.InterfaceError,
+)
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -53,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     yield
     await shutdown_hub()  # closes open task sockets (1001) and the progress subscription
+    await close_pool()
 
 
 def is_upload(method: str, path: str) -> bool:
@@ -332,6 +341,7 @@ def create_app() -> FastAPI:
         return JSONResponse(field_validation_error("", message, "value_not_storable"), status_code=422)
 
     app.add_exception_handler(DataError, unstorable_value)
+    app.add_exception_handler(psycopg.DataError, unstorable_value)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

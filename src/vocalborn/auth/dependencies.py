@@ -22,6 +22,14 @@ _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 def user_from_token(db: Session, token: str | None) -> User:
     """The user a bearer token names, or 401 with a reason."""
+    user = db.get(User, token_subject(token))
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token's user no longer exists", headers=_UNAUTHORIZED)
+    return user
+
+
+def token_subject(token: str | None) -> uuid.UUID:
+    """The user id a valid bearer token names (not yet checked against the database), or 401."""
     if not token:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -37,10 +45,7 @@ def user_from_token(db: Session, token: str | None) -> User:
         ) from None
     except (jwt.PyJWTError, ValueError, KeyError):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid token", headers=_UNAUTHORIZED) from None
-    user = db.get(User, user_id)
-    if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token's user no longer exists", headers=_UNAUTHORIZED)
-    return user
+    return user_id
 
 
 def get_current_user(db: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> User:

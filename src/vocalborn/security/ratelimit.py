@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 from fastapi import Depends, HTTPException, Request
@@ -97,6 +97,46 @@ def hit(name: str, subject: str, limit: int, window: int) -> Verdict:
 def enforce(name: str, subject: str, limit: int, window: int, detail: str) -> None:
     verdict = hit(name, subject, limit, window)
     if not verdict.allowed:
+        raise RateLimited(f"{detail}; try again in {verdict.retry_after} s", verdict.retry_after)
+
+
+_async_clients: dict[tuple[int, int], Any] = {}
+
+
+async def hit_async(name: str, subject: str, limit: int, window: int) -> Verdict:
+    """``hit`` from a coroutine: the same script and keys, on an asyncio Redis client (one per
+    process and event loop), so an ``async def`` route never blocks its loop on Redis."""
+    if limit <= 0 or window <= 0:
+        return Verdict(True, 0, 0)
+    import asyncio
+    import os
+
+    import redis.asyncio as aioredis
+
+    key = (os.getpid(), id(asyncio.get_running_loop()))
+    client = _async_clients.get(key)
+    if client is None:
+        client = aioredis.Redis.from_url(get_settings().effective_redis_url, socket_timeout=5, socket_connect_timeout=5)
+        _async_clients.clear()
+        _async_clients[key] = client
+    now_ms = int(time.time() * 1000)
+    member = f"{now_ms}-{uuid.uuid4().hex[:8]}"
+    try:
+        allowed, count, retry_ms = await client.eval(
+            _SLIDING, 1, _key(name, subject), now_ms, window * 1000, limit, member
+        )
+    except redis.RedisError as exc:
+        log.warning("rate limit %s not checked: Redis is unavailable (%s)", name, exc)
+        return Verdict(True, 0, 0)
+    return Verdict(bool(allowed), int(count), 0 if allowed else int(retry_ms) // 1000 + 1)
+
+
+async def limit_submits_async(user_id: uuid.UUID) -> None:
+    """Analysis submits per user and window (the async submit route knows the user from the token)."""
+    s = get_settings()
+    verdict = await hit_async("submit", user_id.hex, s.rate_limit_submits_per_user, s.rate_limit_window_seconds)
+    if not verdict.allowed:
+        detail = "too many analysis requests"
         raise RateLimited(f"{detail}; try again in {verdict.retry_after} s", verdict.retry_after)
 
 
@@ -177,18 +217,6 @@ def limit_registration(request: Request) -> None:
 def limit_uploads(user: CurrentUser) -> None:
     s = get_settings()
     enforce("upload", user.user_id.hex, s.rate_limit_uploads_per_user, s.rate_limit_window_seconds, "too many uploads")
-
-
-@raises(429)
-def limit_submits(user: CurrentUser) -> None:
-    s = get_settings()
-    enforce(
-        "submit",
-        user.user_id.hex,
-        s.rate_limit_submits_per_user,
-        s.rate_limit_window_seconds,
-        "too many analysis requests",
-    )
 
 
 @raises(429)

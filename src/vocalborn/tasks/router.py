@@ -2,21 +2,24 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from vocalborn.analysis.types import TOTAL_STEPS
-from vocalborn.auth.dependencies import CurrentUser, SessionDep
+from vocalborn.auth.dependencies import CurrentUser, SessionDep, oauth2_scheme, token_subject, user_from_token
 from vocalborn.auth.models import User
+from vocalborn.db import open_session
 from vocalborn.errors import error_responses
 from vocalborn.i18n import explicit_language, localized_report
 from vocalborn.security.access import record_access
-from vocalborn.security.ratelimit import limit_submits
+from vocalborn.security.ratelimit import limit_submits_async
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import service
+from vocalborn.tasks import fastpath, service
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.schemas import (
     SessionTasksResponse,
@@ -26,6 +29,7 @@ from vocalborn.tasks.schemas import (
     TaskResultResponse,
     TaskStatusResponse,
 )
+from vocalborn.tasks.states import TaskStatus
 
 router = APIRouter(prefix="/api/v1/tasks/analysis", tags=["tasks"])
 
@@ -66,7 +70,6 @@ def status_view(db: Session, task: AIAnalysisTask, reader: User | None = None) -
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmitResponse,
     operation_id="submit_analysis",
-    dependencies=[Depends(limit_submits)],
     responses={
         200: {
             "model": SubmitResponse,
@@ -76,11 +79,10 @@ def status_view(db: Session, task: AIAnalysisTask, reader: User | None = None) -
         **error_responses(401, 403, 404, 409, 413, 422, 429, 503),
     },
 )
-def submit_analysis(
+async def submit_analysis(
     body: SubmitRequest,
     request: Request,
-    user: CurrentUser,
-    db: SessionDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -91,41 +93,122 @@ def submit_analysis(
         ),
     ] = None,
 ) -> JSONResponse:
+    user_id = token_subject(token)
+    await limit_submits_async(user_id)
+    request_id = getattr(request.state, "request_id", None)
+    params = body.parameters.model_dump()
+    if idempotency_key is None:
+        done = await fastpath.submit(
+            user_id, body.practice_record_id, params, reanalyse=body.reanalyse, request_id=request_id
+        )
+        if done is not None:
+            await run_in_threadpool(service.publish_message, done.task_id, str(done.task_id), request_id)
+            position = await fastpath.WAITING.position()
+            cap = await _current_capacity()
+            eta = service.estimate_from(cap, TaskStatus.PENDING, position, None, None, done.audio_seconds)
+            return _submitted(done.task_id, str(done.task_id), TaskStatus.PENDING, eta, position, done.record_id, True)
     fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    outcome = service.submit_analysis(
-        db,
-        user,
-        body.practice_record_id,
-        body.parameters.model_dump(),
-        request_id=getattr(request.state, "request_id", None),
-        reanalyse=body.reanalyse,
-        idempotency_key=idempotency_key,
-        fingerprint=fingerprint,
-    )
-    task = outcome.task
-    position = service.queue_position(db, task)
+    return await run_in_threadpool(_submit_in_session, token, body, request_id, idempotency_key, fingerprint)
+
+
+def _capacity() -> service.Capacity:
+    with open_session() as db:
+        return service.capacity(db)
+
+
+async def _current_capacity() -> service.Capacity:
+    """The workers' capacity: cached, so read from the database at most every few seconds."""
+    cached = service.cached_capacity()
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(_capacity)
+
+
+def _submitted(
+    task_id: uuid.UUID,
+    celery_task_id: str,
+    task_status: str,
+    eta: datetime | None,
+    position: int | None,
+    record_id: uuid.UUID,
+    created: bool,
+) -> JSONResponse:
     response = SubmitResponse(
-        task_id=task.task_id,
-        celery_task_id=task.celery_task_id,
-        status=task.status,
-        estimated_completion_time=service.estimate_completion(db, task, position),
+        task_id=task_id,
+        celery_task_id=celery_task_id,
+        status=task_status,
+        estimated_completion_time=eta,
         queue_position=position,
-        practice_record_id=task.practice_record_id,
-        created=outcome.created,
+        practice_record_id=record_id,
+        created=created,
     )
-    code = status.HTTP_202_ACCEPTED if outcome.created else status.HTTP_200_OK
     return JSONResponse(
         response.model_dump(mode="json"),
-        status_code=code,
-        headers={"Location": f"/api/v1/tasks/analysis/{task.task_id}/status"},
+        status_code=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        headers={"Location": f"/api/v1/tasks/analysis/{task_id}/status"},
     )
+
+
+def _submit_in_session(
+    token: str | None, body: SubmitRequest, request_id: str | None, idempotency_key: str | None, fingerprint: str
+) -> JSONResponse:
+    """Every case the fast path leaves: an Idempotency-Key, an existing task, someone else's
+    record, a limit, a missing recording, SQLite. The rules and their errors live here."""
+    with open_session() as db:
+        user = user_from_token(db, token)
+        outcome = service.submit_analysis(
+            db,
+            user,
+            body.practice_record_id,
+            body.parameters.model_dump(),
+            request_id=request_id,
+            reanalyse=body.reanalyse,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        )
+        task = outcome.task
+        position = service.queue_position(db, task)
+        eta = service.estimate_completion(db, task, position)
+        return _submitted(
+            task.task_id, task.celery_task_id, task.status, eta, position, task.practice_record_id, outcome.created
+        )
 
 
 @router.get("/{task_id}/status", response_model=TaskStatusResponse, operation_id="get_task_status")
-def get_status(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskStatusResponse:
-    task = service.get_task_for(db, task_id, user)
-    record_access(db, user, task.user_id, "task_status", task.task_id)
-    return status_view(db, task, user)
+async def get_status(task_id: uuid.UUID, token: Annotated[str | None, Depends(oauth2_scheme)]) -> JSONResponse:
+    """A learner polling their own analysis is answered by one indexed read; everyone else
+    (therapists, admins: access log, worker names) by the ordinary path."""
+    row = await fastpath.status(token_subject(token), task_id)
+    if row is None:
+        return await run_in_threadpool(_status_in_session, token, task_id)
+    position = int(row["ahead"]) + 1 if row["ahead"] is not None else None
+    remaining: str | None = None
+    if row["status"] in (TaskStatus.PENDING, TaskStatus.RETRY, TaskStatus.PROCESSING):
+        cap = await _current_capacity()
+        eta = service.estimate_from(
+            cap, row["status"], position, row["started_at"], row["completed_at"], row["audio_duration_seconds"]
+        )
+        if eta is not None:
+            remaining = service.iso_duration((eta - utcnow()).total_seconds())
+    elif row["status"] == TaskStatus.SUCCESS:
+        remaining = "PT0S"
+    fields = {k: v for k, v in row.items() if k not in ("ahead", "audio_duration_seconds")}
+    view = TaskStatusResponse(
+        **fields,
+        total_steps=TOTAL_STEPS,
+        estimated_remaining_time=remaining,
+        queue_position=position,
+        worker_name=None,  # the owner's view: host names are for admins
+    )
+    return JSONResponse(view.model_dump(mode="json"))
+
+
+def _status_in_session(token: str | None, task_id: uuid.UUID) -> JSONResponse:
+    with open_session() as db:
+        user = user_from_token(db, token)
+        task = service.get_task_for(db, task_id, user)
+        record_access(db, user, task.user_id, "task_status", task.task_id)
+        return JSONResponse(status_view(db, task, user).model_dump(mode="json"))
 
 
 @router.get(

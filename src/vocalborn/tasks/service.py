@@ -300,17 +300,24 @@ def submit_analysis(
 
 def publish_task(task: AIAnalysisTask, countdown: float | None = None) -> bool:
     """Send the Celery message. False (and a warning) when the broker is unreachable."""
+    return publish_message(task.task_id, task.celery_task_id, task.request_id, countdown)
+
+
+def publish_message(
+    task_id: uuid.UUID, celery_task_id: str, request_id: str | None, countdown: float | None = None
+) -> bool:
+    """``publish_task`` for a task known by its ids (the fast submit path has no ORM object)."""
     try:
         celery_app.send_task(
             ANALYZE_TASK,
-            args=[str(task.task_id)],
-            task_id=task.celery_task_id,
+            args=[str(task_id)],
+            task_id=celery_task_id,
             queue=get_settings().task_queue,
             countdown=countdown,
             # Our database holds results; without this, send_task subscribes to the result
             # backend and a Redis outage stalls the request for 20 s of reconnects.
             ignore_result=True,
-            headers={"vocalborn_request_id": task.request_id or ""},
+            headers={"vocalborn_request_id": request_id or ""},
             # Fail fast: the task is safe in the database and Beat republishes it.
             retry=True,
             retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
@@ -319,7 +326,7 @@ def publish_task(task: AIAnalysisTask, countdown: float | None = None) -> bool:
     except Exception as exc:  # kombu raises several types for an unreachable broker
         log.warning(
             "publishing task %s failed (%s: %s); it stays pending and will be republished",
-            task.task_id,
+            task_id,
             type(exc).__name__,
             exc,
         )
@@ -438,15 +445,45 @@ def estimate_completion(db: Session, task: AIAnalysisTask, position: int | None)
     if task.status in (TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELLED):
         return task.completed_at
     if cap.slots == 0:
-        return None  # no worker online: nobody can promise a time
+        return None
     record = db.get(PracticeRecord, task.practice_record_id)
-    each = _expected_duration(cap, record.audio_duration_seconds if record else None)
+    return estimate_from(
+        cap,
+        task.status,
+        position,
+        task.started_at,
+        task.completed_at,
+        record.audio_duration_seconds if record else None,
+    )
+
+
+def estimate_from(
+    cap: Capacity,
+    status: str,
+    position: int | None,
+    started_at: datetime | None,
+    completed_at: datetime | None,
+    audio_seconds: float | None,
+) -> datetime | None:
+    """When the task should be done, from the workers' capacity and its place in the queue."""
+    if status in (TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELLED):
+        return completed_at
+    if cap.slots == 0:
+        return None  # no worker online: nobody can promise a time
+    each = _expected_duration(cap, audio_seconds)
     now = utcnow()
-    if task.status == TaskStatus.PROCESSING:
-        elapsed = (now - task.started_at).total_seconds() if task.started_at else 0.0
+    if status == TaskStatus.PROCESSING:
+        elapsed = (now - started_at).total_seconds() if started_at else 0.0
         return now + timedelta(seconds=max(0.0, each - elapsed))
     waves = math.ceil((position or 1) / cap.slots)  # tasks run `slots` at a time, FIFO
     return now + timedelta(seconds=waves * each)
+
+
+def cached_capacity() -> Capacity | None:
+    """The capacity if read within CAPACITY_TTL, without touching the database."""
+    with _capacity_lock:
+        cached = _capacity_cache.get("c")
+    return cached if cached and time.monotonic() - cached.at < CAPACITY_TTL else None
 
 
 def iso_duration(seconds: float) -> str:

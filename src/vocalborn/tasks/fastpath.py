@@ -1,0 +1,188 @@
+"""Submit and status in one SQL statement each, for the common case, on PostgreSQL.
+
+These are the two requests every learner's client makes (one submit, then a status poll every
+second or two), so they skip the ORM and the thread pool: one round trip on the asyncio pool of
+``fastdb``. Each answers only the case it can decide alone, and returns None otherwise; the
+caller then takes the ordinary path in ``service``, which has every rule and every error
+message. So the rules live once, and the fast path is an optimisation that can never answer
+differently:
+
+* submit, fast: the token's user exists, owns the record, sends no Idempotency-Key; the record's
+  audio is there; it has no active task and (unless ``reanalyse``) no successful one; the learner
+  is under ``MAX_ACTIVE_TASKS_PER_LEARNER``. Then the task, its ``submitted`` event and the
+  record's status are written by one statement (one transaction), exactly as
+  ``service.submit_analysis`` writes them; the partial unique index still lets only one active
+  task per record in (``ON CONFLICT DO NOTHING``: a lost race falls back and returns the winner).
+* status, fast: the token's user exists and owns the task (the learner polling their own
+  analysis). Therapists and admins take the ordinary path (access log, worker names).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from vocalborn.config import get_settings
+from vocalborn.fastdb import get_pool
+from vocalborn.practice.models import RecordStatus
+from vocalborn.sqltypes import utcnow
+from vocalborn.tasks.states import ACTIVE_STATUSES, EventType, TaskStatus
+
+_ACTIVE = [s.value for s in ACTIVE_STATUSES]
+_WAITING = [TaskStatus.PENDING.value, TaskStatus.RETRY.value]
+
+_SUBMIT = """
+WITH u AS (SELECT user_id FROM users WHERE user_id = %(uid)s),
+rec AS (
+  SELECT r.practice_record_id, r.user_id, r.audio_duration_seconds FROM practice_records r JOIN u USING (user_id)
+  WHERE r.practice_record_id = %(rid)s AND r.audio_deleted_at IS NULL
+),
+prior AS (
+  SELECT 1 FROM ai_analysis_tasks t WHERE t.practice_record_id = %(rid)s
+  AND (t.status = ANY(%(active)s) OR (t.status = %(success)s AND NOT %(reanalyse)s)) LIMIT 1
+),
+busy AS (SELECT count(*) AS n FROM ai_analysis_tasks t WHERE t.user_id = %(uid)s AND t.status = ANY(%(active)s)),
+ins AS (
+  INSERT INTO ai_analysis_tasks (task_id, celery_task_id, practice_record_id, user_id, status, task_type,
+    task_params, progress, retry_count, max_retries, attempt, deliveries, publish_count, request_id,
+    created_at, updated_at)
+  SELECT %(tid)s, %(tid_text)s, rec.practice_record_id, rec.user_id, %(pending)s, 'audio_analysis',
+    %(params)s, 0, 0, %(max_retries)s, 0, 0, 1, %(request_id)s, %(now)s, %(now)s
+  FROM rec, busy
+  WHERE NOT EXISTS (SELECT 1 FROM prior) AND (%(limit)s <= 0 OR busy.n < %(limit)s)
+  ON CONFLICT DO NOTHING
+  RETURNING task_id, practice_record_id
+),
+upd AS (
+  UPDATE practice_records p SET ai_task_id = ins.task_id, record_status = %(queued)s, updated_at = %(now)s
+  FROM ins WHERE p.practice_record_id = ins.practice_record_id RETURNING 1
+),
+ev AS (
+  INSERT INTO ai_analysis_task_events (task_id, event_type, status, progress, attempt, created_at)
+  SELECT task_id, %(submitted)s, %(pending)s, 0, 0, %(now)s FROM ins RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd), (SELECT count(*) FROM ev),
+  (SELECT audio_duration_seconds FROM rec)
+"""
+
+_STATUS = """
+SELECT t.task_id, t.practice_record_id, t.status, t.progress, t.current_step, t.started_at, t.completed_at,
+  t.created_at, t.attempt, t.retry_count, t.max_retries, t.error_message, r.audio_duration_seconds,
+  CASE WHEN t.status = ANY(%(waiting)s) THEN (
+    SELECT count(*) FROM ai_analysis_tasks a WHERE a.status = ANY(%(waiting)s) AND a.created_at < t.created_at
+  ) END AS ahead
+FROM ai_analysis_tasks t JOIN users u ON u.user_id = t.user_id
+JOIN practice_records r ON r.practice_record_id = t.practice_record_id
+WHERE t.task_id = %(tid)s AND t.user_id = %(uid)s
+"""
+
+
+@dataclass
+class Submitted:
+    task_id: uuid.UUID
+    record_id: uuid.UUID
+    created_at: datetime
+    request_id: str | None
+    audio_seconds: float | None
+
+
+async def submit(
+    user_id: uuid.UUID,
+    record_id: uuid.UUID,
+    params: dict[str, Any],
+    *,
+    reanalyse: bool,
+    request_id: str | None,
+) -> Submitted | None:
+    """Write a new task in one statement, or None: the ordinary path must decide."""
+    pool = await get_pool()
+    if pool is None:
+        return None
+    from psycopg.types.json import Jsonb
+
+    settings = get_settings()
+    task_id = uuid.uuid4()
+    now = utcnow()
+    args = {
+        "uid": user_id,
+        "rid": record_id,
+        "tid": task_id,
+        "tid_text": str(task_id),
+        "params": Jsonb(params),
+        "max_retries": settings.task_max_retries,
+        "request_id": request_id,
+        "now": now,
+        "active": _ACTIVE,
+        "success": TaskStatus.SUCCESS.value,
+        "reanalyse": reanalyse,
+        "limit": settings.max_active_tasks_per_learner,
+        "pending": TaskStatus.PENDING.value,
+        "queued": RecordStatus.AI_QUEUED.value,
+        "submitted": EventType.SUBMITTED.value,
+    }
+    async with pool.connection() as conn:
+        cur = await conn.execute(_SUBMIT, args, prepare=True)
+        row = await cur.fetchone()
+    if row is None or row[0] != 1:
+        return None
+    assert row[1] == 1 and row[2] == 1, row  # one statement: all three or none
+    WAITING.added()
+    return Submitted(task_id, record_id, now, request_id, row[3])
+
+
+async def status(user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
+    """The owner's view of the task (as ``router.status_view`` builds it), or None."""
+    pool = await get_pool()
+    if pool is None:
+        return None
+    async with pool.connection() as conn:
+        cur = await conn.execute(_STATUS, {"tid": task_id, "uid": user_id, "waiting": _WAITING}, prepare=True)
+        row = await cur.fetchone()
+        names = [d.name for d in cur.description or ()]
+    return dict(zip(names, row, strict=True)) if row is not None else None
+
+
+class WaitingCount:
+    """How many analyses wait in the queue, for a new task's queue position: counted at most
+    every ``ttl`` seconds (a count is as long as the queue), plus this process's submits since.
+    An estimate, like the ETA it feeds; a status poll counts the tasks ahead exactly."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._value: int | None = None
+        self._at = 0.0
+
+    def added(self) -> None:
+        with self._lock:
+            if self._value is not None:
+                self._value += 1
+
+    def fresh(self) -> int | None:
+        with self._lock:
+            return self._value if time.monotonic() - self._at < self.ttl else None
+
+    def set(self, value: int) -> None:
+        with self._lock:
+            self._value, self._at = value, time.monotonic()
+
+    async def position(self) -> int:
+        """The queue position of a task just added (1 = next)."""
+        value = self.fresh()
+        if value is None:
+            pool = await get_pool()
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT count(*) FROM ai_analysis_tasks WHERE status = ANY(%s)", (_WAITING,), prepare=True
+                )
+                row = await cur.fetchone()
+            value = int(row[0]) if row else 1
+            self.set(value)
+        return max(1, value)
+
+
+WAITING = WaitingCount()

@@ -1,0 +1,89 @@
+"""The one-statement submit and status (tasks/fastpath.py) write and answer exactly what the
+ordinary path does; they are an optimisation, never a second set of rules."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from sqlmodel import select
+
+from tests.services import ServicesUnderTest
+from tests.support import Api, recording
+from vocalborn.db import open_session
+from vocalborn.fastdb import close_pool
+from vocalborn.practice.models import PracticeRecord
+from vocalborn.tasks import fastpath
+from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
+
+# What may differ between two tasks written by the two paths: ids, times and the key itself.
+_OWN = {"task_id", "celery_task_id", "practice_record_id", "created_at", "updated_at", "request_id"}
+_OWN |= {"idempotency_key", "request_fingerprint"}
+
+
+def _rows(task_id: str) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+    with open_session() as db:
+        task = db.get(AIAnalysisTask, uuid.UUID(task_id))
+        assert task is not None
+        events = db.exec(select(AIAnalysisTaskEvent).where(AIAnalysisTaskEvent.task_id == task.task_id)).all()
+        record = db.get(PracticeRecord, task.practice_record_id)
+        assert record is not None and record.ai_task_id == task.task_id
+        return (
+            {k: v for k, v in task.model_dump().items() if k not in _OWN},
+            [
+                {k: v for k, v in e.model_dump().items() if k not in ("event_id", "task_id", "created_at")}
+                for e in events
+            ],
+            record.record_status,
+        )
+
+
+async def _fast_submit(user_id: uuid.UUID, record_id: uuid.UUID) -> fastpath.Submitted | None:
+    try:
+        return await fastpath.submit(user_id, record_id, {"analysis_type": "full"}, reanalyse=False, request_id="r1")
+    finally:
+        await close_pool()  # the pool belongs to this event loop
+
+
+def test_both_paths_write_the_same_task_event_and_record(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any], migrated: ServicesUnderTest
+) -> None:
+    ready = api.ready_record(therapist, learner)
+    session, sentence = ready["session"]["practice_session_id"], ready["sentence"]["sentence_id"]
+    fast = api.submit(learner, ready["record"]["practice_record_id"])
+    other = api.record(learner, session, sentence, recording(voice="Male1")).json()["practice_record_id"]
+    # An Idempotency-Key sends a submit down the ordinary path.
+    slow = api.client.post(
+        "/api/v1/tasks/analysis/submit",
+        json={"practice_record_id": other},
+        headers={**learner["headers"], "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert fast.status_code == slow.status_code == 202, (fast.text, slow.text)
+    assert set(fast.json()) == set(slow.json())
+    assert _rows(fast.json()["task_id"]) == _rows(slow.json()["task_id"])
+    fast_status = api.status(learner, fast.json()["task_id"])
+    slow_status = api.status(learner, slow.json()["task_id"])
+    assert set(fast_status) == set(slow_status)
+    assert slow_status["queue_position"] == fast_status["queue_position"] + 1
+    assert fast_status["worker_name"] is None and fast_status["status"] == "pending"
+
+
+def test_the_fast_path_answers_only_what_it_can_decide(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any], migrated: ServicesUnderTest
+) -> None:
+    ready = api.ready_record(therapist, learner)
+    record_id = uuid.UUID(ready["record"]["practice_record_id"])
+    user_id = uuid.UUID(learner["user"]["user_id"])
+    stranger = uuid.UUID(api.register("learner")["user"]["user_id"])
+    if migrated.database_kind == "sqlite":  # the embedded default: always the ordinary path
+        assert asyncio.run(_fast_submit(user_id, record_id)) is None
+        return
+    assert asyncio.run(_fast_submit(stranger, record_id)) is None  # not the owner
+    assert asyncio.run(_fast_submit(uuid.uuid4(), record_id)) is None  # no such user
+    done = asyncio.run(_fast_submit(user_id, record_id))
+    assert done is not None and done.record_id == record_id
+    assert asyncio.run(_fast_submit(user_id, record_id)) is None  # now it has an active task
+    # the API then answers with that task, through the ordinary path
+    again = api.submit(learner, str(record_id))
+    assert again.status_code == 200 and again.json()["task_id"] == str(done.task_id), again.text
