@@ -130,6 +130,30 @@ def _everything_about(db: Any, ids: dict[str, str]) -> list[str]:
     return found
 
 
+def _redis_values_naming(client: redis.Redis, wanted: list[str]) -> list[str]:
+    """The keys whose value contains one of ``wanted`` (every type, read as text)."""
+    found = []
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key).decode()
+        if kind == "string":
+            values: list[Any] = [client.get(key)]
+        elif kind == "list":
+            values = client.lrange(key, 0, -1)
+        elif kind == "hash":
+            values = [*client.hgetall(key).items()]
+        elif kind == "set":
+            values = list(client.smembers(key))
+        elif kind == "zset":
+            values = client.zrange(key, 0, -1)
+        elif kind == "stream":
+            values = client.xrange(key)
+        else:
+            values = []
+        text = repr(values)
+        found += [f"{key!r}: {w}" for w in wanted if w in text]
+    return found
+
+
 @pytest.mark.parametrize("who", ["self", "admin"])
 def test_erasure_leaves_nothing_of_the_learner(
     api: Api, worker: WorkerProcess, services: ServicesUnderTest, who: str
@@ -143,6 +167,19 @@ def test_erasure_leaves_nothing_of_the_learner(
     )
     assert second.status_code == 201
     api.client.get(f"/api/v1/tasks/analysis/{done['task_id']}/result", headers=therapist["headers"])  # an access entry
+    # the therapist's review of the analysis and an assignment: the learner's data too
+    review = api.client.put(
+        f"/api/v1/tasks/analysis/{done['task_id']}/review",
+        headers=therapist["headers"],
+        json={"overall_score": 70, "comment": "slower at the comma"},
+    )
+    assert review.status_code in (200, 201), review.text
+    assigned = api.client.post(
+        f"/api/v1/learners/{learner['user']['user_id']}/assignments",
+        headers=therapist["headers"],
+        json={"sentence_id": done["sentence"]["sentence_id"]},
+    )
+    assert assigned.status_code in (200, 201), assigned.text
     # a failed login: a counter in Redis that names the (hashed) email
     api.client.post("/api/v1/auth/login", data={"username": learner["email"], "password": "wrong-password"})
     from vocalborn.db import open_session
@@ -183,8 +220,12 @@ def test_erasure_leaves_nothing_of_the_learner(
 
     client = redis.Redis.from_url(services.redis_url)
     try:
-        for value in (ids["user_id"].replace("-", ""), subject_of_email(learner["email"]), ids["task_id"]):
+        wanted = [ids["user_id"], ids["user_id"].replace("-", ""), subject_of_email(learner["email"]), ids["task_id"]]
+        wanted += [ids["task_id"].replace("-", ""), learner["email"]]
+        for value in wanted:
             assert list(client.scan_iter(match=f"*{value}*", count=1000)) == [], value
+        # ... and no value holds them either (queues, hashes, sorted sets, streams)
+        assert _redis_values_naming(client, wanted) == []
     finally:
         client.close()
     # the token no longer works, the account is gone

@@ -34,6 +34,9 @@ class AIAnalysisTask(SQLModel, table=True):
         CheckConstraint("progress >= 0 AND progress <= 100", name="progress_range"),
         CheckConstraint("retry_count >= 0", name="retry_count_nonnegative"),
         Index("ix_ai_analysis_tasks_status_created_at", "status", "created_at"),
+        # A learner's history, newest first, cursor-paged: read in index order however large the
+        # table grows (without it, PostgreSQL walks created_at backwards filtering by user).
+        Index("ix_ai_analysis_tasks_user_created_at", "user_id", "created_at", "task_id"),
         # At most one active task per record: resubmitting returns the active one, and two
         # racing submits cannot both win.
         Index(
