@@ -32,7 +32,7 @@ def _race(n: int, work: Any) -> list[Any]:
 def test_two_learners_racing_for_one_code_link_exactly_one(api: Api, therapist: dict[str, Any]) -> None:
     from vocalborn.auth.models import User
     from vocalborn.db import open_session
-    from vocalborn.learning import service
+    from vocalborn.learning import links
 
     learners = [api.register("learner") for _ in range(4)]
     code = api.client.post("/api/v1/links/invitations", headers=therapist["headers"]).json()["code"]
@@ -41,12 +41,12 @@ def test_two_learners_racing_for_one_code_link_exactly_one(api: Api, therapist: 
         with open_session() as db:
             user = db.get(User, uuid.UUID(learners[i]["user"]["user_id"]))
             assert user is not None
-            service.accept_invitation(db, user, code)
+            links.accept_invitation(db, user, code)
             return "linked"
 
     outcomes = _race(len(learners), accept)
     assert outcomes.count("linked") == 1, outcomes
-    assert all(isinstance(o, service.Gone) for o in outcomes if o != "linked"), outcomes
+    assert all(isinstance(o, links.Gone) for o in outcomes if o != "linked"), outcomes
     linked = [api.client.get("/api/v1/auth/me", headers=lrn["headers"]).json()["therapist_id"] for lrn in learners]
     assert linked.count(therapist["user"]["user_id"]) == 1 and linked.count(None) == 3
 
@@ -54,7 +54,7 @@ def test_two_learners_racing_for_one_code_link_exactly_one(api: Api, therapist: 
 def test_concurrent_saves_of_one_review_keep_every_version(api: Api) -> None:
     from vocalborn.auth.models import User
     from vocalborn.db import open_session
-    from vocalborn.learning import service
+    from vocalborn.learning import reviews
 
     therapist = api.register("therapist")
     learner = api.register("learner")
@@ -67,7 +67,7 @@ def test_concurrent_saves_of_one_review_keep_every_version(api: Api) -> None:
         with open_session() as db:
             user = db.get(User, uuid.UUID(therapist["user"]["user_id"]))
             assert user is not None
-            review, _ = service.save_review(db, user, uuid.UUID(task_id), {"overall_score": 60 + i})
+            review, _ = reviews.save_review(db, user, uuid.UUID(task_id), {"overall_score": 60 + i})
             return review.version
 
     outcomes = _race(3, save)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from vocalborn.i18n import accept_language, localized_report, translate
-from vocalborn.learning.service import _character_progress, character_marks, flag_reasons, trend
+from vocalborn.learning.dashboard import flag_reasons
+from vocalborn.learning.progress import _character_progress, character_marks, trend
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 

@@ -5,7 +5,8 @@
    the reference's phone posteriors against the expected phone sequence: each pinyin
    syllable becomes 1-4 broad phone units (an initial, a glide, a vowel, a nasal coda),
    each unit a set of the recogniser's IPA phones (the model has no Mandarin phone set,
-   so the sets are deliberately broad; the alignment mostly needs the order).
+   so the sets are deliberately broad; the alignment mostly needs the order). The units
+   and the alignment live in :mod:`vocalborn.analysis.phone_units`.
 3. Each character's reference span maps onto the attempt through the phone-posterior
    DTW path (:func:`vocalborn.analysis.compare.align_phonetic`).
 4. Segmental: a character deviates when the attempt's evidence for the expected phones
@@ -31,62 +32,7 @@ from typing import Any
 import numpy as np
 
 from vocalborn.analysis import compare, dsp, phonetic, sentence
-
-# --- broad phone units --------------------------------------------------------------------
-_UNIT_TOKENS: dict[str, tuple[str, ...]] = {
-    # initials
-    "b": ("b", "p", "p͈", "β"),
-    "p": ("pʰ", "p"),
-    "m": ("m", "ɱ"),
-    "f": ("f", "ɸ", "v"),
-    "d": ("d", "t", "t͈", "ɾ"),
-    "t": ("tʰ", "t"),
-    "n": ("n", "ɲ", "ñ"),
-    "l": ("l", "ɫ", "ɾ", "r", "ɹ"),
-    "g": ("g", "ɡ", "k", "k͈"),
-    "k": ("kʰ", "k", "x"),
-    "h": ("h", "x", "χ", "ɦ", "ħ"),
-    "j": ("t͡ɕ", "d͡ʒ", "t͡ʃ", "t͡ɕ͈", "ʑ", "ɟ"),
-    "q": ("t͡ɕʰ", "t͡ʃ", "t͡ɕ"),
-    "x": ("ɕ", "ʃ", "s", "ç"),
-    "zh": ("d͡ʒ", "t͡ʃ", "ʈ", "ʐ", "ʒ", "ɖ"),
-    "ch": ("t͡ʃ", "t͡ɕʰ", "ʈ"),
-    "sh": ("ʃ", "ʂ", "s", "ɕ"),
-    "r": ("ɹ", "ʐ", "ɻ", "ʒ", "r", "ɾ", "ɚ", "ɝ", "l"),
-    "z": ("z", "d͡ʒ", "t͡ɕ", "s", "d", "t͡ɕ͈"),
-    "c": ("t͡ɕʰ", "tʰ", "s", "t͡ʃ"),
-    "s": ("s", "s͈", "ʃ", "z"),
-    # vowels, glides, codas
-    "A": ("a", "ɑ", "æ", "ä", "ɐ", "ʌ", "à", "ã", "å", "ɒ"),
-    "O": ("o", "ɔ", "oʊ", "ʊ", "õ", "ɒ"),
-    "E": ("ə", "ɤ", "ʌ", "ɜ", "ɘ", "ɛ", "ɚ", "ɝ", "ᵊ"),
-    "Ê": ("ɛ", "e", "eə", "je", "eɪ"),
-    "I": ("i", "ɪ", "j", "ì", "ĩ", "ǐ", "ɨ", "ɯi"),
-    "Ɨ": ("ɨ", "ɹ", "ɻ", "ɝ", "ɚ", "ə", "ɯ", "z", "ʐ", "i", "ɪ", "ʉ"),
-    "U": ("u", "ʊ", "w", "ɯ", "ũ", "ʉ", "o"),
-    "Y": ("y", "ʏ", "ɥ", "i", "u", "ju", "ʉ", "ø"),
-    "AI": ("aɪ", "a", "ɑ", "ɛ", "e", "æ"),
-    "EI": ("eɪ", "e", "ɛ", "ẽ"),
-    "AO": ("aʊ", "ɑ", "a", "ɔ", "oʊ", "ʌ"),
-    "OU": ("oʊ", "o", "ɔ", "ʊ", "ɤ"),
-    "ER": ("ɚ", "ɝ", "ɹ", "ə", "ɜ"),
-    "N": ("n", "ɲ", "ŋ", "ñ"),
-    "NG": ("ŋ", "n", "ɴ"),
-    "J": ("j", "i", "ja", "je", "jo", "ju", "jʌ", "ɪ"),
-    "W": ("w", "u", "wa", "we", "wi", "wʌ", "ʊ"),
-    "Ɥ": ("ɥ", "y", "j", "w", "ju"),
-}
-_FINALS: dict[str, tuple[str, ...]] = {
-    "a": ("A",), "o": ("O",), "e": ("E",), "ê": ("Ê",), "ai": ("AI",), "ei": ("EI",), "ao": ("AO",),
-    "ou": ("OU",), "an": ("A", "N"), "en": ("E", "N"), "ang": ("A", "NG"), "eng": ("E", "NG"),
-    "ong": ("U", "NG"), "er": ("ER",), "i": ("I",), "ia": ("J", "A"), "ie": ("J", "Ê"),
-    "iao": ("J", "AO"), "iou": ("J", "OU"), "ian": ("J", "A", "N"), "in": ("I", "N"),
-    "iang": ("J", "A", "NG"), "ing": ("I", "NG"), "iong": ("J", "U", "NG"), "u": ("U",),
-    "ua": ("W", "A"), "uo": ("W", "O"), "uai": ("W", "AI"), "uei": ("W", "EI"), "uan": ("W", "A", "N"),
-    "uen": ("W", "E", "N"), "uang": ("W", "A", "NG"), "ueng": ("W", "E", "NG"), "ü": ("Y",),
-    "üe": ("Ɥ", "Ê"), "üan": ("Ɥ", "A", "N"), "ün": ("Y", "N"), "m": ("m",), "n": ("n",), "ng": ("NG",),
-}  # fmt: skip
-_APICAL = {"zh", "ch", "sh", "r", "z", "c", "s"}
+from vocalborn.analysis.phone_units import force_align_scored, units
 
 # Cost limit used when no forced alignment exists (recording shorter than its text) and for
 # "missing": a character deviates above this many times the pair's median ...
@@ -105,120 +51,6 @@ EXTRA_MIN_FRAMES = 6  # phone frames (120 ms) piled on one reference frame ...
 EXTRA_MIN_COST = 2.8  # ... that match it this badly: an extra syllable
 CHAR_SCORE_FULL, CHAR_SCORE_ZERO = 1.0, 3.4  # a character's 0..100 score from its DTW cost
 TONE_CONTOUR_DIFF = 1.0  # RMS difference (speaker-spread units) of a differing contour
-
-
-def units(syl: sentence.CharSyllable) -> list[str]:
-    """Broad phone units of one syllable (see the module docstring)."""
-    ini, fin = sentence.split_pinyin(syl.pinyin)
-    if ini in ("j", "q", "x") and fin.startswith("u"):
-        fin = "ü" + fin[1:]
-    fin = {"iu": "iou", "ui": "uei", "un": "uen"}.get(fin, fin)
-    if fin == "i" and ini in _APICAL:
-        vowel: tuple[str, ...] = ("Ɨ",)
-    else:
-        vowel = _FINALS.get(fin) or tuple(u for u in (_letter_unit(c) for c in fin) if u)
-    out = ([ini] if ini else []) + list(vowel)
-    return out or ["E"]
-
-
-def _letter_unit(c: str) -> str | None:
-    return {"a": "A", "o": "O", "e": "E", "i": "I", "u": "U", "ü": "Y", "n": "N", "g": None}.get(c)
-
-
-def _unit_ids(tokens: list[str]) -> dict[str, np.ndarray]:
-    index = {t: i for i, t in enumerate(tokens)}
-    return {
-        name: np.array(sorted({index[t] for t in toks if t in index}), dtype=np.int64)
-        for name, toks in _UNIT_TOKENS.items()
-    }
-
-
-_UNIT_ID_CACHE: dict[int, dict[str, np.ndarray]] = {}
-
-
-def _ids() -> dict[str, np.ndarray]:
-    model = phonetic.load_model()
-    key = id(model)
-    if key not in _UNIT_ID_CACHE:
-        _UNIT_ID_CACHE[key] = _unit_ids(list(model.decoder_tokens))
-    return _UNIT_ID_CACHE[key]
-
-
-# --- forced alignment -------------------------------------------------------------------------
-def force_align(ph: phonetic.PhoneticFeatures, seq: list[list[str]]) -> list[tuple[int, int]] | None:
-    """Posterior-frame span [start, end) of each syllable of ``seq`` (lists of units) by
-    CTC Viterbi; None when the recording has fewer frames than units."""
-    out = force_align_scored(ph, seq)
-    return None if out is None else out[0]
-
-
-def force_align_scored(
-    ph: phonetic.PhoneticFeatures, seq: list[list[str]]
-) -> tuple[list[tuple[int, int]], np.ndarray] | None:
-    """:func:`force_align` and, per syllable, the mean log posterior of its units over
-    the frames the alignment gives them (how well the recording says the expected
-    phones; higher is better)."""
-    ids = _ids()
-    flat: list[str] = []
-    owner: list[int] = []
-    for k, us in enumerate(seq):
-        for u in us:
-            flat.append(u)
-            owner.append(k)
-    n_units = len(flat)
-    logp = ph.logp
-    n_frames = logp.shape[0]
-    if n_units == 0 or n_units + 1 > n_frames:
-        return None
-    p = np.exp(logp)
-    emit_units = np.empty((n_frames, n_units))
-    for j, u in enumerate(flat):
-        sel = ids.get(u)
-        mass = p[:, sel].sum(axis=1) if sel is not None and sel.size else np.zeros(n_frames)
-        emit_units[:, j] = np.log(np.maximum(mass, 1e-6))
-    n_states = 2 * n_units + 1
-    emit = np.empty((n_frames, n_states))
-    emit[:, 0::2] = logp[:, ph.blank_id][:, None]
-    emit[:, 1::2] = emit_units
-    skip = np.zeros(n_states, dtype=bool)  # s-2 -> s allowed (unit to a different unit)
-    for j in range(1, n_units):
-        skip[2 * j + 1] = flat[j] != flat[j - 1]
-    neg = -1e18
-    score = np.full(n_states, neg)
-    score[0] = emit[0, 0]
-    score[1] = emit[0, 1]
-    back = np.zeros((n_frames, n_states), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
-    for t in range(1, n_frames):
-        stay = score
-        one = np.concatenate([[neg], score[:-1]])
-        two = np.where(skip, np.concatenate([[neg, neg], score[:-2]]), neg)
-        cand = np.stack([stay, one, two])
-        choice = np.argmax(cand, axis=0)
-        score = cand[choice, np.arange(n_states)] + emit[t]
-        back[t] = choice
-    s = n_states - 1 if score[n_states - 1] >= score[n_states - 2] else n_states - 2
-    states = np.empty(n_frames, dtype=np.int64)
-    for t in range(n_frames - 1, -1, -1):
-        states[t] = s
-        s -= int(back[t, s])
-    first = np.full(len(seq), -1)
-    last = np.full(len(seq), -1)
-    total = np.zeros(len(seq))
-    count = np.zeros(len(seq))
-    for t, st in enumerate(states.tolist()):
-        if st % 2 == 1:
-            k = owner[st // 2]
-            if first[k] < 0:
-                first[k] = t
-            last[k] = t
-            total[k] += emit[t, st]
-            count[k] += 1
-    spans: list[tuple[int, int]] = []
-    for k in range(len(seq)):
-        a = max(0, int(first[k]) - 1)
-        b = int(first[k + 1]) - 1 if k + 1 < len(seq) else min(n_frames, int(last[k]) + 3)
-        spans.append((a, max(b, a + 1)))
-    return spans, total / np.maximum(count, 1)
 
 
 # --- tones --------------------------------------------------------------------------------
@@ -300,30 +132,80 @@ def locate(text: str, ref: Any) -> Located | None:
     return Located(chars, judged, seq, ref_sec, scored[1], True)
 
 
+@dataclass(frozen=True)
+class _Pair:
+    """What judging one character needs from the pair as a whole."""
+
+    ref_st: np.ndarray  # semitones per 10 ms frame
+    att_st: np.ndarray
+    ref_sd: float  # the speakers' pitch spread
+    att_sd: float
+    tempo: float  # attempt speech time / reference speech time
+    limit: float  # the pair's DTW cost limit
+    evidence: np.ndarray  # > 0: the character's sounds deviate (per judged character)
+    gop_drop: np.ndarray | None  # drop of the expected phones' evidence (forced alignment)
+
+
+@dataclass(frozen=True)
+class _Tone:
+    ref_tone: int | None
+    att_tone: int | None
+    ok: bool | None
+    confidence: float
+    contour_diff: float | None
+
+
 def analyse(located: Located, ref: Any, att: Any, analysis: Any) -> CharacterResult:
     """Judge every located character in the attempt (``ref``/``att`` are engine.Prepared)."""
-    chars, judged, ref_sec = located.chars, located.judged, located.ref_sec
-    al: compare.Alignment = analysis.facts["alignment"]
+    judged, ref_sec = located.judged, located.ref_sec
     content: phonetic.ContentAlignment = analysis.facts["content"]
     rph: phonetic.PhoneticFeatures = ref.phones
     aph: phonetic.PhoneticFeatures = att.phones
-    rf, af = ref.features, att.features
     att_scored = force_align_scored(aph, located.seq) if located.ref_evidence is not None else None
     gop_drop = located.ref_evidence - att_scored[1] if located.ref_evidence is not None and att_scored else None
+    att_spans, char_cost = _map_characters(ref_sec, analysis.facts["alignment"], rph, aph)
+    median = float(np.median(char_cost)) if char_cost else 0.0
+    limit = min(COST_ABSOLUTE, max(COST_FLOOR, COST_RELATIVE * median))
+    # Without a forced alignment, fall back on the DTW cost alone.
+    evidence = np.array(char_cost) - limit if gop_drop is None else gop_drop - GOP_DROP
+    pair = _Pair(
+        ref.features.semitones,
+        att.features.semitones,
+        _spread(ref.features),
+        _spread(att.features),
+        _speech_frames(att.features) / _speech_frames(ref.features),
+        limit,
+        evidence,
+        gop_drop,
+    )
+    rows = [
+        _judge(k, c, span, att_spans[k], char_cost[k], pair)
+        for k, (span, c) in enumerate(zip(ref_sec, judged, strict=True))
+    ]
+    extra = _extra_syllables(rph, aph, content, ref_sec)
+    for x in extra:
+        k = x.pop("after_character")
+        x["after_index"] = judged[k].index if k >= 0 else None
+    summary = _summary(rows, extra, limit, located.forced)
+    return CharacterResult(_listing(located.chars, rows), summary, extra, _char_deviations(rows, att_spans))
 
+
+def _speech_frames(f: Any) -> int:
+    return max(f.segmentation.span[1] - f.segmentation.span[0], 1)
+
+
+def _map_characters(
+    ref_sec: list[tuple[float, float]],
+    al: compare.Alignment,
+    rph: phonetic.PhoneticFeatures,
+    aph: phonetic.PhoneticFeatures,
+) -> tuple[list[tuple[int, int, int, int]], list[float]]:
+    """Each character's reference and attempt frames (f0, f1, a0, a1) through the DTW
+    path, and its re-aligned phone cost (:func:`subsequence_cost`)."""
     rt = rph.frame_time(rph.content_frames)
     at = aph.frame_time(aph.content_frames)
-    ref_sd = _spread(rf)
-    att_sd = _spread(af)
-    ref_st = rf.semitones
-    att_st = af.semitones
-    ref_speech = max(rf.segmentation.span[1] - rf.segmentation.span[0], 1)
-    att_speech = max(af.segmentation.span[1] - af.segmentation.span[0], 1)
-    tempo = att_speech / ref_speech
-
-    rows: list[dict[str, Any]] = []
-    char_cost = []
     att_spans = []
+    char_cost = []
     for r0, r1 in ref_sec:
         f0 = int(round(r0 / dsp.HOP))
         f1 = max(int(round(r1 / dsp.HOP)), f0 + 1)
@@ -332,75 +214,84 @@ def analyse(located: Located, ref: Any, att: Any, analysis: Any) -> CharacterRes
         rk = rph.content[(rt >= r0) & (rt < r1)]
         ak = aph.content[(at >= a0 * dsp.HOP - SEARCH_MARGIN) & (at < a1 * dsp.HOP + SEARCH_MARGIN)]
         char_cost.append(subsequence_cost(rk, ak))
-    median = float(np.median(char_cost)) if char_cost else 0.0
-    limit = min(COST_ABSOLUTE, max(COST_FLOOR, COST_RELATIVE * median))
-    # Without a forced alignment, fall back on the DTW cost alone.
-    evidence = np.array(char_cost) - limit if gop_drop is None else gop_drop - GOP_DROP
+    return att_spans, char_cost
 
-    for k, ((r0, r1), c) in enumerate(zip(ref_sec, judged, strict=True)):
-        f0, f1, a0, a1 = att_spans[k]
-        att_dur = max(0, a1 - a0) * dsp.HOP
-        expected_dur = (r1 - r0) * tempo
-        cost = char_cost[k]
-        seg_dev = bool(evidence[k] > 0) and (gop_drop is None or cost >= COST_MIN)
-        missing = att_dur < MISSING_SHARE * expected_dur and (seg_dev or cost > limit)
-        seg_conf = _clip01(0.5 + abs(float(evidence[k])) / 2.0)
 
-        exp_tones = c.accepted_tones
-        ref_tone, ref_contour = classify_tone(ref_st[f0:f1], ref_sd)
-        att_tone, att_contour = classify_tone(att_st[a0:a1], att_sd) if a1 > a0 else (None, None)
-        tone_ok: bool | None = None
-        tone_conf = 0.0
-        contour_diff = None
-        if 5 not in exp_tones and att_tone is not None and not missing:
-            if ref_contour is not None and att_contour is not None:
-                contour_diff = float(np.sqrt(np.mean((ref_contour - att_contour) ** 2)))
-            differs = contour_diff is not None and contour_diff > TONE_CONTOUR_DIFF
-            if att_tone in exp_tones:
-                tone_ok = True
-            elif ref_tone in exp_tones:
-                # The reference shows the expected tone here and the attempt another.
-                tone_ok = not differs
-            # else: neither recording shows the expected tone clearly: not judged (None)
-            if tone_ok is not None and contour_diff is not None:
-                tone_conf = _clip01(0.5 + abs(contour_diff - TONE_CONTOUR_DIFF) / 1.6)
-        issues = []
-        if missing:
-            issues.append("missing")
-        elif seg_dev:
-            issues.append("pronunciation")
-        if tone_ok is False:
-            issues.append("tone")
-        status = "missing" if missing else ("deviating" if issues else "matched")
-        confidence = tone_conf if "tone" in issues and not seg_dev else seg_conf
-        rows.append(
-            {
-                "index": c.index,
-                "char": c.char,
-                "pinyin": c.pinyin_tone,
-                "expected_tone": c.tone,
-                "accepted_tones": list(exp_tones),
-                "reference_heard_tone": ref_tone,
-                "heard_tone": att_tone,
-                "tone_match": tone_ok,
-                "status": status,
-                "issues": issues,
-                "confidence": _r(confidence),
-                "cost": _r(cost, 3),
-                "phone_evidence_drop": _r(float(gop_drop[k]), 3) if gop_drop is not None else None,
-                "score": _r(100.0 * _clip01((CHAR_SCORE_ZERO - cost) / (CHAR_SCORE_ZERO - CHAR_SCORE_FULL)), 1),
-                "ref_start": _r(r0),
-                "ref_end": _r(r1),
-                "start": _r(a0 * dsp.HOP) if not missing else None,
-                "end": _r(a1 * dsp.HOP) if not missing else None,
-                "tone_contour_difference": _r(contour_diff),
-            }
-        )
-    extra = _extra_syllables(rph, aph, content, ref_sec)
-    for x in extra:
-        k = x.pop("after_character")
-        x["after_index"] = judged[k].index if k >= 0 else None
-    # Non-Han characters (punctuation, digits, Latin) are listed, not judged.
+def _judge(
+    k: int,
+    c: sentence.CharSyllable,
+    ref_span: tuple[float, float],
+    att_span: tuple[int, int, int, int],
+    cost: float,
+    pair: _Pair,
+) -> dict[str, Any]:
+    """The verdict on judged character ``k``: its sounds, its tone, whether it is missing."""
+    r0, r1 = ref_span
+    a0, a1 = att_span[2], att_span[3]
+    att_dur = max(0, a1 - a0) * dsp.HOP
+    expected_dur = (r1 - r0) * pair.tempo
+    seg_dev = bool(pair.evidence[k] > 0) and (pair.gop_drop is None or cost >= COST_MIN)
+    missing = att_dur < MISSING_SHARE * expected_dur and (seg_dev or cost > pair.limit)
+    seg_conf = _clip01(0.5 + abs(float(pair.evidence[k])) / 2.0)
+    tone = _judge_tone(c.accepted_tones, att_span, missing, pair)
+    issues = []
+    if missing:
+        issues.append("missing")
+    elif seg_dev:
+        issues.append("pronunciation")
+    if tone.ok is False:
+        issues.append("tone")
+    status = "missing" if missing else ("deviating" if issues else "matched")
+    confidence = tone.confidence if "tone" in issues and not seg_dev else seg_conf
+    return {
+        "index": c.index,
+        "char": c.char,
+        "pinyin": c.pinyin_tone,
+        "expected_tone": c.tone,
+        "accepted_tones": list(c.accepted_tones),
+        "reference_heard_tone": tone.ref_tone,
+        "heard_tone": tone.att_tone,
+        "tone_match": tone.ok,
+        "status": status,
+        "issues": issues,
+        "confidence": _r(confidence),
+        "cost": _r(cost, 3),
+        "phone_evidence_drop": _r(float(pair.gop_drop[k]), 3) if pair.gop_drop is not None else None,
+        "score": _r(100.0 * _clip01((CHAR_SCORE_ZERO - cost) / (CHAR_SCORE_ZERO - CHAR_SCORE_FULL)), 1),
+        "ref_start": _r(r0),
+        "ref_end": _r(r1),
+        "start": _r(a0 * dsp.HOP) if not missing else None,
+        "end": _r(a1 * dsp.HOP) if not missing else None,
+        "tone_contour_difference": _r(tone.contour_diff),
+    }
+
+
+def _judge_tone(exp_tones: tuple[int, ...], att_span: tuple[int, int, int, int], missing: bool, pair: _Pair) -> _Tone:
+    """The tone heard in both recordings and whether the attempt's is right (None: not judged)."""
+    f0, f1, a0, a1 = att_span
+    ref_tone, ref_contour = classify_tone(pair.ref_st[f0:f1], pair.ref_sd)
+    att_tone, att_contour = classify_tone(pair.att_st[a0:a1], pair.att_sd) if a1 > a0 else (None, None)
+    tone_ok: bool | None = None
+    tone_conf = 0.0
+    contour_diff = None
+    if 5 not in exp_tones and att_tone is not None and not missing:
+        if ref_contour is not None and att_contour is not None:
+            contour_diff = float(np.sqrt(np.mean((ref_contour - att_contour) ** 2)))
+        differs = contour_diff is not None and contour_diff > TONE_CONTOUR_DIFF
+        if att_tone in exp_tones:
+            tone_ok = True
+        elif ref_tone in exp_tones:
+            # The reference shows the expected tone here and the attempt another.
+            tone_ok = not differs
+        # else: neither recording shows the expected tone clearly: not judged (None)
+        if tone_ok is not None and contour_diff is not None:
+            tone_conf = _clip01(0.5 + abs(contour_diff - TONE_CONTOUR_DIFF) / 1.6)
+    return _Tone(ref_tone, att_tone, tone_ok, tone_conf, contour_diff)
+
+
+def _listing(chars: list[sentence.CharSyllable], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every character of the text in order: non-Han characters (punctuation, digits,
+    Latin) are listed, not judged."""
     by_index = {r["index"]: r for r in rows}
     full = []
     for c in chars:
@@ -408,8 +299,12 @@ def analyse(located: Located, ref: Any, att: Any, analysis: Any) -> CharacterRes
             full.append(by_index[c.index])
         else:
             full.append({"index": c.index, "char": c.char, "status": "not_judged"})
+    return full
+
+
+def _summary(rows: list[dict[str, Any]], extra: list[dict[str, Any]], limit: float, forced: bool) -> dict[str, Any]:
     deviating = [r for r in rows if r["status"] != "matched"]
-    summary = {
+    return {
         "judged": len(rows),
         "matched": len(rows) - len(deviating),
         "deviating": sum(1 for r in rows if r["status"] == "deviating"),
@@ -417,11 +312,15 @@ def analyse(located: Located, ref: Any, att: Any, analysis: Any) -> CharacterRes
         "tone_errors": sum(1 for r in rows if r["tone_match"] is False),
         "extra_syllables": extra,
         "cost_limit": _r(limit, 3),
-        "alignment": "forced" if located.forced else "uniform",
+        "alignment": "forced" if forced else "uniform",
     }
+
+
+def _char_deviations(rows: list[dict[str, Any]], att_spans: list[tuple[int, int, int, int]]) -> list[dict[str, Any]]:
+    """The characters' issues in the report's deviation format."""
     devs: list[dict[str, Any]] = []
     for k, r in enumerate(rows):
-        f0, f1, a0, a1 = att_spans[k]
+        a0, a1 = att_spans[k][2], att_spans[k][3]
         span = {
             "start": _r(a0 * dsp.HOP),
             "end": _r(max(a1, a0 + 1) * dsp.HOP),
@@ -434,7 +333,7 @@ def analyse(located: Located, ref: Any, att: Any, analysis: Any) -> CharacterRes
         for issue in r["issues"]:
             sev = r["confidence"] if issue != "tone" else (r["confidence"] or 0.5)
             devs.append({**span, "kind": issue, "severity": round(float(sev or 0.5), 2)})
-    return CharacterResult(full, summary, extra, devs)
+    return devs
 
 
 def subsequence_cost(r: np.ndarray, a: np.ndarray) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from vocalborn.analysis.scoring import Analysis
+from vocalborn.analysis.scoring import Analysis, Scores
 
 _TEXT: dict[str, dict[str, str]] = {
     "zh": {
@@ -129,57 +129,71 @@ def make_suggestions(an: Analysis, language: str | None = "zh-TW", limit: int = 
         items.append((100.0, t["mismatch"].format(share=share), t["mismatch_area"]))
         return _join(items, t, limit)
 
-    devs = an.deviations
-    missing = [d for d in devs if d["kind"] == "missing"]
-    if missing and an.facts.get("characters") is None:  # with the text: named below
-        first = min(missing, key=lambda d: d["ref_start"])
-        n = sum(len(d["syllables"]) for d in missing)
-        items.append(
-            (
-                90.0,
-                t["missing"].format(ref_start=first["ref_start"], n=n),
-                t["missing_area"].format(ref_start=first["ref_start"]),
-            )
-        )
     chars = an.facts.get("characters")
     # With the text, syllable k of the analysis is the k-th judged character.
     names = [c["char"] for c in chars.characters if c.get("status") != "not_judged"] if chars is not None else None
-    if chars is not None:
+    if chars is not None:  # with the text, missing characters are named by _character_items
         items += _character_items(chars, t)
     else:
-        for d in sorted((d for d in devs if d["kind"] == "pronunciation"), key=lambda d: -d["severity"])[:2]:
-            k = d["syllables"][0] + 1 if d["syllables"] else 0
-            fields = {**d, "k": k}
-            items.append((60.0 + 30.0 * d["severity"], t["pron"].format(**fields), t["pron_area"].format(**fields)))
-
-    pitch = an.facts["pitch"]
+        items += _missing_items(an.deviations, t)
+        items += _syllable_items(an.deviations, t)
     named_tones = chars is not None and any(c.get("tone_match") is False for c in chars.characters)
     if sc.tone is not None and sc.tone < 75 and not named_tones:
-        ratio = pitch.range_ratio or 0.0
-        if ratio < 0.5:
-            pct = 100.0 * ratio
-            items.append((80.0 - sc.tone / 2, t["tone_flat"].format(pct=pct), t["tone_area_flat"].format(pct=pct)))
-        else:
-            tone_devs = [d for d in devs if d["kind"] == "tone"]
-            idx = [k for d in tone_devs for k in d["syllables"][:3]]
-            corr = 100.0 * max(0.0, pitch.correlation or 0.0)
-            if names is not None and idx:
-                ks = t["list_sep"].join(_name(names, k) for k in idx)
-                items.append(
-                    (
-                        75.0 - sc.tone / 2,
-                        t["tone_shape_chars"].format(corr=corr, ks=ks),
-                        t["tone_area_chars"].format(ks=ks),
-                    )
-                )
-            elif not idx:
-                items.append((75.0 - sc.tone / 2, t["tone_shape_general"].format(corr=corr), t["tone_area_general"]))
-            else:
-                ks = t["list_sep"].join(str(k + 1) for k in idx)
-                items.append(
-                    (75.0 - sc.tone / 2, t["tone_shape"].format(corr=corr, ks=ks), t["tone_area"].format(ks=ks))
-                )
+        items.append(_tone_item(an, sc.tone, names, t))
+    items += _timing_items(an, t)
+    items += _rhythm_items(an, names, t)
+    if not items:
+        items.append(_praise(sc, t))
+    return _join(items, t, limit)
 
+
+def _missing_items(devs: list[dict[str, Any]], t: dict[str, str]) -> list[tuple[float, str, str]]:
+    """Without the text: the part of the reference the attempt lacks, from its first missing syllable."""
+    missing = [d for d in devs if d["kind"] == "missing"]
+    if not missing:
+        return []
+    first = min(missing, key=lambda d: d["ref_start"])
+    n = sum(len(d["syllables"]) for d in missing)
+    return [
+        (
+            90.0,
+            t["missing"].format(ref_start=first["ref_start"], n=n),
+            t["missing_area"].format(ref_start=first["ref_start"]),
+        )
+    ]
+
+
+def _syllable_items(devs: list[dict[str, Any]], t: dict[str, str]) -> list[tuple[float, str, str]]:
+    """Without the text: the two worst mispronounced syllables, by number and time."""
+    items: list[tuple[float, str, str]] = []
+    for d in sorted((d for d in devs if d["kind"] == "pronunciation"), key=lambda d: -d["severity"])[:2]:
+        k = d["syllables"][0] + 1 if d["syllables"] else 0
+        fields = {**d, "k": k}
+        items.append((60.0 + 30.0 * d["severity"], t["pron"].format(**fields), t["pron_area"].format(**fields)))
+    return items
+
+
+def _tone_item(an: Analysis, tone: float, names: list[str] | None, t: dict[str, str]) -> tuple[float, str, str]:
+    """The pitch contour as a whole: too flat, or shaped differently (naming where)."""
+    pitch = an.facts["pitch"]
+    ratio = pitch.range_ratio or 0.0
+    if ratio < 0.5:
+        pct = 100.0 * ratio
+        return (80.0 - tone / 2, t["tone_flat"].format(pct=pct), t["tone_area_flat"].format(pct=pct))
+    idx = [k for d in an.deviations if d["kind"] == "tone" for k in d["syllables"][:3]]
+    corr = 100.0 * max(0.0, pitch.correlation or 0.0)
+    if names is not None and idx:
+        ks = t["list_sep"].join(_name(names, k) for k in idx)
+        return (75.0 - tone / 2, t["tone_shape_chars"].format(corr=corr, ks=ks), t["tone_area_chars"].format(ks=ks))
+    if not idx:
+        return (75.0 - tone / 2, t["tone_shape_general"].format(corr=corr), t["tone_area_general"])
+    ks = t["list_sep"].join(str(k + 1) for k in idx)
+    return (75.0 - tone / 2, t["tone_shape"].format(corr=corr, ks=ks), t["tone_area"].format(ks=ks))
+
+
+def _timing_items(an: Analysis, t: dict[str, str]) -> list[tuple[float, str, str]]:
+    """Speaking rate off by more than 15 %, and each extra pause."""
+    items: list[tuple[float, str, str]] = []
     timing = an.detailed["timing_analysis"]
     rate = an.facts["rate_ratio"]
     if rate > 1.15 or rate < 1 / 1.15:
@@ -192,8 +206,13 @@ def make_suggestions(an: Analysis, language: str | None = "zh-TW", limit: int = 
         items.append(
             (50.0 + 30.0 * min(1.0, p["extra"]), t["pause"].format(**fields), t["pause_area"].format(**fields))
         )
+    return items
 
-    for d in devs:
+
+def _rhythm_items(an: Analysis, names: list[str] | None, t: dict[str, str]) -> list[tuple[float, str, str]]:
+    """Syllables drawn out or cut short, and a loudness pattern unlike the reference's."""
+    items: list[tuple[float, str, str]] = []
+    for d in an.deviations:
         if d["kind"] in ("too_long", "too_short") and d["syllables"]:
             k = d["syllables"][0]
             lr = an.facts["rhythm"]["log_duration_ratio"]
@@ -209,18 +228,19 @@ def make_suggestions(an: Analysis, language: str | None = "zh-TW", limit: int = 
                     (35.0 + 20.0 * d["severity"], t[key].format(k=k + 1, x=x), t["rhythm_area"].format(k=k + 1))
                 )
     env = an.facts["rhythm"]["envelope_correlation"]
-    if sc.rhythm_raw < 80 and env < 0.7:
+    if an.scores.rhythm_raw < 80 and env < 0.7:
         items.append((30.0, t["rhythm_env"].format(pct=100 * max(env, 0.0)), t["rhythm_env_area"]))
+    return items
 
-    if not items:
-        parts = {"pronunciation": sc.pronunciation, "fluency": sc.fluency, "rhythm": sc.rhythm}
-        weakest = min(parts, key=lambda k: parts[k])
-        if parts[weakest] >= EXCELLENT:
-            # Nothing is weak: naming "the weakest part (100)" would be nonsense.
-            items.append((0.0, t["excellent"].format(overall=sc.overall), ""))
-        else:
-            items.append((0.0, t["good"].format(overall=sc.overall, weakest=t[weakest], value=parts[weakest]), ""))
-    return _join(items, t, limit)
+
+def _praise(sc: Scores, t: dict[str, str]) -> tuple[float, str, str]:
+    """Nothing to fix: praise, naming the weakest part unless every part is excellent."""
+    parts = {"pronunciation": sc.pronunciation, "fluency": sc.fluency, "rhythm": sc.rhythm}
+    weakest = min(parts, key=lambda k: parts[k])
+    if parts[weakest] >= EXCELLENT:
+        # Nothing is weak: naming "the weakest part (100)" would be nonsense.
+        return (0.0, t["excellent"].format(overall=sc.overall), "")
+    return (0.0, t["good"].format(overall=sc.overall, weakest=t[weakest], value=parts[weakest]), "")
 
 
 def _name(names: list[str], k: int) -> str:

@@ -1,0 +1,103 @@
+"""Practice sets: the sentences a therapist (or an admin) assigns to a learner."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from vocalborn.auth.models import Role, User
+from vocalborn.learning.access import learner_for
+from vocalborn.learning.models import SentenceAssignment
+from vocalborn.practice.models import PracticeRecord, Sentence
+from vocalborn.practice.service import NotFound
+from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
+from vocalborn.tasks.service import Forbidden
+
+
+def _may_assign(db: Session, actor: User, learner_id: uuid.UUID) -> User:
+    learner = learner_for(db, actor, learner_id)
+    if actor.role not in (Role.THERAPIST, Role.ADMIN):
+        raise Forbidden("this needs the role admin or therapist")
+    return learner
+
+
+def add_assignment(
+    db: Session, actor: User, learner_id: uuid.UUID, sentence_id: uuid.UUID
+) -> tuple[SentenceAssignment, bool]:
+    _may_assign(db, actor, learner_id)
+    if db.get(Sentence, sentence_id) is None:
+        raise NotFound("sentence not found")
+    existing = db.exec(
+        select(SentenceAssignment).where(
+            SentenceAssignment.learner_id == learner_id, SentenceAssignment.sentence_id == sentence_id
+        )
+    ).first()
+    if existing is not None:
+        return existing, False
+    a = SentenceAssignment(learner_id=learner_id, sentence_id=sentence_id, assigned_by=actor.user_id)
+    db.add(a)
+    try:
+        db.commit()
+    except IntegrityError:  # assigned twice at the same moment
+        db.rollback()
+        existing = db.exec(
+            select(SentenceAssignment).where(
+                SentenceAssignment.learner_id == learner_id, SentenceAssignment.sentence_id == sentence_id
+            )
+        ).one()
+        return existing, False
+    db.refresh(a)
+    return a, True
+
+
+def remove_assignment(db: Session, actor: User, learner_id: uuid.UUID, sentence_id: uuid.UUID) -> None:
+    _may_assign(db, actor, learner_id)
+    a = db.exec(
+        select(SentenceAssignment).where(
+            SentenceAssignment.learner_id == learner_id, SentenceAssignment.sentence_id == sentence_id
+        )
+    ).first()
+    if a is None:
+        raise NotFound("this sentence is not assigned to this learner")
+    db.delete(a)
+    db.commit()
+
+
+def assignments(db: Session, reader: User, learner_id: uuid.UUID) -> list[dict[str, Any]]:
+    learner_for(db, reader, learner_id)
+    rows = db.exec(
+        select(SentenceAssignment, Sentence)
+        .join(Sentence, col(Sentence.sentence_id) == col(SentenceAssignment.sentence_id))
+        .where(SentenceAssignment.learner_id == learner_id)
+        .order_by(col(SentenceAssignment.created_at))
+    ).all()
+    out = []
+    for a, sentence in rows:
+        scored = list(
+            db.exec(
+                select(AIAnalysisTask.created_at, AIAnalysisResult.overall_score)
+                .join(AIAnalysisResult, col(AIAnalysisResult.task_id) == col(AIAnalysisTask.task_id))
+                .join(PracticeRecord, col(PracticeRecord.practice_record_id) == col(AIAnalysisTask.practice_record_id))
+                .where(AIAnalysisTask.user_id == learner_id, PracticeRecord.sentence_id == sentence.sentence_id)
+                .order_by(col(AIAnalysisTask.created_at).desc())
+            )
+        )
+        values = [s for _, s in scored if s is not None]
+        out.append(
+            {
+                "assignment_id": a.assignment_id,
+                "learner_id": a.learner_id,
+                "sentence_id": sentence.sentence_id,
+                "sentence_text": sentence.text,
+                "assigned_by": a.assigned_by,
+                "created_at": a.created_at,
+                "attempts": len(scored),
+                "best_overall": max(values) if values else None,
+                "last_overall": values[0] if values else None,
+                "last_practised_at": scored[0][0] if scored else None,
+            }
+        )
+    return out
