@@ -196,6 +196,7 @@ class Tally:
     duplicate_results: int = 0
     server_errors: int = 0  # 5xx other than 503 JSON with Retry-After
     unavailable: int = 0  # 503 JSON with Retry-After (documented, expected during outages)
+    dropped: int = 0  # requests with no answer at all (connection dropped, or past the client's timeout)
     heal_seconds: float | None = None  # from the end of the fault to every task terminal
 
     def row(self) -> list[str]:
@@ -240,11 +241,19 @@ class CountingClient(httpx.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.server_errors: list[str] = []
+        self.dropped: list[str] = []
         self.unavailable = 0
         self._lock = threading.Lock()
 
     def request(self, *args: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
-        r = super().request(*args, **kwargs)
+        try:
+            r = super().request(*args, **kwargs)
+        except httpx.TransportError as exc:
+            # A dropped connection or a request past the client's timeout: no answer at all,
+            # which the contract never allows (an outage answers 503 JSON at once).
+            with self._lock:
+                self.dropped.append(f"{args[:2]}: {type(exc).__name__}: {exc}"[:200])
+            raise
         if r.status_code >= 500:
             documented = (
                 r.status_code == 503
@@ -415,6 +424,7 @@ class Cluster:
         tally.failed = dict(reasons)
         assert self.client is not None
         tally.server_errors = len(self.client.server_errors)
+        tally.dropped = len(self.client.dropped)
         tally.unavailable = self.client.unavailable
         return tally
 

@@ -129,14 +129,24 @@ def _db_outage(
         _running(cluster, tasks)
         begin(cluster)
         assert cluster.client is not None
-        # requests during the outage: each answers (503 JSON) within 5 s, none hangs
+        # requests during the outage: each answers (503 JSON) within 5 s, none hangs; a status
+        # poll, a submit and a login in turn (each needs the database)
         slowest = 0.0
         outage_end = time.monotonic() + seconds
+        asks = [
+            lambda: cluster.client.get(f"/api/v1/tasks/analysis/{tasks[0]}/status", headers=learner["headers"]),
+            lambda: cluster.api.submit(learner, records[half]),
+            lambda: cluster.client.post(
+                "/api/v1/auth/login", data={"username": learner["email"], "password": "correct-horse-1"}
+            ),
+        ]
+        k = 0
         while time.monotonic() < outage_end:
             started = time.monotonic()
-            with contextlib.suppress(httpx.HTTPError):
-                cluster.client.get(f"/api/v1/tasks/analysis/{tasks[0]}/status", headers=learner["headers"])
+            with contextlib.suppress(httpx.HTTPError):  # counted by the client as dropped
+                asks[k % len(asks)]()
             slowest = max(slowest, time.monotonic() - started)
+            k += 1
             time.sleep(0.2)
         end(cluster)
         ended = time.monotonic()

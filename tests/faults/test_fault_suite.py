@@ -15,11 +15,13 @@ HEAL_WITHIN = 60.0  # seconds from the end of the fault to every task terminal
 
 
 def _check(t: Tally, cluster: Cluster, *, failures: dict[str, int] | None = None) -> None:
-    detail = f"{t.row()}; 5xx: {cluster.client.server_errors[:3] if cluster.client else None}"
+    client = cluster.client
+    detail = f"{t.row()}; 5xx: {client.server_errors[:3] if client else None}; dropped: {client.dropped[:3] if client else None}"
     assert t.accepted == t.submitted, detail
     assert t.lost == 0, detail
     assert t.duplicate_results == 0, detail
     assert t.server_errors == 0, detail
+    assert t.dropped == 0, detail
     assert t.failed == (failures or {}), detail
     assert t.heal_seconds is not None and t.heal_seconds < HEAL_WITHIN, detail
 
