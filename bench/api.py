@@ -68,6 +68,7 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> 
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert found, out
     pct = {k: _ms(v) for k, v in re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)", out, re.M)}
+    top = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+\w+)", out, re.M)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
@@ -75,6 +76,7 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> 
         "p50_ms": pct.get("50", 0.0),
         "p90_ms": pct.get("90", 0.0),
         "p99_ms": pct.get("99", 0.0),
+        "max_ms": _ms(top.group(1)) if top else 0.0,
         "non_2xx": int(bad.group(1)) if bad else 0,
         "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
     }
@@ -175,6 +177,7 @@ class Stack:
             db.add_all([sentence, session])
             db.commit()
             token, _ = create_access_token(user.user_id, user.role)
+            self.learner_ids = (user.user_id, sentence.sentence_id, session.practice_session_id)
             return token, user.user_id, sentence.sentence_id, session.practice_session_id
 
     def seed_admin(self) -> str:
@@ -258,6 +261,54 @@ class Stack:
         raise RuntimeError(f"{args} did not start")
 
 
+def cleanup_during_submits(
+    stack: Stack, n: int, records: list[str], token: str, url: str, rows: dict[str, dict[str, float]]
+) -> None:
+    """Seed ``n`` failed tasks past their retention, run the retention cleanup (as Beat does) and
+    measure submits at 8 connections meanwhile: batches must never hold a submit for long."""
+    import threading
+
+    with stack.engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO ai_analysis_tasks (task_id, celery_task_id, practice_record_id, user_id, status, "
+                "task_type, progress, retry_count, max_retries, attempt, deliveries, publish_count, created_at, "
+                "updated_at, started_at, completed_at, error_message) SELECT id, id::text, :r, u.user_id, 'failure', "
+                "'audio_analysis', 40, 3, 3, 4, 4, 1, t, t, t, t, 'bench' FROM "
+                "(SELECT gen_random_uuid() AS id, now() - interval '200 days' + g * interval '1 second' AS t, "
+                "1 + (g % 2000) AS k FROM generate_series(1, :n) g) s "
+                "JOIN (SELECT user_id, row_number() OVER () AS k FROM users WHERE email LIKE 'crowd-%') u USING (k)"
+            ),
+            {"r": records[0], "n": n},
+        )
+        c.execute(text("ANALYZE ai_analysis_tasks"))
+    from vocalborn.tasks.maintenance import cleanup_expired_tasks
+
+    took: dict[str, float] = {}
+
+    def clean() -> None:
+        started = time.perf_counter()
+        report = cleanup_expired_tasks()
+        took["seconds"], took["deleted"] = time.perf_counter() - started, float(report.tasks_deleted)
+
+    fresh = stack.records(*stack.learner_ids, 4000)
+    cleaner = threading.Thread(target=clean)
+    cleaner.start()
+    submit = "/api/v1/tasks/analysis/submit"
+    script = cycle([(submit, json.dumps({"practice_record_id": r})) for r in fresh], token, "POST")
+    seconds = 20
+    r = wrk(url, seconds, 8, script)
+    cleaner.join()
+    rows[f"ours: submit (8) during cleanup of {n:,} rows"] = r
+    rows["cleanup"] = took
+    print(
+        f"{'ours: submit (8) during cleanup':<44} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.1f} ms  p99 "
+        f"{r['p99_ms']:7.1f} ms  max {r['max_ms']:7.1f} ms; cleanup deleted {took['deleted']:,.0f} in "
+        f"{took['seconds']:.1f} s (submits measured for the first {seconds} s)",
+        flush=True,
+    )
+
+
 def free_port() -> int:
     import socket
 
@@ -271,6 +322,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=8, help="duration of each wrk run")
     ap.add_argument("--sizes", default="10000,100000", help="tasks-table sizes for the status/history rows")
     ap.add_argument("--json", type=Path, help="write the figures here as JSON")
+    ap.add_argument(
+        "--cleanup", type=int, default=0, help="also: retention cleanup of this many expired tasks during submits"
+    )
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -366,6 +420,8 @@ def main() -> None:
             print(
                 f"{'ours: admin stats at ' + format(size, ',') + ' tasks':<44} median {took[2]:7.1f} ms  max {took[-1]:7.1f} ms"
             )
+        if args.cleanup:
+            cleanup_during_submits(stack, args.cleanup, pools["ours8"], token, ours, rows)
     ratios = {
         "health / bare ping (target >= 0.5)": rows["ours: GET /health"]["rps"]
         / rows["baseline: bare async GET /ping"]["rps"],
