@@ -9,6 +9,9 @@ Two shapes, one per kind of problem:
   whose content we refuse (``loc`` then names the form field, ``type`` is ``audio_rejected``).
 
 Routes list what they can answer with ``responses=error_responses(401, 404, ...)``.
+
+Services raise ``DomainError`` subclasses (they know no HTTP); ``main.py`` has one handler that
+answers each with its ``status_code`` and the message in the caller's language.
 """
 
 from __future__ import annotations
@@ -19,6 +22,102 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --------------------------------------------------------------------------------------------
+# domain errors: raised by services, answered by one handler (main.py)
+# --------------------------------------------------------------------------------------------
+class DomainError(Exception):
+    """A rule of the domain the request broke. ``status_code`` is its HTTP answer; the message
+    is one sentence a person can read (translated by the handler)."""
+
+    status_code = 400
+    headers: dict[str, str] | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self, message: str) -> dict[str, Any]:
+        """The JSON answer, given the message in the caller's language."""
+        return {"detail": message}
+
+
+class NotFound(DomainError):
+    """No such resource, or not one this user may see (never reveal which)."""
+
+    status_code = 404
+
+
+class Forbidden(DomainError):
+    status_code = 403
+
+
+class Conflict(DomainError):
+    """The resource is not in a state that allows this."""
+
+    status_code = 409
+
+
+class Gone(DomainError):
+    """It existed but can no longer be used (an invitation used or expired)."""
+
+    status_code = 410
+
+
+class NotReady(Conflict):
+    """A task has no result (yet, or ever): says why, and a failure's reason."""
+
+    _STATES = {
+        "pending": "is waiting in the queue",
+        "retry": "will be tried again shortly",
+        "processing": "is still running",
+        "failure": "failed",
+        "cancelled": "was cancelled",
+    }
+
+    def __init__(self, status: str, error_message: str | None = None) -> None:
+        message = f"no result: the analysis {self._STATES.get(status, f'is {status}')}"
+        if status == "failure" and error_message:
+            message += f": {error_message}"
+        super().__init__(message)
+        self.status = status
+
+
+class TooManyActive(DomainError):
+    """The learner already has the maximum of analyses waiting or running."""
+
+    status_code = 429
+    headers = {"Retry-After": "30"}
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"you already have {count} analyses waiting; submit more when some have finished")
+        self.count = count
+
+
+class AudioRejected(DomainError):
+    """An upload we will not store: 413 (too large), 415 (format) or 422 (content), naming the field."""
+
+    def __init__(self, status_code: int, message: str, field: str = "audio") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.field = field
+
+    def body(self, message: str) -> dict[str, Any]:
+        if self.status_code == 422:  # the same shape as any other 422 (the documented one)
+            return validation_error(self.field, message)
+        return {"detail": message}
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same Idempotency-Key came with a different body."""
+
+    status_code = 422
+
+    def body(self, message: str) -> dict[str, Any]:
+        out = validation_error("Idempotency-Key", message, "idempotency_key_reused")
+        out["detail"][0]["loc"] = ["header", "Idempotency-Key"]
+        return out
 
 
 class ErrorResponse(BaseModel):

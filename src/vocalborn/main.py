@@ -6,7 +6,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,12 +18,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vocalborn import __version__
 from vocalborn.auth.router import router as auth_router
 from vocalborn.config import get_settings
 from vocalborn.db import get_engine
-from vocalborn.errors import document_errors
+from vocalborn.errors import DomainError, document_errors
 from vocalborn.errors import validation_error as field_validation_error
 from vocalborn.fastdb import close_pool
 from vocalborn.i18n import request_language, translate, translate_detail
@@ -216,6 +217,92 @@ def _install_health(app: FastAPI) -> None:
         return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
 
 
+# --------------------------------------------------------------------------------------------
+# errors: each kind answered once, here, in the caller's language (errors.py has the shapes)
+# --------------------------------------------------------------------------------------------
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's list of problems, plus one sentence a person can read. Never echoes the input
+    back: it may be a password, or megabytes."""
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    details = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        msg = str(err.get("msg"))
+        if err.get("type") == "json_invalid":
+            position = next((p for p in err.get("loc", ()) if isinstance(p, int)), None)
+            msg = "the body is not valid JSON" + (f" (near character {position})" if position is not None else "")
+            where = ""
+        problems.append(f"{where}: {msg}" if where else msg)
+        details.append({k: v for k, v in err.items() if k not in ("input", "ctx", "url")} | {"msg": msg})
+    lang = request_language(request)
+    return JSONResponse(
+        {"detail": jsonable_encoder(details), "message": "; ".join(translate(p, lang) for p in problems)},
+        status_code=422,
+    )
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    """Services raise DomainError subclasses; each carries its status (errors.py)."""
+    assert isinstance(exc, DomainError)
+    message = translate(exc.message, request_language(request))
+    return JSONResponse(exc.body(message), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's own handling, with the message in the caller's language (English by default)."""
+    from fastapi.exception_handlers import http_exception_handler
+
+    assert isinstance(exc, StarletteHTTPException)
+    exc.detail = translate_detail(exc.detail, request_language(request))
+    if exc.status_code == 422 and isinstance(exc.detail, str):
+        # A route's own 422 has the documented shape of every other 422: a list of issues.
+        body = field_validation_error("", exc.detail, "value_error")
+        body["detail"][0]["loc"] = ["request"]
+        return JSONResponse(body, status_code=422, headers=exc.headers)
+    return await http_exception_handler(request, exc)
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    """Down, frozen, out of connections or over a deadline: the same answer, at once."""
+    log.error("database unavailable: %s: %s", type(exc).__name__, getattr(exc, "orig", None) or exc)
+    return JSONResponse(
+        {"detail": translate("the database is unavailable; try again shortly", request_language(request))},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    """A value that fits the schema but not the column (a NUL character in a text, say): bad
+    input, not a bug. The driver's text is not echoed (it carries the SQL)."""
+    log.warning("refused a value the database cannot store on %s: %s", request.url.path, type(exc).__name__)
+    message = "a value in the request cannot be stored (for example a NUL character in a text)"
+    return JSONResponse(field_validation_error("", message, "value_not_storable"), status_code=422)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug, not bad input; still JSON, and with the id that finds the traceback in the log."""
+    request_id = getattr(request.state, "request_id", None)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse(
+        {"detail": "internal error; it has been logged", "request_id": request_id},
+        status_code=500,
+        headers={"X-Request-ID": request_id or ""},
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_down)
+    for unstorable in (DataError, psycopg.DataError):
+        app.add_exception_handler(unstorable, _unstorable_value)
+    app.add_exception_handler(Exception, _unexpected)
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         docs_url=None,  # served below from local files: the default page loads Swagger UI from a CDN
@@ -244,116 +331,7 @@ def create_app() -> FastAPI:
 
     app.add_middleware(RequestContext)  # outermost: every response, even a 413, has its id
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Keep FastAPI's list, and add one sentence a person can read. Never echo the input back:
-        # it may be a password, or megabytes.
-        problems = []
-        details = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-            msg = str(err.get("msg"))
-            if err.get("type") == "json_invalid":
-                position = next((p for p in err.get("loc", ()) if isinstance(p, int)), None)
-                msg = "the body is not valid JSON" + (f" (near character {position})" if position is not None else "")
-                where = ""
-            problems.append(f"{where}: {msg}" if where else msg)
-            details.append({k: v for k, v in err.items() if k not in ("input", "ctx", "url")} | {"msg": msg})
-        lang = request_language(request)
-        return JSONResponse(
-            {"detail": jsonable_encoder(details), "message": "; ".join(translate(p, lang) for p in problems)},
-            status_code=422,
-        )
-
-    # Services raise domain errors; they become HTTP here, once, instead of in every route.
-    from vocalborn.practice.service import NotFound
-    from vocalborn.tasks.service import Conflict, Forbidden
-
-    def _domain_error(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-        async def handler(request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"detail": translate(str(exc), request_language(request))}, status_code=code)
-
-        return handler
-
-    from vocalborn.practice.service import AudioRejected
-
-    async def audio_rejected(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, AudioRejected)
-        message = translate(exc.message, request_language(request))
-        if exc.status_code == 422:  # the same shape as any other 422 (the documented one)
-            return JSONResponse(field_validation_error(exc.field, message), status_code=422)
-        return JSONResponse({"detail": message}, status_code=exc.status_code)
-
-    app.add_exception_handler(AudioRejected, audio_rejected)
-
-    from vocalborn.tasks.service import IdempotencyKeyReused
-
-    async def key_reused(request: Request, exc: Exception) -> JSONResponse:
-        body = field_validation_error("Idempotency-Key", str(exc), "idempotency_key_reused")
-        body["detail"][0]["loc"] = ["header", "Idempotency-Key"]
-        return JSONResponse(body, status_code=422)
-
-    app.add_exception_handler(IdempotencyKeyReused, key_reused)
-    app.add_exception_handler(NotFound, _domain_error(404))
-    app.add_exception_handler(Forbidden, _domain_error(403))
-    app.add_exception_handler(Conflict, _domain_error(409))
-
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    from vocalborn.tasks.service import TooManyActive
-
-    @app.exception_handler(TooManyActive)
-    async def too_many_active(request: Request, exc: TooManyActive) -> JSONResponse:
-        return JSONResponse(
-            {"detail": translate(str(exc), request_language(request))}, status_code=429, headers={"Retry-After": "30"}
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        # FastAPI's own handling, with the message in the caller's language (English by default).
-        from fastapi.exception_handlers import http_exception_handler
-
-        exc.detail = translate_detail(exc.detail, request_language(request))
-        if exc.status_code == 422 and isinstance(exc.detail, str):
-            # A route's own 422 has the documented shape of every other 422: a list of issues.
-            body = field_validation_error("", exc.detail, "value_error")
-            body["detail"][0]["loc"] = ["request"]
-            return JSONResponse(body, status_code=422, headers=exc.headers)
-        return await http_exception_handler(request, exc)
-
-    async def database_down(request: Request, exc: Exception) -> JSONResponse:
-        # Down, frozen, out of connections or over a deadline: the same answer, at once.
-        log.error("database unavailable: %s: %s", type(exc).__name__, getattr(exc, "orig", None) or exc)
-        return JSONResponse(
-            {"detail": translate("the database is unavailable; try again shortly", request_language(request))},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
-
-    for unavailable in DATABASE_UNAVAILABLE:
-        app.add_exception_handler(unavailable, database_down)
-
-    async def unstorable_value(request: Request, exc: Exception) -> JSONResponse:
-        # A value that fits the schema but not the column (a NUL character in a text, say):
-        # bad input, not a bug. The driver's text is not echoed (it carries the SQL).
-        log.warning("refused a value the database cannot store on %s: %s", request.url.path, type(exc).__name__)
-        message = "a value in the request cannot be stored (for example a NUL character in a text)"
-        return JSONResponse(field_validation_error("", message, "value_not_storable"), status_code=422)
-
-    app.add_exception_handler(DataError, unstorable_value)
-    app.add_exception_handler(psycopg.DataError, unstorable_value)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # A bug, not bad input; still JSON, and with the id that finds the traceback in the log.
-        request_id = getattr(request.state, "request_id", None)
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {"detail": "internal error; it has been logged", "request_id": request_id},
-            status_code=500,
-            headers={"X-Request-ID": request_id or ""},
-        )
-
+    _install_error_handlers(app)
     return app
 
 

@@ -37,10 +37,7 @@ def register(body: RegisterRequest, db: SessionDep) -> RegisterAccepted:
                 status.HTTP_403_FORBIDDEN,
                 "therapist accounts need an invitation code from an administrator; register as a learner otherwise",
             )
-        try:
-            invitation_id = invitations.claim(db, body.invitation_code)
-        except invitations.InvalidInvitation as exc:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+        invitation_id = invitations.claim(db, body.invitation_code)  # InvalidInvitation: 403
         role = Role.THERAPIST
     try:
         user = service.create_user(db, email=body.email, password=body.password, name=body.name, role=role)

@@ -10,6 +10,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
+from vocalborn.errors import Gone
 from vocalborn.learning.models import LinkInvitation
 from vocalborn.practice.service import NotFound
 from vocalborn.sqltypes import utcnow
@@ -17,10 +18,6 @@ from vocalborn.tasks.service import Conflict, Forbidden
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud or typed from paper
 CODE_LENGTH = 10
-
-
-class Gone(Exception):
-    """An invitation that existed but can no longer be used (expired or used)."""
 
 
 def normalize_code(code: str) -> str:

@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Response, status
 
 from vocalborn.auth.dependencies import CurrentUser, SessionDep
 from vocalborn.auth.models import Role, User
@@ -82,10 +82,7 @@ def _person(u: User) -> PersonPublic:
 )
 def accept(body: AcceptRequest, user: CurrentUser, db: SessionDep) -> LinkPublic:
     """The learner links to the therapist who made the code (one therapist per learner)."""
-    try:
-        therapist = link_service.accept_invitation(db, user, body.code)
-    except link_service.Gone as exc:
-        raise HTTPException(status.HTTP_410_GONE, str(exc)) from None
+    therapist = link_service.accept_invitation(db, user, body.code)  # Gone: 410
     return LinkPublic(learner=_person(user), therapist=_person(therapist))
 
 

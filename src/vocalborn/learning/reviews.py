@@ -70,7 +70,8 @@ def save_review(
             if attempt == attempts - 1:
                 raise Conflict("the review was changed at the same time; try again") from None
             continue
-        db.refresh(review)
+        # No refresh: a concurrent save may already have written the next version, and the
+        # caller must get the version this save wrote (expire_on_commit is off, so it is kept).
         return review, created
     raise Conflict("the review was changed at the same time; try again")
 

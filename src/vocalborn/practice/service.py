@@ -12,22 +12,9 @@ from sqlmodel import Session, col, select
 from vocalborn.auth.models import User
 from vocalborn.auth.service import can_read
 from vocalborn.config import Settings
+from vocalborn.errors import AudioRejected, NotFound
 from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
 from vocalborn.storage import Storage
-
-
-class AudioRejected(Exception):
-    """An upload we will not store; ``status_code`` says which 4xx."""
-
-    def __init__(self, status_code: int, message: str, field: str = "audio") -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
-        self.field = field
-
-
-class NotFound(Exception):
-    pass
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from vocalborn.auth.models import User
+from vocalborn.errors import Forbidden
 from vocalborn.security.models import TherapistInvitation
 from vocalborn.sqltypes import utcnow
 
 
-class InvalidInvitation(Exception):
-    pass
+class InvalidInvitation(Forbidden):
+    """An unknown, used or expired therapist invitation code: 403."""
 
 
 def _digest(code: str) -> str:

@@ -24,6 +24,7 @@ from sqlalchemy import delete, or_, update
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
+from vocalborn.errors import Conflict
 from vocalborn.learning.models import LinkInvitation, SentenceAssignment, TherapistReview, TherapistReviewRevision
 from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
 from vocalborn.security.models import DataAccessLog, TherapistInvitation
@@ -34,8 +35,8 @@ from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisT
 log = logging.getLogger(__name__)
 
 
-class CannotErase(Exception):
-    pass
+class CannotErase(Conflict):
+    """The account holds what others use (a therapist's sentences): 409, saying what."""
 
 
 def _row(obj: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:

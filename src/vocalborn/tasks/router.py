@@ -229,13 +229,7 @@ def get_result(
 ) -> TaskResultResponse:
     """The scores; suggestions in the caller's language (``lang`` or Accept-Language) when the
     engine wrote that language, otherwise as stored."""
-    try:
-        task, result = service.get_result_for(db, task_id, user)
-    except service.NotReady as exc:
-        detail = str(exc)
-        if exc.task.error_message and exc.task.status == "failure":
-            detail += f": {exc.task.error_message}"
-        raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
+    task, result = service.get_result_for(db, task_id, user)  # NotReady: 409 with the reason
     record_access(db, user, task.user_id, "task_result", task.task_id)
     suggestions, areas = localized_report(
         result.detailed_analysis, explicit_language(request), result.suggestions, result.improvement_areas

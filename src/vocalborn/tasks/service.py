@@ -24,6 +24,7 @@ from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.auth.models import Role, User
 from vocalborn.celery_app import ANALYZE_TASK, celery_app
 from vocalborn.config import get_settings
+from vocalborn.errors import Conflict, Forbidden, IdempotencyKeyReused, NotFound, NotReady, TooManyActive
 from vocalborn.practice import service as practice_service
 from vocalborn.practice.models import PracticeRecord, RecordStatus
 from vocalborn.sqltypes import utcnow
@@ -40,36 +41,9 @@ from vocalborn.tasks.states import (
 
 log = logging.getLogger(__name__)
 
-NotFound = practice_service.NotFound
-
 
 class StaleTask(Exception):
     """The task changed under us (another worker, a cancel, the reaper): our write was refused."""
-
-
-class Forbidden(Exception):
-    pass
-
-
-class TooManyActive(Exception):
-    """The learner already has the maximum of analyses waiting or running (a 429)."""
-
-    def __init__(self, count: int) -> None:
-        super().__init__(f"you already have {count} analyses waiting; submit more when some have finished")
-        self.count = count
-
-
-class NotReady(Exception):
-    def __init__(self, task: AIAnalysisTask) -> None:
-        state = {
-            "pending": "is waiting in the queue",
-            "retry": "will be tried again shortly",
-            "processing": "is still running",
-            "failure": "failed",
-            "cancelled": "was cancelled",
-        }.get(task.status, f"is {task.status}")
-        super().__init__(f"no result: the analysis {state}")
-        self.task = task
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,10 +156,6 @@ class SubmitOutcome:
 
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-
-
-class IdempotencyKeyReused(Exception):
-    """The same Idempotency-Key came with a different body."""
 
 
 def _by_idempotency_key(db: Session, owner_id: uuid.UUID, key: str) -> AIAnalysisTask | None:
@@ -354,10 +324,10 @@ def get_task_for(db: Session, task_id: uuid.UUID, reader: User) -> AIAnalysisTas
 def get_result_for(db: Session, task_id: uuid.UUID, reader: User) -> tuple[AIAnalysisTask, AIAnalysisResult]:
     task = get_task_for(db, task_id, reader)
     if task.status != TaskStatus.SUCCESS:
-        raise NotReady(task)
+        raise NotReady(task.status, task.error_message)
     result = db.exec(select(AIAnalysisResult).where(AIAnalysisResult.task_id == task.task_id)).first()
     if result is None:  # cannot happen: result and success commit together
-        raise NotReady(task)
+        raise NotReady(task.status, task.error_message)
     return task, result
 
 
@@ -493,10 +463,6 @@ def iso_duration(seconds: float) -> str:
 # --------------------------------------------------------------------------------------------
 # cancel and retry (learners cancel their own; admins anything)
 # --------------------------------------------------------------------------------------------
-class Conflict(Exception):
-    pass
-
-
 def cancel_task(db: Session, task: AIAnalysisTask, by: User) -> AIAnalysisTask:
     """A queued task is cancelled at once (its message is skipped when a worker gets it); a
     running task is flagged and stops at its next step boundary. The flag lives in the database,
