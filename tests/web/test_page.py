@@ -48,7 +48,7 @@ def test_a_learner_submits_a_recording_and_watches_it_to_the_scores_and_chart(
     expect(page.locator("#suggestions")).not_to_be_empty()
 
     # the page's numbers are the API's
-    task_id = page.evaluate("state.task.id")
+    task_id = page.get_attribute("#progress", "data-task")
     result = api.client.get(f"/api/v1/tasks/analysis/{task_id}/result", headers=learner["headers"]).json()
     assert page.text_content("#score-overall") == str(round(result["overall_score"]))
     # every event of the history is in the page's log, once
