@@ -23,6 +23,9 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from tests.support import Api, recording
+from vocalborn.auth.models import User
+from vocalborn.db import open_session
+from vocalborn.main import app
 
 ROLES = ("anonymous", "other_learner", "unlinked_therapist", "linked_therapist", "admin", "owner")
 Expect = dict[str, set[int]]
@@ -147,7 +150,6 @@ FRESH_WORLD = {"DELETE /api/v1/links/{learner_id}", "DELETE /api/v1/me", "DELETE
 
 def app_routes() -> list[str]:
     """'METHOD /path' for every route the app serves (mounted static files aside)."""
-    from vocalborn.main import app
 
     def walk(routes: list[Any], prefix: str = "") -> list[str]:
         out: list[str] = []
@@ -184,8 +186,6 @@ def world(api: Api) -> dict[str, Any]:
 
 def make_world(api: Api) -> dict[str, Any]:
     from tests.broker.scenarios import make_admin
-    from vocalborn.auth.models import User
-    from vocalborn.db import open_session
 
     people = {
         "owner": api.register("learner"),

@@ -6,10 +6,10 @@ import re
 
 from fastapi.testclient import TestClient
 
+from vocalborn.main import app
+
 
 def test_the_api_docs_page_loads_everything_from_this_server() -> None:
-    from vocalborn.main import app
-
     with TestClient(app) as client:
         page = client.get("/docs")
         assert page.status_code == 200

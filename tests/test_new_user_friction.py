@@ -15,6 +15,7 @@ import pytest
 
 from tests.support import Api
 from tests.test_readme import ROOT, SUITE_KEYS
+from vocalborn.analysis.decode import encode_audio
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -79,8 +80,6 @@ def test_readme_says_users_create_asks_for_a_password() -> None:
 
 
 def _silence(seconds: float = 2.0) -> bytes:
-    from vocalborn.analysis.decode import encode_audio
-
     return encode_audio(np.zeros(int(16000 * seconds), dtype=np.float32), 16000, "wav")
 
 

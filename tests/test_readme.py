@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support import wait_until
+from vocalborn.embedded import free_port
 
 pytestmark = pytest.mark.worker
 
@@ -67,8 +68,6 @@ def check_practice(lines: list[str]) -> None:
 
 @pytest.mark.skipif(shutil.which("uv") is None, reason="the walkthrough calls uv, which this machine lacks")
 def test_vocalborn_up_serves_the_walkthrough_on_the_embedded_default(tmp_path: Path) -> None:
-    from vocalborn.embedded import free_port
-
     port = free_port()
     metrics_port = free_port()
     env = {

@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 from fastapi import HTTPException
 
+from vocalborn.config import get_settings
 from vocalborn.main import BodySizeLimit, UploadSizeLimit
 
 
 def test_the_upload_limit_stops_reading_a_chunked_body_just_past_the_limit() -> None:
-    from vocalborn.config import get_settings
-
     limit = get_settings().max_audio_file_size + 1_048_576
     chunk = b"\x00" * 1_048_576
     total_chunks = limit // len(chunk) + 50
@@ -38,7 +37,6 @@ def test_the_upload_limit_stops_reading_a_chunked_body_just_past_the_limit() -> 
 
 def test_other_bodies_stop_at_the_small_json_limit() -> None:
     """Issue #11, defect 8: a 100 MB JSON body was parsed before the 422."""
-    from vocalborn.config import get_settings
 
     limit = get_settings().max_json_body_bytes
     pulled = 0
@@ -60,8 +58,6 @@ def test_other_bodies_stop_at_the_small_json_limit() -> None:
 
 
 def test_a_large_json_body_gets_a_413_json_answer(api: Any) -> None:
-    from vocalborn.config import get_settings
-
     limit = get_settings().max_json_body_bytes
     body = b'{"practice_record_id": "' + b"x" * (limit * 4) + b'"}'
     # declared length: refused before reading

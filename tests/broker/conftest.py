@@ -23,6 +23,7 @@ import pytest
 
 from tests.services import ServicesUnderTest, in_ci
 from tests.support import Api, ServiceProcess, WorkerProcess, api_process
+from vocalborn.embedded import free_port
 
 DEFAULT_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
 BROKERS = ("redis", "rabbitmq")
@@ -142,8 +143,6 @@ class Stack:
         return b.start()
 
     def api_process(self, **env: str) -> ServiceProcess:
-        from vocalborn.embedded import free_port
-
         port = free_port()
         p = api_process(port, self.log_dir, {**self.env, **env})
         p.port = port  # type: ignore[attr-defined]
@@ -162,7 +161,6 @@ def stack(request: pytest.FixtureRequest, migrated: ServicesUnderTest) -> Iterat
     env = broker_env(kind, request)
     log_dir = migrated.data_dir / f"broker-{kind}"
     log_dir.mkdir(exist_ok=True)
-    from vocalborn.embedded import free_port
 
     port = free_port()
     api_proc = api_process(port, log_dir, env)

@@ -9,12 +9,14 @@ from typing import Any
 from sqlmodel import col, select
 
 from tests.support import Api
+from vocalborn.auth import service
+from vocalborn.auth.models import Role
+from vocalborn.db import open_session
+from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTaskEvent
 
 
 def result_counts(task_ids: list[str]) -> Counter[str]:
     """How many result rows each task has (effectively-once means exactly one)."""
-    from vocalborn.db import open_session
-    from vocalborn.tasks.models import AIAnalysisResult
 
     ids = [uuid.UUID(t) for t in task_ids]
     with open_session() as db:
@@ -25,9 +27,6 @@ def result_counts(task_ids: list[str]) -> Counter[str]:
 
 
 def event_counts(task_ids: list[str], event_type: str) -> Counter[str]:
-    from vocalborn.db import open_session
-    from vocalborn.tasks.models import AIAnalysisTaskEvent
-
     ids = [uuid.UUID(t) for t in task_ids]
     with open_session() as db:
         rows = db.exec(
@@ -42,9 +41,6 @@ def event_counts(task_ids: list[str], event_type: str) -> Counter[str]:
 
 def make_admin(api: Api) -> dict[str, Any]:
     """Admins are made outside the API (the CLI does the same through the service)."""
-    from vocalborn.auth import service
-    from vocalborn.auth.models import Role
-    from vocalborn.db import open_session
 
     email, password = f"admin-{uuid.uuid4().hex[:8]}@example.com", "admin-pass-123"
     with open_session() as db:

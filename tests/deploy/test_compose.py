@@ -21,6 +21,9 @@ from tests.deploy.conftest import (
     production_example,
     real_secrets,
 )
+from vocalborn.cli import app
+from vocalborn.config import Settings
+from vocalborn.healthcheck import main as healthcheck
 
 APP_SERVICES = {"migrate", "api", "worker", "beat", "flower"}
 
@@ -89,8 +92,6 @@ def test_compose_refuses_to_start_without_each_secret(compose: Compose, rabbitmq
 def test_every_service_runs_a_real_vocalborn_command(compose: Compose) -> None:
     import typer.main
 
-    from vocalborn.cli import app
-
     cli = typer.main.get_command(app)
     services = resolved(compose)["services"]
     runs = {}
@@ -106,8 +107,6 @@ def test_every_service_runs_a_real_vocalborn_command(compose: Compose) -> None:
 
 
 def test_every_healthcheck_is_a_real_check(compose: Compose) -> None:
-    from vocalborn.healthcheck import main as healthcheck
-
     services = resolved(compose)["services"]
     for name in APP_SERVICES - {"migrate"}:
         test = services[name]["healthcheck"]["test"]
@@ -121,8 +120,6 @@ def test_every_healthcheck_is_a_real_check(compose: Compose) -> None:
 
 
 def test_app_services_set_only_real_settings_and_infra_only_documented_variables(compose: Compose) -> None:
-    from vocalborn.config import Settings
-
     fields = {f.upper() for f in Settings.model_fields}
     doc = DEPLOYMENT_DOC.read_text()
     for rabbitmq in (False, True):
@@ -200,8 +197,6 @@ def test_everything_waits_for_a_healthy_database_and_the_migration(compose: Comp
 
 
 def test_a_worker_is_given_longer_to_stop_than_an_analysis_may_run(compose: Compose) -> None:
-    from vocalborn.config import Settings
-
     worker = resolved(compose)["services"]["worker"]
     grace = worker["stop_grace_period"]
     seconds = int(re.fullmatch(r"(\d+)s", grace).group(1))  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.conftest import production_example, real_secrets
+from vocalborn.config import EXAMPLE_SECRETS, secret_problem
 
 SECRETS = (
     "SECRET_KEY",
@@ -57,8 +58,6 @@ def test_a_refusal_prints_no_part_of_the_real_secrets(tmp_path: Path) -> None:
 
 
 def test_every_example_secret_is_one_the_processes_refuse() -> None:
-    from vocalborn.config import EXAMPLE_SECRETS
-
     example = production_example()
     for name in SECRETS:
         value = example[name]
@@ -145,8 +144,6 @@ def test_flower_refuses_weak_or_example_credentials(auth: str, tmp_path: Path) -
 
 def test_real_random_secrets_pass_the_guard() -> None:
     import secrets
-
-    from vocalborn.config import secret_problem
 
     for _ in range(500):
         assert secret_problem("SECRET_KEY", secrets.token_hex(32), min_bytes=32) is None

@@ -17,6 +17,8 @@ import pytest
 
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, api_process
+from vocalborn.embedded import free_port
+from vocalborn.main import app
 
 
 @dataclass
@@ -47,8 +49,6 @@ def stack(request: pytest.FixtureRequest, migrated: ServicesUnderTest) -> Iterat
     if request.param == "suite-database":
         from fastapi.testclient import TestClient
 
-        from vocalborn.main import app
-
         worker = WorkerProcess("learning", migrated.data_dir).start()
         try:
             with TestClient(app) as client:
@@ -56,8 +56,6 @@ def stack(request: pytest.FixtureRequest, migrated: ServicesUnderTest) -> Iterat
         finally:
             worker.stop()
         return
-
-    from vocalborn.embedded import free_port
 
     run = uuid.uuid4().hex[:6]
     data = migrated.data_dir / f"sqlite-{run}"

@@ -12,6 +12,8 @@ import pytest
 
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, recording
+from vocalborn.db import open_session
+from vocalborn.tasks.models import AIAnalysisTask
 
 pytestmark = pytest.mark.worker
 
@@ -63,9 +65,6 @@ def test_a_learner_whose_scores_fall_is_flagged(api: Api, worker: WorkerProcess)
 
 def test_a_learner_who_stopped_practising_is_flagged_inactive(api: Api, worker: WorkerProcess) -> None:
     from sqlalchemy import update
-
-    from vocalborn.db import open_session
-    from vocalborn.tasks.models import AIAnalysisTask
 
     therapist, learner = _linked(api)
     assert _row(api, therapist, learner)["flag_reasons"] == ["never_practised"]

@@ -8,6 +8,9 @@ import uuid
 from typing import Any
 
 from tests.support import Api
+from vocalborn.auth.models import User
+from vocalborn.db import open_session
+from vocalborn.learning import links, reviews
 
 
 def _race(n: int, work: Any) -> list[Any]:
@@ -30,10 +33,6 @@ def _race(n: int, work: Any) -> list[Any]:
 
 
 def test_two_learners_racing_for_one_code_link_exactly_one(api: Api, therapist: dict[str, Any]) -> None:
-    from vocalborn.auth.models import User
-    from vocalborn.db import open_session
-    from vocalborn.learning import links
-
     learners = [api.register("learner") for _ in range(4)]
     code = api.client.post("/api/v1/links/invitations", headers=therapist["headers"]).json()["code"]
 
@@ -52,10 +51,6 @@ def test_two_learners_racing_for_one_code_link_exactly_one(api: Api, therapist: 
 
 
 def test_concurrent_saves_of_one_review_keep_every_version(api: Api) -> None:
-    from vocalborn.auth.models import User
-    from vocalborn.db import open_session
-    from vocalborn.learning import reviews
-
     therapist = api.register("therapist")
     learner = api.register("learner")
     code = api.client.post("/api/v1/links/invitations", headers=therapist["headers"]).json()["code"]

@@ -14,6 +14,7 @@ import pytest
 from tests.learning.conftest import Stack
 from tests.services import ServicesUnderTest
 from tests.support import api_process, recording
+from vocalborn.embedded import free_port
 
 SCORES = ("overall_score", "pronunciation_accuracy", "fluency_score", "rhythm_score")
 NOBODY: dict[str, Any] = {"headers": {}}
@@ -330,8 +331,6 @@ def test_the_cli_reads_the_same_history_and_progress(
     import os
     import subprocess
     import sys
-
-    from vocalborn.embedded import free_port
 
     proc = None
     url = stack.url

@@ -14,8 +14,16 @@ from sqlmodel import col
 from tests.monitoring.conftest import Samples, parse_metrics, scrape, value
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, wait_until
+from vocalborn.auth.models import User
+from vocalborn.config import get_settings
+from vocalborn.db import open_session
 from vocalborn.embedded import free_port
 from vocalborn.monitoring import catalog
+from vocalborn.practice.models import PracticeRecord
+from vocalborn.sqltypes import utcnow
+from vocalborn.storage import get_storage
+from vocalborn.tasks import service
+from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 
 pytestmark = pytest.mark.worker
 
@@ -48,9 +56,6 @@ def _reachable(url: str) -> bool:
 
 
 def _db_counts_for_worker(name: str) -> dict[str, int]:
-    from vocalborn.db import open_session
-    from vocalborn.tasks.models import AIAnalysisTask
-
     with open_session() as db:
         rows = db.execute(
             select(col(AIAnalysisTask.status), func.count())
@@ -61,18 +66,12 @@ def _db_counts_for_worker(name: str) -> dict[str, int]:
 
 
 def _db_counts() -> dict[str, int]:
-    from vocalborn.db import open_session
-    from vocalborn.tasks.models import AIAnalysisTask
-
     with open_session() as db:
         rows = db.execute(select(col(AIAnalysisTask.status), func.count()).group_by(col(AIAnalysisTask.status))).all()
     return {str(status): int(n) for status, n in rows}
 
 
 def _processing_time_of_successes(name: str) -> float:
-    from vocalborn.db import open_session
-    from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
-
     with open_session() as db:
         total = db.execute(
             select(func.sum(col(AIAnalysisResult.processing_time_seconds)))
@@ -83,10 +82,6 @@ def _processing_time_of_successes(name: str) -> float:
 
 
 def _corrupt_recording(record_id: str) -> None:
-    from vocalborn.db import open_session
-    from vocalborn.practice.models import PracticeRecord
-    from vocalborn.storage import get_storage
-
     with open_session() as db:
         record = db.get(PracticeRecord, uuid.UUID(record_id))
         assert record is not None
@@ -153,7 +148,6 @@ def test_after_a_batch_the_worker_and_api_metrics_match_the_database(
     db_counts = _db_counts()
     for status in ("pending", "processing", "retry", "success", "failure", "cancelled"):
         assert value(a, "vocalborn_tasks", status=status) == db_counts.get(status, 0), status
-    from vocalborn.config import get_settings
 
     assert ("celery_queue_size", frozenset({("queue_name", get_settings().task_queue)})) in a
     assert value(a, "vocalborn_workers_online") >= 1
@@ -189,12 +183,6 @@ def test_a_stalled_task_shows_in_the_api_metrics(
     from datetime import timedelta
 
     from sqlalchemy import update
-
-    from vocalborn.auth.models import User
-    from vocalborn.db import open_session
-    from vocalborn.sqltypes import utcnow
-    from vocalborn.tasks import service
-    from vocalborn.tasks.models import AIAnalysisTask
 
     before = value(parse_metrics(api.client.get("/metrics").text), "vocalborn_tasks_stalled")
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]

@@ -16,6 +16,11 @@ import numpy as np
 import pytest
 
 from tests.support import recording
+from vocalborn.analysis import features
+from vocalborn.analysis.decode import encode_audio, load_audio, probe_audio
+from vocalborn.config import get_settings
+from vocalborn.practice.service import AudioRejected, validate_audio
+from vocalborn.practice.sniff import starts_like
 
 
 def _wav(channels: np.ndarray, rate: int = 16000) -> bytes:
@@ -50,9 +55,6 @@ def four_hours_of_silent_flac() -> bytes:
 
 
 def test_a_four_hour_flac_is_refused_without_decoding_it() -> None:
-    from vocalborn.config import get_settings
-    from vocalborn.practice.service import AudioRejected, validate_audio
-
     data = four_hours_of_silent_flac()
     settings = get_settings().model_copy(update={"supported_audio_formats": "flac,wav"})
     started = time.process_time()
@@ -64,12 +66,9 @@ def test_a_four_hour_flac_is_refused_without_decoding_it() -> None:
 
 
 def test_decoding_stops_just_past_the_limit_when_the_header_says_nothing() -> None:
-    from vocalborn.analysis.decode import probe_audio
-
     # 10 minutes of a tone as raw ADTS AAC: no duration in any header, only an estimate.
     rate = 8000
     tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(rate * 600) / rate)).astype(np.float32)
-    from vocalborn.analysis.decode import encode_audio
 
     data = encode_audio(tone, rate, "aac")
     full = probe_audio(data)
@@ -81,9 +80,6 @@ def test_decoding_stops_just_past_the_limit_when_the_header_says_nothing() -> No
 
 
 def test_a_zip_holding_an_mp3_is_not_accepted_as_mp3() -> None:
-    from vocalborn.config import get_settings
-    from vocalborn.practice.service import AudioRejected, validate_audio
-
     mp3 = recording(voice="Male1", fmt="mp3")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
@@ -102,9 +98,6 @@ def test_a_zip_holding_an_mp3_is_not_accepted_as_mp3() -> None:
 
 @pytest.mark.parametrize("fmt", ["wav", "mp3", "m4a", "aac", "ogg", "webm", "flac"])
 def test_every_accepted_container_starts_like_itself(fmt: str) -> None:
-    from vocalborn.analysis.decode import encode_audio, probe_audio
-    from vocalborn.practice.sniff import starts_like
-
     tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
     data = encode_audio(tone, 16000, fmt)
     assert starts_like(data, probe_audio(data).format)
@@ -112,8 +105,6 @@ def test_every_accepted_container_starts_like_itself(fmt: str) -> None:
 
 
 def test_identical_stereo_channels_keep_their_level() -> None:
-    from vocalborn.analysis.decode import load_audio
-
     t = np.arange(16000) / 16000
     channel = 0.9 * np.sin(2 * np.pi * 200 * t)
     mono = load_audio(_wav(np.vstack([channel, channel])))
@@ -121,9 +112,6 @@ def test_identical_stereo_channels_keep_their_level() -> None:
 
 
 def test_a_six_channel_sine_at_minus_10_dbfs_is_accepted() -> None:
-    from vocalborn.analysis import features
-    from vocalborn.analysis.decode import load_audio
-
     rate = 16000
     t = np.arange(rate * 2) / rate
     level = 10 ** (-10 / 20)

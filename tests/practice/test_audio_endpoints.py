@@ -7,11 +7,12 @@ import uuid
 from typing import Any
 
 from tests.support import Api
+from vocalborn.db import open_session
+from vocalborn.practice.models import PracticeRecord, Sentence
+from vocalborn.storage import get_storage
 
 
 def _key(model: Any, pk: str, attr: str) -> str:
-    from vocalborn.db import open_session
-
     with open_session() as db:
         return str(getattr(db.get(model, uuid.UUID(pk)), attr))
 
@@ -19,9 +20,6 @@ def _key(model: Any, pk: str, attr: str) -> str:
 def test_audio_whose_file_is_missing_answers_410_json(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
-    from vocalborn.practice.models import PracticeRecord, Sentence
-    from vocalborn.storage import get_storage
-
     ready = api.ready_record(therapist, learner)
     record_id, sentence_id = ready["record"]["practice_record_id"], ready["sentence"]["sentence_id"]
     record_url = f"/api/v1/practice/records/{record_id}/audio"

@@ -13,6 +13,11 @@ import pytest
 
 from tests.security.conftest import Pair, address, login, register
 from tests.support import Api, recording
+from vocalborn.auth.models import User
+from vocalborn.auth.service import link_therapist
+from vocalborn.db import open_session
+from vocalborn.security.models import TherapistInvitation
+from vocalborn.sqltypes import utcnow
 
 
 def email(tag: str = "acc") -> str:
@@ -108,10 +113,6 @@ def test_closed_registration_makes_learners_and_therapists_only_by_invitation(cl
 def test_an_expired_invitation_is_refused(closed: Pair) -> None:
     from sqlmodel import select
 
-    from vocalborn.db import open_session
-    from vocalborn.security.models import TherapistInvitation
-    from vocalborn.sqltypes import utcnow
-
     admin = _admin(closed.a)
     made = closed.a.client.post("/api/v1/admin/therapist-invitations", headers=admin["headers"])
     assert made.status_code == 201
@@ -133,10 +134,6 @@ def test_an_expired_invitation_is_refused(closed: Pair) -> None:
 
 # --- sentences belong to their therapist ---------------------------------------------------------------
 def test_learners_see_their_therapists_sentences_and_shared_ones_only(api: Api) -> None:
-    from vocalborn.auth.models import User
-    from vocalborn.auth.service import link_therapist
-    from vocalborn.db import open_session
-
     mine, other = api.register("therapist"), api.register("therapist")
     learner, stranger = api.register("learner"), api.register("learner")
     with open_session() as db:

@@ -19,6 +19,9 @@ from cryptography.exceptions import InvalidTag
 from tests.security.conftest import Pair, address, login, register
 from tests.services import ServicesUnderTest
 from tests.support import WorkerProcess, recording
+from vocalborn.config import Settings
+from vocalborn.db import open_session
+from vocalborn.practice.models import PracticeRecord
 from vocalborn.storage import MAGIC, LocalStorage, MissingKey
 
 pytestmark = pytest.mark.worker
@@ -75,8 +78,6 @@ def test_rotation_keeps_old_files_readable_then_moves_them_to_the_new_key(tmp_pa
 
 
 def test_the_cli_rotates_and_the_settings_refuse_bad_keys(tmp_path: Path) -> None:
-    from vocalborn.config import Settings
-
     k1, k2 = key(), key()
     LocalStorage(tmp_path / "storage", {"k1": k1}).save("recordings", b"abc", "wav")
     env = dict(os.environ, DATA_DIR=str(tmp_path), STORAGE_ENCRYPTION_KEYS=f"k1:{b64(k1)},k2:{b64(k2)}")
@@ -123,8 +124,6 @@ def test_encrypted_recordings_are_transparent_to_the_api_and_the_worker(
         ready = pair.a.ready_record(users["therapist"], users["learner"])
         record = ready["record"]
         storage = LocalStorage(migrated.data_dir / "storage", {})
-        from vocalborn.db import open_session
-        from vocalborn.practice.models import PracticeRecord
 
         with open_session() as db:
             stored = db.get(PracticeRecord, uuid.UUID(record["practice_record_id"]))

@@ -12,6 +12,8 @@ from sqlmodel import select
 
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, wait_until
+from vocalborn.db import open_session
+from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 
 pytestmark = pytest.mark.worker
 
@@ -28,9 +30,6 @@ def slow_worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:
 def test_erasure_during_an_analysis_leaves_nothing_behind(
     api: Api, slow_worker: WorkerProcess, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
-    from vocalborn.db import open_session
-    from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
-
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
     task_id = api.submit(learner, record_id).json()["task_id"]
     wait_until(lambda: api.status(learner, task_id)["status"] == "processing", 60, 0.1, "the analysis to start")

@@ -11,6 +11,7 @@ import pytest
 
 from tests.security.conftest import Pair, address, login, register
 from tests.support import recording
+from vocalborn.security.ratelimit import hit
 
 pytestmark = pytest.mark.worker
 
@@ -132,8 +133,6 @@ def test_uploads_submits_and_waiting_analyses_are_limited_per_user(pair: Pair) -
 
 def test_the_window_slides_and_retry_after_says_when(migrated: object) -> None:
     import time
-
-    from vocalborn.security.ratelimit import hit
 
     name, subject = f"slide{uuid.uuid4().hex[:6]}", "someone"
     assert hit(name, subject, 2, 3).allowed

@@ -17,6 +17,16 @@ from sqlalchemy import text
 
 from tests.services import ServicesUnderTest
 from tests.support import Api, WorkerProcess, recording
+from vocalborn.auth.models import User
+from vocalborn.auth.service import link_therapist
+from vocalborn.celery_app import _beat_schedule, celery_app
+from vocalborn.config import get_settings
+from vocalborn.db import get_engine, open_session
+from vocalborn.practice.models import PracticeRecord
+from vocalborn.security.ratelimit import subject_of_email
+from vocalborn.sqltypes import utcnow
+from vocalborn.storage import get_storage
+from vocalborn.tasks import maintenance
 
 pytestmark = pytest.mark.worker
 
@@ -29,10 +39,6 @@ def worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:
 
 
 def _linked(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:
-    from vocalborn.auth.models import User
-    from vocalborn.auth.service import link_therapist
-    from vocalborn.db import open_session
-
     therapist, learner = api.register("therapist"), api.register("learner")
     with open_session() as db:
         link_therapist(
@@ -113,7 +119,6 @@ def test_the_export_holds_recordings_analyses_and_audio(api: Api, worker: Worker
 def _everything_about(db: Any, ids: dict[str, str]) -> list[str]:
     """Every table and text column that holds any of ``ids`` (a full scan; small test database)."""
     found = []
-    from vocalborn.db import get_engine
 
     with get_engine().connect() as conn:
         from sqlalchemy import inspect
@@ -158,8 +163,6 @@ def _redis_values_naming(client: redis.Redis, wanted: list[str]) -> list[str]:
 def test_erasure_leaves_nothing_of_the_learner(
     api: Api, worker: WorkerProcess, services: ServicesUnderTest, who: str
 ) -> None:
-    from vocalborn.storage import get_storage
-
     therapist, learner = _linked(api)
     done = _analysed(api, therapist, learner)
     second = api.record(
@@ -182,8 +185,6 @@ def test_erasure_leaves_nothing_of_the_learner(
     assert assigned.status_code in (200, 201), assigned.text
     # a failed login: a counter in Redis that names the (hashed) email
     api.client.post("/api/v1/auth/login", data={"username": learner["email"], "password": "wrong-password"})
-    from vocalborn.db import open_session
-    from vocalborn.practice.models import PracticeRecord
 
     with open_session() as db:
         from sqlmodel import select
@@ -216,7 +217,6 @@ def test_erasure_leaves_nothing_of_the_learner(
     assert _everything_about(None, ids) == []
     assert not any(get_storage().path(k).exists() for k in keys)
     # Redis: no key names the learner, their email's hash or their tasks
-    from vocalborn.security.ratelimit import subject_of_email
 
     client = redis.Redis.from_url(services.redis_url)
     try:
@@ -256,13 +256,6 @@ def test_a_therapist_with_sentences_is_not_erased_silently(api: Api) -> None:
 def test_retention_deletes_old_audio_and_keeps_the_scores(
     api: Api, worker: WorkerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vocalborn.config import get_settings
-    from vocalborn.db import open_session
-    from vocalborn.practice.models import PracticeRecord
-    from vocalborn.sqltypes import utcnow
-    from vocalborn.storage import get_storage
-    from vocalborn.tasks import maintenance
-
     therapist, learner = _linked(api)
     done = _analysed(api, therapist, learner)
     fresh = api.record(
@@ -321,8 +314,6 @@ def test_worker_host_names_reach_admins_only(api: Api, worker: WorkerProcess) ->
 
 
 def test_beat_runs_the_recording_retention_job() -> None:
-    from vocalborn.celery_app import _beat_schedule, celery_app
-    from vocalborn.config import get_settings
     from vocalborn.tasks import worker as _worker  # noqa: F401 - registers the tasks
 
     entry = _beat_schedule(get_settings())["purge-old-recordings"]

@@ -48,7 +48,7 @@ def test_a_learner_submits_a_recording_and_watches_it_to_the_scores_and_chart(
     expect(page.locator("#suggestions")).not_to_be_empty()
 
     # the page's numbers are the API's
-    task_id = page.evaluate("state.task.id")
+    task_id = page.get_attribute("#progress", "data-task")
     result = api.client.get(f"/api/v1/tasks/analysis/{task_id}/result", headers=learner["headers"]).json()
     assert page.text_content("#score-overall") == str(round(result["overall_score"]))
     # every event of the history is in the page's log, once
@@ -79,6 +79,13 @@ def test_a_learner_submits_a_recording_and_watches_it_to_the_scores_and_chart(
     expect(page.locator("#pitch-chart")).to_have_attribute("viewBox", re.compile(r"^0 0 3\d\d "))
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
     page.screenshot(path=str(ARTIFACTS / "web-phone-en.png"), full_page=True)
+
+    # practise again: back to an empty attempt, nothing being watched
+    page.click("#again")
+    expect(page.locator("#progress")).to_be_hidden()
+    expect(page.locator("#result")).to_be_hidden()
+    expect(page.locator("#attempt-name")).to_be_empty()
+    expect(page.locator("#submit")).to_be_disabled()
     assert problems == []
 
 
@@ -117,5 +124,12 @@ def test_registering_works_and_errors_are_shown_in_words(server: tuple[str, Api]
     page.fill("#name", "someone")
     page.click("#auth-submit")
     expect(page.locator("#error")).to_have_text("電子郵件或密碼錯誤")
+
+    # a token the API no longer accepts: back to the login, told why
+    page.evaluate("sessionStorage.setItem('vb.token', 'not-a-token')")
+    page.reload()
+    expect(page.locator("#auth")).to_be_visible()
+    expect(page.locator("#error")).to_have_text("登入已過期，請重新登入。")
+    expect(page.locator("#practice")).to_be_hidden()
     # the refused logins are the only failed requests the console reports
     assert all("401" in p for p in problems), problems

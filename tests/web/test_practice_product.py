@@ -22,7 +22,7 @@ def log_in(page: Any, base: str, email: str) -> None:
 
 
 def set_language(page: Any, lang: str) -> None:
-    now = page.evaluate("state.lang")
+    now = "en" if page.evaluate("document.documentElement.lang") == "en" else "zh-TW"
     if now != lang:
         page.click("#lang")
 

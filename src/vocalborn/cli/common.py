@@ -1,0 +1,66 @@
+"""What the command families share: settings that fail in one line, and migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def load_settings(need_broker: bool = False):
+    """The settings, or one line on stderr and exit 1 if the configuration is invalid (or, with
+    ``need_broker``, names no broker)."""
+    from pydantic import ValidationError
+
+    from vocalborn.config import get_settings
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # e.g. production refusing an example secret: say so, no traceback
+        reasons = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
+        fail(f"invalid configuration: {reasons}")
+    if need_broker:
+        try:
+            _ = settings.effective_broker_url
+        except RuntimeError as exc:  # nothing configured and no embedded Redis running
+            fail(str(exc))
+        need_redis_for_events(settings)
+    return settings
+
+
+def need_redis_for_events(settings) -> None:
+    """A broker that is not Redis (RabbitMQ) still needs a Redis for progress events: refuse
+    at once, in one line, before anything starts."""
+    broker = settings.celery_broker_url
+    if broker and not broker.startswith(("redis", "rediss")) and not settings.redis_url:
+        fail(
+            "CELERY_BROKER_URL is not Redis, so REDIS_URL must name a Redis for progress events "
+            "(e.g. REDIS_URL=redis://127.0.0.1:6379/0)"
+        )
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _repo_root() -> Path:
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "alembic.ini").exists():
+            return parent
+    return Path.cwd()
+
+
+def run_migrations() -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    root = _repo_root()
+    cfg = Config(str(root / "alembic.ini"))
+    cfg.set_main_option("script_location", str(root / "alembic"))
+    cfg.attributes["skip_logging_config"] = True
+    import logging
+
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin otherwise
+    command.upgrade(cfg, "head")

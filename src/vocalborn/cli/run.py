@@ -1,0 +1,154 @@
+"""One process at a time: `vocalborn migrate`, `api`, `worker`, `beat` and `flower`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Annotated
+
+import typer
+
+from vocalborn.cli.common import fail, load_settings, run_migrations
+
+
+def migrate() -> None:
+    """Bring the database schema up to date (alembic upgrade head)."""
+    from vocalborn.config import redact_url
+
+    url = load_settings().effective_database_url
+    typer.echo(f"migrating {redact_url(url)} ...")
+    run_migrations()
+    typer.echo("database is up to date")
+
+
+def api(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to serve on")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API (uvicorn)."""
+    settings = load_settings(need_broker=True)
+    import uvicorn
+
+    from vocalborn.logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        "vocalborn.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="pool processes (default CELERY_WORKER_CONCURRENCY)")] = None,
+    hostname: Annotated[str | None, typer.Option(help="node name, e.g. worker-1@%h")] = None,
+    pool: Annotated[str, typer.Option(help="prefork (default) or solo")] = "prefork",
+    queues: Annotated[
+        str, typer.Option(help="both (default), analysis, or maintenance (a small dedicated worker for Beat's jobs)")
+    ] = "both",
+) -> None:
+    """Run a Celery worker on the analysis queue (and Beat's maintenance queue)."""
+    settings = load_settings(need_broker=True)
+    from vocalborn.celery_app import celery_app
+    from vocalborn.tasks import worker as _tasks  # noqa: F401 - registers the tasks
+
+    chosen = {
+        "both": [settings.task_queue, settings.maintenance_queue],
+        "analysis": [settings.task_queue],
+        "maintenance": [settings.maintenance_queue],
+    }.get(queues)
+    if chosen is None:
+        fail(f"--queues must be both, analysis or maintenance, not {queues!r}")
+    assert chosen is not None
+    if pool == "solo":
+        typer.secho(
+            "warning: the solo pool applies no time limits; a hung analysis is only stopped by a forced cancel",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    argv = [
+        "worker",
+        f"--queues={','.join(chosen)}",
+        f"--concurrency={concurrency or settings.celery_worker_concurrency}",
+        f"--loglevel={settings.log_level}",
+        f"--pool={pool}",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    celery_app.worker_main(argv)
+
+
+def beat() -> None:
+    """Run Celery beat: republisher, reaper, cleanup, health check. Run exactly one."""
+    settings = load_settings(need_broker=True)
+    from vocalborn.celery_app import celery_app
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schedule = settings.data_dir / "celerybeat-schedule"
+    celery_app.start(["beat", f"--schedule={schedule}", f"--loglevel={settings.log_level}"])
+
+
+def flower_auth(settings) -> str | None:
+    """FLOWER_BASIC_AUTH, or locally a generated one kept under the data directory."""
+    if settings.flower_basic_auth:
+        return str(settings.flower_basic_auth)
+    if settings.environment == "local":
+        path = settings.data_dir / "flower_credentials"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"admin:{secrets.token_urlsafe(12)}")
+            path.chmod(0o600)
+        return path.read_text().strip()
+    return None
+
+
+def _protect_flower_metrics() -> None:
+    """Flower 2.2 serves /metrics (task counts, worker host names) without asking for its basic
+    auth: only handlers marked ``authenticated`` check it. Mark that one too."""
+    import tornado.web
+    from flower.views import monitor
+
+    if not getattr(monitor.Metrics.get, "_vocalborn_protected", False):
+        protected = tornado.web.authenticated(monitor.Metrics.get)
+        protected._vocalborn_protected = True  # type: ignore[attr-defined]  # marks the patched method, so it is patched once
+        monitor.Metrics.get = protected
+
+
+def flower(
+    port: Annotated[int | None, typer.Option(help="port (default FLOWER_PORT)")] = None,
+    address: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+) -> None:
+    """Run Flower behind basic auth (FLOWER_BASIC_AUTH=user:password)."""
+    settings = load_settings(need_broker=True)
+    from vocalborn.celery_app import celery_app
+    from vocalborn.config import EXAMPLE_SECRETS, secret_problem
+
+    auth = flower_auth(settings)
+    if not auth or ":" not in auth:
+        fail("Flower needs FLOWER_BASIC_AUTH=user:password (refusing to serve task data without auth)")
+    assert auth is not None
+    if settings.environment == "production":
+        if auth.lower() in EXAMPLE_SECRETS or auth.split(":", 1)[1].lower() in EXAMPLE_SECRETS:
+            fail("FLOWER_BASIC_AUTH still holds an example password; refusing to start in production")
+        problem = secret_problem("FLOWER_BASIC_AUTH", auth, 16)
+        if problem:
+            fail(f"refusing to start in production: {problem}")
+    # Through the environment (Flower reads FLOWER_* variables), not argv: argv shows in `ps`.
+    os.environ["FLOWER_BASIC_AUTH"] = auth
+    _protect_flower_metrics()
+    celery_app.start(
+        [
+            "flower",
+            f"--port={port or settings.flower_port}",
+            f"--address={address}",
+            "--persistent=False",
+            "--purge_offline_workers=300",
+        ]
+    )

@@ -1,0 +1,238 @@
+"""`vocalborn up`: the API, a worker, Beat and Flower together, with a bundled Redis if none is
+configured; stops them all when one exits or on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from vocalborn.cli.common import fail, load_settings, need_redis_for_events, run_migrations
+from vocalborn.cli.run import flower_auth
+
+if TYPE_CHECKING:
+    from vocalborn.embedded import EmbeddedRedis
+
+WORKER_METRICS_STATUS_ENV = "VOCALBORN_WORKER_METRICS_STATUS_FILE"
+
+
+def _metrics_line(settings, api_host: str, api_port: int, worker_port: int | None = None) -> str:
+    if not settings.prometheus_enabled:
+        return "Metrics:   off (PROMETHEUS_ENABLED=false)"
+    line = f"Metrics:   http://{api_host}:{api_port}/metrics (API)"
+    wport = settings.worker_metrics_port if worker_port is None else worker_port
+    if wport > 0:
+        line += f"; worker on port {wport}: its URL is printed once the worker has bound it"
+    else:
+        line += "; worker metrics off (--worker-metrics-port 0)"
+    return line
+
+
+def _report_worker_metrics(path: Path) -> bool:
+    """Print what the worker really bound (it writes the file when its endpoint is up or failed)."""
+    if not path.exists():
+        return False
+    status = path.read_text().strip()
+    if status.startswith("http"):
+        typer.echo(f"Metrics:   {status} (worker, bound)")
+    else:
+        typer.secho(f"Metrics:   worker endpoint not started: {status}", fg=typer.colors.YELLOW, err=True)
+    return True
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _check_ports(settings, host: str, port: int, no_flower: bool, flower_port: int | None, wport: int) -> None:
+    """Refuse in one line, before anything starts, if a port we would bind is taken."""
+    wanted = [("API", host, port, "--port")]
+    if not no_flower:
+        wanted.append(("Flower", "127.0.0.1", flower_port or settings.flower_port, "--flower-port"))
+    if wport > 0 and settings.prometheus_enabled:
+        wanted.append(("worker metrics", settings.worker_metrics_host, wport, "--worker-metrics-port"))
+    for what, bind_host, bind_port, option in wanted:
+        if not _port_free(bind_host, bind_port):
+            fail(f"port {bind_port} is already in use, so the {what} cannot start there; choose another with {option}")
+
+
+def _plan(
+    settings, host: str, port: int, concurrency: int | None, no_flower: bool, flower_port: int | None
+) -> tuple[list[tuple[str, list[str]]], str]:
+    """The child processes to start (name, argv), and the banner's Flower line."""
+    me = [sys.executable, "-m", "vocalborn.cli"]
+    plan: list[tuple[str, list[str]]] = [
+        ("api", [*me, "api", "--host", host, "--port", str(port)]),
+        (
+            "worker",
+            [*me, "worker", "--hostname", "worker@%h", *(["--concurrency", str(concurrency)] if concurrency else [])],
+        ),
+        ("beat", [*me, "beat"]),
+    ]
+    if no_flower:
+        return plan, "Flower:    not started (--no-flower)"
+    try:
+        import flower as _flower  # noqa: F401
+    except ImportError:
+        return plan, "Flower:    not installed"
+    fport = flower_port or settings.flower_port
+    plan.append(("flower", [*me, "flower", "--port", str(fport)]))
+    auth = flower_auth(settings) or "?:?"
+    user, _, password = auth.partition(":")
+    return plan, f"Flower:    http://127.0.0.1:{fport}  (user {user}, password {password})"
+
+
+class _Stack:
+    """The processes `up` started, and the bundled redis-server if it started one."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.redis_server: EmbeddedRedis | None = None
+
+    def start_redis(self, data: Path) -> None:
+        from vocalborn.embedded import EmbeddedRedis
+
+        self.redis_server = EmbeddedRedis(data)
+        self.redis_server.start()
+        self.env.update(
+            CELERY_BROKER_URL=f"{self.redis_server.url}/0",
+            REDIS_URL=f"{self.redis_server.url}/0",
+        )
+
+    def prepare_database(self) -> None:
+        """Point this process at the chosen broker and database, and migrate."""
+        from vocalborn.config import get_settings
+
+        try:
+            os.environ.update(
+                {k: self.env[k] for k in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL") if k in self.env}
+            )
+            get_settings.cache_clear()
+            from vocalborn.db import reset_engine
+
+            reset_engine()
+            run_migrations()
+        except Exception as exc:
+            if self.redis_server is not None:
+                self.redis_server.stop()
+            fail(f"could not prepare the database: {exc}")
+
+    def start(self, plan: list[tuple[str, list[str]]]) -> None:
+        for name, argv in plan:
+            self.children.append((name, subprocess.Popen(argv, env=self.env, start_new_session=True)))
+
+    def stop_all(self, code: int) -> NoReturn:
+        typer.echo("\nstopping ...", err=True)
+        for _name, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for _name, proc in reversed(self.children):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.redis_server is not None:
+            self.redis_server.stop()
+        typer.echo("stopped.", err=True)
+        raise typer.Exit(code)
+
+    def supervise(self, metrics_status: Path, metrics_reported: bool) -> NoReturn:
+        """Until one process exits (stop the rest, exit 1) or Ctrl-C (stop all, exit 0)."""
+        try:
+            watched = list(self.children)
+            if self.redis_server is not None and self.redis_server.process is not None:
+                watched.append(("the bundled redis-server", self.redis_server.process))
+            while True:
+                if not metrics_reported:
+                    metrics_reported = _report_worker_metrics(metrics_status)
+                for name, proc in watched:
+                    if proc.poll() is not None:
+                        typer.secho(
+                            f"{name} exited with code {proc.returncode}; stopping the rest",
+                            fg=typer.colors.RED,
+                            err=True,
+                        )
+                        self.stop_all(1)
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            self.stop_all(0)
+
+
+def _banner(settings, stack: _Stack, host: str, port: int, wport: int, flower_line: str, data: Path) -> None:
+    from vocalborn.config import get_settings, redact_url
+
+    public = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    typer.secho("\nVocalBorn Tasks is starting", bold=True)
+    typer.echo(f"API:       http://{public}:{port}   (docs: http://{public}:{port}/docs)")
+    typer.echo(flower_line)
+    typer.echo(_metrics_line(settings, public, port, wport))
+    typer.echo(f"Database:  {redact_url(settings.effective_database_url)}")
+    bundled = "  (bundled redis-server)" if stack.redis_server else ""
+    typer.echo(f"Broker:    {redact_url(stack.env.get('CELERY_BROKER_URL', ''))}{bundled}")
+    typer.echo(f"Results:   {redact_url(get_settings().effective_result_backend)}  (Celery result backend)")
+    typer.echo(f"Data:      {data}")
+    if settings.therapists_may_self_register:
+        typer.echo("Accounts:  open registration: anyone may register as a therapist (production: by invitation only)")
+    else:
+        typer.echo("Accounts:  learners self-register; therapists need an admin's invitation code")
+    typer.echo("Press Ctrl-C to stop.\n")
+
+
+def up(
+    port: Annotated[int, typer.Option(help="API port")] = 8000,
+    host: Annotated[str, typer.Option(help="API address")] = "127.0.0.1",
+    data_dir: Annotated[Path | None, typer.Option(help="where the embedded data lives (default ./var)")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="worker pool processes")] = None,
+    no_flower: Annotated[bool, typer.Option("--no-flower", help="do not start Flower")] = False,
+    flower_port: Annotated[int | None, typer.Option(help="Flower port")] = None,
+    worker_metrics_port: Annotated[
+        int | None, typer.Option(help="worker Prometheus port (default WORKER_METRICS_PORT; 0: off)")
+    ] = None,
+) -> None:
+    """Run API, worker, beat and Flower together. With no configuration: SQLite and a bundled
+    Redis under ./var. With DATABASE_URL / CELERY_BROKER_URL set, those are used instead."""
+    from vocalborn.config import get_settings
+    from vocalborn.logs import setup_logging
+
+    if data_dir is not None:
+        os.environ["DATA_DIR"] = str(data_dir)
+    get_settings.cache_clear()
+    settings = load_settings()
+    need_redis_for_events(settings)  # before the banner: one line, nothing started
+    setup_logging(settings.log_level, settings.log_format)
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, DATA_DIR=str(data), PYTHONUNBUFFERED="1")
+    wport = settings.worker_metrics_port if worker_metrics_port is None else worker_metrics_port
+    env["WORKER_METRICS_PORT"] = str(wport)
+    metrics_status = data / "worker-metrics.status"
+    metrics_status.unlink(missing_ok=True)
+    env[WORKER_METRICS_STATUS_ENV] = str(metrics_status)
+    _check_ports(settings, host, port, no_flower, flower_port, wport)
+
+    stack = _Stack(env)
+    if not settings.celery_broker_url:
+        stack.start_redis(data)
+    stack.prepare_database()
+    plan, flower_line = _plan(settings, host, port, concurrency, no_flower, flower_port)
+    stack.start(plan)
+    signal.signal(signal.SIGTERM, lambda *_: stack.stop_all(0))
+    _banner(settings, stack, host, port, wport, flower_line, data)
+    stack.supervise(metrics_status, metrics_reported=wport <= 0 or not settings.prometheus_enabled)

@@ -1,0 +1,41 @@
+// The same-origin API: JSON in and out, errors in words, in the page's language.
+import { state } from "./state.js";
+import { t } from "./i18n.js";
+
+let sessionExpired = () => {};
+
+// What to do when the API refuses the token (auth.js logs out).
+export function onSessionExpired(handler) {
+  sessionExpired = handler;
+}
+
+export async function api(method, path, { json, form, blob } = {}) {
+  const headers = {};
+  let body;
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  headers["Accept-Language"] = state.lang === "en" ? "en" : "zh-TW"; // API errors and suggestions in the page's language
+  if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
+  if (form !== undefined) body = form;
+  let r;
+  try {
+    r = await fetch(path, { method, headers, body });
+  } catch (e) {
+    throw new Error(state.lang === "en" ? `Cannot reach the server (${e.message})` : `無法連到伺服器（${e.message}）`);
+  }
+  if (r.status === 401 && state.token) {
+    sessionExpired();
+    throw new Error(t("session_expired"));
+  }
+  if (!r.ok) {
+    let detail = `${r.status} ${r.statusText}`;
+    try {
+      const data = await r.json();
+      if (typeof data.message === "string") detail = data.message;
+      else if (typeof data.detail === "string") detail = data.detail;
+      else if (Array.isArray(data.detail)) detail = data.detail.map((d) => d.msg).join("; ");
+    } catch (_) { /* not JSON */ }
+    throw new Error(detail);
+  }
+  if (blob) return r.blob();
+  return r.status === 204 ? null : r.json();
+}

@@ -1,0 +1,146 @@
+// Every string of the page in zh-TW and English (characters.js keeps its own), the analysis steps,
+// and how dates and scores are shown.
+import { state } from "./state.js";
+
+export const STEPS = [
+  ["載入音訊", "Loading audio"],
+  ["語音特徵提取", "Extracting speech features"],
+  ["發音比對", "Comparing with the reference"],
+  ["評分計算", "Scoring"],
+  ["生成建議", "Generating suggestions"],
+];
+
+export const T = {
+  "zh-TW": {
+    app_title: "VocalBorn 發音練習", login: "登入", register: "註冊", logout: "登出",
+    email: "電子郵件", password: "密碼", name: "姓名", role: "身分",
+    role_learner: "學習者", role_therapist: "治療師", role_admin: "管理員",
+    step_sentence: "選擇練習句子", sentence: "句子", play_reference: "播放示範錄音",
+    no_sentences: "還沒有句子：請治療師先新增一個含示範錄音的句子。",
+    new_sentence: "新增句子（治療師）", sentence_text: "句子文字", reference_file: "示範錄音檔", share_sentence: "所有學員都可練習（否則只限連結的學員）",
+    create_sentence: "新增句子", step_record: "錄下你的練習", record_start: "開始錄音", record_stop: "停止錄音",
+    record_unsupported: "這個瀏覽器無法錄音（需要 HTTPS 或 localhost），請改選檔案。",
+    or_choose_file: "或選擇錄音檔", submit: "送出分析", submitting: "上傳中…",
+    therapist_note: "治療師負責新增句子與示範錄音；學習者登入後錄音並送出分析。",
+    step_progress: "分析中", step_done: "分析結束", status: "狀態", eta: "預估剩餘時間", queue_position: "排隊順位", live: "即時連線",
+    step_result: "分析結果", overall: "總分", pronunciation: "發音準確度", fluency: "流暢度", rhythm: "節奏",
+    pitch_chart: "音高曲線：你的錄音與示範", legend_reference: "示範", legend_attempt: "你的錄音",
+    legend_deviation: "偏差區段", suggestions: "建議", improvement_areas: "需要加強", again: "再練習一次",
+    footer: "錄音只用於這次分析。", none: "（無）",
+    st_pending: "排隊中", st_processing: "分析中", st_retry: "稍後重試", st_success: "完成",
+    st_failure: "失敗", st_cancelled: "已取消",
+    live_on: "已連線", live_off: "重新連線中…", live_done: "已結束", seconds: "約 {n} 秒", unknown: "—",
+    step_of: "第 {n}/{total} 步：{label}", waiting_worker: "等待分析程式",
+    created_sentence: "已新增句子。", registered: "註冊完成，已登入。", recorded: "已錄音 {n} 秒",
+    chosen: "已選擇：{name}", need_audio: "請先錄音或選擇錄音檔。", need_sentence: "請先選擇句子。",
+    mic_denied: "無法使用麥克風：{msg}", pitch_facts: "音高相關 {corr}，走向一致 {dir}。",
+    pitch_none: "這段錄音的音高無法比較。", time_axis: "時間（秒，示範錄音）", st_axis: "半音",
+    ev_submitted: "已送出", ev_queued: "重新排入佇列", ev_started: "開始分析", ev_progress: "進度",
+    ev_retry: "重試", ev_succeeded: "完成", ev_failed: "失敗", ev_cancelled: "已取消", ev_resubmitted: "重新送出",
+    dev_pronunciation: "發音", dev_missing: "缺漏", dev_tone: "聲調", dev_pause: "停頓", dev_too_long: "過長",
+    dev_too_short: "過短", failed_because: "分析失敗：{msg}", session_expired: "登入已過期，請重新登入。",
+    // the homes (learner.js, therapist.js)
+    my_therapist: "我的治療師", invite_code_placeholder: "治療師給你的邀請碼", accept_invite: "接受邀請",
+    unlink: "解除連結", linked_with: "已連結：{name}（{email}）", not_linked: "還沒有連結治療師。輸入治療師給你的邀請碼：",
+    assigned: "指定練習", no_assigned: "治療師還沒有指定句子。", assigned_mark: "指定",
+    best_last: "最佳 {best} · 最近 {last} · 練習 {n} 次", practise: "練習這句",
+    progress_title: "進步情形", progress_none: "完成一次分析後，這裡會畫出每次的分數。",
+    progress_facts: "{n} 次練習：總分從 {first} 到最近 {last}（每次 {slope}）。",
+    improved_chars: "進步的字：{chars}", history: "練習紀錄", no_history: "還沒有練習紀錄。", more: "更多",
+    reviewed: "已評閱", open: "查看", my_learners: "我的學習者", make_invite: "產生邀請碼",
+    invite_valid: "給學習者這個邀請碼，{when} 前有效，只能用一次。",
+    no_learners: "還沒有連結的學習者：產生邀請碼給學習者。",
+    flag_rule: "標記：從未練習、7 天沒有練習，或最近 3 次的總分比之前低 10 分以上。",
+    learner_row: "最近練習 {last} · 本週 {week} 次 · 最近 10 次平均 {mean}",
+    flag_never_practised: "從未練習", flag_inactive: "7 天沒練習", flag_declining: "分數下滑", ok_flag: "正常",
+    timeline: "練習時間軸", assign: "指定這個句子", remove: "移除", review: "評閱", review_title: "評閱",
+    attempt: "學習者的錄音", play: "播放", engine_scores: "系統評分", mark_chars: "點選聽起來不對的字：",
+    comment: "評語", save_review: "儲存評閱", review_saved: "已儲存評閱（第 {v} 版）。",
+    therapist_review: "治療師評閱", review_by: "{name} 的評分：{scores}", never: "從未",
+    unlinked: "已解除連結。", linked_now: "已連結 {name}。",
+  },
+  en: {
+    app_title: "VocalBorn practice", login: "Log in", register: "Register", logout: "Log out",
+    email: "Email", password: "Password", name: "Name", role: "Role",
+    role_learner: "Learner", role_therapist: "Therapist", role_admin: "Admin",
+    step_sentence: "Choose a sentence", sentence: "Sentence", play_reference: "Play the reference",
+    no_sentences: "No sentences yet: a therapist needs to add one with a reference recording.",
+    new_sentence: "Add a sentence (therapists)", sentence_text: "Sentence text", reference_file: "Reference recording", share_sentence: "Every learner may practise it (otherwise only your linked learners)",
+    create_sentence: "Add sentence", step_record: "Record your attempt", record_start: "Start recording",
+    record_stop: "Stop recording",
+    record_unsupported: "This browser cannot record here (it needs HTTPS or localhost); choose a file instead.",
+    or_choose_file: "or choose a recording", submit: "Analyse", submitting: "Uploading…",
+    therapist_note: "Therapists add sentences and reference recordings; learners log in to record and submit.",
+    step_progress: "Analysing", step_done: "Analysis finished", status: "Status", eta: "Time left (estimate)", queue_position: "Queue position",
+    live: "Live updates", step_result: "Your result", overall: "Overall", pronunciation: "Pronunciation",
+    fluency: "Fluency", rhythm: "Rhythm", pitch_chart: "Pitch: your attempt over the reference",
+    legend_reference: "Reference", legend_attempt: "Your attempt", legend_deviation: "Deviating span",
+    suggestions: "Suggestions", improvement_areas: "To improve", again: "Practise again",
+    footer: "Recordings are used for this analysis only.", none: "(none)",
+    st_pending: "Queued", st_processing: "Analysing", st_retry: "Retrying soon", st_success: "Done",
+    st_failure: "Failed", st_cancelled: "Cancelled",
+    live_on: "connected", live_off: "reconnecting…", live_done: "finished", seconds: "about {n} s", unknown: "—",
+    step_of: "Step {n} of {total}: {label}", waiting_worker: "waiting for a worker",
+    created_sentence: "Sentence added.", registered: "Registered and logged in.", recorded: "Recorded {n} s",
+    chosen: "Chosen: {name}", need_audio: "Record or choose a recording first.", need_sentence: "Choose a sentence first.",
+    mic_denied: "Cannot use the microphone: {msg}", pitch_facts: "Pitch correlation {corr}, direction agreement {dir}.",
+    pitch_none: "The pitch of this recording could not be compared.", time_axis: "time (s, reference)",
+    st_axis: "semitones",
+    ev_submitted: "submitted", ev_queued: "queued again", ev_started: "started", ev_progress: "progress",
+    ev_retry: "retry", ev_succeeded: "succeeded", ev_failed: "failed", ev_cancelled: "cancelled",
+    ev_resubmitted: "resubmitted",
+    dev_pronunciation: "pronunciation", dev_missing: "missing", dev_tone: "tone", dev_pause: "pause",
+    dev_too_long: "too long", dev_too_short: "too short", failed_because: "The analysis failed: {msg}",
+    session_expired: "Your login expired; please log in again.",
+    // the homes (learner.js, therapist.js)
+    my_therapist: "My therapist", invite_code_placeholder: "invitation code from your therapist",
+    accept_invite: "Accept invitation", unlink: "Unlink", linked_with: "Linked with {name} ({email})",
+    not_linked: "No therapist linked yet. Enter the code your therapist gave you:",
+    assigned: "Assigned practice", no_assigned: "Your therapist has not assigned any sentence yet.",
+    assigned_mark: "assigned", best_last: "best {best} · last {last} · {n} attempts", practise: "Practise this",
+    progress_title: "Progress", progress_none: "After your first analysis, your scores are drawn here.",
+    progress_facts: "{n} attempts: overall from {first} to {last} lately ({slope} per attempt).",
+    improved_chars: "Characters that improved: {chars}", history: "History", no_history: "No analyses yet.",
+    more: "More", reviewed: "reviewed", open: "Open", my_learners: "My learners", make_invite: "Create an invitation code",
+    invite_valid: "Give this code to a learner; it works once, until {when}.",
+    no_learners: "No learners linked yet: create an invitation code for a learner.",
+    flag_rule: "Flagged: never practised, no practice for 7 days, or the last 3 overall scores 10+ points below the earlier ones.",
+    learner_row: "last practice {last} · {week} this week · mean of last 10: {mean}",
+    flag_never_practised: "never practised", flag_inactive: "inactive for 7 days", flag_declining: "scores falling",
+    ok_flag: "on track", timeline: "Timeline", assign: "Assign this sentence", remove: "Remove", review: "Review",
+    review_title: "Review", attempt: "The learner's attempt", play: "Play", engine_scores: "Engine scores",
+    mark_chars: "Tap the characters that sound wrong:", comment: "Comment", save_review: "Save review",
+    review_saved: "Review saved (version {v}).", therapist_review: "Therapist's review",
+    review_by: "{name}'s scores: {scores}", never: "never", unlinked: "Unlinked.", linked_now: "Linked with {name}.",
+  },
+};
+
+export function t(key, vars) {
+  let s = (T[state.lang] && T[state.lang][key]) || T["zh-TW"][key] || key;
+  for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
+  return s;
+}
+
+// A step's name in the page's language, from either language's label.
+export function stepName(label) {
+  const i = STEPS.findIndex((s) => s[0] === label || s[1] === label);
+  if (i < 0) return label;
+  return state.lang === "en" ? STEPS[i][1] : STEPS[i][0];
+}
+
+// A date and time, short; "never" for none.
+export const when = (iso) => (iso ? new Date(iso).toLocaleString(state.lang === "en" ? "en" : "zh-TW", { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit" }) : t("never"));
+
+// A score as the page shows it: a whole number, or "–" for none.
+export const score = (v) => (v === null || v === undefined ? "–" : String(Math.round(Number(v))));
+
+// The four scores: the field, its label and its colour in the progress chart.
+export const SCORE_KEYS = [
+  ["overall_score", "overall", "#2a6f97"],
+  ["pronunciation_accuracy", "pronunciation", "#e07a1f"],
+  ["fluency_score", "fluency", "#2f8f5b"],
+  ["rhythm_score", "rhythm", "#8e44ad"],
+];
+
+// "Overall 80 · Pronunciation 75 · ..." for a result, a history item or a review.
+export const scoreLine = (o) => SCORE_KEYS.map(([k, label]) => `${t(label)} ${score(o[k])}`).join(" · ");

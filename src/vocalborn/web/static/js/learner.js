@@ -1,0 +1,167 @@
+// The learner's home (#learner-home, #learner-more): the therapist link, the practice set, the
+// history (a past result opens in the result view) and the progress chart.
+import { api } from "./api.js";
+import { $, el, showError, showNotice, svgEl } from "./dom.js";
+import { SCORE_KEYS, score, scoreLine, t, when } from "./i18n.js";
+import { renderResult, scrollToNextResult } from "./result.js";
+import { state } from "./state.js";
+
+const home = { therapist: null, assigned: [], history: [], historyCursor: null, progress: null };
+
+export async function enterLearnerHome() {
+  await Promise.all([loadMyTherapist(), loadAssigned(), loadHistory(), loadProgress()]);
+}
+
+export function renderLearnerHome() {
+  renderMyTherapist();
+  renderAssigned();
+  renderHistory();
+  renderProgress();
+}
+
+// After an analysis of the learner's succeeded: its history, progress and practice set changed.
+async function afterResult() {
+  if (state.me && state.me.role === "learner") {
+    await Promise.all([loadAssigned(), loadHistory(), loadProgress()]).catch((e) => showError(e.message));
+  }
+}
+
+// --- learner: the link ------------------------------------------------------------------------
+async function loadMyTherapist() {
+  home.therapist = (await api("GET", "/api/v1/links/therapist")).therapist;
+  renderMyTherapist();
+}
+function renderMyTherapist() {
+  const th = home.therapist;
+  $("my-therapist").textContent = th ? t("linked_with", { name: th.name, email: th.email }) : t("not_linked");
+  $("invite-form").hidden = Boolean(th);
+  $("unlink-me").hidden = !th;
+}
+async function acceptInvite(ev) {
+  ev.preventDefault();
+  showError("");
+  try {
+    const link = await api("POST", "/api/v1/links/accept", { json: { code: $("invite-code").value.trim() } });
+    $("invite-code").value = "";
+    home.therapist = link.therapist;
+    renderMyTherapist();
+    showNotice(t("linked_now", { name: link.therapist.name }));
+    await loadAssigned();
+  } catch (e) { showError(e.message); }
+}
+async function unlinkMe() {
+  showError("");
+  try {
+    await api("DELETE", `/api/v1/links/${state.me.user_id}`);
+    home.therapist = null;
+    renderMyTherapist();
+    showNotice(t("unlinked"));
+  } catch (e) { showError(e.message); }
+}
+
+// --- learner: practice set --------------------------------------------------------------------
+async function loadAssigned() {
+  home.assigned = await api("GET", `/api/v1/learners/${state.me.user_id}/assignments`);
+  state.assignedIds = home.assigned.map((a) => a.sentence_id);
+  renderAssigned();
+}
+function renderAssigned() {
+  const ul = $("assigned");
+  ul.replaceChildren(...home.assigned.map((a) => el("li", { class: "item", "data-sentence": a.sentence_id },
+    el("span", { class: "item-main" }, a.sentence_text),
+    el("span", { class: "hint" }, t("best_last", { best: score(a.best_overall), last: score(a.last_overall), n: a.attempts })),
+    el("button", { type: "button", class: "secondary small", onclick: () => practise(a.sentence_id) }, t("practise")))));
+  $("no-assigned").hidden = home.assigned.length > 0;
+}
+function practise(sentenceId) {
+  $("sentence").value = sentenceId;
+  $("sentence").dispatchEvent(new Event("change"));
+  $("practice").scrollIntoView({ block: "start", behavior: "smooth" });
+}
+
+// --- learner: history -------------------------------------------------------------------------
+async function loadHistory(more) {
+  const q = new URLSearchParams({ limit: "10" });
+  if (more && home.historyCursor) q.set("cursor", home.historyCursor);
+  const page = await api("GET", `/api/v1/tasks/analysis?${q}`);
+  home.history = more ? [...home.history, ...page.items] : page.items;
+  home.historyCursor = page.next_cursor;
+  renderHistory();
+}
+function renderHistory() {
+  $("history").replaceChildren(...home.history.map((i) => el("li", { class: "item", "data-task": i.task_id },
+    el("span", { class: "item-main" }, `${when(i.created_at)} · ${i.sentence_text}`),
+    el("span", { class: "hint" }, i.status === "success" ? scoreLine(i) : t("st_" + i.status)),
+    i.review ? el("span", { class: "badge" }, `${t("reviewed")} ${score(i.review.overall_score)}`) : null,
+    i.status === "success" ? el("button", { type: "button", class: "secondary small", onclick: () => openHistoryItem(i.task_id) }, t("open")) : null)));
+  $("no-history").hidden = home.history.length > 0;
+  $("history-more").hidden = !home.historyCursor;
+}
+async function openHistoryItem(taskId) {
+  showError("");
+  try {
+    const r = await api("GET", `/api/v1/tasks/analysis/${taskId}/result`);
+    r.task_id = taskId;
+    state.result = r;
+    scrollToNextResult();
+    renderResult(r);
+  } catch (e) { showError(e.message); }
+}
+
+
+// --- learner: progress chart ------------------------------------------------------------------
+async function loadProgress() {
+  home.progress = await api("GET", `/api/v1/learners/${state.me.user_id}/progress`);
+  const sel = $("progress-sentence");
+  const keep = sel.value;
+  sel.replaceChildren(...home.progress.sentences.map((s) => el("option", { value: s.sentence_id }, `${s.sentence_text} (${s.attempts})`)));
+  if (keep && home.progress.sentences.some((s) => s.sentence_id === keep)) sel.value = keep;
+  renderProgress();
+}
+function renderProgress() {
+  const svg = $("progress-chart");
+  const p = home.progress;
+  const s = p && p.sentences.find((x) => x.sentence_id === $("progress-sentence").value);
+  const W = Math.round(Math.max(300, Math.min(900, svg.parentElement.clientWidth || 720)));
+  const H = W < 500 ? 200 : 240, L = 34, R = 12, TOP = 14, B = 30;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.replaceChildren(svgEl("title", {}, t("progress_title")));
+  $("progress-legend").replaceChildren(...SCORE_KEYS.map(([key, label]) =>
+    el("li", {}, el("span", { class: `swatch s-${key}` }), t(label))));
+  if (!s) {
+    svg.appendChild(svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, t("progress_none")));
+    $("progress-facts").textContent = "";
+    return;
+  }
+  const n = s.points.length;
+  const x = (i) => L + (n === 1 ? (W - L - R) / 2 : (i / (n - 1)) * (W - L - R));
+  const y = (v) => TOP + (1 - v / 100) * (H - TOP - B);
+  for (const v of [0, 25, 50, 75, 100]) {
+    svg.appendChild(svgEl("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
+    svg.appendChild(svgEl("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "axis" }, String(v)));
+  }
+  s.points.forEach((pt, i) => svg.appendChild(svgEl("text", { x: x(i), y: H - 10, "text-anchor": "middle", class: "axis" }, String(i + 1))));
+  for (const [key, , color] of SCORE_KEYS) {
+    const pts = s.points.map((pt, i) => [i, pt[key]]).filter(([, v]) => v !== null && v !== undefined);
+    if (pts.length > 1) svg.appendChild(svgEl("path", { d: pts.map(([i, v], j) => `${j ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" "), class: `series ${key}`, stroke: color }));
+    for (const [i, v] of pts) {
+      const c = svgEl("circle", { cx: x(i), cy: y(v), r: key === "overall_score" ? 5 : 3.5, class: `pt ${key}`, fill: color });
+      c.appendChild(svgEl("title", {}, `${when(s.points[i].at)} ${Math.round(v)}`));
+      svg.appendChild(c);
+    }
+  }
+  const tr = s.trend.overall_score;
+  let facts = t("progress_facts", { n, first: score(tr.first), last: score(tr.last_n_mean), slope: tr.slope_per_attempt === null ? "–" : (tr.slope_per_attempt >= 0 ? "+" : "") + tr.slope_per_attempt.toFixed(1) });
+  if (s.improved_characters.length) facts += " " + t("improved_chars", { chars: s.improved_characters.join(" ") });
+  $("progress-facts").textContent = facts;
+}
+
+export function initLearner() {
+  $("invite-form").addEventListener("submit", acceptInvite);
+  $("unlink-me").addEventListener("click", unlinkMe);
+  $("history-more").addEventListener("click", () => loadHistory(true).catch((e) => showError(e.message)));
+  $("progress-sentence").addEventListener("change", renderProgress);
+  document.addEventListener("vb:analysed", afterResult); // progress.js showed a new result
+  let timer = null;
+  window.addEventListener("resize", () => { clearTimeout(timer); timer = setTimeout(() => { if (home.progress) renderProgress(); }, 150); });
+}

@@ -1,0 +1,174 @@
+// The therapist's home (#therapist-home): invitation codes, the linked learners (flagged ones
+// marked), a learner's timeline and practice set, side-by-side playback and the review form.
+import { api } from "./api.js";
+import { $, el, showError, showNotice } from "./dom.js";
+import { score, scoreLine, t, when } from "./i18n.js";
+import { sentenceLabel } from "./practice.js";
+import { state } from "./state.js";
+
+const home = { learners: [], learner: null, learnerAssigned: [], timeline: [], review: null };
+
+export async function enterTherapistHome() {
+  await loadLearners();
+}
+
+export function renderTherapistHome() {
+  renderLearners();
+  renderTimeline();
+  renderReviewHeader();
+}
+
+// --- therapist: invitations and learners ------------------------------------------------------
+async function makeInvite() {
+  showError("");
+  try {
+    const inv = await api("POST", "/api/v1/links/invitations", { json: { expires_in_hours: 72 } });
+    $("invite-code-shown").textContent = inv.code;
+    $("invite-code-shown").hidden = false;
+    $("invite-expires").textContent = t("invite_valid", { when: when(inv.expires_at) });
+  } catch (e) { showError(e.message); }
+}
+async function loadLearners() {
+  home.learners = await api("GET", "/api/v1/therapists/me/learners");
+  renderLearners();
+}
+function renderLearners() {
+  $("learners").replaceChildren(...home.learners.map((l) => el("li", { class: "item" + (l.flagged ? " flagged" : ""), "data-learner": l.user_id },
+    el("span", { class: "item-main" }, `${l.name} · ${l.email}`),
+    el("span", { class: "hint" }, t("learner_row", { last: when(l.last_practice_at), week: l.attempts_this_week, mean: score(l.mean_overall_last_10) })),
+    el("span", { class: l.flagged ? "flag" : "badge ok" }, l.flagged ? l.flag_reasons.map((r) => t("flag_" + r)).join(", ") : t("ok_flag")),
+    el("button", { type: "button", class: "secondary small", onclick: () => openLearner(l.user_id) }, t("timeline")))));
+  $("no-learners").hidden = home.learners.length > 0;
+}
+async function openLearner(id) {
+  showError("");
+  home.learner = home.learners.find((l) => l.user_id === id) || { user_id: id, name: "" };
+  try {
+    const [page, assigned] = await Promise.all([
+      api("GET", `/api/v1/tasks/analysis?${new URLSearchParams({ user_id: id, limit: "50" })}`),
+      api("GET", `/api/v1/learners/${id}/assignments`),
+    ]);
+    home.timeline = page.items;
+    home.learnerAssigned = assigned;
+    $("timeline-card").hidden = false;
+    renderTimeline();
+    $("timeline-card").scrollIntoView({ block: "start", behavior: "smooth" });
+  } catch (e) { showError(e.message); }
+}
+function renderTimeline() {
+  if (!home.learner) return;
+  $("timeline-name").textContent = home.learner.name;
+  const sel = $("assign-sentence");
+  const keep = sel.value;
+  sel.replaceChildren(...(state.sentences || []).map((s) => el("option", { value: s.sentence_id }, sentenceLabel(s))));
+  if (keep) sel.value = keep;
+  $("timeline-assigned").replaceChildren(...(home.learnerAssigned || []).map((a) => el("li", { class: "item" },
+    el("span", { class: "item-main" }, `★ ${a.sentence_text}`),
+    el("span", { class: "hint" }, t("best_last", { best: score(a.best_overall), last: score(a.last_overall), n: a.attempts })),
+    el("button", { type: "button", class: "link", onclick: () => unassign(a.sentence_id) }, t("remove")))));
+  $("timeline").replaceChildren(...home.timeline.map((i) => el("li", { class: "item", "data-task": i.task_id },
+    el("span", { class: "item-main" }, `${when(i.created_at)} · ${i.sentence_text}`),
+    el("span", { class: "hint" }, i.status === "success" ? scoreLine(i) : t("st_" + i.status)),
+    i.review ? el("span", { class: "badge" }, `${t("reviewed")} ${score(i.review.overall_score)}`) : null,
+    el("button", { type: "button", class: "secondary small review-open", onclick: () => openReview(i) }, t("review")))));
+}
+async function assignSentence() {
+  showError("");
+  try {
+    await api("POST", `/api/v1/learners/${home.learner.user_id}/assignments`, { json: { sentence_id: $("assign-sentence").value } });
+    await openLearner(home.learner.user_id);
+  } catch (e) { showError(e.message); }
+}
+async function unassign(sentenceId) {
+  try {
+    await api("DELETE", `/api/v1/learners/${home.learner.user_id}/assignments/${sentenceId}`);
+    await openLearner(home.learner.user_id);
+  } catch (e) { showError(e.message); }
+}
+
+// --- therapist: side-by-side playback and the review form -------------------------------------
+async function loadAudio(audioId, path) {
+  const blob = await api("GET", path, { blob: true });
+  const audio = $(audioId);
+  if (audio.src) URL.revokeObjectURL(audio.src);
+  audio.src = URL.createObjectURL(blob);
+}
+async function openReview(item) {
+  showError("");
+  home.review = { item, marks: new Set() };
+  $("review-card").hidden = false;
+  renderReviewHeader();
+  try {
+    const [, , reviews, result] = await Promise.all([
+      loadAudio("review-ref-audio", `/api/v1/practice/sentences/${item.sentence_id}/audio`),
+      loadAudio("review-att-audio", `/api/v1/practice/records/${item.practice_record_id}/audio`),
+      api("GET", `/api/v1/tasks/analysis/${item.task_id}/review`),
+      item.status === "success" ? api("GET", `/api/v1/tasks/analysis/${item.task_id}/result`) : Promise.resolve(null),
+    ]);
+    home.review.chars = reviewCharacters(item.sentence_text, result);
+    const mine = reviews.reviews.find((r) => r.therapist_id === state.me.user_id);
+    $("rv-overall").value = mine && mine.overall_score !== null ? mine.overall_score : "";
+    $("rv-pronunciation").value = mine && mine.pronunciation_accuracy !== null ? mine.pronunciation_accuracy : "";
+    $("rv-fluency").value = mine && mine.fluency_score !== null ? mine.fluency_score : "";
+    $("rv-rhythm").value = mine && mine.rhythm_score !== null ? mine.rhythm_score : "";
+    $("rv-comment").value = mine && mine.comment ? mine.comment : "";
+    for (const c of (mine && mine.characters) || []) if (c.deviating) home.review.marks.add(c.index);
+    renderMarks();
+    $("review-card").scrollIntoView({ block: "start", behavior: "smooth" });
+  } catch (e) { showError(e.message); }
+}
+// The characters to mark: the engine's own list (its indexes) when the result has one, otherwise
+// the letters of the sentence text (their positions in it). The engine's deviating ones are outlined.
+function reviewCharacters(text, result) {
+  const engine = result && result.detailed_analysis && Array.isArray(result.detailed_analysis.characters)
+    ? result.detailed_analysis.characters.filter((c) => c && typeof c.char === "string") : [];
+  if (engine.length) {
+    return engine.map((c, i) => ({
+      index: Number.isInteger(c.index) ? c.index : i, char: c.char,
+      engineDeviating: Boolean(c.deviating ?? c.deviates ?? c.is_deviating ?? c.flagged ?? (typeof c.status === "string" && c.status !== "ok")),
+    }));
+  }
+  return [...text].map((ch, i) => ({ index: i, char: ch, engineDeviating: false })).filter((c) => /[\p{L}\p{N}]/u.test(c.char));
+}
+function renderReviewHeader() {
+  if (!home.review) return;
+  const item = home.review.item;
+  $("review-sentence").textContent = `${when(item.created_at)} · ${item.sentence_text}`;
+  $("review-engine").textContent = item.status === "success" ? scoreLine(item) : t("st_" + item.status);
+  $("review-saved").textContent = home.review.savedVersion ? t("review_saved", { v: home.review.savedVersion }) : "";
+}
+function renderMarks() {
+  const marks = home.review.marks;
+  $("rv-chars").replaceChildren(...home.review.chars.map((c) => el("button", {
+    type: "button", class: "char" + (marks.has(c.index) ? " marked" : "") + (c.engineDeviating ? " engine-dev" : ""),
+    "data-index": String(c.index), "aria-pressed": String(marks.has(c.index)),
+    onclick: () => { if (marks.has(c.index)) marks.delete(c.index); else marks.add(c.index); renderMarks(); },
+  }, c.char)));
+}
+async function saveReview(ev) {
+  ev.preventDefault();
+  showError("");
+  const item = home.review.item;
+  const num = (id) => ($(id).value === "" ? null : Number($(id).value));
+  const body = {
+    overall_score: num("rv-overall"), pronunciation_accuracy: num("rv-pronunciation"),
+    fluency_score: num("rv-fluency"), rhythm_score: num("rv-rhythm"),
+    comment: $("rv-comment").value.trim() || null,
+    characters: home.review.chars.map((c) => ({ index: c.index, char: c.char, deviating: home.review.marks.has(c.index) })),
+  };
+  try {
+    const saved = await api("PUT", `/api/v1/tasks/analysis/${item.task_id}/review`, { json: body });
+    home.review.savedVersion = saved.version;
+    renderReviewHeader();
+    showNotice(t("review_saved", { v: saved.version }));
+    await openLearner(home.learner.user_id);
+  } catch (e) { showError(e.message); }
+}
+
+export function initTherapist() {
+  $("make-invite").addEventListener("click", makeInvite);
+  $("assign").addEventListener("click", assignSentence);
+  $("play-ref").addEventListener("click", () => $("review-ref-audio").play().catch((e) => showError(e.message)));
+  $("play-att").addEventListener("click", () => $("review-att-audio").play().catch((e) => showError(e.message)));
+  $("review-form").addEventListener("submit", saveReview);
+}
