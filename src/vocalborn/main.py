@@ -316,11 +316,12 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     _install_health(app)
-    app.include_router(auth_router)
-    app.include_router(practice_router)
-    app.include_router(learning_router)  # before tasks: GET /api/v1/tasks/analysis is the history
+    # Starlette tries routes in order: the ones every waiting client polls come first.
     app.include_router(tasks_router)
     app.include_router(ws_router)
+    app.include_router(auth_router)
+    app.include_router(practice_router)
+    app.include_router(learning_router)
     app.include_router(admin_router)
     app.include_router(security_router)
     app.add_middleware(BodySizeLimit)
