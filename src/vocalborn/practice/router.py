@@ -34,12 +34,9 @@ _MEDIA_TYPES = {
 
 async def _read_upload(upload: UploadFile, field: str) -> bytes:
     """Read at most the size limit plus one byte, so an oversized file is refused cheaply."""
-    limit = get_settings().max_audio_file_size
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"{field}: the file is larger than the limit of {limit} bytes"
-        )
+    settings = get_settings()
+    data = await upload.read(settings.max_audio_file_size + 1)
+    service.check_size(len(data), settings, field)
     return data
 
 

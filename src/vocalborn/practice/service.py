@@ -24,6 +24,15 @@ class ValidAudio:
     duration_seconds: float
 
 
+def check_size(size: int, settings: Settings, field: str) -> None:
+    """The one per-file size rule (MAX_AUDIO_FILE_SIZE): 413 naming the field. The request
+    body's own cap (main.BodySizeLimit) only stops a body before it is read."""
+    if size > settings.max_audio_file_size:
+        raise AudioRejected(
+            413, f"{field}: the file is larger than the limit of {settings.max_audio_file_size} bytes", field
+        )
+
+
 def validate_audio(data: bytes, settings: Settings, field: str) -> ValidAudio:
     """Check an upload by its content: size, container, decodability, duration."""
     from vocalborn.analysis.decode import probe_audio  # PyAV is imported only when needed
@@ -31,10 +40,7 @@ def validate_audio(data: bytes, settings: Settings, field: str) -> ValidAudio:
 
     if not data:
         raise AudioRejected(422, f"{field}: the file is empty", field)
-    if len(data) > settings.max_audio_file_size:
-        raise AudioRejected(
-            413, f"{field}: the file is {len(data)} bytes; the limit is {settings.max_audio_file_size} bytes", field
-        )
+    check_size(len(data), settings, field)
     from vocalborn.practice import sniff
 
     try:

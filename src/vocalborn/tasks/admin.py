@@ -16,6 +16,7 @@ from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.router import status_view
 from vocalborn.tasks.schemas import TaskStatusResponse
 from vocalborn.tasks.states import TaskStatus
+from vocalborn.tasks.stats import task_stats
 
 router = APIRouter(prefix="/api/v1/admin/tasks", tags=["admin"], responses=error_responses(401, 403))
 
@@ -31,7 +32,7 @@ def _task(db: SessionDep, task_id: uuid.UUID) -> AIAnalysisTask:
 def stats(_: AdminUser, db: SessionDep) -> dict[str, Any]:
     """Counts by status, queue length, workers online, and for the last 5 min / 1 h / 24 h:
     throughput, failure rate, p50/p95 processing and queue-wait times."""
-    return service.task_stats(db)
+    return task_stats(db)
 
 
 @router.get("", response_model=list[TaskStatusResponse], operation_id="admin_list_tasks")

@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
@@ -19,7 +19,7 @@ from vocalborn.i18n import explicit_language, localized_report
 from vocalborn.security.access import record_access
 from vocalborn.security.ratelimit import limit_submits_async
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import fastpath, service
+from vocalborn.tasks import estimates, fastpath, service
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.schemas import (
     SessionTasksResponse,
@@ -37,12 +37,12 @@ router = APIRouter(prefix="/api/v1/tasks/analysis", tags=["tasks"])
 def status_view(db: Session, task: AIAnalysisTask, reader: User | None = None) -> TaskStatusResponse:
     """The task's status. ``worker_name`` (a host name and pid) only for admins (reader None:
     the admin API)."""
-    position = service.queue_position(db, task)
+    position = estimates.queue_position(db, task)
     remaining: str | None = None
     if task.status in ("pending", "retry", "processing"):
-        eta = service.estimate_completion(db, task, position)
+        eta = estimates.estimate_completion(db, task, position)
         if eta is not None:
-            remaining = service.iso_duration((eta - utcnow()).total_seconds())
+            remaining = estimates.iso_duration((eta - utcnow()).total_seconds())
     elif task.status == "success":
         remaining = "PT0S"
     return TaskStatusResponse(
@@ -105,20 +105,20 @@ async def submit_analysis(
             await run_in_threadpool(service.publish_message, done.task_id, str(done.task_id), request_id)
             position = await fastpath.WAITING.position()
             cap = await _current_capacity()
-            eta = service.estimate_from(cap, TaskStatus.PENDING, position, None, None, done.audio_seconds)
+            eta = estimates.estimate_from(cap, TaskStatus.PENDING, position, None, None, done.audio_seconds)
             return _submitted(done.task_id, str(done.task_id), TaskStatus.PENDING, eta, position, done.record_id, True)
     fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     return await run_in_threadpool(_submit_in_session, token, body, request_id, idempotency_key, fingerprint)
 
 
-def _capacity() -> service.Capacity:
+def _capacity() -> estimates.Capacity:
     with open_session() as db:
-        return service.capacity(db)
+        return estimates.capacity(db)
 
 
-async def _current_capacity() -> service.Capacity:
+async def _current_capacity() -> estimates.Capacity:
     """The workers' capacity: cached, so read from the database at most every few seconds."""
-    cached = service.cached_capacity()
+    cached = estimates.cached_capacity()
     if cached is not None:
         return cached
     return await run_in_threadpool(_capacity)
@@ -167,8 +167,8 @@ def _submit_in_session(
             fingerprint=fingerprint,
         )
         task = outcome.task
-        position = service.queue_position(db, task)
-        eta = service.estimate_completion(db, task, position)
+        position = estimates.queue_position(db, task)
+        eta = estimates.estimate_completion(db, task, position)
         return _submitted(
             task.task_id, task.celery_task_id, task.status, eta, position, task.practice_record_id, outcome.created
         )
@@ -185,11 +185,11 @@ async def get_status(task_id: uuid.UUID, token: Annotated[str | None, Depends(oa
     remaining: str | None = None
     if row["status"] in (TaskStatus.PENDING, TaskStatus.RETRY, TaskStatus.PROCESSING):
         cap = await _current_capacity()
-        eta = service.estimate_from(
+        eta = estimates.estimate_from(
             cap, row["status"], position, row["started_at"], row["completed_at"], row["audio_duration_seconds"]
         )
         if eta is not None:
-            remaining = service.iso_duration((eta - utcnow()).total_seconds())
+            remaining = estimates.iso_duration((eta - utcnow()).total_seconds())
     elif row["status"] == TaskStatus.SUCCESS:
         remaining = "PT0S"
     fields = {k: v for k, v in row.items() if k not in ("ahead", "audio_duration_seconds")}
@@ -300,8 +300,5 @@ def get_session_status(session_id: uuid.UUID, user: CurrentUser, db: SessionDep)
 )
 def cancel_task(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskStatusResponse:
     """Learners cancel their own queued or running analysis (admins any)."""
-    task = service.get_task_for(db, task_id, user)
-    if task.user_id != user.user_id and user.role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the learner who asked for this analysis can cancel it")
-    task = service.cancel_task(db, task, user)
+    task = service.cancel_task(db, service.get_task_for(db, task_id, user), user)
     return status_view(db, task, user)

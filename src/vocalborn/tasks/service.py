@@ -8,9 +8,6 @@ kept in step, and one row appended to the event log, all in the caller's transac
 from __future__ import annotations
 
 import logging
-import math
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +25,7 @@ from vocalborn.errors import Conflict, Forbidden, IdempotencyKeyReused, NotFound
 from vocalborn.practice import service as practice_service
 from vocalborn.practice.models import PracticeRecord, RecordStatus
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import events, registry
+from vocalborn.tasks import events
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 from vocalborn.tasks.states import (
     ACTIVE_STATUSES,
@@ -189,19 +186,50 @@ def submit_analysis(
     if idempotency_key is not None:
         prior = _by_idempotency_key(db, record.user_id, idempotency_key)
         if prior is not None and prior.created_at >= utcnow() - IDEMPOTENCY_WINDOW:
-            if prior.request_fingerprint != fingerprint:
-                raise IdempotencyKeyReused(
-                    "this Idempotency-Key was already used with a different request body; use a new key"
-                )
+            _same_body(prior, fingerprint)
             return SubmitOutcome(prior, created=False, published=False)
         released = prior  # expired: the key may name a new submit
-    active = find_active_task(db, record.practice_record_id)
-    if active is not None:
-        return SubmitOutcome(active, created=False, published=False)
-    if not reanalyse:
-        done = latest_success(db, record.practice_record_id)
-        if done is not None:
-            return SubmitOutcome(done, created=False, published=False)
+    existing = find_active_task(db, record.practice_record_id)
+    if existing is None and not reanalyse:
+        existing = latest_success(db, record.practice_record_id)
+    if existing is not None:
+        return SubmitOutcome(existing, created=False, published=False)
+    _check_may_start(db, record)
+    task = AIAnalysisTask(
+        task_id=(task_id := uuid.uuid4()),
+        celery_task_id=str(task_id),
+        practice_record_id=record.practice_record_id,
+        user_id=record.user_id,
+        task_params=params,
+        max_retries=get_settings().task_max_retries,
+        request_id=request_id,
+        publish_count=1,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint if idempotency_key is not None else None,
+    )
+    try:
+        _write_new_task(db, task, record, released)
+    except IntegrityError:
+        # Two submits raced; a unique index (one active task per record, one task per key) let
+        # only one in. Return the winner.
+        db.rollback()
+        winner = _by_idempotency_key(db, record.user_id, idempotency_key) if idempotency_key else None
+        if winner is not None:
+            _same_body(winner, fingerprint)
+        winner = winner or find_active_task(db, record_id)
+        if winner is None:
+            raise
+        return SubmitOutcome(winner, created=False, published=False)
+    return SubmitOutcome(task, created=True, published=publish_task(task))
+
+
+def _same_body(prior: AIAnalysisTask, fingerprint: str | None) -> None:
+    if prior.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request body; use a new key")
+
+
+def _check_may_start(db: Session, record: PracticeRecord) -> None:
+    """A new analysis needs the recording's audio, and the learner under their active limit."""
     if record.audio_deleted_at is not None:
         raise Conflict("the audio of this recording was deleted (retention period); record the sentence again")
     limit = get_settings().max_active_tasks_per_learner
@@ -215,57 +243,31 @@ def submit_analysis(
         if waiting >= limit:
             raise TooManyActive(waiting)
 
-    task_id = uuid.uuid4()
-    task = AIAnalysisTask(
-        task_id=task_id,
-        celery_task_id=str(task_id),
-        practice_record_id=record.practice_record_id,
-        user_id=record.user_id,
-        task_params=params,
-        max_retries=get_settings().task_max_retries,
-        request_id=request_id,
-        publish_count=1,
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint if idempotency_key is not None else None,
-    )
+
+def _write_new_task(db: Session, task: AIAnalysisTask, record: PracticeRecord, released: AIAnalysisTask | None) -> None:
+    """The task, the record pointing at it and the ``submitted`` event, in one commit."""
     now = task.created_at
-    try:
-        if released is not None:
-            released.idempotency_key = None
-            db.add(released)
-            db.flush()
-        db.add(task)
+    if released is not None:
+        released.idempotency_key = None
+        db.add(released)
         db.flush()
-        record.ai_task_id = task_id
-        record.record_status = RECORD_STATUS_FOR[TaskStatus.PENDING].value
-        record.updated_at = now
-        db.add(record)
-        db.add(
-            AIAnalysisTaskEvent(
-                task_id=task_id,
-                event_type=EventType.SUBMITTED.value,
-                status=TaskStatus.PENDING.value,
-                progress=0,
-                attempt=0,
-                created_at=now,
-            )
+    db.add(task)
+    db.flush()
+    record.ai_task_id = task.task_id
+    record.record_status = RECORD_STATUS_FOR[TaskStatus.PENDING].value
+    record.updated_at = now
+    db.add(record)
+    db.add(
+        AIAnalysisTaskEvent(
+            task_id=task.task_id,
+            event_type=EventType.SUBMITTED.value,
+            status=TaskStatus.PENDING.value,
+            progress=0,
+            attempt=0,
+            created_at=now,
         )
-        db.commit()
-    except IntegrityError:
-        # Two submits raced; a unique index (one active task per record, one task per key) let
-        # only one in. Return the winner.
-        db.rollback()
-        winner = _by_idempotency_key(db, record.user_id, idempotency_key) if idempotency_key else None
-        if winner is not None and winner.request_fingerprint != fingerprint:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was already used with a different request body; use a new key"
-            ) from None
-        winner = winner or find_active_task(db, record_id)
-        if winner is None:
-            raise
-        return SubmitOutcome(winner, created=False, published=False)
-    published = publish_task(task)
-    return SubmitOutcome(task, created=True, published=published)
+    )
+    db.commit()
 
 
 def publish_task(task: AIAnalysisTask, countdown: float | None = None) -> bool:
@@ -353,120 +355,14 @@ def list_session_tasks(db: Session, session_id: uuid.UUID, reader: User) -> list
 
 
 # --------------------------------------------------------------------------------------------
-# estimates: from real recent durations and the slots of the workers online
-# --------------------------------------------------------------------------------------------
-@dataclass
-class Capacity:
-    mean_seconds: float | None  # mean processing time of recent successes
-    slots: int  # worker processes online
-    at: float
-
-
-_capacity_cache: dict[str, Capacity] = {}
-_capacity_lock = threading.Lock()
-CAPACITY_TTL = 5.0
-
-
-def capacity(db: Session) -> Capacity:
-    with _capacity_lock:
-        cached = _capacity_cache.get("c")
-        if cached and time.monotonic() - cached.at < CAPACITY_TTL:
-            return cached
-    recent = (
-        select(AIAnalysisResult.processing_time_seconds)
-        .order_by(col(AIAnalysisResult.created_at).desc())
-        .limit(50)
-        .subquery()
-    )
-    mean = db.exec(select(func.avg(recent.c.processing_time_seconds))).one()
-    try:
-        slots = sum(int(w.get("concurrency", 1)) for w in registry.online_workers())
-    except Exception as exc:  # Redis down: estimates degrade, submits do not fail
-        log.warning("cannot read the worker registry: %s", exc)
-        slots = 0
-    cap = Capacity(mean_seconds=float(mean) if mean is not None else None, slots=slots, at=time.monotonic())
-    with _capacity_lock:
-        _capacity_cache["c"] = cap
-    return cap
-
-
-def queue_position(db: Session, task: AIAnalysisTask) -> int | None:
-    """1 = next to run. None once the task is running or finished."""
-    if task.status not in (TaskStatus.PENDING, TaskStatus.RETRY):
-        return None
-    ahead = db.exec(
-        select(func.count())
-        .select_from(AIAnalysisTask)
-        .where(col(AIAnalysisTask.status).in_([TaskStatus.PENDING.value, TaskStatus.RETRY.value]))
-        .where(col(AIAnalysisTask.created_at) < task.created_at)
-    ).one()
-    return int(ahead) + 1
-
-
-def _expected_duration(cap: Capacity, audio_seconds: float | None) -> float:
-    if cap.mean_seconds is not None:
-        return cap.mean_seconds
-    # No history yet: scale by the recording's length (an analysis reads both recordings).
-    return max(1.0, 2.0 * (audio_seconds or 5.0) * 0.05)
-
-
-def estimate_completion(db: Session, task: AIAnalysisTask, position: int | None) -> datetime | None:
-    cap = capacity(db)
-    if task.status in (TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELLED):
-        return task.completed_at
-    if cap.slots == 0:
-        return None
-    record = db.get(PracticeRecord, task.practice_record_id)
-    return estimate_from(
-        cap,
-        task.status,
-        position,
-        task.started_at,
-        task.completed_at,
-        record.audio_duration_seconds if record else None,
-    )
-
-
-def estimate_from(
-    cap: Capacity,
-    status: str,
-    position: int | None,
-    started_at: datetime | None,
-    completed_at: datetime | None,
-    audio_seconds: float | None,
-) -> datetime | None:
-    """When the task should be done, from the workers' capacity and its place in the queue."""
-    if status in (TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELLED):
-        return completed_at
-    if cap.slots == 0:
-        return None  # no worker online: nobody can promise a time
-    each = _expected_duration(cap, audio_seconds)
-    now = utcnow()
-    if status == TaskStatus.PROCESSING:
-        elapsed = (now - started_at).total_seconds() if started_at else 0.0
-        return now + timedelta(seconds=max(0.0, each - elapsed))
-    waves = math.ceil((position or 1) / cap.slots)  # tasks run `slots` at a time, FIFO
-    return now + timedelta(seconds=waves * each)
-
-
-def cached_capacity() -> Capacity | None:
-    """The capacity if read within CAPACITY_TTL, without touching the database."""
-    with _capacity_lock:
-        cached = _capacity_cache.get("c")
-    return cached if cached and time.monotonic() - cached.at < CAPACITY_TTL else None
-
-
-def iso_duration(seconds: float) -> str:
-    return f"PT{max(0, round(seconds))}S"
-
-
-# --------------------------------------------------------------------------------------------
 # cancel and retry (learners cancel their own; admins anything)
 # --------------------------------------------------------------------------------------------
 def cancel_task(db: Session, task: AIAnalysisTask, by: User) -> AIAnalysisTask:
     """A queued task is cancelled at once (its message is skipped when a worker gets it); a
     running task is flagged and stops at its next step boundary. The flag lives in the database,
     so it survives worker restarts, unlike a Celery revoke."""
+    if task.user_id != by.user_id and by.role != Role.ADMIN:
+        raise Forbidden("only the learner who asked for this analysis can cancel it")
     status = TaskStatus(task.status)
     if status in (TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELLED):
         raise Conflict(f"the task is already {status}; there is nothing to cancel")
@@ -554,91 +450,3 @@ def list_tasks(db: Session, status: str | None, limit: int, offset: int) -> list
         stmt = stmt.where(AIAnalysisTask.status == status)
     stmt = stmt.order_by(col(AIAnalysisTask.created_at).desc()).limit(limit).offset(offset)
     return list(db.exec(stmt))
-
-
-# --------------------------------------------------------------------------------------------
-# operator statistics
-# --------------------------------------------------------------------------------------------
-def broker_queue_length(queue: str | None = None) -> int | None:
-    """Messages waiting in the analysis queue (Redis LLEN or an AMQP passive declare)."""
-    settings = get_settings()
-    name = queue or settings.task_queue
-    try:
-        with celery_app.connection_for_read() as conn:
-            channel = conn.default_channel
-            if conn.transport.driver_type == "redis":
-                return int(channel.client.llen(name))
-            _name, count, _consumers = channel.queue_declare(queue=name, passive=True)
-            return int(count)
-    except Exception as exc:
-        log.warning("cannot read the length of queue %s: %s", name, exc)
-        return None
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
-    return round(ordered[index], 3)
-
-
-def task_stats(db: Session, windows: tuple[int, ...] = (300, 3600, 86400)) -> dict[str, Any]:
-    now = utcnow()
-    counts = {s.value: 0 for s in TaskStatus}
-    for status_value, n in db.exec(select(AIAnalysisTask.status, func.count()).group_by(AIAnalysisTask.status)):
-        counts[status_value] = int(n)
-    try:
-        workers = registry.online_workers()
-    except Exception as exc:
-        log.warning("cannot read the worker registry: %s", exc)
-        workers = []
-    out: dict[str, Any] = {
-        "generated_at": now,
-        "counts": counts,
-        "active": sum(counts[s.value] for s in ACTIVE_STATUSES),
-        "queue": {"name": get_settings().task_queue, "length": broker_queue_length()},
-        "workers": {
-            "online": len(workers),
-            "processes": sum(int(w.get("concurrency", 1)) for w in workers),
-            "nodes": sorted(w["hostname"] for w in workers),
-        },
-        "windows": {},
-    }
-    for seconds in windows:
-        since = now - timedelta(seconds=seconds)
-        finished = list(
-            db.exec(
-                select(
-                    AIAnalysisTask.status,
-                    AIAnalysisTask.created_at,
-                    AIAnalysisTask.started_at,
-                    AIAnalysisTask.completed_at,
-                )
-                .where(col(AIAnalysisTask.completed_at) >= since)
-                .limit(20000)
-            )
-        )
-        succeeded = sum(1 for r in finished if r[0] == TaskStatus.SUCCESS)
-        failed = sum(1 for r in finished if r[0] == TaskStatus.FAILURE)
-        cancelled = sum(1 for r in finished if r[0] == TaskStatus.CANCELLED)
-        processing = [(r[3] - r[2]).total_seconds() for r in finished if r[0] == TaskStatus.SUCCESS and r[2] and r[3]]
-        waits = [(r[2] - r[1]).total_seconds() for r in finished if r[2]]
-        retried = db.exec(
-            select(func.count())
-            .select_from(AIAnalysisTaskEvent)
-            .where(AIAnalysisTaskEvent.event_type == EventType.RETRY.value)
-            .where(col(AIAnalysisTaskEvent.created_at) >= since)
-        ).one()
-        out["windows"][f"{seconds}s"] = {
-            "succeeded": succeeded,
-            "failed": failed,
-            "cancelled": cancelled,
-            "retried": int(retried),
-            "throughput_per_minute": round(succeeded / (seconds / 60), 3),
-            # None, not 0, when nothing finished: "no data" must not read as "all good".
-            "failure_rate": round(failed / (failed + succeeded), 4) if failed + succeeded else None,
-            "processing_seconds": {"p50": _percentile(processing, 0.5), "p95": _percentile(processing, 0.95)},
-            "queue_wait_seconds": {"p50": _percentile(waits, 0.5), "p95": _percentile(waits, 0.95)},
-        }
-    return out
