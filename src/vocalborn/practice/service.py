@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import or_, true
 from sqlmodel import Session, col, select
 
-from vocalborn.auth.models import User
+from vocalborn.auth.models import Role, User
 from vocalborn.auth.service import can_read
 from vocalborn.config import Settings
 from vocalborn.errors import AudioRejected, NotFound
@@ -102,18 +102,18 @@ def create_sentence(
 def _visible_sentences(reader: User) -> Any:
     """Admins see every sentence; a therapist their own and the shared ones; a learner their
     linked therapist's and the shared ones. Never every therapist's sentences and voices."""
-    if reader.role == "admin":
+    if reader.role == Role.ADMIN:
         return true()
-    author = reader.user_id if reader.role == "therapist" else reader.therapist_id
+    author = reader.user_id if reader.role == Role.THERAPIST else reader.therapist_id
     if author is None:
         return col(Sentence.shared).is_(True)
     return or_(col(Sentence.shared).is_(True), col(Sentence.created_by) == author)
 
 
 def can_see_sentence(reader: User, sentence: Sentence) -> bool:
-    if reader.role == "admin" or sentence.shared:
+    if reader.role == Role.ADMIN or sentence.shared:
         return True
-    author = reader.user_id if reader.role == "therapist" else reader.therapist_id
+    author = reader.user_id if reader.role == Role.THERAPIST else reader.therapist_id
     return author is not None and sentence.created_by == author
 
 
@@ -139,7 +139,7 @@ def get_sentence(db: Session, sentence_id: uuid.UUID, reader: User | None = None
 def set_sentence_shared(db: Session, sentence_id: uuid.UUID, shared: bool, user: User) -> Sentence:
     """Admins share any sentence; a therapist only their own."""
     sentence = get_sentence(db, sentence_id, user)
-    if user.role != "admin" and sentence.created_by != user.user_id:
+    if user.role != Role.ADMIN and sentence.created_by != user.user_id:
         from vocalborn.tasks.service import Forbidden
 
         raise Forbidden("only the sentence's author or an admin can change whether it is shared")
@@ -163,9 +163,9 @@ def _owner_therapist(db: Session, owner_id: uuid.UUID) -> uuid.UUID | None:
 
 def may_read(db: Session, reader: User, owner_id: uuid.UUID) -> bool:
     """can_read, looking up the owner's therapist only when it matters (saves a query per request)."""
-    if reader.user_id == owner_id or reader.role == "admin":
+    if reader.user_id == owner_id or reader.role == Role.ADMIN:
         return True
-    return reader.role == "therapist" and can_read(reader, owner_id, _owner_therapist(db, owner_id))
+    return reader.role == Role.THERAPIST and can_read(reader, owner_id, _owner_therapist(db, owner_id))
 
 
 def get_session_for(db: Session, session_id: uuid.UUID, reader: User) -> PracticeSession:

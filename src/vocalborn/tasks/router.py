@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.auth.dependencies import CurrentUser, SessionDep, oauth2_scheme, token_subject, user_from_token
-from vocalborn.auth.models import User
+from vocalborn.auth.models import Role, User
 from vocalborn.db import open_session
 from vocalborn.errors import error_responses
 from vocalborn.i18n import explicit_language, localized_report
@@ -29,7 +29,7 @@ from vocalborn.tasks.schemas import (
     TaskResultResponse,
     TaskStatusResponse,
 )
-from vocalborn.tasks.states import TaskStatus
+from vocalborn.tasks.states import ACTIVE_STATUSES, TaskStatus
 
 router = APIRouter(prefix="/api/v1/tasks/analysis", tags=["tasks"])
 
@@ -39,11 +39,11 @@ def status_view(db: Session, task: AIAnalysisTask, reader: User | None = None) -
     the admin API)."""
     position = estimates.queue_position(db, task)
     remaining: str | None = None
-    if task.status in ("pending", "retry", "processing"):
+    if task.status in ACTIVE_STATUSES:
         eta = estimates.estimate_completion(db, task, position)
         if eta is not None:
             remaining = estimates.iso_duration((eta - utcnow()).total_seconds())
-    elif task.status == "success":
+    elif task.status == TaskStatus.SUCCESS:
         remaining = "PT0S"
     return TaskStatusResponse(
         task_id=task.task_id,
@@ -57,7 +57,7 @@ def status_view(db: Session, task: AIAnalysisTask, reader: User | None = None) -
         created_at=task.created_at,
         estimated_remaining_time=remaining,
         queue_position=position,
-        worker_name=task.worker_name if reader is None or reader.role == "admin" else None,
+        worker_name=task.worker_name if reader is None or reader.role == Role.ADMIN else None,
         attempt=task.attempt,
         retry_count=task.retry_count,
         max_retries=task.max_retries,
@@ -183,7 +183,7 @@ async def get_status(task_id: uuid.UUID, token: Annotated[str | None, Depends(oa
         return await run_in_threadpool(_status_in_session, token, task_id)
     position = int(row["ahead"]) + 1 if row["ahead"] is not None else None
     remaining: str | None = None
-    if row["status"] in (TaskStatus.PENDING, TaskStatus.RETRY, TaskStatus.PROCESSING):
+    if row["status"] in ACTIVE_STATUSES:
         cap = await _current_capacity()
         eta = estimates.estimate_from(
             cap, row["status"], position, row["started_at"], row["completed_at"], row["audio_duration_seconds"]
@@ -261,7 +261,7 @@ def get_events(
 ) -> list[TaskEventResponse]:
     task = service.get_task_for(db, task_id, user)
     record_access(db, user, task.user_id, "task_events", task.task_id)
-    admin = user.role == "admin"
+    admin = user.role == Role.ADMIN
     return [
         TaskEventResponse(
             event_id=e.event_id or 0,
