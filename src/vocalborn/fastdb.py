@@ -85,5 +85,3 @@ async def close_pool() -> None:
     if _pool is not None and _pool_key is not None and _pool_key[0] == os.getpid():
         await _pool.close(timeout=2)
     _pool, _pool_key = None, None
-
-import os  # deliberately unused: shows that .ci/run stops at the lint gate
