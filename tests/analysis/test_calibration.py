@@ -12,6 +12,7 @@ def _overlaps(devs: list[dict], span: tuple[float, float]) -> bool:
     return any(d["start"] < span[1] and d["end"] > span[0] for d in devs)
 
 
+@pytest.mark.worker  # the whole calibration table (17 cases x 6): a long run, out of the fast loop
 @pytest.mark.parametrize("voice", cal.VOICES)
 @pytest.mark.parametrize("sentence", cal.SENTENCES, ids=lambda s: s.text)
 def test_scores_rank_as_calibrated(engine: LocalEngine, sentence: cal.Sentence, voice: str) -> None:

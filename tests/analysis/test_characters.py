@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from vocalborn.analysis.engine import LocalEngine
 from vocalborn.analysis.sentence import syllables
 from vocalborn.analysis.synth import synthesize
@@ -55,6 +57,7 @@ def _characters(engine: LocalEngine, text: str, k: int, rep: str, voices: tuple[
     return engine.analyze(ref, att, {"text": text}).detailed_analysis["characters"]
 
 
+@pytest.mark.worker  # 20+ synthesised pairs, two analyses each: a long run
 def test_replaced_characters_are_flagged_and_unchanged_ones_mostly_not(engine: LocalEngine) -> None:
     hits, flagged_unchanged, unchanged = 0, 0, 0
     missed = []

@@ -19,6 +19,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = Path(os.environ.get("VOCALBORN_REAL_SPEECH_DIR") or ROOT.parent / "shared" / "data" / "real-speech")
 
+# Scores every pair of the real-speech folder (about a minute): a long run, out of the fast loop.
+pytestmark = pytest.mark.worker
+
 
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory: pytest.TempPathFactory) -> dict:
