@@ -22,17 +22,16 @@ import os
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, HTTPException, WebSocket
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.config import get_settings
-from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import events
+from vocalborn.tasks.events import SnapshotMessage, TaskEventMessage
 from vocalborn.tasks.states import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -262,7 +261,7 @@ def _authorize(task_id: str, token: str | None) -> bool:
         return user.role == "admin"
 
 
-def _snapshot_and_events(task_id: str, after: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _snapshot_and_events(task_id: str, after: int) -> tuple[SnapshotMessage, list[TaskEventMessage]]:
     from sqlalchemy import func
     from sqlmodel import select
 
@@ -276,36 +275,23 @@ def _snapshot_and_events(task_id: str, after: int) -> tuple[dict[str, Any], list
         last_id = db.exec(
             select(func.max(AIAnalysisTaskEvent.event_id)).where(AIAnalysisTaskEvent.task_id == task.task_id)
         ).one()
-        snapshot = {
-            "event_id": None,
-            "task_id": task_id,
-            "event_type": "snapshot",
-            "status": task.status,
-            "progress": task.progress,
-            "current_step": task.current_step,
-            "total_steps": TOTAL_STEPS,
-            "attempt": task.attempt,
-            "worker_name": task.worker_name,
-            "message": task.error_message,
-            "timestamp": utcnow().isoformat().replace("+00:00", "Z"),
-            "last_event_id": last_id,
-        }
+        snapshot = events.snapshot_message(task, last_id)
     return snapshot, _events_after(task_id, after)
 
 
-def _events_after(task_id: str, after: int) -> list[dict[str, Any]]:
+def _events_after(task_id: str, after: int) -> list[TaskEventMessage]:
     from vocalborn.db import open_session
     from vocalborn.tasks import service
     from vocalborn.tasks.models import AIAnalysisTask
 
-    out: list[dict[str, Any]] = []
+    out: list[TaskEventMessage] = []
     with open_session() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))
         if task is None:
             return out
         while True:
             page = service.list_events(db, task, after=after, limit=REPLAY_PAGE)
-            out.extend(events.event_message(e, TOTAL_STEPS) for e in page)
+            out.extend(events.stored_event_message(e) for e in page)
             if len(page) < REPLAY_PAGE:
                 return out
             after = page[-1].event_id or after
@@ -325,7 +311,7 @@ def _token(websocket: WebSocket) -> str | None:
     return None
 
 
-def _is_terminal(message: dict[str, Any]) -> bool:
+def _is_terminal(message: TaskEventMessage) -> bool:
     return message.get("event_id") is not None and message.get("status") in TERMINAL_STATUSES
 
 
@@ -339,16 +325,17 @@ class _Stream:
         self.last_sent = last_sent
         self.finished = False
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: TaskEventMessage) -> None:
         if not self.show_worker and message.get("worker_name") is not None:
-            message = {**message, "worker_name": None}
+            message = message.copy()
+            message["worker_name"] = None
         await self.websocket.send_text(json.dumps(message, ensure_ascii=False))
 
-    async def send_persisted(self, batch: list[dict[str, Any]]) -> None:
-        fresh = [m for m in batch if m["event_id"] is not None and m["event_id"] > self.last_sent]
-        for i, message in enumerate(fresh):
+    async def send_persisted(self, batch: list[TaskEventMessage]) -> None:
+        fresh = [(m["event_id"], m) for m in batch if m["event_id"] is not None and m["event_id"] > self.last_sent]
+        for i, (event_id, message) in enumerate(fresh):
             await self.send(message)
-            self.last_sent = message["event_id"]
+            self.last_sent = event_id
             # A terminal event ends the stream only if nothing follows it: a task an admin
             # retried has an old "failed" in its history and is running again after it.
             if _is_terminal(message) and i == len(fresh) - 1:
@@ -363,10 +350,11 @@ class _Stream:
         if item is RESYNC:
             await self.catch_up()
         elif isinstance(item, dict):
-            event_id = item.get("event_id")
+            message = cast(TaskEventMessage, item)  # as the worker published it (events.py)
+            event_id = message.get("event_id")
             if event_id is None:
                 # A throttled progress report, never persisted: forward it as is.
-                await self.send(item)
+                await self.send(message)
             elif event_id > self.last_sent:
                 # The database has it (publish follows commit); reading from there also fills in
                 # any event whose publish was lost or overtaken.
