@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from vocalborn.config import Settings, get_settings
 from vocalborn.db import open_session
@@ -131,7 +131,14 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
     """Decide, then carry the decision out in one transaction."""
     settings = get_settings()
     with open_session() as db:
-        task = db.get(AIAnalysisTask, task_id)
+        # The task with its record and sentence, in one round trip (the start needs all three).
+        row = db.exec(
+            select(AIAnalysisTask, PracticeRecord, Sentence)
+            .outerjoin(PracticeRecord, col(PracticeRecord.practice_record_id) == AIAnalysisTask.practice_record_id)
+            .outerjoin(Sentence, col(Sentence.sentence_id) == PracticeRecord.sentence_id)
+            .where(AIAnalysisTask.task_id == task_id)
+        ).first()
+        task, record, sentence = row if row is not None else (None, None, None)
         died = (
             task is not None and task.status == TaskStatus.PROCESSING and run_died_here(task.worker_name, worker_name)
         )
@@ -155,14 +162,19 @@ def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
                 message="too many deliveries",
             )
             return Outcome.FAILED if done else Outcome.SKIPPED
-        return _start(db, task, decision, now, worker_name)
+        return _start(db, (task, record, sentence), decision, now, worker_name)
 
 
-def _start(db: Session, task: AIAnalysisTask, decision: Decision, now: datetime, worker_name: str) -> Claim | Outcome:
+def _start(
+    db: Session,
+    rows: tuple[AIAnalysisTask, PracticeRecord | None, Sentence | None],
+    decision: Decision,
+    now: datetime,
+    worker_name: str,
+) -> Claim | Outcome:
+    task, record, sentence = rows
     attempt = task.attempt + 1
     previous = task.worker_name
-    record = db.get(PracticeRecord, task.practice_record_id)
-    sentence = db.get(Sentence, record.sentence_id) if record else None
     event = unit_of_work.transition(
         db,
         task,
