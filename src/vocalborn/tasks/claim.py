@@ -192,6 +192,7 @@ def _start(
             "next_attempt_at": None,
         },
         message=f"took over from {previous}, whose lease expired or whose process died" if decision.takeover else None,
+        durable=False,  # lost in a database crash, it is pending again: the run's later writes are fenced
     )
     if event is None:
         log.info("task %s was claimed by someone else first", task.task_id)

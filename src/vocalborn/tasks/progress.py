@@ -150,6 +150,7 @@ class ProgressReporter:
             EventType.PROGRESS,
             expect_attempt=self.claim.attempt,
             values={"progress": progress, "current_step": label, "heartbeat_at": utcnow()},
+            durable=False,  # a progress row lost in a database crash is harmless
         )
         if event is None:
             raise LostLease()
