@@ -137,7 +137,7 @@ def test_a_lease_held_by_a_dead_process_of_this_node_is_taken_over_at_once() -> 
     import subprocess
     import sys
 
-    from vocalborn.tasks.runner import _run_died_here
+    from vocalborn.tasks.claim import run_died_here as _run_died_here
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()

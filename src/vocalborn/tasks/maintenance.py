@@ -21,7 +21,7 @@ from vocalborn.db import open_session
 from vocalborn.practice.models import PracticeRecord, RecordStatus, Sentence
 from vocalborn.sqltypes import utcnow
 from vocalborn.storage import get_storage
-from vocalborn.tasks import service
+from vocalborn.tasks import service, unit_of_work
 from vocalborn.tasks.events import get_redis
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 from vocalborn.tasks.states import ACTIVE_STATUSES, TERMINAL_STATUSES, EventType, TaskStatus
@@ -123,19 +123,15 @@ def republish_stranded_tasks(now: datetime | None = None) -> int:
                 # the visibility timeout. (A duplicate, should that worker live, is harmless: the
                 # claim takes a task once.)
                 # An overdue retry held by a worker is not trusted: its countdown has long passed.
-            try:
-                event = service.apply_transition(
-                    db,
-                    task,
-                    EventType.QUEUED,
-                    values={"publish_count": task.publish_count + 1},
-                    message="republished: its message was not in the broker",
-                )
-                db.commit()
-            except service.StaleTask:
-                db.rollback()
+            event = unit_of_work.transition(
+                db,
+                task,
+                EventType.QUEUED,
+                values={"publish_count": task.publish_count + 1},
+                message="republished: its message was not in the broker",
+            )
+            if event is None:
                 continue
-            service.publish_event(event)
             if service.publish_task(task):
                 count += 1
         if count:
@@ -161,53 +157,47 @@ def reap_stalled_tasks(now: datetime | None = None) -> dict[str, int]:
             )
         )
         for task in stalled:
-            try:
-                if task.cancel_requested_at is not None:  # its worker died before it could stop
-                    event = service.apply_transition(
-                        db,
-                        task,
-                        EventType.CANCELLED,
-                        expect_attempt=task.attempt,
-                        values={"completed_at": now, "heartbeat_at": None},
-                        message=f"cancelled; worker {task.worker_name} had stopped",
-                    )
-                    cancelled += 1
-                elif task.deliveries >= settings.task_max_deliveries:
-                    event = service.apply_transition(
-                        db,
-                        task,
-                        EventType.FAILED,
-                        expect_attempt=task.attempt,
-                        values={
-                            "completed_at": now,
-                            "error_message": (
-                                f"gave up after {task.deliveries} deliveries: the worker stopped every time"
-                            ),
-                        },
-                        message=f"worker {task.worker_name} stopped; no deliveries left",
-                    )
-                    failed += 1
-                else:
-                    event = service.apply_transition(
-                        db,
-                        task,
-                        EventType.QUEUED,
-                        expect_attempt=task.attempt,
-                        values={"publish_count": task.publish_count + 1, "heartbeat_at": None},
-                        message=f"worker {task.worker_name} stopped heartbeating; requeued",
-                    )
-                    requeued += 1
-                db.commit()
-            except service.StaleTask:
-                db.rollback()
+            event_type, values, message = _reaper_verdict(task, now, settings.task_max_deliveries)
+            event = unit_of_work.transition(
+                db, task, event_type, expect_attempt=task.attempt, values=values, message=message
+            )
+            if event is None:
                 continue
-            service.publish_event(event)
-            if task.status == TaskStatus.PENDING:
+            if event_type == EventType.CANCELLED:
+                cancelled += 1
+            elif event_type == EventType.FAILED:
+                failed += 1
+            else:
+                requeued += 1
                 service.publish_task(task)
     cancelled += _force_overdue_cancels(now)
     if requeued or failed or cancelled:
         log.warning("reaper: %d stalled task(s) requeued, %d failed, %d cancelled", requeued, failed, cancelled)
     return {"requeued": requeued, "failed": failed, "cancelled": cancelled}
+
+
+def _reaper_verdict(task: AIAnalysisTask, now: datetime, max_deliveries: int) -> tuple[EventType, dict[str, Any], str]:
+    """What the reaper does with a task whose worker stopped heartbeating."""
+    if task.cancel_requested_at is not None:  # its worker died before it could stop
+        return (
+            EventType.CANCELLED,
+            {"completed_at": now, "heartbeat_at": None},
+            f"cancelled; worker {task.worker_name} had stopped",
+        )
+    if task.deliveries >= max_deliveries:
+        return (
+            EventType.FAILED,
+            {
+                "completed_at": now,
+                "error_message": f"gave up after {task.deliveries} deliveries: the worker stopped every time",
+            },
+            f"worker {task.worker_name} stopped; no deliveries left",
+        )
+    return (
+        EventType.QUEUED,
+        {"publish_count": task.publish_count + 1, "heartbeat_at": None},
+        f"worker {task.worker_name} stopped heartbeating; requeued",
+    )
 
 
 def _force_overdue_cancels(now: datetime) -> int:
@@ -227,21 +217,17 @@ def _force_overdue_cancels(now: datetime) -> int:
             )
         )
         for task in overdue:
-            try:
-                event = service.apply_transition(
-                    db,
-                    task,
-                    EventType.CANCELLED,
-                    expect_attempt=task.attempt,
-                    values={"completed_at": now, "heartbeat_at": None},
-                    message=f"cancelled by force: {task.worker_name} did not stop within {grace.seconds} s",
-                )
-                db.commit()
-            except service.StaleTask:
-                db.rollback()
+            event = unit_of_work.transition(
+                db,
+                task,
+                EventType.CANCELLED,
+                expect_attempt=task.attempt,
+                values={"completed_at": now, "heartbeat_at": None},
+                message=f"cancelled by force: {task.worker_name} did not stop within {grace.seconds} s",
+            )
+            if event is None:
                 continue
             done += 1
-            service.publish_event(event)
             try:
                 from vocalborn.celery_app import celery_app
 

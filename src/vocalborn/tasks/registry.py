@@ -1,4 +1,5 @@
-"""Which workers are online and how many slots they have, kept in Redis with a TTL.
+"""The worker's registries: which analysis engine kinds exist (``AI_ENGINE``), and which workers
+are online and how many slots they have, kept in Redis with a TTL.
 
 Each worker's main process refreshes its key; a dead worker's key simply expires. Used for
 queue-time estimates and ``workers online`` in the admin stats, without Celery's slow broadcast.
@@ -9,12 +10,90 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import redis
 
-from vocalborn.config import get_settings
+from vocalborn.config import Settings, get_settings
 from vocalborn.tasks.events import get_redis
+
+if TYPE_CHECKING:
+    from vocalborn.analysis.types import AnalysisEngine, AnalysisReport, AudioSource, ProgressCallback
+
+# --------------------------------------------------------------------------------------------
+# analysis engine kinds, chosen by AI_ENGINE
+# --------------------------------------------------------------------------------------------
+
+
+class NoopEngine:
+    """``AI_ENGINE=noop``: reports the five steps and returns a minimal valid report at once,
+    without reading the recordings. For benchmarking the worker's bookkeeping alone (claim,
+    progress, result); never for learners."""
+
+    name = "vocalborn-noop"
+    version = "noop"
+
+    def analyze(
+        self,
+        reference: AudioSource,
+        attempt: AudioSource,
+        params: dict[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> AnalysisReport:
+        from vocalborn.analysis.types import STEPS, AnalysisReport
+
+        if progress is not None:
+            for number, (key, _, _) in enumerate(STEPS, start=1):
+                progress(number, key)
+        return AnalysisReport(
+            overall_score=0.0,
+            pronunciation_accuracy=0.0,
+            fluency_score=0.0,
+            rhythm_score=0.0,
+            detailed_analysis={"engine": "noop"},
+            analysis_model_version=f"{self.name}/{self.version}",
+        )
+
+
+def _local(settings: Settings) -> AnalysisEngine:
+    from vocalborn.analysis.engine import get_engine
+
+    return get_engine("local")
+
+
+def _remote(settings: Settings) -> AnalysisEngine:
+    from vocalborn.analysis.engine import get_engine
+
+    if not settings.ai_service_url:
+        raise RuntimeError("AI_ENGINE=remote needs AI_SERVICE_URL")
+    return get_engine(
+        "remote",
+        url=settings.ai_service_url,
+        api_key=settings.ai_service_api_key,
+        timeout=settings.ai_service_timeout,
+    )
+
+
+def _noop(settings: Settings) -> AnalysisEngine:
+    return NoopEngine()
+
+
+ENGINE_KINDS: dict[str, Callable[[Settings], AnalysisEngine]] = {"local": _local, "remote": _remote, "noop": _noop}
+
+
+def build_engine(settings: Settings) -> AnalysisEngine:
+    """The engine ``settings.ai_engine`` names."""
+    try:
+        factory = ENGINE_KINDS[str(settings.ai_engine)]
+    except KeyError:
+        raise RuntimeError(f"unknown AI_ENGINE {settings.ai_engine!r}: use one of {sorted(ENGINE_KINDS)}") from None
+    return factory(settings)
+
+
+# --------------------------------------------------------------------------------------------
+# workers online
+# --------------------------------------------------------------------------------------------
 
 TTL_SECONDS = 30
 

@@ -1,6 +1,6 @@
 """Live progress over WebSocket: ``WS /api/v1/tasks/ws/task/{task_id}``.
 
-One Redis pub/sub subscription per API process (the :class:`Hub`) receives every task event the
+One Redis pub/sub subscription per API process (the :class:`Hub`, in ``ws_hub.py``) receives every task event the
 workers publish on ``events.channel_name()`` and hands each one to the sockets watching that task,
 through a bounded queue per socket. The database stays the source of truth: a socket replays the
 persisted events after the client's ``after`` id, and every live event that carries an
@@ -18,48 +18,33 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import random
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-import redis.asyncio as aioredis
 from fastapi import APIRouter, HTTPException, WebSocket
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.config import get_settings
-from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import events
+from vocalborn.tasks.events import SnapshotMessage, TaskEventMessage
 from vocalborn.tasks.states import TERMINAL_STATUSES
+from vocalborn.tasks.ws_hub import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TRY_AGAIN, RESYNC, Hub, Subscriber
+
+__all__ = ["CLOSE_GOING_AWAY", "CLOSE_NORMAL", "CLOSE_TRY_AGAIN", "Hub", "get_hub", "router", "shutdown_hub"]
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["tasks"])
 
-# Close codes (RFC 6455 section 7.4.1).
-CLOSE_NORMAL = 1000  # the task reached success, failure or cancelled
-CLOSE_GOING_AWAY = 1001  # this API process is shutting down: reconnect with ?after=
+# Close codes (RFC 6455 section 7.4.1); 1000, 1001 and 1013 are in ws_hub.py.
 CLOSE_POLICY = 1008  # refused: no or bad token, or not your task (or no such task)
 CLOSE_INTERNAL = 1011  # the database is unavailable
-CLOSE_TRY_AGAIN = 1013  # this client read too slowly: reconnect with ?after=
 
 # How long a new socket waits for the subscription to be live before relying on polling.
 READY_WAIT_SECONDS = 3.0
 REPLAY_PAGE = 1000
 
-
-class _Marker:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<{self.name}>"
-
-
-RESYNC = _Marker("resync")  # the subscription was (re)established: events may have been missed
 
 _open_sockets = 0
 
@@ -72,143 +57,6 @@ def open_socket_count() -> int:
 # --------------------------------------------------------------------------------------------
 # the one subscription of this process
 # --------------------------------------------------------------------------------------------
-@dataclass(eq=False)
-class Subscriber:
-    task_id: str
-    queue: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(maxsize=get_settings().ws_queue_size))
-    # Set when the socket must go: its queue overflowed, or the process is stopping. The socket
-    # waits on this beside its sender, so even a send stuck on a full TCP buffer is abandoned.
-    kicked: asyncio.Event = field(default_factory=asyncio.Event)
-    kick_reason: tuple[int, str] = (CLOSE_NORMAL, "")
-
-    def kick(self, code: int, reason: str) -> None:
-        if not self.kicked.is_set():
-            self.kick_reason = (code, reason)
-            self.kicked.set()
-
-    def offer(self, item: Any) -> None:
-        """Never blocks the hub: a full queue disconnects this socket, and only this one."""
-        if self.kicked.is_set():
-            return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            while not self.queue.empty():  # nothing queued matters any more
-                self.queue.get_nowait()
-            self.kick(
-                CLOSE_TRY_AGAIN, f"too slow: more than {self.queue.maxsize} messages behind; reconnect with after="
-            )
-
-
-class Hub:
-    """Owns one Redis connection subscribed to the events channel, for one event loop."""
-
-    def __init__(self, url: str, channel: str) -> None:
-        self.url = url
-        self.channel = channel
-        self.loop = asyncio.get_running_loop()
-        self.by_task: dict[str, set[Subscriber]] = {}
-        self.connected = asyncio.Event()
-        self.subscriptions = 0  # confirmations received (the first one, then one per reconnect)
-        self._runner: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    # --- sockets ------------------------------------------------------------------------------
-    def add(self, task_id: str) -> Subscriber:
-        sub = Subscriber(task_id)
-        self.by_task.setdefault(task_id, set()).add(sub)
-        self.start()
-        return sub
-
-    def remove(self, sub: Subscriber) -> None:
-        subs = self.by_task.get(sub.task_id)
-        if subs is not None:
-            subs.discard(sub)
-            if not subs:
-                del self.by_task[sub.task_id]
-
-    def socket_count(self) -> int:
-        return sum(len(s) for s in self.by_task.values())
-
-    def dispatch(self, raw: bytes | str) -> None:
-        try:
-            message = json.loads(raw)
-            task_id = message["task_id"]
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring a malformed message on %s", self.channel)
-            return
-        for sub in tuple(self.by_task.get(task_id, ())):
-            sub.offer(message)
-
-    def _resync_all(self) -> None:
-        for subs in tuple(self.by_task.values()):
-            for sub in tuple(subs):
-                sub.offer(RESYNC)
-
-    # --- the subscription ---------------------------------------------------------------------
-    def start(self) -> None:
-        if self._runner is None or self._runner.done():
-            self._stopping = False
-            self._runner = self.loop.create_task(self._run(), name="vocalborn-ws-hub")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        for subs in tuple(self.by_task.values()):
-            for sub in tuple(subs):
-                sub.kick(CLOSE_GOING_AWAY, "server shutting down; reconnect with after=")
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._runner
-        self._runner = None
-        self.connected.clear()
-
-    async def _run(self) -> None:
-        delay = 0.25
-        while not self._stopping:
-            client = aioredis.Redis.from_url(
-                self.url,
-                socket_connect_timeout=5,
-                socket_keepalive=True,
-                health_check_interval=15,
-                client_name=f"vocalborn-ws-{os.getpid()}",
-            )
-            pubsub = client.pubsub()
-            try:
-                await pubsub.subscribe(self.channel)
-                while not self._stopping:
-                    message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=5.0)
-                    if message is None:
-                        continue
-                    kind = message.get("type")
-                    if kind == "subscribe":
-                        # Also seen when redis-py reconnects and re-subscribes by itself: anything
-                        # published meanwhile was lost, so every socket re-reads the database.
-                        self.subscriptions += 1
-                        self.connected.set()
-                        delay = 0.25
-                        if self.subscriptions > 1:
-                            log.info("progress subscription re-established; sockets re-sync from the database")
-                            self._resync_all()
-                    elif kind == "message":
-                        self.dispatch(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # connection refused, reset, timeout, protocol error
-                if self.connected.is_set():
-                    log.warning("progress subscription lost (%s: %s); reconnecting", type(exc).__name__, exc)
-                    self.connected.clear()
-                    self._resync_all()  # wakes every socket, which then polls until we are back
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 10.0)
-            finally:
-                self.connected.clear()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-
-
 _hub: Hub | None = None
 
 
@@ -262,7 +110,7 @@ def _authorize(task_id: str, token: str | None) -> bool:
         return user.role == "admin"
 
 
-def _snapshot_and_events(task_id: str, after: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _snapshot_and_events(task_id: str, after: int) -> tuple[SnapshotMessage, list[TaskEventMessage]]:
     from sqlalchemy import func
     from sqlmodel import select
 
@@ -276,36 +124,23 @@ def _snapshot_and_events(task_id: str, after: int) -> tuple[dict[str, Any], list
         last_id = db.exec(
             select(func.max(AIAnalysisTaskEvent.event_id)).where(AIAnalysisTaskEvent.task_id == task.task_id)
         ).one()
-        snapshot = {
-            "event_id": None,
-            "task_id": task_id,
-            "event_type": "snapshot",
-            "status": task.status,
-            "progress": task.progress,
-            "current_step": task.current_step,
-            "total_steps": TOTAL_STEPS,
-            "attempt": task.attempt,
-            "worker_name": task.worker_name,
-            "message": task.error_message,
-            "timestamp": utcnow().isoformat().replace("+00:00", "Z"),
-            "last_event_id": last_id,
-        }
+        snapshot = events.snapshot_message(task, last_id)
     return snapshot, _events_after(task_id, after)
 
 
-def _events_after(task_id: str, after: int) -> list[dict[str, Any]]:
+def _events_after(task_id: str, after: int) -> list[TaskEventMessage]:
     from vocalborn.db import open_session
     from vocalborn.tasks import service
     from vocalborn.tasks.models import AIAnalysisTask
 
-    out: list[dict[str, Any]] = []
+    out: list[TaskEventMessage] = []
     with open_session() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))
         if task is None:
             return out
         while True:
             page = service.list_events(db, task, after=after, limit=REPLAY_PAGE)
-            out.extend(events.event_message(e, TOTAL_STEPS) for e in page)
+            out.extend(events.stored_event_message(e) for e in page)
             if len(page) < REPLAY_PAGE:
                 return out
             after = page[-1].event_id or after
@@ -325,7 +160,7 @@ def _token(websocket: WebSocket) -> str | None:
     return None
 
 
-def _is_terminal(message: dict[str, Any]) -> bool:
+def _is_terminal(message: TaskEventMessage) -> bool:
     return message.get("event_id") is not None and message.get("status") in TERMINAL_STATUSES
 
 
@@ -339,16 +174,17 @@ class _Stream:
         self.last_sent = last_sent
         self.finished = False
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: TaskEventMessage) -> None:
         if not self.show_worker and message.get("worker_name") is not None:
-            message = {**message, "worker_name": None}
+            message = message.copy()
+            message["worker_name"] = None
         await self.websocket.send_text(json.dumps(message, ensure_ascii=False))
 
-    async def send_persisted(self, batch: list[dict[str, Any]]) -> None:
-        fresh = [m for m in batch if m["event_id"] is not None and m["event_id"] > self.last_sent]
-        for i, message in enumerate(fresh):
+    async def send_persisted(self, batch: list[TaskEventMessage]) -> None:
+        fresh = [(m["event_id"], m) for m in batch if m["event_id"] is not None and m["event_id"] > self.last_sent]
+        for i, (event_id, message) in enumerate(fresh):
             await self.send(message)
-            self.last_sent = message["event_id"]
+            self.last_sent = event_id
             # A terminal event ends the stream only if nothing follows it: a task an admin
             # retried has an old "failed" in its history and is running again after it.
             if _is_terminal(message) and i == len(fresh) - 1:
@@ -363,10 +199,11 @@ class _Stream:
         if item is RESYNC:
             await self.catch_up()
         elif isinstance(item, dict):
-            event_id = item.get("event_id")
+            message = cast(TaskEventMessage, item)  # as the worker published it (events.py)
+            event_id = message.get("event_id")
             if event_id is None:
                 # A throttled progress report, never persisted: forward it as is.
-                await self.send(item)
+                await self.send(message)
             elif event_id > self.last_sent:
                 # The database has it (publish follows commit); reading from there also fills in
                 # any event whose publish was lost or overtaken.
