@@ -170,7 +170,7 @@ class Settings(BaseSettings):
     retention_success_days: int = 0  # 0 = keep successful analyses forever
 
     # --- analysis ----------------------------------------------------------------------------------
-    ai_engine: Literal["local", "remote"] = "local"
+    ai_engine: Literal["local", "remote", "noop"] = "local"  # noop: benchmarks only (no analysis)
     ai_service_url: str | None = None
     ai_service_api_key: str | None = None
     ai_service_timeout: float = 60.0

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import update
+
 from tests.support import Api, recording
+from vocalborn.db import open_session
+from vocalborn.sqltypes import utcnow
+from vocalborn.tasks.maintenance import reap_stalled_tasks
+from vocalborn.tasks.models import AIAnalysisTask
 
 
 def test_resubmitting_an_active_record_returns_the_same_task(
@@ -224,3 +232,28 @@ def test_validation_errors_never_echo_the_input_and_explain_bad_json(api: Api) -
         "/api/v1/auth/register", content=b'{"email": "x@example.com",', headers={"Content-Type": "application/json"}
     )
     assert r.status_code == 422 and r.json()["message"].startswith("the body is not valid JSON")
+
+
+def test_a_reaped_tasks_events_name_no_worker_to_the_learner(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any]
+) -> None:
+    """The reaper's messages named the stopped worker (host/pid), and learners read them (events,
+    WebSocket, export): only admins may see host names (issue 12)."""
+    task_id = api.submit(learner, api.ready_record(therapist, learner)["record"]["practice_record_id"]).json()[
+        "task_id"
+    ]
+    long_ago = utcnow() - timedelta(hours=1)
+    with open_session() as db:
+        db.execute(
+            update(AIAnalysisTask)
+            .where(AIAnalysisTask.task_id == uuid.UUID(task_id))  # type: ignore[arg-type]
+            .values(status="processing", attempt=1, worker_name="leaky-host/4242", started_at=long_ago,
+                    heartbeat_at=long_ago, updated_at=long_ago)
+        )  # fmt: skip
+        db.commit()
+    assert reap_stalled_tasks()["requeued"] >= 1
+    events = api.events(learner, task_id)
+    assert events[-1]["event_type"] == "queued", events
+    assert "leaky-host" not in str(events)
+    admin_view = api.client.get(f"/api/v1/tasks/analysis/{task_id}/events", headers=api.admin()["headers"]).json()
+    assert any(e["worker_name"] == "leaky-host/4242" for e in admin_view)  # admins still see which

@@ -177,12 +177,13 @@ def reap_stalled_tasks(now: datetime | None = None) -> dict[str, int]:
 
 
 def _reaper_verdict(task: AIAnalysisTask, now: datetime, max_deliveries: int) -> tuple[EventType, dict[str, Any], str]:
-    """What the reaper does with a task whose worker stopped heartbeating."""
+    """What the reaper does with a task whose worker stopped heartbeating. The messages name no
+    worker: learners read them; the event's ``worker_name`` (shown to admins only) says which."""
     if task.cancel_requested_at is not None:  # its worker died before it could stop
         return (
             EventType.CANCELLED,
             {"completed_at": now, "heartbeat_at": None},
-            f"cancelled; worker {task.worker_name} had stopped",
+            "cancelled; its worker had stopped",
         )
     if task.deliveries >= max_deliveries:
         return (
@@ -191,12 +192,12 @@ def _reaper_verdict(task: AIAnalysisTask, now: datetime, max_deliveries: int) ->
                 "completed_at": now,
                 "error_message": f"gave up after {task.deliveries} deliveries: the worker stopped every time",
             },
-            f"worker {task.worker_name} stopped; no deliveries left",
+            "its worker stopped; no deliveries left",
         )
     return (
         EventType.QUEUED,
         {"publish_count": task.publish_count + 1, "heartbeat_at": None},
-        f"worker {task.worker_name} stopped heartbeating; requeued",
+        "its worker stopped heartbeating; requeued",
     )
 
 
@@ -223,7 +224,7 @@ def _force_overdue_cancels(now: datetime) -> int:
                 EventType.CANCELLED,
                 expect_attempt=task.attempt,
                 values={"completed_at": now, "heartbeat_at": None},
-                message=f"cancelled by force: {task.worker_name} did not stop within {grace.seconds} s",
+                message=f"cancelled by force: its worker did not stop within {grace.seconds} s",
             )
             if event is None:
                 continue

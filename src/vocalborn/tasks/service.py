@@ -25,11 +25,12 @@ from vocalborn.errors import Conflict, Forbidden, IdempotencyKeyReused, NotFound
 from vocalborn.practice import service as practice_service
 from vocalborn.practice.models import PracticeRecord, RecordStatus
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import events
+from vocalborn.tasks import events, unit_of_work
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 from vocalborn.tasks.states import (
     ACTIVE_STATUSES,
     RECORD_STATUS_FOR,
+    TERMINAL_STATUSES,
     EventType,
     IllegalTransition,
     TaskStatus,
@@ -359,89 +360,80 @@ def list_session_tasks(db: Session, session_id: uuid.UUID, reader: User) -> list
 # --------------------------------------------------------------------------------------------
 def cancel_task(db: Session, task: AIAnalysisTask, by: User) -> AIAnalysisTask:
     """A queued task is cancelled at once (its message is skipped when a worker gets it); a
-    running task is flagged and stops at its next step boundary. The flag lives in the database,
-    so it survives worker restarts, unlike a Celery revoke."""
+    running task is flagged and stops at its next step boundary. The flag lives in the database
+    (and in Redis for the worker's next step), so it survives worker restarts, unlike a revoke."""
     if task.user_id != by.user_id and by.role != Role.ADMIN:
         raise Forbidden("only the learner who asked for this analysis can cancel it")
     status = TaskStatus(task.status)
-    if status in (TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELLED):
+    if status in TERMINAL_STATUSES:
         raise Conflict(f"the task is already {status}; there is nothing to cancel")
-    now = utcnow()
-    who = f"{by.role} {by.email}"
-    try:
-        if status == TaskStatus.PROCESSING:
-            if task.cancel_requested_at is not None:
-                return task
-            event = apply_transition(
-                db,
-                task,
-                EventType.CANCEL_REQUESTED,
-                expect_attempt=task.attempt,
-                values={"cancel_requested_at": now},
-                message=f"cancel requested by {who}; stops at the next step",
-            )
-        else:
-            event = apply_transition(
-                db,
-                task,
-                EventType.CANCELLED,
-                values={"cancel_requested_at": now, "completed_at": now},
-                message=f"cancelled by {who} before it started",
-            )
-        db.commit()
-    except StaleTask:
-        db.rollback()
+    if status == TaskStatus.PROCESSING and task.cancel_requested_at is not None:
+        return task
+    now, who = utcnow(), f"{by.role} {by.email}"
+    if status == TaskStatus.PROCESSING:
+        event = unit_of_work.transition(
+            db,
+            task,
+            EventType.CANCEL_REQUESTED,
+            expect_attempt=task.attempt,
+            values={"cancel_requested_at": now},
+            message=f"cancel requested by {who}; stops at the next step",
+        )
+    else:
+        event = unit_of_work.transition(
+            db,
+            task,
+            EventType.CANCELLED,
+            values={"cancel_requested_at": now, "completed_at": now},
+            message=f"cancelled by {who} before it started",
+        )
+    if event is None:  # it moved on meanwhile: decide again from its new state
         db.refresh(task)
-        return cancel_task(db, task, by)  # it moved on meanwhile: decide again from its new state
-    publish_event(event)
+        return cancel_task(db, task, by)
     log.info("task %s: %s by %s", task.task_id, event.event_type, who)
     return task
 
 
 def retry_task(db: Session, task: AIAnalysisTask, by: User) -> AIAnalysisTask:
     """Run a failed or cancelled task again. Its history is kept; ``attempt`` keeps counting."""
-    record = db.get(PracticeRecord, task.practice_record_id)
     other = find_active_task(db, task.practice_record_id)
     if other is not None and other.task_id != task.task_id:
         raise Conflict(f"the record already has an active analysis: {other.task_id}")
+    fresh = {"retry_count": 0, "deliveries": 0, "error_message": None, "cancel_requested_at": None}
+    fresh |= {"completed_at": None, "next_attempt_at": None, "heartbeat_at": None, "progress": 0}
     try:
-        event = apply_transition(
+        event = unit_of_work.transition(
             db,
             task,
             EventType.RESUBMITTED,
-            values={
-                "retry_count": 0,
-                "deliveries": 0,
-                "error_message": None,
-                "cancel_requested_at": None,
-                "completed_at": None,
-                "next_attempt_at": None,
-                "heartbeat_at": None,
-                "progress": 0,
-                "current_step": None,
-                "publish_count": task.publish_count + 1,
-            },
+            values={**fresh, "current_step": None, "publish_count": task.publish_count + 1},
             message=f"retried by {by.role} {by.email}",
+            before_commit=lambda s: _speak_for_record(s, task),
         )
-        current = db.get(AIAnalysisTask, record.ai_task_id) if record is not None and record.ai_task_id else None
-        newer_success = current is not None and current.task_id != task.task_id and current.status == TaskStatus.SUCCESS
-        if record is not None and not newer_success:
-            # This task becomes the record's latest again, and speaks for it (unless a newer
-            # analysis of the record already succeeded: that one keeps speaking for it).
-            record.ai_task_id = task.task_id
-            record.record_status = RECORD_STATUS_FOR[TaskStatus.PENDING].value
-            record.updated_at = utcnow()
-            db.add(record)
-        db.commit()
-    except (StaleTask, IntegrityError):
+    except Exception as exc:
         db.rollback()
-        raise Conflict("the task changed meanwhile, or its record has another active analysis") from None
-    except Exception:
-        db.rollback()
+        if isinstance(exc, IntegrityError):
+            raise Conflict("the task changed meanwhile, or its record has another active analysis") from None
         raise
-    publish_event(event)
+    if event is None:
+        raise Conflict("the task changed meanwhile, or its record has another active analysis")
     publish_task(task)
     return task
+
+
+def _speak_for_record(db: Session, task: AIAnalysisTask) -> None:
+    """A retried task becomes its record's latest again, unless a newer analysis of the record
+    already succeeded: that one keeps speaking for it."""
+    record = db.get(PracticeRecord, task.practice_record_id)
+    if record is None:
+        return
+    current = db.get(AIAnalysisTask, record.ai_task_id) if record.ai_task_id else None
+    if current is not None and current.task_id != task.task_id and current.status == TaskStatus.SUCCESS:
+        return
+    record.ai_task_id = task.task_id
+    record.record_status = RECORD_STATUS_FOR[TaskStatus.PENDING].value
+    record.updated_at = utcnow()
+    db.add(record)
 
 
 def list_tasks(db: Session, status: str | None, limit: int, offset: int) -> list[AIAnalysisTask]:
