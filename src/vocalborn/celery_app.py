@@ -14,6 +14,13 @@ from kombu import Exchange, Queue
 from vocalborn.config import Settings, get_settings
 
 ANALYZE_TASK = "vocalborn.analyze_audio"
+# Beat's jobs (tasks/worker.py registers them; routed to the maintenance queue by their prefix).
+MAINTENANCE_PREFIX = "vocalborn.maintenance."
+REPUBLISH_TASK = MAINTENANCE_PREFIX + "republish_stranded_tasks"
+REAP_TASK = MAINTENANCE_PREFIX + "reap_stalled_tasks"
+CLEANUP_TASK = MAINTENANCE_PREFIX + "cleanup_expired_tasks"
+PURGE_RECORDINGS_TASK = MAINTENANCE_PREFIX + "purge_old_recordings"
+HEALTH_CHECK_TASK = MAINTENANCE_PREFIX + "health_check"
 
 
 def _is_amqp(url: str) -> bool:
@@ -59,7 +66,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         worker_detect_quorum_queues=True,
         task_routes={
             ANALYZE_TASK: {"queue": settings.task_queue, "routing_key": settings.task_queue},
-            "vocalborn.maintenance.*": {"queue": settings.maintenance_queue, "routing_key": settings.maintenance_queue},
+            MAINTENANCE_PREFIX + "*": {"queue": settings.maintenance_queue, "routing_key": settings.maintenance_queue},
         },
         # At-least-once: acknowledge after the task ran, and requeue when the pool child dies.
         task_acks_late=True,
@@ -79,8 +86,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         broker_connection_retry_on_startup=True,
         # A publish during a broker outage gives up quickly: the task is safe in the database.
         broker_connection_timeout=3,
-        # The database is the source of truth for status and results; Celery results are not
-        # needed for analyses (ignored per task) and expire after a day for the rest.
+        # The database is the source of truth for status and results: no task stores a Celery
+        # result (a task that ever does expires it after a day).
         result_expires=timedelta(days=1),
         task_ignore_result=True,
         # Flower sees tasks only with events on.
@@ -92,18 +99,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def _beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
-    def entry(name: str, every: float) -> dict[str, object]:
+    def entry(task: str, every: float) -> dict[str, object]:
         # Jobs share the pool with analyses, so one may wait for a slot as long as an analysis
         # runs: it expires only after that, and copies never pile up beyond a few intervals.
         expires = max(3 * every, float(settings.task_soft_time_limit))
-        return {"task": f"vocalborn.maintenance.{name}", "schedule": every, "options": {"expires": expires}}
+        return {"task": task, "schedule": every, "options": {"expires": expires}}
 
     return {
-        "republish-stranded-tasks": entry("republish_stranded_tasks", settings.republish_interval_seconds),
-        "reap-stalled-tasks": entry("reap_stalled_tasks", settings.reaper_interval_seconds),
-        "cleanup-expired-tasks": entry("cleanup_expired_tasks", settings.cleanup_interval_seconds),
-        "purge-old-recordings": entry("purge_old_recordings", settings.cleanup_interval_seconds),
-        "health-check": entry("health_check", settings.health_check_interval_seconds),
+        "republish-stranded-tasks": entry(REPUBLISH_TASK, settings.republish_interval_seconds),
+        "reap-stalled-tasks": entry(REAP_TASK, settings.reaper_interval_seconds),
+        "cleanup-expired-tasks": entry(CLEANUP_TASK, settings.cleanup_interval_seconds),
+        "purge-old-recordings": entry(PURGE_RECORDINGS_TASK, settings.cleanup_interval_seconds),
+        "health-check": entry(HEALTH_CHECK_TASK, settings.health_check_interval_seconds),
     }
 
 

@@ -31,15 +31,13 @@ from typing import Any
 
 from celery import signals
 
-from vocalborn.celery_app import ANALYZE_TASK
+from vocalborn.celery_app import ANALYZE_TASK, REAP_TASK, REPUBLISH_TASK
 from vocalborn.config import Settings, get_settings
 from vocalborn.monitoring import catalog
 from vocalborn.monitoring.publish import queue_wait_seconds
 
 log = logging.getLogger(__name__)
 
-REAP_TASK = "vocalborn.maintenance.reap_stalled_tasks"
-REPUBLISH_TASK = "vocalborn.maintenance.republish_stranded_tasks"
 
 # What an analysis run returned (runner.Outcome values) -> the status label.
 OUTCOME_STATUS = {

@@ -6,10 +6,10 @@ import uuid
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 
 from vocalborn.auth.dependencies import AdminUser, SessionDep
-from vocalborn.errors import error_responses
+from vocalborn.errors import NotFound, error_responses
 from vocalborn.security.access import record_access
 from vocalborn.tasks import maintenance, service
 from vocalborn.tasks.models import AIAnalysisTask
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/v1/admin/tasks", tags=["admin"], responses=error
 def _task(db: SessionDep, task_id: uuid.UUID) -> AIAnalysisTask:
     task = db.get(AIAnalysisTask, task_id)
     if task is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "task not found")
+        raise NotFound("task not found")
     return task
 
 
@@ -66,12 +66,7 @@ def cancel(task_id: uuid.UUID, admin: AdminUser, db: SessionDep) -> TaskStatusRe
 )
 def retry(task_id: uuid.UUID, admin: AdminUser, db: SessionDep) -> TaskStatusResponse:
     """Run a failed or cancelled task again; its history is kept."""
-    task = _task(db, task_id)
-    if task.status not in (TaskStatus.FAILURE, TaskStatus.CANCELLED):
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"only failed or cancelled tasks can be retried; this one is {task.status}"
-        )
-    task = service.retry_task(db, task, admin)
+    task = service.retry_task(db, _task(db, task_id), admin)  # the rule is states.py's: 409 otherwise
     return status_view(db, task)
 
 

@@ -396,6 +396,10 @@ def cancel_task(db: Session, task: AIAnalysisTask, by: User) -> AIAnalysisTask:
 
 def retry_task(db: Session, task: AIAnalysisTask, by: User) -> AIAnalysisTask:
     """Run a failed or cancelled task again. Its history is kept; ``attempt`` keeps counting."""
+    try:
+        check_transition(EventType.RESUBMITTED, TaskStatus(task.status))
+    except IllegalTransition:
+        raise Conflict(f"only failed or cancelled tasks can be retried; this one is {task.status}") from None
     other = find_active_task(db, task.practice_record_id)
     if other is not None and other.task_id != task.task_id:
         raise Conflict(f"the record already has an active analysis: {other.task_id}")

@@ -11,7 +11,15 @@ from typing import Any
 from celery import signals
 from celery.app.task import Task
 
-from vocalborn.celery_app import ANALYZE_TASK, celery_app
+from vocalborn.celery_app import (
+    ANALYZE_TASK,
+    CLEANUP_TASK,
+    HEALTH_CHECK_TASK,
+    PURGE_RECORDINGS_TASK,
+    REAP_TASK,
+    REPUBLISH_TASK,
+    celery_app,
+)
 from vocalborn.config import get_settings
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring import publish, worker_metrics  # noqa: F401 - connects the metrics receivers
@@ -28,14 +36,9 @@ class AnalysisFailed(Exception):
     acknowledged like any finished task (the database already holds the outcome)."""
 
 
-@celery_app.task(
-    name=ANALYZE_TASK,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    throws=(AnalysisFailed,),
-)
+# acks_late, reject_on_worker_lost and ignore_result come from the app's configuration
+# (celery_app.celery_config), for every task alike.
+@celery_app.task(name=ANALYZE_TASK, bind=True, throws=(AnalysisFailed,))
 def analyze_audio(self: Task, task_id: str) -> str:
     request_id = (self.request.headers or {}).get("vocalborn_request_id") if self.request.headers else None
     worker_name = f"{self.request.hostname}/{os.getpid()}"
@@ -46,29 +49,29 @@ def analyze_audio(self: Task, task_id: str) -> str:
     return outcome.value
 
 
-@celery_app.task(name="vocalborn.maintenance.republish_stranded_tasks", ignore_result=True)
+@celery_app.task(name=REPUBLISH_TASK)
 def republish_stranded_tasks() -> int:
     return maintenance.republish_stranded_tasks()
 
 
-@celery_app.task(name="vocalborn.maintenance.reap_stalled_tasks", ignore_result=True)
+@celery_app.task(name=REAP_TASK)
 def reap_stalled_tasks() -> dict[str, int]:
     return maintenance.reap_stalled_tasks()
 
 
-@celery_app.task(name="vocalborn.maintenance.cleanup_expired_tasks")
+@celery_app.task(name=CLEANUP_TASK)
 def cleanup_expired_tasks() -> dict[str, int]:
     from dataclasses import asdict
 
     return asdict(maintenance.cleanup_expired_tasks())
 
 
-@celery_app.task(name="vocalborn.maintenance.purge_old_recordings", ignore_result=True)
+@celery_app.task(name=PURGE_RECORDINGS_TASK)
 def purge_old_recordings() -> int:
     return maintenance.purge_old_recordings()
 
 
-@celery_app.task(name="vocalborn.maintenance.health_check")
+@celery_app.task(name=HEALTH_CHECK_TASK)
 def health_check() -> dict[str, Any]:
     return maintenance.health_check()
 
