@@ -81,7 +81,13 @@ async def get_pool() -> Any:
 
 
 async def close_pool() -> None:
+    """Close the pool if it belongs to this process and this event loop; a pool of another loop
+    (a test client's, long gone) is only forgotten: its loop can no longer run its close."""
     global _pool, _pool_key
-    if _pool is not None and _pool_key is not None and _pool_key[0] == os.getpid():
+    try:
+        here = (os.getpid(), id(asyncio.get_running_loop()))
+    except RuntimeError:
+        here = None
+    if _pool is not None and _pool_key == here:
         await _pool.close(timeout=2)
     _pool, _pool_key = None, None
