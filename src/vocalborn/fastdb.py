@@ -13,8 +13,12 @@ database that is frozen or partitioned never holds a request for longer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from typing import Any
+
+import psycopg
 
 from vocalborn.config import get_settings
 
@@ -22,8 +26,11 @@ _pool: Any = None
 _pool_key: tuple[int, int] | None = None
 
 
+class DatabaseDeadline(psycopg.OperationalError):
+    """The database did not answer within the deadline (frozen, partitioned): never retried."""
+
+
 def _connection_class() -> Any:
-    import psycopg
     from psycopg import errors
 
     class DeadlineAsyncConnection(psycopg.AsyncConnection[Any]):
@@ -35,13 +42,72 @@ def _connection_class() -> Any:
                 return await super().wait(gen, interval=interval, timeout=limit)
             except errors._WaitTimeout:
                 self.pgconn.finish()  # an unknown state: never reuse it
-                raise psycopg.OperationalError(f"the database did not answer within {limit:g} s") from None
+                raise DatabaseDeadline(f"the database did not answer within {limit:g} s") from None
 
     return DeadlineAsyncConnection
 
 
-async def get_pool() -> Any:
-    """The process's pool (opened on first use, in the running event loop), or None when the
+class PoolTimeout(psycopg.OperationalError):
+    """No connection came free within DATABASE_POOL_TIMEOUT seconds."""
+
+
+class Pool:
+    """Connections made on demand (like SQLAlchemy's pool: no background reconnecting, so a
+    database that comes back is used by the very next request), at most ``size`` at once, idle
+    ones kept for reuse. Bound to the event loop it was made in."""
+
+    def __init__(self, conninfo: str, kwargs: dict[str, Any], size: int, timeout: float, io_timeout: float) -> None:
+        self.conninfo, self.kwargs, self.timeout, self.io_timeout = conninfo, kwargs, timeout, io_timeout
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[Any] = []
+        self._class = _connection_class()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.timeout)
+        except TimeoutError:
+            raise PoolTimeout(f"no database connection came free within {self.timeout:g} s") from None
+        conn = None
+        try:
+            conn = self._idle.pop() if self._idle else await self._connect()
+            yield conn
+        finally:
+            if conn is not None:
+                if _reusable(conn):
+                    self._idle.append(conn)
+                else:
+                    await _close(conn)
+            self._slots.release()
+
+    async def _connect(self) -> Any:
+        conn = await self._class.connect(self.conninfo, autocommit=True, **self.kwargs)
+        conn.io_timeout = self.io_timeout
+        return conn
+
+    async def check(self) -> None:
+        """Drop every idle connection (after one was found dead: a restart kills them all)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await _close(conn)
+
+    async def close(self) -> None:
+        await self.check()
+
+
+def _reusable(conn: Any) -> bool:
+    from psycopg import pq
+
+    return not conn.closed and conn.info.transaction_status == pq.TransactionStatus.IDLE
+
+
+async def _close(conn: Any) -> None:
+    with contextlib.suppress(Exception):
+        await conn.close()
+
+
+async def get_pool() -> Pool | None:
+    """The process's pool (made on first use, in the running event loop), or None when the
     database is not PostgreSQL."""
     global _pool, _pool_key
     settings = get_settings()
@@ -51,33 +117,43 @@ async def get_pool() -> Any:
     key = (os.getpid(), id(asyncio.get_running_loop()))
     if _pool is not None and _pool_key == key:
         return _pool
-    from psycopg_pool import AsyncConnectionPool
-
-    io_timeout = settings.database_statement_timeout + 0.5
     statement_ms = int(settings.database_statement_timeout * 1000)
-
-    async def configure(conn: Any) -> None:
-        conn.io_timeout = io_timeout
-        await conn.set_autocommit(True)  # each fast path is one statement: its own transaction
-
-    conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
-    pool = AsyncConnectionPool(
-        conninfo,
-        connection_class=_connection_class(),
-        min_size=1,
-        max_size=settings.database_pool_size,
-        timeout=settings.database_pool_timeout,
-        kwargs={
+    _pool = Pool(
+        url.replace("postgresql+psycopg://", "postgresql://", 1),
+        {
             "connect_timeout": settings.database_connect_timeout,
             "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
         },
-        configure=configure,
-        open=False,
-        name="vocalborn-fast",
+        size=settings.database_pool_size,
+        timeout=settings.database_pool_timeout,
+        io_timeout=settings.database_statement_timeout + 0.5,
     )
-    await pool.open(wait=False)
-    _pool, _pool_key = pool, key
-    return pool
+    _pool_key = key
+    return _pool
+
+
+async def fetch_one(sql: str, params: dict[str, Any]) -> tuple[tuple[Any, ...] | None, list[str]]:
+    """Run one statement on a pooled connection: (its first row or None, the column names).
+
+    A pooled connection the server has closed meanwhile (a restart, a failover) fails at once;
+    the pool then drops its idle connections and the statement runs once more on a new one, so
+    a database that came back answers the first request after it. A deadline (a frozen
+    database) and a pool timeout (none came free) are not retried: each took its seconds."""
+    pool = await get_pool()
+    assert pool is not None, "fetch_one needs PostgreSQL"
+    for attempt in (1, 2):
+        try:
+            async with pool.connection() as conn:
+                cur = await conn.execute(sql, params, prepare=True)
+                row = await cur.fetchone()
+                return row, [d.name for d in cur.description or ()]
+        except (DatabaseDeadline, PoolTimeout):
+            raise
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            if attempt == 2:
+                raise
+            await pool.check()
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 async def close_pool() -> None:
@@ -89,5 +165,5 @@ async def close_pool() -> None:
     except RuntimeError:
         here = None
     if _pool is not None and _pool_key == here:
-        await _pool.close(timeout=2)
+        await _pool.close()
     _pool, _pool_key = None, None

@@ -197,6 +197,7 @@ class Tally:
     server_errors: int = 0  # 5xx other than 503 JSON with Retry-After
     unavailable: int = 0  # 503 JSON with Retry-After (documented, expected during outages)
     dropped: int = 0  # requests with no answer at all (connection dropped, or past the client's timeout)
+    refused: list[str] = field(default_factory=list)  # submits answered with neither 200 nor 202
     heal_seconds: float | None = None  # from the end of the fault to every task terminal
 
     def row(self) -> list[str]:
@@ -374,6 +375,8 @@ class Cluster:
             if r.status_code in (200, 202):
                 tally.accepted += 1
                 tasks.append(r.json()["task_id"])
+            else:
+                tally.refused.append(f"{r.status_code}: {r.text[:120]}")
         return tasks
 
     def outcomes(self, task_ids: list[str]) -> dict[str, tuple[str, str | None, int]]:

@@ -17,7 +17,7 @@ HEAL_WITHIN = 60.0  # seconds from the end of the fault to every task terminal
 def _check(t: Tally, cluster: Cluster, *, failures: dict[str, int] | None = None) -> None:
     client = cluster.client
     detail = f"{t.row()}; 5xx: {client.server_errors[:3] if client else None}; dropped: {client.dropped[:3] if client else None}"
-    assert t.accepted == t.submitted, detail
+    assert t.accepted == t.submitted, f"{detail}; refused: {t.refused[:3]}"
     assert t.lost == 0, detail
     assert t.duplicate_results == 0, detail
     assert t.server_errors == 0, detail

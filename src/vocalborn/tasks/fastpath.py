@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from vocalborn.config import get_settings
-from vocalborn.fastdb import get_pool
+from vocalborn.fastdb import fetch_one, get_pool
 from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks.states import ACTIVE_STATUSES, EventType, TaskStatus
@@ -124,9 +124,7 @@ async def submit(
         "queued": RecordStatus.AI_QUEUED.value,
         "submitted": EventType.SUBMITTED.value,
     }
-    async with pool.connection() as conn:
-        cur = await conn.execute(_SUBMIT, args, prepare=True)
-        row = await cur.fetchone()
+    row, _ = await fetch_one(_SUBMIT, args)
     if row is None or row[0] != 1:
         return None
     assert row[1] == 1 and row[2] == 1, row  # one statement: all three or none
@@ -139,10 +137,7 @@ async def status(user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | Non
     pool = await get_pool()
     if pool is None:
         return None
-    async with pool.connection() as conn:
-        cur = await conn.execute(_STATUS, {"tid": task_id, "uid": user_id, "waiting": _WAITING}, prepare=True)
-        row = await cur.fetchone()
-        names = [d.name for d in cur.description or ()]
+    row, names = await fetch_one(_STATUS, {"tid": task_id, "uid": user_id, "waiting": _WAITING})
     return dict(zip(names, row, strict=True)) if row is not None else None
 
 
@@ -174,12 +169,9 @@ class WaitingCount:
         """The queue position of a task just added (1 = next)."""
         value = self.fresh()
         if value is None:
-            pool = await get_pool()
-            async with pool.connection() as conn:
-                cur = await conn.execute(
-                    "SELECT count(*) FROM ai_analysis_tasks WHERE status = ANY(%s)", (_WAITING,), prepare=True
-                )
-                row = await cur.fetchone()
+            row, _ = await fetch_one(
+                "SELECT count(*) FROM ai_analysis_tasks WHERE status = ANY(%(waiting)s)", {"waiting": _WAITING}
+            )
             value = int(row[0]) if row else 1
             self.set(value)
         return max(1, value)
