@@ -28,7 +28,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # Folders whose every test is slow in one way: they need no marker per module.
-_FOLDER_MARKERS = {"broker": ("broker", "worker"), "web": ("browser", "worker"), "faults": ("faults", "worker")}
+_FOLDER_MARKERS = {
+    "broker": ("broker", "worker"),
+    "web": ("browser", "worker"),
+    "faults": ("faults", "worker"),
+    "deploy": ("worker",),  # docker-compose, uv sync and vocalborn processes: started, not imported
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -166,6 +166,7 @@ def test_a_text_longer_than_the_recording_spreads_the_characters(engine: LocalEn
     assert report.detailed_analysis["character_summary"]["alignment"] == "uniform"
 
 
+@pytest.mark.worker  # runs the CLI as a process
 def test_cli_analyze_takes_the_text(tmp_path: Path) -> None:
     text = "我今天很高興見到你"
     (tmp_path / "ref.wav").write_bytes(synthesize(text, voice="Female1"))

@@ -108,6 +108,7 @@ def test_get_engine_builds_both_kinds() -> None:
         get_engine("cloud")
 
 
+@pytest.mark.worker  # two fresh Python processes
 def test_same_input_gives_bit_identical_json_across_processes(
     reference_wav: bytes, samples: np.ndarray, tmp_path: Path
 ) -> None:
