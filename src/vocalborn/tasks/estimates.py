@@ -17,7 +17,7 @@ from vocalborn.practice.models import PracticeRecord
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import registry
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
-from vocalborn.tasks.states import TaskStatus
+from vocalborn.tasks.states import ACTIVE_STATUSES, TERMINAL_STATUSES, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +80,11 @@ def _expected_duration(cap: Capacity, audio_seconds: float | None) -> float:
 
 def estimate_completion(db: Session, task: AIAnalysisTask, position: int | None) -> datetime | None:
     cap = capacity(db)
-    if task.status in (TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELLED):
-        return task.completed_at
-    if cap.slots == 0:
-        return None
-    record = db.get(PracticeRecord, task.practice_record_id)
-    return estimate_from(
-        cap,
-        task.status,
-        position,
-        task.started_at,
-        task.completed_at,
-        record.audio_duration_seconds if record else None,
-    )
+    audio_seconds = None
+    if task.status in ACTIVE_STATUSES and cap.slots:  # only then does the recording's length count
+        record = db.get(PracticeRecord, task.practice_record_id)
+        audio_seconds = record.audio_duration_seconds if record else None
+    return estimate_from(cap, task.status, position, task.started_at, task.completed_at, audio_seconds)
 
 
 def estimate_from(
@@ -104,7 +96,7 @@ def estimate_from(
     audio_seconds: float | None,
 ) -> datetime | None:
     """When the task should be done, from the workers' capacity and its place in the queue."""
-    if status in (TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELLED):
+    if status in TERMINAL_STATUSES:
         return completed_at
     if cap.slots == 0:
         return None  # no worker online: nobody can promise a time
@@ -122,6 +114,14 @@ def cached_capacity() -> Capacity | None:
     with _capacity_lock:
         cached = _capacity_cache.get("c")
     return cached if cached and time.monotonic() - cached.at < CAPACITY_TTL else None
+
+
+def remaining_time(status: str, eta: datetime | None) -> str | None:
+    """``estimated_remaining_time`` of a status answer: until the ETA while the task is active,
+    PT0S once it succeeded, None otherwise (or when nobody can promise a time)."""
+    if status in ACTIVE_STATUSES:
+        return iso_duration((eta - utcnow()).total_seconds()) if eta is not None else None
+    return "PT0S" if status == TaskStatus.SUCCESS else None
 
 
 def iso_duration(seconds: float) -> str:

@@ -23,7 +23,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from vocalborn.config import get_settings
@@ -85,9 +84,7 @@ WHERE t.task_id = %(tid)s AND t.user_id = %(uid)s
 class Submitted:
     task_id: uuid.UUID
     record_id: uuid.UUID
-    created_at: datetime
-    request_id: str | None
-    audio_seconds: float | None
+    audio_seconds: float | None  # the recording's length, for the ETA
 
 
 async def submit(
@@ -129,7 +126,7 @@ async def submit(
         return None
     assert row[1] == 1 and row[2] == 1, row  # one statement: all three or none
     WAITING.added()
-    return Submitted(task_id, record_id, now, request_id, row[3])
+    return Submitted(task_id, record_id, row[3])
 
 
 async def status(user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -18,7 +18,6 @@ from vocalborn.errors import error_responses
 from vocalborn.i18n import explicit_language, localized_report
 from vocalborn.security.access import record_access
 from vocalborn.security.ratelimit import limit_submits_async
-from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import estimates, fastpath, service
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.schemas import (
@@ -38,13 +37,7 @@ def status_view(db: Session, task: AIAnalysisTask, reader: User | None = None) -
     """The task's status. ``worker_name`` (a host name and pid) only for admins (reader None:
     the admin API)."""
     position = estimates.queue_position(db, task)
-    remaining: str | None = None
-    if task.status in ACTIVE_STATUSES:
-        eta = estimates.estimate_completion(db, task, position)
-        if eta is not None:
-            remaining = estimates.iso_duration((eta - utcnow()).total_seconds())
-    elif task.status == TaskStatus.SUCCESS:
-        remaining = "PT0S"
+    eta = estimates.estimate_completion(db, task, position) if task.status in ACTIVE_STATUSES else None
     return TaskStatusResponse(
         task_id=task.task_id,
         practice_record_id=task.practice_record_id,
@@ -55,7 +48,7 @@ def status_view(db: Session, task: AIAnalysisTask, reader: User | None = None) -
         started_at=task.started_at,
         completed_at=task.completed_at,
         created_at=task.created_at,
-        estimated_remaining_time=remaining,
+        estimated_remaining_time=estimates.remaining_time(task.status, eta),
         queue_position=position,
         worker_name=task.worker_name if reader is None or reader.role == Role.ADMIN else None,
         attempt=task.attempt,
@@ -108,7 +101,7 @@ async def submit_analysis(
             eta = estimates.estimate_from(cap, TaskStatus.PENDING, position, None, None, done.audio_seconds)
             return _submitted(done.task_id, str(done.task_id), TaskStatus.PENDING, eta, position, done.record_id, True)
     fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    return await run_in_threadpool(_submit_in_session, token, body, request_id, idempotency_key, fingerprint)
+    return await run_in_threadpool(_submit_in_session, token, body, params, request_id, idempotency_key, fingerprint)
 
 
 def _capacity() -> estimates.Capacity:
@@ -150,7 +143,12 @@ def _submitted(
 
 
 def _submit_in_session(
-    token: str | None, body: SubmitRequest, request_id: str | None, idempotency_key: str | None, fingerprint: str
+    token: str | None,
+    body: SubmitRequest,
+    params: dict[str, Any],
+    request_id: str | None,
+    idempotency_key: str | None,
+    fingerprint: str,
 ) -> JSONResponse:
     """Every case the fast path leaves: an Idempotency-Key, an existing task, someone else's
     record, a limit, a missing recording, SQLite. The rules and their errors live here."""
@@ -160,7 +158,7 @@ def _submit_in_session(
             db,
             user,
             body.practice_record_id,
-            body.parameters.model_dump(),
+            params,
             request_id=request_id,
             reanalyse=body.reanalyse,
             idempotency_key=idempotency_key,
@@ -182,21 +180,21 @@ async def get_status(task_id: uuid.UUID, token: Annotated[str | None, Depends(oa
     if row is None:
         return await run_in_threadpool(_status_in_session, token, task_id)
     position = int(row["ahead"]) + 1 if row["ahead"] is not None else None
-    remaining: str | None = None
+    eta = None
     if row["status"] in ACTIVE_STATUSES:
-        cap = await _current_capacity()
         eta = estimates.estimate_from(
-            cap, row["status"], position, row["started_at"], row["completed_at"], row["audio_duration_seconds"]
+            await _current_capacity(),
+            row["status"],
+            position,
+            row["started_at"],
+            row["completed_at"],
+            row["audio_duration_seconds"],
         )
-        if eta is not None:
-            remaining = estimates.iso_duration((eta - utcnow()).total_seconds())
-    elif row["status"] == TaskStatus.SUCCESS:
-        remaining = "PT0S"
     fields = {k: v for k, v in row.items() if k not in ("ahead", "audio_duration_seconds")}
     view = TaskStatusResponse(
         **fields,
         total_steps=TOTAL_STEPS,
-        estimated_remaining_time=remaining,
+        estimated_remaining_time=estimates.remaining_time(row["status"], eta),
         queue_position=position,
         worker_name=None,  # the owner's view: host names are for admins
     )
