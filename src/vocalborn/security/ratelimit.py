@@ -80,24 +80,38 @@ class Verdict:
     retry_after: int
 
 
-def hit(name: str, subject: str, limit: int, window: int) -> Verdict:
-    """Count one event of ``name`` for ``subject``; refused above ``limit`` per ``window`` s."""
-    if limit <= 0 or window <= 0:
-        return Verdict(True, 0, 0)
+def _script_args(name: str, subject: str, limit: int, window: int) -> tuple[Any, ...]:
+    """The sliding-window script's arguments for one event (the same for both clients)."""
     now_ms = int(time.time() * 1000)
-    member = f"{now_ms}-{uuid.uuid4().hex[:8]}"
-    try:
-        allowed, count, retry_ms = _redis().eval(_SLIDING, 1, _key(name, subject), now_ms, window * 1000, limit, member)
-    except redis.RedisError as exc:
-        log.warning("rate limit %s not checked: Redis is unavailable (%s)", name, exc)
-        return Verdict(True, 0, 0)
+    return (_SLIDING, 1, _key(name, subject), now_ms, window * 1000, limit, f"{now_ms}-{uuid.uuid4().hex[:8]}")
+
+
+def _verdict(reply: Any) -> Verdict:
+    allowed, count, retry_ms = reply
     return Verdict(bool(allowed), int(count), 0 if allowed else int(retry_ms) // 1000 + 1)
 
 
-def enforce(name: str, subject: str, limit: int, window: int, detail: str) -> None:
-    verdict = hit(name, subject, limit, window)
+_UNCHECKED = Verdict(True, 0, 0)  # no limit set, or Redis unavailable (the limit fails open)
+
+
+def hit(name: str, subject: str, limit: int, window: int) -> Verdict:
+    """Count one event of ``name`` for ``subject``; refused above ``limit`` per ``window`` s."""
+    if limit <= 0 or window <= 0:
+        return _UNCHECKED
+    try:
+        return _verdict(_redis().eval(*_script_args(name, subject, limit, window)))
+    except redis.RedisError as exc:
+        log.warning("rate limit %s not checked: Redis is unavailable (%s)", name, exc)
+        return _UNCHECKED
+
+
+def _refuse(verdict: Verdict, detail: str) -> None:
     if not verdict.allowed:
         raise RateLimited(f"{detail}; try again in {verdict.retry_after} s", verdict.retry_after)
+
+
+def enforce(name: str, subject: str, limit: int, window: int, detail: str) -> None:
+    _refuse(hit(name, subject, limit, window), detail)
 
 
 _async_clients: dict[tuple[int, int], Any] = {}
@@ -107,7 +121,7 @@ async def hit_async(name: str, subject: str, limit: int, window: int) -> Verdict
     """``hit`` from a coroutine: the same script and keys, on an asyncio Redis client (one per
     process and event loop), so an ``async def`` route never blocks its loop on Redis."""
     if limit <= 0 or window <= 0:
-        return Verdict(True, 0, 0)
+        return _UNCHECKED
     import asyncio
     import os
 
@@ -119,25 +133,18 @@ async def hit_async(name: str, subject: str, limit: int, window: int) -> Verdict
         client = aioredis.Redis.from_url(get_settings().effective_redis_url, socket_timeout=5, socket_connect_timeout=5)
         _async_clients.clear()
         _async_clients[key] = client
-    now_ms = int(time.time() * 1000)
-    member = f"{now_ms}-{uuid.uuid4().hex[:8]}"
     try:
-        allowed, count, retry_ms = await client.eval(
-            _SLIDING, 1, _key(name, subject), now_ms, window * 1000, limit, member
-        )
+        return _verdict(await client.eval(*_script_args(name, subject, limit, window)))
     except redis.RedisError as exc:
         log.warning("rate limit %s not checked: Redis is unavailable (%s)", name, exc)
-        return Verdict(True, 0, 0)
-    return Verdict(bool(allowed), int(count), 0 if allowed else int(retry_ms) // 1000 + 1)
+        return _UNCHECKED
 
 
 async def limit_submits_async(user_id: uuid.UUID) -> None:
     """Analysis submits per user and window (the async submit route knows the user from the token)."""
     s = get_settings()
     verdict = await hit_async("submit", user_id.hex, s.rate_limit_submits_per_user, s.rate_limit_window_seconds)
-    if not verdict.allowed:
-        detail = "too many analysis requests"
-        raise RateLimited(f"{detail}; try again in {verdict.retry_after} s", verdict.retry_after)
+    _refuse(verdict, "too many analysis requests")
 
 
 # --- login --------------------------------------------------------------------------------------
