@@ -74,6 +74,11 @@ def _too_large(detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=413)
 
 
+def _header(scope: dict[str, Any], name: bytes) -> bytes:
+    """A request header's raw value from an ASGI scope (names arrive lower-case), or b""."""
+    return next((value for key, value in scope.get("headers") or () if key == name), b"")
+
+
 class BodySizeLimit:
     """Counts the bytes of a request body as they arrive and stops at the limit, whatever the
     client says (or does not say, with chunked encoding) in Content-Length. Uploads may carry a
@@ -89,7 +94,7 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         settings = get_settings()
-        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        length = _header(scope, b"content-length")
         if is_upload(scope["method"], scope["path"]):
             file_limit = settings.max_audio_file_size
             limit = file_limit + 1_048_576  # room for the form fields around the file
@@ -137,13 +142,8 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = b""
-        for name, value in scope.get("headers") or ():
-            if name == b"x-request-id":
-                given = value
-                break
-        text_id = given.decode("latin-1")
-        request_id = text_id if given and CLIENT_REQUEST_ID.fullmatch(text_id) else uuid.uuid4().hex
+        given = _header(scope, b"x-request-id").decode("latin-1")
+        request_id = given if CLIENT_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
         started = time.perf_counter()
