@@ -132,21 +132,20 @@ async def get_pool() -> Pool | None:
     return _pool
 
 
-async def fetch_one(sql: str, params: dict[str, Any]) -> tuple[tuple[Any, ...] | None, list[str]]:
-    """Run one statement on a pooled connection: (its first row or None, the column names).
+async def fetch_all(sql: str, params: dict[str, Any]) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """Run one statement on a pooled connection: (its rows, the column names).
 
     A pooled connection the server has closed meanwhile (a restart, a failover) fails at once;
     the pool then drops its idle connections and the statement runs once more on a new one, so
     a database that came back answers the first request after it. A deadline (a frozen
     database) and a pool timeout (none came free) are not retried: each took its seconds."""
     pool = await get_pool()
-    assert pool is not None, "fetch_one needs PostgreSQL"
+    assert pool is not None, "fetch_all needs PostgreSQL"
     for attempt in (1, 2):
         try:
             async with pool.connection() as conn:
                 cur = await conn.execute(sql, params, prepare=True)
-                row = await cur.fetchone()
-                return row, [d.name for d in cur.description or ()]
+                return await cur.fetchall(), [d.name for d in cur.description or ()]
         except (DatabaseDeadline, PoolTimeout):
             raise
         except (psycopg.OperationalError, psycopg.InterfaceError):
@@ -154,6 +153,12 @@ async def fetch_one(sql: str, params: dict[str, Any]) -> tuple[tuple[Any, ...] |
                 raise
             await pool.check()
     raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+async def fetch_one(sql: str, params: dict[str, Any]) -> tuple[tuple[Any, ...] | None, list[str]]:
+    """``fetch_all`` for a statement of one row: (the row or None, the column names)."""
+    rows, names = await fetch_all(sql, params)
+    return (rows[0] if rows else None), names
 
 
 async def close_pool() -> None:

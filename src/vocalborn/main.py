@@ -314,6 +314,9 @@ def create_app() -> FastAPI:
             "come in English or Traditional Chinese: `?lang=en|zh-TW` or `Accept-Language`."
         ),
         lifespan=lifespan,
+        # Our metrics are Prometheus (/metrics). FastAPI's own OpenTelemetry hooks, with no
+        # provider configured, would still look up the environment on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     _install_health(app)
     # Starlette tries routes in order: the ones every waiting client polls come first.

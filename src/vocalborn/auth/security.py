@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -41,5 +42,21 @@ def create_access_token(user_id: uuid.UUID, role: str) -> tuple[str, int]:
 
 
 def decode_access_token(token: str) -> dict[str, Any]:
-    """Raise jwt.PyJWTError when the token is invalid or expired."""
-    return jwt.decode(token, _secret(), algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
+    """Raise jwt.PyJWTError when the token is invalid or expired.
+
+    A client sends the same token with every request (a status poll every second or two), so
+    the signature check of a token seen before is remembered (``_verified``: only tokens whose
+    signature and claims checked out are kept); its expiry is checked again on every use."""
+    claims = _verified(_secret(), token)
+    if claims["exp"] <= time.time():  # as PyJWT decides it, without leeway
+        raise jwt.ExpiredSignatureError("Signature has expired")
+    return dict(claims)
+
+
+_TOKENS = 4096  # tokens remembered: a few per active user and API process
+
+
+@lru_cache(maxsize=_TOKENS)
+def _verified(secret: str, token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
+    return claims

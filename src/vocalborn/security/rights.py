@@ -194,8 +194,17 @@ def erase_user(db: Session, user: User) -> dict[str, int]:
     for key in keys:
         storage.delete(key)
     _forget_in_redis(uid, user.email, task_ids)
+    _forget_statuses(uid)
     log.info("erased user %s: %s", uid, counts)
     return counts
+
+
+def _forget_statuses(uid: uuid.UUID) -> None:
+    """Every API process's status cache drops the erased user's rows (``tasks.status_cache``)."""
+    from vocalborn.tasks import events, status_cache
+
+    status_cache.CACHE.drop_user(uid)
+    events.publish({"forget_user": str(uid)})
 
 
 def _forget_in_redis(uid: uuid.UUID, email: str, task_ids: list[uuid.UUID]) -> None:

@@ -19,6 +19,8 @@ differently:
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
 import time
 import uuid
@@ -26,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from vocalborn.config import get_settings
-from vocalborn.fastdb import fetch_one, get_pool
+from vocalborn.fastdb import fetch_all, fetch_one, get_pool
 from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
+from vocalborn.tasks import publisher, status_cache, submit_batch
 from vocalborn.tasks.states import ACTIVE_STATUSES, EventType, TaskStatus
 
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
@@ -44,7 +47,12 @@ prior AS (
   SELECT 1 FROM ai_analysis_tasks t WHERE t.practice_record_id = %(rid)s
   AND (t.status = ANY(%(active)s) OR (t.status = %(success)s AND NOT %(reanalyse)s)) LIMIT 1
 ),
-busy AS (SELECT count(*) AS n FROM ai_analysis_tasks t WHERE t.user_id = %(uid)s AND t.status = ANY(%(active)s)),
+busy AS (
+  SELECT count(*) AS n FROM (  -- counted up to the limit only (none without one): flat at any size
+    SELECT 1 FROM ai_analysis_tasks t WHERE t.user_id = %(uid)s AND t.status = ANY(%(active)s)
+    LIMIT GREATEST(%(limit)s, 0)
+  ) b
+),
 ins AS (
   INSERT INTO ai_analysis_tasks (task_id, celery_task_id, practice_record_id, user_id, status, task_type,
     task_params, progress, retry_count, max_retries, attempt, deliveries, publish_count, request_id,
@@ -69,14 +77,14 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd), (SELECT count(*) 
 """
 
 _STATUS = """
-SELECT t.task_id, t.practice_record_id, t.status, t.progress, t.current_step, t.started_at, t.completed_at,
-  t.created_at, t.attempt, t.retry_count, t.max_retries, t.error_message, r.audio_duration_seconds,
+SELECT t.task_id, t.user_id, t.practice_record_id, t.status, t.progress, t.current_step, t.started_at,
+  t.completed_at, t.created_at, t.attempt, t.retry_count, t.max_retries, t.error_message, r.audio_duration_seconds,
   CASE WHEN t.status = ANY(%(waiting)s) THEN (
     SELECT count(*) FROM ai_analysis_tasks a WHERE a.status = ANY(%(waiting)s) AND a.created_at < t.created_at
   ) END AS ahead
 FROM ai_analysis_tasks t JOIN users u ON u.user_id = t.user_id
 JOIN practice_records r ON r.practice_record_id = t.practice_record_id
-WHERE t.task_id = %(tid)s AND t.user_id = %(uid)s
+WHERE t.task_id = ANY(%(tids)s)
 """
 
 
@@ -95,7 +103,8 @@ async def submit(
     reanalyse: bool,
     request_id: str | None,
 ) -> Submitted | None:
-    """Write a new task in one statement, or None: the ordinary path must decide."""
+    """Write a new task in one statement and publish its message (both batched with the other
+    submits of the moment: ``submit_batch``), or None: the ordinary path must decide."""
     pool = await get_pool()
     if pool is None:
         return None
@@ -121,7 +130,8 @@ async def submit(
         "queued": RecordStatus.AI_QUEUED.value,
         "submitted": EventType.SUBMITTED.value,
     }
-    row, _ = await fetch_one(_SUBMIT, args)
+    outgoing = publisher.Outgoing(str(task_id), str(task_id), request_id)
+    row = await submit_batch.batcher(_SUBMIT).submit(args, outgoing)
     if row is None or row[0] != 1:
         return None
     assert row[1] == 1 and row[2] == 1, row  # one statement: all three or none
@@ -130,12 +140,73 @@ async def submit(
 
 
 async def status(user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
-    """The owner's view of the task (as ``router.status_view`` builds it), or None."""
+    """The owner's view of the task (as ``router.status_view`` builds it), or None. Remembered
+    until the task's next event (``status_cache``), so polls between two events read no row."""
     pool = await get_pool()
     if pool is None:
         return None
-    row, names = await fetch_one(_STATUS, {"tid": task_id, "uid": user_id, "waiting": _WAITING})
-    return dict(zip(names, row, strict=True)) if row is not None else None
+    from vocalborn.tasks.ws import get_hub
+
+    get_hub().start()  # the subscription that keeps the cache true (running already, mostly)
+    cached = status_cache.CACHE.get(task_id, user_id)
+    if cached is not None:
+        return cached
+    began = status_cache.CACHE.begin()
+    found = await _status_reads().read(task_id)
+    if found is None or found["user_id"] != user_id:
+        return None
+    status_cache.CACHE.put(task_id, user_id, found, began, waiting=found["status"] in _WAITING)
+    return found
+
+
+class _StatusReads:
+    """The status reads asked for while one is in flight go together in the next statement
+    (``task_id = ANY(...)``): one round trip for a burst of polls instead of one each."""
+
+    def __init__(self) -> None:
+        self.pending: dict[uuid.UUID, list[asyncio.Future[dict[str, Any] | None]]] = {}
+        self.runner: asyncio.Task[None] | None = None
+
+    async def read(self, task_id: uuid.UUID) -> dict[str, Any] | None:
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self.pending.setdefault(task_id, []).append(future)
+        if self.runner is None or self.runner.done():
+            self.runner = asyncio.get_running_loop().create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, {}
+            try:
+                rows, names = await fetch_all(_STATUS, {"tids": list(batch), "waiting": _WAITING})
+            except asyncio.CancelledError:
+                for futures in batch.values():
+                    for f in futures:
+                        f.cancel()
+                raise
+            except Exception as exc:  # each waiting poll gets the error (a 503); none waits forever
+                for futures in batch.values():
+                    for f in futures:
+                        if not f.done():
+                            f.set_exception(exc)
+                continue
+            found = {row[0]: dict(zip(names, row, strict=True)) for row in rows}
+            for task_id, futures in batch.items():
+                for f in futures:
+                    if not f.done():
+                        f.set_result(found.get(task_id))
+
+
+_readers: dict[tuple[int, int], _StatusReads] = {}
+
+
+def _status_reads() -> _StatusReads:
+    key = (os.getpid(), id(asyncio.get_running_loop()))
+    reader = _readers.get(key)
+    if reader is None:
+        _readers.clear()
+        reader = _readers[key] = _StatusReads()
+    return reader
 
 
 class WaitingCount:

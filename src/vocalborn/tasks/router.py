@@ -94,8 +94,7 @@ async def submit_analysis(
         done = await fastpath.submit(
             user_id, body.practice_record_id, params, reanalyse=body.reanalyse, request_id=request_id
         )
-        if done is not None:
-            await run_in_threadpool(service.publish_message, done.task_id, str(done.task_id), request_id)
+        if done is not None:  # written and published
             position = await fastpath.WAITING.position()
             cap = await _current_capacity()
             eta = estimates.estimate_from(cap, TaskStatus.PENDING, position, None, None, done.audio_seconds)
@@ -190,7 +189,7 @@ async def get_status(task_id: uuid.UUID, token: Annotated[str | None, Depends(oa
             row["completed_at"],
             row["audio_duration_seconds"],
         )
-    fields = {k: v for k, v in row.items() if k not in ("ahead", "audio_duration_seconds")}
+    fields = {k: v for k, v in row.items() if k not in ("ahead", "audio_duration_seconds", "user_id")}
     view = TaskStatusResponse(
         **fields,
         total_steps=TOTAL_STEPS,

@@ -25,7 +25,7 @@ from vocalborn.errors import Conflict, Forbidden, IdempotencyKeyReused, NotFound
 from vocalborn.practice import service as practice_service
 from vocalborn.practice.models import PracticeRecord, RecordStatus
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import events, unit_of_work
+from vocalborn.tasks import events, status_cache, unit_of_work
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 from vocalborn.tasks.states import (
     ACTIVE_STATUSES,
@@ -140,6 +140,8 @@ def _sync_record_status(db: Session, task: AIAnalysisTask, status: TaskStatus, n
 
 
 def publish_event(event: AIAnalysisTaskEvent) -> None:
+    # This process's own status cache first: a client's next poll must not wait for the message.
+    status_cache.CACHE.drop(event.task_id, queue_moved=event.event_type != EventType.PROGRESS.value)
     events.publish(events.event_message(event, TOTAL_STEPS))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from vocalborn.config import get_settings
+from vocalborn.tasks import status_cache
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,11 @@ class Hub:
     def dispatch(self, raw: bytes | str) -> None:
         try:
             message = json.loads(raw)
+            status_cache.message_dropped(message)
+            if "forget_user" in message:
+                return  # for the status caches only
             task_id = message["task_id"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("ignoring a malformed message on %s", self.channel)
             return
         for sub in tuple(self.by_task.get(task_id, ())):
@@ -156,6 +160,7 @@ class Hub:
                         # published meanwhile was lost, so every socket re-reads the database.
                         self.subscriptions += 1
                         self.connected.set()
+                        status_cache.CACHE.set_live(True)
                         delay = 0.25
                         if self.subscriptions > 1:
                             log.info("progress subscription re-established; sockets re-sync from the database")
@@ -173,6 +178,7 @@ class Hub:
                 delay = min(delay * 2, 10.0)
             finally:
                 self.connected.clear()
+                status_cache.CACHE.set_live(False)
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
                 with contextlib.suppress(Exception):

@@ -1,0 +1,146 @@
+"""The owner's status rows, remembered by each API process until the task's next event.
+
+A waiting learner polls the status every second or two, and between two events of its task the
+answer does not change. So ``fastpath.status`` keeps the row it read, per task, and answers the
+next polls from memory, until one of these drops it:
+
+* any event of that task: every state change is committed, then published on the events channel
+  (``unit_of_work.transition``), and this process's hub receives every message of that channel;
+  a change made in this process is also dropped at once, before its publish;
+* for a task still waiting in the queue: any event that is not a progress report (a task started,
+  finished or was requeued somewhere), since its position in the queue may have changed;
+* the owner's erasure (``events.publish_forget_user``);
+* age: ``TTL`` seconds at most, a bound for an event that was never published;
+* the subscription itself: while the hub is not subscribed (starting, reconnecting) nothing is
+  remembered or answered from memory, and a re-subscription forgets everything.
+
+A read that raced with an event (read before the event's commit, stored after its message) is
+not kept: every drop is numbered, and a row is only stored if no drop of its task (or of
+everything) came after its read began.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+TTL = 5.0  # seconds: the longest a row is answered without an event having been seen
+MAX_ENTRIES = 50_000
+_TRACKED = 50_000  # recent drops remembered per task, for the race check
+
+
+@dataclass(frozen=True)
+class _Entry:
+    user_id: uuid.UUID
+    row: dict[str, Any]
+    stored_at: float
+    waiting: bool
+
+
+class StatusCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[uuid.UUID, _Entry] = OrderedDict()
+        self._waiting: set[uuid.UUID] = set()
+        self._dropped: OrderedDict[uuid.UUID, int] = OrderedDict()  # task -> number of its last drop
+        self._seq = 0  # drops so far
+        self._floor = 0  # drops of everything (or forgotten history) happened up to here
+        self.live = False  # the hub is subscribed: events are being seen
+        self.hits = 0
+
+    # --- reading -----------------------------------------------------------------------------
+    def begin(self) -> int:
+        """Call before reading a row from the database; pass the number to ``put``."""
+        with self._lock:
+            return self._seq
+
+    def get(self, task_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any] | None:
+        if not self.live:
+            return None
+        with self._lock:
+            entry = self._entries.get(task_id)
+            if entry is None or entry.user_id != user_id:
+                return None
+            if time.monotonic() - entry.stored_at > TTL:
+                self._remove(task_id)
+                return None
+            self.hits += 1
+            return entry.row
+
+    def put(self, task_id: uuid.UUID, user_id: uuid.UUID, row: dict[str, Any], began: int, waiting: bool) -> None:
+        if not self.live:
+            return
+        with self._lock:
+            if began < self._floor or self._dropped.get(task_id, -1) > began:
+                return  # an event (or a reset) came after the read began: the row may be stale
+            self._entries[task_id] = _Entry(user_id, row, time.monotonic(), waiting)
+            self._entries.move_to_end(task_id)
+            if waiting:
+                self._waiting.add(task_id)
+            while len(self._entries) > MAX_ENTRIES:
+                oldest, _ = self._entries.popitem(last=False)
+                self._waiting.discard(oldest)
+
+    # --- dropping ----------------------------------------------------------------------------
+    def drop(self, task_id: uuid.UUID, *, queue_moved: bool) -> None:
+        """An event of ``task_id``; ``queue_moved``: it may change other tasks' queue positions."""
+        with self._lock:
+            self._seq += 1
+            self._dropped[task_id] = self._seq
+            self._dropped.move_to_end(task_id)
+            while len(self._dropped) > _TRACKED:
+                _, forgotten = self._dropped.popitem(last=False)
+                self._floor = max(self._floor, forgotten)
+            self._remove(task_id)
+            if queue_moved:
+                for waiting in tuple(self._waiting):
+                    self._remove(waiting)
+
+    def drop_user(self, user_id: uuid.UUID) -> None:
+        with self._lock:
+            self._seq += 1
+            self._floor = self._seq  # rows being read now are not kept either
+            for task_id in [t for t, e in self._entries.items() if e.user_id == user_id]:
+                self._remove(task_id)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._seq += 1
+            self._floor = self._seq
+            self._entries.clear()
+            self._waiting.clear()
+
+    def set_live(self, live: bool) -> None:
+        """The hub's subscription came up (True) or went away (False): forget everything."""
+        self.clear()
+        self.live = live
+
+    def _remove(self, task_id: uuid.UUID) -> None:
+        self._entries.pop(task_id, None)
+        self._waiting.discard(task_id)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+CACHE = StatusCache()
+
+
+def message_dropped(message: dict[str, Any]) -> None:
+    """Apply one message of the events channel (the hub calls this for every message)."""
+    user = message.get("forget_user")
+    if user is not None:
+        try:
+            CACHE.drop_user(uuid.UUID(str(user)))
+        except ValueError:
+            CACHE.clear()
+        return
+    try:
+        task_id = uuid.UUID(str(message["task_id"]))
+    except (KeyError, ValueError):
+        return
+    CACHE.drop(task_id, queue_moved=message.get("event_type") != "progress")

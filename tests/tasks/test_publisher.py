@@ -1,0 +1,125 @@
+"""The batched publisher (tasks/publisher.py) writes the very message and ``task-sent`` event
+that ``celery_app.send_task`` writes, so a worker (and Flower) cannot tell them apart; and a
+batch keeps its order in the FIFO queue."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+import redis
+
+from tests.services import ServicesUnderTest
+from vocalborn.config import get_settings
+from vocalborn.monitoring import publish as publish_stamp
+from vocalborn.monitoring.publish import PUBLISHED_AT_HEADER
+from vocalborn.tasks import publisher, service
+
+# Differ between any two messages: the transport's own tag, and the event's clock and time.
+_VOLATILE_PROPERTIES = {"delivery_tag"}
+_VOLATILE_EVENT = {"clock", "timestamp"}
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().effective_broker_url)
+
+
+def _pop_all(queue: str) -> list[dict[str, Any]]:
+    client = _client()
+    raw: list[bytes] = []
+    while (item := client.rpop(queue)) is not None:
+        raw.append(item)  # type: ignore[arg-type]
+    return [json.loads(r) for r in raw]
+
+
+def _without(d: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k not in keys}
+
+
+def _sent_events(run: Any) -> list[dict[str, Any]]:
+    """Publish with ``run`` while subscribed to the task-sent topic; the events received."""
+    sub = _client().pubsub()
+    sub.subscribe(publisher.sent_topic())
+    try:
+        assert sub.get_message(timeout=5) is not None  # the subscription's confirmation
+        run()
+        got, deadline = [], time.monotonic() + 5
+        while time.monotonic() < deadline:
+            m = sub.get_message(timeout=0.2)
+            if m is None and got:
+                break
+            if m is not None and m["type"] == "message":
+                envelope = json.loads(m["data"])
+                got.append({**envelope, "event": json.loads(base64.b64decode(envelope["body"]))})
+        return got
+    finally:
+        sub.close()
+
+
+def test_the_message_and_its_sent_event_are_celerys_own(migrated: ServicesUnderTest) -> None:
+    if not publisher.supported():
+        pytest.skip("the batched publisher is for a Redis broker")
+    publish_stamp.connect()  # as the API does: every message carries its publish time
+    queue = get_settings().task_queue
+    _pop_all(queue)
+    ours, celerys = (publisher.Outgoing(t, t, "req-1") for t in (str(uuid.uuid4()), str(uuid.uuid4())))
+
+    their_events = _sent_events(
+        lambda: service.publish_message(uuid.UUID(celerys.task_id), celerys.celery_task_id, "req-1")
+    )
+    [their_message] = _pop_all(queue)
+    our_events = _sent_events(lambda: asyncio.run(publisher.publish([ours])))
+    [our_message] = _pop_all(queue)
+
+    def same_shape(message: dict[str, Any], item: publisher.Outgoing) -> dict[str, Any]:
+        text = json.dumps(message).replace(item.task_id, "<id>")
+        out = json.loads(text)
+        out["properties"] = _without(out["properties"], _VOLATILE_PROPERTIES)
+        assert abs(out["headers"][PUBLISHED_AT_HEADER] - time.time()) < 60
+        out["headers"][PUBLISHED_AT_HEADER] = "<time>"
+        out["body"] = json.loads(base64.b64decode(message["body"]).decode().replace(item.task_id, "<id>"))
+        return out
+
+    mine, theirs = same_shape(our_message, ours), same_shape(their_message, celerys)
+    differing = {k: (v, theirs["headers"].get(k)) for k, v in mine["headers"].items() if v != theirs["headers"].get(k)}
+    assert differing == {} and set(mine["headers"]) == set(theirs["headers"])
+    assert mine == theirs
+    assert len(our_events) == len(their_events) == 1
+    for e, item in ((our_events[0], ours), (their_events[0], celerys)):
+        assert e["event"]["uuid"] == item.celery_task_id and e["event"]["type"] == "task-sent"
+
+    def event_shape(e: dict[str, Any], item: publisher.Outgoing) -> dict[str, Any]:
+        e = json.loads(json.dumps(e).replace(item.task_id, "<id>"))
+        e["properties"] = _without(e["properties"], _VOLATILE_PROPERTIES)
+        e["event"] = _without(e["event"], _VOLATILE_EVENT)
+        del e["body"]
+        return e
+
+    assert event_shape(our_events[0], ours) == event_shape(their_events[0], celerys)
+
+
+def test_a_batch_is_consumed_in_the_order_it_was_submitted(migrated: ServicesUnderTest) -> None:
+    if not publisher.supported():
+        pytest.skip("the batched publisher is for a Redis broker")
+    queue = get_settings().task_queue
+    _pop_all(queue)
+    items = [publisher.Outgoing(t, t, None) for t in (str(uuid.uuid4()) for _ in range(5))]
+    assert asyncio.run(publisher.publish(items))
+    consumed = _pop_all(queue)  # RPOP: the end a worker takes from
+    assert [m["headers"]["id"] for m in consumed] == [i.celery_task_id for i in items]
+
+
+def test_an_unreachable_broker_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:9/0")  # nothing listens on port 9
+    get_settings.cache_clear()
+    try:
+        item = publisher.Outgoing(str(uuid.uuid4()), str(uuid.uuid4()), None)
+        assert asyncio.run(publisher.publish([item])) is False
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

@@ -1,0 +1,133 @@
+"""The status cache (tasks/status_cache.py) never answers what the database no longer says
+once an event said so: dropped by the task's own events, by queue movement for waiting tasks,
+by erasure, by age, and never filled by a read that raced with an event."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from tests.services import ServicesUnderTest
+from tests.support import Api, wait_until
+from vocalborn.db import get_engine
+from vocalborn.tasks import events, status_cache
+from vocalborn.tasks.status_cache import StatusCache
+
+
+def _live() -> StatusCache:
+    cache = StatusCache()
+    cache.set_live(True)
+    return cache
+
+
+def test_a_row_is_answered_until_its_task_has_an_event() -> None:
+    cache, task, user = _live(), uuid.uuid4(), uuid.uuid4()
+    began = cache.begin()
+    cache.put(task, user, {"status": "processing"}, began, waiting=False)
+    assert cache.get(task, user) == {"status": "processing"}
+    assert cache.get(task, uuid.uuid4()) is None  # only its owner
+    cache.drop(task, queue_moved=False)
+    assert cache.get(task, user) is None
+
+
+def test_a_read_that_raced_with_an_event_is_not_kept() -> None:
+    cache, task, user = _live(), uuid.uuid4(), uuid.uuid4()
+    began = cache.begin()  # the read starts...
+    cache.drop(task, queue_moved=False)  # ...an event of the task arrives meanwhile...
+    cache.put(task, user, {"status": "pending"}, began, waiting=True)  # ...the old row comes back
+    assert cache.get(task, user) is None
+    other = uuid.uuid4()
+    began = cache.begin()
+    cache.drop(uuid.uuid4(), queue_moved=False)  # another task's event does not matter
+    cache.put(other, user, {"status": "success"}, began, waiting=False)
+    assert cache.get(other, user) == {"status": "success"}
+
+
+def test_waiting_rows_go_when_the_queue_moves_and_stay_on_progress() -> None:
+    cache, user = _live(), uuid.uuid4()
+    waiting, done = uuid.uuid4(), uuid.uuid4()
+    cache.put(waiting, user, {"status": "pending"}, cache.begin(), waiting=True)
+    cache.put(done, user, {"status": "success"}, cache.begin(), waiting=False)
+    cache.drop(uuid.uuid4(), queue_moved=False)  # a progress report elsewhere
+    assert cache.get(waiting, user) is not None
+    cache.drop(uuid.uuid4(), queue_moved=True)  # a task started elsewhere: positions changed
+    assert cache.get(waiting, user) is None
+    assert cache.get(done, user) is not None
+
+
+def test_nothing_is_kept_without_the_subscription_or_past_its_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache, task, user = StatusCache(), uuid.uuid4(), uuid.uuid4()
+    cache.put(task, user, {"status": "success"}, cache.begin(), waiting=False)
+    assert cache.get(task, user) is None  # not live yet
+    cache.set_live(True)
+    cache.put(task, user, {"status": "success"}, cache.begin(), waiting=False)
+    assert cache.get(task, user) is not None
+    later = time.monotonic() + status_cache.TTL + 1
+    monkeypatch.setattr(status_cache.time, "monotonic", lambda: later)
+    assert cache.get(task, user) is None
+    monkeypatch.undo()
+    cache.put(task, user, {"status": "success"}, cache.begin(), waiting=False)
+    cache.set_live(False)  # the subscription went away: everything is forgotten
+    cache.set_live(True)
+    assert cache.get(task, user) is None
+
+
+def test_an_erased_users_rows_go_and_reads_in_flight_are_not_kept() -> None:
+    cache, user, other = _live(), uuid.uuid4(), uuid.uuid4()
+    mine, theirs = uuid.uuid4(), uuid.uuid4()
+    cache.put(mine, user, {"status": "success"}, cache.begin(), waiting=False)
+    cache.put(theirs, other, {"status": "success"}, cache.begin(), waiting=False)
+    began = cache.begin()
+    status_cache.message_dropped({"forget_user": str(user)})  # would go to CACHE, not this one
+    cache.drop_user(user)
+    assert cache.get(mine, user) is None and cache.get(theirs, other) is not None
+    cache.put(mine, user, {"status": "success"}, began, waiting=False)
+    assert cache.get(mine, user) is None
+
+
+def _poll_until(api: Api, learner: dict[str, Any], task_id: str, status: str) -> dict[str, Any]:
+    return wait_until(
+        lambda: (s := api.status(learner, task_id))["status"] == status and s, 10, 0.02, f"status {status}"
+    )
+
+
+def test_an_api_process_sees_a_change_made_elsewhere_through_its_event(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any], migrated: ServicesUnderTest
+) -> None:
+    if migrated.database_kind == "sqlite":
+        pytest.skip("the fast status path (and its cache) is for PostgreSQL")
+    ready = api.ready_record(therapist, learner)
+    task_id = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]
+    _poll_until(api, learner, task_id, "pending")
+    wait_until(lambda: status_cache.CACHE.live, 10, 0.05, "the status cache to be live")
+    api.status(learner, task_id)
+    hits = status_cache.CACHE.hits
+    assert api.status(learner, task_id)["status"] == "pending"
+    assert status_cache.CACHE.hits == hits + 1  # answered from memory
+    # Another process (a worker) changes the row and publishes the event: the poll follows.
+    with get_engine().begin() as c:
+        c.execute(
+            text("UPDATE ai_analysis_tasks SET status = 'processing', progress = 40 WHERE task_id = :t"),
+            {"t": task_id},
+        )
+    assert api.status(learner, task_id)["status"] == "pending"  # no event yet: still remembered
+    message = {"task_id": task_id, "event_type": "started", "status": "processing", "attempt": 1}
+    events.publish(message)
+    seen = _poll_until(api, learner, task_id, "processing")
+    assert seen["progress"] == 40
+
+
+def test_a_cancel_in_this_process_is_seen_by_the_very_next_poll(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any], migrated: ServicesUnderTest
+) -> None:
+    ready = api.ready_record(therapist, learner)
+    task_id = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]
+    for _ in range(3):
+        assert api.status(learner, task_id)["status"] == "pending"
+    cancelled = api.client.delete(f"/api/v1/tasks/analysis/{task_id}", headers=learner["headers"])
+    assert cancelled.status_code == 200, cancelled.text
+    assert api.status(learner, task_id)["status"] == "cancelled"
