@@ -118,6 +118,7 @@ class Stack:
             MAX_ACTIVE_TASKS_PER_LEARNER="0",
         )
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
 
     def __enter__(self) -> Stack:
         with self.admin.connect() as c:
@@ -144,6 +145,11 @@ class Stack:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        for log in self.logs:  # what the servers complained about (a non-2xx has its reason here)
+            lines = [ln for ln in log.read_text(errors="replace").splitlines() if "WARNING" in ln or "ERROR" in ln]
+            if lines:
+                print(f"{log}: {len(lines)} warnings/errors, first: {lines[0][:300]}")
+            log.unlink()
         import redis
 
         client = redis.Redis.from_url(REDIS)
@@ -247,9 +253,10 @@ class Stack:
             c.execute(text("ANALYZE ai_analysis_tasks"))
 
     def serve(self, args: list[str], port: int) -> str:
-        proc = subprocess.Popen(
-            args, env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        log = Path(tempfile.gettempdir()) / f"vb-bench-{self.run}-{port}.log"  # the server's warnings, if any
+        with log.open("wb") as out:
+            proc = subprocess.Popen(args, env=self.env, cwd=ROOT, stdout=out, stderr=out, start_new_session=True)
+        self.logs.append(log)
         self.procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         for _ in range(300):

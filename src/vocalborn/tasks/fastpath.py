@@ -19,14 +19,15 @@ differently:
 
 from __future__ import annotations
 
-import asyncio
-import os
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+
+from vocalborn.coalesce import Coalescer, per_loop
 from vocalborn.config import get_settings
 from vocalborn.fastdb import fetch_all, fetch_one, get_pool
 from vocalborn.practice.models import RecordStatus
@@ -131,7 +132,7 @@ async def submit(
         "submitted": EventType.SUBMITTED.value,
     }
     outgoing = publisher.Outgoing(str(task_id), str(task_id), request_id)
-    row = await submit_batch.batcher(_SUBMIT).submit(args, outgoing)
+    row = await submit_batch.batcher(_SUBMIT).submit(submit_batch.Submit(args, outgoing))
     if row is None or row[0] != 1:
         return None
     assert row[1] == 1 and row[2] == 1, row  # one statement: all three or none
@@ -152,61 +153,26 @@ async def status(user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | Non
     if cached is not None:
         return cached
     began = status_cache.CACHE.begin()
-    found = await _status_reads().read(task_id)
+    found = await _status_reads().submit(task_id)
     if found is None or found["user_id"] != user_id:
         return None
     status_cache.CACHE.put(task_id, user_id, found, began, waiting=found["status"] in _WAITING)
     return found
 
 
-class _StatusReads:
-    """The status reads asked for while one is in flight go together in the next statement
-    (``task_id = ANY(...)``): one round trip for a burst of polls instead of one each."""
-
-    def __init__(self) -> None:
-        self.pending: dict[uuid.UUID, list[asyncio.Future[dict[str, Any] | None]]] = {}
-        self.runner: asyncio.Task[None] | None = None
-
-    async def read(self, task_id: uuid.UUID) -> dict[str, Any] | None:
-        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
-        self.pending.setdefault(task_id, []).append(future)
-        if self.runner is None or self.runner.done():
-            self.runner = asyncio.get_running_loop().create_task(self._run())
-        return await future
-
-    async def _run(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending, {}
-            try:
-                rows, names = await fetch_all(_STATUS, {"tids": list(batch), "waiting": _WAITING})
-            except asyncio.CancelledError:
-                for futures in batch.values():
-                    for f in futures:
-                        f.cancel()
-                raise
-            except Exception as exc:  # each waiting poll gets the error (a 503); none waits forever
-                for futures in batch.values():
-                    for f in futures:
-                        if not f.done():
-                            f.set_exception(exc)
-                continue
-            found = {row[0]: dict(zip(names, row, strict=True)) for row in rows}
-            for task_id, futures in batch.items():
-                for f in futures:
-                    if not f.done():
-                        f.set_result(found.get(task_id))
+async def _read_statuses(task_ids: list[uuid.UUID]) -> list[dict[str, Any] | None]:
+    """The rows of ``task_ids`` in one statement (``task_id = ANY(...)``), in their order."""
+    rows, names = await fetch_all(_STATUS, {"tids": list(dict.fromkeys(task_ids)), "waiting": _WAITING})
+    found = {row[0]: dict(zip(names, row, strict=True)) for row in rows}
+    return [found.get(t) for t in task_ids]
 
 
-_readers: dict[tuple[int, int], _StatusReads] = {}
-
-
-def _status_reads() -> _StatusReads:
-    key = (os.getpid(), id(asyncio.get_running_loop()))
-    reader = _readers.get(key)
-    if reader is None:
-        _readers.clear()
-        reader = _readers[key] = _StatusReads()
-    return reader
+def _status_reads() -> Coalescer[uuid.UUID, dict[str, Any] | None]:
+    """The polls asked for while a read is in flight go together in the next statement."""
+    return per_loop(
+        "status",
+        lambda: Coalescer(_read_statuses, max_batch=256, in_flight=2, fail_all=(psycopg.OperationalError,)),
+    )
 
 
 class WaitingCount:
