@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -15,7 +16,8 @@ from vocalborn.config import Settings, get_settings
 _engine: Engine | None = None
 
 
-def _deadline_connection_class() -> Any:
+@cache
+def deadline_connection_class() -> Any:
     """A psycopg connection whose every wait on the server has a deadline.
 
     ``statement_timeout`` is enforced by the server, so a server that cannot answer at all
@@ -76,7 +78,7 @@ def make_engine(settings: Settings, *, for_migrations: bool = False) -> Engine:
         },
     )
     if url.startswith("postgresql+psycopg") and not for_migrations:
-        connection_class = _deadline_connection_class()
+        connection_class = deadline_connection_class()
         io_timeout = settings.database_statement_timeout + 0.5
 
         @event.listens_for(engine, "do_connect")

@@ -128,7 +128,14 @@ def run_died_here(previous: str | None, me: str) -> bool:
 
 
 def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
-    """Decide, then carry the decision out in one transaction."""
+    """Decide, then carry the decision out in one transaction (the common case in one statement:
+    ``tasks/fastrun.py``)."""
+    from vocalborn.tasks import fastrun
+
+    fast = fastrun.claim(task_id, worker_name)
+    if fast is not None:
+        log.info("task %s claimed by %s (attempt %s)", task_id, worker_name, fast.attempt)
+        return fast
     settings = get_settings()
     with open_session() as db:
         # The task with its record and sentence, in one round trip (the start needs all three).

@@ -1,0 +1,282 @@
+"""The worker's claim and success in one SQL statement each, for the common case, on PostgreSQL.
+
+Every analysis a worker runs makes these two writes, and through the ORM each cost seven round
+trips and most of the worker's CPU per task (docs/BENCHMARKS.md, "Worker pipeline"). Here each
+is one statement on one connection this process keeps, in autocommit mode (the statement is its
+own transaction). Like ``tasks/fastpath.py`` for the API, each answers only the case it can
+decide alone and returns None otherwise; the caller then takes the ordinary path in
+``tasks/claim.py`` or ``tasks/runner.py``, which has every rule, log line and error. So the rules
+live there, and this is an optimisation that can never decide differently:
+
+* claim, fast: the task is pending or retry (a retry that is due), no cancel was requested, and
+  another delivery stays within ``TASK_MAX_DELIVERIES``: ``decide_claim`` starts exactly those,
+  without a takeover. Then the start (attempt + 1, fenced by the status it read), the record's
+  status and the ``started`` event are written together, committed without waiting for the WAL
+  flush (as the ordinary claim: lost in a database crash, the task is simply pending again).
+* success, fast: the task is still processing under this run's attempt and no cancel was
+  requested. Then status, result, record and ``succeeded`` event are written together, durably.
+  Any other state (cancelled, taken over, a result already stored) is left to the ordinary path.
+
+A database error that means "unavailable" is raised as SQLAlchemy's OperationalError, so the
+callers' retries (``runner.with_db_retries``) treat both paths alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vocalborn.analysis.types import STEPS
+from vocalborn.config import get_settings
+from vocalborn.practice.models import RecordStatus
+from vocalborn.sqltypes import utcnow
+from vocalborn.tasks.states import EventType, TaskStatus
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from vocalborn.analysis.types import AnalysisReport
+    from vocalborn.tasks.claim import Claim
+
+_CLAIM = """
+WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v),
+t AS (
+  UPDATE ai_analysis_tasks SET status = %(processing)s, attempt = attempt + 1, deliveries = deliveries + 1,
+    worker_name = %(worker)s, started_at = %(now)s, heartbeat_at = %(now)s, progress = 0, current_step = NULL,
+    next_attempt_at = NULL, updated_at = %(now)s
+  FROM cfg
+  WHERE task_id = %(tid)s AND status = ANY(%(waiting)s) AND cancel_requested_at IS NULL
+    AND (status <> %(retry)s OR next_attempt_at IS NULL OR next_attempt_at <= %(due)s)
+    AND deliveries + 1 <= %(max_deliveries)s
+  RETURNING task_id, practice_record_id, attempt, task_params
+),
+rec AS (
+  UPDATE practice_records p SET record_status = %(record_processing)s, updated_at = %(now)s
+  FROM t WHERE p.practice_record_id = t.practice_record_id AND p.ai_task_id = t.task_id RETURNING 1
+),
+ev AS (
+  INSERT INTO ai_analysis_task_events (task_id, event_type, status, progress, current_step, attempt, worker_name,
+    message, created_at)
+  SELECT task_id, %(started)s, %(processing)s, 0, NULL, attempt, %(worker)s, NULL, %(now)s FROM t
+  RETURNING event_id
+)
+SELECT t.attempt, t.task_params, t.practice_record_id, r.audio_key, s.reference_audio_key, s.text, ev.event_id,
+  (SELECT count(*) FROM rec)
+FROM t CROSS JOIN ev
+LEFT JOIN practice_records r ON r.practice_record_id = t.practice_record_id
+LEFT JOIN sentences s ON s.sentence_id = r.sentence_id
+"""
+
+_SUCCEED = """
+WITH t AS (
+  UPDATE ai_analysis_tasks SET status = %(success)s, updated_at = %(now)s, progress = 100, current_step = %(step)s,
+    completed_at = %(now)s, error_message = NULL, heartbeat_at = NULL
+  WHERE task_id = %(tid)s AND status = %(processing)s AND attempt = %(attempt)s AND cancel_requested_at IS NULL
+  RETURNING task_id, practice_record_id, created_at, attempt, worker_name
+),
+rec AS (
+  UPDATE practice_records p SET ai_task_id = t.task_id, record_status = %(record_analyzed)s, updated_at = %(now)s
+  FROM t WHERE p.practice_record_id = t.practice_record_id AND (
+    p.ai_task_id = t.task_id OR p.ai_task_id IS NULL OR p.ai_task_id NOT IN (
+      SELECT a.task_id FROM ai_analysis_tasks a WHERE a.practice_record_id = t.practice_record_id
+      AND a.status = %(success)s AND a.created_at > t.created_at))
+  RETURNING 1
+),
+res AS (
+  INSERT INTO ai_analysis_results (result_id, task_id, overall_score, pronunciation_accuracy, fluency_score,
+    rhythm_score, detailed_analysis, sentence_analyses, suggestions, improvement_areas, analysis_model_version,
+    processing_time_seconds, created_at)
+  SELECT %(result_id)s, task_id, %(overall)s, %(accuracy)s, %(fluency)s, %(rhythm)s, %(detailed)s, %(sentences)s,
+    %(suggestions)s, %(areas)s, %(model)s, %(elapsed)s, %(now)s FROM t
+  RETURNING 1
+),
+ev AS (
+  INSERT INTO ai_analysis_task_events (task_id, event_type, status, progress, current_step, attempt, worker_name,
+    message, created_at)
+  SELECT task_id, %(succeeded)s, %(success)s, 100, %(step)s, attempt, worker_name, NULL, %(now)s FROM t
+  RETURNING event_id
+)
+SELECT ev.event_id, t.attempt, t.worker_name, (SELECT count(*) FROM res), (SELECT count(*) FROM rec)
+FROM t CROSS JOIN ev
+"""
+
+
+class _Connection:
+    """This process's connection for the two statements: made on first use, kept, dropped after
+    an error that may have left it unusable. A pool child never uses its parent's (the pid is
+    checked), and one thread at a time uses it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.conn: Any = None
+        self.key: tuple[int, str] | None = None
+
+    def _connect(self, url: str) -> Any:
+        from vocalborn.db import deadline_connection_class
+
+        settings = get_settings()
+        statement_ms = int(settings.database_statement_timeout * 1000)
+        conn = deadline_connection_class().connect(
+            url.replace("postgresql+psycopg://", "postgresql://", 1),
+            autocommit=True,
+            connect_timeout=settings.database_connect_timeout,
+            options=f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
+        )
+        conn.io_timeout = settings.database_statement_timeout + 0.5
+        return conn
+
+    @contextmanager
+    def use(self, url: str) -> Iterator[Any]:
+        import psycopg
+        from sqlalchemy.exc import OperationalError
+
+        with self.lock:
+            key = (os.getpid(), url)
+            if self.key != key:
+                if self.conn is not None and self.key is not None and self.key[0] == key[0]:
+                    self.conn.close()
+                self.conn, self.key = None, key  # a parent's connection is only forgotten
+            try:
+                if self.conn is None or self.conn.closed:
+                    self.conn = self._connect(url)
+                yield self.conn
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self._drop()
+                raise OperationalError("(worker fast path)", None, exc) from exc
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail too
+                self.conn.close()
+        self.conn = None
+
+
+_connection = _Connection()
+
+
+def _database_url() -> str | None:
+    url = get_settings().effective_database_url
+    return url if url.startswith("postgresql") else None
+
+
+def _publish(
+    event_id: int, task_id: uuid.UUID, event_type: EventType, status: TaskStatus, values: dict[str, Any]
+) -> None:
+    """Publish the committed event as ``unit_of_work.transition`` does (best effort)."""
+    from vocalborn.tasks import service
+    from vocalborn.tasks.models import AIAnalysisTaskEvent
+
+    service.publish_event(
+        AIAnalysisTaskEvent(
+            event_id=event_id, task_id=task_id, event_type=event_type.value, status=status.value, **values
+        )
+    )
+
+
+def claim(task_id: uuid.UUID, worker_name: str) -> Claim | None:
+    """Start the task in one statement, or None: the ordinary claim must decide."""
+    from vocalborn.storage import get_storage
+    from vocalborn.tasks.claim import Claim
+
+    url = _database_url()
+    if url is None:
+        return None
+    now = utcnow()
+    args = {
+        "tid": task_id,
+        "worker": worker_name,
+        "now": now,
+        "due": now + timedelta(seconds=1),
+        "waiting": [TaskStatus.PENDING.value, TaskStatus.RETRY.value],
+        "retry": TaskStatus.RETRY.value,
+        "processing": TaskStatus.PROCESSING.value,
+        "max_deliveries": get_settings().task_max_deliveries,
+        "record_processing": RecordStatus.AI_PROCESSING.value,
+        "started": EventType.STARTED.value,
+    }
+    with _connection.use(url) as conn:
+        row = conn.execute(_CLAIM, args, prepare=True).fetchone()
+    if row is None:
+        return None
+    attempt, params, record_id, audio_key, reference_key, text, event_id, _records = row
+    _publish(
+        event_id,
+        task_id,
+        EventType.STARTED,
+        TaskStatus.PROCESSING,
+        {"progress": 0, "current_step": None, "attempt": attempt, "worker_name": worker_name, "created_at": now},
+    )
+    storage = get_storage()
+    return Claim(
+        task_id=task_id,
+        attempt=attempt,
+        worker_name=worker_name,
+        # The sentence text lets the engine judge every character (issue #9).
+        params={**(params or {}), **({"text": text} if text is not None else {})},
+        reference_path=storage.path(reference_key) if reference_key is not None else Path("/nonexistent"),
+        attempt_path=storage.path(audio_key) if audio_key is not None else Path("/nonexistent"),
+        practice_record_id=record_id,
+    )
+
+
+def _json(value: Any) -> Any:
+    """As the ORM stores a JSON column: a value as JSONB, None as JSON null (not SQL NULL)."""
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(value)
+
+
+def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime | None = None) -> bool | None:
+    """Record the run's success in one statement: True, or None when the ordinary path must decide
+    (the task moved on or was cancelled, a result exists, or this is not PostgreSQL)."""
+    import psycopg
+
+    url = _database_url()
+    if url is None:
+        return None
+    now = now or utcnow()
+    step = STEPS[-1][1]
+    args = {
+        "tid": claim.task_id,
+        "attempt": claim.attempt,
+        "now": now,
+        "step": step,
+        "success": TaskStatus.SUCCESS.value,
+        "processing": TaskStatus.PROCESSING.value,
+        "succeeded": EventType.SUCCEEDED.value,
+        "record_analyzed": RecordStatus.AI_ANALYZED.value,
+        "result_id": uuid.uuid4(),
+        "overall": report.overall_score,
+        "accuracy": report.pronunciation_accuracy,
+        "fluency": report.fluency_score,
+        "rhythm": report.rhythm_score,
+        "detailed": _json(report.detailed_analysis),
+        "sentences": _json(report.sentence_analyses),
+        "suggestions": report.suggestions,
+        "areas": _json(report.improvement_areas),
+        "model": report.analysis_model_version,
+        "elapsed": round(elapsed, 3),
+    }
+    try:
+        with _connection.use(url) as conn:
+            row = conn.execute(_SUCCEED, args, prepare=True).fetchone()
+    except psycopg.IntegrityError:  # a result already stored, or a row the database refuses
+        return None
+    if row is None:
+        return None
+    event_id, attempt, worker_name, _results, _records = row
+    _publish(
+        event_id,
+        claim.task_id,
+        EventType.SUCCEEDED,
+        TaskStatus.SUCCESS,
+        {"progress": 100, "current_step": step, "attempt": attempt, "worker_name": worker_name, "created_at": now},
+    )
+    return True
