@@ -290,7 +290,9 @@ def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
     while True:
         started = time.monotonic()
         query = (
-            select(col(AIAnalysisTask.task_id), col(AIAnalysisTask.completed_at))
+            select(
+                col(AIAnalysisTask.task_id), col(AIAnalysisTask.completed_at), col(AIAnalysisTask.practice_record_id)
+            )
             .where(col(AIAnalysisTask.status).in_(statuses))
             .where(col(AIAnalysisTask.completed_at) < before)
         )
@@ -308,7 +310,7 @@ def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
             return total
         ids = [r[0] for r in rows]
         after = rows[-1][1]
-        _repoint_records(db, ids)
+        _repoint_records(db, ids, {r[2] for r in rows})
         db.execute(delete(AIAnalysisTaskEvent).where(col(AIAnalysisTaskEvent.task_id).in_(ids)))
         db.execute(delete(AIAnalysisResult).where(col(AIAnalysisResult.task_id).in_(ids)))
         db.execute(delete(AIAnalysisTask).where(col(AIAnalysisTask.task_id).in_(ids)))
@@ -317,12 +319,16 @@ def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
         _rest(started)
 
 
-def _repoint_records(db: Session, ids: list[Any]) -> None:
+def _repoint_records(db: Session, ids: list[Any], record_ids: set[Any]) -> None:
     """A record pointing at a task that ages out points at its latest successful analysis that
-    stays, if any; otherwise it is simply "recorded" again and can be resubmitted."""
+    stays, if any; otherwise it is simply "recorded" again and can be resubmitted. A record only
+    ever points at one of its own tasks, so the records are looked up by their key (a scan of
+    ``ai_task_id`` is what a planner with stale statistics chose, for every batch)."""
     pointing = list(
         db.execute(
-            select(PracticeRecord.practice_record_id).where(col(PracticeRecord.ai_task_id).in_(ids))  # type: ignore[call-overload]  # sqlmodel types select() of a column loosely
+            select(PracticeRecord.practice_record_id)  # type: ignore[call-overload]  # sqlmodel types select() of a column loosely
+            .where(col(PracticeRecord.practice_record_id).in_(record_ids))
+            .where(col(PracticeRecord.ai_task_id).in_(ids))
         ).scalars()
     )
     for record_id in pointing:

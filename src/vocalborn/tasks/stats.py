@@ -157,19 +157,26 @@ def finished_in_python(db: Session, now: datetime, windows: tuple[int, ...]) -> 
 
 def _window_sql(i: int) -> str:
     """One window's aggregates. ``percentile_disc`` is ``_percentile``'s nearest rank (the
-    ceil(q·n)-th smallest); epochs are exact numerics, made floats as Python's total_seconds."""
+    ceil(q·n)-th smallest)."""
     inside = f"completed_at >= :since{i}"
-    processing = "extract(epoch FROM completed_at - started_at)::float8"
-    wait = "extract(epoch FROM started_at - created_at)::float8"
     return (
         f"count(*) FILTER (WHERE {inside} AND status = :success), "
         f"count(*) FILTER (WHERE {inside} AND status = :failure), "
         f"count(*) FILTER (WHERE {inside} AND status = :cancelled), "
-        f"percentile_disc(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY {processing}) "
-        f"FILTER (WHERE {inside} AND status = :success AND started_at IS NOT NULL), "
-        f"percentile_disc(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY {wait}) "
-        f"FILTER (WHERE {inside} AND started_at IS NOT NULL)"
+        "percentile_disc(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY processing) "
+        f"FILTER (WHERE {inside} AND status = :success AND processing IS NOT NULL), "
+        "percentile_disc(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY wait) "
+        f"FILTER (WHERE {inside} AND wait IS NOT NULL)"
     )
+
+
+# The durations once per row (OFFSET 0 keeps the subquery from being flattened into every
+# aggregate): exact numeric epochs, made floats as Python's total_seconds makes them.
+_FINISHED = """
+SELECT status, completed_at, extract(epoch FROM completed_at - started_at)::float8 AS processing,
+  extract(epoch FROM started_at - created_at)::float8 AS wait
+FROM ai_analysis_tasks WHERE completed_at >= :since OFFSET 0
+"""
 
 
 def finished_in_sql(db: Session, now: datetime, windows: tuple[int, ...]) -> Finished:
@@ -181,7 +188,7 @@ def finished_in_sql(db: Session, now: datetime, windows: tuple[int, ...]) -> Fin
     params.update(since=min(params.values()), success=TaskStatus.SUCCESS.value)
     params.update(failure=TaskStatus.FAILURE.value, cancelled=TaskStatus.CANCELLED.value)
     parts = ", ".join(_window_sql(i) for i in range(len(windows)))
-    sql = f"SELECT {parts} FROM ai_analysis_tasks WHERE completed_at >= :since"
+    sql = f"SELECT {parts} FROM ({_FINISHED}) finished"
     row = db.execute(text(sql), params).one()
     out: Finished = {}
     for i, seconds in enumerate(windows):
