@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.responses import JSONResponse
 
 from tests.services import ServicesUnderTest
 from tests.support import Api
@@ -92,7 +91,7 @@ def _world() -> dict[str, Any]:
                     db.add(
                         AIAnalysisResult(
                             task_id=task.task_id,
-                            overall_score=87.25 - i,
+                            overall_score=[87.25, 0.01, 100.0, 66.67, 0.0, 12.5, 99.99, 33.33, 1.1, 50.0][i],
                             pronunciation_accuracy=90.1,
                             fluency_score=None if i == 3 else 66.67,
                             rhythm_score=100.0,
@@ -108,7 +107,7 @@ def _world() -> dict[str, Any]:
                     therapist_id=by.user_id,
                     overall_score=70.5,
                     fluency_score=None,
-                    comment="ça va ✓" if minutes == 2 else None,
+                    comment="ça va ✓\ttab \x01 \x7f \u2028 </script> \\" if minutes == 2 else None,
                     updated_at=T0 + timedelta(hours=1, minutes=minutes),
                 )
             )
@@ -137,7 +136,7 @@ def _fast(user_id: uuid.UUID, query: HistoryQuery) -> bytes | None:
                 cursor=query.cursor,
                 limit=query.limit,
             )
-            return None if page is None else bytes(JSONResponse(page.model_dump(mode="json")).body)
+            return None if page is None else page.model_dump_json().encode()  # as the router sends it
         finally:
             await close_pool()  # the pool belongs to this event loop
 
