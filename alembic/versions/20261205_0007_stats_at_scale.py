@@ -1,11 +1,11 @@
-"""admin stats at scale: a covering completed_at index and per-status counts kept by triggers
+"""admin stats at scale: a covering (status, completed_at) index and per-status counts kept by triggers
 
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-05 09:40:00
 
-The completed_at index serves the stats' windows (on PostgreSQL an index-only scan: the columns
-they read are included) and the retention cleanup's "aged out" range. The status counts are
+The (status, completed_at) index serves the stats' windows (on PostgreSQL an index-only scan:
+the columns they read are included) and the retention cleanup's "aged out" range of a status. The status counts are
 deltas appended by statement-level triggers (INSERT, DELETE: one row per status per statement,
 from the transition tables) and a row-level trigger on a status change; see
 ``AIAnalysisTaskStatusCount``. PostgreSQL only: SQLite counts the table.
@@ -58,11 +58,11 @@ END $$;
 
 def upgrade() -> None:
     op.create_index(
-        "ix_ai_analysis_tasks_completed_at",
+        "ix_ai_analysis_tasks_status_completed_at",
         "ai_analysis_tasks",
-        ["completed_at"],
+        ["status", "completed_at"],
         unique=False,
-        postgresql_include=["status", "created_at", "started_at"],
+        postgresql_include=["created_at", "started_at"],
     )
     op.create_table(
         "ai_analysis_task_status_counts",
@@ -89,4 +89,4 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS ai_analysis_tasks_count_{name} ON ai_analysis_tasks")
             op.execute(f"DROP FUNCTION IF EXISTS ai_analysis_tasks_count_{name}()")
     op.drop_table("ai_analysis_task_status_counts")
-    op.drop_index("ix_ai_analysis_tasks_completed_at", table_name="ai_analysis_tasks")
+    op.drop_index("ix_ai_analysis_tasks_status_completed_at", table_name="ai_analysis_tasks")

@@ -282,20 +282,20 @@ def _rest(started: float) -> None:
 
 
 def _delete_tasks(db: Session, statuses: list[str], before: datetime) -> int:
-    """Oldest first, along ix_ai_analysis_tasks_completed_at, from where the last batch ended:
-    never a scan of the table (the rows that stay may be most of it) nor of the dead index
-    entries of the batches already deleted."""
+    return sum(_delete_status(db, status, before) for status in statuses)
+
+
+def _delete_status(db: Session, status: str, before: datetime) -> int:
+    """Oldest first along ix_ai_analysis_tasks_status_completed_at, from where the last batch
+    ended: a range of this status's entries only, never a walk over the rows that stay (most of
+    the table) nor over the dead entries of the batches already deleted."""
     total = 0
     after: datetime | None = None
     while True:
         started = time.monotonic()
-        query = (
-            select(
-                col(AIAnalysisTask.task_id), col(AIAnalysisTask.completed_at), col(AIAnalysisTask.practice_record_id)
-            )
-            .where(col(AIAnalysisTask.status).in_(statuses))
-            .where(col(AIAnalysisTask.completed_at) < before)
-        )
+        query = select(
+            col(AIAnalysisTask.task_id), col(AIAnalysisTask.completed_at), col(AIAnalysisTask.practice_record_id)
+        ).where(col(AIAnalysisTask.status) == status, col(AIAnalysisTask.completed_at) < before)
         if after is not None:
             query = query.where(col(AIAnalysisTask.completed_at) >= after)
         # Locked until the batch commits: an admin retrying one of them meanwhile waits, then
