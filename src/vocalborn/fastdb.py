@@ -1,6 +1,6 @@
-"""An asyncio connection pool on PostgreSQL, for the API's hottest paths (submit, status and history).
+"""An asyncio connection pool on PostgreSQL, for the API's hottest paths (submit and status).
 
-Everything else goes through SQLAlchemy sessions (``db.py``); these paths run one SQL
+Everything else goes through SQLAlchemy sessions (``db.py``); these two paths run one SQL
 statement each on a raw psycopg ``AsyncConnection`` instead, without the thread pool hop of a
 sync handler and without the ORM (docs/BENCHMARKS.md has the figures). Only on PostgreSQL: on
 SQLite (the embedded default) ``get_pool`` returns None and the callers take the ordinary path.
@@ -132,34 +132,20 @@ async def get_pool() -> Pool | None:
     return _pool
 
 
-async def fetch_one(sql: str, params: dict[str, Any]) -> tuple[tuple[Any, ...] | None, list[str]]:
-    """Run one statement on a pooled connection: (its first row or None, the column names)."""
-    rows, names = await _run(sql, params, many=False)
-    return (rows[0] if rows else None), names
-
-
 async def fetch_all(sql: str, params: dict[str, Any]) -> tuple[list[tuple[Any, ...]], list[str]]:
-    """Run one statement on a pooled connection: (all its rows, the column names)."""
-    return await _run(sql, params, many=True)
+    """Run one statement on a pooled connection: (its rows, the column names).
 
-
-async def _run(sql: str, params: dict[str, Any], *, many: bool) -> tuple[list[tuple[Any, ...]], list[str]]:
-    """A pooled connection the server has closed meanwhile (a restart, a failover) fails at once;
+    A pooled connection the server has closed meanwhile (a restart, a failover) fails at once;
     the pool then drops its idle connections and the statement runs once more on a new one, so
     a database that came back answers the first request after it. A deadline (a frozen
     database) and a pool timeout (none came free) are not retried: each took its seconds."""
     pool = await get_pool()
-    assert pool is not None, "fastdb needs PostgreSQL"
+    assert pool is not None, "fetch_all needs PostgreSQL"
     for attempt in (1, 2):
         try:
             async with pool.connection() as conn:
                 cur = await conn.execute(sql, params, prepare=True)
-                if many:
-                    rows = await cur.fetchall()
-                else:
-                    row = await cur.fetchone()
-                    rows = [row] if row is not None else []
-                return rows, [d.name for d in cur.description or ()]
+                return await cur.fetchall(), [d.name for d in cur.description or ()]
         except (DatabaseDeadline, PoolTimeout):
             raise
         except (psycopg.OperationalError, psycopg.InterfaceError):
@@ -167,6 +153,12 @@ async def _run(sql: str, params: dict[str, Any], *, many: bool) -> tuple[list[tu
                 raise
             await pool.check()
     raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+async def fetch_one(sql: str, params: dict[str, Any]) -> tuple[tuple[Any, ...] | None, list[str]]:
+    """``fetch_all`` for a statement of one row: (the row or None, the column names)."""
+    rows, names = await fetch_all(sql, params)
+    return (rows[0] if rows else None), names
 
 
 async def close_pool() -> None:
