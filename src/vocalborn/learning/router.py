@@ -10,14 +10,25 @@ cannot be probed.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from sqlmodel import Session
 
-from vocalborn.auth.dependencies import CurrentUser, SessionDep
-from vocalborn.auth.models import Role
-from vocalborn.learning import assignments_router, links_router, reviews_router
+from vocalborn.auth.dependencies import (
+    CurrentUser,
+    SessionDep,
+    oauth2_scheme,
+    token_subject_dep,
+    user_from_token,
+)
+from vocalborn.auth.models import Role, User
+from vocalborn.db import open_session
+from vocalborn.learning import assignments_router, history_fast, links_router, reviews_router
 from vocalborn.learning import dashboard as dashboard_service
 from vocalborn.learning import history as history_service
 from vocalborn.learning import progress as progress_service
@@ -72,29 +83,72 @@ def _summary(review: TherapistReview | None) -> ReviewSummary | None:
     tags=["history"],
     responses={**E401, **E404_LEARNER, **E422},
 )
-def list_analyses(
-    user: CurrentUser,
-    db: SessionDep,
+async def list_analyses(
+    reader_id: Annotated[uuid.UUID, Depends(token_subject_dep)],
+    token: Annotated[str | None, Depends(oauth2_scheme)],
     user_id: Annotated[uuid.UUID | None, Query(description="one learner (therapists: a linked learner)")] = None,
     sentence_id: uuid.UUID | None = None,
     status_: Annotated[StatusFilter | None, Query(alias="status")] = None,
     since: Annotated[datetime | None, Query(description="only analyses asked for at or after this time")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> HistoryPage:
+) -> Response:
     """The caller's analyses, newest first: a learner's own, a therapist's linked learners',
     an admin's all. Each finished item carries the four scores and the latest therapist review."""
-    since = _since(since)
+    query = HistoryQuery(user_id, sentence_id, status_, since, cursor, limit)
+    page = await _own_history(reader_id, query) if user_id in (None, reader_id) else None
+    if page is not None:  # a learner reading their own analyses: nothing to log
+        # pydantic's own JSON: the same bytes as the ordinary path's (tested), in a third of the time
+        return Response(page.model_dump_json(), media_type="application/json")
+    return await run_in_threadpool(history_in_session, token, query)
+
+
+async def _own_history(reader_id: uuid.UUID, query: HistoryQuery) -> HistoryPage | None:
+    try:
+        since = _since(query.since)
+    except HTTPException:
+        return None  # the ordinary path refuses it, after checking the token's user
+    return await history_fast.own_history(
+        reader_id,
+        sentence_id=query.sentence_id,
+        status=query.status,
+        since=since,
+        cursor=query.cursor,
+        limit=query.limit,
+    )
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    user_id: uuid.UUID | None
+    sentence_id: uuid.UUID | None
+    status: str | None
+    since: datetime | None
+    cursor: str | None
+    limit: int
+
+
+def history_in_session(token: str | None, query: HistoryQuery) -> JSONResponse:
+    """The ordinary path, for every reader and every case the fast path leaves: the access
+    rules, their errors and the access log live here."""
+    with open_session() as db:
+        user = user_from_token(db, token)
+        page = history_page(db, user, query)
+        return JSONResponse(page.model_dump(mode="json"))
+
+
+def history_page(db: Session, user: User, query: HistoryQuery) -> HistoryPage:
+    since = _since(query.since)
     try:
         rows, next_cursor = history_service.history(
             db,
             user,
-            user_id=user_id,
-            sentence_id=sentence_id,
-            status=status_,
+            user_id=query.user_id,
+            sentence_id=query.sentence_id,
+            status=query.status,
             since=since,
-            cursor=cursor,
-            limit=limit,
+            cursor=query.cursor,
+            limit=query.limit,
         )
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None

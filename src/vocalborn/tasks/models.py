@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -37,6 +38,15 @@ class AIAnalysisTask(SQLModel, table=True):
         # A learner's history, newest first, cursor-paged: read in index order however large the
         # table grows (without it, PostgreSQL walks created_at backwards filtering by user).
         Index("ix_ai_analysis_tasks_user_created_at", "user_id", "created_at", "task_id"),
+        # What finished lately, by status (the admin stats' windows: on PostgreSQL an index-only
+        # scan, the columns they read included) and what aged out (the retention cleanup, one
+        # status at a time, oldest first: never a walk over the rows that stay).
+        Index(
+            "ix_ai_analysis_tasks_status_completed_at",
+            "status",
+            "completed_at",
+            postgresql_include=["created_at", "started_at"],
+        ),
         # At most one active task per record: resubmitting returns the active one, and two
         # racing submits cannot both win.
         Index(
@@ -147,3 +157,19 @@ class AIAnalysisTaskEvent(SQLModel, table=True):
     worker_name: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
     message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))
+
+
+class AIAnalysisTaskStatusCount(SQLModel, table=True):
+    """How many tasks are in each status, as deltas summed by status (PostgreSQL only).
+
+    Triggers on ``ai_analysis_tasks`` (migration 0007) append a row per statement and status
+    that changes the count, in the writer's transaction, so a snapshot's sums are exactly its
+    ``count(*) ... GROUP BY status``. Append-only for writers (no row is ever updated, so no
+    writer waits on another); the admin stats and the retention cleanup fold the rows into one
+    per status (``stats.status_counts``). SQLite keeps none: it counts the table."""
+
+    __tablename__ = "ai_analysis_task_status_counts"
+
+    count_id: int | None = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
+    status: str = Field(sa_column=Column(String(20), nullable=False))
+    n: int = Field(sa_column=Column(BigInteger, nullable=False))
