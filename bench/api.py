@@ -298,7 +298,7 @@ def cleanup_during_submits(
         report = cleanup_expired_tasks()
         took["seconds"], took["deleted"] = time.perf_counter() - started, float(report.tasks_deleted)
 
-    fresh = stack.records(*stack.learner_ids, 4000)
+    fresh = stack.records(*stack.learner_ids, 40000)  # never submitted: a resubmit takes the slow path
     cleaner = threading.Thread(target=clean)
     cleaner.start()
     submit = "/api/v1/tasks/analysis/submit"
