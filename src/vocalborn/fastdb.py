@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import psycopg
 
 from vocalborn.config import get_settings
+
+T = TypeVar("T")
 
 _pool: Any = None
 _pool_key: tuple[int, int] | None = None
@@ -132,20 +134,19 @@ async def get_pool() -> Pool | None:
     return _pool
 
 
-async def fetch_all(sql: str, params: dict[str, Any]) -> tuple[list[tuple[Any, ...]], list[str]]:
-    """Run one statement on a pooled connection: (its rows, the column names).
+async def on_connection(work: Callable[[Any], Awaitable[T]]) -> T:
+    """``work(conn)`` on a pooled connection.
 
     A pooled connection the server has closed meanwhile (a restart, a failover) fails at once;
-    the pool then drops its idle connections and the statement runs once more on a new one, so
-    a database that came back answers the first request after it. A deadline (a frozen
-    database) and a pool timeout (none came free) are not retried: each took its seconds."""
+    the pool then drops its idle connections and ``work`` runs once more on a new one, so a
+    database that came back answers the first request after it. A deadline (a frozen database)
+    and a pool timeout (none came free) are not retried: each took its seconds."""
     pool = await get_pool()
-    assert pool is not None, "fetch_all needs PostgreSQL"
+    assert pool is not None, "the asyncio pool needs PostgreSQL"
     for attempt in (1, 2):
         try:
             async with pool.connection() as conn:
-                cur = await conn.execute(sql, params, prepare=True)
-                return await cur.fetchall(), [d.name for d in cur.description or ()]
+                return await work(conn)
         except (DatabaseDeadline, PoolTimeout):
             raise
         except (psycopg.OperationalError, psycopg.InterfaceError):
@@ -153,6 +154,16 @@ async def fetch_all(sql: str, params: dict[str, Any]) -> tuple[list[tuple[Any, .
                 raise
             await pool.check()
     raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+async def fetch_all(sql: str, params: dict[str, Any]) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """Run one statement on a pooled connection (``on_connection``): (its rows, the column names)."""
+
+    async def run(conn: Any) -> tuple[list[tuple[Any, ...]], list[str]]:
+        cur = await conn.execute(sql, params, prepare=True)
+        return await cur.fetchall(), [d.name for d in cur.description or ()]
+
+    return await on_connection(run)
 
 
 async def fetch_one(sql: str, params: dict[str, Any]) -> tuple[tuple[Any, ...] | None, list[str]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests import seeding
 from tests.services import ServicesUnderTest
 from tests.support import Api
 from vocalborn.auth.models import Role
@@ -21,7 +22,7 @@ from vocalborn.fastdb import close_pool
 from vocalborn.learning import history_fast
 from vocalborn.learning.models import TherapistReview
 from vocalborn.learning.router import HistoryQuery, history_in_session
-from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
+from vocalborn.practice.models import PracticeSession
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 
 T0 = datetime(2026, 11, 30, 8, 0, 0, 123456, tzinfo=UTC)
@@ -46,34 +47,14 @@ def _world() -> dict[str, Any]:
         therapist, second = _user(db, Role.THERAPIST), _user(db, Role.THERAPIST)
         learner, other = _user(db, Role.LEARNER, therapist.user_id), _user(db, Role.LEARNER)
         admin = _user(db, Role.ADMIN)
-        sentences = [
-            Sentence(
-                text=text,
-                reference_audio_key=f"references/00/{uuid.uuid4().hex}.wav",
-                reference_audio_format="wav",
-                reference_duration_seconds=2.0,
-                created_by=therapist.user_id,
-            )
-            for text in ("bench", '你好，世界 "quoted" ☃')
-        ]
-        db.add_all(sentences)
+        sentences = [seeding.sentence(db, text, therapist.user_id) for text in ("bench", '你好，世界 "quoted" ☃')]
         tasks: list[AIAnalysisTask] = []
         for who in (learner, other):
             session = PracticeSession(user_id=who.user_id)
             db.add(session)
             db.flush()
             for i in range(10):
-                record = PracticeRecord(
-                    practice_session_id=session.practice_session_id,
-                    sentence_id=sentences[i % 2].sentence_id,
-                    user_id=who.user_id,
-                    audio_key=f"recordings/00/{uuid.uuid4().hex}.wav",
-                    audio_format="wav",
-                    audio_size_bytes=1,
-                    audio_duration_seconds=2.0,
-                )
-                db.add(record)
-                db.flush()
+                record = seeding.record(db, session, sentences[i % 2].sentence_id, who.user_id)
                 status = ["success", "failure", "pending"][i % 3]
                 at = T0 + timedelta(minutes=i if i != 5 else 4)  # 4 and 5: the same instant
                 task = AIAnalysisTask(

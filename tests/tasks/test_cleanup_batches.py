@@ -10,11 +10,10 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select
 
+from tests import seeding
 from tests.services import ServicesUnderTest
-from vocalborn.auth.models import Role
-from vocalborn.auth.service import create_user
 from vocalborn.db import open_session
-from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
+from vocalborn.practice.models import PracticeRecord
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import maintenance, stats
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
@@ -26,19 +25,7 @@ def test_every_expired_task_goes_and_nothing_else(migrated: ServicesUnderTest, m
     now = utcnow()
     old = now - timedelta(days=400)
     with open_session() as db:
-        user = create_user(
-            db, email=f"c-{uuid.uuid4().hex[:8]}@example.com", password="x" * 12, name="C", role=Role.LEARNER
-        )
-        sentence = Sentence(
-            text="cleanup",
-            reference_audio_key=f"references/00/{uuid.uuid4().hex}.wav",
-            reference_audio_format="wav",
-            reference_duration_seconds=2.0,
-            created_by=user.user_id,
-        )
-        session = PracticeSession(user_id=user.user_id)
-        db.add_all([sentence, session])
-        db.flush()
+        user, sentence, session = seeding.learner_with_sentence(db, "c", "cleanup")
         expired: list[uuid.UUID] = []
         kept: list[uuid.UUID] = []
         # 23 expired (failure and cancelled; groups of 3 at the same instant, so ties straddle
@@ -47,17 +34,7 @@ def test_every_expired_task_goes_and_nothing_else(migrated: ServicesUnderTest, m
         plan += [("failure", now - timedelta(days=1), False), ("success", old, False), ("success", old, False)]
         plan += [("pending", None, False), ("processing", None, False)]
         for status, completed, doomed in plan:
-            record = PracticeRecord(
-                practice_session_id=session.practice_session_id,
-                sentence_id=sentence.sentence_id,
-                user_id=user.user_id,
-                audio_key=f"recordings/00/{uuid.uuid4().hex}.wav",
-                audio_format="wav",
-                audio_size_bytes=1,
-                audio_duration_seconds=2.0,
-            )
-            db.add(record)
-            db.flush()
+            record = seeding.record(db, session, sentence.sentence_id, user.user_id)
             task = AIAnalysisTask(
                 celery_task_id=uuid.uuid4().hex,
                 practice_record_id=record.practice_record_id,

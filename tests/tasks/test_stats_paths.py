@@ -12,11 +12,9 @@ import pytest
 from sqlalchemy import delete, text
 from sqlmodel import col, select
 
+from tests import seeding
 from tests.services import ServicesUnderTest
-from vocalborn.auth.models import Role
-from vocalborn.auth.service import create_user
 from vocalborn.db import open_session
-from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import stats
 from vocalborn.tasks.models import AIAnalysisTask
@@ -29,30 +27,8 @@ def _seed(n: int) -> uuid.UUID:
     rng = random.Random(13)
     now = utcnow()
     with open_session() as db:
-        user = create_user(
-            db, email=f"s-{uuid.uuid4().hex[:8]}@example.com", password="x" * 12, name="S", role=Role.LEARNER
-        )
-        sentence = Sentence(
-            text="stats",
-            reference_audio_key=f"references/00/{uuid.uuid4().hex}.wav",
-            reference_audio_format="wav",
-            reference_duration_seconds=2.0,
-            created_by=user.user_id,
-        )
-        session = PracticeSession(user_id=user.user_id)
-        db.add_all([sentence, session])
-        db.flush()
-        record = PracticeRecord(
-            practice_session_id=session.practice_session_id,
-            sentence_id=sentence.sentence_id,
-            user_id=user.user_id,
-            audio_key=f"recordings/00/{uuid.uuid4().hex}.wav",
-            audio_format="wav",
-            audio_size_bytes=1,
-            audio_duration_seconds=2.0,
-        )
-        db.add(record)
-        db.flush()
+        user, sentence, session = seeding.learner_with_sentence(db, "s", "stats")
+        record = seeding.record(db, session, sentence.sentence_id, user.user_id)
         statuses = [TaskStatus.SUCCESS.value, TaskStatus.FAILURE.value, TaskStatus.CANCELLED.value, "success"]
         for i in range(n):
             done = now - timedelta(seconds=rng.uniform(0, 2 * 86400), microseconds=rng.randrange(10**6))

@@ -34,7 +34,7 @@ import psycopg
 from fastapi.concurrency import run_in_threadpool
 
 from vocalborn.coalesce import Coalescer, per_loop
-from vocalborn.fastdb import DatabaseDeadline, PoolTimeout, get_pool
+from vocalborn.fastdb import on_connection
 from vocalborn.tasks import publisher
 
 log = logging.getLogger(__name__)
@@ -87,27 +87,20 @@ def batcher(sql: str) -> Coalescer[Submit, tuple[Any, ...] | None]:
 
 
 async def _execute(sql: str, params: list[dict[str, Any]]) -> list[tuple[Any, ...] | None]:
-    """All statements in one transaction, sent at once; the first row of each. A pooled
-    connection the server closed meanwhile is replaced once (as ``fastdb.fetch_all``)."""
-    pool = await get_pool()
-    assert pool is not None, "the fast submit needs PostgreSQL"
-    for attempt in (1, 2):
-        try:
-            async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                await cur.executemany(sql, params, returning=True)
-                rows: list[tuple[Any, ...] | None] = []
-                while True:
-                    rows.append(await cur.fetchone())
-                    if not cur.nextset():
-                        break
-                return rows
-        except (DatabaseDeadline, PoolTimeout):
-            raise
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            if attempt == 2:
-                raise
-            await pool.check()
-    raise AssertionError("unreachable: the second attempt returns or raises")
+    """All statements in one transaction, sent at once; the first row of each
+    (``fastdb.on_connection``: a connection the server closed meanwhile is replaced once)."""
+
+    async def run(conn: Any) -> list[tuple[Any, ...] | None]:
+        async with conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(sql, params, returning=True)
+            rows: list[tuple[Any, ...] | None] = []
+            while True:
+                rows.append(await cur.fetchone())
+                if not cur.nextset():
+                    break
+            return rows
+
+    return await on_connection(run)
 
 
 async def _publish(created: list[publisher.Outgoing]) -> None:
