@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 TTL = 5.0  # seconds: the longest a row is answered without an event having been seen
-MAX_ENTRIES = 50_000
-_TRACKED = 50_000  # recent drops remembered per task, for the race check
+MAX_ENTRIES = 10_000  # ~1.2 KB each: ~12 MiB at most per API process
+_TRACKED = 20_000  # recent drops remembered per task, for the race check
 
 
 @dataclass(frozen=True)
