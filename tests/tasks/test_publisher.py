@@ -61,9 +61,17 @@ def _sent_events(run: Any) -> list[dict[str, Any]]:
         sub.close()
 
 
-def test_the_message_and_its_sent_event_are_celerys_own(migrated: ServicesUnderTest) -> None:
+@pytest.mark.parametrize("registered", [False, True], ids=["task-unknown-here", "task-registered-here"])
+def test_the_message_and_its_sent_event_are_celerys_own(migrated: ServicesUnderTest, registered: bool) -> None:
+    """Both as the API publishes (the task not registered in its process: no time limits in the
+    message) and as a process that has the task (a worker: the task's limits go in)."""
     if not publisher.supported():
         pytest.skip("the batched publisher is for a Redis broker")
+    if registered:
+        import vocalborn.tasks.worker  # noqa: F401 - defines the task
+        from vocalborn.celery_app import celery_app
+
+        celery_app.finalize(auto=True)
     publish_stamp.connect()  # as the API does: every message carries its publish time
     queue = get_settings().task_queue
     _pop_all(queue)

@@ -56,6 +56,16 @@ def _origin() -> str:
     return _hostname
 
 
+def _time_limits() -> list[Any]:
+    """As ``send_task`` sets them: the task's own limits if it is registered in this process
+    (a worker, a test), none otherwise (the API: the worker then applies its configured ones)."""
+    task = celery_app._tasks.get(ANALYZE_TASK)
+    get_options = getattr(task, "_get_exec_options", None)
+    options = get_options() if callable(get_options) else None
+    options = options or {}
+    return [options.get("time_limit"), options.get("soft_time_limit")]
+
+
 def task_message(item: Outgoing, queue: str, reply_to: str) -> dict[str, Any]:
     """The Redis envelope of one analysis message, as kombu writes what ``send_task`` builds."""
     args = [item.task_id]
@@ -70,7 +80,7 @@ def task_message(item: Outgoing, queue: str, reply_to: str) -> dict[str, Any]:
         "group": None,
         "group_index": None,
         "retries": 0,
-        "timelimit": [None, None],
+        "timelimit": _time_limits(),
         "root_id": item.celery_task_id,
         "parent_id": None,
         "argsrepr": repr(args),
@@ -186,7 +196,7 @@ async def publish(items: list[Outgoing]) -> bool:
         return True
     except Exception as exc:  # refused, reset, timeout: redis-py raises several types
         log.warning(
-            "publishing %d task(s) failed (%s: %s), first %s; they stay pending and will be republished",
+            "publishing %d task(s) failed (%s: %s), first %s; each stays pending and will be republished",
             len(items),
             type(exc).__name__,
             exc,
