@@ -102,23 +102,30 @@ def test_an_api_process_sees_a_change_made_elsewhere_through_its_event(
         pytest.skip("the fast status path (and its cache) is for PostgreSQL")
     ready = api.ready_record(therapist, learner)
     task_id = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]
-    _poll_until(api, learner, task_id, "pending")
+    api.status(learner, task_id)  # the first poll starts the subscription
     wait_until(lambda: status_cache.CACHE.live, 10, 0.05, "the status cache to be live")
-    api.status(learner, task_id)
+
+    def elsewhere(status: str, progress: int, event_type: str | None) -> None:
+        """Another process (a worker) changes the row, and publishes its event or not."""
+        with get_engine().begin() as c:
+            c.execute(
+                text("UPDATE ai_analysis_tasks SET status = :s, progress = :p WHERE task_id = :t"),
+                {"s": status, "p": progress, "t": task_id},
+            )
+        if event_type is not None:
+            events.publish({"task_id": task_id, "event_type": event_type, "status": status, "attempt": 1})
+
+    # Running (no longer waiting: only this task's own events drop its row, whatever else runs).
+    elsewhere("processing", 40, "started")
+    _poll_until(api, learner, task_id, "processing")
     hits = status_cache.CACHE.hits
-    assert api.status(learner, task_id)["status"] == "pending"
+    assert api.status(learner, task_id)["progress"] == 40
     assert status_cache.CACHE.hits == hits + 1  # answered from memory
-    # Another process (a worker) changes the row and publishes the event: the poll follows.
-    with get_engine().begin() as c:
-        c.execute(
-            text("UPDATE ai_analysis_tasks SET status = 'processing', progress = 40 WHERE task_id = :t"),
-            {"t": task_id},
-        )
-    assert api.status(learner, task_id)["status"] == "pending"  # no event yet: still remembered
-    message = {"task_id": task_id, "event_type": "started", "status": "processing", "attempt": 1}
-    events.publish(message)
-    seen = _poll_until(api, learner, task_id, "processing")
-    assert seen["progress"] == 40
+    elsewhere("processing", 80, None)  # no event published: the remembered row still answers
+    assert api.status(learner, task_id)["progress"] == 40
+    elsewhere("processing", 80, "progress")
+    seen = wait_until(lambda: (s := api.status(learner, task_id))["progress"] == 80 and s, 10, 0.02, "progress 80")
+    assert seen["status"] == "processing"
 
 
 def test_a_cancel_in_this_process_is_seen_by_the_very_next_poll(
