@@ -114,10 +114,10 @@ def enforce(name: str, subject: str, limit: int, window: int, detail: str) -> No
     _refuse(hit(name, subject, limit, window), detail)
 
 
-class _Coalescer:
-    """The asyncio checks of one event loop: those asked for while a round trip is in flight
-    go together in the next one (one pipeline of EVALSHA), so a burst of submits costs Redis
-    one round trip, not one each. Each check still runs the script alone, atomically."""
+class _Checks:
+    """One batch of asyncio checks (``vocalborn.coalesce``: those asked for while a round trip is
+    in flight go together in the next): one pipeline of EVALSHA, so a burst of submits costs
+    Redis one round trip, not one each. Each check still runs the script alone, atomically."""
 
     def __init__(self) -> None:
         import redis.asyncio as aioredis
@@ -126,35 +126,13 @@ class _Coalescer:
             get_settings().effective_redis_url, socket_timeout=5, socket_connect_timeout=5
         )
         self.script = self.client.register_script(_SLIDING)
-        self.pending: list[tuple[tuple[Any, ...], Any]] = []
-        self.runner: Any = None
 
-    async def check(self, args: tuple[Any, ...]) -> Any:
-        import asyncio
-
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append((args, future))
-        if self.runner is None or self.runner.done():
-            self.runner = asyncio.get_running_loop().create_task(self._run())
-        return await future
-
-    async def _run(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending, []
-            try:
-                pipe = self.client.pipeline(transaction=False)
-                for args, _ in batch:
-                    _script, _nkeys, key, *argv = args
-                    await self.script(keys=[key], args=argv, client=pipe)
-                replies = await pipe.execute(raise_on_error=False)
-            except Exception as exc:  # unreachable, reset, timeout: every check of the batch fails open
-                replies = [exc] * len(batch)
-            for (_, future), reply in zip(batch, replies, strict=True):
-                if not future.done():
-                    future.set_result(reply)
-
-
-_coalescers: dict[tuple[int, int], _Coalescer] = {}
+    async def __call__(self, batch: list[tuple[Any, ...]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for args in batch:
+            _script, _nkeys, key, *argv = args
+            await self.script(keys=[key], args=argv, client=pipe)
+        return list(await pipe.execute(raise_on_error=False))
 
 
 async def hit_async(name: str, subject: str, limit: int, window: int) -> Verdict:
@@ -162,15 +140,13 @@ async def hit_async(name: str, subject: str, limit: int, window: int) -> Verdict
     process and event loop, checks coalesced), so an ``async def`` route never blocks its loop."""
     if limit <= 0 or window <= 0:
         return _UNCHECKED
-    import asyncio
-    import os
+    from vocalborn.coalesce import Coalescer, per_loop
 
-    key = (os.getpid(), id(asyncio.get_running_loop()))
-    coalescer = _coalescers.get(key)
-    if coalescer is None:
-        _coalescers.clear()
-        coalescer = _coalescers[key] = _Coalescer()
-    reply = await coalescer.check(_script_args(name, subject, limit, window))
+    checks = per_loop("ratelimit", lambda: Coalescer(_Checks(), max_batch=1024))
+    try:
+        reply = await checks.submit(_script_args(name, subject, limit, window))
+    except Exception as exc:  # unreachable, reset, timeout: every check of the batch fails open
+        reply = exc
     if isinstance(reply, BaseException):
         log.warning("rate limit %s not checked: Redis is unavailable (%s)", name, reply)
         return _UNCHECKED
