@@ -3,6 +3,7 @@ vocalborn module reads its settings."""
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -96,6 +97,7 @@ def api(migrated: ServicesUnderTest) -> Iterator[Api]:
 
     with TestClient(app) as client:
         yield Api(client)
+    gc.unfreeze()  # the app's start-up froze the test process's objects: let the next module's garbage go
 
 
 @pytest.fixture

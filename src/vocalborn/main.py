@@ -32,6 +32,7 @@ from vocalborn.learning.router import router as learning_router
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
 from vocalborn.practice.router import router as practice_router
+from vocalborn.process import freeze_startup_objects
 from vocalborn.security.router import router as security_router
 from vocalborn.tasks.admin import router as admin_router
 from vocalborn.tasks.router import router as tasks_router
@@ -60,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     log.info(
         "VocalBorn API %s starting (database %s)", __version__, get_engine().url.render_as_string(hide_password=True)
     )
+    freeze_startup_objects()
     yield
     await shutdown_hub()  # closes open task sockets (1001) and the progress subscription
     await close_pool()

@@ -23,6 +23,7 @@ from vocalborn.celery_app import (
 from vocalborn.config import get_settings
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring import publish, worker_metrics  # noqa: F401 - connects the metrics receivers
+from vocalborn.process import freeze_startup_objects
 from vocalborn.tasks import maintenance, registry, runner
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def _after_fork(**_: Any) -> None:
 
     reset_engine()
     _preload_analysis_model()
+    freeze_startup_objects()
 
 
 def _preload_analysis_model() -> None:
@@ -137,6 +139,7 @@ def _announce(sender: Any = None, **_: Any) -> None:
                 return
 
     threading.Thread(target=loop, name="vocalborn-announcer", daemon=True).start()
+    freeze_startup_objects()  # the main process: consumer, events, heartbeats
     log.info("worker %s ready: %d process(es) on queue %s", hostname, concurrency, get_settings().task_queue)
 
 
