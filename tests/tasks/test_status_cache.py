@@ -76,6 +76,31 @@ def test_nothing_is_kept_without_the_subscription_or_past_its_age(monkeypatch: p
     assert cache.get(task, user) is None
 
 
+def test_a_polled_row_is_read_again_before_it_ages_out_and_not_all_rows_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache, user = _live(), uuid.uuid4()
+    now = time.monotonic()
+    monkeypatch.setattr(status_cache.time, "monotonic", lambda: now)
+    tasks = [uuid.uuid4() for _ in range(200)]
+    for task in tasks:  # a burst of polls: every row read at the same moment
+        cache.put(task, user, {"status": "success"}, cache.begin(), waiting=False)
+
+    def at(age: float) -> list[tuple[dict[str, Any] | None, bool]]:
+        monkeypatch.setattr(status_cache.time, "monotonic", lambda: now + status_cache.TTL * age)
+        return [cache.lookup(t, user) for t in tasks]
+
+    assert all(row is not None and not due for row, due in at(0.39))  # young: answered, no read
+    halfway = at(0.5)
+    assert all(row is not None for row, _ in halfway)  # answered from memory meanwhile
+    assert 20 < sum(due for _, due in halfway) < 180  # spread out: not every row read again at once
+    late = at(0.61)
+    assert all(row is not None for row, _ in late)
+    assert sum(due for _, due in halfway) + sum(due for _, due in late) == 200  # each asked for once
+    assert not any(due for _, due in at(0.9))  # a read in flight is not asked for twice
+    assert all(row is None for row, _ in at(1.01))  # never answered past the age
+
+
 def test_an_erased_users_rows_go_and_reads_in_flight_are_not_kept() -> None:
     cache, user, other = _live(), uuid.uuid4(), uuid.uuid4()
     mine, theirs = uuid.uuid4(), uuid.uuid4()
@@ -96,10 +121,15 @@ def _poll_until(api: Api, learner: dict[str, Any], task_id: str, status: str) ->
 
 
 def test_an_api_process_sees_a_change_made_elsewhere_through_its_event(
-    api: Api, therapist: dict[str, Any], learner: dict[str, Any], migrated: ServicesUnderTest
+    api: Api,
+    therapist: dict[str, Any],
+    learner: dict[str, Any],
+    migrated: ServicesUnderTest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if migrated.database_kind == "sqlite":
         pytest.skip("the fast status path (and its cache) is for PostgreSQL")
+    monkeypatch.setattr(status_cache, "TTL", 600.0)  # no read again by age during this test, however slow
     ready = api.ready_record(therapist, learner)
     task_id = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]
     api.status(learner, task_id)  # the first poll starts the subscription
@@ -138,3 +168,40 @@ def test_a_cancel_in_this_process_is_seen_by_the_very_next_poll(
     cancelled = api.client.delete(f"/api/v1/tasks/analysis/{task_id}", headers=learner["headers"])
     assert cancelled.status_code == 200, cancelled.text
     assert api.status(learner, task_id)["status"] == "cancelled"
+
+
+def test_a_row_changed_without_an_event_is_seen_within_the_age(
+    api: Api,
+    therapist: dict[str, Any],
+    learner: dict[str, Any],
+    migrated: ServicesUnderTest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hand edit (no event): polls answer the remembered row until its refresh age, then the
+    row is read again in the background and the following polls answer the new one."""
+    if migrated.database_kind == "sqlite":
+        pytest.skip("the fast status path (and its cache) is for PostgreSQL")
+    monkeypatch.setattr(status_cache, "TTL", 2.0)
+    ready = api.ready_record(therapist, learner)
+    task_id = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]
+    api.status(learner, task_id)
+    wait_until(lambda: status_cache.CACHE.live, 10, 0.05, "the status cache to be live")
+    with get_engine().begin() as c:
+        c.execute(
+            text("UPDATE ai_analysis_tasks SET status = 'processing', progress = 30 WHERE task_id = :t"),
+            {"t": task_id},
+        )
+    events.publish({"task_id": task_id, "event_type": "started", "status": "processing", "attempt": 1})
+    _poll_until(api, learner, task_id, "processing")  # remembered from here on
+    with get_engine().begin() as c:  # by hand: no event
+        c.execute(text("UPDATE ai_analysis_tasks SET progress = 55 WHERE task_id = :t"), {"t": task_id})
+    hits = status_cache.CACHE.hits
+    seen: list[int] = []
+    started = time.monotonic()
+    while time.monotonic() - started < 2.0:  # a client polling its task, within one age
+        seen.append(api.status(learner, task_id)["progress"])
+        if seen[-1] == 55:
+            break
+        time.sleep(0.05)
+    assert seen[0] == 30 and seen[-1] == 55, seen  # the remembered row first, then the new one
+    assert status_cache.CACHE.hits - hits >= len(seen) - 1  # every poll but at most one from memory

@@ -19,6 +19,8 @@ differently:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 import uuid
@@ -34,6 +36,8 @@ from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import publisher, status_cache, submit_batch
 from vocalborn.tasks.states import ACTIVE_STATUSES, EventType, TaskStatus
+
+log = logging.getLogger(__name__)
 
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
 _WAITING = [TaskStatus.PENDING.value, TaskStatus.RETRY.value]
@@ -149,15 +153,41 @@ async def status(user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | Non
     from vocalborn.tasks.ws import get_hub
 
     get_hub().start()  # the subscription that keeps the cache true (running already, mostly)
-    cached = status_cache.CACHE.get(task_id, user_id)
+    cached, due = status_cache.CACHE.lookup(task_id, user_id)
     if cached is not None:
+        if due:
+            _refresh_later(task_id, user_id)
         return cached
+    return await _read_and_remember(task_id, user_id)
+
+
+async def _read_and_remember(task_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any] | None:
     began = status_cache.CACHE.begin()
     found = await _status_reads().submit(task_id)
     if found is None or found["user_id"] != user_id:
         return None
     status_cache.CACHE.put(task_id, user_id, found, began, waiting=found["status"] in _WAITING)
     return found
+
+
+_refreshing: set[asyncio.Task[Any]] = set()  # held until done (the loop keeps only weak references)
+
+
+def _refresh_later(task_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Read a remembered row again in the background (with the other reads of the moment), so
+    the task's next poll is answered from memory too; this poll is answered from memory, the row
+    still younger than ``status_cache.TTL``."""
+    task = asyncio.get_running_loop().create_task(_refresh(task_id, user_id))
+    _refreshing.add(task)
+    task.add_done_callback(_refreshing.discard)
+
+
+async def _refresh(task_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    try:
+        if await _read_and_remember(task_id, user_id) is None:  # gone (erased), or not theirs any more
+            status_cache.CACHE.drop(task_id, queue_moved=False)
+    except Exception as exc:  # the database is away: the row ages out, and a poll then reads (and fails) itself
+        log.debug("could not read the status of %s again: %s", task_id, exc)
 
 
 async def _read_statuses(task_ids: list[uuid.UUID]) -> list[dict[str, Any] | None]:
