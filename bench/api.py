@@ -40,12 +40,19 @@ PG = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 CYCLE_SCRIPT = """
-local paths = {%s}
+local file = "%s"
 local token = "%s"
 local method = "%s"
 local created = 0
 setup = function(thread) thread:set("tid", created); created = created + 1 end
-init = function(args) n = tid end
+init = function(args)
+  n = tid
+  paths = {}  -- read from a file: a script holds at most 65,536 constants
+  for line in io.lines(file) do
+    local tab = line:find("\\t", 1, true)
+    paths[#paths + 1] = {path = line:sub(1, tab - 1), body = line:sub(tab + 1)}
+  end
+end
 request = function()
   n = n + 2  -- two wrk threads: each walks its own half of the list
   local p = paths[(n %% #paths) + 1]
@@ -64,7 +71,10 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> 
         path = Path(tempfile.mkdtemp()) / "bench.lua"
         path.write_text(script)
         args += ["-s", str(path)]
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    done = subprocess.run([*args, url], capture_output=True, text=True)
+    if done.returncode or done.stderr.strip():  # a script that does not load makes wrk send plain GETs
+        raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.returncode}")
+    out = done.stdout
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert found, out
     pct = {k: _ms(v) for k, v in re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)", out, re.M)}
@@ -89,8 +99,10 @@ def _ms(value: str) -> float:
 
 
 def cycle(paths: list[tuple[str, str]], token: str, method: str) -> str:
-    items = ",".join(f"{{path={json.dumps(p)}, body={json.dumps(b)}}}" for p, b in paths)
-    return CYCLE_SCRIPT % (items, token, method)
+    """A wrk script that walks ``paths`` (path, body) in turn; the list is read from a file."""
+    data = Path(tempfile.mkdtemp()) / "paths.tsv"
+    data.write_text("".join(f"{p}\t{b}\n" for p, b in paths))
+    return CYCLE_SCRIPT % (data, token, method)
 
 
 class Stack:

@@ -87,3 +87,40 @@ def test_the_fast_path_answers_only_what_it_can_decide(
     # the API then answers with that task, through the ordinary path
     again = api.submit(learner, str(record_id))
     assert again.status_code == 200 and again.json()["task_id"] == str(done.task_id), again.text
+
+
+def test_a_stale_waiting_count_answers_at_once_and_is_counted_again_in_the_background() -> None:
+    """A submit never waits for the queue to be counted, once there is a count: it gets the last
+    count plus this process's submits since, and one count runs in the background."""
+
+    class GatedCount(fastpath.WaitingCount):
+        """The count (one SQL statement on the real pool elsewhere) held until the gate opens."""
+
+        def __init__(self) -> None:
+            super().__init__(ttl=0.0)  # every count is stale at once
+            self.counts = 0
+            self.gate = asyncio.Event()
+
+        async def _count(self) -> None:
+            self.counts += 1
+            await self.gate.wait()
+            self.set(100 * self.counts)
+
+    async def scenario() -> None:
+        waiting = GatedCount()
+        waiting.gate.set()
+        assert await waiting.position() == 100  # the first count: waited for
+        waiting.gate.clear()
+        waiting.added()
+        assert await waiting.position() == 101  # stale: the last count and the submit since, at once
+        assert await waiting.position() == 101
+        await asyncio.sleep(0.01)  # the background count starts (and waits at the gate)
+        assert await waiting.position() == 101
+        assert waiting.counts == 2  # one count in the background, not one per submit
+        waiting.gate.set()
+        counting = waiting._counting
+        assert counting is not None
+        await counting
+        assert await waiting.position() == 200  # the background count's
+
+    asyncio.run(scenario())
