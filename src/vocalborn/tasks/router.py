@@ -171,10 +171,19 @@ def _submit_in_session(
         )
 
 
-@router.get("/{task_id}/status", response_model=TaskStatusResponse, operation_id="get_task_status")
-async def get_status(task_id: uuid.UUID, token: Annotated[str | None, Depends(oauth2_scheme)]) -> JSONResponse:
+@router.get(
+    "/{task_id}/status",
+    response_model=TaskStatusResponse,
+    operation_id="get_task_status",
+    openapi_extra={"security": [{"OAuth2PasswordBearer": []}]},  # what Depends(oauth2_scheme) documents
+)
+async def get_status(task_id: uuid.UUID, request: Request) -> JSONResponse:
     """A learner polling their own analysis is answered by one indexed read; everyone else
     (therapists, admins: access log, worker names) by the ordinary path."""
+    # The bearer token is read here rather than as a dependency: FastAPI's dependency solving was
+    # a fifth of a poll's CPU (py-spy under bench/api.py's load; docs/BENCHMARKS.md). The same
+    # scheme object reads it, so a missing or non-bearer header is None, refused as before.
+    token = await oauth2_scheme(request)
     row = await fastpath.status(token_subject(token), task_id)
     if row is None:
         return await run_in_threadpool(_status_in_session, token, task_id)
