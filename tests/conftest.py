@@ -97,7 +97,14 @@ def api(migrated: ServicesUnderTest) -> Iterator[Api]:
 
     with TestClient(app) as client:
         yield Api(client)
-    gc.unfreeze()  # the app's start-up froze the test process's objects: let the next module's garbage go
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _unfreeze_after_module() -> Iterator[None]:
+    """An app's start-up (any TestClient entering the lifespan) freezes the test process's
+    objects (vocalborn.process): unfreeze after each module, so its garbage can go."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

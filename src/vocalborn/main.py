@@ -34,6 +34,7 @@ from vocalborn.monitoring.api import install_metrics
 from vocalborn.practice.router import router as practice_router
 from vocalborn.process import freeze_startup_objects
 from vocalborn.security.router import router as security_router
+from vocalborn.tasks import fastpath
 from vocalborn.tasks.admin import router as admin_router
 from vocalborn.tasks.router import router as tasks_router
 from vocalborn.tasks.ws import router as ws_router
@@ -63,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     freeze_startup_objects()
     yield
+    fastpath.cancel_background()  # status re-reads and queue counts: before their pool closes
     await shutdown_hub()  # closes open task sockets (1001) and the progress subscription
     await close_pool()
 

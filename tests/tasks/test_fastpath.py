@@ -122,5 +122,8 @@ def test_a_stale_waiting_count_answers_at_once_and_is_counted_again_in_the_backg
         assert counting is not None
         await counting
         assert await waiting.position() == 200  # the background count's
+        waiting.usable = 0.0  # a count too old to use (after a quiet spell): the submit waits
+        assert await waiting.position() == 300
+        assert waiting.counts == 3
 
     asyncio.run(scenario())

@@ -186,8 +186,18 @@ async def _refresh(task_id: uuid.UUID, user_id: uuid.UUID) -> None:
     try:
         if await _read_and_remember(task_id, user_id) is None:  # gone (erased), or not theirs any more
             status_cache.CACHE.drop(task_id, queue_moved=False)
-    except Exception as exc:  # the database is away: the row ages out, and a poll then reads (and fails) itself
+    except psycopg.OperationalError as exc:  # the database is away: the row ages out, a poll then fails itself
         log.debug("could not read the status of %s again: %s", task_id, exc)
+    except Exception:  # a bug: say so (each poll then reads the row itself once it ages out)
+        log.warning("could not read the status of %s again", task_id, exc_info=True)
+
+
+def cancel_background() -> None:
+    """Stop this event loop's background reads (at shutdown, before the pool closes)."""
+    loop = asyncio.get_running_loop()
+    for task in [*_refreshing, WAITING._counting]:
+        if task is not None and not task.done() and task.get_loop() is loop:
+            task.cancel()
 
 
 async def _read_statuses(task_ids: list[uuid.UUID]) -> list[dict[str, Any] | None]:
@@ -208,12 +218,15 @@ def _status_reads() -> Coalescer[uuid.UUID, dict[str, Any] | None]:
 class WaitingCount:
     """How many analyses wait in the queue, for a new task's queue position: counted at most
     every ``ttl`` seconds (a count is as long as the queue), plus this process's submits since.
-    An estimate, like the ETA it feeds; a status poll counts the tasks ahead exactly. Once there
-    is a count, a new one is made in the background and the submits meanwhile use the last one
-    (with a queue of 100k the count takes tens of milliseconds: no submit waits for it)."""
+    An estimate, like the ETA it feeds; a status poll counts the tasks ahead exactly. While the
+    last count is younger than ``usable`` seconds, a new one is made in the background and the
+    submits meanwhile use the last one (with a queue of 100k the count takes tens of
+    milliseconds: under load no submit waits for it); an older count (after a quiet spell) is
+    not used: the submit waits for a new one, as the first does."""
 
-    def __init__(self, ttl: float = 1.0) -> None:
+    def __init__(self, ttl: float = 1.0, usable: float = 10.0) -> None:
         self.ttl = ttl
+        self.usable = usable
         self._lock = threading.Lock()
         self._value: int | None = None
         self._at = 0.0
@@ -241,17 +254,19 @@ class WaitingCount:
     async def _count_quietly(self) -> None:
         try:
             await self._count()
-        except Exception as exc:  # the database is away: the submits fail on their own
+        except psycopg.OperationalError as exc:  # the database is away: the submits fail on their own
             log.debug("could not count the waiting tasks: %s", exc)
+        except Exception:
+            log.warning("could not count the waiting tasks", exc_info=True)
 
     async def position(self) -> int:
         """The queue position of a task just added (1 = next)."""
         value = self.fresh()
         if value is None:
             with self._lock:
-                last = self._value
+                last = self._value if time.monotonic() - self._at < self.usable else None
             if last is None:
-                await self._count()  # the process's first: nothing to answer with yet
+                await self._count()  # the process's first, or after a quiet spell: wait for it
                 last = self._value or 0
             elif (
                 self._counting is None

@@ -34,18 +34,25 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 TTL = 5.0  # seconds: the longest a row is answered without an event having been seen
 MAX_ENTRIES = 10_000  # ~1.2 KB each: ~12 MiB at most per API process
 _TRACKED = 20_000  # recent drops remembered per task, for the race check
 
 
+class Read(NamedTuple):
+    """When a read from the database began: the drops seen so far, and the time."""
+
+    seq: int
+    at: float  # time.monotonic()
+
+
 @dataclass(frozen=True)
 class _Entry:
     user_id: uuid.UUID
     row: dict[str, Any]
-    stored_at: float  # time.monotonic()
+    stored_at: float  # time.monotonic() when the read of this row began
     refresh_at: float  # the first lookup after this asks for a fresh read (once)
     waiting: bool
 
@@ -62,10 +69,10 @@ class StatusCache:
         self.hits = 0
 
     # --- reading -----------------------------------------------------------------------------
-    def begin(self) -> int:
-        """Call before reading a row from the database; pass the number to ``put``."""
+    def begin(self) -> Read:
+        """Call before reading a row from the database; pass what it returns to ``put``."""
         with self._lock:
-            return self._seq
+            return Read(self._seq, time.monotonic())
 
     def get(self, task_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any] | None:
         return self.lookup(task_id, user_id)[0]
@@ -89,14 +96,18 @@ class StatusCache:
                 self._entries[task_id] = replace(entry, refresh_at=math.inf)
             return entry.row, due
 
-    def put(self, task_id: uuid.UUID, user_id: uuid.UUID, row: dict[str, Any], began: int, waiting: bool) -> None:
+    def put(self, task_id: uuid.UUID, user_id: uuid.UUID, row: dict[str, Any], began: Read, waiting: bool) -> None:
+        """Remember ``row``, read from the database after ``began``; its age counts from then."""
         if not self.live:
             return
         with self._lock:
-            if began < self._floor or self._dropped.get(task_id, -1) > began:
+            if began.seq < self._floor or self._dropped.get(task_id, -1) > began.seq:
                 return  # an event (or a reset) came after the read began: the row may be stale
-            now = time.monotonic()
-            self._entries[task_id] = _Entry(user_id, row, now, now + TTL * random.uniform(0.4, 0.6), waiting)
+            kept = self._entries.get(task_id)
+            if kept is not None and kept.stored_at > began.at:
+                return  # a read that began later is remembered already (a slow refresh, a faster miss)
+            refresh_at = began.at + TTL * random.uniform(0.4, 0.6)
+            self._entries[task_id] = _Entry(user_id, row, began.at, refresh_at, waiting)
             self._entries.move_to_end(task_id)
             if waiting:
                 self._waiting.add(task_id)

@@ -95,6 +95,13 @@ def _note_reserved(request: Any = None, **_: Any) -> None:
         log.debug("cannot note the reservation of %s: %s", request.id, exc)
 
 
+@signals.worker_init.connect
+def _before_pool(**_: Any) -> None:
+    # In the main process, before the pool forks its children: they inherit the frozen objects,
+    # so neither their collections nor the parent's touch (and un-share) those pages.
+    freeze_startup_objects()
+
+
 @signals.worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     # A forked child must not share its parent's database connections.
@@ -102,7 +109,7 @@ def _after_fork(**_: Any) -> None:
 
     reset_engine()
     _preload_analysis_model()
-    freeze_startup_objects()
+    freeze_startup_objects()  # what the child made since the fork: the model, its connections
 
 
 def _preload_analysis_model() -> None:
@@ -139,7 +146,6 @@ def _announce(sender: Any = None, **_: Any) -> None:
                 return
 
     threading.Thread(target=loop, name="vocalborn-announcer", daemon=True).start()
-    freeze_startup_objects()  # the main process: consumer, events, heartbeats
     log.info("worker %s ready: %d process(es) on queue %s", hostname, concurrency, get_settings().task_queue)
 
 
