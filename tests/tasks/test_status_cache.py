@@ -114,6 +114,18 @@ def test_an_erased_users_rows_go_and_reads_in_flight_are_not_kept() -> None:
     assert cache.get(mine, user) is None
 
 
+def _change_elsewhere(task_id: str, status: str, progress: int, event_type: str | None) -> None:
+    """Another process (a worker, or someone editing by hand) changes the row, and publishes its
+    event or not."""
+    with get_engine().begin() as c:
+        c.execute(
+            text("UPDATE ai_analysis_tasks SET status = :s, progress = :p WHERE task_id = :t"),
+            {"s": status, "p": progress, "t": task_id},
+        )
+    if event_type is not None:
+        events.publish({"task_id": task_id, "event_type": event_type, "status": status, "attempt": 1})
+
+
 def _poll_until(api: Api, learner: dict[str, Any], task_id: str, status: str) -> dict[str, Any]:
     return wait_until(
         lambda: (s := api.status(learner, task_id))["status"] == status and s, 10, 0.02, f"status {status}"
@@ -135,25 +147,15 @@ def test_an_api_process_sees_a_change_made_elsewhere_through_its_event(
     api.status(learner, task_id)  # the first poll starts the subscription
     wait_until(lambda: status_cache.CACHE.live, 10, 0.05, "the status cache to be live")
 
-    def elsewhere(status: str, progress: int, event_type: str | None) -> None:
-        """Another process (a worker) changes the row, and publishes its event or not."""
-        with get_engine().begin() as c:
-            c.execute(
-                text("UPDATE ai_analysis_tasks SET status = :s, progress = :p WHERE task_id = :t"),
-                {"s": status, "p": progress, "t": task_id},
-            )
-        if event_type is not None:
-            events.publish({"task_id": task_id, "event_type": event_type, "status": status, "attempt": 1})
-
     # Running (no longer waiting: only this task's own events drop its row, whatever else runs).
-    elsewhere("processing", 40, "started")
+    _change_elsewhere(task_id, "processing", 40, "started")
     _poll_until(api, learner, task_id, "processing")
     hits = status_cache.CACHE.hits
     assert api.status(learner, task_id)["progress"] == 40
     assert status_cache.CACHE.hits == hits + 1  # answered from memory
-    elsewhere("processing", 80, None)  # no event published: the remembered row still answers
+    _change_elsewhere(task_id, "processing", 80, None)  # no event published: the remembered row still answers
     assert api.status(learner, task_id)["progress"] == 40
-    elsewhere("processing", 80, "progress")
+    _change_elsewhere(task_id, "processing", 80, "progress")
     seen = wait_until(lambda: (s := api.status(learner, task_id))["progress"] == 80 and s, 10, 0.02, "progress 80")
     assert seen["status"] == "processing"
 
@@ -187,12 +189,7 @@ def test_a_row_changed_without_an_event_is_seen_within_the_age(
     task_id = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]
     api.status(learner, task_id)
     wait_until(lambda: status_cache.CACHE.live, 10, 0.05, "the status cache to be live")
-    with get_engine().begin() as c:
-        c.execute(
-            text("UPDATE ai_analysis_tasks SET status = 'processing', progress = 30 WHERE task_id = :t"),
-            {"t": task_id},
-        )
-    events.publish({"task_id": task_id, "event_type": "started", "status": "processing", "attempt": 1})
+    _change_elsewhere(task_id, "processing", 30, "started")
     _poll_until(api, learner, task_id, "processing")
 
     def remembered() -> bool:  # the event has been seen and the processing row is kept
@@ -201,8 +198,7 @@ def test_a_row_changed_without_an_event_is_seen_within_the_age(
 
     wait_until(remembered, 10, 0.02, "the processing row to be remembered")
     started = time.monotonic()  # the row was read before this: it ages out 6 s after its read at most
-    with get_engine().begin() as c:  # by hand: no event
-        c.execute(text("UPDATE ai_analysis_tasks SET progress = 55 WHERE task_id = :t"), {"t": task_id})
+    _change_elsewhere(task_id, "processing", 55, None)  # by hand: no event
     hits = status_cache.CACHE.hits
     seen: list[int] = []
     while time.monotonic() - started < 4.5:  # a client polling its task, within the row's age
