@@ -11,9 +11,10 @@ from sqlmodel import select
 
 from tests.services import ServicesUnderTest
 from tests.support import Api, recording
+from vocalborn.config import get_settings
 from vocalborn.db import open_session
 from vocalborn.fastdb import close_pool
-from vocalborn.practice.models import PracticeRecord
+from vocalborn.practice.models import PracticeRecord, RecordStatus
 from vocalborn.tasks import fastpath
 from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
 
@@ -127,3 +128,70 @@ def test_a_stale_waiting_count_answers_at_once_and_is_counted_again_in_the_backg
         assert waiting.counts == 3
 
     asyncio.run(scenario())
+
+
+def test_one_batch_statement_writes_what_each_submit_alone_would(
+    api: Api, therapist: dict[str, Any], learner: dict[str, Any], migrated: ServicesUnderTest
+) -> None:
+    """A batch is one statement: a record twice in it gets one task, and a learner's limit counts
+    the batch's earlier submits; what the statement leaves, the ordinary path decides."""
+    if migrated.database_kind == "sqlite":
+        return  # the embedded default has no fast path
+    from datetime import timedelta
+
+    from vocalborn.sqltypes import utcnow
+    from vocalborn.tasks import submit_batch
+
+    ready = api.ready_record(therapist, learner)
+    session, sentence = ready["session"]["practice_session_id"], ready["sentence"]["sentence_id"]
+    records = [uuid.UUID(ready["record"]["practice_record_id"])]
+    for _ in range(2):
+        r = api.record(learner, session, sentence, recording(voice="Male1"))
+        records.append(uuid.UUID(r.json()["practice_record_id"]))
+    user = uuid.UUID(learner["user"]["user_id"])
+    stranger = uuid.UUID(therapist["user"]["user_id"])
+    start = utcnow()
+    plan = [(user, records[0]), (user, records[0]), (stranger, records[1]), (user, records[1]), (user, records[2])]
+    rows = [
+        submit_batch.Row(
+            who, rid, uuid.uuid4(), '{"analysis_type": "full"}', f"b{k}", start + timedelta(microseconds=k), False
+        )
+        for k, (who, rid) in enumerate(plan)
+    ]
+    params = fastpath._batch_params(rows)
+    params["limit"] = 3  # the learner's third submit of the batch (the second of records[0]) counts
+    assert params["nth"] == [0, 1, 0, 2, 3]
+
+    async def run() -> list[Any]:
+        try:
+            return await submit_batch._execute(fastpath._SUBMIT, params)
+        finally:
+            await close_pool()
+
+    got = [(r[0], r[1], r[2], r[3]) for r in asyncio.run(run())]
+    assert got == [
+        (0, True, True, True),  # written
+        (1, False, False, False),  # the same record: one active task (the unique index)
+        (2, False, False, False),  # not the stranger's record
+        (3, True, True, True),  # written: third of the batch, under the limit of 3
+        (4, False, False, False),  # would be the fourth: left to the ordinary path
+    ]
+    with open_session() as db:
+        for k in (0, 3):
+            task = db.get(AIAnalysisTask, rows[k].task_id)
+            assert task is not None and task.status == "pending" and task.request_id == f"b{k}"
+            assert task.created_at == rows[k].now and task.task_params == {"analysis_type": "full"}
+            record = db.get(PracticeRecord, rows[k].record_id)
+            assert (
+                record is not None
+                and record.ai_task_id == task.task_id
+                and record.record_status == RecordStatus.AI_QUEUED
+            )
+            events = db.exec(select(AIAnalysisTaskEvent).where(AIAnalysisTaskEvent.task_id == task.task_id)).all()
+            assert [e.event_type for e in events] == ["submitted"]
+        for k in (1, 2, 4):
+            assert db.get(AIAnalysisTask, rows[k].task_id) is None
+    # records[2] was left without a task: submitted now, with two active, it is decided alone
+    limit = get_settings().max_active_tasks_per_learner
+    late = api.submit(learner, str(records[2]))
+    assert late.status_code == (202 if limit <= 0 or limit > 2 else 429), late.text

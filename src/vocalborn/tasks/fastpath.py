@@ -20,6 +20,7 @@ differently:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -42,43 +43,65 @@ log = logging.getLogger(__name__)
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
 _WAITING = [TaskStatus.PENDING.value, TaskStatus.RETRY.value]
 
+# One statement for a whole batch of submits (``submit_batch``): each submit is one row of the
+# arrays, numbered by ``ord``. It writes what one submit of ``service.submit_analysis`` writes,
+# for each row it can decide alone, and reports per row whether it did:
+# * the user exists and owns the record, and the record's audio is there;
+# * the record has no active task and (unless ``reanalyse``) no successful one: checked against
+#   the tasks before the statement; two rows of one record in one batch both pass that check,
+#   and the partial unique index (one active task per record) lets only the first in
+#   (``ON CONFLICT DO NOTHING``); the second is left to the ordinary path, which returns the first;
+# * the learner is under the limit, counting the batch's earlier rows of the same learner
+#   (``nth``) as if they had all been written: a row refused that way only takes the ordinary
+#   path, which counts exactly.
 _SUBMIT = """
-WITH u AS (SELECT user_id FROM users WHERE user_id = %(uid)s),
+WITH i AS (
+  SELECT * FROM unnest(%(ord)s::int[], %(uid)s::uuid[], %(rid)s::uuid[], %(tid)s::uuid[], %(params)s::text[],
+    %(request_id)s::text[], %(now)s::timestamptz[], %(reanalyse)s::bool[], %(nth)s::int[])
+    AS i(ord, uid, rid, tid, params, request_id, now, reanalyse, nth)
+),
 rec AS (
-  SELECT r.practice_record_id, r.user_id, r.audio_duration_seconds FROM practice_records r JOIN u USING (user_id)
-  WHERE r.practice_record_id = %(rid)s AND r.audio_deleted_at IS NULL
+  SELECT i.ord, r.audio_duration_seconds FROM i
+  JOIN users u ON u.user_id = i.uid
+  JOIN practice_records r ON r.practice_record_id = i.rid AND r.user_id = i.uid AND r.audio_deleted_at IS NULL
 ),
-prior AS (
-  SELECT 1 FROM ai_analysis_tasks t WHERE t.practice_record_id = %(rid)s
-  AND (t.status = ANY(%(active)s) OR (t.status = %(success)s AND NOT %(reanalyse)s)) LIMIT 1
-),
-busy AS (
-  SELECT count(*) AS n FROM (  -- counted up to the limit only (none without one): flat at any size
-    SELECT 1 FROM ai_analysis_tasks t WHERE t.user_id = %(uid)s AND t.status = ANY(%(active)s)
-    LIMIT GREATEST(%(limit)s, 0)
-  ) b
+ok AS (
+  SELECT i.* FROM i JOIN rec USING (ord)
+  WHERE NOT EXISTS (
+    SELECT 1 FROM ai_analysis_tasks t WHERE t.practice_record_id = i.rid
+    AND (t.status = ANY(%(active)s) OR (t.status = %(success)s AND NOT i.reanalyse))
+  )
+  AND (%(limit)s <= 0 OR i.nth + (
+    SELECT count(*) FROM (  -- counted up to the limit only (none without one): flat at any size
+      SELECT 1 FROM ai_analysis_tasks t WHERE t.user_id = i.uid AND t.status = ANY(%(active)s)
+      LIMIT GREATEST(%(limit)s, 0)
+    ) b
+  ) < %(limit)s)
 ),
 ins AS (
   INSERT INTO ai_analysis_tasks (task_id, celery_task_id, practice_record_id, user_id, status, task_type,
     task_params, progress, retry_count, max_retries, attempt, deliveries, publish_count, request_id,
     created_at, updated_at)
-  SELECT %(tid)s, %(tid_text)s, rec.practice_record_id, rec.user_id, %(pending)s, 'audio_analysis',
-    %(params)s, 0, 0, %(max_retries)s, 0, 0, 1, %(request_id)s, %(now)s, %(now)s
-  FROM rec, busy
-  WHERE NOT EXISTS (SELECT 1 FROM prior) AND (%(limit)s <= 0 OR busy.n < %(limit)s)
+  SELECT tid, tid::text, rid, uid, %(pending)s, 'audio_analysis',
+    params::jsonb, 0, 0, %(max_retries)s, 0, 0, 1, request_id, now, now
+  FROM ok ORDER BY ord
   ON CONFLICT DO NOTHING
   RETURNING task_id, practice_record_id
 ),
 upd AS (
-  UPDATE practice_records p SET ai_task_id = ins.task_id, record_status = %(queued)s, updated_at = %(now)s
-  FROM ins WHERE p.practice_record_id = ins.practice_record_id RETURNING 1
+  UPDATE practice_records p SET ai_task_id = ins.task_id, record_status = %(queued)s, updated_at = ok.now
+  FROM ins JOIN ok ON ok.tid = ins.task_id WHERE p.practice_record_id = ins.practice_record_id
+  RETURNING p.ai_task_id
 ),
 ev AS (
   INSERT INTO ai_analysis_task_events (task_id, event_type, status, progress, attempt, created_at)
-  SELECT task_id, %(submitted)s, %(pending)s, 0, 0, %(now)s FROM ins RETURNING 1
+  SELECT ins.task_id, %(submitted)s, %(pending)s, 0, 0, ok.now FROM ins JOIN ok ON ok.tid = ins.task_id
+  RETURNING task_id
 )
-SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd), (SELECT count(*) FROM ev),
-  (SELECT audio_duration_seconds FROM rec)
+SELECT i.ord, ins.task_id IS NOT NULL, upd.ai_task_id IS NOT NULL, ev.task_id IS NOT NULL, rec.audio_duration_seconds
+FROM i LEFT JOIN ins ON ins.task_id = i.tid LEFT JOIN upd ON upd.ai_task_id = i.tid
+LEFT JOIN ev ON ev.task_id = i.tid LEFT JOIN rec USING (ord)
+ORDER BY i.ord
 """
 
 _STATUS = """
@@ -113,35 +136,46 @@ async def submit(
     pool = await get_pool()
     if pool is None:
         return None
-    from psycopg.types.json import Jsonb
-
-    settings = get_settings()
     task_id = uuid.uuid4()
-    now = utcnow()
-    args = {
-        "uid": user_id,
-        "rid": record_id,
-        "tid": task_id,
-        "tid_text": str(task_id),
-        "params": Jsonb(params),
-        "max_retries": settings.task_max_retries,
-        "request_id": request_id,
-        "now": now,
+    row = await submit_batch.batcher(_SUBMIT, _batch_params).submit(
+        submit_batch.Submit(
+            submit_batch.Row(user_id, record_id, task_id, json.dumps(params), request_id, utcnow(), reanalyse),
+            publisher.Outgoing(str(task_id), str(task_id), request_id),
+        )
+    )
+    if row is None or not row[1]:
+        return None
+    assert row[2] and row[3], row  # one statement: all three or none
+    WAITING.added()
+    return Submitted(task_id, record_id, row[4])
+
+
+def _batch_params(rows: list[submit_batch.Row]) -> dict[str, Any]:
+    """The parameters of ``_SUBMIT`` for a batch: a column of each per-submit value."""
+    settings = get_settings()
+    seen: dict[uuid.UUID, int] = {}
+    nth = []
+    for r in rows:  # how many earlier rows of the batch are the same learner's
+        nth.append(seen.get(r.user_id, 0))
+        seen[r.user_id] = nth[-1] + 1
+    return {
+        "ord": list(range(len(rows))),
+        "uid": [r.user_id for r in rows],
+        "rid": [r.record_id for r in rows],
+        "tid": [r.task_id for r in rows],
+        "params": [r.params_json for r in rows],
+        "request_id": [r.request_id for r in rows],
+        "now": [r.now for r in rows],
+        "reanalyse": [r.reanalyse for r in rows],
+        "nth": nth,
         "active": _ACTIVE,
         "success": TaskStatus.SUCCESS.value,
-        "reanalyse": reanalyse,
         "limit": settings.max_active_tasks_per_learner,
+        "max_retries": settings.task_max_retries,
         "pending": TaskStatus.PENDING.value,
         "queued": RecordStatus.AI_QUEUED.value,
         "submitted": EventType.SUBMITTED.value,
     }
-    outgoing = publisher.Outgoing(str(task_id), str(task_id), request_id)
-    row = await submit_batch.batcher(_SUBMIT).submit(submit_batch.Submit(args, outgoing))
-    if row is None or row[0] != 1:
-        return None
-    assert row[1] == 1 and row[2] == 1, row  # one statement: all three or none
-    WAITING.added()
-    return Submitted(task_id, record_id, row[3])
 
 
 async def status(user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:

@@ -5,10 +5,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlmodel import Session
+from starlette.types import Receive, Scope
 
 from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.auth.dependencies import CurrentUser, SessionDep, oauth2_scheme, token_subject, user_from_token
@@ -18,7 +20,7 @@ from vocalborn.errors import error_responses
 from vocalborn.i18n import explicit_language, localized_report
 from vocalborn.security.access import record_access
 from vocalborn.security.ratelimit import limit_submits_async
-from vocalborn.tasks import estimates, fastpath, service
+from vocalborn.tasks import estimates, fastpath, hotroute, service
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.schemas import (
     SessionTasksResponse,
@@ -58,20 +60,45 @@ def status_view(db: Session, task: AIAnalysisTask, reader: User | None = None) -
     )
 
 
-@router.post(
-    "/submit",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=SubmitResponse,
-    operation_id="submit_analysis",
-    responses={
-        200: {
-            "model": SubmitResponse,
-            "description": "an existing task: the one of this Idempotency-Key, the record's active task, "
-            "or its latest successful analysis (without reanalyse)",
-        },
-        **error_responses(401, 403, 404, 409, 413, 422, 429, 503),
-    },
-)
+async def _hot_submit(scope: Scope, receive: Receive) -> hotroute.Outcome:
+    """The common submit without FastAPI's request handling (``hotroute``): a valid JSON body,
+    a bearer token, no Idempotency-Key, and a submit the fast path writes. Anything else (and a
+    submit the fast path leaves) goes to ``submit_analysis`` with the same body."""
+    if hotroute.header(scope, b"idempotency-key") is not None:
+        return None, receive
+    raw, receive = await hotroute.read_json_body(scope, receive)
+    token = hotroute.bearer_token(scope)
+    if raw is None or token is None:
+        return None, receive
+    try:
+        body = SubmitRequest.model_validate(raw)  # as FastAPI validates the parsed body
+        user_id = token_subject(token)
+    except (ValidationError, HTTPException):  # the ordinary handler says what is wrong
+        return None, receive
+    await limit_submits_async(user_id)  # a refusal is not counted, and raises the 429 here
+    state = scope.setdefault("state", {})
+    done = await _fast_submit(user_id, body, state.get("request_id"))
+    if done is None:
+        state[_COUNTED_AND_DECLINED] = True  # not counted twice, not written twice
+        return None, receive
+    return done, receive
+
+
+_COUNTED_AND_DECLINED = "vb_submit_counted_and_declined"
+
+
+async def _fast_submit(user_id: uuid.UUID, body: SubmitRequest, request_id: str | None) -> JSONResponse | None:
+    done = await fastpath.submit(
+        user_id, body.practice_record_id, body.parameters.model_dump(), reanalyse=body.reanalyse, request_id=request_id
+    )
+    if done is None:
+        return None
+    position = await fastpath.WAITING.position()
+    cap = await _current_capacity()
+    eta = estimates.estimate_from(cap, TaskStatus.PENDING, position, None, None, done.audio_seconds)
+    return _submitted(done.task_id, str(done.task_id), TaskStatus.PENDING, eta, position, done.record_id, True)
+
+
 async def submit_analysis(
     body: SubmitRequest,
     request: Request,
@@ -87,20 +114,35 @@ async def submit_analysis(
     ] = None,
 ) -> JSONResponse:
     user_id = token_subject(token)
-    await limit_submits_async(user_id)
     request_id = getattr(request.state, "request_id", None)
     params = body.parameters.model_dump()
-    if idempotency_key is None:
-        done = await fastpath.submit(
-            user_id, body.practice_record_id, params, reanalyse=body.reanalyse, request_id=request_id
-        )
-        if done is not None:  # written and published
-            position = await fastpath.WAITING.position()
-            cap = await _current_capacity()
-            eta = estimates.estimate_from(cap, TaskStatus.PENDING, position, None, None, done.audio_seconds)
-            return _submitted(done.task_id, str(done.task_id), TaskStatus.PENDING, eta, position, done.record_id, True)
+    if not getattr(request.state, _COUNTED_AND_DECLINED, False):
+        await limit_submits_async(user_id)
+        if idempotency_key is None:
+            done = await _fast_submit(user_id, body, request_id)
+            if done is not None:  # written and published
+                return done
     fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     return await run_in_threadpool(_submit_in_session, token, body, params, request_id, idempotency_key, fingerprint)
+
+
+router.add_api_route(
+    "/submit",
+    submit_analysis,
+    methods=["POST"],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SubmitResponse,
+    operation_id="submit_analysis",
+    responses={
+        200: {
+            "model": SubmitResponse,
+            "description": "an existing task: the one of this Idempotency-Key, the record's active task, "
+            "or its latest successful analysis (without reanalyse)",
+        },
+        **error_responses(401, 403, 404, 409, 413, 422, 429, 503),
+    },
+    route_class_override=hotroute.hot_route(_hot_submit),
+)
 
 
 def _capacity() -> estimates.Capacity:
@@ -171,22 +213,34 @@ def _submit_in_session(
         )
 
 
-@router.get(
-    "/{task_id}/status",
-    response_model=TaskStatusResponse,
-    operation_id="get_task_status",
-    openapi_extra={"security": [{"OAuth2PasswordBearer": []}]},  # what Depends(oauth2_scheme) documents
-)
-async def get_status(task_id: uuid.UUID, request: Request) -> JSONResponse:
-    """A learner polling their own analysis is answered by one indexed read; everyone else
-    (therapists, admins: access log, worker names) by the ordinary path."""
-    # The bearer token is read here rather than as a dependency: FastAPI's dependency solving was
-    # a fifth of a poll's CPU (py-spy under bench/api.py's load; docs/BENCHMARKS.md). The same
-    # scheme object reads it, so a missing or non-bearer header is None, refused as before.
-    token = await oauth2_scheme(request)
-    row = await fastpath.status(token_subject(token), task_id)
+async def _hot_status(scope: Scope, receive: Receive) -> hotroute.Outcome:
+    """A learner polling their own analysis, without FastAPI's request handling (``hotroute``):
+    a canonical task id and a bearer token. Anything else goes to ``get_status``."""
+    raw = scope.get("path_params", {}).get("task_id", "")
+    token = hotroute.bearer_token(scope)
+    if token is None or len(raw) != 36:
+        return None, receive
+    try:
+        task_id = uuid.UUID(raw)
+        user_id = token_subject(token)
+    except (ValueError, HTTPException):
+        return None, receive
+    if str(task_id) != raw:  # upper case, say: validated the ordinary way
+        return None, receive
+    found = await _fast_status(user_id, task_id)
+    if found is None:
+        scope.setdefault("state", {})[_STATUS_DECLINED] = True  # not read twice
+    return found, receive
+
+
+_STATUS_DECLINED = "vb_status_declined"
+
+
+async def _fast_status(user_id: uuid.UUID, task_id: uuid.UUID) -> JSONResponse | None:
+    """The owner's view from ``fastpath.status`` (one indexed read, or memory), or None."""
+    row = await fastpath.status(user_id, task_id)
     if row is None:
-        return await run_in_threadpool(_status_in_session, token, task_id)
+        return None
     position = int(row["ahead"]) + 1 if row["ahead"] is not None else None
     eta = None
     if row["status"] in ACTIVE_STATUSES:
@@ -207,6 +261,32 @@ async def get_status(task_id: uuid.UUID, request: Request) -> JSONResponse:
         worker_name=None,  # the owner's view: host names are for admins
     )
     return JSONResponse(view.model_dump(mode="json"))
+
+
+async def get_status(task_id: uuid.UUID, request: Request) -> JSONResponse:
+    """A learner polling their own analysis is answered by one indexed read; everyone else
+    (therapists, admins: access log, worker names) by the ordinary path."""
+    # The bearer token is read here rather than as a dependency: FastAPI's dependency solving was
+    # a fifth of a poll's CPU (py-spy under bench/api.py's load; docs/BENCHMARKS.md). The same
+    # scheme object reads it, so a missing or non-bearer header is None, refused as before.
+    token = await oauth2_scheme(request)
+    user_id = token_subject(token)
+    if not getattr(request.state, _STATUS_DECLINED, False):
+        found = await _fast_status(user_id, task_id)
+        if found is not None:
+            return found
+    return await run_in_threadpool(_status_in_session, token, task_id)
+
+
+router.add_api_route(
+    "/{task_id}/status",
+    get_status,
+    methods=["GET"],
+    response_model=TaskStatusResponse,
+    operation_id="get_task_status",
+    openapi_extra={"security": [{"OAuth2PasswordBearer": []}]},  # what Depends(oauth2_scheme) documents
+    route_class_override=hotroute.hot_route(_hot_status),
+)
 
 
 def _status_in_session(token: str | None, task_id: uuid.UUID) -> JSONResponse:

@@ -2,10 +2,12 @@
 are written together, in one transaction on one connection, and their messages published
 together, in one round trip.
 
-Each submit keeps its own statement (``fastpath._SUBMIT``, unchanged): the statements of a batch
-are sent at once (psycopg's pipeline mode, ``executemany``) and run one after the other inside
-one transaction, so each sees the ones before it (a second submit of the same record finds the
-first one's task; a learner's active-task limit counts the batch's own inserts). The batch
+A batch is one statement (``fastpath._SUBMIT``): each submit is a row of its array parameters,
+and the statement writes, for each row it can decide alone, what one submit writes (a second
+submit of the same record in the batch, or one that would take a learner over the active-task
+limit counting the batch's earlier submits, is left to the ordinary path). One statement in
+place of one per submit (psycopg's pipeline) halved the fast path's database work in the
+client (docs/BENCHMARKS.md, "Hot routes"). The batch
 commits once, then its messages are published, then every submit of the batch is answered:
 the dual write is the same as one submit's (committed, then published; a failed publish stays
 pending and Beat's republisher sends it).
@@ -27,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -44,17 +48,34 @@ IN_FLIGHT = 2  # batches written at once: PostgreSQL runs each on its own core
 
 
 @dataclass(frozen=True)
+class Row:
+    """One submit's values in the batch statement."""
+
+    user_id: uuid.UUID
+    record_id: uuid.UUID
+    task_id: uuid.UUID
+    params_json: str
+    request_id: str | None
+    now: datetime
+    reanalyse: bool
+
+
+@dataclass(frozen=True)
 class Submit:
-    args: dict[str, Any]  # the parameters of fastpath._SUBMIT
+    row: Row
     outgoing: publisher.Outgoing
+
+
+Prepare = Callable[[list[Row]], dict[str, Any]]  # a batch's rows -> the statement's parameters
 
 
 class _Writer:
     """Runs one batch: its statements in one transaction, then its messages (in the order the
     batches started, so the queue stays FIFO), then the rows back to their submits."""
 
-    def __init__(self, sql: str) -> None:
+    def __init__(self, sql: str, prepare: Prepare) -> None:
         self.sql = sql
+        self.prepare = prepare
         self._gate: asyncio.Future[None] | None = None  # opens when the last batch has published
 
     async def __call__(self, batch: list[Submit]) -> list[tuple[Any, ...] | None]:
@@ -63,7 +84,7 @@ class _Writer:
         self._gate = mine
         try:
             try:
-                rows = await _execute(self.sql, [s.args for s in batch])
+                rows = await _execute(self.sql, self.prepare([s.row for s in batch]))
             except psycopg.OperationalError:
                 raise  # unreachable, frozen, no connection free: a 503 for this batch and the queue
             except psycopg.Error as exc:
@@ -72,33 +93,31 @@ class _Writer:
                 return [None] * len(batch)
             if previous is not None:
                 await asyncio.wait([previous])  # an earlier batch's messages go first
-            await _publish([s.outgoing for s, row in zip(batch, rows, strict=True) if row is not None and row[0] == 1])
+            await _publish([s.outgoing for s, row in zip(batch, rows, strict=True) if row is not None and row[1]])
             return rows
         finally:
             mine.set_result(None)
 
 
-def batcher(sql: str) -> Coalescer[Submit, tuple[Any, ...] | None]:
+def batcher(sql: str, prepare: Prepare) -> Coalescer[Submit, tuple[Any, ...] | None]:
     """This event loop's batcher of fast submits."""
     return per_loop(
         "submit",
-        lambda: Coalescer(_Writer(sql), max_batch=MAX_BATCH, in_flight=IN_FLIGHT, fail_all=(psycopg.OperationalError,)),
+        lambda: Coalescer(
+            _Writer(sql, prepare), max_batch=MAX_BATCH, in_flight=IN_FLIGHT, fail_all=(psycopg.OperationalError,)
+        ),
     )
 
 
-async def _execute(sql: str, params: list[dict[str, Any]]) -> list[tuple[Any, ...] | None]:
-    """All statements in one transaction, sent at once; the first row of each
-    (``fastdb.on_connection``: a connection the server closed meanwhile is replaced once)."""
+async def _execute(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...] | None]:
+    """The batch's statement, one row back per submit, in order (``fastdb.on_connection``: a
+    connection the server closed meanwhile is replaced once). One statement: one transaction."""
 
     async def run(conn: Any) -> list[tuple[Any, ...] | None]:
-        async with conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(sql, params, returning=True)
-            rows: list[tuple[Any, ...] | None] = []
-            while True:
-                rows.append(await cur.fetchone())
-                if not cur.nextset():
-                    break
-            return rows
+        cur = await conn.execute(sql, params, prepare=True)
+        rows: list[tuple[Any, ...] | None] = list(await cur.fetchall())
+        assert [r[0] for r in rows if r is not None] == list(range(len(params["ord"]))), "a row per submit, in order"
+        return rows
 
     return await on_connection(run)
 
