@@ -24,8 +24,8 @@ from vocalborn.config import get_settings
 
 T = TypeVar("T")
 
-_pool: Any = None
-_pool_key: tuple[int, int] | None = None
+_pools: dict[tuple[int, int, bool], Pool] = {}  # (pid, event loop, generic plans) -> pool
+GENERIC_POOL_SIZE = 2  # the batch submit's pool: a connection per batch in flight (submit_batch.IN_FLIGHT)
 
 
 class DatabaseDeadline(psycopg.OperationalError):
@@ -108,40 +108,47 @@ async def _close(conn: Any) -> None:
         await conn.close()
 
 
-async def get_pool() -> Pool | None:
+async def get_pool(*, generic_plans: bool = False) -> Pool | None:
     """The process's pool (made on first use, in the running event loop), or None when the
-    database is not PostgreSQL."""
-    global _pool, _pool_key
+    database is not PostgreSQL.
+
+    ``generic_plans``: a second, small pool (``GENERIC_POOL_SIZE``) whose sessions always use a prepared statement's
+    generic plan (``plan_cache_mode``), for the batch submit: PostgreSQL otherwise plans it
+    again for most batches (its custom plans look cheaper), ~1.3 ms each, more than the
+    statement itself takes for a small batch. The other statements keep the default: a status
+    read or a queue count is better planned with its values (``status = ANY(...)``)."""
     settings = get_settings()
     url = settings.effective_database_url
     if not url.startswith("postgresql"):
         return None
-    key = (os.getpid(), id(asyncio.get_running_loop()))
-    if _pool is not None and _pool_key == key:
-        return _pool
+    key = (os.getpid(), id(asyncio.get_running_loop()), generic_plans)
+    found = _pools.get(key)
+    if found is not None:
+        return found
     statement_ms = int(settings.database_statement_timeout * 1000)
-    _pool = Pool(
+    options = f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}"
+    if generic_plans:
+        options += " -c plan_cache_mode=force_generic_plan"
+    for stale in [k for k in _pools if k[2] == generic_plans]:
+        del _pools[stale]  # one of another loop (a finished test client's) cannot run here
+    _pools[key] = pool = Pool(
         url.replace("postgresql+psycopg://", "postgresql://", 1),
-        {
-            "connect_timeout": settings.database_connect_timeout,
-            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
-        },
-        size=settings.database_pool_size,
+        {"connect_timeout": settings.database_connect_timeout, "options": options},
+        size=GENERIC_POOL_SIZE if generic_plans else settings.database_pool_size,
         timeout=settings.database_pool_timeout,
         io_timeout=settings.database_statement_timeout + 0.5,
     )
-    _pool_key = key
-    return _pool
+    return pool
 
 
-async def on_connection(work: Callable[[Any], Awaitable[T]]) -> T:
+async def on_connection(work: Callable[[Any], Awaitable[T]], *, generic_plans: bool = False) -> T:
     """``work(conn)`` on a pooled connection.
 
     A pooled connection the server has closed meanwhile (a restart, a failover) fails at once;
     the pool then drops its idle connections and ``work`` runs once more on a new one, so a
     database that came back answers the first request after it. A deadline (a frozen database)
     and a pool timeout (none came free) are not retried: each took its seconds."""
-    pool = await get_pool()
+    pool = await get_pool(generic_plans=generic_plans)
     assert pool is not None, "the asyncio pool needs PostgreSQL"
     for attempt in (1, 2):
         try:
@@ -173,13 +180,14 @@ async def fetch_one(sql: str, params: dict[str, Any]) -> tuple[tuple[Any, ...] |
 
 
 async def close_pool() -> None:
-    """Close the pool if it belongs to this process and this event loop; a pool of another loop
+    """Close the pools that belong to this process and this event loop; a pool of another loop
     (a test client's, long gone) is only forgotten: its loop can no longer run its close."""
-    global _pool, _pool_key
     try:
         here = (os.getpid(), id(asyncio.get_running_loop()))
     except RuntimeError:
         here = None
-    if _pool is not None and _pool_key == here:
-        await _pool.close()
-    _pool, _pool_key = None, None
+    pools = list(_pools.items())
+    _pools.clear()
+    for key, pool in pools:
+        if key[:2] == here:
+            await pool.close()

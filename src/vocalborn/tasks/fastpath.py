@@ -10,9 +10,10 @@ differently:
 * submit, fast: the token's user exists, owns the record, sends no Idempotency-Key; the record's
   audio is there; it has no active task and (unless ``reanalyse``) no successful one; the learner
   is under ``MAX_ACTIVE_TASKS_PER_LEARNER``. Then the task, its ``submitted`` event and the
-  record's status are written by one statement (one transaction), exactly as
-  ``service.submit_analysis`` writes them; the partial unique index still lets only one active
-  task per record in (``ON CONFLICT DO NOTHING``: a lost race falls back and returns the winner).
+  record's status are written exactly as ``service.submit_analysis`` writes them, by one
+  statement for all the submits of the moment (``submit_batch``; one transaction); the partial
+  unique index still lets only one active task per record in (``ON CONFLICT DO NOTHING``: a lost
+  race falls back and returns the winner).
 * status, fast: the token's user exists and owns the task (the learner polling their own
   analysis). Therapists and admins take the ordinary path (access log, worker names).
 """
@@ -45,7 +46,8 @@ _WAITING = [TaskStatus.PENDING.value, TaskStatus.RETRY.value]
 
 # One statement for a whole batch of submits (``submit_batch``): each submit is one row of the
 # arrays, numbered by ``ord``. It writes what one submit of ``service.submit_analysis`` writes,
-# for each row it can decide alone, and reports per row whether it did:
+# for each row it can decide alone, and returns a row for each task it wrote (the others are left
+# to the ordinary path). A row is written when:
 # * the user exists and owns the record, and the record's audio is there;
 # * the record has no active task and (unless ``reanalyse``) no successful one: checked against
 #   the tasks before the statement; two rows of one record in one batch both pass that check,
@@ -54,23 +56,23 @@ _WAITING = [TaskStatus.PENDING.value, TaskStatus.RETRY.value]
 # * the learner is under the limit, counting the batch's earlier rows of the same learner
 #   (``nth``) as if they had all been written: a row refused that way only takes the ordinary
 #   path, which counts exactly.
+# Every lookup is a subquery on a key of its own (an index scan whatever the batch's size), so
+# the generic plan (the submit pool's sessions use it: ``fastdb.get_pool``) suits every batch:
+# a join would let a generic plan, which cannot know the batch's size, pick a hash join over a
+# scan of the whole table.
 _SUBMIT = """
 WITH i AS (
   SELECT * FROM unnest(%(ord)s::int[], %(uid)s::uuid[], %(rid)s::uuid[], %(tid)s::uuid[], %(params)s::text[],
     %(request_id)s::text[], %(now)s::timestamptz[], %(reanalyse)s::bool[], %(nth)s::int[])
     AS i(ord, uid, rid, tid, params, request_id, now, reanalyse, nth)
 ),
-rec AS (
-  SELECT i.ord, r.audio_duration_seconds FROM i
-  JOIN users u ON u.user_id = i.uid
-  JOIN practice_records r ON r.practice_record_id = i.rid AND r.user_id = i.uid AND r.audio_deleted_at IS NULL
-),
 ok AS (
-  SELECT i.* FROM i JOIN rec USING (ord)
-  WHERE NOT EXISTS (
-    SELECT 1 FROM ai_analysis_tasks t WHERE t.practice_record_id = i.rid
-    AND (t.status = ANY(%(active)s) OR (t.status = %(success)s AND NOT i.reanalyse))
-  )
+  SELECT i.* FROM i
+  WHERE (SELECT r.user_id FROM practice_records r
+         WHERE r.practice_record_id = i.rid AND r.audio_deleted_at IS NULL LIMIT 1) = i.uid
+  AND (SELECT 1 FROM users u WHERE u.user_id = i.uid LIMIT 1) IS NOT NULL
+  AND (SELECT 1 FROM ai_analysis_tasks t WHERE t.practice_record_id = i.rid
+       AND (t.status = ANY(%(active)s) OR (t.status = %(success)s AND NOT i.reanalyse)) LIMIT 1) IS NULL
   AND (%(limit)s <= 0 OR i.nth + (
     SELECT count(*) FROM (  -- counted up to the limit only (none without one): flat at any size
       SELECT 1 FROM ai_analysis_tasks t WHERE t.user_id = i.uid AND t.status = ANY(%(active)s)
@@ -86,22 +88,25 @@ ins AS (
     params::jsonb, 0, 0, %(max_retries)s, 0, 0, 1, request_id, now, now
   FROM ok ORDER BY ord
   ON CONFLICT DO NOTHING
-  RETURNING task_id, practice_record_id
+  RETURNING task_id, practice_record_id, created_at
 ),
 upd AS (
-  UPDATE practice_records p SET ai_task_id = ins.task_id, record_status = %(queued)s, updated_at = ok.now
-  FROM ins JOIN ok ON ok.tid = ins.task_id WHERE p.practice_record_id = ins.practice_record_id
-  RETURNING p.ai_task_id
+  UPDATE practice_records p
+  SET ai_task_id = (SELECT task_id FROM ins WHERE ins.practice_record_id = p.practice_record_id),
+    record_status = %(queued)s,
+    updated_at = (SELECT created_at FROM ins WHERE ins.practice_record_id = p.practice_record_id)
+  WHERE p.practice_record_id = ANY(ARRAY(SELECT practice_record_id FROM ins))
+  RETURNING 1
 ),
 ev AS (
   INSERT INTO ai_analysis_task_events (task_id, event_type, status, progress, attempt, created_at)
-  SELECT ins.task_id, %(submitted)s, %(pending)s, 0, 0, ok.now FROM ins JOIN ok ON ok.tid = ins.task_id
-  RETURNING task_id
+  SELECT task_id, %(submitted)s, %(pending)s, 0, 0, created_at FROM ins
+  RETURNING 1
 )
-SELECT i.ord, ins.task_id IS NOT NULL, upd.ai_task_id IS NOT NULL, ev.task_id IS NOT NULL, rec.audio_duration_seconds
-FROM i LEFT JOIN ins ON ins.task_id = i.tid LEFT JOIN upd ON upd.ai_task_id = i.tid
-LEFT JOIN ev ON ev.task_id = i.tid LEFT JOIN rec USING (ord)
-ORDER BY i.ord
+SELECT ins.task_id,
+  (SELECT r.audio_duration_seconds FROM practice_records r WHERE r.practice_record_id = ins.practice_record_id),
+  (SELECT count(*) FROM upd), (SELECT count(*) FROM ev)
+FROM ins
 """
 
 _STATUS = """
@@ -143,11 +148,10 @@ async def submit(
             publisher.Outgoing(str(task_id), str(task_id), request_id),
         )
     )
-    if row is None or not row[1]:
+    if row is None:
         return None
-    assert row[2] and row[3], row  # one statement: all three or none
     WAITING.added()
-    return Submitted(task_id, record_id, row[4])
+    return Submitted(task_id, record_id, row.audio_seconds)
 
 
 def _batch_params(rows: list[submit_batch.Row]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Submit and status are the two requests every learner's client makes, and on this stack FastAPI's
 per-request work (solving the dependencies, validating, serialising) cost about as much as the
-submit itself (docs/BENCHMARKS.md, "Hot routes"). A :class:`HotRoute` is an ordinary
+submit itself (docs/BENCHMARKS.md, "Hot routes and one statement per batch"). A :class:`HotRoute` is an ordinary
 ``APIRoute`` (the same path, parameters, OpenAPI operation and error handlers) whose ``handle``
 first offers the request to a *hot* function. The hot function answers only the case it can
 decide alone and returns None otherwise; the route then runs FastAPI's handler, unchanged, on
@@ -33,6 +33,9 @@ class HotRoute(APIRoute):
     hot: Hot  # set by each subclass (see ``hot_route``)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:  # the 405 is the ordinary handler's
+            await super().handle(scope, receive, send)
+            return
         response, receive = await self.hot(scope, receive)
         if response is None:
             await super().handle(scope, receive, send)
@@ -85,7 +88,7 @@ async def read_json_body(scope: Scope, receive: Receive) -> tuple[Any, Receive]:
     again = _replay(body, receive)
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep: the ordinary handler's 4xx
         return None, again
     return (parsed if isinstance(parsed, dict) else None), again
 

@@ -64,11 +64,11 @@ async def _hot_submit(scope: Scope, receive: Receive) -> hotroute.Outcome:
     """The common submit without FastAPI's request handling (``hotroute``): a valid JSON body,
     a bearer token, no Idempotency-Key, and a submit the fast path writes. Anything else (and a
     submit the fast path leaves) goes to ``submit_analysis`` with the same body."""
-    if hotroute.header(scope, b"idempotency-key") is not None:
+    token = hotroute.bearer_token(scope)
+    if token is None or hotroute.header(scope, b"idempotency-key") is not None:
         return None, receive
     raw, receive = await hotroute.read_json_body(scope, receive)
-    token = hotroute.bearer_token(scope)
-    if raw is None or token is None:
+    if raw is None:
         return None, receive
     try:
         body = SubmitRequest.model_validate(raw)  # as FastAPI validates the parsed body

@@ -6,8 +6,8 @@ A batch is one statement (``fastpath._SUBMIT``): each submit is a row of its arr
 and the statement writes, for each row it can decide alone, what one submit writes (a second
 submit of the same record in the batch, or one that would take a learner over the active-task
 limit counting the batch's earlier submits, is left to the ordinary path). One statement in
-place of one per submit (psycopg's pipeline) halved the fast path's database work in the
-client (docs/BENCHMARKS.md, "Hot routes"). The batch
+place of one per submit (psycopg's pipeline mode before) cut the client's work per submit and
+PostgreSQL's (docs/BENCHMARKS.md, "Hot routes and one statement per batch"). The batch
 commits once, then its messages are published, then every submit of the batch is answered:
 the dual write is the same as one submit's (committed, then published; a failed publish stays
 pending and Beat's republisher sends it).
@@ -38,13 +38,13 @@ import psycopg
 from fastapi.concurrency import run_in_threadpool
 
 from vocalborn.coalesce import Coalescer, per_loop
-from vocalborn.fastdb import on_connection
+from vocalborn.fastdb import GENERIC_POOL_SIZE, on_connection
 from vocalborn.tasks import publisher
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
-IN_FLIGHT = 2  # batches written at once: PostgreSQL runs each on its own core
+IN_FLIGHT = GENERIC_POOL_SIZE  # batches written at once (a connection each): PostgreSQL runs each on its own core
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,18 @@ class Submit:
     outgoing: publisher.Outgoing
 
 
+@dataclass(frozen=True)
+class Written:
+    """A submit the batch wrote (and published)."""
+
+    audio_seconds: float | None  # the recording's length, for the ETA
+
+
 Prepare = Callable[[list[Row]], dict[str, Any]]  # a batch's rows -> the statement's parameters
 
 
 class _Writer:
-    """Runs one batch: its statements in one transaction, then its messages (in the order the
+    """Runs one batch: its statement (one transaction), then its messages (in the order the
     batches started, so the queue stays FIFO), then the rows back to their submits."""
 
     def __init__(self, sql: str, prepare: Prepare) -> None:
@@ -78,13 +85,13 @@ class _Writer:
         self.prepare = prepare
         self._gate: asyncio.Future[None] | None = None  # opens when the last batch has published
 
-    async def __call__(self, batch: list[Submit]) -> list[tuple[Any, ...] | None]:
+    async def __call__(self, batch: list[Submit]) -> list[Written | None]:
         loop = asyncio.get_running_loop()
         previous, mine = self._gate, loop.create_future()
         self._gate = mine
         try:
             try:
-                rows = await _execute(self.sql, self.prepare([s.row for s in batch]))
+                written = await _execute(self.sql, self.prepare([s.row for s in batch]))
             except psycopg.OperationalError:
                 raise  # unreachable, frozen, no connection free: a 503 for this batch and the queue
             except psycopg.Error as exc:
@@ -93,13 +100,13 @@ class _Writer:
                 return [None] * len(batch)
             if previous is not None:
                 await asyncio.wait([previous])  # an earlier batch's messages go first
-            await _publish([s.outgoing for s, row in zip(batch, rows, strict=True) if row is not None and row[1]])
-            return rows
+            await _publish([s.outgoing for s in batch if s.row.task_id in written])
+            return [written.get(s.row.task_id) for s in batch]
         finally:
             mine.set_result(None)
 
 
-def batcher(sql: str, prepare: Prepare) -> Coalescer[Submit, tuple[Any, ...] | None]:
+def batcher(sql: str, prepare: Prepare) -> Coalescer[Submit, Written | None]:
     """This event loop's batcher of fast submits."""
     return per_loop(
         "submit",
@@ -109,17 +116,19 @@ def batcher(sql: str, prepare: Prepare) -> Coalescer[Submit, tuple[Any, ...] | N
     )
 
 
-async def _execute(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...] | None]:
-    """The batch's statement, one row back per submit, in order (``fastdb.on_connection``: a
-    connection the server closed meanwhile is replaced once). One statement: one transaction."""
+async def _execute(sql: str, params: dict[str, Any]) -> dict[uuid.UUID, Written]:
+    """The batch's statement (``fastdb.on_connection``: a connection the server closed meanwhile
+    is replaced once; one statement: one transaction): the submits it wrote, by task id. It
+    returns a row per written task: (task id, audio seconds, records updated, events written)."""
 
-    async def run(conn: Any) -> list[tuple[Any, ...] | None]:
+    async def run(conn: Any) -> dict[uuid.UUID, Written]:
         cur = await conn.execute(sql, params, prepare=True)
-        rows: list[tuple[Any, ...] | None] = list(await cur.fetchall())
-        assert [r[0] for r in rows if r is not None] == list(range(len(params["ord"]))), "a row per submit, in order"
-        return rows
+        rows = await cur.fetchall()
+        if any(r[2] != len(rows) or r[3] != len(rows) for r in rows):  # committed already: say so, go on
+            log.error("a batch wrote %d tasks but %s records and %s events", len(rows), rows[0][2], rows[0][3])
+        return {r[0]: Written(r[1]) for r in rows}
 
-    return await on_connection(run)
+    return await on_connection(run, generic_plans=True)
 
 
 async def _publish(created: list[publisher.Outgoing]) -> None:
