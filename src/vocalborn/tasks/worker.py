@@ -8,7 +8,7 @@ import os
 import threading
 from typing import Any
 
-from celery import signals
+from celery import bootsteps, signals
 from celery.app.task import Task
 
 from vocalborn.celery_app import (
@@ -152,3 +152,42 @@ def _announce(sender: Any = None, **_: Any) -> None:
 @signals.worker_shutting_down.connect
 def _withdraw(**_: Any) -> None:
     _announcer_stop.set()
+
+
+# --------------------------------------------------------------------------------------------
+# Task events for Flower, sent in batches
+# --------------------------------------------------------------------------------------------
+EVENT_FLUSH_DELAY = 0.005  # seconds: how long a task event may wait for others to share its publish
+
+
+class CoalescedEventFlush(bootsteps.StartStopStep):
+    """Celery buffers the task events (``task-received``, ``-started``, ``-succeeded``: what
+    Flower shows) and publishes the buffer as one message, but asks for that flush on the event
+    loop's next turn, so under load nearly every event is a publish of its own, a Redis round
+    trip in the worker's main process (a third of that process's time in bench/worker_pipeline.py:
+    docs/BENCHMARKS.md). Here the flush waits up to ``EVENT_FLUSH_DELAY`` for the events of the
+    moment to join it; Celery still flushes at once when its buffer is full, and the events keep
+    their own timestamps, so Flower shows the same times."""
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        scheduled = False
+
+        def flush() -> None:
+            nonlocal scheduled
+            scheduled = False
+            parent._flush_events()
+
+        def on_buffered() -> None:
+            nonlocal scheduled
+            if parent.hub is None:  # no event loop (a solo or thread pool): flush as Celery would
+                parent._flush_events()
+            elif not scheduled:
+                scheduled = True
+                parent.hub.call_later(EVENT_FLUSH_DELAY, flush)
+
+        # Read by the Events step each time it (re)connects: set before it starts.
+        parent.on_send_event_buffered = on_buffered
+
+
+celery_app.steps["consumer"].add(CoalescedEventFlush)
