@@ -36,6 +36,7 @@ from vocalborn.process import freeze_startup_objects
 from vocalborn.security.router import router as security_router
 from vocalborn.tasks import fastpath
 from vocalborn.tasks.admin import router as admin_router
+from vocalborn.tasks.hotroute import header as request_header
 from vocalborn.tasks.router import router as tasks_router
 from vocalborn.tasks.ws import router as ws_router
 from vocalborn.tasks.ws import shutdown_hub
@@ -78,11 +79,6 @@ def _too_large(detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=413)
 
 
-def _header(scope: dict[str, Any], name: bytes) -> bytes:
-    """A request header's raw value from an ASGI scope (names arrive lower-case), or b""."""
-    return next((value for key, value in scope.get("headers") or () if key == name), b"")
-
-
 class BodySizeLimit:
     """Counts the bytes of a request body as they arrive and stops at the limit, whatever the
     client says (or does not say, with chunked encoding) in Content-Length. Uploads may carry a
@@ -98,7 +94,7 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         settings = get_settings()
-        length = _header(scope, b"content-length")
+        length = request_header(scope, b"content-length") or b""
         if is_upload(scope["method"], scope["path"]):
             file_limit = settings.max_audio_file_size
             limit = file_limit + 1_048_576  # room for the form fields around the file
@@ -146,7 +142,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = _header(scope, b"x-request-id").decode("latin-1")
+        given = (request_header(scope, b"x-request-id") or b"").decode("latin-1")
         request_id = given if CLIENT_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi.routing import APIRoute
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -50,7 +51,7 @@ def hot_route(hot: Hot) -> type[APIRoute]:
 
 def header(scope: Scope, name: bytes) -> bytes | None:
     """A request header's raw value (names arrive lower-case), or None."""
-    for key, value in scope["headers"]:
+    for key, value in scope.get("headers") or ():
         if key == name:
             return bytes(value)
     return None
@@ -60,9 +61,7 @@ def bearer_token(scope: Scope) -> str | None:
     """The bearer token as ``OAuth2PasswordBearer`` reads it, or None (no header, another
     scheme, nothing after the scheme): the ordinary handler then gives the 401."""
     raw = header(scope, b"authorization")
-    if raw is None:
-        return None
-    scheme, _, token = raw.decode("latin-1").partition(" ")
+    scheme, token = get_authorization_scheme_param(raw.decode("latin-1") if raw is not None else None)
     if scheme.lower() != "bearer" or not token:
         return None
     return token
