@@ -3,6 +3,7 @@ between them and the limit still holds at its number."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from tests.security.conftest import Pair, address, login, register
 from tests.support import recording
-from vocalborn.security.ratelimit import hit
+from vocalborn.security.ratelimit import Verdict, hit, hit_async
 
 pytestmark = pytest.mark.worker
 
@@ -143,3 +144,25 @@ def test_the_window_slides_and_retry_after_says_when(migrated: object) -> None:
     time.sleep(1.7)
     assert hit(name, subject, 2, 3).allowed  # the first left; the second is still counted
     assert not hit(name, subject, 2, 3).allowed
+
+
+def test_checks_asked_together_are_decided_one_by_one_in_one_call(migrated: object) -> None:
+    """The async checks of a burst go to Redis in one script call; each is still decided as if
+    alone, in the order asked: the first three of one subject pass, the rest are refused and
+    not counted, and another subject in the same call has its own count."""
+    from vocalborn.coalesce import per_loop
+
+    name = f"burst{uuid.uuid4().hex[:6]}"
+
+    async def burst() -> tuple[list[Verdict], int]:
+        asked = ["a"] * 8 + ["b"] * 2 + ["a"]
+        verdicts = await asyncio.gather(*(hit_async(name, s, 3, 60) for s in asked))
+        return list(verdicts), per_loop("ratelimit", lambda: None).largest
+
+    verdicts, largest = asyncio.run(burst())
+    assert largest > 1  # the first went alone (nothing waits), the others together
+    a = verdicts[:8] + verdicts[10:]
+    assert [v.allowed for v in a] == [True] * 3 + [False] * 6
+    assert [v.count for v in a] == [1, 2, 3] + [4] * 6  # refusals are not counted
+    assert all(55 <= v.retry_after <= 61 for v in a[3:])
+    assert [(v.allowed, v.count) for v in verdicts[8:10]] == [(True, 1), (True, 2)]

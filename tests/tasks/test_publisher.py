@@ -131,3 +131,27 @@ def test_an_unreachable_broker_is_reported_not_raised(monkeypatch: pytest.Monkey
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("request_id", [None, "req-1", 'a "quoted" %(id)s \\ ü id'])
+def test_the_templates_write_what_json_dumps_of_the_message_writes(request_id: str | None) -> None:
+    """The message and event texts come from templates (made once per queue and process): they
+    are what ``json.dumps`` of ``task_message`` and ``sent_event`` gives, whatever the request
+    id holds (quotes, a percent sign, a backslash, non-ASCII), but for the tag and the times."""
+    queue, reply_to = "some-queue", "reply-oid"
+    item = publisher.Outgoing(str(uuid.uuid4()), str(uuid.uuid4()), request_id)
+    message_text, event_text = publisher._frames_for(queue, reply_to).encode(item, 1234.5)
+    message, expected = json.loads(message_text), publisher.task_message(item, queue, reply_to)
+    assert message["headers"][PUBLISHED_AT_HEADER] == 1234.5
+    for m in (message, expected):
+        m["headers"][PUBLISHED_AT_HEADER] = "<time>"
+        uuid.UUID(m["properties"].pop("delivery_tag"))
+    assert message == expected
+    assert message_text == json.dumps(json.loads(message_text))  # json.dumps's own spacing and escapes
+    event, expected_event = json.loads(event_text), publisher.sent_event(item, queue)
+    fields, expected_fields = (json.loads(base64.b64decode(e.pop("body"))) for e in (event, expected_event))
+    assert fields["timestamp"] == 1234.5 and isinstance(fields["clock"], int)
+    for e in (event, expected_event):
+        uuid.UUID(e["properties"].pop("delivery_tag"))
+    assert event == expected_event
+    assert _without(fields, _VOLATILE_EVENT) == _without(expected_fields, _VOLATILE_EVENT)

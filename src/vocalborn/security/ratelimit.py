@@ -59,18 +59,34 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-_SLIDING = """
-local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-if count < limit then
-  redis.call('ZADD', key, now, member)
-  redis.call('PEXPIRE', key, window)
-  return {1, count + 1, 0}
+_SLIDE = """
+local function slide(key, now, window, limit, member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  if count < limit then
+    redis.call('ZADD', key, now, member)
+    redis.call('PEXPIRE', key, window)
+    return {1, count + 1, 0}
+  end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return {0, count + 1, tonumber(oldest[2]) + window - now}
 end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return {0, count + 1, tonumber(oldest[2]) + window - now}
 """
+# One event: KEYS[1], ARGV now (ms), window (ms), limit, member.
+_SLIDING = _SLIDE + "return slide(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])"
+# Several events, each alone as above, in order: KEYS[i] and ARGV[4i-3 .. 4i]; the verdicts flat.
+_SLIDING_MANY = (
+    _SLIDE
+    + """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local a = (i - 1) * 4
+  local v = slide(key, tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4])
+  out[#out + 1] = v[1]; out[#out + 1] = v[2]; out[#out + 1] = v[3]
+end
+return out
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -116,8 +132,11 @@ def enforce(name: str, subject: str, limit: int, window: int, detail: str) -> No
 
 class _Checks:
     """One batch of asyncio checks (``vocalborn.coalesce``: those asked for while a round trip is
-    in flight go together in the next): one pipeline of EVALSHA, so a burst of submits costs
-    Redis one round trip, not one each. Each check still runs the script alone, atomically."""
+    in flight go together in the next): one script call for the whole batch, so a burst of
+    submits costs Redis one round trip and the client one command to write and one reply to
+    read, not one each (a pipeline of one EVALSHA per check cost the API ~10 % of its CPU per
+    submit: docs/BENCHMARKS.md). Each check is decided as ``hit`` decides it, in order; the
+    batch runs atomically as a whole. An error fails the whole batch (open)."""
 
     def __init__(self) -> None:
         import redis.asyncio as aioredis
@@ -125,14 +144,16 @@ class _Checks:
         self.client = aioredis.Redis.from_url(
             get_settings().effective_redis_url, socket_timeout=5, socket_connect_timeout=5
         )
-        self.script = self.client.register_script(_SLIDING)
+        self.script = self.client.register_script(_SLIDING_MANY)
 
     async def __call__(self, batch: list[tuple[Any, ...]]) -> list[Any]:
-        pipe = self.client.pipeline(transaction=False)
-        for args in batch:
-            _script, _nkeys, key, *argv = args
-            await self.script(keys=[key], args=argv, client=pipe)
-        return list(await pipe.execute(raise_on_error=False))
+        keys: list[str] = []
+        argv: list[Any] = []
+        for _script, _nkeys, key, *rest in batch:
+            keys.append(key)
+            argv.extend(rest)
+        flat = await self.script(keys=keys, args=argv)
+        return [flat[i : i + 3] for i in range(0, len(flat), 3)]
 
 
 async def hit_async(name: str, subject: str, limit: int, window: int) -> Verdict:

@@ -59,11 +59,12 @@ _WAITING = [TaskStatus.PENDING.value, TaskStatus.RETRY.value]
 # Every lookup is a subquery on a key of its own (an index scan whatever the batch's size), so
 # the generic plan (the submit pool's sessions use it: ``fastdb.get_pool``) suits every batch:
 # a join would let a generic plan, which cannot know the batch's size, pick a hash join over a
-# scan of the whole table.
+# scan of the whole table. The arrays go in binary (``%b``): psycopg writes a text array one
+# element at a time through a regular expression, ~4 times the CPU (docs/BENCHMARKS.md).
 _SUBMIT = """
 WITH i AS (
-  SELECT * FROM unnest(%(ord)s::int[], %(uid)s::uuid[], %(rid)s::uuid[], %(tid)s::uuid[], %(params)s::text[],
-    %(request_id)s::text[], %(now)s::timestamptz[], %(reanalyse)s::bool[], %(nth)s::int[])
+  SELECT * FROM unnest(%(ord)b::int[], %(uid)b::uuid[], %(rid)b::uuid[], %(tid)b::uuid[], %(params)b::text[],
+    %(request_id)b::text[], %(now)b::timestamptz[], %(reanalyse)b::bool[], %(nth)b::int[])
     AS i(ord, uid, rid, tid, params, request_id, now, reanalyse, nth)
 ),
 ok AS (
