@@ -154,7 +154,13 @@ def test_one_batch_statement_writes_what_each_submit_alone_would(
     plan = [(user, records[0]), (user, records[0]), (stranger, records[1]), (user, records[1]), (user, records[2])]
     rows = [
         submit_batch.Row(
-            who, rid, uuid.uuid4(), '{"analysis_type": "full"}', f"b{k}", start + timedelta(microseconds=k), False
+            who,
+            rid,
+            uuid.uuid4(),
+            '{"analysis_type": "full"}',
+            f"b{k}" if k else None,
+            start + timedelta(microseconds=k),
+            False,
         )
         for k, (who, rid) in enumerate(plan)
     ]
@@ -177,7 +183,7 @@ def test_one_batch_statement_writes_what_each_submit_alone_would(
     with open_session() as db:
         for k in (0, 3):
             task = db.get(AIAnalysisTask, rows[k].task_id)
-            assert task is not None and task.status == "pending" and task.request_id == f"b{k}"
+            assert task is not None and task.status == "pending" and task.request_id == (f"b{k}" if k else None)
             assert task.created_at == rows[k].now and task.task_params == {"analysis_type": "full"}
             record = db.get(PracticeRecord, rows[k].record_id)
             assert (
