@@ -199,3 +199,46 @@ def test_one_batch_statement_writes_what_each_submit_alone_would(
     limit = get_settings().max_active_tasks_per_learner
     late = api.submit(learner, str(records[2]))
     assert late.status_code == (202 if limit <= 0 or limit > 2 else 429), late.text
+
+
+def test_a_stale_capacity_answers_at_once_and_is_read_again_in_the_background(
+    migrated: ServicesUnderTest, monkeypatch: Any
+) -> None:
+    """The workers' capacity (for the ETA) is read again after ``CAPACITY_TTL``: in the
+    background, one read at a time, the requests meanwhile answered with the last one; only a
+    capacity too old to use (the first, or after a quiet spell) is waited for."""
+    import time
+
+    from vocalborn.tasks import estimates
+    from vocalborn.tasks import router as tasks_router
+
+    reads: list[float] = []
+    real = tasks_router._capacity
+
+    def counted() -> estimates.Capacity:
+        reads.append(time.monotonic())
+        time.sleep(0.05)  # a read that takes a while: requests meanwhile must not wait for it
+        return real()
+
+    monkeypatch.setattr(tasks_router, "_capacity", counted)
+    stale = estimates.Capacity(mean_seconds=7.0, slots=3, at=time.monotonic() - estimates.CAPACITY_TTL - 1)
+
+    async def scenario() -> None:
+        estimates._capacity_cache["c"] = stale
+        answers = [await tasks_router._current_capacity() for _ in range(5)]
+        assert all(a is stale for a in answers)  # at once, the last one
+        assert len(reads) <= 1  # one read, in the background
+        reading = tasks_router._capacity_read
+        assert reading is not None
+        fresh = await reading
+        assert len(reads) == 1 and fresh is not stale and fresh.at > stale.at
+        assert await tasks_router._current_capacity() is fresh  # cached now, no read
+        old = estimates.Capacity(mean_seconds=7.0, slots=3, at=time.monotonic() - tasks_router.CAPACITY_USABLE - 1)
+        estimates._capacity_cache["c"] = old
+        waited = await tasks_router._current_capacity()  # too old to use: waited for
+        assert waited is not old and len(reads) == 2
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        estimates._capacity_cache.clear()

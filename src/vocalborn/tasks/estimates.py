@@ -109,11 +109,11 @@ def estimate_from(
     return now + timedelta(seconds=waves * each)
 
 
-def cached_capacity() -> Capacity | None:
-    """The capacity if read within CAPACITY_TTL, without touching the database."""
+def cached_capacity(max_age: float = CAPACITY_TTL) -> Capacity | None:
+    """The capacity if read within ``max_age`` seconds, without touching the database."""
     with _capacity_lock:
         cached = _capacity_cache.get("c")
-    return cached if cached and time.monotonic() - cached.at < CAPACITY_TTL else None
+    return cached if cached and time.monotonic() - cached.at < max_age else None
 
 
 def remaining_time(status: str, eta: datetime | None) -> str | None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -32,6 +34,7 @@ from vocalborn.tasks.schemas import (
 )
 from vocalborn.tasks.states import ACTIVE_STATUSES, TaskStatus
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/tasks/analysis", tags=["tasks"])
 
 
@@ -150,12 +153,36 @@ def _capacity() -> estimates.Capacity:
         return estimates.capacity(db)
 
 
+# A capacity older than CAPACITY_TTL is read again, in the background while it is younger than
+# this: the submits and polls meanwhile use it. Older (the first, or after a quiet spell), they wait.
+CAPACITY_USABLE = 60.0
+_capacity_read: asyncio.Task[estimates.Capacity] | None = None  # the last read (in flight, or done)
+
+
 async def _current_capacity() -> estimates.Capacity:
-    """The workers' capacity: cached, so read from the database at most every few seconds."""
+    """The workers' capacity, read from the database at most every ``estimates.CAPACITY_TTL``
+    seconds, one read at a time per event loop. The read runs in a thread; while it does, the
+    requests use the last capacity (an estimate, like the ETA it feeds), so none of them waits
+    for it but the process's first (each request that found the cache stale waited for a read
+    of its own: the slowest submits of a run under load, docs/BENCHMARKS.md)."""
     cached = estimates.cached_capacity()
     if cached is not None:
         return cached
-    return await run_in_threadpool(_capacity)
+    global _capacity_read
+    loop = asyncio.get_running_loop()
+    reading = _capacity_read
+    if reading is None or reading.done() or reading.get_loop() is not loop:  # (a finished test client's loop)
+        reading = _capacity_read = loop.create_task(run_in_threadpool(_capacity))
+        reading.add_done_callback(_capacity_read_done)
+    last = estimates.cached_capacity(CAPACITY_USABLE)
+    if last is not None:
+        return last
+    return await asyncio.shield(reading)
+
+
+def _capacity_read_done(task: asyncio.Task[estimates.Capacity]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:  # retrieved: the waiters have it
+        log.debug("could not read the workers' capacity: %s", exc)
 
 
 def _submitted(
