@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.types import Receive, Scope
@@ -90,7 +90,7 @@ async def _hot_submit(scope: Scope, receive: Receive) -> hotroute.Outcome:
 _COUNTED_AND_DECLINED = "vb_submit_counted_and_declined"
 
 
-async def _fast_submit(user_id: uuid.UUID, body: SubmitRequest, request_id: str | None) -> JSONResponse | None:
+async def _fast_submit(user_id: uuid.UUID, body: SubmitRequest, request_id: str | None) -> Response | None:
     done = await fastpath.submit(
         user_id, body.practice_record_id, body.parameters.model_dump(), reanalyse=body.reanalyse, request_id=request_id
     )
@@ -115,7 +115,7 @@ async def submit_analysis(
             "with a different body it is refused (422)",
         ),
     ] = None,
-) -> JSONResponse:
+) -> Response:
     user_id = token_subject(token)
     request_id = getattr(request.state, "request_id", None)
     params = body.parameters.model_dump()
@@ -193,7 +193,7 @@ def _submitted(
     position: int | None,
     record_id: uuid.UUID,
     created: bool,
-) -> JSONResponse:
+) -> Response:
     response = SubmitResponse(
         task_id=task_id,
         celery_task_id=celery_task_id,
@@ -203,10 +203,11 @@ def _submitted(
         practice_record_id=record_id,
         created=created,
     )
-    return JSONResponse(
-        response.model_dump(mode="json"),
+    return Response(  # the bytes JSONResponse would write, from pydantic's encoder in one step
+        response.model_dump_json(),
         status_code=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
         headers={"Location": f"/api/v1/tasks/analysis/{task_id}/status"},
+        media_type="application/json",
     )
 
 
@@ -217,7 +218,7 @@ def _submit_in_session(
     request_id: str | None,
     idempotency_key: str | None,
     fingerprint: str,
-) -> JSONResponse:
+) -> Response:
     """Every case the fast path leaves: an Idempotency-Key, an existing task, someone else's
     record, a limit, a missing recording, SQLite. The rules and their errors live here."""
     with open_session() as db:
