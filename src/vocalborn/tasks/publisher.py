@@ -228,7 +228,7 @@ _quote = json.encoder.encode_basestring_ascii  # a str as a JSON literal, as jso
 class _Frames:
     """The templates of one queue's messages and events in this process."""
 
-    def __init__(self, queue: str, reply_to: str, time_limits: tuple[Any, ...], offset: float) -> None:
+    def __init__(self, queue: str, reply_to: str, offset: float) -> None:
         self.queue = queue
         self.channel = sent_topic()
         probe = Outgoing(_mark("id"), _mark("id"), _mark("request"))
@@ -271,11 +271,12 @@ _frames: dict[tuple[Any, ...], _Frames] = {}
 
 
 def _frames_for(queue: str, reply_to: str) -> _Frames:
-    key = (queue, reply_to, _origin(), tuple(_time_limits()), utcoffset(), get_settings().effective_broker_url)
+    offset = utcoffset()
+    key = (queue, reply_to, _origin(), tuple(_time_limits()), offset, get_settings().effective_broker_url)
     found = _frames.get(key)
     if found is None:
-        _frames.clear()  # the settings, the process or the clock's offset changed
-        found = _frames[key] = _Frames(queue, reply_to, key[3], key[4])
+        _frames.clear()  # the settings, the process, the task's limits or the clock's offset changed
+        found = _frames[key] = _Frames(queue, reply_to, offset)
     return found
 
 
