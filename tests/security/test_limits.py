@@ -166,3 +166,31 @@ def test_checks_asked_together_are_decided_one_by_one_in_one_call(migrated: obje
     assert [v.count for v in a] == [1, 2, 3] + [4] * 6  # refusals are not counted
     assert all(55 <= v.retry_after <= 61 for v in a[3:])
     assert [(v.allowed, v.count) for v in verdicts[8:10]] == [(True, 1), (True, 2)]
+
+
+def test_checks_survive_a_flushed_script_and_fail_open_together(migrated: object) -> None:
+    """After Redis forgets its scripts (a restart) the checks load theirs again; a batch whose
+    script fails (here a key of the wrong type) lets every one of its checks through, as an
+    unreachable Redis does, rather than refusing anyone."""
+    import redis
+
+    from vocalborn.config import get_settings
+    from vocalborn.security import ratelimit
+
+    client = redis.Redis.from_url(get_settings().effective_redis_url)
+    name = f"flush{uuid.uuid4().hex[:6]}"
+
+    async def burst(subjects: list[str]) -> list[Verdict]:
+        return list(await asyncio.gather(*(hit_async(name, s, 2, 60) for s in subjects)))
+
+    assert [v.count for v in asyncio.run(burst(["a", "a"]))] == [1, 2]
+    client.script_flush()
+    again = asyncio.run(burst(["a", "b"]))
+    assert [(v.allowed, v.count) for v in again] == [(False, 3), (True, 1)]  # counted as before the flush
+    client.set(ratelimit._key(name, "wrong"), "not a sorted set")
+    try:
+        first, *together = asyncio.run(burst(["c", "d", "wrong"]))
+    finally:
+        client.delete(ratelimit._key(name, "wrong"))
+    assert (first.allowed, first.count) == (True, 1)  # alone, before the others
+    assert all((v.allowed, v.count) == (True, 0) for v in together)  # the failed batch: open, uncounted

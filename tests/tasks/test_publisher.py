@@ -141,6 +141,7 @@ def test_the_templates_write_what_json_dumps_of_the_message_writes(request_id: s
     queue, reply_to = "some-queue", "reply-oid"
     item = publisher.Outgoing(str(uuid.uuid4()), str(uuid.uuid4()), request_id)
     message_text, event_text = publisher._frames_for(queue, reply_to).encode(item, 1234.5)
+    assert event_text is not None
     message, expected = json.loads(message_text), publisher.task_message(item, queue, reply_to)
     assert message["headers"][PUBLISHED_AT_HEADER] == 1234.5
     for m in (message, expected):
@@ -148,7 +149,10 @@ def test_the_templates_write_what_json_dumps_of_the_message_writes(request_id: s
         uuid.UUID(m["properties"].pop("delivery_tag"))
     assert message == expected
     assert message_text == json.dumps(json.loads(message_text))  # json.dumps's own spacing and escapes
+    assert event_text == json.dumps(json.loads(event_text))
     event, expected_event = json.loads(event_text), publisher.sent_event(item, queue)
+    body = base64.b64decode(event["body"]).decode()
+    assert body == json.dumps(json.loads(body))
     fields, expected_fields = (json.loads(base64.b64decode(e.pop("body"))) for e in (event, expected_event))
     assert fields["timestamp"] == 1234.5 and isinstance(fields["clock"], int)
     for e in (event, expected_event):

@@ -135,8 +135,9 @@ class _Checks:
     in flight go together in the next): one script call for the whole batch, so a burst of
     submits costs Redis one round trip and the client one command to write and one reply to
     read, not one each (a pipeline of one EVALSHA per check cost the API ~10 % of its CPU per
-    submit: docs/BENCHMARKS.md). Each check is decided as ``hit`` decides it, in order; the
-    batch runs atomically as a whole. An error fails the whole batch (open)."""
+    submit: docs/BENCHMARKS.md). Each check is decided as ``hit`` decides it, in order, with no
+    other command in between (a script is not rolled back: a check counted before an error stays
+    counted). An error fails every check of the batch open."""
 
     def __init__(self) -> None:
         import redis.asyncio as aioredis
@@ -157,8 +158,9 @@ class _Checks:
 
 
 async def hit_async(name: str, subject: str, limit: int, window: int) -> Verdict:
-    """``hit`` from a coroutine: the same script and keys, on an asyncio Redis client (one per
-    process and event loop, checks coalesced), so an ``async def`` route never blocks its loop."""
+    """``hit`` from a coroutine: the same sliding window and keys, on an asyncio Redis client
+    (one per process and event loop, the checks of a moment in one script call: ``_Checks``), so
+    an ``async def`` route never blocks its loop."""
     if limit <= 0 or window <= 0:
         return _UNCHECKED
     from vocalborn.coalesce import Coalescer, per_loop

@@ -2,7 +2,7 @@
 
 ``celery_app.send_task`` costs about 0.8 ms of CPU and two Redis round trips per message (the
 message, then the ``task-sent`` event for Flower), in the thread pool. Here the same two things
-are written for a whole batch of submits in one pipelined round trip on an asyncio client: the
+are written for a whole batch of submits in one round trip (one script call) on an asyncio client: the
 message exactly as Celery's protocol 2 and kombu's Redis transport would build it (a test
 compares them field by field with Celery's own), and the same ``task-sent`` event.
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 _clients: dict[tuple[int, int], Any] = {}
-_hostname: str | None = None
+_hostname: tuple[int, str] | None = None  # (pid, origin): a forked child names itself
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,10 @@ def supported() -> bool:
 
 def _origin() -> str:
     global _hostname
-    if _hostname is None:
-        _hostname = f"gen{os.getpid()}@{socket.gethostname()}"
-    return _hostname
+    pid = os.getpid()
+    if _hostname is None or _hostname[0] != pid:
+        _hostname = (pid, f"gen{pid}@{socket.gethostname()}")
+    return _hostname[1]
 
 
 def _time_limits() -> list[Any]:
@@ -248,9 +249,9 @@ class _Frames:
         fields.update(utcoffset=offset, clock=_mark("clock"), timestamp=_mark("at"), args=_mark("args"))
         self.event = _Template(fields, ("id", "clock", "at", "args"))
 
-    def encode(self, item: Outgoing, now: float) -> tuple[str, str]:
-        """The message and its ``task-sent`` event, as JSON texts (``json.dumps`` of
-        ``task_message`` and ``sent_event``, but for the tags and times)."""
+    def encode(self, item: Outgoing, now: float, with_event: bool = True) -> tuple[str, str | None]:
+        """The message and (``with_event``) its ``task-sent`` event, as JSON texts (``json.dumps``
+        of ``task_message`` and ``sent_event``, but for the tags and times)."""
         cid, tid = _quote(item.celery_task_id), _quote(item.task_id)
         args = _quote(repr([item.task_id]))
         at = repr(now)
@@ -258,6 +259,8 @@ class _Frames:
         message = self.message.fill(
             id=cid, body=_quote(body), argsrepr=args, request=_quote(item.request_id or ""), at=at, tag=_tag()
         )
+        if not with_event:
+            return message, None
         fields = self.event.fill(id=cid, clock=str(celery_app.clock.forward()), at=at, args=args)
         event = self.envelope.fill(body=_quote(base64.b64encode(fields.encode()).decode()), tag=_tag())
         return message, event
@@ -288,8 +291,9 @@ async def publish(items: list[Outgoing]) -> bool:
         return True
     frames = _frames_for(get_settings().task_queue, celery_app.thread_oid)
     now = time.time()
-    encoded = [frames.encode(i, now) for i in items]
-    events = [e for _, e in encoded] if celery_app.conf.task_send_sent_event else []
+    with_events = bool(celery_app.conf.task_send_sent_event)
+    encoded = [frames.encode(i, now, with_events) for i in items]
+    events = [e for _, e in encoded if e is not None]
     try:
         _, push = _client()
         await push(keys=[frames.queue], args=[frames.channel, len(items), *(m for m, _ in encoded), *events])

@@ -161,7 +161,7 @@ _capacity_read: asyncio.Task[estimates.Capacity] | None = None  # the last read 
 
 async def _current_capacity() -> estimates.Capacity:
     """The workers' capacity, read from the database at most every ``estimates.CAPACITY_TTL``
-    seconds, one read at a time per event loop. The read runs in a thread; while it does, the
+    seconds, one read at a time. The read runs in a thread; while it does, the
     requests use the last capacity (an estimate, like the ETA it feeds), so none of them waits
     for it but the process's first (each request that found the cache stale waited for a read
     of its own: the slowest submits of a run under load, docs/BENCHMARKS.md)."""
