@@ -59,7 +59,10 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-_SLIDE = """
+# The sliding window of one or more events, each decided alone, in order: event i is KEYS[i] and
+# ARGV[4i-3 .. 4i] (now in ms, window in ms, limit, member); the verdicts come back flat, three
+# numbers each. ``hit`` sends one event, ``_Checks`` the checks of a moment.
+_SLIDING = """
 local function slide(key, now, window, limit, member)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   local count = redis.call('ZCARD', key)
@@ -71,13 +74,6 @@ local function slide(key, now, window, limit, member)
   local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   return {0, count + 1, tonumber(oldest[2]) + window - now}
 end
-"""
-# One event: KEYS[1], ARGV now (ms), window (ms), limit, member.
-_SLIDING = _SLIDE + "return slide(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])"
-# Several events, each alone as above, in order: KEYS[i] and ARGV[4i-3 .. 4i]; the verdicts flat.
-_SLIDING_MANY = (
-    _SLIDE
-    + """
 local out = {}
 for i, key in ipairs(KEYS) do
   local a = (i - 1) * 4
@@ -86,7 +82,6 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
-)
 
 
 @dataclass(frozen=True)
@@ -96,10 +91,10 @@ class Verdict:
     retry_after: int
 
 
-def _script_args(name: str, subject: str, limit: int, window: int) -> tuple[Any, ...]:
-    """The sliding-window script's arguments for one event (the same for both clients)."""
+def _event(name: str, subject: str, limit: int, window: int) -> tuple[str, list[Any]]:
+    """One event's key and arguments in ``_SLIDING`` (the same for both clients)."""
     now_ms = int(time.time() * 1000)
-    return (_SLIDING, 1, _key(name, subject), now_ms, window * 1000, limit, f"{now_ms}-{uuid.uuid4().hex[:8]}")
+    return _key(name, subject), [now_ms, window * 1000, limit, f"{now_ms}-{uuid.uuid4().hex[:8]}"]
 
 
 def _verdict(reply: Any) -> Verdict:
@@ -115,7 +110,8 @@ def hit(name: str, subject: str, limit: int, window: int) -> Verdict:
     if limit <= 0 or window <= 0:
         return _UNCHECKED
     try:
-        return _verdict(_redis().eval(*_script_args(name, subject, limit, window)))
+        key, argv = _event(name, subject, limit, window)
+        return _verdict(_redis().eval(_SLIDING, 1, key, *argv))
     except redis.RedisError as exc:
         log.warning("rate limit %s not checked: Redis is unavailable (%s)", name, exc)
         return _UNCHECKED
@@ -145,14 +141,14 @@ class _Checks:
         self.client = aioredis.Redis.from_url(
             get_settings().effective_redis_url, socket_timeout=5, socket_connect_timeout=5
         )
-        self.script = self.client.register_script(_SLIDING_MANY)
+        self.script = self.client.register_script(_SLIDING)
 
-    async def __call__(self, batch: list[tuple[Any, ...]]) -> list[Any]:
+    async def __call__(self, batch: list[tuple[str, list[Any]]]) -> list[Any]:
         keys: list[str] = []
         argv: list[Any] = []
-        for _script, _nkeys, key, *rest in batch:
+        for key, args in batch:
             keys.append(key)
-            argv.extend(rest)
+            argv.extend(args)
         flat = await self.script(keys=keys, args=argv)
         return [flat[i : i + 3] for i in range(0, len(flat), 3)]
 
@@ -167,7 +163,7 @@ async def hit_async(name: str, subject: str, limit: int, window: int) -> Verdict
 
     checks = per_loop("ratelimit", lambda: Coalescer(_Checks(), max_batch=1024))
     try:
-        reply = await checks.submit(_script_args(name, subject, limit, window))
+        reply = await checks.submit(_event(name, subject, limit, window))
     except Exception as exc:  # unreachable, reset, timeout: every check of the batch fails open
         reply = exc
     if isinstance(reply, BaseException):

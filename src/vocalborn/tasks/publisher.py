@@ -39,7 +39,7 @@ from vocalborn.monitoring.publish import PUBLISHED_AT_HEADER
 log = logging.getLogger(__name__)
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
-_clients: dict[tuple[int, int], Any] = {}
+_scripts: dict[tuple[int, int], Any] = {}
 _hostname: tuple[int, str] | None = None  # (pid, origin): a forked child names itself
 
 
@@ -183,19 +183,19 @@ return n
 """
 
 
-def _client() -> tuple[Any, Any]:
-    """This process and event loop's broker client, and the push script on it."""
+def _push() -> Any:
+    """``_PUSH`` on this process and event loop's broker client (made on first use)."""
     import redis.asyncio as aioredis
 
     key = (os.getpid(), id(asyncio.get_running_loop()))
-    found = _clients.get(key)
+    found = _scripts.get(key)
     if found is None:
         timeout = float(celery_app.conf.broker_connection_timeout or 3)
         client = aioredis.Redis.from_url(
             get_settings().effective_broker_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        _clients.clear()  # a client of another loop (a finished test client's) cannot be used here
-        _clients[key] = found = (client, client.register_script(_PUSH))
+        _scripts.clear()  # one on another loop's client (a finished test client's) cannot be used here
+        _scripts[key] = found = client.register_script(_PUSH)
     return found
 
 
@@ -295,8 +295,7 @@ async def publish(items: list[Outgoing]) -> bool:
     encoded = [frames.encode(i, now, with_events) for i in items]
     events = [e for _, e in encoded if e is not None]
     try:
-        _, push = _client()
-        await push(keys=[frames.queue], args=[frames.channel, len(items), *(m for m, _ in encoded), *events])
+        await _push()(keys=[frames.queue], args=[frames.channel, len(items), *(m for m, _ in encoded), *events])
         return True
     except Exception as exc:  # refused, reset, timeout: redis-py raises several types
         log.warning(

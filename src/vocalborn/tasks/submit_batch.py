@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 # submits then move in convoys: a batch of 60 out, a batch of 1 beside it, and the event loop
 # idle while both are written. Sixteen keeps several groups of requests moving in turn (two
 # batches written while the next are read and checked): at 64 connections the process went
-# from ~75 % busy to ~90 % and submits per second rose by a fifth (docs/BENCHMARKS.md, "Batches
-# of sixteen").
+# from ~75 % busy to ~90 % and submits per second rose by a fifth (docs/BENCHMARKS.md, "Less CPU
+# per submit, and batches of sixteen").
 MAX_BATCH = 16
 IN_FLIGHT = GENERIC_POOL_SIZE  # batches written at once (a connection each): PostgreSQL runs each on its own core
 
