@@ -71,6 +71,9 @@ class AnalysisReport:
     suggestions: str = ""
     improvement_areas: list[str] = field(default_factory=list)
     analysis_model_version: str = ""
+    # Share (0..100) of the reference's judged characters the attempt said; None when the
+    # analysis had no sentence text to count characters by.
+    completeness_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
