@@ -91,10 +91,10 @@ rec AS (
 ),
 res AS (
   INSERT INTO ai_analysis_results (result_id, task_id, overall_score, pronunciation_accuracy, fluency_score,
-    rhythm_score, detailed_analysis, sentence_analyses, suggestions, improvement_areas, analysis_model_version,
-    processing_time_seconds, created_at)
-  SELECT %(result_id)s, task_id, %(overall)s, %(accuracy)s, %(fluency)s, %(rhythm)s, %(detailed)s, %(sentences)s,
-    %(suggestions)s, %(areas)s, %(model)s, %(elapsed)s, %(now)s FROM t
+    rhythm_score, completeness_score, detailed_analysis, sentence_analyses, suggestions, improvement_areas,
+    analysis_model_version, processing_time_seconds, created_at)
+  SELECT %(result_id)s, task_id, %(overall)s, %(accuracy)s, %(fluency)s, %(rhythm)s, %(completeness)s, %(detailed)s,
+    %(sentences)s, %(suggestions)s, %(areas)s, %(model)s, %(elapsed)s, %(now)s FROM t
   RETURNING 1
 ),
 ev AS (
@@ -238,6 +238,8 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
     (the task moved on or was cancelled, a result exists, or this is not PostgreSQL)."""
     import psycopg
 
+    from vocalborn.tasks.runner import stored_detail
+
     url = _database_url()
     if url is None:
         return None
@@ -257,7 +259,8 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
         "accuracy": report.pronunciation_accuracy,
         "fluency": report.fluency_score,
         "rhythm": report.rhythm_score,
-        "detailed": _json(report.detailed_analysis),
+        "completeness": report.completeness_score,
+        "detailed": _json(stored_detail(report)),
         "sentences": _json(report.sentence_analyses),
         "suggestions": report.suggestions,
         "areas": _json(report.improvement_areas),
