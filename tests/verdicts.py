@@ -20,6 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from fastapi import FastAPI, File, Form, UploadFile
+from fastapi.responses import JSONResponse
+
 # (char, pinyin, pinyin_marks, expected_tone, accepted_tones, error_type, heard_tone)
 _ROWS: list[tuple[str, str | None, str | None, int | None, list[int], str | None, int | None]] = [
     ("今", "jin1", "jīn", 1, [1], "none", 1),
@@ -103,9 +106,6 @@ class FeedbackService:
     next pitch profile of ``profiles`` (popped; none when empty) and the completeness."""
 
     def __init__(self) -> None:
-        from fastapi import FastAPI, File, Form, UploadFile
-        from fastapi.responses import JSONResponse
-
         self.params: list[dict[str, Any]] = []  # what the worker sent, call by call
         self.profiles: list[dict[str, Any]] = []
         self.app = FastAPI()
