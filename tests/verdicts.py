@@ -147,3 +147,19 @@ def running_feedback_service() -> Iterator[tuple[FeedbackService, int]]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def error_type_of(c: dict[str, Any]) -> str | None:
+    """A character's verdict as the page and the CLI read it: ``error_type`` when the result has
+    one, else from an older result's status and issues; None: never judged."""
+    if "error_type" in c:
+        return c["error_type"] if c["error_type"] in _ISSUES else None
+    issues = c.get("issues") or []
+    status = c.get("status")
+    if status == "matched":
+        return "none"
+    if status == "missing":
+        return "omission"
+    if status == "deviating":
+        return "tone" if "tone" in issues and "pronunciation" not in issues else "mispronunciation"
+    return None
