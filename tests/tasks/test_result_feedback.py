@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests import seeding, verdicts
+from tests.services import ServicesUnderTest
 from tests.support import Api
 
 
@@ -104,7 +105,7 @@ def test_the_weighted_median_and_the_baseline_from_profiles() -> None:
     assert baseline_from_profiles([None, {}, {"median_hz": 200.0}]) is None
 
 
-def test_the_baseline_reads_only_the_learners_earlier_successes(api: Api) -> None:
+def test_the_baseline_reads_only_the_learners_earlier_successes(api: Api, migrated: ServicesUnderTest) -> None:
     """One query: the same learner, successful, made before the task, newest first, at most N."""
     from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
@@ -160,6 +161,19 @@ def test_the_baseline_reads_only_the_learners_earlier_successes(api: Api) -> Non
     }
     assert with_pitch_baseline(first, params) == params  # nothing earlier: no baseline
     assert with_pitch_baseline(uuid.uuid4(), params) == params  # no such task
+
+    # the claim reads the same profiles in its own statement on PostgreSQL (no query of its own
+    # then); the ordinary claim leaves them to the query above
+    from vocalborn.tasks import runner
+
+    claim = runner.claim_task(now, "test-worker/1")
+    assert isinstance(claim, runner.Claim)
+    if migrated.database_url.startswith("postgresql"):
+        assert claim.pitch_profiles == [prof(230.0, 1.0), prof(200.0, 2.0), None]
+    else:
+        assert claim.pitch_profiles is None
+    assert with_pitch_baseline(now, params, claim.pitch_profiles) == with_pitch_baseline(now, params)
+    assert with_pitch_baseline(now, params, []) == params
 
 
 def test_a_baseline_that_cannot_be_read_never_fails_the_analysis(monkeypatch: pytest.MonkeyPatch) -> None:

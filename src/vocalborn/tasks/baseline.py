@@ -4,7 +4,8 @@ A one-character attempt has too little voice to tell the speaker's range from it
 the worker passes the engine ``params["pitch_baseline"] = {"median_hz", "spread_semitones"}``,
 built from the ``detailed_analysis["pitch_profile"]`` of the learner's last successful attempts:
 the medians weighted by each attempt's voiced seconds (a median, so one odd recording cannot
-move it). One indexed query (``ix_ai_analysis_tasks_user_created_at``); without earlier profiles
+move it). One indexed query (``ix_ai_analysis_tasks_user_created_at``), inside the fast claim's
+statement on PostgreSQL (``tasks/fastrun.py``), on its own otherwise; without earlier profiles
 there is no baseline, and a failure to read them never fails the task: the engine then
 normalises on the attempt alone, as it always did.
 """
@@ -95,14 +96,19 @@ def earlier_profiles(db: Session, task_id: uuid.UUID, limit: int = BASELINE_ATTE
     return list(db.exec(stmt))
 
 
-def with_pitch_baseline(task_id: uuid.UUID, params: dict[str, Any]) -> dict[str, Any]:
+def with_pitch_baseline(
+    task_id: uuid.UUID, params: dict[str, Any], profiles: list[Any] | None = None
+) -> dict[str, Any]:
     """``params`` with the learner's ``pitch_baseline`` when there is one; ``params`` unchanged
-    when there is none or it cannot be read (logged: the analysis goes on without it)."""
+    when there is none or it cannot be read (logged: the analysis goes on without it).
+    ``profiles``: the earlier profiles when the claim read them already (no query then)."""
     from vocalborn.db import open_session
 
     try:
-        with open_session() as db:
-            baseline = baseline_from_profiles(earlier_profiles(db, task_id))
+        if profiles is None:
+            with open_session() as db:
+                profiles = earlier_profiles(db, task_id)
+        baseline = baseline_from_profiles(profiles)
     except Exception as exc:  # never fail a task for want of a baseline
         log.warning("task %s: no pitch baseline (%s: %s)", task_id, type(exc).__name__, exc)
         return params

@@ -164,7 +164,7 @@ def _analyse(claim: Claim, watch: RunWatch) -> AnalysisReport:
     if not claim.attempt_path.exists():
         raise PermanentError("the practice recording is missing from storage")
     # The learner's pitch baseline from earlier attempts (issue #22): one query, never fatal.
-    params = baseline.with_pitch_baseline(claim.task_id, claim.params)
+    params = baseline.with_pitch_baseline(claim.task_id, claim.params, claim.pitch_profiles)
     reporter = ProgressReporter(claim, watch)
     storage = get_storage()  # encrypted recordings are decrypted to private temporary files
     try:
