@@ -76,6 +76,8 @@ def _world() -> dict[str, Any]:
                             pronunciation_accuracy=90.1,
                             fluency_score=None if i == 3 else 66.67,
                             rhythm_score=100.0,
+                            # issue #22: measured (0..100) or null (a result older than the measure)
+                            completeness_score=[87.5, None, 100.0, None, 0.0, None, 0.0, None, 12.5, 33.33][i],
                             detailed_analysis={},
                         )
                     )
@@ -156,6 +158,13 @@ def test_the_fast_page_is_the_ordinary_page_byte_for_byte(world: dict[str, Any],
             continue
         assert fast == slow, query
         assert b'"items":[' in slow
+    # every item carries the completeness: the stored value after a success, null otherwise
+    import json
+
+    items = json.loads(_slow(token, HistoryQuery(None, None, None, None, None, 20)))["items"]
+    by_status = {(i["status"], i["completeness_score"]) for i in items}
+    assert ("success", 87.5) in by_status and ("success", None) in by_status and ("success", 0.0) in by_status
+    assert all(i["completeness_score"] is None for i in items if i["status"] != "success")
 
 
 def test_both_paths_page_through_with_the_same_cursors(world: dict[str, Any], migrated: ServicesUnderTest) -> None:

@@ -34,6 +34,33 @@ def test_character_marks_read_the_engines_list_defensively() -> None:
     ]
 
 
+def test_character_marks_follow_error_type_and_never_list_punctuation() -> None:
+    from tests import verdicts
+
+    # issue #22: error_type decides; null (punctuation, not judged) is never listed
+    marks = character_marks({"characters": verdicts.characters()})
+    assert marks is not None
+    assert [c for _, c, _ in marks] == list("今天天氣很好我們去公園散步")
+    assert [c for _, c, d in marks if d] == ["氣", "公", "園"]  # tone, mispronunciation, omission
+    # the status is not read when error_type is there: a "none" with a deviating status stays none
+    assert character_marks(
+        {"characters": [{"char": "氣", "index": 0, "status": "deviating", "error_type": "none"}]}
+    ) == [(0, "氣", False)]
+    # older results: status as before, but "not_judged" and punctuation are never deviating
+    old = {
+        "characters": [
+            {"char": "我", "index": 0, "status": "matched", "issues": []},
+            {"char": "，", "index": 1, "status": "not_judged"},
+            {"char": "們", "index": 2, "status": "missing", "issues": ["missing"]},
+            {"char": "!", "index": 3, "status": "deviating"},  # a punctuation mark judged by mistake
+            {"char": "好", "index": 4, "status": "deviating", "issues": ["tone"]},
+            {"char": "。", "index": 5, "error_type": None, "status": "not_judged"},
+            {"char": "嗎", "index": 6, "error_type": "unknown-kind"},  # not a verdict we know: skipped
+        ]
+    }
+    assert character_marks(old) == [(0, "我", False), (2, "們", True), (4, "好", True)]
+
+
 def test_a_character_improved_when_it_deviated_first_and_not_last() -> None:
     attempts = [
         [(0, "今", True), (1, "天", True), (2, "好", False)],

@@ -34,7 +34,13 @@ def _report() -> Any:
     from vocalborn.analysis.types import AnalysisReport
 
     return AnalysisReport(
-        81.5, 82.25, 83.0, 84.75, {"timing_analysis": {"note": "made by the test"}}, suggestions="slower"
+        81.5,
+        82.25,
+        83.0,
+        84.75,
+        {"timing_analysis": {"note": "made by the test"}},
+        suggestions="slower",
+        completeness_score=62.5,
     )
 
 
@@ -67,7 +73,8 @@ def _written(task_id: uuid.UUID) -> dict[str, Any]:
         ).all()
         results = db.execute(
             text(
-                "SELECT overall_score, pronunciation_accuracy, fluency_score, rhythm_score, detailed_analysis,"
+                "SELECT overall_score, pronunciation_accuracy, fluency_score, rhythm_score, completeness_score,"
+                " detailed_analysis,"
                 " sentence_analyses IS NULL, jsonb_typeof(sentence_analyses), suggestions,"
                 " improvement_areas IS NULL, jsonb_typeof(improvement_areas), analysis_model_version,"
                 " processing_time_seconds IS NOT NULL FROM ai_analysis_results WHERE task_id = :t"
@@ -140,6 +147,9 @@ def test_the_fast_claim_and_success_write_what_the_ordinary_path_writes(
     assert [e[0] for e in fast["events"]] == ["submitted", "started", "succeeded"]
     assert fast["task"][0] == "success" and fast["record"] == (RecordStatus.AI_ANALYZED.value, True)
     assert len(fast["results"]) == 1
+    # issue #22: the completeness in its column and in the engine's JSON stored
+    assert fast["results"][0][4] == 62.5
+    assert fast["results"][0][5] == {"timing_analysis": {"note": "made by the test"}, "completeness_score": 62.5}
 
 
 def test_every_other_case_is_left_to_the_ordinary_path(

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from tests.support import Api, WorkerProcess, recording
+from tests.verdicts import error_type_of
 from tests.web.conftest import ARTIFACTS, PASSWORD, watch_console
 
 
@@ -59,13 +60,15 @@ def test_a_learner_submits_a_recording_and_watches_it_to_the_scores_and_chart(
     att_path = page.get_attribute("#pitch-chart path.att", "d") or ""
     assert ref_path.startswith("M") and att_path.startswith("M")
     assert page.locator("#pitch-chart rect.dev").count() == len(result["detailed_analysis"]["deviations"])
-    # the sentence, character by character (characters.js): one cell per character, the
-    # deviating ones highlighted
+    # the sentence, character by character (characters.js): one cell per character, each
+    # coloured by its verdict (error_type, or an older result's status), punctuation plain
     chars = result["detailed_analysis"]["characters"]
     expect(page.locator("#characters")).to_be_visible()
     assert page.locator("#characters .vb-cell").count() == len(chars)
-    deviating = sum(1 for c in chars if c["status"] in ("deviating", "missing"))
-    assert page.locator("#characters .vb-dev, #characters .vb-missing").count() == deviating
+    kinds = [error_type_of(c) for c in chars]
+    for kind in ("none", "tone", "mispronunciation", "omission"):
+        assert page.locator(f"#characters .vb-cell.vb-et-{kind}").count() == kinds.count(kind), kind
+    assert page.locator("#characters .vb-cell.vb-plain").count() == kinds.count(None)
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-desktop-zh.png"), full_page=True)

@@ -35,7 +35,14 @@ _LABELS: dict[str, dict[str, Any]] = {
         "suggestions": "建議",
         "areas": "需要加強",
         "version": "分析版本",
-        "characters": "逐字（[ ] 需要加強；聲調 應/聽到）",
+        "completeness": "完整度",
+        "characters": "逐字（[ ] 需要加強，+ 多念的音節）",
+        "error_type": {"none": "正確", "omission": "漏念", "mispronunciation": "發音不對", "tone": "聲調不對"},
+        "heard": "聽到第 {t} 聲",
+        "heard_neutral": "聽到輕聲",
+        "insertions": "多念的音節：",
+        "insertion": "+ {a}–{b} 秒，在「{c}」之後",
+        "insertion_first": "+ {a}–{b} 秒，在第一個字之前",
     },
     "en": {
         "title": "Speech analysis",
@@ -57,7 +64,14 @@ _LABELS: dict[str, dict[str, Any]] = {
         "suggestions": "Suggestions",
         "areas": "To improve",
         "version": "Engine version",
-        "characters": "Characters ([ ] needs work; tone expected/heard)",
+        "completeness": "Completeness",
+        "characters": "Characters ([ ] needs work, + extra syllable)",
+        "error_type": {"none": "ok", "omission": "omitted", "mispronunciation": "mispronounced", "tone": "wrong tone"},
+        "heard": "heard tone {t}",
+        "heard_neutral": "heard neutral tone",
+        "insertions": "Extra syllables:",
+        "insertion": "+ {a}-{b} s, after {c}",
+        "insertion_first": "+ {a}-{b} s, before the first character",
     },
 }
 
@@ -84,13 +98,80 @@ def _fmt(v: Any, nd: int = 2) -> str:
     return str(v)
 
 
-def format_characters(characters: list[dict[str, Any]]) -> str:
-    """The sentence on one line, deviating characters in brackets: 我[熱]愛…"""
-    out = []
+ERROR_TYPES = ("none", "omission", "mispronunciation", "tone")
+
+
+def error_type(c: dict[str, Any]) -> str | None:
+    """A character's verdict: ``error_type`` when the engine wrote one (issue #22), else read from
+    an older result's status and issues; None for a character never judged (punctuation)."""
+    if "error_type" in c:
+        value = c["error_type"]
+        return value if value in ERROR_TYPES else None
+    status, issues = c.get("status"), c.get("issues") or []
+    if status == "matched":
+        return "none"
+    if status == "missing":
+        return "omission"
+    if status == "deviating":
+        return "mispronunciation" if "pronunciation" in issues or "tone" not in issues else "tone"
+    return None
+
+
+def _insertions_after(insertions: Any) -> dict[int | None, int]:
+    """How many extra syllables were said after each character index (None: before the first)."""
+    out: dict[int | None, int] = {}
+    for ins in insertions if isinstance(insertions, list) else []:
+        if isinstance(ins, dict):
+            after = ins.get("after_index")
+            key = after if isinstance(after, int) else None
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+def format_characters(characters: list[dict[str, Any]], insertions: Any = None) -> str:
+    """The sentence on one line, characters that need work in brackets and a ``+`` where an extra
+    syllable was said: 今天天[氣]很好，我們去+[公][園]散步。"""
+    extra = _insertions_after(insertions)
+    out = ["+" * extra.get(None, 0)]
     for c in characters:
         ch = str(c.get("char", ""))
-        out.append(f"[{ch}]" if c.get("status") in ("deviating", "missing") else ch)
+        kind = error_type(c)
+        out.append(f"[{ch}]" if kind is not None and kind != "none" else ch)
+        index = c.get("index")
+        if isinstance(index, int):
+            out.append("+" * extra.get(index, 0))
     return "".join(out)
+
+
+def _heard(t: dict[str, Any], tone: Any) -> str:
+    if not isinstance(tone, int) or isinstance(tone, bool):
+        return ""
+    return str(t["heard_neutral"]) if tone == 5 else str(t["heard"]).format(t=tone)
+
+
+def _character_lines(t: dict[str, Any], da: dict[str, Any]) -> list[str]:
+    """The sentence, then one line per judged character: pinyin with tone marks, the verdict, the
+    heard tone when the engine is sure of one; then the extra syllables."""
+    characters = [c for c in da.get("characters") or [] if isinstance(c, dict)]
+    judged = [c for c in characters if error_type(c) is not None]
+    if not judged:
+        return []
+    insertions = [i for i in da.get("insertions") or [] if isinstance(i, dict)]
+    lines = ["", str(t["characters"]), "  " + format_characters(characters, insertions)]
+    for c in judged:
+        kind = error_type(c) or ""
+        pinyin = c.get("pinyin_marks") or c.get("pinyin") or ""
+        lines.append(
+            f"  {c.get('char', '')}  {_pad(str(pinyin), 8)} {_pad(t['error_type'][kind], 14)} "
+            f"{_heard(t, c.get('heard_tone'))}".rstrip()
+        )
+    if insertions:
+        lines.append(f"  {t['insertions']}")
+        for ins in insertions:
+            after = ins.get("after_char")
+            template = t["insertion"] if isinstance(after, str) and after else t["insertion_first"]
+            lines.append("    " + str(template).format(a=_fmt(ins.get("start")), b=_fmt(ins.get("end")), c=after))
+    return lines
 
 
 def format_report(report: AnalysisReport, lang: str = "zh-TW") -> str:
@@ -105,6 +186,9 @@ def format_report(report: AnalysisReport, lang: str = "zh-TW") -> str:
         ("rhythm", report.rhythm_score),
     ):
         lines.append(f"{_pad(t[key], w)} {value:6.2f}  {_bar(value)}")
+    if report.completeness_score is not None:
+        value = float(report.completeness_score)
+        lines.append(f"{_pad(t['completeness'], w)} {value:6.2f}  {_bar(value)}")
     da = report.detailed_analysis or {}
     timing = da.get("timing_analysis", {})
     pitch = da.get("pitch_analysis", {})
@@ -122,16 +206,7 @@ def format_report(report: AnalysisReport, lang: str = "zh-TW") -> str:
         lines.append(
             f"{_pad(t['pitch'], 24)} {_fmt(pitch.get('correlation'))} / {_fmt(pitch.get('direction_agreement'))}"
         )
-    chars = [c for c in da.get("characters") or [] if c.get("status") != "not_judged"]
-    if chars:
-        lines += ["", str(t["characters"]), "  " + format_characters(da.get("characters") or [])]
-        for c in chars:
-            if c.get("status") != "matched":
-                tone = f"{c.get('expected_tone')}/{c.get('heard_tone') or '-'}"
-                lines.append(
-                    f"  {c['char']} {_pad(str(c.get('pinyin')), 8)} {_pad(str(c.get('status')), 10)}"
-                    f" {','.join(c.get('issues', []))}  tone {tone}  conf {_fmt(c.get('confidence'))}"
-                )
+    lines += _character_lines(t, da)
     devs = da.get("deviations", [])
     lines += ["", t["deviations"]]
     if not devs:

@@ -297,18 +297,23 @@ def _print_progress(data: dict) -> None:
             f" -> last {s['last_n']} mean {_score(tr['last_n_mean'])}"
             f"  slope {'-' if slope is None else f'{slope:+.1f}'}/attempt"
             + (f"  improved: {' '.join(s['improved_characters'])}" if s["improved_characters"] else "")
+            + (f"  still: {' '.join(s['still_deviating'])}" if s.get("still_deviating") else "")
         )
     if not data["sentences"]:
         typer.echo("no successful analyses yet")
 
 
 def _print_history(data: dict) -> None:
-    typer.echo(f"{'when':<17} {'status':<10} {'overall':>7} {'pron':>5} {'flu':>5} {'rhy':>5} {'review':>6}  sentence")
+    typer.echo(
+        f"{'when':<17} {'status':<10} {'overall':>7} {'pron':>5} {'flu':>5} {'rhy':>5} {'compl':>5} {'review':>6}"
+        "  sentence"
+    )
     for i in data["items"]:
         review = i.get("review") or {}
         typer.echo(
             f"{i['created_at'][:16].replace('T', ' '):<17} {i['status']:<10} {_score(i['overall_score']):>7}"
             f" {_score(i['pronunciation_accuracy']):>5} {_score(i['fluency_score']):>5} {_score(i['rhythm_score']):>5}"
+            f" {_score(i.get('completeness_score')):>5}"
             f" {_score(review.get('overall_score')) if review else '':>6}  {i['sentence_text']}"
         )
     if data.get("next_cursor"):

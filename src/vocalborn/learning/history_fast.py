@@ -54,7 +54,7 @@ SELECT page.*, rv.therapist_id AS review_therapist_id, rv.comment AS review_comm
 FROM (SELECT user_id FROM users WHERE user_id = %(uid)s AND role = %(learner)s) me
 LEFT JOIN LATERAL (
   SELECT t.task_id, t.practice_record_id, r.practice_session_id, s.sentence_id, s.text AS sentence_text,
-    t.user_id, t.status, t.created_at, t.completed_at, {_SCORES}
+    t.user_id, t.status, t.created_at, t.completed_at, {_SCORES}, res.completeness_score::float8 AS completeness_score
   FROM ai_analysis_tasks t
   JOIN practice_records r ON r.practice_record_id = t.practice_record_id
   JOIN sentences s ON s.sentence_id = r.sentence_id
@@ -94,6 +94,7 @@ def _item(row: dict[str, Any]) -> HistoryItem:
         status=row["status"],
         created_at=_utc(row["created_at"]),
         completed_at=_utc(row["completed_at"]),
+        completeness_score=row["completeness_score"],
         review=review,
         **{f: row[f] for f in SCORE_FIELDS},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,8 +21,23 @@ from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 TREND_LAST_N = 3
 
 
+# A character's verdict since issue #22: one of these, or null for a character never judged.
+ERROR_TYPES = frozenset({"none", "omission", "mispronunciation", "tone"})
+
+
+def _never_judged(char: str) -> bool:
+    """Punctuation, symbols and spaces: never judged, never counted (issue #22)."""
+    return not char or all(unicodedata.category(c)[0] in "PSZC" for c in char)
+
+
 def _is_deviating(entry: dict[str, Any]) -> bool | None:
-    """Read a per-character entry defensively: several spellings of the flag, or a confidence."""
+    """Read a per-character entry defensively: the verdict's ``error_type`` when the engine wrote
+    one (null: not judged), else, for older results, several spellings of the flag or a status."""
+    if "error_type" in entry:
+        error_type = entry["error_type"]
+        return error_type != "none" if error_type in ERROR_TYPES else None
+    if entry.get("status") == "not_judged":
+        return None
     for key in ("deviating", "deviates", "is_deviating", "deviation", "flagged", "off"):
         if key in entry and isinstance(entry[key], bool | int | float):
             return bool(entry[key])
@@ -50,7 +66,7 @@ def character_marks(detailed: Any) -> list[tuple[int, str, bool]] | None:
             continue
         index = entry.get("index", i)
         char = entry.get("char", entry.get("character", ""))
-        if not isinstance(index, int) or not isinstance(char, str):
+        if not isinstance(index, int) or not isinstance(char, str) or _never_judged(char):
             continue
         marks.append((index, char, deviating))
     return marks

@@ -163,6 +163,7 @@ def history_page(db: Session, user: User, query: HistoryQuery) -> HistoryPage:
             status=r.task.status,
             created_at=r.task.created_at,
             completed_at=r.task.completed_at,
+            completeness_score=r.result.completeness_score if r.result else None,
             review=_summary(r.review),
             **{f: getattr(r.result, f) if r.result else None for f in SCORE_FIELDS},
         )

@@ -32,6 +32,11 @@ class HistoryItem(Scores):
     status: str
     created_at: datetime
     completed_at: datetime | None
+    completeness_score: float | None = Field(
+        default=None,
+        description="share 0..100 of the sentence's judged characters the attempt said; null before the "
+        "analysis succeeded and for results older than the measure",
+    )
     review: ReviewSummary | None = Field(default=None, description="the latest therapist review, if any")
 
 

@@ -49,6 +49,9 @@ class Claim:
     attempt_path: Path
     practice_record_id: uuid.UUID
     started: float = field(default_factory=time.monotonic)
+    # The learner's earlier pitch profiles, newest first, when the claim read them (the fast
+    # claim does, in its statement); None: ``tasks/baseline.py`` reads them itself.
+    pitch_profiles: list[Any] | None = None
 
 
 class TaskRow(Protocol):

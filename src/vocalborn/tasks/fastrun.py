@@ -12,7 +12,9 @@ live there, and this is an optimisation that can never decide differently:
   another delivery stays within ``TASK_MAX_DELIVERIES``: ``decide_claim`` starts exactly those,
   without a takeover. Then the start (attempt + 1, fenced by the status it read), the record's
   status and the ``started`` event are written together, committed without waiting for the WAL
-  flush (as the ordinary claim: lost in a database crash, the task is simply pending again).
+  flush (as the ordinary claim: lost in a database crash, the task is simply pending again). The
+  same statement reads the learner's earlier pitch profiles (``tasks/baseline.py``), so the
+  baseline costs no round trip of its own.
 * success, fast: the task is still processing under this run's attempt and no cancel was
   requested. Then status, result, record and ``succeeded`` event are written together, durably.
   Any other state (cancelled, taken over, a result already stored) is left to the ordinary path.
@@ -37,6 +39,7 @@ from vocalborn.analysis.types import STEPS
 from vocalborn.config import get_settings
 from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
+from vocalborn.tasks.baseline import BASELINE_ATTEMPTS
 from vocalborn.tasks.states import EventType, TaskStatus
 
 if TYPE_CHECKING:
@@ -55,7 +58,7 @@ t AS (
   WHERE task_id = %(tid)s AND status = ANY(%(waiting)s) AND cancel_requested_at IS NULL
     AND (status <> %(retry)s OR next_attempt_at IS NULL OR next_attempt_at <= %(due)s)
     AND deliveries + 1 <= %(max_deliveries)s
-  RETURNING task_id, practice_record_id, attempt, task_params
+  RETURNING task_id, practice_record_id, attempt, task_params, user_id, created_at
 ),
 rec AS (
   UPDATE practice_records p SET record_status = %(record_processing)s, updated_at = %(now)s
@@ -68,7 +71,12 @@ ev AS (
   RETURNING event_id
 )
 SELECT t.attempt, t.task_params, t.practice_record_id, r.audio_key, s.reference_audio_key, s.text, ev.event_id,
-  (SELECT count(*) FROM rec)
+  (SELECT count(*) FROM rec),
+  (SELECT coalesce(jsonb_agg(q.profile ORDER BY q.created_at DESC, q.task_id DESC), '[]'::jsonb) FROM (
+    SELECT res.detailed_analysis -> 'pitch_profile' AS profile, e.created_at, e.task_id
+    FROM ai_analysis_tasks e JOIN ai_analysis_results res ON res.task_id = e.task_id
+    WHERE e.user_id = t.user_id AND e.created_at < t.created_at AND e.status = %(success)s
+    ORDER BY e.created_at DESC, e.task_id DESC LIMIT %(profiles)s) q)
 FROM t CROSS JOIN ev
 LEFT JOIN practice_records r ON r.practice_record_id = t.practice_record_id
 LEFT JOIN sentences s ON s.sentence_id = r.sentence_id
@@ -91,10 +99,10 @@ rec AS (
 ),
 res AS (
   INSERT INTO ai_analysis_results (result_id, task_id, overall_score, pronunciation_accuracy, fluency_score,
-    rhythm_score, detailed_analysis, sentence_analyses, suggestions, improvement_areas, analysis_model_version,
-    processing_time_seconds, created_at)
-  SELECT %(result_id)s, task_id, %(overall)s, %(accuracy)s, %(fluency)s, %(rhythm)s, %(detailed)s, %(sentences)s,
-    %(suggestions)s, %(areas)s, %(model)s, %(elapsed)s, %(now)s FROM t
+    rhythm_score, completeness_score, detailed_analysis, sentence_analyses, suggestions, improvement_areas,
+    analysis_model_version, processing_time_seconds, created_at)
+  SELECT %(result_id)s, task_id, %(overall)s, %(accuracy)s, %(fluency)s, %(rhythm)s, %(completeness)s, %(detailed)s,
+    %(sentences)s, %(suggestions)s, %(areas)s, %(model)s, %(elapsed)s, %(now)s FROM t
   RETURNING 1
 ),
 ev AS (
@@ -200,12 +208,14 @@ def claim(task_id: uuid.UUID, worker_name: str) -> Claim | None:
         "max_deliveries": get_settings().task_max_deliveries,
         "record_processing": RecordStatus.AI_PROCESSING.value,
         "started": EventType.STARTED.value,
+        "success": TaskStatus.SUCCESS.value,
+        "profiles": BASELINE_ATTEMPTS,
     }
     with _connection.use(url) as conn:
         row = conn.execute(_CLAIM, args, prepare=True).fetchone()
     if row is None:
         return None
-    attempt, params, record_id, audio_key, reference_key, text, event_id, _records = row
+    attempt, params, record_id, audio_key, reference_key, text, event_id, _records, profiles = row
     _publish(
         event_id,
         task_id,
@@ -223,6 +233,7 @@ def claim(task_id: uuid.UUID, worker_name: str) -> Claim | None:
         reference_path=storage.path(reference_key) if reference_key is not None else Path("/nonexistent"),
         attempt_path=storage.path(audio_key) if audio_key is not None else Path("/nonexistent"),
         practice_record_id=record_id,
+        pitch_profiles=list(profiles),
     )
 
 
@@ -237,6 +248,8 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
     """Record the run's success in one statement: True, or None when the ordinary path must decide
     (the task moved on or was cancelled, a result exists, or this is not PostgreSQL)."""
     import psycopg
+
+    from vocalborn.tasks.runner import stored_detail
 
     url = _database_url()
     if url is None:
@@ -257,7 +270,8 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
         "accuracy": report.pronunciation_accuracy,
         "fluency": report.fluency_score,
         "rhythm": report.rhythm_score,
-        "detailed": _json(report.detailed_analysis),
+        "completeness": report.completeness_score,
+        "detailed": _json(stored_detail(report)),
         "sentences": _json(report.sentence_analyses),
         "suggestions": report.suggestions,
         "areas": _json(report.improvement_areas),

@@ -119,6 +119,7 @@ class AIAnalysisResult(SQLModel, table=True):
         _score_check("pronunciation_accuracy"),
         _score_check("fluency_score"),
         _score_check("rhythm_score"),
+        _score_check("completeness_score"),
     )
 
     result_id: uuid.UUID = Field(default_factory=uuid.uuid4, sa_column=Column(Uuid, primary_key=True))
@@ -130,6 +131,9 @@ class AIAnalysisResult(SQLModel, table=True):
     pronunciation_accuracy: float | None = Field(default=None, sa_column=Column(Numeric(5, 2, asdecimal=False)))
     fluency_score: float | None = Field(default=None, sa_column=Column(Numeric(5, 2, asdecimal=False)))
     rhythm_score: float | None = Field(default=None, sa_column=Column(Numeric(5, 2, asdecimal=False)))
+    # Share (0..100) of the reference's judged characters the attempt said (issue #22); null for
+    # results older than it and for analyses without sentence text.
+    completeness_score: float | None = Field(default=None, sa_column=Column(Numeric(5, 2, asdecimal=False)))
     detailed_analysis: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
     sentence_analyses: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     suggestions: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

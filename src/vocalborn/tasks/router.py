@@ -353,6 +353,7 @@ def get_result(
         pronunciation_accuracy=result.pronunciation_accuracy,
         fluency_score=result.fluency_score,
         rhythm_score=result.rhythm_score,
+        completeness_score=result.completeness_score,
         detailed_analysis=result.detailed_analysis,
         sentence_analyses=result.sentence_analyses,
         suggestions=suggestions,

@@ -26,7 +26,7 @@ from vocalborn.db import open_session
 from vocalborn.logs import log_context
 from vocalborn.sqltypes import utcnow
 from vocalborn.storage import get_storage
-from vocalborn.tasks import fastrun, service, unit_of_work
+from vocalborn.tasks import baseline, fastrun, service, unit_of_work
 from vocalborn.tasks.claim import Claim, Outcome, claim_task
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 from vocalborn.tasks.progress import PROGRESS_AT_STEP, Cancelled, LostLease, ProgressReporter, RunWatch
@@ -163,6 +163,8 @@ def _analyse(claim: Claim, watch: RunWatch) -> AnalysisReport:
         raise PermanentError("the reference recording of this sentence is missing from storage")
     if not claim.attempt_path.exists():
         raise PermanentError("the practice recording is missing from storage")
+    # The learner's pitch baseline from earlier attempts (issue #22): one query, never fatal.
+    params = baseline.with_pitch_baseline(claim.task_id, claim.params, claim.pitch_profiles)
     reporter = ProgressReporter(claim, watch)
     storage = get_storage()  # encrypted recordings are decrypted to private temporary files
     try:
@@ -170,7 +172,7 @@ def _analyse(claim: Claim, watch: RunWatch) -> AnalysisReport:
             storage.plaintext_path(claim.reference_path) as reference,
             storage.plaintext_path(claim.attempt_path) as attempt,
         ):
-            return analysis_engine().analyze(reference, attempt, claim.params, progress=reporter)
+            return analysis_engine().analyze(reference, attempt, params, progress=reporter)
     finally:
         reporter.close()
 
@@ -186,6 +188,25 @@ def check_report(report: AnalysisReport) -> None:
             raise PermanentError(f"the analysis engine returned an invalid {name}: {value!r} (expected 0..100)")
     if not isinstance(report.detailed_analysis, dict) or not report.detailed_analysis:
         raise PermanentError("the analysis engine returned no detailed_analysis")
+    completeness = report.completeness_score
+    if completeness is not None and (
+        isinstance(completeness, bool)
+        or not isinstance(completeness, int | float)
+        or math.isnan(completeness)
+        or not 0 <= completeness <= 100
+    ):
+        raise PermanentError(
+            f"the analysis engine returned an invalid completeness_score: {completeness!r} (expected 0..100 or null)"
+        )
+
+
+def stored_detail(report: AnalysisReport) -> dict[str, Any]:
+    """The engine's JSON as stored: ``detailed_analysis`` with the completeness beside the
+    characters it counts (issue #22), when the engine measured one and did not put it there."""
+    detail = report.detailed_analysis
+    if report.completeness_score is None or "completeness_score" in detail:
+        return detail
+    return {**detail, "completeness_score": report.completeness_score}
 
 
 def _own_task(db: Any, claim: Claim) -> AIAnalysisTask | None:
@@ -213,7 +234,8 @@ def _result_row(claim: Claim, report: AnalysisReport, elapsed: float) -> AIAnaly
         pronunciation_accuracy=report.pronunciation_accuracy,
         fluency_score=report.fluency_score,
         rhythm_score=report.rhythm_score,
-        detailed_analysis=report.detailed_analysis,
+        completeness_score=report.completeness_score,
+        detailed_analysis=stored_detail(report),
         sentence_analyses=report.sentence_analyses,
         suggestions=report.suggestions,
         improvement_areas=report.improvement_areas,

@@ -67,6 +67,11 @@ class TaskResultResponse(BaseModel):
     pronunciation_accuracy: float | None
     fluency_score: float | None
     rhythm_score: float | None
+    completeness_score: float | None = Field(
+        default=None,
+        description="share 0..100 of the sentence's judged characters the attempt said; null for results "
+        "older than the measure or analysed without sentence text",
+    )
     detailed_analysis: dict[str, Any]
     sentence_analyses: list[dict[str, Any]] | None
     suggestions: str | None

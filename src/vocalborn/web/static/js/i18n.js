@@ -23,7 +23,7 @@ export const T = {
     or_choose_file: "或選擇錄音檔", submit: "送出分析", submitting: "上傳中…",
     therapist_note: "治療師負責新增句子與示範錄音；學習者登入後錄音並送出分析。",
     step_progress: "分析中", step_done: "分析結束", status: "狀態", eta: "預估剩餘時間", queue_position: "排隊順位", live: "即時連線",
-    step_result: "分析結果", overall: "總分", pronunciation: "發音準確度", fluency: "流暢度", rhythm: "節奏",
+    step_result: "分析結果", overall: "總分", completeness: "完整度", pronunciation: "發音準確度", fluency: "流暢度", rhythm: "節奏",
     pitch_chart: "音高曲線：你的錄音與示範", legend_reference: "示範", legend_attempt: "你的錄音",
     legend_deviation: "偏差區段", suggestions: "建議", improvement_areas: "需要加強", again: "再練習一次",
     footer: "錄音只用於這次分析。", none: "（無）",
@@ -72,7 +72,7 @@ export const T = {
     or_choose_file: "or choose a recording", submit: "Analyse", submitting: "Uploading…",
     therapist_note: "Therapists add sentences and reference recordings; learners log in to record and submit.",
     step_progress: "Analysing", step_done: "Analysis finished", status: "Status", eta: "Time left (estimate)", queue_position: "Queue position",
-    live: "Live updates", step_result: "Your result", overall: "Overall", pronunciation: "Pronunciation",
+    live: "Live updates", step_result: "Your result", overall: "Overall", completeness: "Completeness", pronunciation: "Pronunciation",
     fluency: "Fluency", rhythm: "Rhythm", pitch_chart: "Pitch: your attempt over the reference",
     legend_reference: "Reference", legend_attempt: "Your attempt", legend_deviation: "Deviating span",
     suggestions: "Suggestions", improvement_areas: "To improve", again: "Practise again",
@@ -144,3 +144,6 @@ export const SCORE_KEYS = [
 
 // "Overall 80 · Pronunciation 75 · ..." for a result, a history item or a review.
 export const scoreLine = (o) => SCORE_KEYS.map(([k, label]) => `${t(label)} ${score(o[k])}`).join(" · ");
+// A history item's scores, with its completeness when the engine measured one (issue #22).
+export const itemLine = (i) => scoreLine(i) + (i.completeness_score === null || i.completeness_score === undefined
+  ? "" : ` · ${t("completeness")} ${score(i.completeness_score)}%`);

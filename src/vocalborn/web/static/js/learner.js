@@ -2,7 +2,7 @@
 // history (a past result opens in the result view) and the progress chart.
 import { api } from "./api.js";
 import { $, el, showError, showNotice, svgEl } from "./dom.js";
-import { SCORE_KEYS, score, scoreLine, t, when } from "./i18n.js";
+import { SCORE_KEYS, itemLine, score, t, when } from "./i18n.js";
 import { renderResult, scrollToNextResult } from "./result.js";
 import { state } from "./state.js";
 
@@ -91,7 +91,7 @@ async function loadHistory(more) {
 function renderHistory() {
   $("history").replaceChildren(...home.history.map((i) => el("li", { class: "item", "data-task": i.task_id },
     el("span", { class: "item-main" }, `${when(i.created_at)} · ${i.sentence_text}`),
-    el("span", { class: "hint" }, i.status === "success" ? scoreLine(i) : t("st_" + i.status)),
+    el("span", { class: "hint" }, i.status === "success" ? itemLine(i) : t("st_" + i.status)),
     i.review ? el("span", { class: "badge" }, `${t("reviewed")} ${score(i.review.overall_score)}`) : null,
     i.status === "success" ? el("button", { type: "button", class: "secondary small", onclick: () => openHistoryItem(i.task_id) }, t("open")) : null)));
   $("no-history").hidden = home.history.length > 0;

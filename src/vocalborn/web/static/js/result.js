@@ -29,8 +29,12 @@ export function renderResult(r) {
     areas.appendChild(li);
   }
   const da = r.detailed_analysis || {};
-  // Issue #9: the sentence with each character marked (characters.js).
-  renderCharacters($("characters"), da.characters || [], state.lang);
+  // Issues #9 and #22: the sentence with each character's verdict, the extra syllables and the
+  // completeness (characters.js).
+  renderCharacters($("characters"), da.characters || [], state.lang, {
+    insertions: da.insertions || [],
+    completeness: r.completeness_score ?? da.completeness_score ?? null,
+  });
   // the therapist's review beside the engine's scores (below)
   renderReviewBeside(r);
   drawPitch(da.pitch_analysis || {}, da.deviations || []);

@@ -1,8 +1,9 @@
 // The therapist's home (#therapist-home): invitation codes, the linked learners (flagged ones
 // marked), a learner's timeline and practice set, side-by-side playback and the review form.
 import { api } from "./api.js";
+import { errorType } from "./characters.js";
 import { $, el, showError, showNotice } from "./dom.js";
-import { score, scoreLine, t, when } from "./i18n.js";
+import { itemLine, score, scoreLine, t, when } from "./i18n.js";
 import { sentenceLabel } from "./practice.js";
 import { state } from "./state.js";
 
@@ -68,7 +69,7 @@ function renderTimeline() {
     el("button", { type: "button", class: "link", onclick: () => unassign(a.sentence_id) }, t("remove")))));
   $("timeline").replaceChildren(...home.timeline.map((i) => el("li", { class: "item", "data-task": i.task_id },
     el("span", { class: "item-main" }, `${when(i.created_at)} · ${i.sentence_text}`),
-    el("span", { class: "hint" }, i.status === "success" ? scoreLine(i) : t("st_" + i.status)),
+    el("span", { class: "hint" }, i.status === "success" ? itemLine(i) : t("st_" + i.status)),
     i.review ? el("span", { class: "badge" }, `${t("reviewed")} ${score(i.review.overall_score)}`) : null,
     el("button", { type: "button", class: "secondary small review-open", onclick: () => openReview(i) }, t("review")))));
 }
@@ -117,15 +118,15 @@ async function openReview(item) {
     $("review-card").scrollIntoView({ block: "start", behavior: "smooth" });
   } catch (e) { showError(e.message); }
 }
-// The characters to mark: the engine's own list (its indexes) when the result has one, otherwise
-// the letters of the sentence text (their positions in it). The engine's deviating ones are outlined.
+// The characters to mark: the engine's own list (its indexes) when the result has one, without the
+// characters it never judges (punctuation), otherwise the letters of the sentence text (their
+// positions in it). The characters whose verdict is not "none" are outlined (issue #22).
 function reviewCharacters(text, result) {
   const engine = result && result.detailed_analysis && Array.isArray(result.detailed_analysis.characters)
     ? result.detailed_analysis.characters.filter((c) => c && typeof c.char === "string") : [];
   if (engine.length) {
-    return engine.map((c, i) => ({
-      index: Number.isInteger(c.index) ? c.index : i, char: c.char,
-      engineDeviating: Boolean(c.deviating ?? c.deviates ?? c.is_deviating ?? c.flagged ?? (typeof c.status === "string" && c.status !== "ok")),
+    return engine.map((c, i) => ({ c, i, kind: errorType(c) })).filter(({ kind }) => kind !== null).map(({ c, i, kind }) => ({
+      index: Number.isInteger(c.index) ? c.index : i, char: c.char, engineDeviating: kind !== "none",
     }));
   }
   return [...text].map((ch, i) => ({ index: i, char: ch, engineDeviating: false })).filter((c) => /[\p{L}\p{N}]/u.test(c.char));
