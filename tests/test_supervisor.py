@@ -155,9 +155,48 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
     return subprocess.run([*CLI, *args], env=env or _embedded_env(), capture_output=True, text=True, timeout=timeout)
 
 
+# A fast engine that takes ~5 s (five steps of 1 s): long enough to be in flight. Test timings
+# for healing (lease 3 s, republish after 1 s), as the fault drills use.
+IN_FLIGHT_ENV = {
+    "AI_ENGINE": "noop",
+    "ANALYSIS_STEP_DELAY_SECONDS": "1",
+    "TASK_HEARTBEAT_SECONDS": "0.5",
+    "TASK_LEASE_SECONDS": "3",
+    "REPUBLISH_AFTER_SECONDS": "1",
+    "REPUBLISH_INTERVAL_SECONDS": "1",
+    "REAPER_INTERVAL_SECONDS": "1",
+}
+
+
+def submit_and_hold(port: int) -> tuple[dict[str, Any], str]:
+    """A learner's analysis, submitted through the API and running (processing) on return."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        api = Api(client)
+        therapist, learner = api.register("therapist"), api.register("learner")
+        ready = api.ready_record(therapist, learner, attempt=recording(voice="Male1"))
+        r = api.submit(learner, ready["record"]["practice_record_id"])
+        assert r.status_code == 202, r.text
+        task_id = str(r.json()["task_id"])
+        api.wait_for(learner, task_id, {"processing"}, timeout=60)
+    return learner, task_id
+
+
+def succeeds_once(port: int, learner: dict[str, Any], task_id: str) -> None:
+    """The task ends `success`, with one `succeeded` event and one result."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        api = Api(client)
+        learner["headers"] = {"Authorization": f"Bearer {api.login(learner['email'], 'correct-horse-1')}"}
+        done = api.wait_for(learner, task_id, {"success", "failure", "cancelled"}, timeout=60)
+        assert done["status"] == "success", done
+        kinds = Counter(e["event_type"] for e in api.events(learner, task_id))
+        assert kinds["succeeded"] == 1 and kinds["failed"] == 0, kinds
+        result = client.get(f"/api/v1/tasks/analysis/{task_id}/result", headers=learner["headers"])
+        assert result.status_code == 200, result.text
+
+
 def test_a_second_up_is_refused_and_a_killed_up_leaves_nothing(tmp_path: Path, ups: list[Up]) -> None:
     data = tmp_path / "var"
-    first = Up(data, tmp_path)
+    first = Up(data, tmp_path, env=_embedded_env(**IN_FLIGHT_ENV))
     ups.append(first)
     first.start()
     assert first.proc is not None
@@ -188,7 +227,9 @@ def test_a_second_up_is_refused_and_a_killed_up_leaves_nothing(tmp_path: Path, u
     assert not tagged_with(second.pid)
     assert first.proc.poll() is None and all(alive(p) for p in pids)  # the first one untouched
 
-    # SIGKILL of `up` (an OOM kill): every process it started exits, its ports are free
+    # SIGKILL of `up` (an OOM kill) with an analysis in flight: every process it started exits
+    # (the worker's warm shutdown, its Redis gone too), its ports are free
+    learner, task_id = submit_and_hold(first.port)
     ports = first.ports()
     first.proc.kill()
     took = first.wait_all_gone(pids)
@@ -196,11 +237,12 @@ def test_a_second_up_is_refused_and_a_killed_up_leaves_nothing(tmp_path: Path, u
     assert run_cli("status", "--data-dir", str(data)).returncode == 1
 
     # a new `up` on the same folder starts at once, on the same port
-    again = Up(data, tmp_path, port=first.port)
+    again = Up(data, tmp_path, env=first.env, port=first.port)
     ups.append(again)
     again.start()
     assert again.proc is not None
     assert "already in use" not in again.log()
+    succeeds_once(again.port, learner, task_id)  # finished before, or redelivered now: once
 
     # SIGQUIT: the same graceful stop as Ctrl-C (SIGHUP: the next test)
     pids = again.started
@@ -214,8 +256,7 @@ def test_a_second_up_is_refused_and_a_killed_up_leaves_nothing(tmp_path: Path, u
 
 def test_status_and_stop_and_an_analysis_in_flight_during_sighup_succeeds_once(tmp_path: Path, ups: list[Up]) -> None:
     data = tmp_path / "var"
-    # a fast engine that takes ~5 s (five steps of 1 s): long enough to be in flight
-    env = _embedded_env(AI_ENGINE="noop", ANALYSIS_STEP_DELAY_SECONDS="1")
+    env = _embedded_env(**IN_FLIGHT_ENV)
     nothing = run_cli("stop", "--data-dir", str(data), env=env)
     assert nothing.returncode == 1 and "no vocalborn up runs" in nothing.stderr, nothing
 
@@ -231,15 +272,7 @@ def test_status_and_stop_and_an_analysis_in_flight_during_sighup_succeeds_once(t
     assert f"port {first.port}" in status.stdout and "healthy (/health)" in status.stdout
     assert "healthy (ping)" in status.stdout  # the bundled Redis
 
-    with httpx.Client(base_url=f"http://127.0.0.1:{first.port}", timeout=30) as client:
-        api = Api(client)
-        therapist, learner = api.register("therapist"), api.register("learner")
-        ready = api.ready_record(therapist, learner, attempt=recording(voice="Male1"))
-        r = api.submit(learner, ready["record"]["practice_record_id"])
-        assert r.status_code == 202, r.text
-        task_id = r.json()["task_id"]
-        api.wait_for(learner, task_id, {"processing"}, timeout=60)
-
+    learner, task_id = submit_and_hold(first.port)
     pids, ports = first.started, first.ports()
     first.proc.send_signal(signal.SIGHUP)  # a closed terminal, a dropped SSH session
     assert first.proc.wait(GONE_WITHIN) == 0, first.log()[-3000:]
@@ -249,15 +282,7 @@ def test_status_and_stop_and_an_analysis_in_flight_during_sighup_succeeds_once(t
     second = Up(data, tmp_path, env=env, port=first.port)
     ups.append(second)
     second.start()
-    with httpx.Client(base_url=f"http://127.0.0.1:{second.port}", timeout=30) as client:
-        api = Api(client)
-        learner["headers"] = {"Authorization": f"Bearer {api.login(learner['email'], 'correct-horse-1')}"}
-        done = api.wait_for(learner, task_id, {"success", "failure", "cancelled"}, timeout=60)
-        assert done["status"] == "success", done
-        kinds = Counter(e["event_type"] for e in api.events(learner, task_id))
-        assert kinds["succeeded"] == 1 and kinds["failed"] == 0, kinds
-        result = client.get(f"/api/v1/tasks/analysis/{task_id}/result", headers=learner["headers"])
-        assert result.status_code == 200, result.text
+    succeeds_once(second.port, learner, task_id)
 
     # `vocalborn stop`: graceful, waits for every process, says what it did
     assert second.proc is not None
@@ -271,19 +296,38 @@ def test_status_and_stop_and_an_analysis_in_flight_during_sighup_succeeds_once(t
     assert after.returncode == 1 and "no vocalborn up runs" in after.stdout
 
 
-def test_a_sigkilled_worker_takes_its_pool_children_with_it(tmp_path: Path) -> None:
-    worker = WorkerProcess(f"orphans-{uuid.uuid4().hex[:6]}", tmp_path, concurrency=2).start()
+def test_a_sigkilled_worker_takes_its_busy_pool_children_with_it(
+    api: Api, migrated: object, therapist: dict[str, Any], learner: dict[str, Any], tmp_path: Path
+) -> None:
+    """A busy pool child must not run its analysis to the end on its own (no time limit applies
+    any more: the parent enforced it) holding the data folder meanwhile: it gets SIGKILL
+    (Celery's prefork sets PR_SET_PDEATHSIG in its children; supervision covers other kernels),
+    and its task is redelivered (the fault drills' node SIGKILL covers that part)."""
+    worker = WorkerProcess(
+        f"orphans-{uuid.uuid4().hex[:6]}",
+        tmp_path,
+        concurrency=1,
+        env={"AI_ENGINE": "noop", "ANALYSIS_STEP_DELAY_SECONDS": "4"},  # a 20 s analysis
+    ).start()
     try:
         assert worker.proc is not None
+        record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
+        task_id = api.submit(learner, record_id).json()["task_id"]
+        api.wait_for(learner, task_id, {"processing"}, timeout=30)
         pool = descendants(worker.proc.pid)
-        assert len(pool) >= 2, pool
+        assert pool, "no pool child"
         worker.proc.kill()  # the main process only, as the OOM killer would
         worker.proc.wait(10)
-        wait_until(lambda: not [p for p in pool if alive(p)], GONE_WITHIN, 0.1, f"the pool children {pool} to exit")
+        t0 = time.monotonic()
+        wait_until(lambda: not [p for p in pool if alive(p)], 5, 0.1, f"the busy pool child {pool} to exit")
+        assert time.monotonic() - t0 < 5
+        assert api.status(learner, task_id)["status"] == "processing"  # it did not run to the end
     finally:
+        left = descendants(worker.proc.pid) if worker.proc else set()
         worker.stop(timeout=5)
-        for pid in descendants(worker.proc.pid) if worker.proc else ():
-            os.kill(pid, signal.SIGKILL)
+        for pid in left:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _sent(client: redis.Redis, queue: str) -> Counter[str]:

@@ -13,9 +13,10 @@ supervisor is gone (its parent pid changes), sends the SIGTERM itself where the 
 parent-death signal, and ends the process after :data:`STOP_BUDGET_SECONDS` if the graceful stop
 has not ended it by then (a worker finishing a long analysis: that analysis is redelivered).
 
-The pool children a worker forks are covered by :func:`die_with_parent` (SIGKILL: the worker's
-main process is gone, nothing could acknowledge their result; ``task_reject_on_worker_lost`` and
-the reaper give the task to the next worker).
+The pool children a worker forks get SIGKILL when the worker's main process dies (Celery's
+prefork pool sets that itself on Linux; :func:`pool_child_dies_with_worker` watches elsewhere):
+nothing could acknowledge their result or enforce their time limit any more, and
+``task_reject_on_worker_lost`` and the reaper give the task to the next worker.
 """
 
 from __future__ import annotations
@@ -123,13 +124,13 @@ def watch_supervisor(budget: float = STOP_BUDGET_SECONDS, poll: float = 0.5) -> 
 
 
 def pool_child_dies_with_worker() -> None:
-    """In a worker's pool child, right after the fork: die with the worker's main process. The
-    parent-death signal follows the forking thread; if the pool forked from another thread
-    (not the main one), a watcher thread checks the parent pid instead."""
-    parent = os.getppid()
-    forked_by_main = threading.current_thread().name == "MainThread"
-    if forked_by_main and die_with_parent(signal.SIGKILL, parent):
+    """In a worker's pool child, right after the fork: die with the worker's main process.
+    Celery's prefork pool already asks for that on Linux (``process_initializer`` sets
+    PR_SET_PDEATHSIG to SIGKILL in each child; the pool forks from the worker's main thread).
+    Where the kernel has no parent-death signal, a thread watches the parent pid instead."""
+    if PDEATHSIG_AVAILABLE:
         return
+    parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
