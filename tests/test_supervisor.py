@@ -375,14 +375,31 @@ def test_two_beats_on_one_broker_send_each_job_once_per_interval(tmp_path: Path)
             assert window / every - 3 <= ran[job] <= window / every + 1, ran
         assert ran["cleanup_expired_tasks"] <= window / 2 + 1, ran
 
-        # the holder dies without handing over: the other takes over once the lease lapses
-        assert leader.proc is not None
-        leader.proc.kill()
-        leader.proc.wait(10)
-        wait_until(lambda: "holding the schedule lease" in standby.log(), 3 + 3 + 5, 0.2, "the standby to take over")
+        # the holder hangs (SIGSTOP): the other takes over once the lease lapses; when the first
+        # wakes up it finds the lease gone and schedules nothing
+        assert leader.proc is not None and standby.proc is not None
+        os.kill(leader.proc.pid, signal.SIGSTOP)
+        try:
+            wait_until(
+                lambda: "holding the schedule lease" in standby.log(), 3 + 1 + 8, 0.2, "the standby to take over"
+            )
+        finally:
+            os.kill(leader.proc.pid, signal.SIGCONT)
+        wait_until(
+            lambda: "holds the schedule lease" in leader.log(), 10, 0.2, "the woken Beat to notice it lost the lease"
+        )
         before = _sent(client, queue)
-        time.sleep(4)
-        assert 1 <= (_sent(client, queue) - before)["health_check"] <= 5
+        time.sleep(window)
+        ran = _sent(client, queue) - before
+        assert window - 3 <= ran["health_check"] <= window + 1, ran
+
+        # the new holder is killed: the first one sees its pid gone on this host and takes over at once
+        standby.proc.kill()
+        standby.proc.wait(10)
+        wait_until(lambda: "took the schedule lease over" in leader.log(), 3 + 5, 0.2, "the first Beat to take over")
+        before = _sent(client, queue)
+        time.sleep(3)
+        assert 1 <= (_sent(client, queue) - before)["health_check"] <= 4
     finally:
         for b in beats:
             b.stop(timeout=10)

@@ -44,6 +44,14 @@ if not holder then
 end
 return 0
 """
+# Take the lease from a holder known to be dead (compare and set).
+_TAKE_FROM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -88,6 +96,8 @@ class LeasedScheduler(PersistentScheduler):
                 log.warning("Beat cannot renew its schedule lease (%s); not scheduling until it can", exc)
             self.holding = False
             return False
+        if answer == 0 and self._take_from_dead_holder():
+            answer = 2
         if answer == 0:
             if self.holding or not self._said_waiting:
                 holder = self._holder()
@@ -105,6 +115,30 @@ class LeasedScheduler(PersistentScheduler):
         self.holding = True
         self._renewed_at = checked
         return True
+
+    def _take_from_dead_holder(self) -> bool:
+        """A holder on this host whose process is gone (a Beat killed with its lease, e.g. with
+        `vocalborn up`, or the previous life of this container's pid) need not be waited for."""
+        holder = self._holder()
+        host, _, rest = holder.partition(":")
+        pid = rest.partition(":")[0]
+        if host != socket.gethostname() or not pid.isdigit() or holder == self.token:
+            return False
+        if int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                return False  # alive here: a live Beat holds it
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                return False
+        try:
+            took = self._redis.eval(_TAKE_FROM, 1, lease_key(), holder, self.token, int(self.lease_seconds * 1000))
+        except redis.RedisError:
+            return False
+        if took:
+            log.info("Beat: took the schedule lease over from %s (no longer running on this host)", holder)
+        return bool(took)
 
     def _holder(self) -> str:
         try:
