@@ -89,7 +89,8 @@ def worker(
 
 
 def beat() -> None:
-    """Run Celery beat: republisher, reaper, cleanup, health check. Run exactly one."""
+    """Run Celery beat: republisher, reaper, cleanup, health check. Only the one holding a lease
+    in Redis schedules; another on the same broker waits and takes over if it lapses."""
     settings = load_settings(need_broker=True)
     watch_supervisor()
     from vocalborn.celery_app import celery_app
