@@ -225,6 +225,14 @@ def test_a_second_up_is_refused_and_a_killed_up_leaves_nothing(tmp_path: Path, u
     assert f"pid {first.proc.pid}" in lines[0] and str(first.port) in lines[0] and "started" in lines[0], lines
     assert "is starting" not in out
     assert not tagged_with(second.pid)
+
+    # another folder, the same API port: refused, naming the process that holds it and its stack
+    api_pid = next(c["pid"] for c in first.state()["children"] if c["name"] == "api")
+    other = run_cli(
+        *("up", "--port", str(first.port), "--data-dir", str(tmp_path / "other"), "--no-flower"), env=first.env
+    )
+    assert other.returncode == 1 and f"port {first.port} is already in use" in other.stderr, other.stderr
+    assert f"by pid {api_pid}" in other.stderr and f"vocalborn stop --data-dir {data}" in other.stderr, other.stderr
     assert first.proc.poll() is None and all(alive(p) for p in pids)  # the first one untouched
 
     # SIGKILL of `up` (an OOM kill) with an analysis in flight: every process it started exits

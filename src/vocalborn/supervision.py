@@ -167,6 +167,51 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def listener_of(port: int) -> int | None:
+    """The pid of a process of ours listening on TCP ``port`` (from /proc/net/tcp{,6} and the
+    processes' open sockets), or None (not Linux, nobody, or another user's process)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{fd}") in wanted:
+                    return int(entry)
+            except OSError:
+                continue
+    return None
+
+
+def process_facts(pid: int) -> tuple[str, dict[str, str]]:
+    """A process's command line and environment (empty where /proc cannot tell)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            pairs = [item.partition(b"=") for item in f.read().split(b"\0") if item]
+        return cmdline, {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs}
+    except OSError:
+        return "", {}
+
+
 def alive(pid: int) -> bool:
     """True if ``pid`` runs (a zombie counts as gone)."""
     try:

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vocalborn.supervision import STOP_BUDGET_SECONDS, alive
+from vocalborn.supervision import STOP_BUDGET_SECONDS, alive, listener_of, process_facts
 
 LOCK_FILE = "up.lock"
 STATE_FILE = "up.json"
@@ -126,16 +126,21 @@ def refusal(data: Path, state: dict[str, Any] | None) -> str:
     )
 
 
-def earlier_owner_of_port(data: Path, port: int) -> str | None:
-    """Which process of an earlier run in this folder still holds ``port``, from its state file
-    (a run from before the lock existed, or one whose lock was lost with the folder)."""
-    state = read_state(data)
-    if not state:
+def port_holder(data: Path, port: int) -> str | None:
+    """Who holds ``port``, when /proc can tell: above all, a process of an earlier `vocalborn up`
+    (on this data folder or another), whose pid the user can stop."""
+    pid = listener_of(port)
+    if pid is None:
         return None
-    for child in state.get("children", []):
-        if child.get("port") == port and alive(int(child.get("pid") or 0)):
-            return f"the {child['name']} of an earlier vocalborn up in {data} (pid {child['pid']}) still holds it"
-    return None
+    cmdline, env = process_facts(pid)
+    if "vocalborn" not in cmdline:
+        return f"by pid {pid}: {cmdline[:80]}" if cmdline else f"by pid {pid}"
+    folder = env.get("DATA_DIR")
+    if folder and Path(folder).resolve() == data:
+        return f"by pid {pid}, left running by an earlier vocalborn up on this data folder; stop it with `kill {pid}`"
+    if folder:
+        return f"by pid {pid}, of the vocalborn stack on {folder}; `vocalborn stop --data-dir {folder}` stops it"
+    return f"by pid {pid}, a vocalborn process; stop it with `kill {pid}`"
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,6 +177,8 @@ def child_health(child: dict[str, Any], state: dict[str, Any]) -> str:
         host = state.get("api_host") or "127.0.0.1"
         host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         return "healthy (/health)" if _http_ok(f"http://{host}:{port}/health") else "running, /health does not answer"
+    if name == "flower" and port:
+        return "healthy (/healthcheck)" if _http_ok(f"http://127.0.0.1:{port}/healthcheck") else "running, not answering"
     if name == "redis" and port:
         return "healthy (ping)" if _redis_ping(int(port)) else "running, does not answer ping"
     return "running"

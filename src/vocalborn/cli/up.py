@@ -66,8 +66,8 @@ def _port_free(host: str, port: int) -> bool:
 def _check_ports(
     settings, host: str, port: int, no_flower: bool, flower_port: int | None, wport: int, data: Path
 ) -> None:
-    """Refuse in one line, before anything starts, if a port we would bind is taken (and say so
-    when a process of an earlier run in this data folder holds it)."""
+    """Refuse in one line, before anything starts, if a port we would bind is taken (and by whom,
+    above all when it is a process of an earlier run)."""
     wanted = [("API", host, port, "--port")]
     if not no_flower:
         wanted.append(("Flower", "127.0.0.1", flower_port or settings.flower_port, "--flower-port"))
@@ -75,9 +75,9 @@ def _check_ports(
         wanted.append(("worker metrics", settings.worker_metrics_host, wport, "--worker-metrics-port"))
     for what, bind_host, bind_port, option in wanted:
         if not _port_free(bind_host, bind_port):
-            earlier = control.earlier_owner_of_port(data, bind_port)
+            holder = control.port_holder(data, bind_port)
             fail(
-                f"port {bind_port} is already in use{f' ({earlier})' if earlier else ''}, so the {what} "
+                f"port {bind_port} is already in use{f' ({holder})' if holder else ''}, so the {what} "
                 f"cannot start there; choose another with {option}"
             )
 
