@@ -206,6 +206,9 @@ def test_a_second_up_is_refused_and_a_killed_up_leaves_nothing(tmp_path: Path, u
     assert len(pids) >= 6, pids  # api, worker and its 2 pool children, beat, redis-server
     assert {c["pid"] for c in first.state()["children"]} <= pids
     assert (data / "up.json").stat().st_mode & 0o777 == 0o600
+    for child in first.state()["children"]:  # each holds the folder's lock until it exits
+        fds = [os.readlink(f"/proc/{child['pid']}/fd/{fd}") for fd in os.listdir(f"/proc/{child['pid']}/fd")]
+        assert str(data / "up.lock") in fds, (child, fds)
 
     # a second `up` on the same folder, other ports: refused at once, naming the first; nothing of it runs
     t0 = time.monotonic()
@@ -413,3 +416,43 @@ def test_two_beats_on_one_broker_send_each_job_once_per_interval(tmp_path: Path)
             b.stop(timeout=10)
         client.delete(queue, f"vbtest-beat-{run}:beat:lease", f"vbtest-beat-{run}:beat:last-run")
         client.close()
+
+
+def test_status_and_stop_of_what_a_killed_up_left_behind(tmp_path: Path) -> None:
+    """The lock outlives `up` while its last children stop: status says so, stop stops them."""
+    data = tmp_path / "var"
+    data.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = subprocess.Popen(  # holds the folder's lock, as a child of the dead `up` would
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(data / 'up.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert leftover.stdout is not None and leftover.stdout.readline().strip() == "locked"
+        state = {"pid": dead.pid, "started_at": time.time(), "ports": {"api": 1}, "children": []}
+        state["children"] = [{"name": "worker", "pid": leftover.pid, "port": None}]
+        (data / "up.json").write_text(json.dumps(state))
+
+        status = run_cli("status", "--data-dir", str(data))
+        assert status.returncode == 2, status.stdout + status.stderr
+        assert f"vocalborn up (pid {dead.pid}) is gone" in status.stdout and f"pid {leftover.pid}" in status.stdout
+
+        stopped = run_cli("stop", "--data-dir", str(data), "--timeout", "10")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert "its last 1 process(es)" in stopped.stdout and "stopped" in stopped.stdout
+        assert leftover.wait(5) == -signal.SIGTERM
+        assert run_cli("status", "--data-dir", str(data)).returncode == 1
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait()

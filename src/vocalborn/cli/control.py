@@ -178,7 +178,9 @@ def child_health(child: dict[str, Any], state: dict[str, Any]) -> str:
         host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         return "healthy (/health)" if _http_ok(f"http://{host}:{port}/health") else "running, /health does not answer"
     if name == "flower" and port:
-        return "healthy (/healthcheck)" if _http_ok(f"http://127.0.0.1:{port}/healthcheck") else "running, not answering"
+        return (
+            "healthy (/healthcheck)" if _http_ok(f"http://127.0.0.1:{port}/healthcheck") else "running, not answering"
+        )
     if name == "redis" and port:
         return "healthy (ping)" if _redis_ping(int(port)) else "running, does not answer ping"
     return "running"

@@ -146,6 +146,8 @@ class _Stack:
 
             reset_engine()
             run_migrations()
+        except typer.Exit:  # a stop signal meanwhile (stop_all did the stopping)
+            raise
         except Exception as exc:
             if self.redis_server is not None:
                 self.redis_server.stop()
@@ -161,8 +163,8 @@ class _Stack:
         children = [{"name": name, "pid": proc.pid, "port": self.ports.get(name)} for name, proc in self.children]
         if self.redis_server is not None and self.redis_server.process is not None:
             children.append({"name": "redis", "pid": self.redis_server.process.pid, "port": self.redis_server.port})
-            self.ports["redis"] = self.redis_server.port
         self.state["children"] = children
+        self.state["ports"] = {c["name"]: c["port"] for c in children if c["port"]}
         control.write_state(self.data, self.state)
 
     def stop_all(self, code: int, why: str = "") -> NoReturn:
