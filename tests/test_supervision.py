@@ -10,6 +10,11 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 from tests.support import wait_until
 from vocalborn.supervision import PDEATHSIG_AVAILABLE, SUPERVISOR_PID_ENV, alive, descendants
@@ -89,3 +94,47 @@ def test_watch_supervisor_does_nothing_without_a_supervisor() -> None:
         assert watch_supervisor() is False
     finally:
         del os.environ[SUPERVISOR_PID_ENV]
+
+
+def test_a_standing_by_beat_schedules_nothing_and_still_writes_its_schedule_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The container healthcheck of Beat reads the age of its schedule file: a standby (another
+    Beat holds the lease) must keep writing it, and must send nothing."""
+    import redis
+
+    from vocalborn.beat import LeasedScheduler, last_run_key, lease_key
+    from vocalborn.celery_app import celery_app
+    from vocalborn.config import get_settings
+    from vocalborn.healthcheck import check_beat
+
+    monkeypatch.setenv("REDIS_KEY_PREFIX", f"vbtest-standby-{uuid.uuid4().hex[:8]}:")  # its own lease
+    get_settings.cache_clear()
+    client = redis.Redis.from_url(get_settings().effective_redis_url)
+    client.set(lease_key(), "another-host:1:x", px=30_000)
+    scheduler = LeasedScheduler(app=celery_app, schedule_filename=str(tmp_path / "celerybeat-schedule"), lazy=False)
+    try:
+        sent: list[str] = []
+        scheduler.apply_entry = lambda entry, producer=None: sent.append(entry.name)  # type: ignore[method-assign]
+        for entry in scheduler.schedule.values():  # every job due now
+            entry.last_run_at = entry.default_now() - timedelta(days=1)
+        scheduler.sync()
+        old = time.time() - 3600
+        for f in tmp_path.glob("celerybeat-schedule*"):
+            os.utime(f, (old, old))
+        assert scheduler.tick() == scheduler.renew_every and not scheduler.holding
+        scheduler.sync()
+        assert sent == []
+        assert "beat alive" in check_beat(max_age=60, schedule=tmp_path / "celerybeat-schedule")
+
+        client.delete(lease_key())  # the holder is gone: the next tick takes the lease and sends
+        scheduler._renewed_at = 0.0
+        while scheduler.tick() == 0:
+            pass
+        assert scheduler.holding and set(sent) == set(scheduler.schedule), sent
+    finally:
+        scheduler.close()
+        client.delete(lease_key(), last_run_key())
+        client.close()
+        monkeypatch.undo()
+        get_settings.cache_clear()

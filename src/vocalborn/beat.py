@@ -166,6 +166,10 @@ class LeasedScheduler(PersistentScheduler):
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self._check_lease():
+            # Standing by is alive too: read the entries as a tick does, so that the next sync
+            # writes the schedule file whatever the dbm backend (`python -m vocalborn.healthcheck
+            # beat` checks its age; dbm.dumb rewrites it anyway, gdbm only what was read).
+            _ = self.schedule
             return min(self.renew_every, self.max_interval)
         return float(min(super().tick(*args, **kwargs), self.renew_every))
 
