@@ -262,6 +262,18 @@ def test_a_second_up_is_refused_and_a_killed_up_leaves_nothing(tmp_path: Path, u
     again.wait_all_gone(pids, timeout=2)
     assert "stopping (SIGQUIT)" in again.log() and "stopped." in again.log()
     assert not (data / "up.json").exists()
+
+    # a child dies (the worker, SIGKILLed): `up` stops the rest and exits 1, leaving nothing
+    third = Up(data, tmp_path, env=first.env, port=first.port)
+    ups.append(third)
+    third.start()
+    assert third.proc is not None
+    pids = third.started
+    worker = next(c["pid"] for c in third.state()["children"] if c["name"] == "worker")
+    os.kill(worker, signal.SIGKILL)
+    assert third.proc.wait(GONE_WITHIN) == 1, third.log()[-3000:]
+    third.wait_all_gone(pids, timeout=2)
+    assert "worker exited with code -9; stopping the rest" in third.log()
     print(f"SIGKILL of up: its {len(pids)} processes gone in {took:.1f} s")
 
 
@@ -377,7 +389,7 @@ def test_two_beats_on_one_broker_send_each_job_once_per_interval(tmp_path: Path)
         wait_until(both_decided, 60, 0.2, "one Beat to hold the lease and the other to wait")
         leader, standby = beats if "holding the schedule lease" in beats[0].log() else beats[::-1]
 
-        window = 8.0
+        window = 6.0
         before = _sent(client, queue)
         time.sleep(window)
         ran = _sent(client, queue) - before
