@@ -64,6 +64,24 @@ def tagged_with(up_pid: int) -> set[int]:
     return {p for p in found if alive(p)}
 
 
+def lock_holders(data: Path) -> set[int]:
+    """Every process with the data folder's lock file open (`up` and all it started hold it;
+    redis-server rewrites its environment for its process title, so this finds it where the
+    environment tag cannot)."""
+    target = str(data / "up.lock")
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+            if any(os.readlink(f"/proc/{entry}/fd/{fd}") == target for fd in fds):
+                found.add(int(entry))
+        except OSError:
+            continue
+    return found
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -210,6 +228,9 @@ def test_a_second_up_is_refused_and_a_killed_up_leaves_nothing(tmp_path: Path, u
         fds = [os.readlink(f"/proc/{child['pid']}/fd/{fd}") for fd in os.listdir(f"/proc/{child['pid']}/fd")]
         assert str(data / "up.lock") in fds, (child, fds)
 
+    holders = lock_holders(data)
+    assert holders == pids | {first.proc.pid}, (holders, pids)
+
     # a second `up` on the same folder, other ports: refused at once, naming the first; nothing of it runs
     t0 = time.monotonic()
     second = subprocess.Popen(
@@ -227,7 +248,7 @@ def test_a_second_up_is_refused_and_a_killed_up_leaves_nothing(tmp_path: Path, u
     assert len(lines) == 1, err
     assert f"pid {first.proc.pid}" in lines[0] and str(first.port) in lines[0] and "started" in lines[0], lines
     assert "is starting" not in out
-    assert not tagged_with(second.pid)
+    assert not tagged_with(second.pid) and lock_holders(data) == holders
 
     # another folder, the same API port: refused, naming the process that holds it and its stack
     api_pid = next(c["pid"] for c in first.state()["children"] if c["name"] == "api")
