@@ -72,6 +72,8 @@ class ServicesUnderTest:
             "REPUBLISH_AFTER_SECONDS": "1",
             "REPUBLISH_INTERVAL_SECONDS": "1",
             "REAPER_INTERVAL_SECONDS": "1",
+            # A Beat killed with its lease must not hold up the next test's Beat for long.
+            "BEAT_LEASE_SECONDS": "3",
             "LOG_LEVEL": "INFO",
             # Workers of different tests must not fight over the default metrics port; tests
             # that scrape a worker give it a port of its own.

@@ -95,6 +95,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
         beat_schedule=_beat_schedule(settings),
+        # Only the Beat holding a lease in Redis schedules: a second one on the broker waits.
+        beat_scheduler="vocalborn.beat:LeasedScheduler",
     )
 
 

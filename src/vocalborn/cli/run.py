@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from vocalborn.cli.common import fail, load_settings, run_migrations
+from vocalborn.supervision import watch_supervisor
 
 
 def migrate() -> None:
@@ -28,6 +29,7 @@ def api(
 ) -> None:
     """Serve the HTTP API (uvicorn)."""
     settings = load_settings(need_broker=True)
+    watch_supervisor()  # started by `vocalborn up`: stop when it is gone
     import uvicorn
 
     from vocalborn.logs import setup_logging
@@ -54,6 +56,7 @@ def worker(
 ) -> None:
     """Run a Celery worker on the analysis queue (and Beat's maintenance queue)."""
     settings = load_settings(need_broker=True)
+    watch_supervisor()  # started by `vocalborn up`: warm shutdown when it is gone
     from vocalborn.celery_app import celery_app
     from vocalborn.tasks import worker as _tasks  # noqa: F401 - registers the tasks
 
@@ -86,8 +89,10 @@ def worker(
 
 
 def beat() -> None:
-    """Run Celery beat: republisher, reaper, cleanup, health check. Run exactly one."""
+    """Run Celery beat: republisher, reaper, cleanup, health check. Only the one holding a lease
+    in Redis schedules; another on the same broker waits and takes over if it lapses."""
     settings = load_settings(need_broker=True)
+    watch_supervisor()
     from vocalborn.celery_app import celery_app
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -127,6 +132,7 @@ def flower(
 ) -> None:
     """Run Flower behind basic auth (FLOWER_BASIC_AUTH=user:password)."""
     settings = load_settings(need_broker=True)
+    watch_supervisor()
     from vocalborn.celery_app import celery_app
     from vocalborn.config import EXAMPLE_SECRETS, secret_problem
 

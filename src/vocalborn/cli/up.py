@@ -1,5 +1,7 @@
 """`vocalborn up`: the API, a worker, Beat and Flower together, with a bundled Redis if none is
-configured; stops them all when one exits or on Ctrl-C."""
+configured; stops them all when one exits, on Ctrl-C, SIGTERM, SIGHUP (a closed terminal) or
+SIGQUIT. One per data folder (cli/control.py holds the lock); no child outlives it
+(vocalborn.supervision)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,16 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from vocalborn.cli import control
 from vocalborn.cli.common import fail, load_settings, need_redis_for_events, run_migrations
 from vocalborn.cli.run import flower_auth
+from vocalborn.supervision import STOP_BUDGET_SECONDS, spawn
 
 if TYPE_CHECKING:
     from vocalborn.embedded import EmbeddedRedis
@@ -58,8 +63,11 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _check_ports(settings, host: str, port: int, no_flower: bool, flower_port: int | None, wport: int) -> None:
-    """Refuse in one line, before anything starts, if a port we would bind is taken."""
+def _check_ports(
+    settings, host: str, port: int, no_flower: bool, flower_port: int | None, wport: int, data: Path
+) -> None:
+    """Refuse in one line, before anything starts, if a port we would bind is taken (and by whom,
+    above all when it is a process of an earlier run)."""
     wanted = [("API", host, port, "--port")]
     if not no_flower:
         wanted.append(("Flower", "127.0.0.1", flower_port or settings.flower_port, "--flower-port"))
@@ -67,7 +75,11 @@ def _check_ports(settings, host: str, port: int, no_flower: bool, flower_port: i
         wanted.append(("worker metrics", settings.worker_metrics_host, wport, "--worker-metrics-port"))
     for what, bind_host, bind_port, option in wanted:
         if not _port_free(bind_host, bind_port):
-            fail(f"port {bind_port} is already in use, so the {what} cannot start there; choose another with {option}")
+            holder = control.port_holder(data, bind_port)
+            fail(
+                f"port {bind_port} is already in use{f' ({holder})' if holder else ''}, so the {what} "
+                f"cannot start there; choose another with {option}"
+            )
 
 
 def _plan(
@@ -99,16 +111,23 @@ def _plan(
 class _Stack:
     """The processes `up` started, and the bundled redis-server if it started one."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], lock_fd: int, state: dict[str, object], data: Path) -> None:
         self.env = env
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.redis_server: EmbeddedRedis | None = None
+        # The data folder's lock: every child inherits it, so the folder stays locked until the
+        # last process of this run has exited.
+        self.lock_fd = lock_fd
+        self.state = state
+        self.data = data
+        self.ports: dict[str, int] = {}
+        self.stopping = False
 
     def start_redis(self, data: Path) -> None:
         from vocalborn.embedded import EmbeddedRedis
 
         self.redis_server = EmbeddedRedis(data)
-        self.redis_server.start()
+        self.redis_server.start(pass_fds=(self.lock_fd,))
         self.env.update(
             CELERY_BROKER_URL=f"{self.redis_server.url}/0",
             REDIS_URL=f"{self.redis_server.url}/0",
@@ -127,6 +146,8 @@ class _Stack:
 
             reset_engine()
             run_migrations()
+        except typer.Exit:  # a stop signal meanwhile (stop_all did the stopping)
+            raise
         except Exception as exc:
             if self.redis_server is not None:
                 self.redis_server.stop()
@@ -134,24 +155,46 @@ class _Stack:
 
     def start(self, plan: list[tuple[str, list[str]]]) -> None:
         for name, argv in plan:
-            self.children.append((name, subprocess.Popen(argv, env=self.env, start_new_session=True)))
+            self.children.append((name, spawn(argv, env=self.env, pass_fds=(self.lock_fd,))))
+        self.record_children()
 
-    def stop_all(self, code: int) -> NoReturn:
-        typer.echo("\nstopping ...", err=True)
+    def record_children(self) -> None:
+        """Note each child's pid and port in the data folder's state file (for status and stop)."""
+        children = [{"name": name, "pid": proc.pid, "port": self.ports.get(name)} for name, proc in self.children]
+        if self.redis_server is not None and self.redis_server.process is not None:
+            children.append({"name": "redis", "pid": self.redis_server.process.pid, "port": self.redis_server.port})
+        self.state["children"] = children
+        self.state["ports"] = {c["name"]: c["port"] for c in children if c["port"]}
+        control.write_state(self.data, self.state)
+
+    def stop_all(self, code: int, why: str = "") -> NoReturn:
+        self.stopping = True
+        _say(f"\nstopping{f' ({why})' if why else ''} ...")
         for _name, proc in reversed(self.children):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for _name, proc in reversed(self.children):
+        # The worker's warm shutdown: running analyses may finish within the budget; one still
+        # running after it is killed, and its task is redelivered at the next start.
+        deadline = time.monotonic() + STOP_BUDGET_SECONDS
+        for name, proc in reversed(self.children):
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                _say(f"{name} did not stop within {STOP_BUDGET_SECONDS:.0f} s; killing it")
                 proc.kill()
                 proc.wait()
         if self.redis_server is not None:
             self.redis_server.stop()
-        typer.echo("stopped.", err=True)
+        with suppress(OSError):
+            (self.data / control.STATE_FILE).unlink()
+        _say("stopped.")
         raise typer.Exit(code)
+
+    def on_signal(self, signum: int, _frame: object) -> None:
+        """SIGTERM, SIGINT (Ctrl-C), SIGHUP (a closed terminal, a dropped SSH session) and
+        SIGQUIT all mean the same graceful stop; a second one while stopping changes nothing."""
+        if not self.stopping:
+            self.stop_all(0, signal.Signals(signum).name)
 
     def supervise(self, metrics_status: Path, metrics_reported: bool) -> NoReturn:
         """Until one process exits (stop the rest, exit 1) or Ctrl-C (stop all, exit 0)."""
@@ -163,16 +206,21 @@ class _Stack:
                 if not metrics_reported:
                     metrics_reported = _report_worker_metrics(metrics_status)
                 for name, proc in watched:
-                    if proc.poll() is not None:
-                        typer.secho(
-                            f"{name} exited with code {proc.returncode}; stopping the rest",
-                            fg=typer.colors.RED,
-                            err=True,
-                        )
+                    if proc.poll() is not None and not self.stopping:
+                        _say(f"{name} exited with code {proc.returncode}; stopping the rest", typer.colors.RED)
                         self.stop_all(1)
                 time.sleep(0.5)
         except KeyboardInterrupt:
             self.stop_all(0)
+
+
+def _say(message: str, color: str | None = None) -> None:
+    """A line on stderr; after SIGHUP the terminal may be gone, and stopping must go on anyway."""
+    with suppress(OSError):
+        typer.secho(message, fg=color, err=True)
+
+
+_GRACEFUL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
 def _banner(settings, stack: _Stack, host: str, port: int, wport: int, flower_line: str, data: Path) -> None:
@@ -192,7 +240,7 @@ def _banner(settings, stack: _Stack, host: str, port: int, wport: int, flower_li
         typer.echo("Accounts:  open registration: anyone may register as a therapist (production: by invitation only)")
     else:
         typer.echo("Accounts:  learners self-register; therapists need an admin's invitation code")
-    typer.echo("Press Ctrl-C to stop.\n")
+    typer.echo(f"Press Ctrl-C to stop (or, from another terminal: vocalborn stop --data-dir {data}).\n")
 
 
 def up(
@@ -219,20 +267,41 @@ def up(
     setup_logging(settings.log_level, settings.log_format)
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
+    # One `up` per data folder: the lock comes before anything is started or touched.
+    try:
+        lock_fd = control.lock_folder(data)
+    except control.FolderBusy as busy:
+        fail(control.refusal(data, busy.state))
     env = dict(os.environ, DATA_DIR=str(data), PYTHONUNBUFFERED="1")
     wport = settings.worker_metrics_port if worker_metrics_port is None else worker_metrics_port
     env["WORKER_METRICS_PORT"] = str(wport)
     metrics_status = data / "worker-metrics.status"
     metrics_status.unlink(missing_ok=True)
     env[WORKER_METRICS_STATUS_ENV] = str(metrics_status)
-    _check_ports(settings, host, port, no_flower, flower_port, wport)
+    _check_ports(settings, host, port, no_flower, flower_port, wport, data)
+    ports = {"api": port}
+    if not no_flower:
+        ports["flower"] = flower_port or settings.flower_port
+    if wport > 0 and settings.prometheus_enabled:
+        ports["worker"] = wport
+    state: dict[str, object] = {
+        "pid": os.getpid(),
+        "started_at": time.time(),
+        "data_dir": str(data),
+        "api_host": host,
+        "ports": ports,
+        "children": [],
+    }
+    control.write_state(data, state)
 
-    stack = _Stack(env)
+    stack = _Stack(env, lock_fd, state, data)
+    stack.ports = ports
+    for sig in _GRACEFUL_SIGNALS:
+        signal.signal(sig, stack.on_signal)
     if not settings.celery_broker_url:
         stack.start_redis(data)
     stack.prepare_database()
     plan, flower_line = _plan(settings, host, port, concurrency, no_flower, flower_port)
     stack.start(plan)
-    signal.signal(signal.SIGTERM, lambda *_: stack.stop_all(0))
     _banner(settings, stack, host, port, wport, flower_line, data)
     stack.supervise(metrics_status, metrics_reported=wport <= 0 or not settings.prometheus_enabled)

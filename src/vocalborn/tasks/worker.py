@@ -104,6 +104,12 @@ def _before_pool(**_: Any) -> None:
 
 @signals.worker_process_init.connect
 def _after_fork(**_: Any) -> None:
+    # A pool child dies with the worker's main process (a SIGKILLed worker leaves no orphans
+    # holding the data folder or running tasks nobody can acknowledge; they are redelivered):
+    # Celery does it on Linux, this covers the rest.
+    from vocalborn.supervision import pool_child_dies_with_worker
+
+    pool_child_dies_with_worker()
     # A forked child must not share its parent's database connections.
     from vocalborn.db import reset_engine
 
