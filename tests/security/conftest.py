@@ -36,6 +36,8 @@ def start_pair(migrated: ServicesUnderTest) -> Iterator[Callable[[dict[str, str]
             "REDIS_KEY_PREFIX": f"{migrated.env['REDIS_KEY_PREFIX']}sec{tag}:",
             # nobody consumes this queue: submitted analyses stay pending
             "TASK_QUEUE": f"{migrated.env['TASK_QUEUE']}_sec{tag}",
+            # the tests play a reverse proxy on 127.0.0.1, giving each client an address of its own
+            "FORWARDED_ALLOW_IPS": "127.0.0.1",
             **env,
         }
         procs = [api_process(free_port(), migrated.data_dir, env) for _ in range(2)]
@@ -57,7 +59,7 @@ def _port(proc: ServiceProcess) -> int:
 
 
 def address(tag: str) -> dict[str, str]:
-    """A client address of its own (uvicorn trusts X-Forwarded-For from 127.0.0.1)."""
+    """A client address of its own (the pair trusts X-Forwarded-For from 127.0.0.1: FORWARDED_ALLOW_IPS)."""
     return {"X-Forwarded-For": f"10.{hash(tag) % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"}
 
 
