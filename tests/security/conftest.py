@@ -26,10 +26,10 @@ class Pair:
 
 
 @pytest.fixture(scope="module")
-def start_pair(migrated: ServicesUnderTest) -> Iterator[Callable[[dict[str, str]], Pair]]:
+def start_pair(migrated: ServicesUnderTest) -> Iterator[Callable[[dict[str, Any]], Pair]]:
     started: list[Pair] = []
 
-    def start(env: dict[str, str]) -> Pair:
+    def start(env: dict[str, Any]) -> Pair:
         tag = uuid.uuid4().hex[:8]
         env = {
             # under the suite's prefix, so its clean-up removes the keys too
@@ -40,6 +40,7 @@ def start_pair(migrated: ServicesUnderTest) -> Iterator[Callable[[dict[str, str]
             "FORWARDED_ALLOW_IPS": "127.0.0.1",
             **env,
         }
+        env = {k: v for k, v in env.items() if v is not None}  # None: leave the variable unset
         procs = [api_process(free_port(), migrated.data_dir, env) for _ in range(2)]
         apis = [Api(httpx.Client(base_url=f"http://127.0.0.1:{_port(p)}", timeout=30)) for p in procs]
         pair = Pair(apis, procs)
