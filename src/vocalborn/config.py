@@ -218,6 +218,9 @@ class Settings(BaseSettings):
     rate_limit_submits_per_user: int = 120  # analysis submits per window
     max_active_tasks_per_learner: int = 50  # pending/retry/processing analyses at once
     rate_limit_exports_per_user: int = 10  # GET /api/v1/me/export (a zip of every recording) per hour
+    # POST /api/v1/links/accept per window: codes are short (read aloud), so guessing is limited
+    rate_limit_link_accepts_per_user: int = 10
+    rate_limit_link_accepts_per_address: int = 30
 
     # --- accounts ------------------------------------------------------------------------------------
     # May anyone register as a therapist? Default: yes, except in production (then only with an
