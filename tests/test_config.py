@@ -35,6 +35,7 @@ def test_production_refuses_to_start_with_example_or_missing_secrets() -> None:
 
 
 def test_production_starts_with_real_secrets() -> None:
+    import base64
     import secrets
 
     password = secrets.token_hex(16)
@@ -42,6 +43,7 @@ def test_production_starts_with_real_secrets() -> None:
         environment="production",
         secret_key=secrets.token_urlsafe(48),
         metrics_token=secrets.token_hex(32),
+        storage_encryption_key=base64.b64encode(secrets.token_bytes(32)).decode(),
         database_url=f"postgresql://vb:{password}@db/vb",
         celery_broker_url=f"redis://:{password}@redis:6379/0",
         _env_file=None,
@@ -89,12 +91,14 @@ def test_env_example_documents_every_setting_and_nothing_else() -> None:
 def test_production_never_opens_therapist_self_registration() -> None:
     """Issue 12: in production self-registration makes learners only, even if
     OPEN_THERAPIST_REGISTRATION=true is left in the environment; elsewhere it is open by default."""
+    import base64
     import secrets
 
     password = secrets.token_hex(16)
     real = dict(
         secret_key=secrets.token_hex(32),
         metrics_token=secrets.token_hex(32),
+        storage_encryption_key=base64.b64encode(secrets.token_bytes(32)).decode(),
         database_url=f"postgresql://vb:{password}@db/vb",
         celery_broker_url=f"redis://:{password}@redis:6379/0",
         _env_file=None,

@@ -66,6 +66,34 @@ def check_practice(lines: list[str]) -> None:
     assert read["engine"]["overall_score"] is not None and read["reviews"][0]["overall_score"] == 80, read
 
 
+AUDIO_HEADERS = (b"RIFF", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"OggS", b"fLaC", b"\x1aE\xdf\xa3")
+
+
+def check_data_folder_is_private(data: Path, banner: str) -> None:
+    """Issue 23, from outside: after the walkthrough no file under the data folder is readable
+    (or writable) by another user, no recording starts with an audio header, the SQLite file is
+    0600; the bundled Redis answers NOAUTH without the password `up` named the path of."""
+    import socket
+    import stat
+
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for path in data.rglob("*"):
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
+    assert stat.S_IMODE((data / "vocalborn.sqlite3").stat().st_mode) == 0o600
+    stored = [p for p in (data / "storage").rglob("*") if p.is_file()]
+    assert any("recordings" in p.parts for p in stored) and any("references" in p.parts for p in stored)
+    for path in stored:
+        head = path.read_bytes()[:16]
+        assert not head.startswith(AUDIO_HEADERS) and b"ftyp" not in head, f"{path} starts with {head!r}"
+        assert head.startswith(b"VBENC1"), path
+    password_file = data / "redis" / "password"
+    assert f"password in {password_file}" in banner and password_file.read_text().strip() not in banner
+    with socket.create_connection(("127.0.0.1", int((data / "redis" / "port").read_text())), timeout=5) as sock:
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(100).startswith(b"-NOAUTH"), "the bundled Redis answered without its password"
+
+
 @pytest.mark.skipif(shutil.which("uv") is None, reason="the walkthrough calls uv, which this machine lacks")
 def test_vocalborn_up_serves_the_walkthrough_on_the_embedded_default(tmp_path: Path) -> None:
     port = free_port()
@@ -129,10 +157,20 @@ def test_vocalborn_up_serves_the_walkthrough_on_the_embedded_default(tmp_path: P
         assert result["detailed_analysis"]
         events = json.loads(first.strip().splitlines()[-2])
         assert [e["event_type"] for e in events][0] == "submitted" and events[-1]["event_type"] == "succeeded"
-        # `up` printed the worker metrics URL it really bound, and it answers
+        # `up` printed the worker metrics URL it really bound, and it answers with the generated token
+        # (whose path `up` printed, not its value); without the token API and worker answer 401
         bound = f"http://127.0.0.1:{metrics_port}/metrics (worker, bound)"
         wait_until(lambda: bound in (tmp_path / "up.log").read_text(), 60, 0.3, "the bound worker metrics URL")
-        assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).status_code == 200
+        banner = (tmp_path / "up.log").read_text()
+        token_file = tmp_path / "var" / "metrics_token"
+        token = token_file.read_text().strip()
+        assert f"token in {token_file}" in banner and token not in banner
+        bearer = {"Authorization": f"Bearer {token}"}
+        for url in (f"http://127.0.0.1:{metrics_port}/metrics", f"http://127.0.0.1:{port}/metrics"):
+            assert httpx.get(url, timeout=5).status_code == 401, url
+            assert httpx.get(url, headers={"Authorization": "Bearer wrong"}, timeout=5).status_code == 401, url
+            assert httpx.get(url, headers=bearer, timeout=5).status_code == 200, url
+        check_data_folder_is_private(tmp_path / "var", banner)
     finally:
         up.terminate()  # SIGTERM: `up` stops its children and the bundled Redis
         try:

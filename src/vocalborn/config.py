@@ -7,6 +7,7 @@ in ``.env.example``. With nothing set, everything points at the embedded default
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from functools import lru_cache
@@ -202,6 +203,12 @@ class Settings(BaseSettings):
     # elsewhere: /metrics is open (the embedded default listens on loopback only).
     metrics_token: str | None = None
 
+    # --- behind a reverse proxy ----------------------------------------------------------------------
+    # Comma-separated addresses (or "*") whose X-Forwarded-For / X-Forwarded-Proto the API believes.
+    # Empty (the default): nobody's, so a client cannot choose the address the limits count and the
+    # access log records. Set it to the proxy's address when one sits in front of the API.
+    forwarded_allow_ips: str = ""
+
     # --- abuse limits (Redis, shared by every API process; 0 turns one off) ----------------------
     rate_limit_window_seconds: int = 300  # the sliding window of the login and upload/submit limits
     rate_limit_login_per_account: int = 20  # attempts per window for one email
@@ -213,6 +220,9 @@ class Settings(BaseSettings):
     rate_limit_submits_per_user: int = 120  # analysis submits per window
     max_active_tasks_per_learner: int = 50  # pending/retry/processing analyses at once
     rate_limit_exports_per_user: int = 10  # GET /api/v1/me/export (a zip of every recording) per hour
+    # POST /api/v1/links/accept per window: codes are short (read aloud), so guessing is limited
+    rate_limit_link_accepts_per_user: int = 10
+    rate_limit_link_accepts_per_address: int = 30
 
     # --- accounts ------------------------------------------------------------------------------------
     # May anyone register as a therapist? Default: yes, except in production (then only with an
@@ -267,9 +277,15 @@ class Settings(BaseSettings):
                     f"the password in {redact_url(url or '')} is short or not random (16+ random characters)"
                 )
         try:
-            self.encryption_keys()
+            if not self.encryption_keys():
+                problems.append(
+                    "STORAGE_ENCRYPTION_KEYS must be set: recordings are health data and are stored encrypted "
+                    "(e.g. STORAGE_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32))"
+                )
         except ValueError as exc:
             problems.append(str(exc))
+        if len(problems) == 1:  # one problem, one line
+            raise ValueError(f"refusing to start in production: {problems[0]}")
         if problems:
             raise ValueError("refusing to start in production:" + "".join(f"\n  - {p}" for p in problems))
         return self
@@ -279,6 +295,22 @@ class Settings(BaseSettings):
         if self.storage_encryption_key_id and self.storage_encryption_key_id not in keys:
             raise ValueError(f"STORAGE_ENCRYPTION_KEY_ID {self.storage_encryption_key_id!r} is not among the keys")
         return keys
+
+    def storage_keyring(self) -> tuple[dict[str, bytes], str | None]:
+        """The keys recordings are read with, and the id new files are written with.
+
+        STORAGE_ENCRYPTION_KEYS when set. Otherwise, on the embedded default (ENVIRONMENT=local),
+        the key file ``DATA_DIR/storage_keys`` beside ``secret_key``, generated on first use
+        (mode 0600): recordings are encrypted there too. Elsewhere (tests): none, files are plain."""
+        keys = self.encryption_keys()
+        if keys:
+            return keys, self.storage_encryption_key_id or list(keys)[-1]
+        if self.environment != "local":
+            return {}, None
+        path = self.data_dir / STORAGE_KEY_FILE
+        if not path.exists():
+            add_storage_key(path)
+        return read_storage_key_file(path)
 
     @property
     def therapists_may_self_register(self) -> bool:
@@ -331,18 +363,101 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_URL must be set when the broker is not Redis (progress pub/sub)")
         return embedded_redis_url(self, db=0)
 
+    def effective_metrics_token(self) -> str | None:
+        """METRICS_TOKEN, or the token `vocalborn up` generated under the data folder
+        (``DATA_DIR/metrics_token``, mode 0600), or None (metrics open: tests, or no `up` yet)."""
+        if self.metrics_token:
+            return self.metrics_token
+        path = self.data_dir / METRICS_TOKEN_FILE
+        try:
+            return _read_cached(path).decode().strip() or None
+        except FileNotFoundError:
+            return None
+
     def effective_secret_key(self) -> str:
         if self.secret_key:
             return self.secret_key
         # Local and test use only: one random key kept beside the data, so tokens survive restarts.
         path = self.data_dir / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
-        return key
+        if not path.exists():
+            write_private_file(path, secrets.token_urlsafe(48).encode(), exclusive=True)
+        return path.read_text().strip()
+
+
+STORAGE_KEY_FILE = "storage_keys"  # under DATA_DIR: the embedded default's storage keys, one ID:BASE64 a line
+METRICS_TOKEN_FILE = "metrics_token"  # under DATA_DIR: the embedded default's metrics token
+_file_cache: dict[Path, tuple[tuple[int, int, int], bytes]] = {}
+
+
+def _read_cached(path: Path) -> bytes:
+    """A small file's bytes, read again only when it changed (a stat per call): running
+    processes see a new storage key as soon as ``rotate-key`` writes it."""
+    st = path.stat()
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = _file_cache.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    data = path.read_bytes()
+    _file_cache[path] = (stamp, data)
+    return data
+
+
+def write_private_file(path: Path, data: bytes, exclusive: bool = False) -> bool:
+    """Write ``data`` to ``path`` with mode 0600, atomically (a temporary file, then a rename).
+    ``exclusive``: only if ``path`` does not exist yet (two processes generating a key at once
+    end up with the same one); returns whether this call wrote it."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
+        os.replace(tmp, path)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_storage_key_file(path: Path) -> tuple[dict[str, bytes], str | None]:
+    """The key file's keys (in order) and its current one (the last)."""
+    raw = _read_cached(path).decode()
+    keys = parse_encryption_keys(",".join(line.strip() for line in raw.splitlines() if line.strip()), None)
+    return keys, (list(keys)[-1] if keys else None)
+
+
+def add_storage_key(path: Path) -> str:
+    """Append a new random key to the key file (creating it), making it the current one."""
+    import base64
+    import time
+
+    keys = read_storage_key_file(path)[0] if path.exists() else {}
+    key_id = "k" + time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    while key_id in keys:
+        key_id = "k" + secrets.token_hex(6)
+    keys[key_id] = secrets.token_bytes(32)
+    text = "".join(f"{k}:{base64.b64encode(v).decode()}\n" for k, v in keys.items()).encode()
+    if len(keys) == 1:
+        if not write_private_file(path, text, exclusive=True):
+            return read_storage_key_file(path)[1] or key_id  # another process made it first
+    else:
+        write_private_file(path, text)
+    return key_id
+
+
+def keep_only_storage_key(path: Path, key_id: str) -> None:
+    """Rewrite the key file with ``key_id`` alone (after every file has moved to it)."""
+    import base64
+
+    keys = read_storage_key_file(path)[0]
+    write_private_file(path, f"{key_id}:{base64.b64encode(keys[key_id]).decode()}\n".encode())
 
 
 def normalise_database_url(url: str) -> str:
@@ -357,7 +472,9 @@ def embedded_redis_url(settings: Settings, db: int) -> str:
     """URL of the bundled Redis that ``vocalborn up`` starts; its port is written to a file."""
     port_file = settings.data_dir / "redis" / "port"
     if port_file.exists():
-        return f"redis://127.0.0.1:{port_file.read_text().strip()}/{db}"
+        password_file = settings.data_dir / "redis" / "password"
+        auth = f":{password_file.read_text().strip()}@" if password_file.exists() else ""
+        return f"redis://{auth}127.0.0.1:{port_file.read_text().strip()}/{db}"
     raise RuntimeError("no broker configured: set CELERY_BROKER_URL, or start the embedded stack with `vocalborn up`")
 
 

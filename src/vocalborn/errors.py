@@ -109,6 +109,21 @@ class AudioRejected(DomainError):
         return {"detail": message}
 
 
+class FieldRejected(DomainError):
+    """A field that fits its type but not its meaning (a blank sentence, a NUL in a text): 422 in
+    the documented validation shape, naming the field."""
+
+    status_code = 422
+
+    def __init__(self, field: str, message: str, kind: str = "value_error") -> None:
+        super().__init__(message)
+        self.field = field
+        self.kind = kind
+
+    def body(self, message: str) -> dict[str, Any]:
+        return validation_error(self.field, message, self.kind)
+
+
 class IdempotencyKeyReused(DomainError):
     """The same Idempotency-Key came with a different body."""
 

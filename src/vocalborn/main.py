@@ -54,6 +54,8 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     psycopg.InterfaceError,
 )
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+NO_STORE = (b"cache-control", b"no-store")
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 @asynccontextmanager
@@ -131,7 +133,9 @@ class RequestContext:
     """Gives every HTTP request an id (the client's ``X-Request-ID`` if it is short and plain:
     it is stored in a 64-character column and written to every log line; otherwise a new one),
     puts it in the log context and in ``request.state.request_id``, returns it as
-    ``X-Request-ID``, and logs responses of 500 and above. Pure ASGI, unlike
+    ``X-Request-ID``, and logs responses of 500 and above. Every ``/api/`` answer (JSON, audio,
+    exports) also says ``Cache-Control: no-store`` (unless the route chose otherwise) and
+    ``X-Content-Type-Options: nosniff``. Pure ASGI, unlike
     ``@app.middleware("http")``, which runs each request in a task of its own and costs a
     multiple of what this does (docs/BENCHMARKS.md)."""
 
@@ -147,10 +151,18 @@ class RequestContext:
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
         started = time.perf_counter()
+        api = scope["path"].startswith("/api/")
 
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
+                headers = [*message.get("headers", ()), header]
+                if api:
+                    # Health data: no cache (browser, proxy) keeps an answer, and no browser
+                    # guesses a type other than the one declared (an upload served as HTML).
+                    if not any(k.lower() == b"cache-control" for k, _ in headers):
+                        headers.append(NO_STORE)
+                    headers.append(NOSNIFF)
+                message["headers"] = headers
                 status = int(message["status"])
                 if status >= 500:
                     elapsed = (time.perf_counter() - started) * 1000

@@ -3,6 +3,7 @@ config`, the Dockerfiles are parsed and their build steps run outside Docker."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -29,6 +30,7 @@ REQUIRED_SECRETS = (
     "FLOWER_BASIC_AUTH",
     "METRICS_TOKEN",
     "GRAFANA_ADMIN_PASSWORD",
+    "STORAGE_ENCRYPTION_KEYS",
 )
 REQUIRED_SECRETS_RABBITMQ = (*REQUIRED_SECRETS, "RABBITMQ_DEFAULT_PASS")
 
@@ -52,6 +54,7 @@ def real_secrets() -> dict[str, str]:
         "METRICS_TOKEN": secrets.token_hex(32),
         "GRAFANA_ADMIN_PASSWORD": secrets.token_hex(12),
         "RABBITMQ_DEFAULT_PASS": secrets.token_hex(16),
+        "STORAGE_ENCRYPTION_KEYS": f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
     }
 
 

@@ -70,3 +70,33 @@ def test_the_alert_rules_only_use_metrics_we_expose() -> None:
     known = catalog.exposed_names() | BUILTIN_METRICS
     for rule in _rules():
         assert metric_names(rule["expr"]) <= known, (rule["alert"], metric_names(rule["expr"]) - known)
+
+
+def test_the_local_prometheus_config_reads_the_token_vocalborn_up_generates(tmp_path: Path) -> None:
+    """monitoring/prometheus-local.yml scrapes `vocalborn up` with the token file `up` writes
+    into the default data folder (./var/metrics_token, relative to the config's folder)."""
+    from vocalborn.config import METRICS_TOKEN_FILE, Settings
+
+    text = (MONITORING / "prometheus-local.yml").read_text()
+    config = yaml.safe_load(text)
+    default_data = Settings.model_fields["data_dir"].default
+    for job in config["scrape_configs"]:
+        auth = job["authorization"]
+        assert auth["type"] == "Bearer"
+        resolved = (MONITORING / auth["credentials_file"]).resolve()
+        assert resolved == (MONITORING.parent / default_data / METRICS_TOKEN_FILE).resolve(), job["job_name"]
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    assert targets == {"127.0.0.1:8000", f"127.0.0.1:{Settings.model_fields['worker_metrics_port'].default}"}
+    (tmp_path / "monitoring").mkdir()
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / METRICS_TOKEN_FILE).write_text("t" * 64)
+    (tmp_path / "monitoring" / "prometheus-local.yml").write_text(text)
+    (tmp_path / "monitoring" / "alerts.yml").write_text((MONITORING / "alerts.yml").read_text())
+    done = subprocess.run(
+        [promtool(), "check", "config", "prometheus-local.yml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path / "monitoring",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -99,10 +99,15 @@ def test_flower_lists_our_worker_and_tasks_to_its_user_only(
 def test_flower_refuses_to_start_in_production_without_real_credentials(
     migrated: ServicesUnderTest, credentials: str | None, message: str
 ) -> None:
+    import base64
     import secrets
 
     env = dict(
-        os.environ, ENVIRONMENT="production", SECRET_KEY=secrets.token_hex(32), METRICS_TOKEN=secrets.token_hex(32)
+        os.environ,
+        ENVIRONMENT="production",
+        SECRET_KEY=secrets.token_hex(32),
+        METRICS_TOKEN=secrets.token_hex(32),
+        STORAGE_ENCRYPTION_KEYS=f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
     )
     env.pop("FLOWER_BASIC_AUTH", None)
     if credentials is not None:

@@ -26,18 +26,21 @@ class Pair:
 
 
 @pytest.fixture(scope="module")
-def start_pair(migrated: ServicesUnderTest) -> Iterator[Callable[[dict[str, str]], Pair]]:
+def start_pair(migrated: ServicesUnderTest) -> Iterator[Callable[[dict[str, Any]], Pair]]:
     started: list[Pair] = []
 
-    def start(env: dict[str, str]) -> Pair:
+    def start(env: dict[str, Any]) -> Pair:
         tag = uuid.uuid4().hex[:8]
         env = {
             # under the suite's prefix, so its clean-up removes the keys too
             "REDIS_KEY_PREFIX": f"{migrated.env['REDIS_KEY_PREFIX']}sec{tag}:",
             # nobody consumes this queue: submitted analyses stay pending
             "TASK_QUEUE": f"{migrated.env['TASK_QUEUE']}_sec{tag}",
+            # the tests play a reverse proxy on 127.0.0.1, giving each client an address of its own
+            "FORWARDED_ALLOW_IPS": "127.0.0.1",
             **env,
         }
+        env = {k: v for k, v in env.items() if v is not None}  # None: leave the variable unset
         procs = [api_process(free_port(), migrated.data_dir, env) for _ in range(2)]
         apis = [Api(httpx.Client(base_url=f"http://127.0.0.1:{_port(p)}", timeout=30)) for p in procs]
         pair = Pair(apis, procs)
@@ -57,7 +60,7 @@ def _port(proc: ServiceProcess) -> int:
 
 
 def address(tag: str) -> dict[str, str]:
-    """A client address of its own (uvicorn trusts X-Forwarded-For from 127.0.0.1)."""
+    """A client address of its own (the pair trusts X-Forwarded-For from 127.0.0.1: FORWARDED_ALLOW_IPS)."""
     return {"X-Forwarded-For": f"10.{hash(tag) % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"}
 
 

@@ -42,6 +42,8 @@ def register(body: RegisterRequest, db: SessionDep) -> RegisterAccepted:
     try:
         user = service.create_user(db, email=body.email, password=body.password, name=body.name, role=role)
     except service.EmailTaken:
+        if invitation_id is not None:
+            invitations.release(db, invitation_id)  # no account made: the code is not used up
         return RegisterAccepted()  # same status, same body, same Argon2 work as a new account
     if invitation_id is not None:
         invitations.mark_used_by(db, invitation_id, user.user_id)

@@ -8,7 +8,7 @@ One module per command family; this file makes them one command, in the order th
 - ``control``: status, stop (of the ``up`` on a data folder; its lock and state file)
 - ``engine``: analyze, sample-audio (the analysis engine, no server)
 - ``client``: submit, history (a client of a running API)
-- ``accounts``: users create|link, storage rotate
+- ``accounts``: users create|link, storage rotate|rotate-key
 - ``common``: what they share (settings that fail in one line, migrations)
 
 Importing it stays cheap: the commands import what they need when they run.
@@ -26,6 +26,20 @@ __all__ = ["app", "main", "run_migrations"]
 app = typer.Typer(
     help="VocalBorn Tasks: asynchronous speech-practice analysis.", no_args_is_help=True, add_completion=False
 )
+# Commands that are clients of a running API, or use no settings: they run without a valid
+# server configuration. Every other command checks it first, so a refused configuration (production
+# without STORAGE_ENCRYPTION_KEYS, an example SECRET_KEY...) is one line on stderr, not a traceback.
+_NO_SERVER_SETTINGS = frozenset({"submit", "history", "sample-audio", "analyze"})
+
+
+@app.callback()
+def _check_settings(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand not in _NO_SERVER_SETTINGS and not ctx.resilient_parsing:
+        from vocalborn.cli.common import load_settings
+
+        load_settings()
+
+
 users_app = typer.Typer(help="Manage accounts (admins are created here only).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 storage_app = typer.Typer(help="Stored recordings: encryption at rest.", no_args_is_help=True)
@@ -49,6 +63,7 @@ app.command()(client.history)
 users_app.command("create")(accounts.users_create)
 users_app.command("link")(accounts.users_link)
 storage_app.command("rotate")(accounts.storage_rotate)
+storage_app.command("rotate-key")(accounts.storage_rotate_key)
 
 
 def main() -> None:

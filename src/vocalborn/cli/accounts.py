@@ -1,4 +1,4 @@
-"""Accounts and stored recordings: `vocalborn users create|link` and `vocalborn storage rotate`."""
+"""Accounts and stored recordings: `vocalborn users create|link`, `vocalborn storage rotate|rotate-key`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,60 @@ def storage_rotate() -> None:
         f"failed {report.failed}"
     )
     if report.failed:
+        raise typer.Exit(1)
+
+
+def storage_rotate_key(
+    wait: Annotated[
+        bool, typer.Option("--wait", help="run in the foreground until done (default: in the background)")
+    ] = False,
+    status: Annotated[bool, typer.Option("--status", help="only show the progress of the last rotation")] = False,
+) -> None:
+    """Move every stored file to the newest key, in the background, while the service runs.
+
+    Embedded default: a new key is generated in DATA_DIR/storage_keys; the old ones stay
+    readable until every file is on the new one, then they are dropped. With
+    STORAGE_ENCRYPTION_KEYS: add the new key and make it current first (restart), run this, and
+    remove the old key when it says done. Progress is kept in DATA_DIR/storage-rotation.json:
+    running it again after an interruption resumes."""
+    import os
+    import sys
+
+    from vocalborn.storage import MissingKey, rotation
+
+    settings = load_settings()
+    data_dir = settings.data_dir.resolve()
+    current = rotation.read_progress(data_dir)
+    if status:
+        if current is None:
+            typer.echo("no key rotation has run here")
+            return
+        running = current.state == "running" and rotation.alive(current.pid)
+        state = current.line() + ("" if running or current.state != "running" else " (stopped: run it again to resume)")
+        typer.echo(state)
+        return
+    if not wait:
+        if current is not None and current.state == "running" and rotation.alive(current.pid):
+            fail(f"a rotation is already running (pid {current.pid}): {current.line()}")
+        argv = [sys.executable, "-m", "vocalborn.cli", "storage", "rotate-key", "--wait"]
+        pid = rotation.start_in_background(data_dir, argv, dict(os.environ, DATA_DIR=str(data_dir)))
+        typer.echo(
+            f"re-encrypting in the background (pid {pid}); progress: {rotation.progress_path(data_dir)}, "
+            f"log: {data_dir / rotation.LOG_FILE}; see it with `vocalborn storage rotate-key --status`"
+        )
+        return
+    try:
+        progress, resumed = rotation.begin(settings)
+    except (MissingKey, RuntimeError) as exc:
+        fail(str(exc))
+    typer.echo(("resuming " if resumed else "starting ") + progress.line())
+    done = rotation.run(settings, progress, report=lambda p: typer.echo(p.line()))
+    if done.retired:
+        typer.echo(f"old keys dropped from {data_dir / 'storage_keys'}: {', '.join(done.retired)}")
+    elif settings.encryption_keys() and done.state == "done":
+        typer.echo(f"every file is on key {done.target}; the other keys may now leave STORAGE_ENCRYPTION_KEYS")
+    if done.state != "done":
+        typer.echo(f"files that failed: {', '.join(done.failed_keys)}", err=True)
         raise typer.Exit(1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -19,6 +20,10 @@ def load_settings(need_broker: bool = False):
     except ValidationError as exc:  # e.g. production refusing an example secret: say so, no traceback
         reasons = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
         fail(f"invalid configuration: {reasons}")
+    if settings.environment == "local":
+        # The embedded default keeps health data under DATA_DIR: nothing this process (or a child
+        # it starts) creates there is readable by another local user.
+        os.umask(0o077)
     if need_broker:
         try:
             _ = settings.effective_broker_url

@@ -35,13 +35,18 @@ def api(
     from vocalborn.logs import setup_logging
 
     setup_logging(settings.log_level, settings.log_format)
+    # X-Forwarded-For / -Proto are believed only from FORWARDED_ALLOW_IPS (empty: from nobody).
+    # uvicorn's own default trusts 127.0.0.1, which on one machine is every local client: anyone
+    # could then pick the address the rate limits count and the access log records.
+    trusted = settings.forwarded_allow_ips.strip()
     uvicorn.run(
         "vocalborn.main:app",
         host=host,
         port=port,
         workers=workers,
         log_config=None,
-        proxy_headers=True,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
         timeout_graceful_shutdown=10,
     )
 

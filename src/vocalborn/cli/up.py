@@ -236,6 +236,11 @@ def _banner(settings, stack: _Stack, host: str, port: int, wport: int, flower_li
     typer.echo(f"Broker:    {redact_url(stack.env.get('CELERY_BROKER_URL', ''))}{bundled}")
     typer.echo(f"Results:   {redact_url(get_settings().effective_result_backend)}  (Celery result backend)")
     typer.echo(f"Data:      {data}")
+    from vocalborn.security.datadir import secrets_lines
+
+    password_file = stack.redis_server.password_file if stack.redis_server else None
+    for line in secrets_lines(settings, data, password_file, f"http://{public}:{port}"):
+        typer.echo(line)
     if settings.therapists_may_self_register:
         typer.echo("Accounts:  open registration: anyone may register as a therapist (production: by invitation only)")
     else:
@@ -265,13 +270,17 @@ def up(
     settings = load_settings()
     need_redis_for_events(settings)  # before the banner: one line, nothing started
     setup_logging(settings.log_level, settings.log_format)
+    from vocalborn.security import datadir
+
+    os.umask(0o077)
     data = settings.data_dir.resolve()
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
     # One `up` per data folder: the lock comes before anything is started or touched.
     try:
         lock_fd = control.lock_folder(data)
     except control.FolderBusy as busy:
         fail(control.refusal(data, busy.state))
+    datadir.prepare(settings)  # umask 077, private folder, generated storage key and metrics token
     env = dict(os.environ, DATA_DIR=str(data), PYTHONUNBUFFERED="1")
     wport = settings.worker_metrics_port if worker_metrics_port is None else worker_metrics_port
     env["WORKER_METRICS_PORT"] = str(wport)

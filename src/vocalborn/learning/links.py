@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import uuid
 from datetime import timedelta
@@ -24,10 +26,23 @@ def normalize_code(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
 
 
-def create_invitation(db: Session, therapist: User, expires_in: timedelta) -> LinkInvitation:
+def code_digest(code: str) -> str:
+    """HMAC-SHA256 of the normalised code under a key derived from SECRET_KEY: what is stored.
+    A code has ~50 bits (ten characters a person can read aloud), too few for a plain hash to
+    resist guessing from a database dump; keyed, the dump alone is no help. Rotating SECRET_KEY
+    voids the open codes (therapists make new ones)."""
+    from vocalborn.config import get_settings
+
+    key = hmac.new(get_settings().effective_secret_key().encode(), b"vocalborn link invitation", hashlib.sha256)
+    return hmac.new(key.digest(), normalize_code(code).encode(), hashlib.sha256).hexdigest()
+
+
+def create_invitation(db: Session, therapist: User, expires_in: timedelta) -> tuple[LinkInvitation, str]:
+    """The invitation and its code: the code is shown to the therapist once, never stored."""
     now = utcnow()
+    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
     inv = LinkInvitation(
-        code="".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH)),
+        code_sha256=code_digest(code),
         therapist_id=therapist.user_id,
         created_at=now,
         expires_at=now + expires_in,
@@ -35,7 +50,7 @@ def create_invitation(db: Session, therapist: User, expires_in: timedelta) -> Li
     db.add(inv)
     db.commit()
     db.refresh(inv)
-    return inv
+    return inv, code
 
 
 def list_invitations(db: Session, therapist: User) -> list[LinkInvitation]:
@@ -54,7 +69,7 @@ def accept_invitation(db: Session, learner: User, code: str) -> User:
     transaction (a conditional UPDATE), so two learners racing for one code cannot both win."""
     if learner.role != Role.LEARNER:
         raise Forbidden("only learners accept invitations")
-    inv = db.exec(select(LinkInvitation).where(LinkInvitation.code == normalize_code(code))).first()
+    inv = db.exec(select(LinkInvitation).where(LinkInvitation.code_sha256 == code_digest(code))).first()
     if inv is None:
         raise NotFound("invitation code not found")
     now = utcnow()

@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from vocalborn.auth.dependencies import CurrentUser, SessionDep
 from vocalborn.auth.models import Role, User
@@ -20,14 +20,15 @@ from vocalborn.learning.schemas import (
     LinkPublic,
     PersonPublic,
 )
+from vocalborn.security.ratelimit import limit_link_accepts
 
 router = APIRouter()
 
 
-def _invitation(inv: Any) -> InvitationPublic:
+def _invitation(inv: Any, code: str | None = None) -> InvitationPublic:
     return InvitationPublic(
         invitation_id=inv.invitation_id,
-        code=inv.code,
+        code=code,
         expires_at=inv.expires_at,
         used_at=inv.used_at,
         created_at=inv.created_at,
@@ -43,10 +44,12 @@ def _invitation(inv: Any) -> InvitationPublic:
     responses={**E401, **E403_ROLE, **E422},
 )
 def create_invitation(user: CurrentUser, db: SessionDep, body: InvitationCreate | None = None) -> InvitationPublic:
-    """A single-use code (default: valid 72 hours) the therapist gives a learner."""
+    """A single-use code (default: valid 72 hours) the therapist gives a learner. The code is in
+    this answer only: it is stored hashed, so the listing cannot show it again."""
     require_role(user, Role.THERAPIST)
     hours = body.expires_in_hours if body else 72
-    return _invitation(link_service.create_invitation(db, user, timedelta(hours=hours)))
+    invitation, code = link_service.create_invitation(db, user, timedelta(hours=hours))
+    return _invitation(invitation, code)
 
 
 @router.get(
@@ -57,7 +60,7 @@ def create_invitation(user: CurrentUser, db: SessionDep, body: InvitationCreate 
     responses={**E401, **E403_ROLE},
 )
 def list_invitations(user: CurrentUser, db: SessionDep) -> list[InvitationPublic]:
-    """The therapist's unused, unexpired codes."""
+    """The therapist's unused, unexpired invitations (without their codes: stored hashed)."""
     require_role(user, Role.THERAPIST)
     return [_invitation(i) for i in link_service.list_invitations(db, user)]
 
@@ -79,6 +82,7 @@ def _person(u: User) -> PersonPublic:
         410: err("this invitation has expired or has already been used"),
         **E422,
     },
+    dependencies=[Depends(limit_link_accepts)],
 )
 def accept(body: AcceptRequest, user: CurrentUser, db: SessionDep) -> LinkPublic:
     """The learner links to the therapist who made the code (one therapist per learner)."""

@@ -24,12 +24,13 @@ def _score_column() -> Any:
 
 
 class LinkInvitation(SQLModel, table=True):
-    """A code a therapist gives a learner; accepting it links them. Expiring and single use."""
+    """A code a therapist gives a learner; accepting it links them. Expiring and single use. Only a
+    keyed digest of the code is stored (``links.code_digest``): a database dump holds no usable code."""
 
     __tablename__ = "link_invitations"
 
     invitation_id: uuid.UUID = Field(default_factory=uuid.uuid4, sa_column=Column(Uuid, primary_key=True))
-    code: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    code_sha256: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     therapist_id: uuid.UUID = Field(
         sa_column=Column(Uuid, ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False, index=True)
     )

@@ -107,7 +107,10 @@ class InvitationCreate(BaseModel):
 
 class InvitationPublic(BaseModel):
     invitation_id: uuid.UUID
-    code: str
+    code: str | None = Field(
+        description="the code to give the learner: in the answer that creates it only (it is stored hashed); "
+        "null in listings"
+    )
     expires_at: datetime
     used_at: datetime | None
     created_at: datetime

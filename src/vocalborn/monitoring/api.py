@@ -278,7 +278,8 @@ def render() -> bytes:
 
 def metrics_endpoint(request: Request) -> Response:
     """Prometheus text format. A plain ``def``: the scrape queries the database in a thread.
-    With METRICS_TOKEN set (required in production), only for ``Authorization: Bearer <token>``."""
+    With METRICS_TOKEN set (required in production) or the token `vocalborn up` generated, only for
+    ``Authorization: Bearer <token>``."""
     from vocalborn.security.metrics_auth import token_ok
 
     if not token_ok(request.headers.get("authorization")):

@@ -155,7 +155,7 @@ class WorkerMetrics:
         MultiProcessCollector(registry, path=str(self.path))
         registry.register(_LiveWorkerCollector(self))
         try:
-            self.server, _thread = start_metrics_server(port, host, registry, get_settings().metrics_token)
+            self.server, _thread = start_metrics_server(port, host, registry, get_settings().effective_metrics_token())
         except OSError as exc:
             log.warning("worker metrics endpoint not started on %s:%s: %s (set WORKER_METRICS_PORT)", host, port, exc)
             _write_status(f"{host}:{port}: {exc}")

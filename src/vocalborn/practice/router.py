@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Annotated
 
@@ -10,7 +11,7 @@ from fastapi.responses import FileResponse
 from vocalborn.auth.dependencies import CurrentUser, SessionDep, TherapistUser
 from vocalborn.auth.models import Role
 from vocalborn.config import get_settings
-from vocalborn.errors import error_responses
+from vocalborn.errors import FieldRejected, error_responses
 from vocalborn.practice import service
 from vocalborn.practice.schemas import RecordPublic, SentencePublic, SentenceShare, SessionCreate, SessionPublic
 from vocalborn.security.access import record_access
@@ -30,6 +31,20 @@ _MEDIA_TYPES = {
     "webm": "audio/webm",
     "flac": "audio/flac",
 }
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def check_sentence_text(text: str) -> None:
+    """A sentence a learner can read: not blank, no NUL or other control character (a NUL cannot
+    be stored in PostgreSQL and would be cut short elsewhere; the others show as nothing)."""
+    if not text.strip():
+        raise FieldRejected("text", "the sentence text is empty (only whitespace)", "blank_text")
+    if "\x00" in text:
+        raise FieldRejected("text", "the sentence text contains a NUL character", "control_character")
+    if _CONTROL.search(text):
+        raise FieldRejected("text", "the sentence text contains a control character", "control_character")
 
 
 async def _read_upload(upload: UploadFile, field: str) -> bytes:
@@ -62,6 +77,7 @@ async def create_sentence(
 ) -> SentencePublic:
     from starlette.concurrency import run_in_threadpool
 
+    check_sentence_text(text)  # before the upload is read
     data = await _read_upload(reference_audio, "reference_audio")
     audio = await run_in_threadpool(_validated, data, "reference_audio")
     sentence = await run_in_threadpool(
@@ -93,18 +109,20 @@ def share_sentence(sentence_id: uuid.UUID, body: SentenceShare, user: TherapistU
     return SentencePublic.model_validate(service.set_sentence_shared(db, sentence_id, body.shared, user))
 
 
-def _stored_audio(key: str, fmt: str, what: str) -> Response:
+def _stored_audio(key: str, fmt: str, what: str, name: str) -> Response:
     """The stored file (decrypted when storage encryption is on), or 410 JSON when its row
     outlived it (retention, a lost disk, a manual cleanup): never a 500 and a dropped
-    connection halfway through the headers."""
+    connection halfway through the headers. A download (``Content-Disposition: attachment``
+    named ``name``.``fmt``): a browser opening the URL saves it rather than rendering it."""
     storage = get_storage()
     media_type = _MEDIA_TYPES.get(fmt, "application/octet-stream")
+    headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
     gone = HTTPException(status.HTTP_410_GONE, f"the {what} is no longer in storage")
     if not storage.encrypted(key):
         path = storage.path(key)
         if not path.is_file():
             raise gone
-        return FileResponse(path, media_type=media_type)
+        return FileResponse(path, media_type=media_type, headers=headers)
     try:
         data = storage.read(key)
     except FileNotFoundError:
@@ -114,7 +132,7 @@ def _stored_audio(key: str, fmt: str, what: str) -> Response:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, "this recording's encryption key is not configured"
         ) from None
-    return Response(data, media_type=media_type)
+    return Response(data, media_type=media_type, headers=headers)
 
 
 @router.get(
@@ -128,7 +146,12 @@ def _stored_audio(key: str, fmt: str, what: str) -> Response:
 )
 def get_sentence_audio(sentence_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Response:
     sentence = service.get_sentence(db, sentence_id, user)
-    return _stored_audio(sentence.reference_audio_key, sentence.reference_audio_format, "reference recording")
+    return _stored_audio(
+        sentence.reference_audio_key,
+        sentence.reference_audio_format,
+        "reference recording",
+        f"reference-{sentence.sentence_id}",
+    )
 
 
 @router.post(
@@ -217,4 +240,6 @@ def get_record(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Recor
 def get_record_audio(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Response:
     record = service.get_record_for(db, record_id, user)
     record_access(db, user, record.user_id, "record_audio", record.practice_record_id)
-    return _stored_audio(record.audio_key, record.audio_format, "practice recording")
+    return _stored_audio(
+        record.audio_key, record.audio_format, "practice recording", f"recording-{record.practice_record_id}"
+    )

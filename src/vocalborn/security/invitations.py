@@ -57,6 +57,19 @@ def claim(db: Session, code: str) -> uuid.UUID:
     return uuid.UUID(str(row[0]))
 
 
+def release(db: Session, invitation_id: uuid.UUID) -> None:
+    """Give a claimed code back (the registration that claimed it made no account: the email was
+    taken). Only while no account used it."""
+    stmt = (
+        update(TherapistInvitation)
+        .where(col(TherapistInvitation.invitation_id) == invitation_id)
+        .where(col(TherapistInvitation.used_by).is_(None))
+        .values(used_at=None)
+    )
+    db.execute(stmt)
+    db.commit()
+
+
 def mark_used_by(db: Session, invitation_id: uuid.UUID, user_id: uuid.UUID) -> None:
     invitation = db.get(TherapistInvitation, invitation_id)
     if invitation is not None:

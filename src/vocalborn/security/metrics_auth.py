@@ -1,7 +1,8 @@
 """``METRICS_TOKEN``: the bearer token Prometheus sends to the API's and the workers' /metrics.
 
-Unset (allowed outside production only), the endpoints are open, as before; the embedded
-default binds them to 127.0.0.1."""
+`vocalborn up` generates one into DATA_DIR/metrics_token (mode 0600) when METRICS_TOKEN is
+unset (``Settings.effective_metrics_token``). With neither (tests running the processes alone),
+the endpoints are open; production requires METRICS_TOKEN."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from vocalborn.config import get_settings
 
 
 def token_ok(authorization: str | None, token: str | None = None) -> bool:
-    token = token if token is not None else get_settings().metrics_token
+    token = token if token is not None else get_settings().effective_metrics_token()
     if not token:
         return True
     scheme, _, given = (authorization or "").partition(" ")

@@ -264,6 +264,17 @@ def limit_exports(user: CurrentUser) -> None:
     enforce("export", user.user_id.hex, s.rate_limit_exports_per_user, 3600, "too many exports")
 
 
+@raises(429)
+def limit_link_accepts(request: Request, user: CurrentUser) -> None:
+    """Invitation codes tried, per learner and per address: a code is ten characters a person
+    can read aloud, so the number of guesses is what keeps it from being found."""
+    s = get_settings()
+    window = s.rate_limit_window_seconds
+    detail = "too many invitation codes tried"
+    enforce("link-accept", user.user_id.hex, s.rate_limit_link_accepts_per_user, window, detail)
+    enforce("link-accept-ip", client_address(request), s.rate_limit_link_accepts_per_address, window, detail)
+
+
 def forget_user(user_id_hex: str, email: str) -> None:
     """Erasure: drop the counters that name this user (they expire anyway)."""
     try:

@@ -5,8 +5,13 @@ Keys are chosen by the server (``kind/ab/<uuid>.<ext>``); nothing a user sends b
 With STORAGE_ENCRYPTION_KEYS (or STORAGE_ENCRYPTION_KEY) set, files are written with
 AES-256-GCM: ``VBENC1`` | key-id length (1 byte) | key id | 12-byte nonce | ciphertext+tag, the
 storage key as associated data (a file cannot be swapped for another). Reading picks the key by
-the id in the header, so old keys keep working while ``vocalborn storage rotate`` re-encrypts.
-Plain files (written before encryption was turned on) are still read as they are.
+the id in the header, so old keys keep working while ``vocalborn storage rotate-key``
+re-encrypts (``storage/rotation.py``). Plain files (written before encryption was turned on, or by
+an embedded install older than its generated key) are still read as they are.
+
+Without STORAGE_ENCRYPTION_KEYS the embedded default (ENVIRONMENT=local) generates a key of its
+own in ``DATA_DIR/storage_keys`` (``Settings.storage_keyring``). Files are written 0600 in 0700
+folders.
 """
 
 from __future__ import annotations
@@ -92,9 +97,10 @@ class LocalStorage:
     # --- files -------------------------------------------------------------------------------------
     def _write(self, key: str, data: bytes) -> None:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = target.with_suffix(target.suffix + f".{uuid.uuid4().hex[:8]}.part")
-        with open(tmp, "wb") as fh:
+        # 0600 whatever the umask: recordings are health data, no other local user reads them
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -168,7 +174,10 @@ class LocalStorage:
 
 
 def get_storage() -> LocalStorage:
+    """The storage with the keys of this moment: STORAGE_ENCRYPTION_KEYS, or the embedded
+    default's key file (read again when ``rotate-key`` changes it)."""
     from vocalborn.config import get_settings
 
     settings = get_settings()
-    return LocalStorage(settings.storage_dir, settings.encryption_keys(), settings.storage_encryption_key_id)
+    keys, current = settings.storage_keyring()
+    return LocalStorage(settings.storage_dir, keys, current)
