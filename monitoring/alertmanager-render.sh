@@ -16,6 +16,12 @@ if [ -n "$missing" ]; then
   echo "alertmanager-render: set$missing (see monitoring/alertmanager.yml)" >&2
   exit 1
 fi
+for name in SMTP_HOST SMTP_FROM ALERT_EMAIL_TO ALERT_WEBHOOK_URL; do
+  eval "value=\${$name}"
+  case "$value" in
+    *example.com*) echo "alertmanager-render: warning: $name is the example value ($value): alerts reach nobody" >&2 ;;
+  esac
+done
 awk '{
   line = $0; out = ""
   while (match(line, /\$\{[A-Z_][A-Z0-9_]*\}/)) {

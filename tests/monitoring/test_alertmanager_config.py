@@ -108,3 +108,10 @@ def test_the_renderer_refuses_when_alerts_would_go_nowhere(missing: str) -> None
     assert done.returncode == 1
     assert done.stdout == ""
     assert missing in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_the_renderer_warns_about_the_example_values() -> None:
+    done = render({**ALERTING_ENV, "ALERT_EMAIL_TO": "oncall@example.com"})
+    assert done.returncode == 0  # a warning: CI and the image check run on the example file
+    assert "ALERT_EMAIL_TO is the example value" in done.stderr
+    assert "alerts reach nobody" in done.stderr
