@@ -1,7 +1,8 @@
 """Alerts reach someone: a real Prometheus scrapes a real Celery worker, the worker is stopped,
 `CeleryWorkerDown` fires, a real Alertmanager running the project's own routing
 (monitoring/alertmanager.yml, rendered by monitoring/alertmanager-render.sh) sends it to a webhook
-receiver on loopback, and once the worker is back the receiver gets the resolved message.
+receiver and by email to an SMTP sink, both on loopback, and once the worker is back both get the
+resolved message.
 
 The rule is the real one from monitoring/alerts.yml with a short ``for`` (its real ``for`` is
 unit-tested by promtool in test_alert_rules.py); the routing, grouping and timings are the real
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socketserver
 import subprocess
 import threading
 import time
@@ -93,6 +95,45 @@ class Receiver:
         self.server.server_close()
 
 
+class MailSink:
+    """A loopback SMTP server that keeps each message (enough of the protocol for Alertmanager:
+    EHLO without extensions, MAIL, RCPT, DATA, QUIT)."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        messages = self.messages
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self.wfile.write(b"220 sink ready\r\n")
+                while line := self.rfile.readline():
+                    verb = line.strip().split(b" ", 1)[0].upper()
+                    if verb == b"DATA":
+                        self.wfile.write(b"354 go on\r\n")
+                        body = []
+                        while (chunk := self.rfile.readline()) not in (b".\r\n", b".\n", b""):
+                            body.append(chunk.decode(errors="replace"))
+                        messages.append("".join(body))
+                        self.wfile.write(b"250 kept\r\n")
+                    elif verb == b"QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:  # EHLO/HELO, MAIL, RCPT, RSET, NOOP
+                        self.wfile.write(b"250 ok\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def subjects(self) -> list[str]:
+        return [line for m in self.messages for line in m.splitlines() if line.lower().startswith("subject:")]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def _serve(argv: list[str], log: Path, ready_url: str) -> subprocess.Popen[bytes]:
     out = open(log, "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -130,6 +171,15 @@ def receiver() -> Iterator[Receiver]:
         r.close()
 
 
+@pytest.fixture
+def mail() -> Iterator[MailSink]:
+    m = MailSink()
+    try:
+        yield m
+    finally:
+        m.close()
+
+
 def _rules_with_short_for(tmp: Path) -> Path:
     doc = yaml.safe_load((MONITORING / "alerts.yml").read_text())
     rules = [rule for group in doc["groups"] for rule in group["rules"] if rule.get("alert") == "CeleryWorkerDown"]
@@ -140,13 +190,11 @@ def _rules_with_short_for(tmp: Path) -> Path:
     return path
 
 
-def _alertmanager_config(tmp: Path, webhook: str) -> Path:
-    from vocalborn.embedded import free_port
-
+def _alertmanager_config(tmp: Path, webhook: str, smtp_port: int) -> Path:
     env = dict(
         os.environ,
         SMTP_HOST="127.0.0.1",
-        SMTP_PORT=str(free_port()),  # nothing listens: the email integration fails, the webhook must not
+        SMTP_PORT=str(smtp_port),
         SMTP_FROM="alerts@example.org",
         SMTP_REQUIRE_TLS="false",
         ALERT_EMAIL_TO="oncall@example.org",
@@ -166,14 +214,14 @@ def _alertmanager_config(tmp: Path, webhook: str) -> Path:
 
 
 def test_a_stopped_worker_pages_through_alertmanager_and_resolves(
-    binaries: dict[str, str], receiver: Receiver, migrated: ServicesUnderTest, tmp_path: Path
+    binaries: dict[str, str], receiver: Receiver, mail: MailSink, migrated: ServicesUnderTest, tmp_path: Path
 ) -> None:
     from vocalborn.embedded import free_port
 
     am_port, prom_port, metrics_port = free_port(), free_port(), free_port()
     token = uuid.uuid4().hex * 2
     (tmp_path / "token").write_text(token)
-    am_config = _alertmanager_config(tmp_path, receiver.url)
+    am_config = _alertmanager_config(tmp_path, receiver.url, mail.port)
     am = _serve(
         [
             binaries["alertmanager"],
@@ -243,6 +291,10 @@ def test_a_stopped_worker_pages_through_alertmanager_and_resolves(
         stopped = time.monotonic()
         wait_until(lambda: receiver.alerts("firing"), 5 + 60, 0.5, "CeleryWorkerDown to reach the webhook")
         fired_after = time.monotonic() - stopped
+        # the critical route also mails the on-call address at once
+        wait_until(
+            lambda: any("FIRING" in s and "CeleryWorkerDown" in s for s in mail.subjects()), 30, 0.5, "the email"
+        )
         (alert,) = receiver.alerts("firing")[:1]
         assert alert["labels"]["severity"] == "critical" and alert["labels"]["job"] == "vocalborn-worker"
         assert alert["labels"]["instance"] == f"127.0.0.1:{metrics_port}"
@@ -256,6 +308,7 @@ def test_a_stopped_worker_pages_through_alertmanager_and_resolves(
         # flush (group_interval 1m of the critical route)
         wait_until(lambda: receiver.alerts("resolved"), 60 + 30, 0.5, "the resolved message")
         resolved_after = time.monotonic() - back
+        wait_until(lambda: any("RESOLVED" in s for s in mail.subjects()), 30, 0.5, "the resolved email")
         (resolved,) = receiver.alerts("resolved")[:1]
         assert resolved["labels"]["instance"] == alert["labels"]["instance"]
         assert resolved["endsAt"] >= resolved["startsAt"]
