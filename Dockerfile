@@ -1,6 +1,8 @@
-# syntax=docker/dockerfile:1.7
-# The API image: `vocalborn api` under uvicorn. Build: docker build -t vocalborn-api .
-# Dockerfile.celery builds the worker/beat/flower image with the same builder stage.
+# Both images from one file, sharing the builder and runtime stages (built once, layers shared):
+#   docker build --target api    -t vocalborn-api .      # `vocalborn api` under uvicorn (the default target)
+#   docker build --target celery -t vocalborn-celery .   # `vocalborn worker`; also runs migrate, beat, flower
+# No `# syntax=` line: a BuildKit frontend image would have to be fetched from a registry. With
+# podman/buildah, build with `--format docker`, or the OCI format drops HEALTHCHECK.
 ARG PYTHON_VERSION=3.12
 ARG UV_VERSION=0.13.9
 
@@ -47,6 +49,20 @@ COPY alembic.ini ./
 COPY alembic ./alembic
 USER vocalborn
 VOLUME ["/data"]
+
+# --- the worker image: worker, and with another command migrate, beat and flower -----------------
+FROM runtime AS celery
+# Proves the worker's main process is alive and can reach Redis, without a broker round trip
+# (`celery inspect ping` needs the broker and a reply from a busy pool).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["python", "-m", "vocalborn.healthcheck", "worker"]
+# Celery's warm shutdown: SIGTERM stops consuming and lets running analyses finish (bounded by
+# TASK_TIME_LIMIT); give the container a stop_grace_period above that (docker-compose.yml: 400s).
+STOPSIGNAL SIGTERM
+CMD ["vocalborn", "worker", "--hostname", "worker@%h"]
+
+# --- the API image (last, so a plain `docker build .` makes it) ----------------------------------
+FROM runtime AS api
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-m", "vocalborn.healthcheck", "http", "http://127.0.0.1:8000/health/ready"]

@@ -33,6 +33,8 @@ REQUIRED_SECRETS = (
     "STORAGE_ENCRYPTION_KEYS",
 )
 REQUIRED_SECRETS_RABBITMQ = (*REQUIRED_SECRETS, "RABBITMQ_DEFAULT_PASS")
+# Not secrets, but required all the same: alerts must reach someone (monitoring/alertmanager.yml).
+REQUIRED_ALERTING = ("SMTP_HOST", "SMTP_FROM", "ALERT_EMAIL_TO", "ALERT_WEBHOOK_URL")
 
 
 def production_example() -> dict[str, str]:
@@ -55,6 +57,11 @@ def real_secrets() -> dict[str, str]:
         "GRAFANA_ADMIN_PASSWORD": secrets.token_hex(12),
         "RABBITMQ_DEFAULT_PASS": secrets.token_hex(16),
         "STORAGE_ENCRYPTION_KEYS": f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
+        # and where alerts go
+        "SMTP_HOST": "mail.internal.example",
+        "SMTP_FROM": "alerts@example.org",
+        "ALERT_EMAIL_TO": "oncall@example.org",
+        "ALERT_WEBHOOK_URL": "https://pager.example.org/hook",
     }
 
 

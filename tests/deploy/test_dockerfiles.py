@@ -1,4 +1,4 @@
-"""The Dockerfiles, read and then built outside Docker: the builder's `uv sync` commands run into
+"""The Dockerfile (one file, two targets: `api` and `celery`), read and then built outside Docker: the builder's `uv sync` commands run into
 a fresh copy of the project laid out like the image's /app, the source tree is then removed as
 in the runtime stage, and the image's commands run from that environment."""
 
@@ -19,7 +19,8 @@ import pytest
 
 from tests.deploy.conftest import ROOT
 
-DOCKERFILES = {"api": ROOT / "Dockerfile", "celery": ROOT / "Dockerfile.celery"}
+DOCKERFILE = ROOT / "Dockerfile"
+TARGETS = ("api", "celery")  # the two images, each a stage on top of the shared runtime stage
 
 
 @dataclass
@@ -71,12 +72,28 @@ def exec_form(arg: str) -> list[str]:
     return [str(v) for v in value]
 
 
-@pytest.mark.parametrize("kind", DOCKERFILES)
-def test_the_images_are_multi_stage_uv_builds_from_the_lock_file(kind: str) -> None:
-    args, stages = parse(DOCKERFILES[kind])
+def stages_by_name() -> dict[str, Stage]:
+    _, stages = parse(DOCKERFILE)
+    return {stage.name: stage for stage in stages if stage.name}
+
+
+def test_no_syntax_frontend_line_and_one_file_for_both_images() -> None:
+    first = DOCKERFILE.read_text().splitlines()[0]
+    assert not first.lower().startswith("# syntax="), "BuildKit would fetch a frontend image from a registry"
+    assert not (ROOT / "Dockerfile.celery").exists()
+    stages = stages_by_name()
+    # both images are thin stages on the one runtime stage: builder and runtime are built once
+    assert all(stages[target].base == "runtime" for target in TARGETS)
+    assert parse(DOCKERFILE)[1][-1].name == "api"  # a plain `docker build .` makes the API image
+    for target in TARGETS:
+        assert not stages[target].all("RUN") and not stages[target].all("COPY"), "nothing built per image"
+
+
+def test_the_images_are_multi_stage_uv_builds_from_the_lock_file() -> None:
+    args, _ = parse(DOCKERFILE)
+    stages = stages_by_name()
     assert args["PYTHON_VERSION"] in ("3.11", "3.12")
-    builder, runtime = stages[-2], stages[-1]
-    assert builder.name == "builder" and runtime.name == "runtime"
+    builder, runtime = stages["builder"], stages["runtime"]
     for stage in (builder, runtime):
         assert stage.base == "python:${PYTHON_VERSION}-slim-bookworm"
     syncs = [r for r in builder.all("RUN") if "uv sync" in r]
@@ -86,18 +103,18 @@ def test_the_images_are_multi_stage_uv_builds_from_the_lock_file(kind: str) -> N
     assert any(c.startswith("--from=builder /app/.venv") for c in runtime.all("COPY"))
 
 
-@pytest.mark.parametrize("kind", DOCKERFILES)
+@pytest.mark.parametrize("kind", TARGETS)
 def test_the_runtime_stage_is_small_non_root_and_healthchecked(kind: str) -> None:
-    _, stages = parse(DOCKERFILES[kind])
-    runtime = stages[-1]
-    runs = " ".join(runtime.all("RUN"))
+    stages = stages_by_name()
+    runtime, image = stages["runtime"], stages[kind]
+    runs = " ".join(runtime.all("RUN") + image.all("RUN"))
     assert not re.search(r"\b(gcc|g\+\+|build-essential|clang|make)\b", runs), "no compilers in the final image"
-    assert not any("uv" in c.split() for c in runtime.all("COPY")), "no uv in the final image"
-    users = runtime.all("USER")
+    assert not any("uv" in c.split() for c in runtime.all("COPY") + image.all("COPY")), "no uv in the final image"
+    users = runtime.all("USER") + image.all("USER")
     assert users and users[-1] not in ("root", "0")
     assert runtime.env()["PYTHONUNBUFFERED"] == "1"
-    assert runtime.all("STOPSIGNAL") == ["SIGTERM"]
-    (health,) = runtime.all("HEALTHCHECK")
+    assert image.all("STOPSIGNAL") == ["SIGTERM"]
+    (health,) = image.all("HEALTHCHECK")
     check = exec_form(health.split(" CMD ", 1)[1])
     assert check[:3] == ["python", "-m", "vocalborn.healthcheck"]
     assert "inspect" not in check
@@ -113,8 +130,8 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     uv = os.environ.get("UV") or shutil.which("uv")
     if not uv:
         pytest.skip("uv is not on PATH")
-    _, stages = parse(DOCKERFILES["api"])
-    builder = stages[-2]
+    stages = stages_by_name()
+    builder = stages["builder"]
     app = tmp_path_factory.mktemp("image") / "app"
     app.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_"))}
@@ -136,7 +153,7 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             )
             assert done.returncode == 0, done.stderr[-3000:]
     # the runtime stage keeps only the venv and copies its own files from the build context
-    runtime = stages[-1]
+    runtime = stages["runtime"]
     for entry in list(app.iterdir()):
         if entry.name != ".venv":
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
@@ -165,9 +182,9 @@ def run_in_image(app: Path, argv: list[str], tmp_path: Path, **env: str) -> subp
 
 def test_the_built_environment_runs_the_images_commands(image_root: Path, tmp_path: Path) -> None:
     assert not (image_root / "src").exists()  # the package is installed, not linked to a source tree
-    for kind, path in DOCKERFILES.items():
-        _, stages = parse(path)
-        cmd = exec_form(stages[-1].all("CMD")[-1])
+    stages = stages_by_name()
+    for kind in TARGETS:
+        cmd = exec_form(stages[kind].all("CMD")[-1])
         assert cmd[0] == "vocalborn", kind
         done = run_in_image(image_root, [*cmd, "--help"], tmp_path)
         assert done.returncode == 0, (kind, done.stderr)

@@ -9,6 +9,7 @@ One module per command family; this file makes them one command, in the order th
 - ``engine``: analyze, sample-audio (the analysis engine, no server)
 - ``client``: submit, history (a client of a running API)
 - ``accounts``: users create|link, storage rotate|rotate-key
+- ``backup``: backup, restore (database, recordings and keys in one archive)
 - ``common``: what they share (settings that fail in one line, migrations)
 
 Importing it stays cheap: the commands import what they need when they run.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import typer
 
-from vocalborn.cli import accounts, client, control, engine, run, up
+from vocalborn.cli import accounts, backup, client, control, engine, run, up
 from vocalborn.cli.common import run_migrations
 
 __all__ = ["app", "main", "run_migrations"]
@@ -60,6 +61,8 @@ for command in (
 app.command("sample-audio")(engine.sample_audio)
 app.command()(client.submit)
 app.command()(client.history)
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 users_app.command("create")(accounts.users_create)
 users_app.command("link")(accounts.users_link)
 storage_app.command("rotate")(accounts.storage_rotate)

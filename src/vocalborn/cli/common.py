@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -69,3 +71,51 @@ def run_migrations() -> None:
 
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin otherwise
     command.upgrade(cfg, "head")
+
+
+def wait_for_database(settings: Any, seconds: float) -> None:
+    """Return once the database answers ``SELECT 1``; retry connection errors for ``seconds``
+    (one line on stderr per retry), then exit 1 with one line. Only connecting is retried: an
+    error of the migration itself is not a database that is still starting."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from vocalborn.config import redact_url
+    from vocalborn.db import make_engine
+
+    url = redact_url(settings.effective_database_url)
+    started = time.monotonic()
+    deadline = started + seconds
+    attempt, pause = 0, 0.5
+    while True:
+        attempt += 1
+        engine = make_engine(settings, for_migrations=True)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            if attempt > 1:
+                typer.echo(f"database answered after {time.monotonic() - started:.1f} s ({attempt} attempts)")
+            return
+        except DBAPIError as exc:
+            reason = _first_line(exc.orig if exc.orig is not None else exc)
+        finally:
+            engine.dispose()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            waited = time.monotonic() - started
+            fail(
+                f"the database at {url} did not answer within {waited:.0f} s ({attempt} attempt{'' if attempt == 1 else 's'}): {reason}"
+            )
+        pause = min(pause, left)
+        typer.echo(
+            f"waiting for the database at {url}: attempt {attempt} failed ({reason}); "
+            f"retrying in {pause:.1f} s, {left:.1f} s left",
+            err=True,
+        )
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

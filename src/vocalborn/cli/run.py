@@ -8,15 +8,27 @@ from typing import Annotated
 
 import typer
 
-from vocalborn.cli.common import fail, load_settings, run_migrations
+from vocalborn.cli.common import fail, load_settings, run_migrations, wait_for_database
 from vocalborn.supervision import watch_supervisor
 
 
-def migrate() -> None:
+def migrate(
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="seconds to keep retrying until the database answers (0: one try); "
+            "for a container started before its database"
+        ),
+    ] = 60,
+) -> None:
     """Bring the database schema up to date (alembic upgrade head)."""
     from vocalborn.config import redact_url
 
-    url = load_settings().effective_database_url
+    settings = load_settings()
+    url = settings.effective_database_url
+    if wait < 0:
+        fail("--wait must be 0 or more seconds")
+    wait_for_database(settings, wait)
     typer.echo(f"migrating {redact_url(url)} ...")
     run_migrations()
     typer.echo("database is up to date")
