@@ -48,7 +48,10 @@ DataDirOption = Annotated[
 
 def _settings(data_dir: Path | None) -> Any:
     if data_dir is not None:
+        from vocalborn.config import get_settings
+
         os.environ["DATA_DIR"] = str(data_dir)
+        get_settings.cache_clear()  # the CLI's configuration check read them before the option
     return load_settings()
 
 
