@@ -1,19 +1,29 @@
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Cookie, Depends, HTTPException, Request, Response, status
+from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
-from vocalborn.auth import service
-from vocalborn.auth.dependencies import CurrentUser, SessionDep
+from vocalborn.auth import service, sessions
+from vocalborn.auth.dependencies import CurrentSession, CurrentUser, SessionDep, oauth2_scheme, token_claims
 from vocalborn.auth.models import Role
-from vocalborn.auth.schemas import RegisterAccepted, RegisterRequest, Token, UserPublic
-from vocalborn.auth.security import create_access_token
+from vocalborn.auth.schemas import (
+    PasswordChange,
+    PasswordChanged,
+    RefreshRequest,
+    RegisterAccepted,
+    RegisterRequest,
+    SessionPublic,
+    Token,
+    UserPublic,
+)
 from vocalborn.config import get_settings
 from vocalborn.errors import error_responses
 from vocalborn.security import invitations
-from vocalborn.security.ratelimit import LoginLimit, limit_registration
+from vocalborn.security.ratelimit import LoginGuard, LoginLimit, client_address, limit_registration
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -48,22 +58,151 @@ def register(body: RegisterRequest, db: SessionDep) -> RegisterAccepted:
     return RegisterAccepted()
 
 
+REFRESH_COOKIE = "vb_refresh"
+COOKIE_PATH = "/api/v1/auth"  # the cookie goes to the auth routes only
+
+
+def _keep(response: Response, request: Request, issued: sessions.Issued) -> Token:
+    """The pair as JSON, and the refresh token as an httpOnly, SameSite=Strict cookie (the page
+    keeps its session across tabs and restarts with it; scripts never see it)."""
+    response.set_cookie(
+        REFRESH_COOKIE,
+        issued.refresh_token,
+        max_age=get_settings().refresh_token_days * 86400,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https" or get_settings().environment == "production",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return Token(access_token=issued.access_token, refresh_token=issued.refresh_token, expires_in=issued.expires_in)
+
+
+def _refused(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
 @router.post(
     "/login",
     response_model=Token,
     operation_id="login",
     responses=error_responses(401, 429),
 )
-def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], guard: LoginLimit, db: SessionDep) -> Token:
+def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    guard: LoginLimit,
+    db: SessionDep,
+    request: Request,
+    response: Response,
+) -> Token:
+    """Answers a short access token and a refresh token (also set as an httpOnly cookie)."""
     user = service.authenticate(db, form.username, form.password)
     if user is None:
         guard.failed()
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "wrong email or password", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise _refused("wrong email or password")
     guard.succeeded()
-    token, expires_in = create_access_token(user.user_id, user.role)
-    return Token(access_token=token, expires_in=expires_in)
+    return _keep(response, request, sessions.start(db, user, request.headers.get("user-agent")))
+
+
+@router.post(
+    "/refresh",
+    response_model=Token,
+    operation_id="refresh",
+    responses=error_responses(401, 422),
+)
+def refresh(
+    db: SessionDep,
+    request: Request,
+    response: Response,
+    body: RefreshRequest | None = None,
+    cookie: Annotated[str | None, Cookie(alias=REFRESH_COOKIE, include_in_schema=False)] = None,
+) -> Token | Response:
+    """A new pair for a refresh token (the body's, or the cookie's); the old one is used up.
+    A refresh token used twice ends its whole session (it was copied): log in again."""
+    token = (body.refresh_token if body else None) or cookie
+    if not token:
+        raise _refused("no refresh token: send {'refresh_token': ...} or log in")
+    try:
+        issued = sessions.rotate(db, token)
+    except sessions.SessionRefused as exc:
+        refused = JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        refused.delete_cookie(REFRESH_COOKIE, path=COOKIE_PATH)  # of no use any more
+        return refused
+    return _keep(response, request, issued)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="logout",
+    responses=error_responses(401, 422),
+)
+def logout(
+    db: SessionDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    body: RefreshRequest | None = None,
+    cookie: Annotated[str | None, Cookie(alias=REFRESH_COOKIE, include_in_schema=False)] = None,
+) -> Response:
+    """Ends the session of the bearer token (or of the refresh token, the body's or the
+    cookie's): its access and refresh tokens are refused from now on."""
+    refresh_token = (body.refresh_token if body else None) or cookie
+    if token:
+        claims = token_claims(token)  # 401 for an invalid one
+        sessions.end(db, uuid.UUID(claims["sid"]), "logout")
+    elif refresh_token:
+        found = sessions.session_of(db, refresh_token)
+        if found is None:
+            raise _refused("unknown refresh token")
+        sessions.end(db, found, "logout")
+    else:
+        raise _refused("not authenticated: send 'Authorization: Bearer <token>' or the refresh token")
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(REFRESH_COOKIE, path=COOKIE_PATH)
+    return response
+
+
+@router.post(
+    "/password",
+    response_model=PasswordChanged,
+    operation_id="change_password",
+    responses=error_responses(401, 403, 422, 429),
+)
+def change_password(body: PasswordChange, current: CurrentSession, db: SessionDep, request: Request) -> PasswordChanged:
+    """Change one's password: every other session ends (this one stays)."""
+    user, session_id = current
+    guard = LoginGuard(user.email, client_address(request))
+    guard.check()  # the login's limits: the current password cannot be guessed here instead
+    if not service.authenticate_user(user, body.current_password):
+        guard.failed()
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "current_password: the current password is wrong")
+    guard.succeeded()
+    service.set_password(db, user, body.new_password)
+    ended = sessions.end_all(db, user.user_id, "password changed", keep=session_id)
+    return PasswordChanged(sessions_ended=ended)
+
+
+@router.get("/sessions", response_model=list[SessionPublic], operation_id="list_my_sessions")
+def list_my_sessions(current: CurrentSession, db: SessionDep) -> list[SessionPublic]:
+    """One's live sessions (logins), the latest used first."""
+    user, session_id = current
+    return [
+        SessionPublic.model_validate(s).model_copy(update={"current": s.session_id == session_id})
+        for s in sessions.live_sessions(db, user.user_id)
+    ]
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="end_my_session",
+    responses=error_responses(401, 404),
+)
+def end_my_session(session_id: uuid.UUID, current: CurrentSession, db: SessionDep) -> Response:
+    """End one of one's sessions (another device, say); 404 for anyone else's or an ended one."""
+    user, _ = current
+    if not sessions.end_own(db, user.user_id, session_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "session not found")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me", response_model=UserPublic, operation_id="me")

@@ -38,6 +38,38 @@ class UserPublic(BaseModel):
 
 
 class Token(BaseModel):
-    access_token: str
+    access_token: str = Field(description="send as 'Authorization: Bearer <token>'; short-lived")
     token_type: str = "bearer"
-    expires_in: int
+    expires_in: int = Field(description="seconds the access token is valid")
+    refresh_token: str = Field(description="single use: POST /api/v1/auth/refresh answers a new pair")
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str | None = Field(
+        default=None, min_length=1, max_length=200, description="or the httpOnly cookie the login set"
+    )
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=128)
+    new_password: str = Field(min_length=1, max_length=128)
+
+
+class PasswordChanged(BaseModel):
+    status: Literal["changed"] = "changed"
+    sessions_ended: int = Field(description="the other sessions, now ended (this one stays)")
+
+
+class SessionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    session_id: uuid.UUID
+    created_at: datetime
+    last_used_at: datetime = Field(description="the last login or refresh")
+    expires_at: datetime = Field(description="ends by itself then unless refreshed")
+    user_agent: str | None
+    current: bool = Field(default=False, description="the session of the token that asked")

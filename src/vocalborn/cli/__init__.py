@@ -7,7 +7,7 @@ One module per command family; this file makes them one command, in the order th
 - ``up``: all of them together, with a bundled Redis if none is configured
 - ``engine``: analyze, sample-audio (the analysis engine, no server)
 - ``client``: submit, history (a client of a running API)
-- ``accounts``: users create|link, storage rotate
+- ``accounts``: users create|link|set-role, storage rotate
 - ``common``: what they share (settings that fail in one line, migrations)
 
 Importing it stays cheap: the commands import what they need when they run.
@@ -37,6 +37,7 @@ app.command()(client.submit)
 app.command()(client.history)
 users_app.command("create")(accounts.users_create)
 users_app.command("link")(accounts.users_link)
+users_app.command("set-role")(accounts.users_set_role)
 storage_app.command("rotate")(accounts.storage_rotate)
 
 

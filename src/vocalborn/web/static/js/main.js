@@ -8,7 +8,7 @@
 //   characters.js  the sentence character by character (self-contained)
 // This file switches the language and wires what spans views.
 import { api } from "./api.js";
-import { enter, initAuth, logout, setMode, showWho } from "./auth.js";
+import { initAuth, leave, resume, setMode, showWho } from "./auth.js";
 import { $, showError } from "./dom.js";
 import { renderHome } from "./home.js";
 import { t } from "./i18n.js";
@@ -78,7 +78,7 @@ function init() {
   initTherapist();
   setMode("login");
   applyLanguage();
-  if (state.token) enter().catch((e) => { logout(); showError(e.message); });
+  resume().catch((e) => { leave(); showError(e.message); });
 }
 
 init(); // a module runs once the document is parsed
