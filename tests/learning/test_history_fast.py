@@ -15,8 +15,8 @@ from tests import seeding
 from tests.services import ServicesUnderTest
 from tests.support import Api
 from vocalborn.auth.models import Role, User
-from vocalborn.auth.service import create_user
 from vocalborn.auth.security import create_access_token
+from vocalborn.auth.service import create_user
 from vocalborn.auth.sessions import token_for
 from vocalborn.db import open_session
 from vocalborn.fastdb import close_pool

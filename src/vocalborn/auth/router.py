@@ -7,7 +7,7 @@ from fastapi import APIRouter, Cookie, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
-from vocalborn.auth import service, sessions
+from vocalborn.auth import passwords, service, sessions
 from vocalborn.auth.dependencies import CurrentSession, CurrentUser, SessionDep, oauth2_scheme, token_claims
 from vocalborn.auth.models import Role
 from vocalborn.auth.schemas import (
@@ -21,7 +21,7 @@ from vocalborn.auth.schemas import (
     UserPublic,
 )
 from vocalborn.config import get_settings
-from vocalborn.errors import error_responses
+from vocalborn.errors import error_responses, validation_error
 from vocalborn.security import invitations
 from vocalborn.security.ratelimit import LoginGuard, LoginLimit, client_address, limit_registration
 
@@ -167,7 +167,9 @@ def logout(
     operation_id="change_password",
     responses=error_responses(401, 403, 422, 429),
 )
-def change_password(body: PasswordChange, current: CurrentSession, db: SessionDep, request: Request) -> PasswordChanged:
+def change_password(
+    body: PasswordChange, current: CurrentSession, db: SessionDep, request: Request
+) -> PasswordChanged | Response:
     """Change one's password: every other session ends (this one stays)."""
     user, session_id = current
     guard = LoginGuard(user.email, client_address(request))
@@ -176,6 +178,9 @@ def change_password(body: PasswordChange, current: CurrentSession, db: SessionDe
         guard.failed()
         raise HTTPException(status.HTTP_403_FORBIDDEN, "current_password: the current password is wrong")
     guard.succeeded()
+    weak = passwords.problem(body.new_password, [user.email, user.name])
+    if weak is not None:
+        return JSONResponse(validation_error("new_password", weak, "weak_password"), status_code=422)
     service.set_password(db, user, body.new_password)
     ended = sessions.end_all(db, user.user_id, "password changed", keep=session_id)
     return PasswordChanged(sessions_ended=ended)

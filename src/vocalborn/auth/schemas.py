@@ -4,16 +4,28 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
+
+from vocalborn.auth import passwords
+
+PASSWORD_RULE = (
+    f"at least {passwords.MIN_LENGTH} characters, not only spaces, and not easy to guess "
+    "(common passwords, names, words of the email or the product and keyboard patterns are refused)"
+)
 
 
 class RegisterRequest(BaseModel):
     email: EmailStr
-    password: str = Field(min_length=8, max_length=128)
     name: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=128, description=PASSWORD_RULE)
     # Admins are created from the CLI only. In production a therapist needs an invitation code.
     role: Literal["learner", "therapist"] = "learner"
     invitation_code: str | None = Field(default=None, min_length=8, max_length=128)
+
+    @field_validator("password")
+    @classmethod
+    def _strong_password(cls, value: str, info: ValidationInfo) -> str:
+        return passwords.check(value, [info.data.get("email"), info.data.get("name")])
 
 
 REGISTER_MESSAGE = "if this email was not registered yet, the account now exists; log in with it"
@@ -56,7 +68,12 @@ class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     current_password: str = Field(min_length=1, max_length=128)
-    new_password: str = Field(min_length=1, max_length=128)
+    new_password: str = Field(min_length=1, max_length=128, description=PASSWORD_RULE)
+
+    @field_validator("new_password")
+    @classmethod
+    def _strong_password(cls, value: str) -> str:
+        return passwords.check(value)  # the account's own words are checked by the route
 
 
 class PasswordChanged(BaseModel):

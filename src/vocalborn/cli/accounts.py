@@ -49,8 +49,11 @@ def users_create(
 
     if role not in {r.value for r in Role}:
         fail(f"role must be learner, therapist or admin, not {role!r}")
-    if len(password) < 8:
-        fail("the password needs at least 8 characters")
+    from vocalborn.auth import passwords
+
+    weak = passwords.problem(password, [email, name])
+    if weak is not None:
+        fail(weak)
     with open_session() as db:
         try:
             user = service.create_user(db, email=email, password=password, name=name, role=Role(role))
