@@ -84,6 +84,9 @@ MATRIX: dict[str, Expect] = {
     # the body's current password is wrong for everyone: refused, nothing changes
     "POST /api/v1/auth/password": row(401, 403, 403, 403, 403, 403),
     "GET /api/v1/auth/sessions": signed_in(200),
+    # the second factor: therapists and admins; a wrong code to confirm (409 before any set-up)
+    "POST /api/v1/auth/totp/setup": row(401, 403, 403, 200, 200, 200),
+    "POST /api/v1/auth/totp/confirm": row(401, 403, 403, {409, 422}, {409, 422}, {409, 422}),
     # a second login of the owner's (URL_IDS: not the practice session): only the owner ends it
     # (the owner comes last)
     "DELETE /api/v1/auth/sessions/{session_id}": row(401, 204, 404, 404, 404, 404),
@@ -270,6 +273,7 @@ BODIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     },
     "POST /api/v1/auth/login": lambda w: {"data": {"username": w["owner_email"], "password": PASSWORD}},
     "POST /api/v1/auth/refresh": lambda w: {"json": {"refresh_token": _fresh_refresh_token(w)}},
+    "POST /api/v1/auth/totp/confirm": lambda w: {"json": {"code": "000000"}},
     "POST /api/v1/auth/password": lambda w: {
         "json": {"current_password": "not-the-password-1", "new_password": "an0ther-Long-phrase"}
     },

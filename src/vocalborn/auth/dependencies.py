@@ -4,7 +4,7 @@ import uuid
 from typing import Annotated, Any
 
 import jwt
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
@@ -21,8 +21,10 @@ SessionDep = Annotated[Session, Depends(get_db)]
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def user_from_token(db: Session, token: str | None) -> User:
-    """The user a bearer token names, if its session is alive; or 401 with a reason."""
+def user_from_token(db: Session, token: str | None, enrolling: bool = False) -> User:
+    """The user a bearer token names, if its session is alive; or 401 with a reason. In
+    production an admin without the second factor may only enrol (``enrolling``: the auth
+    routes); anything else is 403 until they have."""
     claims = token_claims(token)
     user_id, session_id = _ids(claims)
     if not sessions.check(db, session_id, user_id):
@@ -30,7 +32,18 @@ def user_from_token(db: Session, token: str | None) -> User:
     user = db.get(User, user_id)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token's user no longer exists", headers=_UNAUTHORIZED)
+    if not enrolling and user.role == Role.ADMIN and user.totp_enabled_at is None and _production():
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "admins need the second factor in production: turn it on first (POST /api/v1/auth/totp/setup)",
+        )
     return user
+
+
+def _production() -> bool:
+    from vocalborn.config import get_settings
+
+    return get_settings().environment == "production"
 
 
 def token_claims(token: str | None) -> dict[str, Any]:
@@ -81,16 +94,19 @@ def token_subject_dep(token: Annotated[str | None, Depends(oauth2_scheme)]) -> u
     return token_subject(token)
 
 
-def get_current_user(db: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> User:
-    return user_from_token(db, token)
+_ENROLMENT = "/api/v1/auth/"  # what an admin without the second factor may still use in production
+
+
+def get_current_user(db: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)], request: Request) -> User:
+    return user_from_token(db, token, enrolling=request.url.path.startswith(_ENROLMENT))
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 def get_current_session(db: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> tuple[User, uuid.UUID]:
-    """The user and the id of the session their token names."""
-    user = user_from_token(db, token)
+    """The user and the id of the session their token names (the auth routes only)."""
+    user = user_from_token(db, token, enrolling=True)
     return user, _ids(token_claims(token))[1]
 
 

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, String, Uuid
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, String, Uuid
 from sqlmodel import Field, SQLModel
 
 from vocalborn.sqltypes import UTCDateTime, utcnow
@@ -34,6 +34,8 @@ class User(SQLModel, table=True):
     # TOTP (RFC 6238): the base32 secret once set up; enabled once a code confirmed it.
     totp_secret: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     totp_enabled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # The time step of the last code accepted: a code is good once (no replay within its window).
+    totp_last_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class AuthSession(SQLModel, table=True):

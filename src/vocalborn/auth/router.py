@@ -3,13 +3,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Cookie, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Cookie, Depends, Form, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
-from vocalborn.auth import passwords, service, sessions
+from vocalborn.auth import passwords, service, sessions, totp
 from vocalborn.auth.dependencies import CurrentSession, CurrentUser, SessionDep, oauth2_scheme, token_claims
-from vocalborn.auth.models import Role
+from vocalborn.auth.models import Role, User
 from vocalborn.auth.schemas import (
     PasswordChange,
     PasswordChanged,
@@ -18,12 +18,16 @@ from vocalborn.auth.schemas import (
     RegisterRequest,
     SessionPublic,
     Token,
+    TotpConfirm,
+    TotpConfirmed,
+    TotpSetup,
     UserPublic,
 )
 from vocalborn.config import get_settings
 from vocalborn.errors import error_responses, validation_error
 from vocalborn.security import invitations
-from vocalborn.security.ratelimit import LoginGuard, LoginLimit, client_address, limit_registration
+from vocalborn.security.ratelimit import LoginGuard, LoginLimit, RateLimited, client_address, limit_registration
+from vocalborn.sqltypes import utcnow
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -94,14 +98,89 @@ def login(
     db: SessionDep,
     request: Request,
     response: Response,
+    totp_code: Annotated[
+        str | None, Form(max_length=64, description="the authenticator code (or a recovery code), once TOTP is on")
+    ] = None,
 ) -> Token:
-    """Answers a short access token and a refresh token (also set as an httpOnly cookie)."""
+    """Answers a short access token and a refresh token (also set as an httpOnly cookie). With
+    the second factor on, ``totp_code`` is needed too (401 without a good one)."""
     user = service.authenticate(db, form.username, form.password)
     if user is None:
         guard.failed()
         raise _refused("wrong email or password")
     guard.succeeded()
+    if user.totp_enabled_at is not None:
+        _second_factor(db, user, totp_code)
     return _keep(response, request, sessions.start(db, user, request.headers.get("user-agent")))
+
+
+def _second_factor(db: SessionDep, user: User, code: str | None) -> None:
+    """The TOTP (or a recovery) code of an account that turned it on; 401 without a good one,
+    429 while locked after five wrong ones."""
+    locked = totp.locked_for(user.user_id)
+    if locked:
+        raise RateLimited("too many wrong authenticator codes: the second factor is locked for a while", locked)
+    if not code:
+        raise _refused("this account needs its authenticator code: send totp_code (or a recovery code)")
+    if not totp.use_code(db, user, code):
+        totp.failed(user.user_id)
+        raise _refused("wrong or already used authenticator code")
+    totp.succeeded(user.user_id)
+
+
+@router.post(
+    "/totp/setup",
+    response_model=TotpSetup,
+    operation_id="totp_setup",
+    responses=error_responses(401, 403, 409),
+)
+def totp_setup(user: CurrentUser, db: SessionDep) -> TotpSetup:
+    """Therapists and admins: a new TOTP secret for an authenticator app (scan ``qr_svg`` or
+    type ``secret``). It is used once ``POST /totp/confirm`` proves the app has it."""
+    if user.role not in (Role.THERAPIST, Role.ADMIN):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the second factor is for therapists and admins")
+    if user.totp_enabled_at is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "the second factor is on already")
+    user.totp_secret = totp.new_secret()
+    db.add(user)
+    db.commit()
+    url = totp.otpauth_url(user.totp_secret, user.email)
+    return TotpSetup(secret=user.totp_secret, otpauth_url=url, qr_svg=totp.qr_svg(url))
+
+
+@router.post(
+    "/totp/confirm",
+    response_model=TotpConfirmed,
+    operation_id="totp_confirm",
+    responses=error_responses(401, 403, 409, 422, 429),
+)
+def totp_confirm(body: TotpConfirm, current: CurrentSession, db: SessionDep) -> TotpConfirmed | Response:
+    """A code from the app turns the second factor on: from now on a login needs ``totp_code``.
+    Answers ten single-use recovery codes (shown once). The account's other sessions end."""
+    user, session_id = current
+    if user.role not in (Role.THERAPIST, Role.ADMIN):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the second factor is for therapists and admins")
+    if user.totp_enabled_at is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "the second factor is on already")
+    if not user.totp_secret:
+        raise HTTPException(status.HTTP_409_CONFLICT, "no secret to confirm: POST /api/v1/auth/totp/setup first")
+    locked = totp.locked_for(user.user_id)
+    if locked:
+        raise RateLimited("too many wrong authenticator codes: the second factor is locked for a while", locked)
+    step = totp.matching_step(user.totp_secret, body.code)
+    if step is None:
+        totp.failed(user.user_id)
+        return JSONResponse(
+            validation_error("code", "wrong code: type the 6 digits the app shows now", "wrong_code"), status_code=422
+        )
+    totp.succeeded(user.user_id)
+    user.totp_enabled_at = utcnow()
+    user.totp_last_step = step
+    codes = totp.new_recovery_codes(db, user)
+    db.add(user)
+    db.commit()
+    sessions.end_all(db, user.user_id, "second factor turned on", keep=session_id)
+    return TotpConfirmed(recovery_codes=codes)
 
 
 @router.post(
@@ -212,4 +291,4 @@ def end_my_session(session_id: uuid.UUID, current: CurrentSession, db: SessionDe
 
 @router.get("/me", response_model=UserPublic, operation_id="me")
 def me(user: CurrentUser) -> UserPublic:
-    return UserPublic.model_validate(user)
+    return UserPublic.model_validate(user).model_copy(update={"totp_enabled": user.totp_enabled_at is not None})

@@ -47,6 +47,7 @@ class UserPublic(BaseModel):
     role: str
     therapist_id: uuid.UUID | None = None
     created_at: datetime
+    totp_enabled: bool = Field(default=False, description="a login needs the authenticator code too")
 
 
 class Token(BaseModel):
@@ -90,3 +91,19 @@ class SessionPublic(BaseModel):
     expires_at: datetime = Field(description="ends by itself then unless refreshed")
     user_agent: str | None
     current: bool = Field(default=False, description="the session of the token that asked")
+
+
+class TotpSetup(BaseModel):
+    secret: str = Field(description="base32, for typing into the app")
+    otpauth_url: str = Field(description="otpauth://totp/... (SHA1, 6 digits, 30 s)")
+    qr_svg: str = Field(description="the otpauth URL as a QR code (an SVG document)")
+
+
+class TotpConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=6, max_length=10, description="the 6 digits the app shows now")
+
+
+class TotpConfirmed(BaseModel):
+    recovery_codes: list[str] = Field(description="single use, each instead of a code; shown only now")
