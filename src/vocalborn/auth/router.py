@@ -82,8 +82,13 @@ def _keep(response: Response, request: Request, issued: sessions.Issued) -> Toke
     return Token(access_token=issued.access_token, refresh_token=issued.refresh_token, expires_in=issued.expires_in)
 
 
-def _refused(detail: str) -> HTTPException:
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
+def _refused(detail: str, second_factor: bool = False) -> HTTPException:
+    """401; ``X-Second-Factor: required`` when the password was right and the code is missing or
+    wrong (the page then asks for the code)."""
+    headers = {"WWW-Authenticate": "Bearer"}
+    if second_factor:
+        headers["X-Second-Factor"] = "required"
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers=headers)
 
 
 @router.post(
@@ -121,10 +126,10 @@ def _second_factor(db: SessionDep, user: User, code: str | None) -> None:
     if locked:
         raise RateLimited("too many wrong authenticator codes: the second factor is locked for a while", locked)
     if not code:
-        raise _refused("this account needs its authenticator code: send totp_code (or a recovery code)")
+        raise _refused("this account needs its authenticator code: send totp_code (or a recovery code)", True)
     if not totp.use_code(db, user, code):
         totp.failed(user.user_id)
-        raise _refused("wrong or already used authenticator code")
+        raise _refused("wrong or already used authenticator code", True)
     totp.succeeded(user.user_id)
 
 

@@ -66,7 +66,10 @@ async function call(method, path, { json, form, blob } = {}, retried = false) {
       else if (typeof data.detail === "string") detail = data.detail;
       else if (Array.isArray(data.detail)) detail = data.detail.map((d) => d.msg).join("; ");
     } catch (_) { /* not JSON */ }
-    throw new Error(detail);
+    const err = new Error(detail);
+    err.status = r.status;
+    err.secondFactor = r.headers.get("X-Second-Factor") === "required";
+    throw err;
   }
   if (blob) return r.blob();
   return r.status === 204 ? null : r.json();

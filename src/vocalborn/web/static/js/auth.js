@@ -4,6 +4,7 @@ import { $, showError, showNotice } from "./dom.js";
 import { enterHome } from "./home.js";
 import { t } from "./i18n.js";
 import { loadSentences } from "./practice.js";
+import { showSecurity } from "./security.js";
 import { stopWatching } from "./progress.js";
 import { state } from "./state.js";
 
@@ -16,12 +17,28 @@ export function setMode(mode) {
   $("register-fields").hidden = mode !== "register";
   $("name").required = mode === "register";
   $("password").autocomplete = mode === "register" ? "new-password" : "current-password";
+  $("password").minLength = mode === "register" ? 10 : 0; // the API says why a password is refused
   $("auth-submit").textContent = t(mode === "login" ? "login" : "register");
 }
 
 async function login(email, password) {
   const form = new URLSearchParams({ username: email, password });
-  const data = await api("POST", "/api/v1/auth/login", { form });
+  const code = $("totp-code").value.trim();
+  if (code) form.set("totp_code", code);
+  let data;
+  try {
+    data = await api("POST", "/api/v1/auth/login", { form });
+  } catch (e) {
+    if (e.secondFactor) { // the password was right: the account needs its code too
+      $("totp-field").hidden = false;
+      $("totp-code").value = "";
+      $("totp-code").focus();
+      if (!code) throw new Error(t("totp_needed"));
+    }
+    throw e;
+  }
+  $("totp-code").value = "";
+  $("totp-field").hidden = true;
   state.token = data.access_token; // the refresh token came as an httpOnly cookie too
   localStorage.setItem(SIGNED_IN, "1");
 }
@@ -68,6 +85,7 @@ export async function enter() {
   if (therapist) $("new-sentence").open = true;
   $("record-card").hidden = !learnerLike;
   $("therapist-note").hidden = learnerLike;
+  showSecurity();
   await enterHome(); // learner or therapist home
   await loadSentences();
 }
@@ -91,7 +109,7 @@ export function leave() {
   $("who").hidden = true;
   $("logout").hidden = true;
   $("auth").hidden = false;
-  for (const id of ["practice", "progress", "result", "learner-home", "learner-more", "therapist-home"]) $(id).hidden = true;
+  for (const id of ["practice", "progress", "result", "learner-home", "learner-more", "therapist-home", "security"]) $(id).hidden = true;
 }
 
 // A page opened (or reloaded, or a new tab) resumes the session from the refresh cookie.

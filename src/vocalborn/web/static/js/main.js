@@ -16,6 +16,7 @@ import { initLearner } from "./learner.js";
 import { initPractice, updateSubmit } from "./practice.js";
 import { eventItem, renderLastProgress, stopWatching } from "./progress.js";
 import { initResult, renderResult, scrollToNextResult } from "./result.js";
+import { initSecurity, showSecurity } from "./security.js";
 import { state } from "./state.js";
 import { initTherapist } from "./therapist.js";
 
@@ -35,7 +36,7 @@ function applyLanguage() {
   if (state.live) $("live").textContent = t(state.live);
   if (state.attempt && state.attempt.chosen) $("attempt-name").textContent = t("chosen", { name: state.attempt.name });
   if (state.result) renderResult(state.result);
-  if (state.me) showWho();
+  if (state.me) { showWho(); showSecurity(); }
   if (state.me) renderHome();
 }
 
@@ -76,6 +77,7 @@ function init() {
   initResult();
   initLearner();
   initTherapist();
+  initSecurity();
   setMode("login");
   applyLanguage();
   resume().catch((e) => { leave(); showError(e.message); });
