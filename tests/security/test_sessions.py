@@ -150,6 +150,16 @@ def test_logout_refuses_the_old_access_token_at_once_on_every_route_and_the_refr
     # The other session of the same user is untouched.
     assert _me(api, user["token"]).status_code == 200
     assert api.client.post("/api/v1/auth/logout").status_code == 401  # nothing to end
+    # an access token that expired (the page idle for a while): the cookie still ends the session
+    api.client.cookies.clear()
+    other = _login(api, user["email"]).json()  # sets the cookie
+    expired = jwt.encode(
+        {**jwt.decode(other["access_token"], options={"verify_signature": False}), "exp": int(time.time()) - 5},
+        _secret(),
+        algorithm=ALGORITHM,
+    )
+    assert api.client.post("/api/v1/auth/logout", headers=_bearer(expired)).status_code == 204
+    assert _refresh(api, other["refresh_token"]).status_code == 401
 
 
 def test_changing_the_password_ends_the_other_sessions(api: Api) -> None:
@@ -264,3 +274,29 @@ def test_the_hot_routes_trust_a_checked_session_only_for_a_few_seconds() -> None
     sessions._remember(sid)
     sessions.forget(sid)
     assert not sessions.recently_checked(sid)
+
+
+def test_vocalborn_users_set_role_ends_the_sessions(api: Api) -> None:
+    import os
+    import subprocess
+    import sys
+
+    user = api.register("therapist")
+    done = subprocess.run(
+        [sys.executable, "-m", "vocalborn.cli", "users", "set-role", user["email"], "learner"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "is now learner; 1 session(s) ended" in done.stdout
+    assert _me(api, user["token"]).status_code == 401
+    bad = subprocess.run(
+        [sys.executable, "-m", "vocalborn.cli", "users", "set-role", "nobody@example.com", "admin"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1 and "no account" in bad.stderr

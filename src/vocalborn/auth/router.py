@@ -230,8 +230,14 @@ def logout(
     """Ends the session of the bearer token (or of the refresh token, the body's or the
     cookie's): its access and refresh tokens are refused from now on."""
     refresh_token = (body.refresh_token if body else None) or cookie
+    claims = None
     if token:
-        claims = token_claims(token)  # 401 for an invalid one
+        try:
+            claims = token_claims(token)
+        except HTTPException:
+            if not refresh_token:  # an expired access token: the refresh token still names the session
+                raise
+    if claims is not None:
         sessions.end(db, uuid.UUID(claims["sid"]), "logout")
     elif refresh_token:
         found = sessions.session_of(db, refresh_token)
