@@ -264,6 +264,21 @@ def test_logout_on_one_api_process_is_refused_at_once_by_the_other(pair: Pair) -
     assert r.status_code == 401
 
 
+@pytest.mark.worker  # uses the two API processes
+def test_the_cli_client_refreshes_a_refused_access_token_once(pair: Pair) -> None:
+    from vocalborn.cli.client import _ApiClient
+
+    user = pair.a.register()
+    client = _ApiClient(str(pair.a.client.base_url))  # type: ignore[union-attr]
+    handle = client.login(user["email"], PASSWORD, "you")
+    client._sessions[handle][0] = "expired.or.refused"  # as if its 15 minutes were over
+    assert client.call("GET", "/api/v1/auth/me", handle)["email"] == user["email"]
+    assert client.current(handle) not in (handle, "expired.or.refused")
+    client._sessions[handle] = ["expired.or.refused", "a-used-up-refresh-token"]
+    with pytest.raises(Exception, match="401"):
+        client.call("GET", "/api/v1/auth/me", handle)
+
+
 def test_the_hot_routes_trust_a_checked_session_only_for_a_few_seconds() -> None:
     sid = uuid.uuid4()
     assert not sessions.recently_checked(sid)
