@@ -172,6 +172,11 @@ def test_assigning_needs_a_sentence_the_actor_and_the_learner_may_see(api: Api, 
         )
         assert r.status_code == 404, r.text
         assert scene["secret"] not in r.text
+    # C's assignment of it to L (from before the move) is not there for T to remove either.
+    r = api.client.delete(
+        f"/api/v1/learners/{scene['learner']['user']['user_id']}/assignments/{sid}", headers=t["headers"]
+    )
+    assert r.status_code == 404, r.text
     # C: the learner is no longer theirs.
     r = api.client.post(
         f"/api/v1/learners/{scene['learner']['user']['user_id']}/assignments",

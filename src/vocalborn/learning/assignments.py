@@ -67,6 +67,7 @@ def add_assignment(
 
 def remove_assignment(db: Session, actor: User, learner_id: uuid.UUID, sentence_id: uuid.UUID) -> None:
     _may_assign(db, actor, learner_id)
+    get_sentence(db, sentence_id, actor)  # a sentence the actor may not see is not there for them
     a = db.exec(
         select(SentenceAssignment).where(
             SentenceAssignment.learner_id == learner_id, SentenceAssignment.sentence_id == sentence_id
