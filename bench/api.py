@@ -174,7 +174,8 @@ class Stack:
 
     def seed_learner(self) -> tuple[str, uuid.UUID, uuid.UUID, uuid.UUID]:
         from vocalborn.auth.models import Role, User
-        from vocalborn.auth.security import create_access_token, hash_password
+        from vocalborn.auth.security import hash_password
+        from vocalborn.auth.sessions import token_for
         from vocalborn.db import open_session
         from vocalborn.practice.models import PracticeSession, Sentence
 
@@ -194,13 +195,14 @@ class Stack:
             session = PracticeSession(user_id=user.user_id)
             db.add_all([sentence, session])
             db.commit()
-            token, _ = create_access_token(user.user_id, user.role)
+            token = token_for(db, user)
             self.learner_ids = (user.user_id, sentence.sentence_id, session.practice_session_id)
             return token, user.user_id, sentence.sentence_id, session.practice_session_id
 
     def seed_admin(self) -> str:
         from vocalborn.auth.models import Role, User
-        from vocalborn.auth.security import create_access_token, hash_password
+        from vocalborn.auth.security import hash_password
+        from vocalborn.auth.sessions import token_for
         from vocalborn.db import open_session
 
         with open_session() as db:
@@ -209,7 +211,7 @@ class Stack:
             )
             db.add(user)
             db.commit()
-            return create_access_token(user.user_id, user.role)[0]
+            return token_for(db, user)
 
     def records(self, user: uuid.UUID, sentence: uuid.UUID, session: uuid.UUID, n: int) -> list[str]:
         with self.engine.begin() as c:

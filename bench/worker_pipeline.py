@@ -324,7 +324,9 @@ def ws_latency(stack: Stack, samples: int) -> list[float]:
     import httpx
     import websockets
 
-    from vocalborn.auth.security import create_access_token
+    from vocalborn.auth.models import User
+    from vocalborn.auth.sessions import token_for
+    from vocalborn.db import open_session
     from vocalborn.tasks import events
 
     port = free_port()
@@ -340,7 +342,10 @@ def ws_latency(stack: Stack, samples: int) -> list[float]:
             raise RuntimeError("the API did not start")
         time.sleep(0.1)
     task_id = stack.submit(stack.records(1)[0])  # stays pending: no worker consumes now
-    token, _ = create_access_token(stack.user_id, "learner")
+    with open_session() as db:
+        learner = db.get(User, stack.user_id)
+        assert learner is not None
+        token = token_for(db, learner)
 
     async def measure() -> list[float]:
         out: list[float] = []

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import jwt
 import pytest
 from sqlalchemy import update
 from sqlmodel import col
@@ -27,6 +28,7 @@ from vocalborn.auth.models import User
 from vocalborn.db import open_session
 from vocalborn.main import app
 
+PASSWORD = "correct-horse-1"  # tests.support.Api.register's
 ROLES = ("anonymous", "other_learner", "unlinked_therapist", "linked_therapist", "admin", "owner")
 Expect = dict[str, set[int]]
 
@@ -77,6 +79,17 @@ MATRIX: dict[str, Expect] = {
     "POST /api/v1/auth/login": same(200),
     # --- auth ----------------------------------------------------------------------------------
     "GET /api/v1/auth/me": signed_in(200),
+    # a fresh refresh token of the owner's each time: whoever sends it gets the next pair
+    "POST /api/v1/auth/refresh": same(200),
+    # the body's current password is wrong for everyone: refused, nothing changes
+    "POST /api/v1/auth/password": row(401, 403, 403, 403, 403, 403),
+    "GET /api/v1/auth/sessions": signed_in(200),
+    # the second factor: therapists and admins; a wrong code to confirm (409 before any set-up)
+    "POST /api/v1/auth/totp/setup": row(401, 403, 403, 200, 200, 200),
+    "POST /api/v1/auth/totp/confirm": row(401, 403, 403, {409, 422}, {409, 422}, {409, 422}),
+    # a second login of the owner's (URL_IDS: not the practice session): only the owner ends it
+    # (the owner comes last)
+    "DELETE /api/v1/auth/sessions/{session_id}": row(401, 204, 404, 404, 404, 404),
     # --- practice ------------------------------------------------------------------------------
     "POST /api/v1/practice/sentences": row(401, 403, 403, 201, 201, 201),
     "GET /api/v1/practice/sentences": signed_in(200),
@@ -145,7 +158,15 @@ MATRIX["DELETE /api/v1/links/{learner_id}"] = row(401, {204, 404}, 404, 204, 404
 MATRIX["DELETE /api/v1/me"] = row(401, 200, 200, 409, 200, 200)
 # An admin erases the owner; the owner's own request then carries the token of a deleted user.
 MATRIX["DELETE /api/v1/admin/users/{user_id}"] = row(401, 401, 403, 403, 403, 200)
-FRESH_WORLD = {"DELETE /api/v1/links/{learner_id}", "DELETE /api/v1/me", "DELETE /api/v1/admin/users/{user_id}"}
+# Logout ends each role's session: a world of its own (the cookie jar emptied first, so the
+# anonymous request carries nothing).
+MATRIX["POST /api/v1/auth/logout"] = signed_in(204)
+FRESH_WORLD = {
+    "DELETE /api/v1/links/{learner_id}",
+    "DELETE /api/v1/me",
+    "DELETE /api/v1/admin/users/{user_id}",
+    "POST /api/v1/auth/logout",
+}
 
 
 def app_routes() -> list[str]:
@@ -210,6 +231,9 @@ def make_world(api: Api) -> dict[str, Any]:
     assert r.status_code == 201
     task = api.submit(people["owner"], ready["record"]["practice_record_id"])
     assert task.status_code == 202
+    second = api.client.post("/api/v1/auth/login", data={"username": people["owner"]["email"], "password": PASSWORD})
+    assert second.status_code == 200, second.text
+    second_sid = jwt.decode(second.json()["access_token"], options={"verify_signature": False})["sid"]
     ids = {
         "sentence_id": ready["sentence"]["sentence_id"],
         "session_id": ready["session"]["practice_session_id"],
@@ -218,6 +242,7 @@ def make_world(api: Api) -> dict[str, Any]:
         "submit_record_id": r.json()["practice_record_id"],
         "user_id": people["owner"]["user"]["user_id"],
         "learner_id": people["owner"]["user"]["user_id"],
+        "auth_session_id": second_sid,
     }
     return {"people": people, "ids": ids, "owner_email": people["owner"]["email"], "api": api}
 
@@ -246,7 +271,12 @@ BODIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "role": "learner",
         }
     },
-    "POST /api/v1/auth/login": lambda w: {"data": {"username": w["owner_email"], "password": "correct-horse-1"}},
+    "POST /api/v1/auth/login": lambda w: {"data": {"username": w["owner_email"], "password": PASSWORD}},
+    "POST /api/v1/auth/refresh": lambda w: {"json": {"refresh_token": _fresh_refresh_token(w)}},
+    "POST /api/v1/auth/totp/confirm": lambda w: {"json": {"code": "000000"}},
+    "POST /api/v1/auth/password": lambda w: {
+        "json": {"current_password": "not-the-password-1", "new_password": "an0ther-Long-phrase"}
+    },
     "POST /api/v1/practice/sentences": _multipart_sentence,
     "POST /api/v1/practice/sessions": lambda w: {"json": {"title": "matrix"}},
     "POST /api/v1/practice/sessions/{session_id}/records": _multipart_record,
@@ -260,6 +290,16 @@ BODIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
+def _fresh_refresh_token(w: dict[str, Any]) -> str:
+    r = w["api"].client.post("/api/v1/auth/login", data={"username": w["owner_email"], "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return str(r.json()["refresh_token"])
+
+
+def _no_cookies(w: dict[str, Any]) -> None:
+    w["api"].client.cookies.clear()
+
+
 def _assign_again(w: dict[str, Any]) -> None:
     r = w["api"].client.post(
         f"/api/v1/learners/{w['ids']['user_id']}/assignments",
@@ -269,8 +309,14 @@ def _assign_again(w: dict[str, Any]) -> None:
     assert r.status_code in (200, 201), r.text
 
 
+# Path parameters that name something else than the world's id of the same name.
+URL_IDS: dict[str, dict[str, str]] = {"DELETE /api/v1/auth/sessions/{session_id}": {"session_id": "auth_session_id"}}
+
+
 # Set-up run before each role's request, for rows that consume what they act on.
 BEFORE_EACH: dict[str, Callable[[dict[str, Any]], None]] = {
+    "POST /api/v1/auth/logout": _no_cookies,
+    "POST /api/v1/auth/refresh": _no_cookies,
     "DELETE /api/v1/learners/{user_id}/assignments/{sentence_id}": _assign_again,
 }
 
@@ -292,7 +338,8 @@ def test_each_role_gets_what_the_matrix_says(api: Api, world: dict[str, Any], ke
     if key in FRESH_WORLD:
         world = make_world(api)
     method, path = key.split(" ", 1)
-    url = path.format(**world["ids"])
+    ids = {**world["ids"], **{k: world["ids"][v] for k, v in URL_IDS.get(key, {}).items()}}
+    url = path.format(**ids)
     got: dict[str, int] = {}
     for role in ROLES:
         person = world["people"][role]

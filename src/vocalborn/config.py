@@ -190,7 +190,11 @@ class Settings(BaseSettings):
 
     # --- auth --------------------------------------------------------------------------------------
     secret_key: str | None = None  # local: generated once under data_dir; production: required
-    access_token_expire_minutes: int = 60 * 24
+    # Access tokens are short (they cannot be taken back before they expire on the hot routes'
+    # memory of a checked session, see auth/sessions.py); a client keeps its session with the
+    # rotating refresh token. Capped: a token living longer than this is refused, signed or not.
+    access_token_expire_minutes: int = Field(default=15, ge=1, le=60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)  # a session unused this long ends
 
     # --- monitoring / flower -----------------------------------------------------------------------
     prometheus_enabled: bool = True

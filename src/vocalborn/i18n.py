@@ -62,7 +62,13 @@ _EXACT: dict[str, str] = {
     "wrong email or password": "電子郵件或密碼錯誤",
     "an account with this email already exists": "這個電子郵件已經註冊過了",
     "not authenticated: send 'Authorization: Bearer <token>'": "尚未登入：請帶上 'Authorization: Bearer <token>'",
-    "token expired: log in again": "登入已過期，請重新登入",
+    "token expired: refresh it or log in again": "登入已過期，請重新登入",
+    "this session has ended: log in again": "這次登入已結束，請重新登入",
+    "this account needs its authenticator code: send totp_code (or a recovery code)": "這個帳號需要驗證器的驗證碼（或一組備用碼）",
+    "wrong or already used authenticator code": "驗證碼錯誤或已經用過",
+    "too many wrong authenticator codes: the second factor is locked for a while": "驗證碼錯誤太多次，暫時鎖定",
+    "current_password: the current password is wrong": "目前的密碼不正確",
+    "the password cannot be only spaces": "密碼不能只有空白",
     "invalid token": "登入憑證無效",
     "the token's user no longer exists": "這個帳號已不存在",
     "task not found": "找不到這個分析",
@@ -93,6 +99,11 @@ _EXACT: dict[str, str] = {
     "the body is not valid JSON": "內容不是有效的 JSON",
 }
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r"^the password needs at least (\d+) characters \(it has (\d+)\)$"),
+        "密碼至少需要 {0} 個字元（目前 {1} 個）",
+    ),
+    (re.compile(r"^the password is too easy to guess.*$"), "密碼太容易被猜到：請用幾個不常見的字詞組成較長的密碼"),
     (re.compile(r"^this needs the role (.+)$"), "這個操作需要身分：{0}"),
     (re.compile(r"^no result: the analysis failed: (.+)$"), "沒有結果：分析失敗：{0}"),
     (re.compile(r"^(\w+): the file is empty$"), "{0}：檔案是空的"),
@@ -119,9 +130,9 @@ def translate(message: str, lang: Language) -> str:
     if sep and rest in _EXACT:
         return where + _EXACT[rest]
     for pattern, template in _PATTERNS:
-        m = pattern.match(message)
+        m = pattern.match(rest if sep else message)
         if m:
-            return template.format(*m.groups())
+            return (where if sep else "") + template.format(*m.groups())
     return message
 
 

@@ -1,12 +1,15 @@
 """Every table, imported in dependency order so the metadata is complete."""
 
-from vocalborn.auth.models import Role, User
+from vocalborn.auth.models import AuthSession, RecoveryCode, RefreshToken, Role, User
 from vocalborn.learning.models import LinkInvitation, SentenceAssignment, TherapistReview, TherapistReviewRevision
 from vocalborn.practice.models import PracticeRecord, PracticeSession, RecordStatus, Sentence
 from vocalborn.security.models import DataAccessLog, TherapistInvitation
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 
 __all__ = [
+    "AuthSession",
+    "RecoveryCode",
+    "RefreshToken",
     "AIAnalysisResult",
     "AIAnalysisTask",
     "AIAnalysisTaskEvent",

@@ -14,9 +14,10 @@ import pytest
 from tests import seeding
 from tests.services import ServicesUnderTest
 from tests.support import Api
-from vocalborn.auth.models import Role
+from vocalborn.auth.models import Role, User
 from vocalborn.auth.security import create_access_token
 from vocalborn.auth.service import create_user
+from vocalborn.auth.sessions import token_for
 from vocalborn.db import open_session
 from vocalborn.fastdb import close_pool
 from vocalborn.learning import history_fast
@@ -105,7 +106,14 @@ def _world() -> dict[str, Any]:
 
 
 def _token(user_id: uuid.UUID, role: Role) -> str:
-    return create_access_token(user_id, role.value)[0]
+    """A token of a new session of the user; for a user that does not exist, a well-signed
+    token naming a session that does not exist either."""
+    with open_session() as db:
+        user = db.get(User, user_id)
+        if user is None:
+            return create_access_token(user_id, role.value, uuid.uuid4())[0]
+        assert user.role == role.value
+        return token_for(db, user)
 
 
 def _fast(user_id: uuid.UUID, query: HistoryQuery) -> bytes | None:

@@ -27,10 +27,10 @@ def email(tag: str = "acc") -> str:
 # --- enumeration (in-process API, open registration) ------------------------------------------------
 def test_registration_answers_a_taken_email_exactly_as_a_new_one(api: Api) -> None:
     taken = api.register("learner")
-    new = api.client.post("/api/v1/auth/register", json={"email": email(), "password": "pw-long-1", "name": "A"})
+    new = api.client.post("/api/v1/auth/register", json={"email": email(), "password": "pw-long-enough-1", "name": "A"})
     again = api.client.post(
         "/api/v1/auth/register",
-        json={"email": taken["email"], "password": "pw-long-2", "name": "B", "role": "therapist"},
+        json={"email": taken["email"], "password": "pw-long-enough-2", "name": "B", "role": "therapist"},
     )
     assert new.status_code == again.status_code == 202
     assert (
@@ -76,12 +76,12 @@ def _admin(api: Api) -> dict[str, Any]:
 @pytest.mark.worker
 def test_closed_registration_makes_learners_and_therapists_only_by_invitation(closed: Pair) -> None:
     api = closed.a
-    r = register(api, email(), "pw-long-1", role="therapist", headers=address("t1"))
+    r = register(api, email(), "pw-long-enough-1", role="therapist", headers=address("t1"))
     assert r.status_code == 403 and "invitation code" in r.json()["detail"]
 
     learner_email = email("l")
-    assert register(api, learner_email, "pw-long-1", headers=address("t2")).status_code == 202
-    learner = {"Authorization": f"Bearer {login(api, learner_email, 'pw-long-1').json()['access_token']}"}
+    assert register(api, learner_email, "pw-long-enough-1", headers=address("t2")).status_code == 202
+    learner = {"Authorization": f"Bearer {login(api, learner_email, 'pw-long-enough-1').json()['access_token']}"}
     assert closed.b.client.post("/api/v1/admin/therapist-invitations", headers=learner).status_code == 403
 
     admin = _admin(api)
@@ -92,20 +92,22 @@ def test_closed_registration_makes_learners_and_therapists_only_by_invitation(cl
     code = made.json()["code"]
     assert (
         register(
-            api, email(), "pw-long-1", role="therapist", invitation_code="not-a-real-code", headers=address("t3")
+            api, email(), "pw-long-enough-1", role="therapist", invitation_code="not-a-real-code", headers=address("t3")
         ).status_code
         == 403
     )
 
     therapist_email = email("t")
-    r = register(closed.b, therapist_email, "pw-long-1", role="therapist", invitation_code=code, headers=address("t4"))
+    r = register(
+        closed.b, therapist_email, "pw-long-enough-1", role="therapist", invitation_code=code, headers=address("t4")
+    )
     assert r.status_code == 202
-    token = login(api, therapist_email, "pw-long-1").json()["access_token"]
+    token = login(api, therapist_email, "pw-long-enough-1").json()["access_token"]
     me = api.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}).json()
     assert me["role"] == "therapist"
     # single use: the same code again is refused, on either process
     for a in closed.apis:
-        r = register(a, email(), "pw-long-1", role="therapist", invitation_code=code, headers=address("t5"))
+        r = register(a, email(), "pw-long-enough-1", role="therapist", invitation_code=code, headers=address("t5"))
         assert r.status_code == 403 and "unknown, used or expired" in r.json()["detail"]
 
 
@@ -127,7 +129,12 @@ def test_an_expired_invitation_is_refused(closed: Pair) -> None:
         db.add(inv)
         db.commit()
     r = register(
-        closed.a, email(), "pw-long-1", role="therapist", invitation_code=made.json()["code"], headers=address("t6")
+        closed.a,
+        email(),
+        "pw-long-enough-1",
+        role="therapist",
+        invitation_code=made.json()["code"],
+        headers=address("t6"),
     )
     assert r.status_code == 403
 

@@ -112,8 +112,8 @@ def test_encrypted_recordings_are_transparent_to_the_api_and_the_worker(
     users: dict[str, dict[str, Any]] = {}
     for role in ("therapist", "learner"):
         who = f"enc-{role}-{os.urandom(4).hex()}@example.com"
-        assert register(pair.a, who, "pw-long-1", role=role, headers=address(who)).status_code == 202
-        token = login(pair.a, who, "pw-long-1").json()["access_token"]
+        assert register(pair.a, who, "pw-long-enough-1", role=role, headers=address(who)).status_code == 202
+        token = login(pair.a, who, "pw-long-enough-1").json()["access_token"]
         users[role] = {"email": who, "token": token, "headers": {"Authorization": f"Bearer {token}"}}
     worker = WorkerProcess(
         "enc",

@@ -61,23 +61,44 @@ def worker(migrated: ServicesUnderTest) -> Iterator[WorkerProcess]:
 
 
 @pytest.fixture
-def browser_context(chromium: Path, tmp_path: Path) -> Iterator[Any]:
+def playwright_driver() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path / "chromium-profile"),  # fresh every test
-            executable_path=str(chromium),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1280, "height": 900},
-            locale="zh-TW",
-        )
-        context.set_default_timeout(30_000)
-        try:
-            yield context
-        finally:
-            context.close()
+        yield p
+
+
+def _context(p: Any, chromium: Path, profile: Path) -> Any:
+    context = p.chromium.launch_persistent_context(
+        user_data_dir=str(profile),  # fresh every test
+        executable_path=str(chromium),
+        args=CHROMIUM_ARGS,
+        headless=True,
+        viewport={"width": 1280, "height": 900},
+        locale="zh-TW",
+    )
+    context.set_default_timeout(30_000)
+    return context
+
+
+@pytest.fixture
+def browser_context(playwright_driver: Any, chromium: Path, tmp_path: Path) -> Iterator[Any]:
+    context = _context(playwright_driver, chromium, tmp_path / "chromium-profile")
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def other_browser_context(playwright_driver: Any, chromium: Path, tmp_path: Path) -> Iterator[Any]:
+    """A second browser (a profile of its own): another person on another machine. One browser
+    holds one session (its refresh cookie), as for any site."""
+    context = _context(playwright_driver, chromium, tmp_path / "chromium-profile-2")
+    try:
+        yield context
+    finally:
+        context.close()
 
 
 def watch_console(page: Any) -> list[str]:

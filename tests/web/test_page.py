@@ -128,11 +128,66 @@ def test_registering_works_and_errors_are_shown_in_words(server: tuple[str, Api]
     page.click("#auth-submit")
     expect(page.locator("#error")).to_have_text("電子郵件或密碼錯誤")
 
-    # a token the API no longer accepts: back to the login, told why
-    page.evaluate("sessionStorage.setItem('vb.token', 'not-a-token')")
+    # The session survives a reload and a new tab (the httpOnly refresh cookie), and ends when
+    # it is ended elsewhere: back to the login, told why.
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("#tab-login")
+    page.click("#auth-submit")
+    expect(page.locator("#practice")).to_be_visible()
     page.reload()
+    expect(page.locator("#practice")).to_be_visible()
+    second = browser_context.new_page()
+    second.goto(base + "/")
+    expect(second.locator("#practice")).to_be_visible()
+    assert page.evaluate("document.cookie") == ""  # scripts never see the refresh token
+    elsewhere = api.client.post("/api/v1/auth/login", data={"username": email, "password": PASSWORD}).json()
+    mine = {"Authorization": f"Bearer {elsewhere['access_token']}"}
+    for s in api.client.get("/api/v1/auth/sessions", headers=mine).json():
+        if not s["current"]:
+            assert api.client.delete(f"/api/v1/auth/sessions/{s['session_id']}", headers=mine).status_code == 204
+    page.reload()  # the page's refresh is refused now
     expect(page.locator("#auth")).to_be_visible()
-    expect(page.locator("#error")).to_have_text("登入已過期，請重新登入。")
     expect(page.locator("#practice")).to_be_hidden()
+    second.close()
     # the refused logins are the only failed requests the console reports
+    assert all("401" in p for p in problems), problems
+
+
+def test_a_therapist_turns_on_two_step_login_with_the_qr_code_and_logs_in_with_a_code(
+    server: tuple[str, Api], browser_context: Any
+) -> None:
+    import time
+
+    from playwright.sync_api import expect
+
+    from vocalborn.auth import totp
+
+    base, api = server
+    therapist = api.register("therapist")
+    page = browser_context.new_page()
+    problems = watch_console(page)
+    page.goto(base + "/")
+    page.fill("#email", therapist["email"])
+    page.fill("#password", PASSWORD)
+    page.click("#auth-submit")
+    expect(page.locator("#security")).to_be_visible()
+    page.click("#totp-start")
+    expect(page.locator("#totp-qr")).to_be_visible()
+    assert page.evaluate("document.getElementById('totp-qr').naturalWidth") > 0  # the QR code drew
+    secret = page.text_content("#totp-secret") or ""
+    page.fill("#totp-confirm-code", totp.code_at(secret, time.time()))
+    page.click("#totp-form button")
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+    expect(page.locator("#totp-start")).to_be_hidden()
+
+    page.click("#logout")
+    page.fill("#email", therapist["email"])
+    page.fill("#password", PASSWORD)
+    page.click("#auth-submit")
+    expect(page.locator("#totp-field")).to_be_visible()  # the password was right: now the code
+    page.fill("#totp-code", totp.code_at(secret, time.time() + 30))
+    page.click("#auth-submit")
+    expect(page.locator("#practice")).to_be_visible()
+    expect(page.locator("#totp-state")).to_have_text("已開啟：登入時需要驗證器的驗證碼。")
     assert all("401" in p for p in problems), problems

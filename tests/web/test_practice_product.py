@@ -45,7 +45,9 @@ def shots(page: Any, role: str) -> None:
     page.set_viewport_size(DESKTOP)
 
 
-def test_therapist_and_learner_end_to_end(server: tuple[str, Api], worker: WorkerProcess, browser_context: Any) -> None:
+def test_therapist_and_learner_end_to_end(
+    server: tuple[str, Api], worker: WorkerProcess, browser_context: Any, other_browser_context: Any
+) -> None:
     from playwright.sync_api import expect
 
     base, api = server
@@ -67,7 +69,7 @@ def test_therapist_and_learner_end_to_end(server: tuple[str, Api], worker: Worke
     assert len(code) == 10
 
     # --- the learner accepts ------------------------------------------------------------------
-    lp = browser_context.new_page()
+    lp = other_browser_context.new_page()  # the learner's own browser
     l_problems = watch_console(lp)
     log_in(lp, base, learner["email"])
     expect(lp.locator("#learner-home")).to_be_visible()

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
+from vocalborn.auth import sessions
 from vocalborn.auth.models import Role, User
 from vocalborn.auth.security import decode_access_token
 from vocalborn.db import get_db
@@ -20,16 +21,33 @@ SessionDep = Annotated[Session, Depends(get_db)]
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def user_from_token(db: Session, token: str | None) -> User:
-    """The user a bearer token names, or 401 with a reason."""
-    user = db.get(User, token_subject(token))
+def user_from_token(db: Session, token: str | None, enrolling: bool = False) -> User:
+    """The user a bearer token names, if its session is alive; or 401 with a reason. In
+    production an admin without the second factor may only enrol (``enrolling``: the auth
+    routes); anything else is 403 until they have."""
+    claims = token_claims(token)
+    user_id, session_id = _ids(claims)
+    if not sessions.check(db, session_id, user_id):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "this session has ended: log in again", headers=_UNAUTHORIZED)
+    user = db.get(User, user_id)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token's user no longer exists", headers=_UNAUTHORIZED)
+    if not enrolling and user.role == Role.ADMIN and user.totp_enabled_at is None and _production():
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "admins need the second factor in production: turn it on first (POST /api/v1/auth/totp/setup)",
+        )
     return user
 
 
-def token_subject(token: str | None) -> uuid.UUID:
-    """The user id a valid bearer token names (not yet checked against the database), or 401."""
+def _production() -> bool:
+    from vocalborn.config import get_settings
+
+    return get_settings().environment == "production"
+
+
+def token_claims(token: str | None) -> dict[str, Any]:
+    """The claims of a valid bearer token (its session not yet checked), or 401."""
     if not token:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -38,14 +56,36 @@ def token_subject(token: str | None) -> uuid.UUID:
         )
     try:
         claims = decode_access_token(token)
-        user_id = uuid.UUID(claims["sub"])
+        _ids(claims)
     except jwt.ExpiredSignatureError:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "token expired: log in again", headers=_UNAUTHORIZED
+            status.HTTP_401_UNAUTHORIZED, "token expired: refresh it or log in again", headers=_UNAUTHORIZED
         ) from None
-    except (jwt.PyJWTError, ValueError, KeyError):
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid token", headers=_UNAUTHORIZED) from None
-    return user_id
+    return claims
+
+
+def _ids(claims: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID]:
+    return uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])
+
+
+def token_subject(token: str | None) -> uuid.UUID:
+    """The user id a valid bearer token names (not yet checked against the database), or 401."""
+    return _ids(token_claims(token))[0]
+
+
+def fast_subject(token: str | None) -> uuid.UUID | None:
+    """For the hot routes, which answer without the database: the user id when the token is
+    valid and this process checked its session in the last few seconds
+    (``sessions.recently_checked``); None otherwise, and the ordinary route decides."""
+    if not token:
+        return None
+    try:
+        user_id, session_id = _ids(decode_access_token(token))
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError):
+        return None
+    return user_id if sessions.recently_checked(session_id) else None
 
 
 def token_subject_dep(token: Annotated[str | None, Depends(oauth2_scheme)]) -> uuid.UUID:
@@ -54,11 +94,23 @@ def token_subject_dep(token: Annotated[str | None, Depends(oauth2_scheme)]) -> u
     return token_subject(token)
 
 
-def get_current_user(db: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> User:
-    return user_from_token(db, token)
+_ENROLMENT = "/api/v1/auth/"  # what an admin without the second factor may still use in production
+
+
+def get_current_user(db: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)], request: Request) -> User:
+    return user_from_token(db, token, enrolling=request.url.path.startswith(_ENROLMENT))
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_current_session(db: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> tuple[User, uuid.UUID]:
+    """The user and the id of the session their token names (the auth routes only)."""
+    user = user_from_token(db, token, enrolling=True)
+    return user, _ids(token_claims(token))[1]
+
+
+CurrentSession = Annotated[tuple[User, uuid.UUID], Depends(get_current_session)]
 
 
 def require_roles(*roles: Role):

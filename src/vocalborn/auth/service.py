@@ -34,6 +34,26 @@ def authenticate(db: Session, email: str, password: str) -> User | None:
     return user if verify_password(password, user.password_hash) else None
 
 
+def authenticate_user(user: User, password: str) -> bool:
+    return verify_password(password, user.password_hash)
+
+
+def set_password(db: Session, user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    db.add(user)
+    db.commit()
+
+
+def change_role(db: Session, user: User, role: Role) -> int:
+    """A new role; every session of the user ends at once (the number ended)."""
+    from vocalborn.auth import sessions
+
+    user.role = role.value
+    db.add(user)
+    db.commit()
+    return sessions.end_all(db, user.user_id, "role changed")
+
+
 def get_user_by_email(db: Session, email: str) -> User | None:
     return db.exec(select(User).where(User.email == email.strip().lower())).first()
 

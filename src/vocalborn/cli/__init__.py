@@ -8,7 +8,7 @@ One module per command family; this file makes them one command, in the order th
 - ``control``: status, stop (of the ``up`` on a data folder; its lock and state file)
 - ``engine``: analyze, sample-audio (the analysis engine, no server)
 - ``client``: submit, history (a client of a running API)
-- ``accounts``: users create|link, storage rotate|rotate-key
+- ``accounts``: users create|link|set-role, storage rotate|rotate-key
 - ``backup``: backup, restore (database, recordings and keys in one archive)
 - ``common``: what they share (settings that fail in one line, migrations)
 
@@ -65,6 +65,7 @@ app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)
 users_app.command("create")(accounts.users_create)
 users_app.command("link")(accounts.users_link)
+users_app.command("set-role")(accounts.users_set_role)
 storage_app.command("rotate")(accounts.storage_rotate)
 storage_app.command("rotate-key")(accounts.storage_rotate_key)
 

@@ -103,8 +103,11 @@ def users_create(
 
     if role not in {r.value for r in Role}:
         fail(f"role must be learner, therapist or admin, not {role!r}")
-    if len(password) < 8:
-        fail("the password needs at least 8 characters")
+    from vocalborn.auth import passwords
+
+    weak = passwords.problem(password, [email, name])
+    if weak is not None:
+        fail(weak)
     with open_session() as db:
         try:
             user = service.create_user(db, email=email, password=password, name=name, role=Role(role))
@@ -132,3 +135,23 @@ def users_link(
         except ValueError as exc:
             fail(str(exc))
     typer.echo(f"{learner} is now linked to therapist {therapist}")
+
+
+def users_set_role(
+    email: Annotated[str, typer.Argument(help="the account's email")],
+    role: Annotated[str, typer.Argument(help="learner, therapist or admin")],
+) -> None:
+    """Change an account's role; its sessions end at once (it logs in again with the new role)."""
+    from vocalborn.auth import service
+    from vocalborn.auth.models import Role
+    from vocalborn.db import open_session
+
+    if role not in {r.value for r in Role}:
+        fail(f"role must be learner, therapist or admin, not {role!r}")
+    with open_session() as db:
+        user = service.get_user_by_email(db, email)
+        if user is None:
+            fail(f"no account with email {email}")
+            return
+        ended = service.change_role(db, user, Role(role))
+    typer.echo(f"{email} is now {role}; {ended} session(s) ended")

@@ -35,15 +35,35 @@ class _ApiClient:
 
         self.url = url.rstrip("/")
         self.http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(60.0, connect=5.0))
+        # A login's handle (its first access token) -> [current access token, refresh token]:
+        # access tokens live 15 minutes, a long wait refreshes them.
+        self._sessions: dict[str, list[str]] = {}
+
+    def current(self, token: str) -> str:
+        return self._sessions[token][0] if token in self._sessions else token
+
+    def _refresh(self, token: str) -> bool:
+        pair = self._sessions.get(token)
+        if pair is None:
+            return False
+        r = self.http.post("/api/v1/auth/refresh", json={"refresh_token": pair[1]})
+        if r.status_code != 200:
+            return False
+        body = r.json()
+        self._sessions[token] = [str(body["access_token"]), str(body["refresh_token"])]
+        return True
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs):
         import httpx
 
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        try:
-            r = self.http.request(method, path, headers=headers, **kwargs)
-        except httpx.TransportError as exc:
-            raise _SubmitError(f"cannot reach the API at {self.url} ({type(exc).__name__}: {exc})", 4) from None
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self.current(token)}"} if token else {}
+            try:
+                r = self.http.request(method, path, headers=headers, **kwargs)
+            except httpx.TransportError as exc:
+                raise _SubmitError(f"cannot reach the API at {self.url} ({type(exc).__name__}: {exc})", 4) from None
+            if not (r.status_code == 401 and token and attempt == 1 and self._refresh(token)):
+                break
         if r.status_code < 400:
             return r.json()
         try:
@@ -65,7 +85,9 @@ class _ApiClient:
             if exc.code == 3:
                 raise _SubmitError(f"{who} login failed for {email}: wrong email or password", 3) from None
             raise
-        return str(body["access_token"])
+        token = str(body["access_token"])
+        self._sessions[token] = [token, str(body["refresh_token"])]
+        return token
 
 
 def _progress_line(message: dict, tty: bool) -> str:
@@ -131,7 +153,8 @@ def _watch(client: _ApiClient, token: str, task_id: str, deadline: float) -> Non
     while time.monotonic() < deadline:
         url = f"{ws_url}/api/v1/tasks/ws/task/{task_id}?after={after}"
         try:
-            with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+            auth = {"Authorization": f"Bearer {client.current(token)}"}
+            with connect(url, additional_headers=auth, open_timeout=10) as ws:
                 failures = 0
                 while True:
                     remaining = deadline - time.monotonic()

@@ -9,12 +9,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
+from vocalborn.errors import DomainError, validation_error
 from vocalborn.learning.access import learner_for
 from vocalborn.learning.models import SentenceAssignment
 from vocalborn.practice.models import PracticeRecord, Sentence
-from vocalborn.practice.service import NotFound
+from vocalborn.practice.service import NotFound, _visible_sentences, can_see_sentence, get_sentence
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 from vocalborn.tasks.service import Forbidden
+
+
+class Unassignable(DomainError):
+    """The sentence exists and the actor sees it, but the learner may not."""
+
+    status_code = 422
+
+    def body(self, message: str) -> dict[str, Any]:
+        return validation_error("sentence_id", message, "sentence_not_visible_to_learner")
 
 
 def _may_assign(db: Session, actor: User, learner_id: uuid.UUID) -> User:
@@ -27,9 +37,11 @@ def _may_assign(db: Session, actor: User, learner_id: uuid.UUID) -> User:
 def add_assignment(
     db: Session, actor: User, learner_id: uuid.UUID, sentence_id: uuid.UUID
 ) -> tuple[SentenceAssignment, bool]:
-    _may_assign(db, actor, learner_id)
-    if db.get(Sentence, sentence_id) is None:
-        raise NotFound("sentence not found")
+    learner = _may_assign(db, actor, learner_id)
+    sentence = get_sentence(db, sentence_id, actor)  # NotFound unless the actor may see it
+    if not can_see_sentence(learner, sentence):
+        # Only an admin gets here (a linked therapist's learner sees what the therapist sees).
+        raise Unassignable("this learner cannot see this sentence; share it or pick another")
     existing = db.exec(
         select(SentenceAssignment).where(
             SentenceAssignment.learner_id == learner_id, SentenceAssignment.sentence_id == sentence_id
@@ -55,6 +67,7 @@ def add_assignment(
 
 def remove_assignment(db: Session, actor: User, learner_id: uuid.UUID, sentence_id: uuid.UUID) -> None:
     _may_assign(db, actor, learner_id)
+    get_sentence(db, sentence_id, actor)  # a sentence the actor may not see is not there for them
     a = db.exec(
         select(SentenceAssignment).where(
             SentenceAssignment.learner_id == learner_id, SentenceAssignment.sentence_id == sentence_id
@@ -67,11 +80,18 @@ def remove_assignment(db: Session, actor: User, learner_id: uuid.UUID, sentence_
 
 
 def assignments(db: Session, reader: User, learner_id: uuid.UUID) -> list[dict[str, Any]]:
-    learner_for(db, reader, learner_id)
+    learner = learner_for(db, reader, learner_id)
     rows = db.exec(
         select(SentenceAssignment, Sentence)
         .join(Sentence, col(Sentence.sentence_id) == col(SentenceAssignment.sentence_id))
-        .where(SentenceAssignment.learner_id == learner_id)
+        # Only sentences both the learner and the reader may see: an assignment of a sentence
+        # the learner lost (relinked, unshared) is not practicable, and never shown to a
+        # therapist it is not visible to.
+        .where(
+            SentenceAssignment.learner_id == learner_id,
+            _visible_sentences(learner),
+            _visible_sentences(reader),
+        )
         .order_by(col(SentenceAssignment.created_at))
     ).all()
     out = []

@@ -16,6 +16,7 @@ from vocalborn.auth.models import Role, User
 from vocalborn.learning.access import learner_for, linked_learner_ids
 from vocalborn.learning.models import TherapistReview
 from vocalborn.practice.models import PracticeRecord, Sentence
+from vocalborn.practice.service import sentence_readable_clause
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 
 
@@ -69,6 +70,8 @@ def history(
         stmt = stmt.where(col(AIAnalysisTask.user_id).in_(linked_learner_ids(db, reader)))
     elif reader.role != Role.ADMIN:
         stmt = stmt.where(col(AIAnalysisTask.user_id) == reader.user_id)
+    # Another therapist's private sentence never shows through a learner's history.
+    stmt = stmt.where(sentence_readable_clause(reader, col(AIAnalysisTask.user_id)))
     if sentence_id is not None:
         stmt = stmt.where(col(PracticeRecord.sentence_id) == sentence_id)
     if status is not None:

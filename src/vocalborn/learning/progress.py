@@ -15,6 +15,7 @@ from vocalborn.auth.models import User
 from vocalborn.learning.access import learner_for
 from vocalborn.learning.models import SCORE_FIELDS
 from vocalborn.practice.models import PracticeRecord, Sentence
+from vocalborn.practice.service import sentence_readable_clause
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 
 # The trend compares the first attempt with the mean of the last TREND_LAST_N.
@@ -108,6 +109,8 @@ def progress(
         .join(AIAnalysisResult, col(AIAnalysisResult.task_id) == col(AIAnalysisTask.task_id))
         .where(col(AIAnalysisTask.user_id) == learner_id, col(AIAnalysisTask.status) == "success")
     )
+    # Another therapist's private sentence never shows through a learner's progress.
+    stmt = stmt.where(sentence_readable_clause(reader, col(AIAnalysisTask.user_id)))
     if sentence_id is not None:
         stmt = stmt.where(col(PracticeRecord.sentence_id) == sentence_id)
     if since is not None:

@@ -22,6 +22,7 @@ from sqlmodel import Session
 from vocalborn.auth.dependencies import (
     CurrentUser,
     SessionDep,
+    fast_subject,
     oauth2_scheme,
     token_subject_dep,
     user_from_token,
@@ -96,7 +97,8 @@ async def list_analyses(
     """The caller's analyses, newest first: a learner's own, a therapist's linked learners',
     an admin's all. Each finished item carries the four scores and the latest therapist review."""
     query = HistoryQuery(user_id, sentence_id, status_, since, cursor, limit)
-    page = await _own_history(reader_id, query) if user_id in (None, reader_id) else None
+    fast = user_id in (None, reader_id) and fast_subject(token) is not None  # session checked lately
+    page = await _own_history(reader_id, query) if fast else None
     if page is not None:  # a learner reading their own analyses: nothing to log
         # pydantic's own JSON: the same bytes as the ordinary path's (tested), in a third of the time
         return Response(page.model_dump_json(), media_type="application/json")

@@ -218,7 +218,7 @@ async def create_record(
 def list_records(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> list[RecordPublic]:
     session = service.get_session_for(db, session_id, user)
     record_access(db, user, session.user_id, "session_records", session.practice_session_id)
-    return [RecordPublic.model_validate(r) for r in service.list_records(db, session)]
+    return [RecordPublic.model_validate(r) for r in service.list_records(db, session, user)]
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic, operation_id="get_record")

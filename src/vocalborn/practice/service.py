@@ -111,10 +111,35 @@ def _visible_sentences(reader: User) -> Any:
 
 
 def can_see_sentence(reader: User, sentence: Sentence) -> bool:
+    """The one visibility rule, for one sentence (``_visible_sentences`` is the same in SQL)."""
     if reader.role == Role.ADMIN or sentence.shared:
         return True
     author = reader.user_id if reader.role == Role.THERAPIST else reader.therapist_id
     return author is not None and sentence.created_by == author
+
+
+# A sentence read *through* another object (an analysis, a recording, a history or progress
+# entry, an assignment) follows the same rule, with one addition: a person's own attempts stay
+# theirs. A learner keeps the history of a sentence they practised when it was visible to them
+# (it may not be any more: they were relinked, or it was unshared); nobody else reads it through
+# their data unless the sentence is visible to them too. So a therapist never gets another
+# therapist's private sentence through a learner who practised it before being relinked.
+
+
+def sentence_readable_clause(reader: User, owner: Any) -> Any:
+    """SQL (with ``Sentence`` joined): the rows of ``owner`` (a user id column) whose sentence
+    ``reader`` may read through them."""
+    if reader.role == Role.ADMIN:
+        return true()
+    return or_(owner == reader.user_id, _visible_sentences(reader))
+
+
+def may_read_sentence_of(db: Session, reader: User, owner_id: uuid.UUID, sentence_id: uuid.UUID) -> bool:
+    """``sentence_readable_clause`` for one row of ``owner_id``'s data."""
+    if reader.role == Role.ADMIN or reader.user_id == owner_id:
+        return True
+    sentence = db.get(Sentence, sentence_id)
+    return sentence is not None and can_see_sentence(reader, sentence)
 
 
 def list_sentences(db: Session, limit: int, offset: int, reader: User) -> list[Sentence]:
@@ -215,15 +240,24 @@ def create_record(
 
 def get_record_for(db: Session, record_id: uuid.UUID, reader: User) -> PracticeRecord:
     record = db.get(PracticeRecord, record_id)
-    if record is None or not may_read(db, reader, record.user_id):
+    if (
+        record is None
+        or not may_read(db, reader, record.user_id)
+        or not may_read_sentence_of(db, reader, record.user_id, record.sentence_id)
+    ):
         raise NotFound("practice record not found")
     return record
 
 
-def list_records(db: Session, session: PracticeSession) -> list[PracticeRecord]:
+def list_records(db: Session, session: PracticeSession, reader: User) -> list[PracticeRecord]:
+    """The session's recordings ``reader`` may see (``get_session_for`` checked the session)."""
     stmt = (
         select(PracticeRecord)
-        .where(PracticeRecord.practice_session_id == session.practice_session_id)
+        .join(Sentence, col(Sentence.sentence_id) == col(PracticeRecord.sentence_id))
+        .where(
+            PracticeRecord.practice_session_id == session.practice_session_id,
+            sentence_readable_clause(reader, col(PracticeRecord.user_id)),
+        )
         .order_by(col(PracticeRecord.created_at))
     )
     return list(db.exec(stmt))

@@ -23,7 +23,8 @@ from typing import Any
 from sqlalchemy import delete, or_, update
 from sqlmodel import Session, col, select
 
-from vocalborn.auth.models import Role, User
+from vocalborn.auth import sessions
+from vocalborn.auth.models import AuthSession, RecoveryCode, RefreshToken, Role, User
 from vocalborn.errors import Conflict
 from vocalborn.learning.models import LinkInvitation, SentenceAssignment, TherapistReview, TherapistReviewRevision
 from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
@@ -188,8 +189,16 @@ def erase_user(db: Session, user: User) -> dict[str, int]:
     db.execute(update(User).where(col(User.therapist_id) == uid).values(therapist_id=None))
     db.execute(update(TherapistInvitation).where(col(TherapistInvitation.created_by) == uid).values(created_by=None))
     db.execute(update(TherapistInvitation).where(col(TherapistInvitation.used_by) == uid).values(used_by=None))
+    # Their sessions end with the account: every token of theirs is refused from now on.
+    session_ids = list(db.exec(select(AuthSession.session_id).where(AuthSession.user_id == uid)))
+    if session_ids:
+        db.execute(delete(RefreshToken).where(col(RefreshToken.session_id).in_(session_ids)))
+        db.execute(delete(AuthSession).where(col(AuthSession.session_id).in_(session_ids)))
+    db.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == uid))
     db.execute(delete(User).where(col(User.user_id) == uid))
     db.commit()
+    for sid in session_ids:
+        sessions.forget(sid)
     storage = get_storage()
     for key in keys:
         storage.delete(key)

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -15,7 +15,14 @@ from sqlmodel import Session
 from starlette.types import Receive, Scope
 
 from vocalborn.analysis.types import TOTAL_STEPS
-from vocalborn.auth.dependencies import CurrentUser, SessionDep, oauth2_scheme, token_subject, user_from_token
+from vocalborn.auth.dependencies import (
+    CurrentUser,
+    SessionDep,
+    fast_subject,
+    oauth2_scheme,
+    token_subject,
+    user_from_token,
+)
 from vocalborn.auth.models import Role, User
 from vocalborn.db import open_session
 from vocalborn.errors import error_responses
@@ -75,8 +82,10 @@ async def _hot_submit(scope: Scope, receive: Receive) -> hotroute.Outcome:
         return None, receive
     try:
         body = SubmitRequest.model_validate(raw)  # as FastAPI validates the parsed body
-        user_id = token_subject(token)
-    except (ValidationError, HTTPException):  # the ordinary handler says what is wrong
+    except ValidationError:  # the ordinary handler says what is wrong
+        return None, receive
+    user_id = fast_subject(token)
+    if user_id is None:  # an invalid token, or a session not checked lately: the ordinary handler
         return None, receive
     await limit_submits_async(user_id)  # a refusal is not counted, and raises the 429 here
     state = scope.setdefault("state", {})
@@ -121,7 +130,7 @@ async def submit_analysis(
     params = body.parameters.model_dump()
     if not getattr(request.state, _COUNTED_AND_DECLINED, False):
         await limit_submits_async(user_id)
-        if idempotency_key is None:
+        if idempotency_key is None and fast_subject(token) is not None:
             done = await _fast_submit(user_id, body, request_id)
             if done is not None:  # written and published
                 return done
@@ -250,8 +259,10 @@ async def _hot_status(scope: Scope, receive: Receive) -> hotroute.Outcome:
         return None, receive
     try:
         task_id = uuid.UUID(raw)
-        user_id = token_subject(token)
-    except (ValueError, HTTPException):
+    except ValueError:
+        return None, receive
+    user_id = fast_subject(token)
+    if user_id is None:  # an invalid token, or a session not checked lately: the ordinary handler
         return None, receive
     if str(task_id) != raw:  # upper case, say: validated the ordinary way
         return None, receive
@@ -298,7 +309,7 @@ async def get_status(
     (therapists, admins: access log, worker names) by the ordinary path."""
     # (The learner's polls mostly never reach this handler: ``_hot_status`` answers them.)
     user_id = token_subject(token)
-    if not getattr(request.state, _STATUS_DECLINED, False):
+    if not getattr(request.state, _STATUS_DECLINED, False) and fast_subject(token) is not None:
         found = await _fast_status(user_id, task_id)
         if found is not None:
             return found

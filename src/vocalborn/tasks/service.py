@@ -23,7 +23,7 @@ from vocalborn.celery_app import ANALYZE_TASK, celery_app
 from vocalborn.config import get_settings
 from vocalborn.errors import Conflict, Forbidden, IdempotencyKeyReused, NotFound, NotReady, TooManyActive
 from vocalborn.practice import service as practice_service
-from vocalborn.practice.models import PracticeRecord, RecordStatus
+from vocalborn.practice.models import PracticeRecord, RecordStatus, Sentence
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import events, status_cache, unit_of_work
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
@@ -323,6 +323,11 @@ def get_task_for(db: Session, task_id: uuid.UUID, reader: User) -> AIAnalysisTas
     task = db.get(AIAnalysisTask, task_id)
     if task is None or not practice_service.may_read(db, reader, task.user_id):
         raise NotFound("task not found")
+    if reader.role != Role.ADMIN and reader.user_id != task.user_id:
+        # The result names the sentence character by character: the sentence's rule applies.
+        record = db.get(PracticeRecord, task.practice_record_id)
+        if record is None or not practice_service.may_read_sentence_of(db, reader, task.user_id, record.sentence_id):
+            raise NotFound("task not found")
     return task
 
 
@@ -351,7 +356,11 @@ def list_session_tasks(db: Session, session_id: uuid.UUID, reader: User) -> list
     stmt = (
         select(AIAnalysisTask)
         .join(PracticeRecord, col(PracticeRecord.practice_record_id) == col(AIAnalysisTask.practice_record_id))
-        .where(PracticeRecord.practice_session_id == session.practice_session_id)
+        .join(Sentence, col(Sentence.sentence_id) == col(PracticeRecord.sentence_id))
+        .where(
+            PracticeRecord.practice_session_id == session.practice_session_id,
+            practice_service.sentence_readable_clause(reader, col(AIAnalysisTask.user_id)),
+        )
         .order_by(col(AIAnalysisTask.created_at))
     )
     return list(db.exec(stmt))

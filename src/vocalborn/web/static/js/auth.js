@@ -1,9 +1,10 @@
 // Logging in, registering and out (#auth, the header); entering the page for the login's role.
-import { api, onSessionExpired } from "./api.js";
+import { api, onSessionExpired, refreshSession } from "./api.js";
 import { $, showError, showNotice } from "./dom.js";
 import { enterHome } from "./home.js";
 import { t } from "./i18n.js";
 import { loadSentences } from "./practice.js";
+import { showSecurity } from "./security.js";
 import { stopWatching } from "./progress.js";
 import { state } from "./state.js";
 
@@ -16,15 +17,35 @@ export function setMode(mode) {
   $("register-fields").hidden = mode !== "register";
   $("name").required = mode === "register";
   $("password").autocomplete = mode === "register" ? "new-password" : "current-password";
+  $("password").minLength = mode === "register" ? 10 : 0; // the API says why a password is refused
   $("auth-submit").textContent = t(mode === "login" ? "login" : "register");
 }
 
 async function login(email, password) {
   const form = new URLSearchParams({ username: email, password });
-  const data = await api("POST", "/api/v1/auth/login", { form });
-  state.token = data.access_token;
-  sessionStorage.setItem("vb.token", state.token);
+  const code = $("totp-code").value.trim();
+  if (code) form.set("totp_code", code);
+  let data;
+  try {
+    data = await api("POST", "/api/v1/auth/login", { form });
+  } catch (e) {
+    if (e.secondFactor) { // the password was right: the account needs its code too
+      $("totp-field").hidden = false;
+      $("totp-code").value = "";
+      $("totp-code").focus();
+      if (!code) throw new Error(t("totp_needed"));
+    }
+    throw e;
+  }
+  $("totp-code").value = "";
+  $("totp-field").hidden = true;
+  state.token = data.access_token; // the refresh token came as an httpOnly cookie too
+  localStorage.setItem(SIGNED_IN, "1");
 }
+
+// Not a secret: only whether this browser has a session to resume (so a first visit does not
+// ask the API for a refresh it cannot have).
+const SIGNED_IN = "vb.signed-in";
 
 async function onAuthSubmit(ev) {
   ev.preventDefault();
@@ -64,19 +85,38 @@ export async function enter() {
   if (therapist) $("new-sentence").open = true;
   $("record-card").hidden = !learnerLike;
   $("therapist-note").hidden = learnerLike;
+  showSecurity();
   await enterHome(); // learner or therapist home
   await loadSentences();
 }
 
-export function logout() {
+// Ends the session on the server (its tokens are refused from now on) and forgets it here.
+export async function logout() {
+  const token = state.token;
+  leave();
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  try {
+    await fetch("/api/v1/auth/logout", { method: "POST", headers }); // the cookie goes along
+  } catch (_) { /* offline: the session ends by itself */ }
+}
+
+// Back to the login form (the session ended, or the user logged out).
+export function leave() {
+  localStorage.removeItem(SIGNED_IN);
   stopWatching();
   state.token = null;
   state.me = null;
-  sessionStorage.removeItem("vb.token");
   $("who").hidden = true;
   $("logout").hidden = true;
   $("auth").hidden = false;
-  for (const id of ["practice", "progress", "result", "learner-home", "learner-more", "therapist-home"]) $(id).hidden = true;
+  for (const id of ["practice", "progress", "result", "learner-home", "learner-more", "therapist-home", "security"]) $(id).hidden = true;
+}
+
+// A page opened (or reloaded, or a new tab) resumes the session from the refresh cookie.
+export async function resume() {
+  if (!localStorage.getItem(SIGNED_IN)) return;
+  if (await refreshSession()) await enter();
+  else leave();
 }
 
 export function initAuth() {
@@ -84,5 +124,5 @@ export function initAuth() {
   $("tab-register").addEventListener("click", () => setMode("register"));
   $("auth-form").addEventListener("submit", onAuthSubmit);
   $("logout").addEventListener("click", logout);
-  onSessionExpired(logout);
+  onSessionExpired(leave);
 }

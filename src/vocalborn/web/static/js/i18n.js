@@ -58,6 +58,12 @@ export const T = {
     comment: "評語", save_review: "儲存評閱", review_saved: "已儲存評閱（第 {v} 版）。",
     therapist_review: "治療師評閱", review_by: "{name} 的評分：{scores}", never: "從未",
     unlinked: "已解除連結。", linked_now: "已連結 {name}。",
+    totp_code: "驗證碼（驗證器 App 或備用碼）", two_step: "兩步驟登入", totp_start: "開啟兩步驟登入",
+    totp_scan: "用驗證器 App（Google Authenticator、1Password…）掃描 QR code，再輸入 App 顯示的 6 位數字。",
+    totp_manual: "或手動輸入金鑰：", totp_confirm: "確認",
+    totp_codes_hint: "備用碼（每組只能用一次，手機不在身邊時代替驗證碼）。請現在抄下或存好，之後不會再顯示：",
+    totp_on: "已開啟：登入時需要驗證器的驗證碼。", totp_off: "未開啟：建議開啟，登入時除了密碼還要驗證器的驗證碼。",
+    totp_needed: "請輸入驗證器 App 顯示的驗證碼。",
   },
   en: {
     app_title: "VocalBorn practice", login: "Log in", register: "Register", logout: "Log out",
@@ -112,6 +118,12 @@ export const T = {
     mark_chars: "Tap the characters that sound wrong:", comment: "Comment", save_review: "Save review",
     review_saved: "Review saved (version {v}).", therapist_review: "Therapist's review",
     review_by: "{name}'s scores: {scores}", never: "never", unlinked: "Unlinked.", linked_now: "Linked with {name}.",
+    totp_code: "Code (authenticator app or a recovery code)", two_step: "Two-step login", totp_start: "Turn on two-step login",
+    totp_scan: "Scan the QR code with an authenticator app (Google Authenticator, 1Password, ...), then type the 6 digits it shows.",
+    totp_manual: "Or type the key:", totp_confirm: "Confirm",
+    totp_codes_hint: "Recovery codes (each works once, instead of a code when your phone is not at hand). Write them down now; they are not shown again:",
+    totp_on: "On: logging in needs the code from your authenticator app.", totp_off: "Off: turn it on, so that logging in needs a code from your authenticator app as well as the password.",
+    totp_needed: "Type the code your authenticator app shows.",
   },
 };
 

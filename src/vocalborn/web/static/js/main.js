@@ -8,7 +8,7 @@
 //   characters.js  the sentence character by character (self-contained)
 // This file switches the language and wires what spans views.
 import { api } from "./api.js";
-import { enter, initAuth, logout, setMode, showWho } from "./auth.js";
+import { initAuth, leave, resume, setMode, showWho } from "./auth.js";
 import { $, showError } from "./dom.js";
 import { renderHome } from "./home.js";
 import { t } from "./i18n.js";
@@ -16,6 +16,7 @@ import { initLearner } from "./learner.js";
 import { initPractice, updateSubmit } from "./practice.js";
 import { eventItem, renderLastProgress, stopWatching } from "./progress.js";
 import { initResult, renderResult, scrollToNextResult } from "./result.js";
+import { initSecurity, showSecurity } from "./security.js";
 import { state } from "./state.js";
 import { initTherapist } from "./therapist.js";
 
@@ -35,7 +36,7 @@ function applyLanguage() {
   if (state.live) $("live").textContent = t(state.live);
   if (state.attempt && state.attempt.chosen) $("attempt-name").textContent = t("chosen", { name: state.attempt.name });
   if (state.result) renderResult(state.result);
-  if (state.me) showWho();
+  if (state.me) { showWho(); showSecurity(); }
   if (state.me) renderHome();
 }
 
@@ -76,9 +77,10 @@ function init() {
   initResult();
   initLearner();
   initTherapist();
+  initSecurity();
   setMode("login");
   applyLanguage();
-  if (state.token) enter().catch((e) => { logout(); showError(e.message); });
+  resume().catch((e) => { leave(); showError(e.message); });
 }
 
 init(); // a module runs once the document is parsed

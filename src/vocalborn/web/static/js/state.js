@@ -2,7 +2,7 @@
 // One object shared by every view; each view reads and writes only its own parts.
 export const state = {
   lang: localStorage.getItem("vb.lang") || "zh-TW",
-  token: sessionStorage.getItem("vb.token"),
+  token: null, // the access token, in memory only; the session itself is the refresh cookie
   me: null,
   mode: "login",
   attempt: null, // {blob, name, chosen}
