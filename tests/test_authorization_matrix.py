@@ -145,7 +145,15 @@ MATRIX["DELETE /api/v1/links/{learner_id}"] = row(401, {204, 404}, 404, 204, 404
 MATRIX["DELETE /api/v1/me"] = row(401, 200, 200, 409, 200, 200)
 # An admin erases the owner; the owner's own request then carries the token of a deleted user.
 MATRIX["DELETE /api/v1/admin/users/{user_id}"] = row(401, 401, 403, 403, 403, 200)
-FRESH_WORLD = {"DELETE /api/v1/links/{learner_id}", "DELETE /api/v1/me", "DELETE /api/v1/admin/users/{user_id}"}
+# The learner deletes their own attempt (204; 409 while its analysis is still queued, as here);
+# the linked therapist and an admin see it but may not delete it (403); the rest get 404.
+MATRIX["DELETE /api/v1/practice/records/{record_id}"] = row(401, {204, 409}, 404, 403, 404, 403)
+FRESH_WORLD = {
+    "DELETE /api/v1/links/{learner_id}",
+    "DELETE /api/v1/me",
+    "DELETE /api/v1/admin/users/{user_id}",
+    "DELETE /api/v1/practice/records/{record_id}",
+}
 
 
 def app_routes() -> list[str]:

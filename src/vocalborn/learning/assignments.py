@@ -82,6 +82,7 @@ def assignments(db: Session, reader: User, learner_id: uuid.UUID) -> list[dict[s
                 .join(AIAnalysisResult, col(AIAnalysisResult.task_id) == col(AIAnalysisTask.task_id))
                 .join(PracticeRecord, col(PracticeRecord.practice_record_id) == col(AIAnalysisTask.practice_record_id))
                 .where(AIAnalysisTask.user_id == learner_id, PracticeRecord.sentence_id == sentence.sentence_id)
+                .where(col(AIAnalysisResult.counted))  # attempts that count (issue #26)
                 .order_by(col(AIAnalysisTask.created_at).desc())
             )
         )

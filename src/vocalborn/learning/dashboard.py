@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from statistics import fmean
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
@@ -44,7 +44,9 @@ def dashboard(db: Session, therapist: User, now: datetime | None = None) -> list
         week = db.exec(
             select(func.count())
             .select_from(AIAnalysisTask)
+            .outerjoin(AIAnalysisResult, col(AIAnalysisResult.task_id) == col(AIAnalysisTask.task_id))
             .where(AIAnalysisTask.user_id == learner.user_id, col(AIAnalysisTask.created_at) >= now - WEEK)
+            .where(or_(col(AIAnalysisResult.result_id).is_(None), col(AIAnalysisResult.counted)))
         ).one()
         scores = [
             float(s)
@@ -52,6 +54,7 @@ def dashboard(db: Session, therapist: User, now: datetime | None = None) -> list
                 select(AIAnalysisResult.overall_score)
                 .join(AIAnalysisTask, col(AIAnalysisTask.task_id) == col(AIAnalysisResult.task_id))
                 .where(AIAnalysisTask.user_id == learner.user_id, col(AIAnalysisResult.overall_score).is_not(None))
+                .where(col(AIAnalysisResult.counted))
                 .order_by(col(AIAnalysisTask.created_at).desc())
                 .limit(10)
             )

@@ -38,6 +38,14 @@ class HistoryItem(Scores):
         "analysis succeeded and for results older than the measure",
     )
     review: ReviewSummary | None = Field(default=None, description="the latest therapist review, if any")
+    counted: bool | None = Field(
+        default=None,
+        description="whether the attempt counts in trends, means, dose and flags; null before the analysis succeeded",
+    )
+    not_counted_reason: str | None = Field(
+        default=None, description="when it does not count: silent, too_short or wrong_sentence"
+    )
+    not_counted_text: str | None = Field(default=None, description="the reason in the caller's language")
 
 
 class HistoryPage(BaseModel):
@@ -74,7 +82,10 @@ class ScoreTrend(BaseModel):
 class SentenceProgress(BaseModel):
     sentence_id: uuid.UUID
     sentence_text: str
-    attempts: int
+    attempts: int = Field(description="attempts that count (the points)")
+    not_counted_attempts: int = Field(
+        default=0, description="analysed attempts left out (silent, too short, another sentence)"
+    )
     points: list[ProgressPoint]
     trend: dict[str, ScoreTrend] = Field(description="per score field")
     last_n: int
@@ -93,7 +104,9 @@ class DashboardLearner(BaseModel):
     name: str
     email: str
     last_practice_at: datetime | None
-    attempts_this_week: int = Field(description="analyses asked for in the last 7 days")
+    attempts_this_week: int = Field(
+        description="analyses asked for in the last 7 days, without those that do not count"
+    )
     mean_overall_last_10: float | None
     flagged: bool
     flag_reasons: list[str] = Field(description="never_practised, inactive (no attempt in 7 days), declining")

@@ -19,7 +19,8 @@ from vocalborn.auth.dependencies import CurrentUser, SessionDep, oauth2_scheme, 
 from vocalborn.auth.models import Role, User
 from vocalborn.db import open_session
 from vocalborn.errors import error_responses
-from vocalborn.i18n import explicit_language, localized_report
+from vocalborn.i18n import explicit_language, localized_report, request_language
+from vocalborn.practice.counting import reason_text
 from vocalborn.security.access import record_access
 from vocalborn.security.ratelimit import limit_submits_async
 from vocalborn.tasks import estimates, fastpath, hotroute, service
@@ -354,6 +355,9 @@ def get_result(
         fluency_score=result.fluency_score,
         rhythm_score=result.rhythm_score,
         completeness_score=result.completeness_score,
+        counted=result.counted,
+        not_counted_reason=result.not_counted_reason,
+        not_counted_text=reason_text(result.not_counted_reason, request_language(request)),
         detailed_analysis=result.detailed_analysis,
         sentence_analyses=result.sentence_analyses,
         suggestions=suggestions,
