@@ -125,6 +125,7 @@ MATRIX: dict[str, Expect] = {
     "PUT /api/v1/tasks/analysis/{task_id}/review": row(401, 403, 404, {200, 201, 409}, 404, 403),
     "GET /api/v1/reviews/export": ADMIN_ONLY,
     "GET /api/v1/learners/{user_id}/assignments": OWNED,
+    "GET /api/v1/learners/{user_id}/goals": OWNED,
     "POST /api/v1/learners/{user_id}/assignments": row(401, 403, 404, {200, 201}, 404, {200, 201}),
     # (the assignment is made again before each role's request: see BEFORE_EACH)
     "DELETE /api/v1/learners/{user_id}/assignments/{sentence_id}": row(401, 403, 404, 204, 404, 204),
