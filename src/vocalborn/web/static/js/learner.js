@@ -128,7 +128,7 @@ function renderHistory() {
     el("span", { class: "hint" }, i.status === "success" ? itemLine(i) : t("st_" + i.status)),
     i.counted === false ? el("span", { class: "flag not-counted", title: t("nc_" + i.not_counted_reason) }, `${t("not_counted")}: ${t("nc_" + i.not_counted_reason)}`) : null,
     i.review ? el("span", { class: "badge" }, `${t("reviewed")} ${score(i.review.overall_score)}`) : null,
-    i.status === "success" ? el("button", { type: "button", class: "secondary small", onclick: () => openHistoryItem(i.task_id) }, t("open")) : null,
+    i.status === "success" ? el("button", { type: "button", class: "secondary small open-result", onclick: () => openHistoryItem(i.task_id) }, t("open")) : null,
     ["success", "failure", "cancelled"].includes(i.status)
       ? el("button", { type: "button", class: "link delete-attempt", onclick: () => deleteAttempt(i) }, t("delete")) : null)));
   $("no-history").hidden = home.history.length > 0;
