@@ -129,3 +129,27 @@ def _linked_with(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:
     code = api.client.post("/api/v1/links/invitations", headers=therapist["headers"]).json()["code"]
     assert api.client.post("/api/v1/links/accept", headers=learner["headers"], json={"code": code}).status_code == 200
     return therapist, learner
+
+
+def test_the_invitation_link_fills_the_code_in(
+    server: tuple[str, Api], chromium: Path, tmp_path: Path, playwright: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    base, api = server
+    therapist = api.register("therapist", password=STRONG)
+    learner = api.register("learner", password=STRONG)
+    inv = api.client.post("/api/v1/links/invitations", headers=therapist["headers"], json={}).json()
+    assert inv["url"].startswith(base + "/?invite=")
+    context = _context(playwright, chromium, tmp_path, "en-US")
+    try:
+        page = context.new_page()
+        page.goto(inv["url"])
+        page.fill("#email", learner["email"])
+        page.fill("#password", STRONG)
+        page.click("#auth-submit")
+        expect(page.locator("#invite-code")).to_have_value(inv["code"])
+        page.click("#accept-invite")
+        expect(page.locator("#my-therapist")).to_contain_text(therapist["user"]["name"])
+    finally:
+        context.close()

@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from vocalborn.auth.dependencies import CurrentUser, SessionDep
 from vocalborn.auth.models import Role, User
@@ -24,10 +24,11 @@ from vocalborn.learning.schemas import (
 router = APIRouter()
 
 
-def _invitation(inv: Any) -> InvitationPublic:
+def _invitation(inv: Any, request: Request) -> InvitationPublic:
     return InvitationPublic(
         invitation_id=inv.invitation_id,
         code=inv.code,
+        url=invitation_url(request, inv.code),
         expires_at=inv.expires_at,
         used_at=inv.used_at,
         created_at=inv.created_at,
@@ -42,11 +43,14 @@ def _invitation(inv: Any) -> InvitationPublic:
     tags=["links"],
     responses={**E401, **E403_ROLE, **E422},
 )
-def create_invitation(user: CurrentUser, db: SessionDep, body: InvitationCreate | None = None) -> InvitationPublic:
-    """A single-use code (default: valid 72 hours) the therapist gives a learner."""
+def create_invitation(
+    user: CurrentUser, db: SessionDep, request: Request, body: InvitationCreate | None = None
+) -> InvitationPublic:
+    """A single-use code (default: valid 72 hours) the therapist gives a learner, and ``url``:
+    the page with the code filled in (sent as a link instead of typing the code on a phone)."""
     require_role(user, Role.THERAPIST)
     hours = body.expires_in_hours if body else 72
-    return _invitation(link_service.create_invitation(db, user, timedelta(hours=hours)))
+    return _invitation(link_service.create_invitation(db, user, timedelta(hours=hours)), request)
 
 
 @router.get(
@@ -56,10 +60,17 @@ def create_invitation(user: CurrentUser, db: SessionDep, body: InvitationCreate 
     tags=["links"],
     responses={**E401, **E403_ROLE},
 )
-def list_invitations(user: CurrentUser, db: SessionDep) -> list[InvitationPublic]:
+def list_invitations(user: CurrentUser, db: SessionDep, request: Request) -> list[InvitationPublic]:
     """The therapist's unused, unexpired codes."""
     require_role(user, Role.THERAPIST)
-    return [_invitation(i) for i in link_service.list_invitations(db, user)]
+    return [_invitation(i, request) for i in link_service.list_invitations(db, user)]
+
+
+def invitation_url(request: Request, code: str) -> str:
+    """The page at this API's address (as the caller reached it) with ``?invite=CODE``."""
+    from urllib.parse import quote
+
+    return f"{str(request.base_url).rstrip('/')}/?invite={quote(code)}"
 
 
 def _person(u: User) -> PersonPublic:

@@ -130,6 +130,7 @@ class InvitationCreate(BaseModel):
 class InvitationPublic(BaseModel):
     invitation_id: uuid.UUID
     code: str
+    url: str = Field(description="the page with the code filled in: a link to send instead of the code")
     expires_at: datetime
     used_at: datetime | None
     created_at: datetime

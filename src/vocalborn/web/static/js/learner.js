@@ -37,6 +37,9 @@ function renderMyTherapist() {
   $("my-therapist").textContent = th ? t("linked_with", { name: th.name, email: th.email }) : t("not_linked");
   $("invite-form").hidden = Boolean(th);
   $("unlink-me").hidden = !th;
+  // An invitation link (?invite=CODE, issue #26) fills the code in; the learner accepts it.
+  const invited = new URLSearchParams(location.search).get("invite");
+  if (!th && invited && !$("invite-code").value) $("invite-code").value = invited;
 }
 async function acceptInvite(ev) {
   ev.preventDefault();

@@ -27,6 +27,9 @@ async function makeInvite() {
     $("invite-code-shown").textContent = inv.code;
     $("invite-code-shown").hidden = false;
     $("invite-expires").textContent = t("invite_valid", { when: when(inv.expires_at) });
+    $("invite-url").textContent = inv.url;
+    $("invite-url").href = inv.url;
+    $("invite-url").hidden = !inv.url;
   } catch (e) { showError(e.message); }
 }
 async function loadLearners() {
