@@ -8,6 +8,7 @@ message not in the catalogue stays English, so new errors elsewhere keep working
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Literal
 
 from starlette.requests import HTTPConnection
@@ -62,16 +63,27 @@ def scope_language(scope: Any) -> Language | None:
     no Request object, and nothing parsed unless a language is there to read."""
     query = scope.get("query_string") or b""
     if b"lang=" in query:
-        from urllib.parse import parse_qs
-
-        values = parse_qs(query.decode("latin-1")).get("lang")
-        lang = parse_language(values[0]) if values else None
+        lang = _query_language(bytes(query))
         if lang is not None:
             return lang
     for key, value in scope.get("headers") or ():
         if key == b"accept-language":
-            return accept_language(bytes(value).decode("latin-1"))
+            return _header_language(bytes(value))
     return None
+
+
+@lru_cache(maxsize=512)
+def _query_language(query: bytes) -> Language | None:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(query.decode("latin-1")).get("lang")
+    return parse_language(values[0]) if values else None
+
+
+@lru_cache(maxsize=512)
+def _header_language(value: bytes) -> Language | None:
+    """A client sends the same Accept-Language with every poll: parsed once."""
+    return accept_language(value.decode("latin-1"))
 
 
 # The worker stores a step's zh-TW label (analysis.types.STEPS); a caller who asked for a language
