@@ -138,6 +138,7 @@ MATRIX: dict[str, Expect] = {
     "PUT /api/v1/tasks/analysis/{task_id}/review": row(401, 403, 404, {200, 201, 409}, 404, 403),
     "GET /api/v1/reviews/export": ADMIN_ONLY,
     "GET /api/v1/learners/{user_id}/assignments": OWNED,
+    "GET /api/v1/learners/{user_id}/goals": OWNED,
     "POST /api/v1/learners/{user_id}/assignments": row(401, 403, 404, {200, 201}, 404, {200, 201}),
     # (the assignment is made again before each role's request: see BEFORE_EACH)
     "DELETE /api/v1/learners/{user_id}/assignments/{sentence_id}": row(401, 403, 404, 204, 404, 204),
@@ -161,11 +162,15 @@ MATRIX["DELETE /api/v1/admin/users/{user_id}"] = row(401, 401, 403, 403, 403, 20
 # Logout ends each role's session: a world of its own (the cookie jar emptied first, so the
 # anonymous request carries nothing).
 MATRIX["POST /api/v1/auth/logout"] = signed_in(204)
+# The learner deletes their own attempt (204; 409 while its analysis is still queued, as here);
+# the linked therapist and an admin see it but may not delete it (403); the rest get 404.
+MATRIX["DELETE /api/v1/practice/records/{record_id}"] = row(401, {204, 409}, 404, 403, 404, 403)
 FRESH_WORLD = {
     "DELETE /api/v1/links/{learner_id}",
     "DELETE /api/v1/me",
     "DELETE /api/v1/admin/users/{user_id}",
     "POST /api/v1/auth/logout",
+    "DELETE /api/v1/practice/records/{record_id}",
 }
 
 

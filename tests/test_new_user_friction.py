@@ -73,6 +73,30 @@ def test_up_refuses_a_busy_worker_metrics_port_and_names_the_flag(tmp_path: Path
     assert "is starting" not in done.stdout
 
 
+@pytest.mark.worker  # runs `vocalborn up` (it refuses before starting anything)
+def test_up_refuses_a_busy_flower_port_in_one_line_naming_the_flag(tmp_path: Path) -> None:
+    """Issue #26: `up` printed a traceback when Flower's port was taken."""
+    from vocalborn.embedded import free_port
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "vocalborn.cli", "up", "--data-dir", str(tmp_path), "--port", str(free_port())]
+            + ["--flower-port", str(port)],
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"port {port}" in lines[0] and "--flower-port" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and "is starting" not in done.stdout
+    assert "`--flower-port`" in (ROOT / "README.md").read_text()  # the README's option list names it
+
+
 def test_readme_says_users_create_asks_for_a_password() -> None:
     text = (ROOT / "README.md").read_text()
     line = next(line for line in text.splitlines() if "users create" in line and "admin" in line)
@@ -103,3 +127,84 @@ def test_a_silent_recording_is_refused_at_upload(api: Api, therapist: dict[str, 
     )
     assert r.status_code == 422 and "聽不到聲音" in r.json()["message"], r.text
     assert r.json()["detail"][0]["loc"] == ["body", "reference_audio"]
+
+
+def test_every_api_route_is_labelled_with_its_whole_path_in_the_metrics(api: Api) -> None:
+    """Issue #26: routes of nested routers were labelled "/links/invitations", without /api/v1."""
+    import uuid
+
+    from vocalborn.main import app
+    from vocalborn.monitoring.api import route_template
+
+    some = str(uuid.uuid4())
+    for path in (
+        "/api/v1/links/invitations",
+        f"/api/v1/learners/{some}/assignments",
+        f"/api/v1/tasks/analysis/{some}/review",
+        "/api/v1/reviews/export",
+        "/api/v1/therapists/me/learners",
+    ):
+        api.client.get(path)
+    text = api.client.get("/metrics").text
+    labels = set(re.findall(r'http_requests_total\{[^}]*route="([^"]+)"', text))
+    assert {"/api/v1/links/invitations", "/api/v1/reviews/export", "/api/v1/tasks/analysis/{task_id}/review"} <= labels
+    assert all(
+        label.startswith(("/api/v1/", "/health", "/docs", "/metrics", "/openapi", "/redoc"))
+        or label
+        in (
+            "/",
+            "unmatched",
+        )
+        for label in labels
+    ), labels
+    # and every route of the app, not only these: each one's label is its whole template
+    from tests.test_authorization_matrix import app_routes
+
+    whole = {r.split(" ", 1)[1] for r in app_routes() if not r.startswith("WS ")}
+    seen = set()
+    for route in _all_routes(app.routes):
+        seen.add(route_template({"route": route, "app": app}))
+    assert whole <= seen, sorted(whole - seen)
+
+
+def _all_routes(routes: Any) -> list[Any]:
+    out = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        out += _all_routes(inner.routes) if inner is not None else [route]
+    return out
+
+
+def test_a_new_sentence_is_private_unless_the_therapist_shares_it(api: Api) -> None:
+    """Issue #26: "every learner may practise it" was ticked on the page by default, so the
+    therapist's voice went to every learner."""
+    from tests.support import recording
+
+    page = api.client.get("/").text
+    [box] = re.findall(r'<input id="sentence-shared"[^>]*>', page)
+    assert "checked" not in box, box
+    therapist, stranger = api.register("therapist"), api.register("learner")
+    r = api.client.post(
+        "/api/v1/practice/sentences",
+        headers=therapist["headers"],
+        data={"text": "你好。"},
+        files={"reference_audio": ("ref.wav", recording())},
+    )
+    assert r.status_code == 201 and r.json()["shared"] is False, r.text
+    sid = r.json()["sentence_id"]
+    assert api.client.get(f"/api/v1/practice/sentences/{sid}", headers=stranger["headers"]).status_code == 404
+    listed = api.client.get("/api/v1/practice/sentences?limit=200", headers=stranger["headers"]).json()
+    assert sid not in [s["sentence_id"] for s in listed]
+
+
+def test_an_invitation_comes_with_a_link_beside_the_code(api: Api) -> None:
+    """Issue #26: a 10-character code typed on a phone; now a link to send as well."""
+    therapist = api.register("therapist")
+    inv = api.client.post("/api/v1/links/invitations", headers=therapist["headers"], json={})
+    assert inv.status_code == 201, inv.text
+    body = inv.json()
+    base = str(api.client.base_url).rstrip("/")
+    assert body["url"] == f"{base}/?invite={body['code']}"
+    assert api.client.get(body["url"].removeprefix(base)).status_code == 200  # the page
+    listed = api.client.get("/api/v1/links/invitations", headers=therapist["headers"]).json()
+    assert [i["url"] for i in listed if i["invitation_id"] == body["invitation_id"]] == [body["url"]]

@@ -53,15 +53,20 @@ MARK = "=====practice====="
 
 
 def check_practice(lines: list[str]) -> None:
-    """The practice block's answers: link, assignment, history, progress, dashboard, review."""
-    accepted, assigned, history, progress, dashboard, saved, read = (json.loads(line) for line in lines[-7:])
+    """The practice block's answers: link, assignment, history, progress, goals, dashboard, review."""
+    accepted, assigned, history, progress, goals, dashboard, saved, read = (json.loads(line) for line in lines[-8:])
     assert accepted["therapist"]["name"] == "Dr. Lin", accepted
     assert assigned["sentence_text"] and assigned["attempts"] >= 1, assigned
+    assert (assigned["target_attempts_per_week"], assigned["days_per_week"]) == (5, 3), assigned
+    (goal,) = goals["items"]
+    assert goal["target_attempts_per_week"] == 5 and goal["attempts_this_week"] >= 1, goals
+    assert goals["dose_met_percent"] == min(100.0, round(100 * goal["attempts_this_week"] / 5, 1)), goals
     assert history["items"] and all(i["user_id"] == accepted["learner"]["user_id"] for i in history["items"])
     (sentence,) = progress["sentences"]
     assert sentence["attempts"] >= 2 and len(sentence["points"]) == sentence["attempts"], sentence
     assert sentence["trend"]["overall_score"]["last_n_mean"] is not None
-    assert any(d["user_id"] == accepted["learner"]["user_id"] for d in dashboard)
+    (row,) = [d for d in dashboard if d["user_id"] == accepted["learner"]["user_id"]]
+    assert row["dose_met_percent"] == goals["dose_met_percent"], (row, goals)
     assert saved["overall_score"] == 80 and saved["comment"] == "Slow down at the comma.", saved
     assert read["engine"]["overall_score"] is not None and read["reviews"][0]["overall_score"] == 80, read
 

@@ -8,6 +8,7 @@ message not in the catalogue stays English, so new errors elsewhere keep working
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Literal
 
 from starlette.requests import HTTPConnection
@@ -55,6 +56,54 @@ def explicit_language(conn: HTTPConnection) -> Language | None:
 
 def request_language(conn: HTTPConnection) -> Language:
     return explicit_language(conn) or "en"
+
+
+def scope_language(scope: Any) -> Language | None:
+    """``explicit_language`` from a raw ASGI scope, for the hot routes (``tasks/hotroute.py``):
+    no Request object, and nothing parsed unless a language is there to read."""
+    query = scope.get("query_string") or b""
+    if b"lang=" in query:
+        lang = _query_language(bytes(query))
+        if lang is not None:
+            return lang
+    for key, value in scope.get("headers") or ():
+        if key == b"accept-language":
+            return _header_language(bytes(value))
+    return None
+
+
+@lru_cache(maxsize=512)
+def _query_language(query: bytes) -> Language | None:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(query.decode("latin-1")).get("lang")
+    return parse_language(values[0]) if values else None
+
+
+@lru_cache(maxsize=512)
+def _header_language(value: bytes) -> Language | None:
+    """A client sends the same Accept-Language with every poll: parsed once."""
+    return accept_language(value.decode("latin-1"))
+
+
+# The worker stores a step's zh-TW label (analysis.types.STEPS); a caller who asked for a language
+# gets the label in it (issue #26). Precomputed: the status route is the hottest read.
+def _step_tables() -> dict[Language, dict[str, str]]:
+    from vocalborn.analysis.types import STEPS
+
+    en = {zh: english for _, zh, english in STEPS} | {english: english for _, _, english in STEPS}
+    zh = {english: zh for _, zh, english in STEPS} | {zh: zh for _, zh, _ in STEPS}
+    return {"en": en, "zh-TW": zh}
+
+
+_STEP_LABELS = _step_tables()
+
+
+def step_label(label: str | None, lang: Language | None) -> str | None:
+    """A step label in ``lang`` (as stored without one, or for a label not a step's)."""
+    if label is None or lang is None:
+        return label
+    return _STEP_LABELS[lang].get(label, label)
 
 
 # English message -> zh-TW. Exact messages first, then patterns for messages with a value in them.
@@ -121,8 +170,22 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+# The engine's and the upload checks' messages carry both languages: "中文 (English.)". The caller
+# gets its own half (issue #26: English mode showed "audio: 這個檔案不是可以辨識的音訊檔 (…)").
+_CJK = "\u3000-\u303f\u3400-\u9fff\uff00-\uffef"
+_BILINGUAL = re.compile(rf"([{_CJK}][^()]*?) \(([\x20-\x27\x2a-\x7e]+)\)")
+
+
+def one_language(message: str, lang: Language) -> str:
+    """Each "中文 (English)" part of ``message`` in ``lang`` only."""
+    return _BILINGUAL.sub(lambda m: m.group(2) if lang == "en" else m.group(1).strip(), message)
+
+
 def translate(message: str, lang: Language) -> str:
-    if lang == "en" or not message:
+    if not message:
+        return message
+    message = one_language(message, lang)
+    if lang == "en":
         return message
     if message in _EXACT:
         return _EXACT[message]

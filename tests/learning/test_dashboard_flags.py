@@ -1,4 +1,4 @@
-"""The dashboard's flag on real analyses: a learner whose scores fall, and one who stopped
+"""The dashboard's flag on real analyses: attempts that do not count, and a learner who stopped
 practising (their analyses moved a week into the past, as the clock would)."""
 
 from __future__ import annotations
@@ -47,20 +47,44 @@ def _row(api: Api, therapist: dict[str, Any], learner: dict[str, Any]) -> dict[s
     return next(r for r in rows if r["user_id"] == learner["user"]["user_id"])
 
 
-def test_a_learner_whose_scores_fall_is_flagged(api: Api, worker: WorkerProcess) -> None:
+def _cut(wav: bytes, seconds: float) -> bytes:
+    """The first ``seconds`` of a WAV recording (an accidental tap on record)."""
+    import io
+    import wave
+
+    with wave.open(io.BytesIO(wav)) as src:
+        params = src.getparams()
+        frames = src.readframes(int(params.framerate * seconds))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as dst:
+        dst.setparams(params)
+        dst.writeframes(frames)
+    return out.getvalue()
+
+
+def test_wrong_sentences_and_a_short_attempt_do_not_count_nor_flag(api: Api, worker: WorkerProcess) -> None:
+    """Issue #26: real recordings of another sentence and a 0.9 s one are kept, marked not counted
+    with the reason, and change no mean, week count or flag (before, they made the learner
+    "declining" with 0/0/0/0 "successes")."""
     therapist, learner = _linked(api)
     sentence = api.sentence(therapist, recording())
     good = recording(voice="Male1", fmt="mp3")
     bad = recording("我明天要去台北看醫生，下午三點見面。", voice="Male1", fmt="mp3")  # another sentence said
-    for audio in (good, good, bad, bad, bad):
-        _practise(api, learner, sentence["sentence_id"], audio)
+    short = _cut(recording(voice="Male1"), 0.9)
+    tasks = [_practise(api, learner, sentence["sentence_id"], audio) for audio in (good, good, bad, bad, short)]
     history = api.client.get("/api/v1/tasks/analysis", headers=learner["headers"]).json()["items"]
-    newest, older = [i["overall_score"] for i in history[:3]], [i["overall_score"] for i in history[3:]]
+    by_task = {i["task_id"]: i for i in history}
+    assert [by_task[t]["counted"] for t in tasks] == [True, True, False, False, False]
+    assert [by_task[t]["not_counted_reason"] for t in tasks[2:]] == ["wrong_sentence", "wrong_sentence", "too_short"]
+    counted = [by_task[t]["overall_score"] for t in tasks[:2]]
     row = _row(api, therapist, learner)
-    falling = sum(older) / len(older) - sum(newest) / len(newest) >= 10
-    assert falling, (newest, older)  # the premise: saying another sentence scores much lower
-    assert row["flagged"] and row["flag_reasons"] == ["declining"], row
-    assert row["attempts_this_week"] == 5
+    assert row["flagged"] is False and row["flag_reasons"] == [], row
+    assert row["attempts_this_week"] == 2
+    assert row["mean_overall_last_10"] == pytest.approx(sum(counted) / 2, abs=0.01)
+    progress = api.client.get(
+        f"/api/v1/learners/{learner['user']['user_id']}/progress", headers=therapist["headers"]
+    ).json()
+    assert [(s["attempts"], s["not_counted_attempts"]) for s in progress["sentences"]] == [(2, 3)]
 
 
 def test_a_learner_who_stopped_practising_is_flagged_inactive(api: Api, worker: WorkerProcess) -> None:

@@ -160,7 +160,7 @@ def test_therapist_and_learner_end_to_end(
     lp.reload()
     first = lp.locator("#history li").first
     expect(first.locator(".badge")).to_contain_text("82")
-    first.locator("button").click()
+    first.locator("button.open-result").click()
     expect(lp.locator("#result-review")).to_be_visible()
     expect(lp.locator("#result-review-scores")).to_contain_text("82")
     expect(lp.locator("#result-review-comment")).to_contain_text("聲調再清楚一點")

@@ -90,14 +90,17 @@ class _ApiClient:
         return token
 
 
-def _progress_line(message: dict, tty: bool) -> str:
+def _progress_line(message: dict, tty: bool, lang: str = "zh-TW") -> str:
+    """The bar, with the step's name in ``lang`` (the server's label may be in either)."""
     from vocalborn.analysis.types import STEPS
 
     progress = int(message.get("progress") or 0)
     width = 30
     filled = round(width * progress / 100)
     step = message.get("current_step") or message.get("status") or ""
-    number = next((i + 1 for i, s in enumerate(STEPS) if s[1] == step), None)
+    number = next((i + 1 for i, s in enumerate(STEPS) if step in (s[1], s[2])), None)
+    if number is not None:
+        step = STEPS[number - 1][2 if lang.lower().startswith("en") else 1]
     where = f"{step} ({number}/{message.get('total_steps') or len(STEPS)})" if number else step
     line = f"[{'#' * filled}{'.' * (width - filled)}] {progress:3d}%  {where}"
     return ("\r" + line.ljust(72)) if tty else line
@@ -106,7 +109,8 @@ def _progress_line(message: dict, tty: bool) -> str:
 class _ProgressBar:
     """The progress bar on stderr: one line redrawn on a terminal, one line per change otherwise."""
 
-    def __init__(self) -> None:
+    def __init__(self, lang: str = "zh-TW") -> None:
+        self.lang = lang
         self.tty = sys.stderr.isatty()
         self.last_line = ""
         self.history_until = 0  # events up to the snapshot's last_event_id are history, not news
@@ -121,7 +125,7 @@ class _ProgressBar:
         if message.get("status") == "processing" and attempt == self.shown[0] and progress < self.shown[1]:
             return
         self.shown = (attempt, progress)
-        line = _progress_line(message, self.tty)
+        line = _progress_line(message, self.tty, self.lang)
         if line != self.last_line:
             typer.echo(line, err=True, nl=not self.tty)
             self.last_line = line
@@ -141,13 +145,13 @@ def _poll(client: _ApiClient, token: str, task_id: str, deadline: float, bar: _P
         time.sleep(1.0)
 
 
-def _watch(client: _ApiClient, token: str, task_id: str, deadline: float) -> None:
+def _watch(client: _ApiClient, token: str, task_id: str, deadline: float, lang: str = "zh-TW") -> None:
     """Show a progress bar from the task WebSocket until the terminal event; resume with
     ?after= when the connection drops; fall back to polling the status if sockets fail."""
     from websockets.exceptions import ConnectionClosed, InvalidHandshake
     from websockets.sync.client import connect
 
-    bar = _ProgressBar()
+    bar = _ProgressBar(lang)
     ws_url = client.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     after, failures = 0, 0
     while time.monotonic() < deadline:
@@ -248,7 +252,7 @@ def _analyse(client: _ApiClient, token: str, record: dict, lang: str, timeout: f
     )
     task_id = str(submitted["task_id"])
     typer.echo(f"task {task_id} submitted (queue position {submitted.get('queue_position')})", err=True)
-    _watch(client, token, task_id, time.monotonic() + timeout)
+    _watch(client, token, task_id, time.monotonic() + timeout, lang)
     status = client.call("GET", f"/api/v1/tasks/analysis/{task_id}/status", token)
     if status["status"] != "success":
         reason = status.get("error_message") or "no reason given"
@@ -276,7 +280,7 @@ def submit(
     therapist_password: Annotated[
         str | None, typer.Option(envvar="VOCALBORN_THERAPIST_PASSWORD", help="for --reference")
     ] = None,
-    lang: Annotated[str, typer.Option(help="zh-TW or en: the language of the report")] = "zh-TW",
+    lang: Annotated[str, typer.Option(help="zh-TW or en: the language of the progress, errors and report")] = "zh-TW",
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON instead of a table")] = False,
     timeout: Annotated[float, typer.Option(help="give up waiting after this many seconds")] = 600.0,
 ) -> None:
@@ -288,6 +292,7 @@ def submit(
     if (sentence is None) == (reference is None):
         fail("give exactly one of --sentence ID or --reference FILE", code=2)
     client = _ApiClient(url)
+    client.http.headers["Accept-Language"] = lang  # the server's messages and steps in it too
     try:
         learner_token = client.login(email, password, "the learner")
         therapist = (therapist_email, therapist_password)

@@ -35,21 +35,34 @@ def _may_assign(db: Session, actor: User, learner_id: uuid.UUID) -> User:
 
 
 def add_assignment(
-    db: Session, actor: User, learner_id: uuid.UUID, sentence_id: uuid.UUID
+    db: Session,
+    actor: User,
+    learner_id: uuid.UUID,
+    sentence_id: uuid.UUID,
+    goals: dict[str, Any] | None = None,
 ) -> tuple[SentenceAssignment, bool]:
+    """Assign the sentence (True: new) with the goal fields given; assigning it again updates the
+    goal fields given and keeps the rest."""
     learner = _may_assign(db, actor, learner_id)
     sentence = get_sentence(db, sentence_id, actor)  # NotFound unless the actor may see it
     if not can_see_sentence(learner, sentence):
         # Only an admin gets here (a linked therapist's learner sees what the therapist sees).
         raise Unassignable("this learner cannot see this sentence; share it or pick another")
+    goals = goals or {}
     existing = db.exec(
         select(SentenceAssignment).where(
             SentenceAssignment.learner_id == learner_id, SentenceAssignment.sentence_id == sentence_id
         )
     ).first()
     if existing is not None:
+        if goals:
+            for key, value in goals.items():
+                setattr(existing, key, value)
+            db.add(existing)
+            db.commit()
+            db.refresh(existing)
         return existing, False
-    a = SentenceAssignment(learner_id=learner_id, sentence_id=sentence_id, assigned_by=actor.user_id)
+    a = SentenceAssignment(learner_id=learner_id, sentence_id=sentence_id, assigned_by=actor.user_id, **goals)
     db.add(a)
     try:
         db.commit()
@@ -102,6 +115,7 @@ def assignments(db: Session, reader: User, learner_id: uuid.UUID) -> list[dict[s
                 .join(AIAnalysisResult, col(AIAnalysisResult.task_id) == col(AIAnalysisTask.task_id))
                 .join(PracticeRecord, col(PracticeRecord.practice_record_id) == col(AIAnalysisTask.practice_record_id))
                 .where(AIAnalysisTask.user_id == learner_id, PracticeRecord.sentence_id == sentence.sentence_id)
+                .where(col(AIAnalysisResult.counted))  # attempts that count (issue #26)
                 .order_by(col(AIAnalysisTask.created_at).desc())
             )
         )
@@ -118,6 +132,10 @@ def assignments(db: Session, reader: User, learner_id: uuid.UUID) -> list[dict[s
                 "best_overall": max(values) if values else None,
                 "last_overall": values[0] if values else None,
                 "last_practised_at": scored[0][0] if scored else None,
+                "target_attempts_per_week": a.target_attempts_per_week,
+                "target_minutes_per_week": a.target_minutes_per_week,
+                "days_per_week": a.days_per_week,
+                "due_on": a.due_on,
             }
         )
     return out

@@ -9,10 +9,13 @@ from fastapi.responses import JSONResponse
 
 from vocalborn.auth.dependencies import CurrentUser, SessionDep
 from vocalborn.learning import assignments as assignment_service
+from vocalborn.learning import goals as goal_service
+from vocalborn.learning.access import learner_for
 from vocalborn.learning.http import E401, E404_LEARNER, E422, err
 from vocalborn.learning.schemas import (
     AssignmentCreate,
     AssignmentPublic,
+    LearnerGoals,
 )
 from vocalborn.security.access import record_access
 
@@ -50,8 +53,10 @@ def list_assignments(user_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> l
 def add_assignment(
     user_id: uuid.UUID, body: AssignmentCreate, user: CurrentUser, db: SessionDep, request: Request
 ) -> JSONResponse:
-    """The linked therapist (or an admin) adds a sentence to the learner's practice set."""
-    a, created = assignment_service.add_assignment(db, user, user_id, body.sentence_id)
+    """The linked therapist (or an admin) adds a sentence to the learner's practice set, with an
+    optional weekly goal (attempts and/or minutes, days a week) and due date; adding it again
+    updates the goal fields given (200)."""
+    a, created = assignment_service.add_assignment(db, user, user_id, body.sentence_id, body.goals())
     item = next(x for x in assignment_service.assignments(db, user, user_id) if x["assignment_id"] == a.assignment_id)
     return JSONResponse(
         AssignmentPublic.model_validate(item).model_dump(mode="json"), status_code=201 if created else 200
@@ -68,3 +73,19 @@ def add_assignment(
 def remove_assignment(user_id: uuid.UUID, sentence_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Response:
     assignment_service.remove_assignment(db, user, user_id, sentence_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/learners/{user_id}/goals",
+    response_model=LearnerGoals,
+    operation_id="get_learner_goals",
+    tags=["assignments"],
+    responses={**E401, **E404_LEARNER},
+)
+def get_goals(user_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> LearnerGoals:
+    """This week against the practice set's goals (attempts that count only): per sentence the
+    attempts, minutes and days done, what is due today and this week; the streak and the dose."""
+    learner_for(db, user, user_id)
+    goals = LearnerGoals.model_validate(goal_service.learner_goals(db, user_id))
+    record_access(db, user, user_id, "goals")
+    return goals

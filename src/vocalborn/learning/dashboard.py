@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 from statistics import fmean
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
+from vocalborn.learning import goals
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 
@@ -44,7 +45,9 @@ def dashboard(db: Session, therapist: User, now: datetime | None = None) -> list
         week = db.exec(
             select(func.count())
             .select_from(AIAnalysisTask)
+            .outerjoin(AIAnalysisResult, col(AIAnalysisResult.task_id) == col(AIAnalysisTask.task_id))
             .where(AIAnalysisTask.user_id == learner.user_id, col(AIAnalysisTask.created_at) >= now - WEEK)
+            .where(or_(col(AIAnalysisResult.result_id).is_(None), col(AIAnalysisResult.counted)))
         ).one()
         scores = [
             float(s)
@@ -52,12 +55,16 @@ def dashboard(db: Session, therapist: User, now: datetime | None = None) -> list
                 select(AIAnalysisResult.overall_score)
                 .join(AIAnalysisTask, col(AIAnalysisTask.task_id) == col(AIAnalysisResult.task_id))
                 .where(AIAnalysisTask.user_id == learner.user_id, col(AIAnalysisResult.overall_score).is_not(None))
+                .where(col(AIAnalysisResult.counted))
                 .order_by(col(AIAnalysisTask.created_at).desc())
                 .limit(10)
             )
             if s is not None
         ]
         reasons = flag_reasons(last, scores, now)
+        dose = goals.learner_dose(db, learner.user_id, now)
+        practised = bool(goals.counted_attempts_since(db, learner.user_id, now - INACTIVE_AFTER))
+        flags = goal_flags(dose, practised, scores)
         out.append(
             {
                 "user_id": learner.user_id,
@@ -66,12 +73,35 @@ def dashboard(db: Session, therapist: User, now: datetime | None = None) -> list
                 "last_practice_at": last,
                 "attempts_this_week": int(week),
                 "mean_overall_last_10": round(fmean(scores), 2) if scores else None,
-                "flagged": bool(reasons),
+                "flagged": bool(reasons or flags),
                 "flag_reasons": reasons,
+                "dose_met_percent": dose,
+                "flags": flags,
             }
         )
     out.sort(key=lambda d: not d["flagged"])  # flagged first (stable: then by name)
     return out
+
+
+def goal_flags(dose: float | None, practised_this_week: bool, newest_first_scores: list[float]) -> list[str]:
+    """Issue #26's flags, from attempts that count only: ``no_practice`` (none in the last 7
+    days), ``below_dose`` (below half this week's dose), ``falling_scores`` (the decline rule)."""
+    flags = []
+    if not practised_this_week:
+        flags.append("no_practice")
+    if dose is not None and dose < goals.BELOW_DOSE_PERCENT:
+        flags.append("below_dose")
+    if _declining(newest_first_scores):
+        flags.append("falling_scores")
+    return flags
+
+
+def _declining(newest_first_scores: list[float]) -> bool:
+    if len(newest_first_scores) < DECLINE_MIN_ATTEMPTS:
+        return False
+    recent = fmean(newest_first_scores[:DECLINE_RECENT])
+    older = fmean(newest_first_scores[DECLINE_RECENT:])
+    return older - recent >= DECLINE_POINTS
 
 
 def flag_reasons(last_practice: datetime | None, newest_first_scores: list[float], now: datetime) -> list[str]:
@@ -80,9 +110,6 @@ def flag_reasons(last_practice: datetime | None, newest_first_scores: list[float
         reasons.append("never_practised")
     elif now - last_practice > INACTIVE_AFTER:
         reasons.append("inactive")
-    if len(newest_first_scores) >= DECLINE_MIN_ATTEMPTS:
-        recent = fmean(newest_first_scores[:DECLINE_RECENT])
-        older = fmean(newest_first_scores[DECLINE_RECENT:])
-        if older - recent >= DECLINE_POINTS:
-            reasons.append("declining")
+    if _declining(newest_first_scores):
+        reasons.append("declining")
     return reasons

@@ -28,6 +28,7 @@ from vocalborn.fastdb import fetch_all, get_pool
 from vocalborn.learning.history import decode_cursor, encode_cursor
 from vocalborn.learning.models import SCORE_FIELDS
 from vocalborn.learning.schemas import HistoryItem, HistoryPage, ReviewSummary
+from vocalborn.practice import counting
 
 _SCORES = ", ".join(f"res.{f}::float8 AS {f}" for f in SCORE_FIELDS)
 _REVIEW_SCORES = ", ".join(f"rv.{f}::float8 AS review_{f}" for f in SCORE_FIELDS)
@@ -54,7 +55,8 @@ SELECT page.*, rv.therapist_id AS review_therapist_id, rv.comment AS review_comm
 FROM (SELECT user_id FROM users WHERE user_id = %(uid)s AND role = %(learner)s) me
 LEFT JOIN LATERAL (
   SELECT t.task_id, t.practice_record_id, r.practice_session_id, s.sentence_id, s.text AS sentence_text,
-    t.user_id, t.status, t.created_at, t.completed_at, {_SCORES}, res.completeness_score::float8 AS completeness_score
+    t.user_id, t.status, t.created_at, t.completed_at, {_SCORES}, res.completeness_score::float8 AS completeness_score,
+    res.counted, res.not_counted_reason
   FROM ai_analysis_tasks t
   JOIN practice_records r ON r.practice_record_id = t.practice_record_id
   JOIN sentences s ON s.sentence_id = r.sentence_id
@@ -75,7 +77,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
 
-def _item(row: dict[str, Any]) -> HistoryItem:
+def _item(row: dict[str, Any], lang: str) -> HistoryItem:
     review = None
     if row["review_therapist_id"] is not None:
         review = ReviewSummary(
@@ -96,6 +98,9 @@ def _item(row: dict[str, Any]) -> HistoryItem:
         completed_at=_utc(row["completed_at"]),
         completeness_score=row["completeness_score"],
         review=review,
+        counted=row["counted"],
+        not_counted_reason=row["not_counted_reason"],
+        not_counted_text=counting.reason_text(row["not_counted_reason"], lang),
         **{f: row[f] for f in SCORE_FIELDS},
     )
 
@@ -108,6 +113,7 @@ async def own_history(
     since: datetime | None,
     cursor: str | None,
     limit: int,
+    lang: str = "en",
 ) -> HistoryPage | None:
     """The learner's own page, as ``history.history`` and the router build it, or None: the
     ordinary path must decide. ``since`` is aware and in UTC already (the router's ``_since``)."""
@@ -126,7 +132,7 @@ async def own_history(
         return None
     found = [dict(zip(names, r, strict=True)) for r in rows if r[0] is not None]
     more = len(found) > limit
-    items = [_item(r) for r in found[:limit]]
+    items = [_item(r, lang) for r in found[:limit]]
     last = items[-1] if items else None
     next_cursor = encode_cursor(last.created_at, last.task_id) if more and last else None
     return HistoryPage(items=items, next_cursor=next_cursor)

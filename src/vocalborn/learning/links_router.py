@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from vocalborn.auth.dependencies import CurrentUser, SessionDep
 from vocalborn.auth.models import Role, User
@@ -25,10 +25,11 @@ from vocalborn.security.ratelimit import limit_link_accepts
 router = APIRouter()
 
 
-def _invitation(inv: Any, code: str | None = None) -> InvitationPublic:
+def _invitation(inv: Any, request: Request, code: str | None = None) -> InvitationPublic:
     return InvitationPublic(
         invitation_id=inv.invitation_id,
         code=code,
+        url=invitation_url(request, code) if code is not None else None,
         expires_at=inv.expires_at,
         used_at=inv.used_at,
         created_at=inv.created_at,
@@ -43,13 +44,17 @@ def _invitation(inv: Any, code: str | None = None) -> InvitationPublic:
     tags=["links"],
     responses={**E401, **E403_ROLE, **E422},
 )
-def create_invitation(user: CurrentUser, db: SessionDep, body: InvitationCreate | None = None) -> InvitationPublic:
-    """A single-use code (default: valid 72 hours) the therapist gives a learner. The code is in
-    this answer only: it is stored hashed, so the listing cannot show it again."""
+def create_invitation(
+    user: CurrentUser, db: SessionDep, request: Request, body: InvitationCreate | None = None
+) -> InvitationPublic:
+    """A single-use code (default: valid 72 hours) the therapist gives a learner, and ``url``:
+    the page with the code filled in (sent as a link instead of typing the code on a phone). The
+    code and the link are in this answer only: the code is stored hashed, so the listing cannot
+    show them again."""
     require_role(user, Role.THERAPIST)
     hours = body.expires_in_hours if body else 72
     invitation, code = link_service.create_invitation(db, user, timedelta(hours=hours))
-    return _invitation(invitation, code)
+    return _invitation(invitation, request, code)
 
 
 @router.get(
@@ -59,10 +64,17 @@ def create_invitation(user: CurrentUser, db: SessionDep, body: InvitationCreate 
     tags=["links"],
     responses={**E401, **E403_ROLE},
 )
-def list_invitations(user: CurrentUser, db: SessionDep) -> list[InvitationPublic]:
-    """The therapist's unused, unexpired invitations (without their codes: stored hashed)."""
+def list_invitations(user: CurrentUser, db: SessionDep, request: Request) -> list[InvitationPublic]:
+    """The therapist's unused, unexpired invitations (without their codes or links: stored hashed)."""
     require_role(user, Role.THERAPIST)
-    return [_invitation(i) for i in link_service.list_invitations(db, user)]
+    return [_invitation(i, request) for i in link_service.list_invitations(db, user)]
+
+
+def invitation_url(request: Request, code: str) -> str:
+    """The page at this API's address (as the caller reached it) with ``?invite=CODE``."""
+    from urllib.parse import quote
+
+    return f"{str(request.base_url).rstrip('/')}/?invite={quote(code)}"
 
 
 def _person(u: User) -> PersonPublic:

@@ -4,10 +4,22 @@ practice sets (sentences a therapist assigns to a learner)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlmodel import Field, SQLModel
 
 from vocalborn.sqltypes import BigIntPK, JSONType, UTCDateTime, utcnow
@@ -95,6 +107,17 @@ class SentenceAssignment(SQLModel, table=True):
     __tablename__ = "sentence_assignments"
     __table_args__ = (
         UniqueConstraint("learner_id", "sentence_id", name="uq_sentence_assignments_learner_id_sentence_id"),
+        CheckConstraint(
+            "target_attempts_per_week IS NULL OR (target_attempts_per_week >= 1 AND target_attempts_per_week <= 100)",
+            name="target_attempts_per_week_range",
+        ),
+        CheckConstraint(
+            "target_minutes_per_week IS NULL OR (target_minutes_per_week >= 1 AND target_minutes_per_week <= 1000)",
+            name="target_minutes_per_week_range",
+        ),
+        CheckConstraint(
+            "days_per_week IS NULL OR (days_per_week >= 1 AND days_per_week <= 7)", name="days_per_week_range"
+        ),
     )
 
     assignment_id: uuid.UUID = Field(default_factory=uuid.uuid4, sa_column=Column(Uuid, primary_key=True))
@@ -107,4 +130,10 @@ class SentenceAssignment(SQLModel, table=True):
     assigned_by: uuid.UUID | None = Field(
         default=None, sa_column=Column(Uuid, ForeignKey("users.user_id", ondelete="SET NULL"), nullable=True)
     )
+    # The weekly goal (issue #26), all optional: attempts and/or minutes a week, on how many days,
+    # and a date it is due by. Counted from attempts that count only (learning/goals.py).
+    target_attempts_per_week: int | None = Field(default=None, sa_column=Column(SmallInteger, nullable=True))
+    target_minutes_per_week: int | None = Field(default=None, sa_column=Column(SmallInteger, nullable=True))
+    days_per_week: int | None = Field(default=None, sa_column=Column(SmallInteger, nullable=True))
+    due_on: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))

@@ -118,7 +118,12 @@ def progress(
     stmt = stmt.order_by(col(AIAnalysisTask.created_at), col(AIAnalysisTask.task_id))
     by_sentence: dict[uuid.UUID, dict[str, Any]] = {}
     for task, record, sentence, result in db.exec(stmt):
-        entry = by_sentence.setdefault(sentence.sentence_id, {"sentence": sentence, "points": [], "marks": []})
+        entry = by_sentence.setdefault(
+            sentence.sentence_id, {"sentence": sentence, "points": [], "marks": [], "not_counted": 0}
+        )
+        if not result.counted:  # kept and shown in the history, never in a trend (issue #26)
+            entry["not_counted"] += 1
+            continue
         marks = character_marks(result.detailed_analysis)
         entry["marks"].append(marks)
         entry["points"].append(
@@ -133,12 +138,15 @@ def progress(
     out = []
     for sid, entry in by_sentence.items():
         points = entry["points"]
+        if not points:
+            continue  # only attempts that do not count: nothing to show a trend of
         chars = _character_progress([m for m in entry["marks"] if m is not None])
         out.append(
             {
                 "sentence_id": sid,
                 "sentence_text": entry["sentence"].text,
                 "attempts": len(points),
+                "not_counted_attempts": entry["not_counted"],
                 "points": points,
                 "last_n": min(TREND_LAST_N, len(points)),
                 "trend": {f: trend([p[f] for p in points], TREND_LAST_N) for f in SCORE_FIELDS},

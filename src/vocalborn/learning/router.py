@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session
@@ -29,6 +29,7 @@ from vocalborn.auth.dependencies import (
 )
 from vocalborn.auth.models import Role, User
 from vocalborn.db import open_session
+from vocalborn.i18n import Language, request_language
 from vocalborn.learning import assignments_router, history_fast, links_router, reviews_router
 from vocalborn.learning import dashboard as dashboard_service
 from vocalborn.learning import history as history_service
@@ -42,6 +43,7 @@ from vocalborn.learning.schemas import (
     ProgressResponse,
     ReviewSummary,
 )
+from vocalborn.practice import counting
 from vocalborn.security.access import record_access
 from vocalborn.tasks.states import TaskStatus
 
@@ -85,6 +87,7 @@ def _summary(review: TherapistReview | None) -> ReviewSummary | None:
     responses={**E401, **E404_LEARNER, **E422},
 )
 async def list_analyses(
+    request: Request,
     reader_id: Annotated[uuid.UUID, Depends(token_subject_dep)],
     token: Annotated[str | None, Depends(oauth2_scheme)],
     user_id: Annotated[uuid.UUID | None, Query(description="one learner (therapists: a linked learner)")] = None,
@@ -96,7 +99,7 @@ async def list_analyses(
 ) -> Response:
     """The caller's analyses, newest first: a learner's own, a therapist's linked learners',
     an admin's all. Each finished item carries the four scores and the latest therapist review."""
-    query = HistoryQuery(user_id, sentence_id, status_, since, cursor, limit)
+    query = HistoryQuery(user_id, sentence_id, status_, since, cursor, limit, request_language(request))
     fast = user_id in (None, reader_id) and fast_subject(token) is not None  # session checked lately
     page = await _own_history(reader_id, query) if fast else None
     if page is not None:  # a learner reading their own analyses: nothing to log
@@ -117,6 +120,7 @@ async def _own_history(reader_id: uuid.UUID, query: HistoryQuery) -> HistoryPage
         since=since,
         cursor=query.cursor,
         limit=query.limit,
+        lang=query.lang,
     )
 
 
@@ -128,6 +132,7 @@ class HistoryQuery:
     since: datetime | None
     cursor: str | None
     limit: int
+    lang: Language = "en"
 
 
 def history_in_session(token: str | None, query: HistoryQuery) -> JSONResponse:
@@ -167,6 +172,9 @@ def history_page(db: Session, user: User, query: HistoryQuery) -> HistoryPage:
             completed_at=r.task.completed_at,
             completeness_score=r.result.completeness_score if r.result else None,
             review=_summary(r.review),
+            counted=r.result.counted if r.result else None,
+            not_counted_reason=r.result.not_counted_reason if r.result else None,
+            not_counted_text=counting.reason_text(r.result.not_counted_reason, query.lang) if r.result else None,
             **{f: getattr(r.result, f) if r.result else None for f in SCORE_FIELDS},
         )
         for r in rows

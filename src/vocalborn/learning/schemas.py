@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,6 +38,14 @@ class HistoryItem(Scores):
         "analysis succeeded and for results older than the measure",
     )
     review: ReviewSummary | None = Field(default=None, description="the latest therapist review, if any")
+    counted: bool | None = Field(
+        default=None,
+        description="whether the attempt counts in trends, means, dose and flags; null before the analysis succeeded",
+    )
+    not_counted_reason: str | None = Field(
+        default=None, description="when it does not count: silent, too_short or wrong_sentence"
+    )
+    not_counted_text: str | None = Field(default=None, description="the reason in the caller's language")
 
 
 class HistoryPage(BaseModel):
@@ -74,7 +82,10 @@ class ScoreTrend(BaseModel):
 class SentenceProgress(BaseModel):
     sentence_id: uuid.UUID
     sentence_text: str
-    attempts: int
+    attempts: int = Field(description="attempts that count (the points)")
+    not_counted_attempts: int = Field(
+        default=0, description="analysed attempts left out (silent, too short, another sentence)"
+    )
     points: list[ProgressPoint]
     trend: dict[str, ScoreTrend] = Field(description="per score field")
     last_n: int
@@ -93,10 +104,21 @@ class DashboardLearner(BaseModel):
     name: str
     email: str
     last_practice_at: datetime | None
-    attempts_this_week: int = Field(description="analyses asked for in the last 7 days")
+    attempts_this_week: int = Field(
+        description="analyses asked for in the last 7 days, without those that do not count"
+    )
     mean_overall_last_10: float | None
     flagged: bool
     flag_reasons: list[str] = Field(description="never_practised, inactive (no attempt in 7 days), declining")
+    dose_met_percent: float | None = Field(
+        default=None,
+        description="share 0..100 of this week's targets met (attempts that count only); null without targets",
+    )
+    flags: list[str] = Field(
+        default_factory=list,
+        description="no_practice (no attempt that counts in 7 days), below_dose (below half this week's dose), "
+        "falling_scores",
+    )
 
 
 class InvitationCreate(BaseModel):
@@ -110,6 +132,10 @@ class InvitationPublic(BaseModel):
     code: str | None = Field(
         description="the code to give the learner: in the answer that creates it only (it is stored hashed); "
         "null in listings"
+    )
+    url: str | None = Field(
+        description="the page with the code filled in, a link to send instead of the code: in the answer "
+        "that creates it only; null in listings"
     )
     expires_at: datetime
     used_at: datetime | None
@@ -189,6 +215,29 @@ class AssignmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sentence_id: uuid.UUID
+    target_attempts_per_week: int | None = Field(default=None, ge=1, le=100, description="attempts a week")
+    target_minutes_per_week: int | None = Field(default=None, ge=1, le=1000, description="minutes of practice a week")
+    days_per_week: int | None = Field(default=None, ge=1, le=7, description="on how many days a week")
+    due_on: date | None = Field(default=None, description="the date it is due by (not in the past)")
+
+    @model_validator(mode="after")
+    def _sensible(self) -> AssignmentCreate:
+        if self.due_on is not None and self.due_on < datetime.now(UTC).date():
+            raise ValueError("due_on: the date is in the past")
+        if (
+            self.days_per_week is not None
+            and self.target_attempts_per_week is not None
+            and self.days_per_week > self.target_attempts_per_week
+        ):
+            raise ValueError("days_per_week: more practice days than target_attempts_per_week attempts")
+        return self
+
+    def goals(self) -> dict[str, Any]:
+        """The goal fields the request gave (an update leaves the others as they are)."""
+        return {k: getattr(self, k) for k in GOAL_FIELDS if k in self.model_fields_set}
+
+
+GOAL_FIELDS = ("target_attempts_per_week", "target_minutes_per_week", "days_per_week", "due_on")
 
 
 class AssignmentPublic(BaseModel):
@@ -202,3 +251,37 @@ class AssignmentPublic(BaseModel):
     best_overall: float | None
     last_overall: float | None
     last_practised_at: datetime | None
+    target_attempts_per_week: int | None = None
+    target_minutes_per_week: int | None = None
+    days_per_week: int | None = None
+    due_on: date | None = None
+
+
+class GoalItem(BaseModel):
+    sentence_id: uuid.UUID
+    sentence_text: str
+    target_attempts_per_week: int | None
+    target_minutes_per_week: int | None
+    days_per_week: int | None
+    due_on: date | None
+    attempts_this_week: int
+    minutes_this_week: float
+    days_practised_this_week: int
+    attempts_due_today: int | None = Field(description="what is left for today of the weekly attempts; null without")
+    minutes_due_today: float | None = Field(description="what is left for today of the weekly minutes; null without")
+    due_today: bool = Field(description="due_on is today")
+    due_this_week: bool = Field(description="due_on falls in this week")
+    overdue: bool = Field(description="due_on has passed and this week's target is not met")
+    met: bool | None = Field(description="this week's targets are met; null without targets")
+
+
+class LearnerGoals(BaseModel):
+    user_id: uuid.UUID
+    today: date = Field(description="the UTC day the figures are for")
+    week_start: date = Field(description="Monday of this (ISO, UTC) week")
+    attempts_this_week: int = Field(description="attempts that count, every sentence")
+    minutes_this_week: float
+    days_practised_this_week: int
+    streak_days: int = Field(description="consecutive days with an attempt that counts, up to today or yesterday")
+    dose_met_percent: float | None
+    items: list[GoalItem]

@@ -106,9 +106,33 @@ def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
 
 
 def route_template(scope: Scope) -> str:
+    """The matched route's whole template. A route of a router included in another (FastAPI
+    keeps them nested) knows only its own part (``/links/invitations``): its full path
+    (``/api/v1/links/invitations``) comes from the app's routing tree, read once (issue #26)."""
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return str(path) if path else "unmatched"
+    if not path:
+        return "unmatched"
+    full = _FULL_PATHS.get(id(route))
+    if full is None and scope.get("app") is not None:
+        _FULL_PATHS.update(_full_paths(getattr(scope["app"], "routes", [])))
+        full = _FULL_PATHS.setdefault(id(route), str(path))
+    return full or str(path)
+
+
+_FULL_PATHS: dict[int, str] = {}
+
+
+def _full_paths(routes: Any, prefix: str = "") -> dict[int, str]:
+    out: dict[int, str] = {}
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        context = getattr(route, "include_context", None)
+        if inner is not None and context is not None:  # FastAPI's nested include
+            out.update(_full_paths(inner.routes, prefix + str(getattr(context, "prefix", "") or "")))
+        elif getattr(route, "path", None) is not None:
+            out[id(route)] = prefix + str(route.path)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, Float, ForeignKey, String, Text, Uuid, false
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, Float, ForeignKey, String, Text, Uuid, false, true
 from sqlmodel import Field, SQLModel
 
 from vocalborn.sqltypes import UTCDateTime, utcnow
@@ -81,5 +81,9 @@ class PracticeRecord(SQLModel, table=True):
     )
     # Set when the raw audio was deleted (RETENTION_RECORDINGS_DAYS); the scores stay.
     audio_deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # Whether the latest analysis counts (practice/counting.py): a silent, too short or other
+    # sentence's attempt is kept but left out of trends, means, dose and flags (issue #26).
+    counted: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=true()))
+    not_counted_reason: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))

@@ -12,7 +12,7 @@ from vocalborn.auth.dependencies import CurrentUser, SessionDep, TherapistUser
 from vocalborn.auth.models import Role
 from vocalborn.config import get_settings
 from vocalborn.errors import FieldRejected, error_responses
-from vocalborn.practice import service
+from vocalborn.practice import erasure, service
 from vocalborn.practice.schemas import RecordPublic, SentencePublic, SentenceShare, SessionCreate, SessionPublic
 from vocalborn.security.access import record_access
 from vocalborn.security.ratelimit import limit_uploads
@@ -226,6 +226,21 @@ def get_record(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Recor
     record = service.get_record_for(db, record_id, user)
     record_access(db, user, record.user_id, "record", record.practice_record_id)
     return RecordPublic.model_validate(record)
+
+
+@router.delete(
+    "/records/{record_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    operation_id="delete_record",
+    responses=error_responses(403, 409),
+)
+def delete_record(record_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Response:
+    """The learner who recorded the attempt erases it: the recording, its analyses and their
+    results (and any review of them). 403 for a therapist or admin who can see it; 409 while
+    an analysis of it is queued or running."""
+    erasure.delete_record(db, get_storage(), record_id, user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

@@ -48,5 +48,9 @@ class RecordPublic(BaseModel):
     record_status: str
     ai_task_id: uuid.UUID | None
     audio_deleted_at: datetime | None = None
+    counted: bool = Field(default=True, description="whether the latest analysis counts (issue #26)")
+    not_counted_reason: str | None = Field(
+        default=None, description="when it does not count: silent, too_short or wrong_sentence"
+    )
     created_at: datetime
     updated_at: datetime

@@ -16,7 +16,8 @@ live there, and this is an optimisation that can never decide differently:
   same statement reads the learner's earlier pitch profiles (``tasks/baseline.py``), so the
   baseline costs no round trip of its own.
 * success, fast: the task is still processing under this run's attempt and no cancel was
-  requested. Then status, result, record and ``succeeded`` event are written together, durably.
+  requested. Then status, result, record and ``succeeded`` event are written together, durably;
+  whether the attempt counts (``practice/counting.py``) goes on the result and the record.
   Any other state (cancelled, taken over, a result already stored) is left to the ordinary path.
 
 A database error that means "unavailable" is raised as SQLAlchemy's OperationalError, so the
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from vocalborn.analysis.types import STEPS
 from vocalborn.config import get_settings
+from vocalborn.practice import counting
 from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks.baseline import BASELINE_ATTEMPTS
@@ -90,7 +92,8 @@ WITH t AS (
   RETURNING task_id, practice_record_id, created_at, attempt, worker_name
 ),
 rec AS (
-  UPDATE practice_records p SET ai_task_id = t.task_id, record_status = %(record_analyzed)s, updated_at = %(now)s
+  UPDATE practice_records p SET ai_task_id = t.task_id, record_status = %(record_analyzed)s, updated_at = %(now)s,
+    counted = %(counted)s, not_counted_reason = %(reason)s
   FROM t WHERE p.practice_record_id = t.practice_record_id AND (
     p.ai_task_id = t.task_id OR p.ai_task_id IS NULL OR p.ai_task_id NOT IN (
       SELECT a.task_id FROM ai_analysis_tasks a WHERE a.practice_record_id = t.practice_record_id
@@ -99,10 +102,10 @@ rec AS (
 ),
 res AS (
   INSERT INTO ai_analysis_results (result_id, task_id, overall_score, pronunciation_accuracy, fluency_score,
-    rhythm_score, completeness_score, detailed_analysis, sentence_analyses, suggestions, improvement_areas,
-    analysis_model_version, processing_time_seconds, created_at)
-  SELECT %(result_id)s, task_id, %(overall)s, %(accuracy)s, %(fluency)s, %(rhythm)s, %(completeness)s, %(detailed)s,
-    %(sentences)s, %(suggestions)s, %(areas)s, %(model)s, %(elapsed)s, %(now)s FROM t
+    rhythm_score, completeness_score, counted, not_counted_reason, detailed_analysis, sentence_analyses, suggestions,
+    improvement_areas, analysis_model_version, processing_time_seconds, created_at)
+  SELECT %(result_id)s, task_id, %(overall)s, %(accuracy)s, %(fluency)s, %(rhythm)s, %(completeness)s, %(counted)s,
+    %(reason)s, %(detailed)s, %(sentences)s, %(suggestions)s, %(areas)s, %(model)s, %(elapsed)s, %(now)s FROM t
   RETURNING 1
 ),
 ev AS (
@@ -256,6 +259,8 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
         return None
     now = now or utcnow()
     step = STEPS[-1][1]
+    detail = stored_detail(report)
+    counted, reason = counting.decide(detail)  # as runner._result_row
     args = {
         "tid": claim.task_id,
         "attempt": claim.attempt,
@@ -271,7 +276,9 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
         "fluency": report.fluency_score,
         "rhythm": report.rhythm_score,
         "completeness": report.completeness_score,
-        "detailed": _json(stored_detail(report)),
+        "counted": counted,
+        "reason": reason,
+        "detailed": _json(detail),
         "sentences": _json(report.sentence_analyses),
         "suggestions": report.suggestions,
         "areas": _json(report.improvement_areas),

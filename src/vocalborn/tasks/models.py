@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     text,
+    true,
 )
 from sqlmodel import Field, SQLModel
 
@@ -134,6 +136,11 @@ class AIAnalysisResult(SQLModel, table=True):
     # Share (0..100) of the reference's judged characters the attempt said (issue #22); null for
     # results older than it and for analyses without sentence text.
     completeness_score: float | None = Field(default=None, sa_column=Column(Numeric(5, 2, asdecimal=False)))
+    # Whether the attempt counts, decided when the result is stored (practice/counting.py): a
+    # silent, too short or other sentence's attempt is kept but left out of trends, means, dose
+    # and flags (issue #26). ``not_counted_reason``: silent, too_short, wrong_sentence.
+    counted: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=true()))
+    not_counted_reason: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     detailed_analysis: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
     sentence_analyses: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     suggestions: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -26,7 +26,16 @@ from vocalborn.auth.dependencies import (
 from vocalborn.auth.models import Role, User
 from vocalborn.db import open_session
 from vocalborn.errors import error_responses
-from vocalborn.i18n import explicit_language, localized_report
+from vocalborn.i18n import (
+    Language,
+    explicit_language,
+    localized_report,
+    request_language,
+    scope_language,
+    step_label,
+    translate,
+)
+from vocalborn.practice.counting import reason_text
 from vocalborn.security.access import record_access
 from vocalborn.security.ratelimit import limit_submits_async
 from vocalborn.tasks import estimates, fastpath, hotroute, service
@@ -45,9 +54,11 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/tasks/analysis", tags=["tasks"])
 
 
-def status_view(db: Session, task: AIAnalysisTask, reader: User | None = None) -> TaskStatusResponse:
+def status_view(
+    db: Session, task: AIAnalysisTask, reader: User | None = None, lang: Language | None = None
+) -> TaskStatusResponse:
     """The task's status. ``worker_name`` (a host name and pid) only for admins (reader None:
-    the admin API)."""
+    the admin API). With a language asked for (``lang``), the step and the error in it."""
     position = estimates.queue_position(db, task)
     eta = estimates.estimate_completion(db, task, position) if task.status in ACTIVE_STATUSES else None
     return TaskStatusResponse(
@@ -55,7 +66,7 @@ def status_view(db: Session, task: AIAnalysisTask, reader: User | None = None) -
         practice_record_id=task.practice_record_id,
         status=task.status,
         progress=task.progress,
-        current_step=task.current_step,
+        current_step=step_label(task.current_step, lang),
         total_steps=TOTAL_STEPS,
         started_at=task.started_at,
         completed_at=task.completed_at,
@@ -66,8 +77,12 @@ def status_view(db: Session, task: AIAnalysisTask, reader: User | None = None) -
         attempt=task.attempt,
         retry_count=task.retry_count,
         max_retries=task.max_retries,
-        error_message=task.error_message,
+        error_message=_error_in(task.error_message, lang),
     )
+
+
+def _error_in(message: str | None, lang: Language | None) -> str | None:
+    return message if message is None or lang is None else translate(message, lang)
 
 
 async def _hot_submit(scope: Scope, receive: Receive) -> hotroute.Outcome:
@@ -266,7 +281,7 @@ async def _hot_status(scope: Scope, receive: Receive) -> hotroute.Outcome:
         return None, receive
     if str(task_id) != raw:  # upper case, say: validated the ordinary way
         return None, receive
-    found = await _fast_status(user_id, task_id)
+    found = await _fast_status(user_id, task_id, scope_language(scope))
     if found is None:
         scope.setdefault("state", {})[_STATUS_DECLINED] = True  # not read twice
     return found, receive
@@ -275,8 +290,9 @@ async def _hot_status(scope: Scope, receive: Receive) -> hotroute.Outcome:
 _STATUS_DECLINED = "vb_status_declined"
 
 
-async def _fast_status(user_id: uuid.UUID, task_id: uuid.UUID) -> JSONResponse | None:
-    """The owner's view from ``fastpath.status`` (one indexed read, or memory), or None."""
+async def _fast_status(user_id: uuid.UUID, task_id: uuid.UUID, lang: Language | None) -> JSONResponse | None:
+    """The owner's view from ``fastpath.status`` (one indexed read, or memory), or None; the step
+    and the error in ``lang`` when the caller asked for one (a dictionary lookup)."""
     row = await fastpath.status(user_id, task_id)
     if row is None:
         return None
@@ -292,6 +308,9 @@ async def _fast_status(user_id: uuid.UUID, task_id: uuid.UUID) -> JSONResponse |
             row["audio_duration_seconds"],
         )
     fields = {k: v for k, v in row.items() if k not in ("ahead", "audio_duration_seconds", "user_id")}
+    if lang is not None:
+        fields["current_step"] = step_label(fields["current_step"], lang)
+        fields["error_message"] = _error_in(fields["error_message"], lang)
     view = TaskStatusResponse(
         **fields,
         total_steps=TOTAL_STEPS,
@@ -309,11 +328,12 @@ async def get_status(
     (therapists, admins: access log, worker names) by the ordinary path."""
     # (The learner's polls mostly never reach this handler: ``_hot_status`` answers them.)
     user_id = token_subject(token)
+    lang = explicit_language(request)
     if not getattr(request.state, _STATUS_DECLINED, False) and fast_subject(token) is not None:
-        found = await _fast_status(user_id, task_id)
+        found = await _fast_status(user_id, task_id, lang)
         if found is not None:
             return found
-    return await run_in_threadpool(_status_in_session, token, task_id)
+    return await run_in_threadpool(_status_in_session, token, task_id, lang)
 
 
 router.add_api_route(
@@ -326,12 +346,12 @@ router.add_api_route(
 )
 
 
-def _status_in_session(token: str | None, task_id: uuid.UUID) -> JSONResponse:
+def _status_in_session(token: str | None, task_id: uuid.UUID, lang: Language | None) -> JSONResponse:
     with open_session() as db:
         user = user_from_token(db, token)
         task = service.get_task_for(db, task_id, user)
         record_access(db, user, task.user_id, "task_status", task.task_id)
-        return JSONResponse(status_view(db, task, user).model_dump(mode="json"))
+        return JSONResponse(status_view(db, task, user, lang).model_dump(mode="json"))
 
 
 @router.get(
@@ -365,6 +385,9 @@ def get_result(
         fluency_score=result.fluency_score,
         rhythm_score=result.rhythm_score,
         completeness_score=result.completeness_score,
+        counted=result.counted,
+        not_counted_reason=result.not_counted_reason,
+        not_counted_text=reason_text(result.not_counted_reason, request_language(request)),
         detailed_analysis=result.detailed_analysis,
         sentence_analyses=result.sentence_analyses,
         suggestions=suggestions,
@@ -380,12 +403,14 @@ def get_events(
     task_id: uuid.UUID,
     user: CurrentUser,
     db: SessionDep,
+    request: Request,
     after: Annotated[int, Query(ge=0, le=2**62, description="only events with a larger event_id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> list[TaskEventResponse]:
     task = service.get_task_for(db, task_id, user)
     record_access(db, user, task.user_id, "task_events", task.task_id)
     admin = user.role == Role.ADMIN
+    lang = explicit_language(request)
     return [
         TaskEventResponse(
             event_id=e.event_id or 0,
@@ -393,7 +418,7 @@ def get_events(
             event_type=e.event_type,
             status=e.status,
             progress=e.progress,
-            current_step=e.current_step,
+            current_step=step_label(e.current_step, lang),
             attempt=e.attempt,
             worker_name=e.worker_name if admin else None,
             message=e.message,
@@ -404,7 +429,9 @@ def get_events(
 
 
 @router.get("/session/{session_id}/status", response_model=SessionTasksResponse, operation_id="get_session_tasks")
-def get_session_status(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> SessionTasksResponse:
+def get_session_status(
+    session_id: uuid.UUID, user: CurrentUser, db: SessionDep, request: Request
+) -> SessionTasksResponse:
     tasks = service.list_session_tasks(db, session_id, user)
     if tasks:
         record_access(db, user, tasks[0].user_id, "session_tasks", session_id)
@@ -412,7 +439,9 @@ def get_session_status(session_id: uuid.UUID, user: CurrentUser, db: SessionDep)
     for t in tasks:
         counts[t.status] = counts.get(t.status, 0) + 1
     return SessionTasksResponse(
-        practice_session_id=session_id, counts=counts, tasks=[status_view(db, t, user) for t in tasks]
+        practice_session_id=session_id,
+        counts=counts,
+        tasks=[status_view(db, t, user, explicit_language(request)) for t in tasks],
     )
 
 
@@ -422,7 +451,7 @@ def get_session_status(session_id: uuid.UUID, user: CurrentUser, db: SessionDep)
     operation_id="cancel_task",
     responses=error_responses(403, 404, 409),
 )
-def cancel_task(task_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> TaskStatusResponse:
+def cancel_task(task_id: uuid.UUID, user: CurrentUser, db: SessionDep, request: Request) -> TaskStatusResponse:
     """Learners cancel their own queued or running analysis (admins any)."""
     task = service.cancel_task(db, service.get_task_for(db, task_id, user), user)
-    return status_view(db, task, user)
+    return status_view(db, task, user, explicit_language(request))

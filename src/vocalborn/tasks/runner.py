@@ -17,13 +17,16 @@ from functools import lru_cache
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from vocalborn.analysis.types import STEPS, AnalysisEngine, AnalysisInputError, AnalysisReport
 from vocalborn.config import get_settings
 from vocalborn.db import open_session
 from vocalborn.logs import log_context
+from vocalborn.practice import counting
+from vocalborn.practice.models import PracticeRecord
 from vocalborn.sqltypes import utcnow
 from vocalborn.storage import get_storage
 from vocalborn.tasks import baseline, fastrun, service, unit_of_work
@@ -228,14 +231,18 @@ def _own_task(db: Any, claim: Claim) -> AIAnalysisTask | None:
 
 
 def _result_row(claim: Claim, report: AnalysisReport, elapsed: float) -> AIAnalysisResult:
+    detail = stored_detail(report)
+    counted, reason = counting.decide(detail)
     return AIAnalysisResult(
         task_id=claim.task_id,
+        counted=counted,
+        not_counted_reason=reason,
         overall_score=report.overall_score,
         pronunciation_accuracy=report.pronunciation_accuracy,
         fluency_score=report.fluency_score,
         rhythm_score=report.rhythm_score,
         completeness_score=report.completeness_score,
-        detailed_analysis=stored_detail(report),
+        detailed_analysis=detail,
         sentence_analyses=report.sentence_analyses,
         suggestions=report.suggestions,
         improvement_areas=report.improvement_areas,
@@ -271,7 +278,7 @@ def _complete(claim: Claim, report: AnalysisReport) -> Outcome:
                     "error_message": None,
                     "heartbeat_at": None,
                 },
-                before_commit=lambda session: session.add(result),
+                before_commit=lambda session: _store_result(session, result),
             )
         except IntegrityError as exc:
             return _result_refused(db, claim, exc)
@@ -280,6 +287,17 @@ def _complete(claim: Claim, report: AnalysisReport) -> Outcome:
             return Outcome.SKIPPED
     log.info("task %s succeeded in %.2f s (overall %.1f)", claim.task_id, elapsed, report.overall_score)
     return Outcome.SUCCEEDED
+
+
+def _store_result(db: Session, result: AIAnalysisResult) -> None:
+    """The result, and whether it counts on the record it now speaks for (``_sync_record_status``
+    has pointed the record at this task unless a newer success speaks for it)."""
+    db.add(result)
+    db.execute(
+        update(PracticeRecord)
+        .where(col(PracticeRecord.ai_task_id) == result.task_id)
+        .values(counted=result.counted, not_counted_reason=result.not_counted_reason)
+    )
 
 
 def _result_refused(db: Session, claim: Claim, exc: IntegrityError) -> Outcome:

@@ -72,6 +72,13 @@ class TaskResultResponse(BaseModel):
         description="share 0..100 of the sentence's judged characters the attempt said; null for results "
         "older than the measure or analysed without sentence text",
     )
+    counted: bool = Field(
+        default=True, description="whether the attempt counts in trends, means, dose and flags (issue #26)"
+    )
+    not_counted_reason: str | None = Field(
+        default=None, description="when it does not count: silent, too_short or wrong_sentence"
+    )
+    not_counted_text: str | None = Field(default=None, description="the reason in the caller's language")
     detailed_analysis: dict[str, Any]
     sentence_analyses: list[dict[str, Any]] | None
     suggestions: str | None

@@ -64,6 +64,16 @@ export const T = {
     totp_codes_hint: "備用碼（每組只能用一次，手機不在身邊時代替驗證碼）。請現在抄下或存好，之後不會再顯示：",
     totp_on: "已開啟：登入時需要驗證器的驗證碼。", totp_off: "未開啟：建議開啟，登入時除了密碼還要驗證器的驗證碼。",
     totp_needed: "請輸入驗證器 App 顯示的驗證碼。",
+    // issue #26: goals, attempts that count
+    week_title: "本週練習", week_attempts: "本週 {n} 次", week_minutes: "{n} 分鐘", week_days: "{n} 天",
+    week_streak: "連續 {n} 天",
+    week_dose: "達成 {dose}%", due_today_attempts: "今天還要練 {n} 次", due_today_minutes: "今天還要練 {n} 分鐘",
+    due_done: "本週目標已達成", due_on: "期限 {date}", overdue: "已過期限", week_none: "治療師還沒有設定每週目標。",
+    goal_line: "本週 {done}/{target} 次", goal_minutes: "{done}/{target} 分鐘",
+    not_counted: "不計入", nc_silent: "錄音裡幾乎聽不到說話，這次不計入練習",
+    nc_too_short: "錄音太短，沒有把整句話說完，這次不計入練習", nc_wrong_sentence: "說的內容和示範句子不同，這次不計入練習",
+    delete: "刪除", delete_confirm: "刪除這次練習的錄音與結果？刪除後無法復原。", deleted: "已刪除這次練習。",
+    dose: "達成 {dose}%", flag_below_dose: "低於目標一半", flag_falling_scores: "分數下滑", flag_no_practice: "7 天沒練習",
   },
   en: {
     app_title: "VocalBorn practice", login: "Log in", register: "Register", logout: "Log out",
@@ -124,11 +134,34 @@ export const T = {
     totp_codes_hint: "Recovery codes (each works once, instead of a code when your phone is not at hand). Write them down now; they are not shown again:",
     totp_on: "On: logging in needs the code from your authenticator app.", totp_off: "Off: turn it on, so that logging in needs a code from your authenticator app as well as the password.",
     totp_needed: "Type the code your authenticator app shows.",
+    // issue #26: goals, attempts that count
+    week_title: "This week", week_attempts: "{n} attempts", week_attempts_one: "1 attempt", week_minutes: "{n} min",
+    week_days: "{n} days this week", week_days_one: "1 day this week", week_streak: "streak {n} days",
+    week_streak_one: "streak 1 day",
+    week_dose: "{dose}% of the goal", due_today_attempts: "{n} more attempts today", due_today_attempts_one: "1 more attempt today",
+    due_today_minutes: "{n} more minutes today", due_done: "This week's goal is met", due_on: "due {date}", overdue: "overdue",
+    week_none: "Your therapist has not set a weekly goal yet.",
+    goal_line: "{done}/{target} attempts this week", goal_minutes: "{done}/{target} min",
+    not_counted: "not counted", nc_silent: "Almost no speech was heard in the recording; this attempt does not count",
+    nc_too_short: "The recording is too short for the whole sentence; this attempt does not count",
+    nc_wrong_sentence: "The recording is not the practised sentence; this attempt does not count",
+    delete: "Delete", delete_confirm: "Delete this attempt's recording and result? This cannot be undone.",
+    deleted: "The attempt was deleted.",
+    dose: "{dose}% of dose", flag_below_dose: "below half the dose", flag_falling_scores: "scores falling",
+    flag_no_practice: "no practice for 7 days",
+    best_last_one: "best {best} · last {last} · 1 attempt",
+    progress_facts_one: "1 attempt: overall {first}.",
+    learner_row_one: "last practice {last} · 1 this week · mean of last 10: {mean}",
   },
 };
 
+// A string in the page's language; with a count (vars.n, or vars.attempts / vars.week) of exactly 1
+// the key's "_one" form when the language has one ("1 attempt", not "1 attempts").
 export function t(key, vars) {
-  let s = (T[state.lang] && T[state.lang][key]) || T["zh-TW"][key] || key;
+  const lang = T[state.lang] || T["zh-TW"];
+  const count = vars && (vars.n ?? vars.attempts ?? vars.week);
+  const one = Number(count) === 1 && lang[key + "_one"] ? key + "_one" : key;
+  let s = lang[one] || T["zh-TW"][key] || key;
   for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
   return s;
 }

@@ -6,10 +6,10 @@ import { SCORE_KEYS, itemLine, score, t, when } from "./i18n.js";
 import { renderResult, scrollToNextResult } from "./result.js";
 import { state } from "./state.js";
 
-const home = { therapist: null, assigned: [], history: [], historyCursor: null, progress: null };
+const home = { therapist: null, assigned: [], history: [], historyCursor: null, progress: null, week: null };
 
 export async function enterLearnerHome() {
-  await Promise.all([loadMyTherapist(), loadAssigned(), loadHistory(), loadProgress()]);
+  await Promise.all([loadMyTherapist(), loadAssigned(), loadHistory(), loadProgress(), loadWeek()]);
 }
 
 export function renderLearnerHome() {
@@ -17,12 +17,13 @@ export function renderLearnerHome() {
   renderAssigned();
   renderHistory();
   renderProgress();
+  renderWeek();
 }
 
 // After an analysis of the learner's succeeded: its history, progress and practice set changed.
 async function afterResult() {
   if (state.me && state.me.role === "learner") {
-    await Promise.all([loadAssigned(), loadHistory(), loadProgress()]).catch((e) => showError(e.message));
+    await Promise.all([loadAssigned(), loadHistory(), loadProgress(), loadWeek()]).catch((e) => showError(e.message));
   }
 }
 
@@ -36,6 +37,9 @@ function renderMyTherapist() {
   $("my-therapist").textContent = th ? t("linked_with", { name: th.name, email: th.email }) : t("not_linked");
   $("invite-form").hidden = Boolean(th);
   $("unlink-me").hidden = !th;
+  // An invitation link (?invite=CODE, issue #26) fills the code in; the learner accepts it.
+  const invited = new URLSearchParams(location.search).get("invite");
+  if (!th && invited && !$("invite-code").value) $("invite-code").value = invited;
 }
 async function acceptInvite(ev) {
   ev.preventDefault();
@@ -79,6 +83,39 @@ function practise(sentenceId) {
   $("practice").scrollIntoView({ block: "start", behavior: "smooth" });
 }
 
+// --- learner: this week (issue #26): what is due today, streak, minutes -------------------------
+async function loadWeek() {
+  home.week = await api("GET", `/api/v1/learners/${state.me.user_id}/goals`);
+  renderWeek();
+}
+function renderWeek() {
+  const w = home.week;
+  if (!w) return;
+  let summary = [t("week_attempts", { n: w.attempts_this_week }), t("week_minutes", { n: w.minutes_this_week }),
+    t("week_days", { n: w.days_practised_this_week }), t("week_streak", { n: w.streak_days })].join(" · ");
+  if (w.dose_met_percent !== null) summary += " · " + t("week_dose", { dose: Math.round(w.dose_met_percent) });
+  $("week-summary").textContent = summary;
+  const goals = w.items.filter((i) => i.target_attempts_per_week !== null || i.target_minutes_per_week !== null || i.due_on);
+  $("week-due").replaceChildren(...(goals.length ? goals.map(weekItem) : [el("li", { class: "hint" }, t("week_none"))]));
+}
+function weekItem(i) {
+  const parts = [];
+  if (i.target_attempts_per_week !== null) parts.push(t("goal_line", { done: i.attempts_this_week, target: i.target_attempts_per_week }));
+  if (i.target_minutes_per_week !== null) parts.push(t("goal_minutes", { done: i.minutes_this_week, target: i.target_minutes_per_week }));
+  if (i.due_on) parts.push(t("due_on", { date: new Date(i.due_on + "T00:00:00").toLocaleDateString(state.lang === "en" ? "en" : "zh-TW") }));
+  const today = [];
+  if (i.attempts_due_today) today.push(t("due_today_attempts", { n: i.attempts_due_today }));
+  if (i.minutes_due_today) today.push(t("due_today_minutes", { n: i.minutes_due_today }));
+  const badge = i.overdue ? el("span", { class: "flag" }, t("overdue"))
+    : i.met ? el("span", { class: "badge ok" }, t("due_done"))
+    : today.length ? el("span", { class: "badge" }, today.join(" · ")) : null;
+  return el("li", { class: "item", "data-sentence": i.sentence_id },
+    el("span", { class: "item-main" }, i.sentence_text),
+    el("span", { class: "hint" }, parts.join(" · ")),
+    badge,
+    el("button", { type: "button", class: "secondary small", onclick: () => practise(i.sentence_id) }, t("practise")));
+}
+
 // --- learner: history -------------------------------------------------------------------------
 async function loadHistory(more) {
   const q = new URLSearchParams({ limit: "10" });
@@ -92,10 +129,23 @@ function renderHistory() {
   $("history").replaceChildren(...home.history.map((i) => el("li", { class: "item", "data-task": i.task_id },
     el("span", { class: "item-main" }, `${when(i.created_at)} · ${i.sentence_text}`),
     el("span", { class: "hint" }, i.status === "success" ? itemLine(i) : t("st_" + i.status)),
+    i.counted === false ? el("span", { class: "flag not-counted", title: t("nc_" + i.not_counted_reason) }, `${t("not_counted")}: ${t("nc_" + i.not_counted_reason)}`) : null,
     i.review ? el("span", { class: "badge" }, `${t("reviewed")} ${score(i.review.overall_score)}`) : null,
-    i.status === "success" ? el("button", { type: "button", class: "secondary small", onclick: () => openHistoryItem(i.task_id) }, t("open")) : null)));
+    i.status === "success" ? el("button", { type: "button", class: "secondary small open-result", onclick: () => openHistoryItem(i.task_id) }, t("open")) : null,
+    ["success", "failure", "cancelled"].includes(i.status)
+      ? el("button", { type: "button", class: "link delete-attempt", onclick: () => deleteAttempt(i) }, t("delete")) : null)));
   $("no-history").hidden = home.history.length > 0;
   $("history-more").hidden = !home.historyCursor;
+}
+// Issue #26: the learner deletes an attempt (its recording and result are erased).
+async function deleteAttempt(item) {
+  if (!window.confirm(t("delete_confirm"))) return;
+  showError("");
+  try {
+    await api("DELETE", `/api/v1/practice/records/${item.practice_record_id}`);
+    showNotice(t("deleted"));
+    await Promise.all([loadAssigned(), loadHistory(), loadProgress(), loadWeek()]);
+  } catch (e) { showError(e.message); }
 }
 async function openHistoryItem(taskId) {
   showError("");

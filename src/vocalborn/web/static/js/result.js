@@ -16,6 +16,9 @@ export function scrollToNextResult() {
 // The one place a result is rendered (live, from the history, or again in another language).
 export function renderResult(r) {
   $("result").hidden = false;
+  // Issue #26: an attempt that does not count says so, and why, above its scores.
+  $("not-counted").hidden = r.counted !== false;
+  $("not-counted").textContent = r.counted === false ? `${t("not_counted")}: ${t("nc_" + r.not_counted_reason)}` : "";
   $("score-overall").textContent = score(r.overall_score);
   $("score-pronunciation").textContent = score(r.pronunciation_accuracy);
   $("score-fluency").textContent = score(r.fluency_score);

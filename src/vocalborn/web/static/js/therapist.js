@@ -27,6 +27,9 @@ async function makeInvite() {
     $("invite-code-shown").textContent = inv.code;
     $("invite-code-shown").hidden = false;
     $("invite-expires").textContent = t("invite_valid", { when: when(inv.expires_at) });
+    $("invite-url").textContent = inv.url;
+    $("invite-url").href = inv.url;
+    $("invite-url").hidden = !inv.url;
   } catch (e) { showError(e.message); }
 }
 async function loadLearners() {
@@ -36,10 +39,19 @@ async function loadLearners() {
 function renderLearners() {
   $("learners").replaceChildren(...home.learners.map((l) => el("li", { class: "item" + (l.flagged ? " flagged" : ""), "data-learner": l.user_id },
     el("span", { class: "item-main" }, `${l.name} · ${l.email}`),
-    el("span", { class: "hint" }, t("learner_row", { last: when(l.last_practice_at), week: l.attempts_this_week, mean: score(l.mean_overall_last_10) })),
-    el("span", { class: l.flagged ? "flag" : "badge ok" }, l.flagged ? l.flag_reasons.map((r) => t("flag_" + r)).join(", ") : t("ok_flag")),
+    el("span", { class: "hint" }, t("learner_row", { last: when(l.last_practice_at), week: l.attempts_this_week, mean: score(l.mean_overall_last_10) })
+      + (l.dose_met_percent === null || l.dose_met_percent === undefined ? "" : " · " + t("dose", { dose: Math.round(l.dose_met_percent) }))),
+    el("span", { class: l.flagged ? "flag" : "badge ok" }, l.flagged ? flagNames(l).join(", ") : t("ok_flag")),
     el("button", { type: "button", class: "secondary small", onclick: () => openLearner(l.user_id) }, t("timeline")))));
   $("no-learners").hidden = home.learners.length > 0;
+}
+// The reasons a learner is flagged: the older ones, then issue #26's flags (attempts that count)
+// they do not already say ("never practised" says "no practice"; "declining" says "scores falling").
+const SAID_BY = { no_practice: ["never_practised", "inactive"], falling_scores: ["declining"], below_dose: [] };
+function flagNames(l) {
+  const reasons = l.flag_reasons || [];
+  const extra = (l.flags || []).filter((f) => !(SAID_BY[f] || []).some((r) => reasons.includes(r)));
+  return [...reasons, ...extra].map((r) => t("flag_" + r));
 }
 async function openLearner(id) {
   showError("");
@@ -70,6 +82,7 @@ function renderTimeline() {
   $("timeline").replaceChildren(...home.timeline.map((i) => el("li", { class: "item", "data-task": i.task_id },
     el("span", { class: "item-main" }, `${when(i.created_at)} · ${i.sentence_text}`),
     el("span", { class: "hint" }, i.status === "success" ? itemLine(i) : t("st_" + i.status)),
+    i.counted === false ? el("span", { class: "flag not-counted", title: t("nc_" + i.not_counted_reason) }, `${t("not_counted")}: ${t("nc_" + i.not_counted_reason)}`) : null,
     i.review ? el("span", { class: "badge" }, `${t("reviewed")} ${score(i.review.overall_score)}`) : null,
     el("button", { type: "button", class: "secondary small review-open", onclick: () => openReview(i) }, t("review")))));
 }
