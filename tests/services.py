@@ -60,6 +60,7 @@ class ServicesUnderTest:
             # would count the whole suite. Tests of those limits set their own (tests/security).
             "RATE_LIMIT_REGISTER_PER_ADDRESS": "0",
             "RATE_LIMIT_LOGIN_PER_ADDRESS": "0",
+            "RATE_LIMIT_LINK_ACCEPTS_PER_ADDRESS": "0",
             "TASK_MAX_RETRIES": "3",
             "RETRY_BACKOFF_BASE": "0.2",
             "RETRY_BACKOFF_MAX": "1",
