@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
 from vocalborn.errors import Conflict
+from vocalborn.events import outbox
 from vocalborn.learning.models import LinkInvitation, SentenceAssignment, TherapistReview, TherapistReviewRevision
 from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
 from vocalborn.security.models import DataAccessLog, TherapistInvitation
@@ -189,6 +190,7 @@ def erase_user(db: Session, user: User) -> dict[str, int]:
     db.execute(update(TherapistInvitation).where(col(TherapistInvitation.created_by) == uid).values(created_by=None))
     db.execute(update(TherapistInvitation).where(col(TherapistInvitation.used_by) == uid).values(used_by=None))
     db.execute(delete(User).where(col(User.user_id) == uid))
+    outbox.add(db, "account.erased", user_id=uid)
     db.commit()
     storage = get_storage()
     for key in keys:
