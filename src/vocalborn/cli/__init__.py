@@ -3,7 +3,7 @@
 One module per command family; this file makes them one command, in the order that
 ``vocalborn --help`` lists them:
 
-- ``run``: migrate, api, worker, beat, flower (one process each)
+- ``run``: migrate, api, worker, beat, relay, flower (one process each)
 - ``up``: all of them together, with a bundled Redis if none is configured
 - ``engine``: analyze, sample-audio (the analysis engine, no server)
 - ``client``: submit, history (a client of a running API)
@@ -30,7 +30,7 @@ app.add_typer(users_app, name="users")
 storage_app = typer.Typer(help="Stored recordings: encryption at rest.", no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
 
-for command in (run.migrate, run.api, run.worker, run.beat, run.flower, up.up, engine.analyze):
+for command in (run.migrate, run.api, run.worker, run.beat, run.relay, run.flower, up.up, engine.analyze):
     app.command()(command)
 app.command("sample-audio")(engine.sample_audio)
 app.command()(client.submit)

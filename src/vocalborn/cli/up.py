@@ -1,5 +1,5 @@
-"""`vocalborn up`: the API, a worker, Beat and Flower together, with a bundled Redis if none is
-configured; stops them all when one exits or on Ctrl-C."""
+"""`vocalborn up`: the API, a worker, Beat, the events relay and Flower together, with a bundled
+Redis and nats-server if none is configured; stops them all when one exits or on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from vocalborn.cli.run import flower_auth
 
 if TYPE_CHECKING:
     from vocalborn.embedded import EmbeddedRedis
+    from vocalborn.embedded_nats import EmbeddedNats
 
 WORKER_METRICS_STATUS_ENV = "VOCALBORN_WORKER_METRICS_STATUS_FILE"
 
@@ -82,6 +83,7 @@ def _plan(
             [*me, "worker", "--hostname", "worker@%h", *(["--concurrency", str(concurrency)] if concurrency else [])],
         ),
         ("beat", [*me, "beat"]),
+        ("relay", [*me, "relay"]),  # the outbox's events to NATS JetStream (docs/EVENTS.md)
     ]
     if no_flower:
         return plan, "Flower:    not started (--no-flower)"
@@ -103,6 +105,7 @@ class _Stack:
         self.env = env
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.redis_server: EmbeddedRedis | None = None
+        self.nats_server: EmbeddedNats | None = None
 
     def start_redis(self, data: Path) -> None:
         from vocalborn.embedded import EmbeddedRedis
@@ -113,6 +116,18 @@ class _Stack:
             CELERY_BROKER_URL=f"{self.redis_server.url}/0",
             REDIS_URL=f"{self.redis_server.url}/0",
         )
+
+    def start_nats(self, data: Path) -> None:
+        from vocalborn.embedded_nats import EmbeddedNats
+
+        self.nats_server = EmbeddedNats(data)
+        try:
+            self.nats_server.start()
+        except RuntimeError as exc:
+            if self.redis_server is not None:
+                self.redis_server.stop()
+            fail(str(exc))
+        self.env.update(NATS_URL=self.nats_server.url)
 
     def prepare_database(self) -> None:
         """Point this process at the chosen broker and database, and migrate."""
@@ -130,6 +145,8 @@ class _Stack:
         except Exception as exc:
             if self.redis_server is not None:
                 self.redis_server.stop()
+            if self.nats_server is not None:
+                self.nats_server.stop()
             fail(f"could not prepare the database: {exc}")
 
     def start(self, plan: list[tuple[str, list[str]]]) -> None:
@@ -150,6 +167,8 @@ class _Stack:
                 proc.wait()
         if self.redis_server is not None:
             self.redis_server.stop()
+        if self.nats_server is not None:
+            self.nats_server.stop()
         typer.echo("stopped.", err=True)
         raise typer.Exit(code)
 
@@ -159,6 +178,8 @@ class _Stack:
             watched = list(self.children)
             if self.redis_server is not None and self.redis_server.process is not None:
                 watched.append(("the bundled redis-server", self.redis_server.process))
+            if self.nats_server is not None and self.nats_server.process is not None:
+                watched.append(("the bundled nats-server", self.nats_server.process))
             while True:
                 if not metrics_reported:
                     metrics_reported = _report_worker_metrics(metrics_status)
@@ -187,6 +208,10 @@ def _banner(settings, stack: _Stack, host: str, port: int, wport: int, flower_li
     bundled = "  (bundled redis-server)" if stack.redis_server else ""
     typer.echo(f"Broker:    {redact_url(stack.env.get('CELERY_BROKER_URL', ''))}{bundled}")
     typer.echo(f"Results:   {redact_url(get_settings().effective_result_backend)}  (Celery result backend)")
+    nats_bundled = "  (bundled nats-server, JetStream)" if stack.nats_server else ""
+    typer.echo(
+        f"Events:    {redact_url(stack.env.get('NATS_URL', ''))}{nats_bundled}  (stream {settings.events_stream})"
+    )
     typer.echo(f"Data:      {data}")
     if settings.therapists_may_self_register:
         typer.echo("Accounts:  open registration: anyone may register as a therapist (production: by invitation only)")
@@ -206,8 +231,9 @@ def up(
         int | None, typer.Option(help="worker Prometheus port (default WORKER_METRICS_PORT; 0: off)")
     ] = None,
 ) -> None:
-    """Run API, worker, beat and Flower together. With no configuration: SQLite and a bundled
-    Redis under ./var. With DATABASE_URL / CELERY_BROKER_URL set, those are used instead."""
+    """Run API, worker, beat, the events relay and Flower together. With no configuration: SQLite,
+    a bundled Redis and a bundled nats-server under ./var. With DATABASE_URL / CELERY_BROKER_URL /
+    NATS_URL set, those are used instead."""
     from vocalborn.config import get_settings
     from vocalborn.logs import setup_logging
 
@@ -230,6 +256,8 @@ def up(
     stack = _Stack(env)
     if not settings.celery_broker_url:
         stack.start_redis(data)
+    if not settings.nats_url:
+        stack.start_nats(data)
     stack.prepare_database()
     plan, flower_line = _plan(settings, host, port, concurrency, no_flower, flower_port)
     stack.start(plan)

