@@ -25,7 +25,7 @@ from vocalborn.cli import app
 from vocalborn.config import Settings
 from vocalborn.healthcheck import main as healthcheck
 
-APP_SERVICES = {"migrate", "api", "worker", "beat", "flower"}
+APP_SERVICES = {"migrate", "api", "worker", "beat", "relay", "flower"}
 
 
 def resolved(compose: Compose, rabbitmq: bool = False) -> dict[str, Any]:
@@ -103,7 +103,14 @@ def test_every_service_runs_a_real_vocalborn_command(compose: Compose) -> None:
         assert sub is not None, f"{name}: no `vocalborn {argv[1]}` command"
         sub.make_context(argv[1], argv[2:])  # raises on an unknown option or a bad value
         runs[name] = argv[1]
-    assert runs == {"migrate": "migrate", "api": "api", "worker": "worker", "beat": "beat", "flower": "flower"}
+    assert runs == {
+        "migrate": "migrate",
+        "api": "api",
+        "worker": "worker",
+        "beat": "beat",
+        "relay": "relay",
+        "flower": "flower",
+    }
 
 
 def test_every_healthcheck_is_a_real_check(compose: Compose) -> None:
@@ -115,7 +122,7 @@ def test_every_healthcheck_is_a_real_check(compose: Compose) -> None:
             healthcheck([*test[4:], "--help"])  # parses: the kind and its options exist
         assert exited.value.code == 0
     assert "inspect" not in str(services["worker"]["healthcheck"])  # no broker round trip
-    for name in ("postgres", "redis"):
+    for name in ("postgres", "redis", "nats"):
         assert services[name]["healthcheck"]["test"], name
 
 
@@ -214,3 +221,18 @@ def test_prometheus_and_grafana_mount_the_monitoring_directory(compose: Compose)
     grafana = services["grafana"]
     assert grafana["profiles"] == ["grafana"]
     assert any(s.endswith("/monitoring/grafana") for s, _ in volumes_of(grafana))
+
+
+def test_nats_keeps_jetstream_on_a_volume_and_every_app_service_points_at_it(compose: Compose) -> None:
+    services = resolved(compose)["services"]
+    nats = services["nats"]
+    assert nats["image"].startswith("nats:2.")
+    command = command_of(nats)
+    assert "-js" in command and command[command.index("-sd") + 1] == "/data"
+    assert ("nats_data", "/data") in volumes_of(nats)
+    assert "healthz" in " ".join(nats["healthcheck"]["test"])
+    assert not nats.get("ports")  # only the stack talks to it
+    for name in APP_SERVICES:
+        assert services[name]["environment"]["NATS_URL"] == "nats://nats:4222", name
+        if name != "migrate":  # the migration needs only the database
+            assert services[name]["depends_on"]["nats"]["condition"] == "service_healthy", name

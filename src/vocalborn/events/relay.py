@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -197,6 +198,13 @@ async def ensure_stream(js: Any, settings: Settings) -> None:
     await js.update_stream(config)
 
 
+def heartbeat_path() -> Path:
+    """Touched by the relay after each good round; ``python -m vocalborn.healthcheck relay``."""
+    from vocalborn.config import get_settings
+
+    return get_settings().data_dir / "relay.alive"
+
+
 class Relay:
     def __init__(self, settings: Settings, nats_url: str, engine: Engine | None = None) -> None:
         from vocalborn.db import get_engine
@@ -214,6 +222,17 @@ class Relay:
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-db")
         self._next_prune = 0.0
         self._standby_logged = False
+        self._next_beat = 0.0
+
+    def _beat(self) -> None:
+        if time.monotonic() >= self._next_beat:
+            self._next_beat = time.monotonic() + 5
+            try:
+                path = heartbeat_path()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            except OSError as exc:
+                log.debug("could not touch the relay heartbeat: %s", exc)
 
     async def _db(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
@@ -323,6 +342,7 @@ class Relay:
             while not stop.is_set():
                 try:
                     done = await self.step()
+                    self._beat()
                     backoff = 0.1
                     if done == 0:
                         await _wait(stop, idle)
