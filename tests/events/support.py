@@ -99,13 +99,21 @@ def consume(url: str, durable: str, expected: set[str], timeout: float, stream: 
 async def _consume(url: str, durable: str, expected: set[str], timeout: float, stream: str) -> Consumed:
     import nats
     from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.errors import NotFoundError
 
     out = Consumed()
     nc = await nats.connect(url, connect_timeout=2)
     try:
         js = nc.jetstream()
-        sub = await js.pull_subscribe("vocalborn.events.>", durable=durable, stream=stream)
         deadline = time.monotonic() + timeout
+        while True:  # the relay makes the stream when it starts
+            try:
+                sub = await js.pull_subscribe("vocalborn.events.>", durable=durable, stream=stream)
+                break
+            except NotFoundError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
         quiet_after_all = 0
         while time.monotonic() < deadline:
             try:

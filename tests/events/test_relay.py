@@ -23,6 +23,7 @@ from tests.events.support import (
     consume,
     write_events,
 )
+from tests.events.test_schemas import validate
 from tests.services import ServicesUnderTest
 from tests.support import ServiceProcess, wait_until
 
@@ -77,11 +78,38 @@ def test_every_event_published_once_in_order_and_marked_sent(
     finally:
         relay.stop()
     check_exactly_once_in_order(written, got)
+    for message in got.messages:
+        validate(message)
     assert {s for s in got.subjects if s.endswith("analysis.started")} == {"vocalborn.events.analysis.started"}
     body = next(m for m in got.messages if m["id"] == written[0][0])
     assert set(body) == {"id", "type", "schema_version", "occurred_at", "subject"}
     assert body["type"] == "analysis.started" and body["schema_version"] == 1
     assert body["subject"]["learner_id"] == written[0][1]
+
+
+def test_a_message_of_every_type_arrives_valid_against_its_schema(
+    migrated: ServicesUnderTest, nats_server: NatsServer
+) -> None:
+    from vocalborn.db import open_session
+    from vocalborn.events import outbox
+    from vocalborn.events.catalogue import CATALOGUE
+
+    written = {}
+    with open_session() as db:
+        for name, kind in CATALOGUE.items():
+            row = outbox.add(db, name, **{k: uuid.uuid4() for k in kind.subject})
+            written[str(row.event_id)] = name
+        db.commit()
+    relay = RelayThread(nats_server.url).start()
+    try:
+        got = consume(nats_server.url, "test-types", set(written), timeout=30)
+    finally:
+        relay.stop()
+    mine = [m for m in got.messages if m["id"] in written]
+    assert sorted(m["type"] for m in mine) == sorted(written.values())
+    for body, subject in zip(got.messages, got.subjects, strict=True):
+        validate(body)  # every message the relay published, ours and any other test's
+        assert subject == f"vocalborn.events.{body['type']}"
 
 
 def test_the_stream_follows_the_settings_and_is_made_idempotently(nats_server: NatsServer) -> None:
@@ -144,11 +172,11 @@ def test_relay_process_killed_mid_batch_loses_and_repeats_nothing(
     migrated: ServicesUnderTest, nats_server: NatsServer, tmp_path: Path
 ) -> None:
     env = {**migrated.env, "NATS_URL": nats_server.url, "RELAY_BATCH_SIZE": "200"}
-    written = write_events(4000, learners=50, per_commit=50)  # a backlog: the relay is mid-batch when killed
+    written = write_events(10000, learners=50, per_commit=100)  # a backlog: the relay is mid-batch when killed
     first = ServiceProcess("relay", ["relay"], tmp_path, env).start()
     ids = [e for e, _ in written]
     try:
-        wait_until(lambda: _unsent(ids) < 3500, 60, 0.01, "the relay to be under way")
+        wait_until(lambda: _unsent(ids) < 9500, 60, 0.01, "the relay to be under way")
         assert first.proc is not None
         os.kill(first.proc.pid, signal.SIGKILL)
         first.proc.wait(10)
