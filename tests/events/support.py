@@ -44,12 +44,15 @@ class NatsServer:
         self.server.stop()
 
 
-def write_events(n: int, learners: int, *, pause: float = 0.0, per_commit: int = 1) -> list[tuple[str, str]]:
+def write_events(
+    n: int, learners: int, *, pause: float = 0.0, per_commit: int = 1, engine: Any = None
+) -> list[tuple[str, str]]:
     """``n`` analysis.started events over ``learners`` learners, committed ``per_commit`` at a
     time (retrying a commit the database refused); (event id, learner id) in commit order."""
     from sqlalchemy.exc import OperationalError
+    from sqlmodel import Session
 
-    from vocalborn.db import open_session
+    from vocalborn.db import get_engine
     from vocalborn.events import outbox
 
     keys = [uuid.uuid4() for _ in range(learners)]
@@ -58,7 +61,7 @@ def write_events(n: int, learners: int, *, pause: float = 0.0, per_commit: int =
     while i < n:
         batch = []
         try:
-            with open_session() as db:
+            with Session(engine or get_engine()) as db:
                 for j in range(i, min(n, i + per_commit)):
                     learner = keys[j % learners]
                     row = outbox.add(
