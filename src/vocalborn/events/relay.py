@@ -51,16 +51,25 @@ class Row:
     seq: int
     event_id: str
     event_type: str
-    schema_version: int
     ordering_key: str
-    subject: dict[str, Any]
-    occurred_at: datetime
+    body: bytes  # the message (catalogue.message), as published
 
-    def body(self) -> bytes:
-        return json.dumps(
-            message(self.event_id, self.event_type, self.schema_version, self.occurred_at, self.subject),
-            separators=(",", ":"),
-        ).encode()
+
+# PostgreSQL writes each message itself (the relay only sends the bytes): the same keys and
+# values as ``catalogue.message``, the time as ``catalogue.timestamp`` writes it.
+# The batch is chosen first (the inner query), so only its rows are written as JSON whatever plan
+# the unsent rows get.
+_FETCH_PG = """
+SELECT seq, event_id::text, event_type, ordering_key::text,
+  jsonb_build_object('id', event_id::text, 'type', event_type, 'schema_version', schema_version,
+    'occurred_at', to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'subject', subject)::text
+FROM (SELECT * FROM event_outbox WHERE sent_at IS NULL AND seq > :after ORDER BY seq LIMIT :n) o ORDER BY seq
+"""
+_FETCH = (
+    "SELECT seq, event_id, event_type, schema_version, ordering_key, subject, occurred_at"
+    " FROM event_outbox WHERE sent_at IS NULL AND seq > :after ORDER BY seq LIMIT :n"
+)
 
 
 def waves(rows: Iterable[Row]) -> list[list[Row]]:
@@ -97,30 +106,33 @@ class OutboxStore:
                     return False
         return True
 
-    def fetch(self, limit: int) -> list[Row]:
+    def fetch(self, limit: int, after: int = 0) -> list[Row]:
+        """The first ``limit`` unsent rows (after ``seq`` ``after``), in order."""
         assert self.conn is not None
         with self.conn.begin():
-            found = self.conn.execute(
-                text(
-                    "SELECT seq, event_id, event_type, schema_version, ordering_key, subject, occurred_at"
-                    " FROM event_outbox WHERE sent_at IS NULL ORDER BY seq LIMIT :n"
-                ),
-                {"n": limit},
-            ).all()
+            if self.postgresql:
+                found = self.conn.execute(text(_FETCH_PG), {"n": limit, "after": after}).all()
+                return [Row(int(r[0]), r[1], r[2], r[3], r[4].encode()) for r in found]
+            found = self.conn.execute(text(_FETCH), {"n": limit, "after": after}).all()
         return [_row(*r) for r in found]
 
     def mark(self, seqs: list[int]) -> None:
+        """Mark rows sent. Not waiting for the WAL flush (PostgreSQL): a mark lost in a database
+        crash only means the rows go out again, and JetStream drops the copies (Nats-Msg-Id)."""
         assert self.conn is not None
         if not seqs:
             return
+        now = _bind_time(self.postgresql, utcnow())
         with self.conn.begin():
-            for start in range(0, len(seqs), 1000):
-                part = seqs[start : start + 1000]
-                marks = ", ".join(str(int(s)) for s in part)  # integers from our own read
+            if self.postgresql:
+                self.conn.execute(text("SET LOCAL synchronous_commit = off"))
                 self.conn.execute(
-                    text(f"UPDATE event_outbox SET sent_at = :now WHERE seq IN ({marks})"),  # noqa: S608
-                    {"now": _bind_time(self.postgresql, utcnow())},
+                    text("UPDATE event_outbox SET sent_at = :now WHERE seq = ANY(:seqs)"), {"now": now, "seqs": seqs}
                 )
+                return
+            for start in range(0, len(seqs), 500):
+                marks = ", ".join(str(int(s)) for s in seqs[start : start + 500])  # integers from our own read
+                self.conn.execute(text(f"UPDATE event_outbox SET sent_at = :now WHERE seq IN ({marks})"), {"now": now})  # noqa: S608
 
     def prune(self, older_than: datetime, limit: int = 5000) -> int:
         """Delete sent rows older than ``older_than`` (a bounded batch); how many went."""
@@ -158,15 +170,9 @@ def _row(seq: int, event_id: Any, event_type: str, version: int, key: Any, subje
     if isinstance(occurred_at, str):
         occurred_at = datetime.fromisoformat(occurred_at)
     occurred_at = UTCDateTime().process_result_value(occurred_at, None)  # type: ignore[arg-type]  # the dialect is unused
-    return Row(
-        int(seq),
-        str(uuid.UUID(str(event_id))),
-        event_type,
-        int(version),
-        str(uuid.UUID(str(key))),
-        subject,
-        occurred_at,
-    )
+    event = str(uuid.UUID(str(event_id)))
+    body = json.dumps(message(event, event_type, int(version), occurred_at, subject), separators=(",", ":"))
+    return Row(int(seq), event, event_type, str(uuid.UUID(str(key))), body.encode())
 
 
 def stream_config(settings: Settings) -> Any:
@@ -223,6 +229,7 @@ class Relay:
         self._next_prune = 0.0
         self._standby_logged = False
         self._next_beat = 0.0
+        self._stop: asyncio.Event | None = None
 
     def _beat(self) -> None:
         if time.monotonic() >= self._next_beat:
@@ -256,7 +263,7 @@ class Relay:
             reconnected_cb=_quiet_event,
             closed_cb=_quiet_event,
         )
-        self.js = self.nc.jetstream(timeout=self.publish_timeout)
+        self.js = self.nc.jetstream(timeout=self.publish_timeout, publish_async_max_pending=max(4000, self.batch))
         await ensure_stream(self.js, self.settings)
         log.info("relay connected to %s", self.nats_url)
 
@@ -275,33 +282,47 @@ class Relay:
         error: BaseException | None = None
         for wave in waves(rows):
             todo = [r for r in wave if r.ordering_key not in failed]
-            results = await asyncio.gather(
-                *(
-                    self.js.publish(
-                        SUBJECT_PREFIX + r.event_type,
-                        r.body(),
-                        timeout=self.publish_timeout,
-                        headers={"Nats-Msg-Id": r.event_id},
+            futures: list[asyncio.Future[Any]] = []
+            try:  # pipelined on the one connection, in order; the acks come back as futures
+                for r in todo:
+                    futures.append(
+                        await self.js.publish_async(
+                            SUBJECT_PREFIX + r.event_type,
+                            r.body,
+                            wait_stall=self.publish_timeout,
+                            headers={"Nats-Msg-Id": r.event_id},
+                        )
                     )
-                    for r in todo
-                ),
-                return_exceptions=True,
-            )
-            for row, result in zip(todo, results, strict=True):
-                if isinstance(result, BaseException):
+            except Exception as exc:  # the connection is gone: what was not sent stays unsent
+                error = exc
+            if futures:
+                _done, late = await asyncio.wait(futures, timeout=self.publish_timeout)
+                for future in late:
+                    future.cancel()
+            for row, future in zip(todo, futures, strict=False):
+                failure = (future.exception() or None) if future.done() and not future.cancelled() else TimeoutError()
+                if failure is not None:
                     failed.add(row.ordering_key)
-                    error = error or result
+                    error = error or failure
                 else:
                     acked.append(row.seq)
-                    self.duplicates += bool(getattr(result, "duplicate", False))
+                    self.duplicates += bool(getattr(future.result(), "duplicate", False))
+            for row in todo[len(futures) :]:
+                failed.add(row.ordering_key)
             if error is not None:
                 break  # later waves would only be the failed keys' later rows and strangers'
         self.published += len(acked)
         return acked, error
 
     async def step(self) -> int:
-        """One round: mark what waits to be marked, read a batch, publish it, mark it. The number
-        of rows published (0: nothing was unsent, or this relay is a standby)."""
+        """One round: mark what waits to be marked, then publish the unsent rows batch by batch
+        and mark them. The number of rows published (0: nothing was unsent, or a standby).
+
+        While a batch is being published, the database thread marks the previous one and reads
+        the next (the rows after this batch's last ``seq``): a backlog goes out without waiting
+        for the database. Batches are still published one after another, so a learner's rows
+        keep their order; a failure ends the round (the next one starts again from the first
+        unsent row)."""
         if not await self._db(self.store.ready):
             if not self._standby_logged:
                 log.info("another relay holds the outbox; this one waits as a standby")
@@ -310,20 +331,49 @@ class Relay:
             return 0
         self._standby_logged = False
         if self.unmarked:
-            await self._db(self.store.mark, self.unmarked)
+            await self._db(self.store.mark, list(self.unmarked))
             self.unmarked = []
         await self._maybe_prune()
         rows = await self._db(self.store.fetch, self.batch)
         if not rows:
             return 0
         await self._connect_nats()
-        acked, error = await self._publish(rows)
-        self.unmarked = acked
-        await self._db(self.store.mark, acked)
-        self.unmarked = []
-        if error is not None:
-            raise error
-        return len(rows)
+        done = 0
+        marking: asyncio.Future[Any] | None = None
+        try:
+            while rows:
+                publishing = asyncio.ensure_future(self._publish(rows))
+                more = len(rows) == self.batch and not self._stopping()
+                reading = self._db(self.store.fetch, self.batch, rows[-1].seq) if more else None
+                reading_job = asyncio.ensure_future(reading) if reading is not None else None
+                try:
+                    acked, error = await publishing
+                finally:
+                    if marking is not None:  # the previous batch's mark (raises if it failed)
+                        await marking
+                        marking = None
+                self.unmarked.extend(acked)
+                marking = asyncio.ensure_future(self._mark(acked))
+                done += len(acked)
+                if error is not None:
+                    if reading_job is not None:
+                        with contextlib.suppress(Exception):
+                            await reading_job
+                    raise error
+                rows = await reading_job if reading_job is not None else []
+                self._beat()
+        finally:
+            if marking is not None:
+                await marking
+        return done
+
+    async def _mark(self, seqs: list[int]) -> None:
+        await self._db(self.store.mark, seqs)
+        marked = set(seqs)
+        self.unmarked = [s for s in self.unmarked if s not in marked]
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
 
     async def _maybe_prune(self) -> None:
         days = self.settings.relay_sent_retention_days
@@ -336,6 +386,7 @@ class Relay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set: publish, and after any failure wait a little and go on."""
+        self._stop = stop
         backoff = 0.1
         idle = self.settings.relay_poll_interval
         try:
