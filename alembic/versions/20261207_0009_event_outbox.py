@@ -8,7 +8,8 @@ Issue #25: one row per domain event (analysis submitted / started / succeeded / 
 cancelled, review saved, assignment created, link made / ended, account erased), ids only; the
 relay (``vocalborn relay``) publishes the unsent rows to NATS JetStream in ``seq`` order and sets
 ``sent_at``. The partial index keeps the relay's read of the unsent rows small however many sent
-rows the table keeps.
+rows the table keeps. No index on sent_at: marking a row sent touches only the partial index
+(the row leaves it), and the pruning of old sent rows walks the primary key from its start.
 """
 
 from collections.abc import Sequence
@@ -46,10 +47,8 @@ def upgrade() -> None:
         postgresql_where=sa.text("sent_at IS NULL"),
         sqlite_where=sa.text("sent_at IS NULL"),
     )
-    op.create_index(op.f("ix_event_outbox_sent_at"), "event_outbox", ["sent_at"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_event_outbox_sent_at"), table_name="event_outbox")
     op.drop_index("ix_event_outbox_unsent", table_name="event_outbox")
     op.drop_table("event_outbox")

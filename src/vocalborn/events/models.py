@@ -27,7 +27,6 @@ class EventOutbox(SQLModel, table=True):
             postgresql_where=text("sent_at IS NULL"),
             sqlite_where=text("sent_at IS NULL"),
         ),
-        Index("ix_event_outbox_sent_at", "sent_at"),
     )
 
     seq: int | None = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
