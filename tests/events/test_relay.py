@@ -53,6 +53,20 @@ def _unsent(ids: list[str]) -> int:
         )
 
 
+def _rows(ids: list[str]) -> int:
+    from vocalborn.db import open_session
+
+    with open_session() as db:
+        return int(
+            db.execute(
+                text("SELECT count(*) FROM event_outbox WHERE event_id IN :ids").bindparams(
+                    bindparam("ids", expanding=True)
+                ),
+                {"ids": [uuid.UUID(i) for i in ids]},
+            ).scalar_one()
+        )
+
+
 def test_waves_keep_each_learners_order_and_hold_one_row_per_learner() -> None:
     from vocalborn.events.relay import Row, waves
 
@@ -104,6 +118,10 @@ def test_a_message_of_every_type_arrives_valid_against_its_schema(
         relay.stop()
     mine = [m for m in got.messages if m["id"] in written]
     assert sorted(m["type"] for m in mine) == sorted(written.values())
+    erased = next(e for e, name in written.items() if name == "account.erased")
+    wait_until(lambda: _rows([erased]) == 0, 10, what="the published account.erased row to be deleted")
+    assert _rows([e for e in written if e != erased]) == len(written) - 1  # the others kept, marked sent
+    assert _unsent(list(written)) == 0
     for body, subject in zip(got.messages, got.subjects, strict=True):
         validate(body)  # every message the relay published, ours and any other test's
         assert subject == f"vocalborn.events.{body['type']}"

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.events.support import consume
+from tests.events.test_schemas import validate
 from tests.support import wait_until
 from tests.test_readme import SUITE_KEYS
 from vocalborn.embedded import free_port
@@ -83,6 +84,8 @@ def test_up_runs_nats_and_the_relay_publishes_the_apis_events(tmp_path: Path) ->
 
             def linked() -> bool:
                 got = consume(nats_url, "test-up", set(), timeout=2)
+                for body in got.messages:
+                    validate(body)  # written by SQLite's path of the relay
                 return any(
                     m["type"] == "link.created"
                     and m["subject"] == {"learner_id": learner["id"], "therapist_id": therapist["id"]}

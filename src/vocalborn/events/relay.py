@@ -66,6 +66,8 @@ SELECT seq, event_id::text, event_type, ordering_key::text,
     'subject', subject)::text
 FROM (SELECT * FROM event_outbox WHERE sent_at IS NULL AND seq > :after ORDER BY seq LIMIT :n) o ORDER BY seq
 """
+# An erased account's last trace in the database goes as soon as it is published (rights.py).
+_FORGET_ERASED = "DELETE FROM event_outbox WHERE event_type = 'account.erased'"
 _FETCH = (
     "SELECT seq, event_id, event_type, schema_version, ordering_key, subject, occurred_at"
     " FROM event_outbox WHERE sent_at IS NULL AND seq > :after ORDER BY seq LIMIT :n"
@@ -132,12 +134,14 @@ class OutboxStore:
         with self.conn.begin():
             if self.postgresql:
                 self.conn.execute(text("SET LOCAL synchronous_commit = off"))
+                self.conn.execute(text(_FORGET_ERASED + " AND seq = ANY(:seqs)"), {"seqs": seqs})
                 self.conn.execute(
                     text("UPDATE event_outbox SET sent_at = :now WHERE seq = ANY(:seqs)"), {"now": now, "seqs": seqs}
                 )
                 return
             for start in range(0, len(seqs), 500):
                 marks = ", ".join(str(int(s)) for s in seqs[start : start + 500])  # integers from our own read
+                self.conn.execute(text(f"{_FORGET_ERASED} AND seq IN ({marks})"))  # noqa: S608
                 self.conn.execute(text(f"UPDATE event_outbox SET sent_at = :now WHERE seq IN ({marks})"), {"now": now})  # noqa: S608
 
     def prune(self, older_than: datetime, limit: int = 5000) -> int:
@@ -352,13 +356,13 @@ class Relay:
                 more = len(rows) == self.batch and not self._stopping()
                 reading = self._db(self.store.fetch, self.batch, rows[-1].seq) if more else None
                 reading_job = asyncio.ensure_future(reading) if reading is not None else None
-                try:
-                    acked, error = await publishing
-                finally:
-                    if marking is not None:  # the previous batch's mark (raises if it failed)
-                        await marking
-                        marking = None
+                acked, error = await publishing
+                # Remembered before anything else can fail: acknowledged rows are marked later
+                # (the next round marks them first), never published again by this relay.
                 self.unmarked.extend(acked)
+                if marking is not None:  # the previous batch's mark (raises if it failed)
+                    await marking
+                    marking = None
                 marking = asyncio.ensure_future(self._mark(acked))
                 done += len(acked)
                 if error is not None:

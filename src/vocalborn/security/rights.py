@@ -190,6 +190,7 @@ def erase_user(db: Session, user: User) -> dict[str, int]:
     db.execute(update(TherapistInvitation).where(col(TherapistInvitation.created_by) == uid).values(created_by=None))
     db.execute(update(TherapistInvitation).where(col(TherapistInvitation.used_by) == uid).values(used_by=None))
     db.execute(delete(User).where(col(User.user_id) == uid))
+    _forget_events(db, uid)
     outbox.add(db, "account.erased", user_id=uid)
     db.commit()
     storage = get_storage()
@@ -199,6 +200,22 @@ def erase_user(db: Session, user: User) -> dict[str, int]:
     _forget_statuses(uid)
     log.info("erased user %s: %s", uid, counts)
     return counts
+
+
+def _forget_events(db: Session, uid: uuid.UUID) -> None:
+    """The outbox keeps nothing of the erased account but its ``account.erased`` event: every
+    other row naming it (its own events, sent or not, and others' that name it) goes, in the
+    erasure's transaction. The relay deletes ``account.erased`` once it is published
+    (docs/EVENTS.md); consumers forget the id when it arrives."""
+    from sqlalchemy import String, cast
+
+    from vocalborn.events.models import EventOutbox
+
+    db.execute(
+        delete(EventOutbox).where(
+            or_(col(EventOutbox.ordering_key) == uid, cast(EventOutbox.subject, String).like(f"%{uid}%"))
+        )
+    )
 
 
 def _forget_statuses(uid: uuid.UUID) -> None:
