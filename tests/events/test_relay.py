@@ -206,3 +206,27 @@ def test_relay_process_killed_mid_batch_loses_and_repeats_nothing(
     finally:
         second.stop(10)
     check_exactly_once_in_order(written, got)
+
+
+def test_a_second_relay_waits_as_a_standby(migrated: ServicesUnderTest, nats_server: NatsServer) -> None:
+    from vocalborn.config import get_settings
+
+    if not get_settings().effective_database_url.startswith("postgresql"):
+        pytest.skip("the relay's lock is PostgreSQL's (SQLite runs the one relay `up` starts)")
+    first = RelayThread(nats_server.url).start()
+    wait_until(lambda: first.relay is not None and first.relay.store.conn is not None, 10, what="the first relay")
+    second = RelayThread(nats_server.url).start()
+    try:
+        written = write_events(200, learners=5)
+        got = consume(nats_server.url, "test-standby", {e for e, _ in written}, timeout=30)
+        assert second.relay is not None and second.relay.published == 0 and first.relay.published >= 200
+        first.stop()  # its connection ends, and its lock with it: the standby takes over
+        more = write_events(100, learners=5)
+        got_more = consume(nats_server.url, "test-standby", {e for e, _ in more}, timeout=30)
+        assert second.relay.published >= 100
+    finally:
+        second.stop()
+        if first.thread.is_alive():
+            first.stop()
+    check_exactly_once_in_order(written, got)
+    check_exactly_once_in_order(more, got_more)
