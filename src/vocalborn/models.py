@@ -1,6 +1,7 @@
 """Every table, imported in dependency order so the metadata is complete."""
 
 from vocalborn.auth.models import AuthSession, RecoveryCode, RefreshToken, Role, User
+from vocalborn.events.models import EventOutbox
 from vocalborn.learning.models import LinkInvitation, SentenceAssignment, TherapistReview, TherapistReviewRevision
 from vocalborn.practice.models import PracticeRecord, PracticeSession, RecordStatus, Sentence
 from vocalborn.security.models import DataAccessLog, TherapistInvitation
@@ -14,6 +15,7 @@ __all__ = [
     "AIAnalysisTask",
     "AIAnalysisTaskEvent",
     "DataAccessLog",
+    "EventOutbox",
     "LinkInvitation",
     "PracticeRecord",
     "PracticeSession",

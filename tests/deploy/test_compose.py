@@ -27,7 +27,7 @@ from vocalborn.cli import app
 from vocalborn.config import Settings
 from vocalborn.healthcheck import main as healthcheck
 
-APP_SERVICES = {"migrate", "api", "worker", "beat", "flower"}
+APP_SERVICES = {"migrate", "api", "worker", "beat", "relay", "flower"}
 
 
 def resolved(compose: Compose, rabbitmq: bool = False) -> dict[str, Any]:
@@ -105,7 +105,14 @@ def test_every_service_runs_a_real_vocalborn_command(compose: Compose) -> None:
         assert sub is not None, f"{name}: no `vocalborn {argv[1]}` command"
         sub.make_context(argv[1], argv[2:])  # raises on an unknown option or a bad value
         runs[name] = argv[1]
-    assert runs == {"migrate": "migrate", "api": "api", "worker": "worker", "beat": "beat", "flower": "flower"}
+    assert runs == {
+        "migrate": "migrate",
+        "api": "api",
+        "worker": "worker",
+        "beat": "beat",
+        "relay": "relay",
+        "flower": "flower",
+    }
 
 
 def test_every_healthcheck_is_a_real_check(compose: Compose) -> None:
@@ -117,7 +124,7 @@ def test_every_healthcheck_is_a_real_check(compose: Compose) -> None:
             healthcheck([*test[4:], "--help"])  # parses: the kind and its options exist
         assert exited.value.code == 0
     assert "inspect" not in str(services["worker"]["healthcheck"])  # no broker round trip
-    for name in ("postgres", "redis"):
+    for name in ("postgres", "redis", "nats"):
         assert services[name]["healthcheck"]["test"], name
 
 
@@ -243,3 +250,18 @@ def test_prometheus_sends_alerts_to_the_stacks_alertmanager(compose: Compose) ->
         t for am_cfg in prom["alerting"]["alertmanagers"] for sc in am_cfg["static_configs"] for t in sc["targets"]
     ]
     assert targets == ["alertmanager:9093"]
+
+
+def test_nats_keeps_jetstream_on_a_volume_and_every_app_service_points_at_it(compose: Compose) -> None:
+    services = resolved(compose)["services"]
+    nats = services["nats"]
+    assert nats["image"].startswith("nats:2.")
+    command = command_of(nats)
+    assert "-js" in command and command[command.index("-sd") + 1] == "/data"
+    assert ("nats_data", "/data") in volumes_of(nats)
+    assert "healthz" in " ".join(nats["healthcheck"]["test"])
+    assert not nats.get("ports")  # only the stack talks to it
+    for name in APP_SERVICES:
+        assert services[name]["environment"]["NATS_URL"] == "nats://nats:4222", name
+        if name != "migrate":  # the migration needs only the database
+            assert services[name]["depends_on"]["nats"]["condition"] == "service_healthy", name

@@ -214,7 +214,15 @@ def test_erasure_leaves_nothing_of_the_learner(
         "record_2": second.json()["practice_record_id"],
         "session_id": done["session"]["practice_session_id"],
     }
-    assert _everything_about(None, ids) == []
+    # The one trace left: the unsent account.erased event (its id only), which the relay deletes
+    # once it is published (docs/EVENTS.md).
+    assert _everything_about(None, ids) == ["event_outbox: user_id"]
+    with get_engine().connect() as conn:
+        left = conn.execute(
+            text("SELECT event_type, sent_at FROM event_outbox WHERE CAST(subject AS TEXT) LIKE :p"),
+            {"p": f"%{ids['user_id']}%"},
+        ).all()
+    assert [tuple(r) for r in left] == [("account.erased", None)]
     assert not any(get_storage().path(k).exists() for k in keys)
     # Redis: no key names the learner, their email's hash or their tasks
 

@@ -105,6 +105,19 @@ def worker(
     celery_app.worker_main(argv)
 
 
+def relay() -> None:
+    """Publish the outbox's integration events to NATS JetStream (NATS_URL); docs/EVENTS.md.
+    Run one: a second waits as a standby (PostgreSQL) and takes over when the first stops."""
+    settings = load_settings()
+    if not settings.nats_url:
+        fail("NATS_URL is not set: point it at a NATS server with JetStream (vocalborn up runs one itself)")
+    from vocalborn.events.relay import run_forever
+    from vocalborn.logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format)
+    run_forever(settings, settings.nats_url)
+
+
 def beat() -> None:
     """Run Celery beat: republisher, reaper, cleanup, health check. Only the one holding a lease
     in Redis schedules; another on the same broker waits and takes over if it lapses."""

@@ -1,7 +1,7 @@
-"""`vocalborn up`: the API, a worker, Beat and Flower together, with a bundled Redis if none is
-configured; stops them all when one exits, on Ctrl-C, SIGTERM, SIGHUP (a closed terminal) or
-SIGQUIT. One per data folder (cli/control.py holds the lock); no child outlives it
-(vocalborn.supervision)."""
+"""`vocalborn up`: the API, a worker, Beat, the events relay and Flower together, with a bundled
+Redis and nats-server if none is configured; stops them all when one exits, on Ctrl-C, SIGTERM,
+SIGHUP (a closed terminal) or SIGQUIT. One per data folder (cli/control.py holds the lock); no child
+outlives it (vocalborn.supervision)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from vocalborn.supervision import STOP_BUDGET_SECONDS, spawn
 
 if TYPE_CHECKING:
     from vocalborn.embedded import EmbeddedRedis
+    from vocalborn.embedded_nats import EmbeddedNats
 
 WORKER_METRICS_STATUS_ENV = "VOCALBORN_WORKER_METRICS_STATUS_FILE"
 
@@ -94,6 +95,7 @@ def _plan(
             [*me, "worker", "--hostname", "worker@%h", *(["--concurrency", str(concurrency)] if concurrency else [])],
         ),
         ("beat", [*me, "beat"]),
+        ("relay", [*me, "relay"]),  # the outbox's events to NATS JetStream (docs/EVENTS.md)
     ]
     if no_flower:
         return plan, "Flower:    not started (--no-flower)"
@@ -122,6 +124,7 @@ class _Stack:
         self.data = data
         self.ports: dict[str, int] = {}
         self.stopping = False
+        self.nats_server: EmbeddedNats | None = None
 
     def start_redis(self, data: Path) -> None:
         from vocalborn.embedded import EmbeddedRedis
@@ -132,6 +135,18 @@ class _Stack:
             CELERY_BROKER_URL=f"{self.redis_server.url}/0",
             REDIS_URL=f"{self.redis_server.url}/0",
         )
+
+    def start_nats(self, data: Path) -> None:
+        from vocalborn.embedded_nats import EmbeddedNats
+
+        self.nats_server = EmbeddedNats(data)
+        try:
+            self.nats_server.start(pass_fds=(self.lock_fd,))
+        except RuntimeError as exc:
+            if self.redis_server is not None:
+                self.redis_server.stop()
+            fail(str(exc))
+        self.env.update(NATS_URL=self.nats_server.url)
 
     def prepare_database(self) -> None:
         """Point this process at the chosen broker and database, and migrate."""
@@ -151,6 +166,8 @@ class _Stack:
         except Exception as exc:
             if self.redis_server is not None:
                 self.redis_server.stop()
+            if self.nats_server is not None:
+                self.nats_server.stop()
             fail(f"could not prepare the database: {exc}")
 
     def start(self, plan: list[tuple[str, list[str]]]) -> None:
@@ -163,6 +180,8 @@ class _Stack:
         children = [{"name": name, "pid": proc.pid, "port": self.ports.get(name)} for name, proc in self.children]
         if self.redis_server is not None and self.redis_server.process is not None:
             children.append({"name": "redis", "pid": self.redis_server.process.pid, "port": self.redis_server.port})
+        if self.nats_server is not None and self.nats_server.process is not None:
+            children.append({"name": "nats", "pid": self.nats_server.process.pid, "port": self.nats_server.port})
         self.state["children"] = children
         self.state["ports"] = {c["name"]: c["port"] for c in children if c["port"]}
         control.write_state(self.data, self.state)
@@ -185,6 +204,8 @@ class _Stack:
                 proc.wait()
         if self.redis_server is not None:
             self.redis_server.stop()
+        if self.nats_server is not None:
+            self.nats_server.stop()
         with suppress(OSError):
             (self.data / control.STATE_FILE).unlink()
         _say("stopped.")
@@ -202,6 +223,8 @@ class _Stack:
             watched = list(self.children)
             if self.redis_server is not None and self.redis_server.process is not None:
                 watched.append(("the bundled redis-server", self.redis_server.process))
+            if self.nats_server is not None and self.nats_server.process is not None:
+                watched.append(("the bundled nats-server", self.nats_server.process))
             while True:
                 if not metrics_reported:
                     metrics_reported = _report_worker_metrics(metrics_status)
@@ -235,6 +258,10 @@ def _banner(settings, stack: _Stack, host: str, port: int, wport: int, flower_li
     bundled = "  (bundled redis-server)" if stack.redis_server else ""
     typer.echo(f"Broker:    {redact_url(stack.env.get('CELERY_BROKER_URL', ''))}{bundled}")
     typer.echo(f"Results:   {redact_url(get_settings().effective_result_backend)}  (Celery result backend)")
+    nats_bundled = "  (bundled nats-server, JetStream)" if stack.nats_server else ""
+    typer.echo(
+        f"Events:    {redact_url(stack.env.get('NATS_URL', ''))}{nats_bundled}  (stream {settings.events_stream})"
+    )
     typer.echo(f"Data:      {data}")
     from vocalborn.security.datadir import secrets_lines
 
@@ -259,8 +286,9 @@ def up(
         int | None, typer.Option(help="worker Prometheus port (default WORKER_METRICS_PORT; 0: off)")
     ] = None,
 ) -> None:
-    """Run API, worker, beat and Flower together. With no configuration: SQLite and a bundled
-    Redis under ./var. With DATABASE_URL / CELERY_BROKER_URL set, those are used instead."""
+    """Run API, worker, beat, the events relay and Flower together. With no configuration: SQLite,
+    a bundled Redis and a bundled nats-server under ./var. With DATABASE_URL / CELERY_BROKER_URL /
+    NATS_URL set, those are used instead."""
     from vocalborn.config import get_settings
     from vocalborn.logs import setup_logging
 
@@ -309,6 +337,8 @@ def up(
         signal.signal(sig, stack.on_signal)
     if not settings.celery_broker_url:
         stack.start_redis(data)
+    if not settings.nats_url:
+        stack.start_nats(data)
     stack.prepare_database()
     plan, flower_line = _plan(settings, host, port, concurrency, no_flower, flower_port)
     stack.start(plan)

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
 from vocalborn.errors import DomainError, validation_error
+from vocalborn.events import outbox
 from vocalborn.learning.access import learner_for
 from vocalborn.learning.models import SentenceAssignment
 from vocalborn.practice.models import PracticeRecord, Sentence
@@ -64,6 +65,15 @@ def add_assignment(
         return existing, False
     a = SentenceAssignment(learner_id=learner_id, sentence_id=sentence_id, assigned_by=actor.user_id, **goals)
     db.add(a)
+    outbox.add(
+        db,
+        "assignment.created",
+        a.created_at,
+        assignment_id=a.assignment_id,
+        learner_id=learner_id,
+        sentence_id=sentence_id,
+        assigned_by=actor.user_id,
+    )
     try:
         db.commit()
     except IntegrityError:  # assigned twice at the same moment

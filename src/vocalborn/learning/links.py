@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
 from vocalborn.errors import Gone
+from vocalborn.events import outbox
 from vocalborn.learning.models import LinkInvitation
 from vocalborn.practice.service import NotFound
 from vocalborn.sqltypes import utcnow
@@ -90,6 +91,8 @@ def accept_invitation(db: Session, learner: User, code: str) -> User:
     if used.rowcount != 1:  # type: ignore[attr-defined]
         db.rollback()
         raise Gone("this invitation has already been used; ask your therapist for a new code")
+    if learner.therapist_id is None:  # accepting a second code of one's own therapist links nothing new
+        outbox.add(db, "link.created", now, learner_id=learner.user_id, therapist_id=therapist.user_id)
     learner.therapist_id = therapist.user_id
     db.add(learner)
     db.commit()
@@ -107,6 +110,7 @@ def unlink(db: Session, actor: User, learner_id: uuid.UUID) -> None:
         raise NotFound("learner not found")
     if learner.therapist_id is None:
         raise NotFound("no therapist is linked to this learner")
+    outbox.add(db, "link.ended", learner_id=learner.user_id, therapist_id=learner.therapist_id)
     learner.therapist_id = None
     db.add(learner)
     db.commit()

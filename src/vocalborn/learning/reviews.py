@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
+from vocalborn.events import outbox
 from vocalborn.learning.models import (
     SCORE_FIELDS,
     TherapistReview,
@@ -63,6 +64,15 @@ def save_review(
                     created_at=now,
                     **{name: fields.get(name) for name in (*SCORE_FIELDS, "characters", "comment")},
                 )
+            )
+            outbox.add(
+                db,
+                "review.saved",
+                now,
+                review_id=review.review_id,
+                task_id=task_id,
+                learner_id=task.user_id,
+                therapist_id=therapist.user_id,
             )
             db.commit()
         except IntegrityError:

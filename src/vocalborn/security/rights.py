@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from vocalborn.auth import sessions
 from vocalborn.auth.models import AuthSession, RecoveryCode, RefreshToken, Role, User
 from vocalborn.errors import Conflict
+from vocalborn.events import outbox
 from vocalborn.learning.models import LinkInvitation, SentenceAssignment, TherapistReview, TherapistReviewRevision
 from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
 from vocalborn.security.models import DataAccessLog, TherapistInvitation
@@ -196,6 +197,8 @@ def erase_user(db: Session, user: User) -> dict[str, int]:
         db.execute(delete(AuthSession).where(col(AuthSession.session_id).in_(session_ids)))
     db.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == uid))
     db.execute(delete(User).where(col(User.user_id) == uid))
+    _forget_events(db, uid)
+    outbox.add(db, "account.erased", user_id=uid)
     db.commit()
     for sid in session_ids:
         sessions.forget(sid)
@@ -206,6 +209,22 @@ def erase_user(db: Session, user: User) -> dict[str, int]:
     _forget_statuses(uid)
     log.info("erased user %s: %s", uid, counts)
     return counts
+
+
+def _forget_events(db: Session, uid: uuid.UUID) -> None:
+    """The outbox keeps nothing of the erased account but its ``account.erased`` event: every
+    other row naming it (its own events, sent or not, and others' that name it) goes, in the
+    erasure's transaction. The relay deletes ``account.erased`` once it is published
+    (docs/EVENTS.md); consumers forget the id when it arrives."""
+    from sqlalchemy import String, cast
+
+    from vocalborn.events.models import EventOutbox
+
+    db.execute(
+        delete(EventOutbox).where(
+            or_(col(EventOutbox.ordering_key) == uid, cast(EventOutbox.subject, String).like(f"%{uid}%"))
+        )
+    )
 
 
 def _forget_statuses(uid: uuid.UUID) -> None:

@@ -33,6 +33,7 @@ import psycopg
 
 from vocalborn.coalesce import Coalescer, per_loop
 from vocalborn.config import get_settings
+from vocalborn.events import outbox
 from vocalborn.fastdb import fetch_all, fetch_one, get_pool
 from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
@@ -89,7 +90,7 @@ ins AS (
     params::jsonb, 0, 0, %(max_retries)s, 0, 0, 1, request_id, now, now
   FROM ok ORDER BY ord
   ON CONFLICT DO NOTHING
-  RETURNING task_id, practice_record_id, created_at
+  RETURNING task_id, practice_record_id, user_id, created_at
 ),
 upd AS (
   UPDATE practice_records p
@@ -103,12 +104,17 @@ ev AS (
   INSERT INTO ai_analysis_task_events (task_id, event_type, status, progress, attempt, created_at)
   SELECT task_id, %(submitted)s, %(pending)s, 0, 0, created_at FROM ins
   RETURNING 1
+),
+obx AS (  -- the analysis.submitted integration event, in the same transaction (events/outbox.py)
+  INSERT INTO event_outbox {outbox}
+  FROM ins ORDER BY ins.created_at
+  RETURNING 1
 )
 SELECT ins.task_id,
   (SELECT r.audio_duration_seconds FROM practice_records r WHERE r.practice_record_id = ins.practice_record_id),
   (SELECT count(*) FROM upd), (SELECT count(*) FROM ev)
 FROM ins
-"""
+""".replace("{outbox}", outbox.ANALYSIS_ROW_SQL.format(cte="ins", moment="ins.created_at"))
 
 _STATUS = """
 SELECT t.task_id, t.user_id, t.practice_record_id, t.status, t.progress, t.current_step, t.started_at,
@@ -180,6 +186,7 @@ def _batch_params(rows: list[submit_batch.Row]) -> dict[str, Any]:
         "pending": TaskStatus.PENDING.value,
         "queued": RecordStatus.AI_QUEUED.value,
         "submitted": EventType.SUBMITTED.value,
+        **outbox.analysis_args("analysis.submitted"),
     }
 
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from vocalborn.analysis.types import STEPS
 from vocalborn.config import get_settings
+from vocalborn.events import outbox
 from vocalborn.practice import counting
 from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
@@ -71,6 +72,11 @@ ev AS (
     message, created_at)
   SELECT task_id, %(started)s, %(processing)s, 0, NULL, attempt, %(worker)s, NULL, %(now)s FROM t
   RETURNING event_id
+),
+obx AS (  -- the analysis.started integration event, in the same transaction (events/outbox.py)
+  INSERT INTO event_outbox {outbox}
+  FROM t
+  RETURNING 1
 )
 SELECT t.attempt, t.task_params, t.practice_record_id, r.audio_key, s.reference_audio_key, s.text, ev.event_id,
   (SELECT count(*) FROM rec),
@@ -82,14 +88,14 @@ SELECT t.attempt, t.task_params, t.practice_record_id, r.audio_key, s.reference_
 FROM t CROSS JOIN ev
 LEFT JOIN practice_records r ON r.practice_record_id = t.practice_record_id
 LEFT JOIN sentences s ON s.sentence_id = r.sentence_id
-"""
+""".replace("{outbox}", outbox.ANALYSIS_ROW_SQL.format(cte="t", moment="%(now)s"))
 
 _SUCCEED = """
 WITH t AS (
   UPDATE ai_analysis_tasks SET status = %(success)s, updated_at = %(now)s, progress = 100, current_step = %(step)s,
     completed_at = %(now)s, error_message = NULL, heartbeat_at = NULL
   WHERE task_id = %(tid)s AND status = %(processing)s AND attempt = %(attempt)s AND cancel_requested_at IS NULL
-  RETURNING task_id, practice_record_id, created_at, attempt, worker_name
+  RETURNING task_id, practice_record_id, created_at, attempt, worker_name, user_id
 ),
 rec AS (
   UPDATE practice_records p SET ai_task_id = t.task_id, record_status = %(record_analyzed)s, updated_at = %(now)s,
@@ -113,10 +119,15 @@ ev AS (
     message, created_at)
   SELECT task_id, %(succeeded)s, %(success)s, 100, %(step)s, attempt, worker_name, NULL, %(now)s FROM t
   RETURNING event_id
+),
+obx AS (  -- the analysis.succeeded integration event, in the same transaction (events/outbox.py)
+  INSERT INTO event_outbox {outbox}
+  FROM t
+  RETURNING 1
 )
 SELECT ev.event_id, t.attempt, t.worker_name, (SELECT count(*) FROM res), (SELECT count(*) FROM rec)
 FROM t CROSS JOIN ev
-"""
+""".replace("{outbox}", outbox.ANALYSIS_ROW_SQL.format(cte="t", moment="%(now)s"))
 
 
 class _Connection:
@@ -211,6 +222,7 @@ def claim(task_id: uuid.UUID, worker_name: str) -> Claim | None:
         "max_deliveries": get_settings().task_max_deliveries,
         "record_processing": RecordStatus.AI_PROCESSING.value,
         "started": EventType.STARTED.value,
+        **outbox.analysis_args("analysis.started"),
         "success": TaskStatus.SUCCESS.value,
         "profiles": BASELINE_ATTEMPTS,
     }
@@ -269,6 +281,7 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
         "success": TaskStatus.SUCCESS.value,
         "processing": TaskStatus.PROCESSING.value,
         "succeeded": EventType.SUCCEEDED.value,
+        **outbox.analysis_args("analysis.succeeded"),
         "record_analyzed": RecordStatus.AI_ANALYZED.value,
         "result_id": uuid.uuid4(),
         "overall": report.overall_score,

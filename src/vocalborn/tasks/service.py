@@ -22,6 +22,8 @@ from vocalborn.auth.models import Role, User
 from vocalborn.celery_app import ANALYZE_TASK, celery_app
 from vocalborn.config import get_settings
 from vocalborn.errors import Conflict, Forbidden, IdempotencyKeyReused, NotFound, NotReady, TooManyActive
+from vocalborn.events import outbox
+from vocalborn.events.catalogue import FOR_TASK_EVENT
 from vocalborn.practice import service as practice_service
 from vocalborn.practice.models import PracticeRecord, RecordStatus, Sentence
 from vocalborn.sqltypes import utcnow
@@ -91,8 +93,23 @@ def apply_transition(
         created_at=now,
     )
     db.add(event)
+    _outbox(db, task, event_type.value, now)
     db.flush()
     return event
+
+
+def _outbox(db: Session, task: AIAnalysisTask, event_type: str, now: datetime) -> None:
+    """The integration event of this state change, if it is one (``events/catalogue.py``)."""
+    kind = FOR_TASK_EVENT.get(event_type)
+    if kind is not None:
+        outbox.add(
+            db,
+            kind,
+            now,
+            task_id=task.task_id,
+            learner_id=task.user_id,
+            practice_record_id=task.practice_record_id,
+        )
 
 
 def latest_success(db: Session, record_id: uuid.UUID, exclude: list[uuid.UUID] | None = None) -> AIAnalysisTask | None:
@@ -270,6 +287,7 @@ def _write_new_task(db: Session, task: AIAnalysisTask, record: PracticeRecord, r
             created_at=now,
         )
     )
+    _outbox(db, task, EventType.SUBMITTED.value, now)
     db.commit()
 
 

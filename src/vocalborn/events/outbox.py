@@ -1,0 +1,47 @@
+"""Writing an event to the outbox, in the caller's transaction (the caller commits).
+
+The ORM paths call :func:`add`; the single-statement fast paths on PostgreSQL
+(``tasks/fastpath.py``, ``tasks/fastrun.py``) insert the same row from a CTE with
+:data:`ANALYSIS_ROW_SQL`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from vocalborn.events.catalogue import CATALOGUE
+from vocalborn.events.models import EventOutbox
+from vocalborn.sqltypes import utcnow
+
+
+def add(db: Session, event_type: str, occurred_at: datetime | None = None, **subject: uuid.UUID) -> EventOutbox:
+    """Add the event to ``db``'s transaction. Every id of the type's subject must be given."""
+    kind = CATALOGUE[event_type]
+    if set(subject) != set(kind.subject):
+        raise ValueError(f"{event_type} needs the ids {sorted(kind.subject)}, got {sorted(subject)}")
+    row = EventOutbox(
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        schema_version=kind.version,
+        ordering_key=subject[kind.ordering_key],
+        subject={name: str(subject[name]) for name in kind.subject},
+        occurred_at=occurred_at or utcnow(),
+    )
+    db.add(row)
+    return row
+
+
+def analysis_args(event_type: str) -> dict[str, Any]:
+    """The parameters :data:`ANALYSIS_ROW_SQL` needs besides the CTE's columns."""
+    return {"ev_type": event_type, "ev_version": CATALOGUE[event_type].version}
+
+
+# One outbox row per row of a CTE with task_id, user_id (the learner), practice_record_id and the
+# moment: ``INSERT INTO event_outbox`` + this + ``FROM <cte>``. PostgreSQL only.
+ANALYSIS_ROW_SQL = """(event_id, event_type, schema_version, ordering_key, subject, occurred_at)
+  SELECT gen_random_uuid(), %(ev_type)s, %(ev_version)s, {cte}.user_id,
+    jsonb_build_object('task_id', {cte}.task_id::text, 'learner_id', {cte}.user_id::text,
+      'practice_record_id', {cte}.practice_record_id::text), {moment}"""

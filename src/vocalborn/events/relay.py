@@ -1,0 +1,451 @@
+"""The relay: publishes the outbox's unsent rows to the JetStream stream ``VOCALBORN`` and marks
+them sent (docs/EVENTS.md).
+
+* At least once: a row is marked sent only after JetStream acknowledged it (stored on disk); a
+  relay that dies between the two publishes the row again, with the same ``Nats-Msg-Id`` (the
+  event's id), and the stream's duplicate window drops the copy.
+* Catch-up: every failure (NATS away, the database away) ends the current batch; the loop waits
+  a little and starts again from the unsent rows. Rows acknowledged but not yet marked (the
+  database went away in between) are remembered and marked first, before anything is read.
+* Order per learner: rows are read in ``seq`` order, and a row is published only once every
+  earlier row of its ordering key (the learner) in the batch was acknowledged. Rows of different
+  learners go out together (a wave: at most one row per learner in flight).
+* One relay at a time: on PostgreSQL the relay holds an advisory lock on its connection; a second
+  relay waits as a standby and takes over when the first one's connection ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from vocalborn.events.catalogue import SUBJECT_PREFIX, message
+from vocalborn.sqltypes import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+    from vocalborn.config import Settings
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_lock key of the active relay ('vbrelay' in ASCII).
+RELAY_LOCK_KEY = 0x7662_7265_6C61_79
+
+
+@dataclass(frozen=True)
+class Row:
+    seq: int
+    event_id: str
+    event_type: str
+    ordering_key: str
+    body: bytes  # the message (catalogue.message), as published
+
+
+# PostgreSQL writes each message itself (the relay only sends the bytes): the same keys and
+# values as ``catalogue.message``, the time as ``catalogue.timestamp`` writes it.
+# The batch is chosen first (the inner query), so only its rows are written as JSON whatever plan
+# the unsent rows get.
+_FETCH_PG = """
+SELECT seq, event_id::text, event_type, ordering_key::text,
+  jsonb_build_object('id', event_id::text, 'type', event_type, 'schema_version', schema_version,
+    'occurred_at', to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'subject', subject)::text
+FROM (SELECT * FROM event_outbox WHERE sent_at IS NULL AND seq > :after ORDER BY seq LIMIT :n) o ORDER BY seq
+"""
+# An erased account's last trace in the database goes as soon as it is published (rights.py).
+_FORGET_ERASED = "DELETE FROM event_outbox WHERE event_type = 'account.erased'"
+_FETCH = (
+    "SELECT seq, event_id, event_type, schema_version, ordering_key, subject, occurred_at"
+    " FROM event_outbox WHERE sent_at IS NULL AND seq > :after ORDER BY seq LIMIT :n"
+)
+
+
+def waves(rows: Iterable[Row]) -> list[list[Row]]:
+    """Rows (in ``seq`` order) split so that each wave holds at most one row per ordering key and
+    every key's rows keep their order across waves: wave n holds each key's n-th row."""
+    out: list[list[Row]] = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        n = seen.get(row.ordering_key, 0)
+        seen[row.ordering_key] = n + 1
+        if n == len(out):
+            out.append([])
+        out[n].append(row)
+    return out
+
+
+class OutboxStore:
+    """The relay's database side: one connection, used from one thread only."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.conn: Connection | None = None
+        self.postgresql = engine.dialect.name == "postgresql"
+
+    def ready(self) -> bool:
+        """Connected and (on PostgreSQL) holding the relay lock; False: another relay is active."""
+        if self.conn is None:
+            self.conn = self.engine.connect()
+            if self.postgresql:
+                # The relay's reads walk the partial index in seq order and stop at the batch's
+                # size. A queue table's statistics are always stale (a backlog comes and goes
+                # between two ANALYZEs), and a plan that sorts every unsent row for each batch made
+                # a backlog of 50,000 twice as slow: this session never plans that way.
+                self.conn.execute(text("SET enable_bitmapscan = off"))
+                self.conn.execute(text("SET enable_seqscan = off"))
+                got = self.conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK_KEY}).scalar()
+                self.conn.commit()
+                if not got:
+                    self.close()
+                    return False
+        return True
+
+    def fetch(self, limit: int, after: int = 0) -> list[Row]:
+        """The first ``limit`` unsent rows (after ``seq`` ``after``), in order."""
+        assert self.conn is not None
+        with self.conn.begin():
+            if self.postgresql:
+                found = self.conn.execute(text(_FETCH_PG), {"n": limit, "after": after}).all()
+                return [Row(int(r[0]), r[1], r[2], r[3], r[4].encode()) for r in found]
+            found = self.conn.execute(text(_FETCH), {"n": limit, "after": after}).all()
+        return [_row(*r) for r in found]
+
+    def mark(self, seqs: list[int]) -> None:
+        """Mark rows sent. Not waiting for the WAL flush (PostgreSQL): a mark lost in a database
+        crash only means the rows go out again, and JetStream drops the copies (Nats-Msg-Id)."""
+        assert self.conn is not None
+        if not seqs:
+            return
+        now = _bind_time(self.postgresql, utcnow())
+        with self.conn.begin():
+            if self.postgresql:
+                self.conn.execute(text("SET LOCAL synchronous_commit = off"))
+                self.conn.execute(text(_FORGET_ERASED + " AND seq = ANY(:seqs)"), {"seqs": seqs})
+                self.conn.execute(
+                    text("UPDATE event_outbox SET sent_at = :now WHERE seq = ANY(:seqs)"), {"now": now, "seqs": seqs}
+                )
+                return
+            for start in range(0, len(seqs), 500):
+                marks = ", ".join(str(int(s)) for s in seqs[start : start + 500])  # integers from our own read
+                self.conn.execute(text(f"{_FORGET_ERASED} AND seq IN ({marks})"))  # noqa: S608
+                self.conn.execute(text(f"UPDATE event_outbox SET sent_at = :now WHERE seq IN ({marks})"), {"now": now})  # noqa: S608
+
+    def prune(self, older_than: datetime, limit: int = 5000) -> int:
+        """Delete sent rows older than ``older_than`` (a bounded batch); how many went."""
+        assert self.conn is not None
+        with self.conn.begin():
+            done = self.conn.execute(  # the oldest rows first: a walk of the primary key from its start
+                text(
+                    "DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox"
+                    " WHERE sent_at IS NOT NULL AND sent_at < :t ORDER BY seq LIMIT :n)"
+                ),
+                {"t": _bind_time(self.postgresql, older_than), "n": limit},
+            )
+        return int(done.rowcount or 0)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.invalidate()  # a broken connection is dropped, a lock with it
+                self.conn.close()
+            except Exception:  # closing a connection the server ended may fail too
+                log.debug("closing the relay's connection failed", exc_info=True)
+        self.conn = None
+
+
+def _bind_time(postgresql: bool, moment: datetime) -> Any:
+    """Raw SQL bypasses the column type: SQLite stores the naive UTC string the ORM writes."""
+    return moment if postgresql else moment.replace(tzinfo=None).isoformat(sep=" ")
+
+
+def _row(seq: int, event_id: Any, event_type: str, version: int, key: Any, subject: Any, occurred_at: Any) -> Row:
+    from vocalborn.sqltypes import UTCDateTime
+
+    if isinstance(subject, str):  # SQLite's JSON text through raw SQL
+        subject = json.loads(subject)
+    if isinstance(occurred_at, str):
+        occurred_at = datetime.fromisoformat(occurred_at)
+    occurred_at = UTCDateTime().process_result_value(occurred_at, None)  # type: ignore[arg-type]  # the dialect is unused
+    event = str(uuid.UUID(str(event_id)))
+    body = json.dumps(message(event, event_type, int(version), occurred_at, subject), separators=(",", ":"))
+    return Row(int(seq), event, event_type, str(uuid.UUID(str(key))), body.encode())
+
+
+def stream_config(settings: Settings) -> Any:
+    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+    return StreamConfig(
+        name=settings.events_stream,
+        subjects=[SUBJECT_PREFIX + ">"],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        max_age=settings.events_max_age_seconds,
+        max_bytes=settings.events_max_bytes,
+        duplicate_window=settings.events_duplicate_window_seconds,
+    )
+
+
+async def ensure_stream(js: Any, settings: Settings) -> None:
+    """Create the stream, or bring an existing one to the settings (idempotent)."""
+    from nats.js.errors import NotFoundError
+
+    config = stream_config(settings)
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("created the JetStream stream %s", config.name)
+        return
+    await js.update_stream(config)
+
+
+def heartbeat_path() -> Path:
+    """Touched by the relay after each good round; ``python -m vocalborn.healthcheck relay``."""
+    from vocalborn.config import get_settings
+
+    return get_settings().data_dir / "relay.alive"
+
+
+class Relay:
+    def __init__(self, settings: Settings, nats_url: str, engine: Engine | None = None) -> None:
+        from vocalborn.db import get_engine
+
+        self.settings = settings
+        self.nats_url = nats_url
+        self.store = OutboxStore(engine or get_engine())
+        self.batch = max(1, settings.relay_batch_size)
+        self.publish_timeout = 5.0
+        self.nc: Any = None
+        self.js: Any = None
+        self.unmarked: list[int] = []  # acknowledged by JetStream, not yet marked in the database
+        self.published = 0
+        self.duplicates = 0
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-db")
+        self._next_prune = 0.0
+        self._standby_logged = False
+        self._next_beat = 0.0
+        self._stop: asyncio.Event | None = None
+
+    def _beat(self) -> None:
+        if time.monotonic() >= self._next_beat:
+            self._next_beat = time.monotonic() + 5
+            try:
+                path = heartbeat_path()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            except OSError as exc:
+                log.debug("could not touch the relay heartbeat: %s", exc)
+
+    async def _db(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
+
+    async def _connect_nats(self) -> None:
+        import nats
+
+        if self.nc is not None and self.nc.is_connected:
+            return
+        if self.nc is not None:
+            await self._close_nats()
+        self.nc = await nats.connect(
+            self.nats_url,
+            name="vocalborn-relay",
+            connect_timeout=2,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            error_cb=_quiet,
+            disconnected_cb=_quiet_event,
+            reconnected_cb=_quiet_event,
+            closed_cb=_quiet_event,
+        )
+        self.js = self.nc.jetstream(timeout=self.publish_timeout, publish_async_max_pending=max(4000, self.batch))
+        await ensure_stream(self.js, self.settings)
+        log.info("relay connected to %s", self.nats_url)
+
+    async def _close_nats(self) -> None:
+        nc, self.nc, self.js = self.nc, None, None
+        if nc is not None:
+            try:
+                await nc.close()
+            except Exception:
+                log.debug("closing the NATS connection failed", exc_info=True)
+
+    async def _publish(self, rows: list[Row]) -> tuple[list[int], BaseException | None]:
+        """Publish in waves; the seqs acknowledged, and the first error (the batch stops there)."""
+        acked: list[int] = []
+        failed: set[str] = set()
+        error: BaseException | None = None
+        for wave in waves(rows):
+            todo = [r for r in wave if r.ordering_key not in failed]
+            futures: list[asyncio.Future[Any]] = []
+            try:  # pipelined on the one connection, in order; the acks come back as futures
+                for r in todo:
+                    futures.append(
+                        await self.js.publish_async(
+                            SUBJECT_PREFIX + r.event_type,
+                            r.body,
+                            wait_stall=self.publish_timeout,
+                            headers={"Nats-Msg-Id": r.event_id},
+                        )
+                    )
+            except Exception as exc:  # the connection is gone: what was not sent stays unsent
+                error = exc
+            if futures:
+                _done, late = await asyncio.wait(futures, timeout=self.publish_timeout)
+                for future in late:
+                    future.cancel()
+            for row, future in zip(todo, futures, strict=False):
+                failure = (future.exception() or None) if future.done() and not future.cancelled() else TimeoutError()
+                if failure is not None:
+                    failed.add(row.ordering_key)
+                    error = error or failure
+                else:
+                    acked.append(row.seq)
+                    self.duplicates += bool(getattr(future.result(), "duplicate", False))
+            for row in todo[len(futures) :]:
+                failed.add(row.ordering_key)
+            if error is not None:
+                break  # later waves would only be the failed keys' later rows and strangers'
+        self.published += len(acked)
+        return acked, error
+
+    async def step(self) -> int:
+        """One round: mark what waits to be marked, then publish the unsent rows batch by batch
+        and mark them. The number of rows published (0: nothing was unsent, or a standby).
+
+        While a batch is being published, the database thread marks the previous one and reads
+        the next (the rows after this batch's last ``seq``): a backlog goes out without waiting
+        for the database. Batches are still published one after another, so a learner's rows
+        keep their order; a failure ends the round (the next one starts again from the first
+        unsent row)."""
+        if not await self._db(self.store.ready):
+            if not self._standby_logged:
+                log.info("another relay holds the outbox; this one waits as a standby")
+                self._standby_logged = True
+            await asyncio.sleep(1.0)
+            return 0
+        self._standby_logged = False
+        if self.unmarked:
+            await self._db(self.store.mark, list(self.unmarked))
+            self.unmarked = []
+        await self._maybe_prune()
+        rows = await self._db(self.store.fetch, self.batch)
+        if not rows:
+            return 0
+        await self._connect_nats()
+        done = 0
+        marking: asyncio.Future[Any] | None = None
+        try:
+            while rows:
+                publishing = asyncio.ensure_future(self._publish(rows))
+                more = len(rows) == self.batch and not self._stopping()
+                reading = self._db(self.store.fetch, self.batch, rows[-1].seq) if more else None
+                reading_job = asyncio.ensure_future(reading) if reading is not None else None
+                acked, error = await publishing
+                # Remembered before anything else can fail: acknowledged rows are marked later
+                # (the next round marks them first), never published again by this relay.
+                self.unmarked.extend(acked)
+                if marking is not None:  # the previous batch's mark (raises if it failed)
+                    await marking
+                    marking = None
+                marking = asyncio.ensure_future(self._mark(acked))
+                done += len(acked)
+                if error is not None:
+                    if reading_job is not None:
+                        with contextlib.suppress(Exception):
+                            await reading_job
+                    raise error
+                rows = await reading_job if reading_job is not None else []
+                self._beat()
+        finally:
+            if marking is not None:
+                await marking
+        return done
+
+    async def _mark(self, seqs: list[int]) -> None:
+        await self._db(self.store.mark, seqs)
+        marked = set(seqs)
+        self.unmarked = [s for s in self.unmarked if s not in marked]
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    async def _maybe_prune(self) -> None:
+        days = self.settings.relay_sent_retention_days
+        if days <= 0 or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 60
+        gone = await self._db(self.store.prune, utcnow() - timedelta(days=days))
+        if gone:
+            log.info("deleted %d sent outbox rows older than %d days", gone, days)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop`` is set: publish, and after any failure wait a little and go on."""
+        self._stop = stop
+        backoff = 0.1
+        idle = self.settings.relay_poll_interval
+        try:
+            while not stop.is_set():
+                try:
+                    done = await self.step()
+                    self._beat()
+                    backoff = 0.1
+                    if done == 0:
+                        await _wait(stop, idle)
+                except (OperationalError, DBAPIError) as exc:
+                    log.warning("relay: the database is unavailable (%s); retrying", str(exc).splitlines()[0])
+                    await self._db(self.store.close)
+                    await _wait(stop, backoff)
+                    backoff = min(backoff * 2, 2.0)
+                except Exception as exc:  # NATS away, timeouts, a stream refused: the same remedy
+                    log.warning("relay: publishing failed (%s: %s); retrying", type(exc).__name__, exc)
+                    if self.nc is not None and not self.nc.is_connected:
+                        await self._close_nats()
+                    await _wait(stop, backoff)
+                    backoff = min(backoff * 2, 2.0)
+        finally:
+            await self._close_nats()
+            await self._db(self.store.close)
+            self._db_thread.shutdown(wait=False)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _quiet(exc: Exception) -> None:
+    log.debug("nats: %s", exc)
+
+
+async def _quiet_event() -> None:
+    return None
+
+
+def run_forever(settings: Settings, nats_url: str) -> None:
+    """The `vocalborn relay` process: until SIGTERM or SIGINT."""
+    import signal
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Relay(settings, nats_url).run(stop)
+
+    asyncio.run(main())
