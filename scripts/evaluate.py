@@ -276,10 +276,11 @@ def evaluate_syllables(
     ``syllable``, ``tone``, ``character``).
 
     * **Heard tone**: each clip is the attempt, the text its ``character``, the reference
-      the same syllable and tone by another speaker of the folder; with one speaker only
-      (``auto``), an eSpeak rendering of the character (``synth_voice``, slow) stands in
-      for the other speaker (``synth``); ``shifted`` uses the same syllable and tone 7 semitones
-      lower (the same recording: an easy reference), ``self`` the clip itself.
+      the same syllable and tone by another speaker of the folder (``other``). With one
+      speaker only, ``auto`` takes ``shifted``: the same recording 7 semitones lower (a
+      native contour in the right tone, but the attempt's own: its template check is
+      easy); ``synth`` an eSpeak rendering of the character (``synth_voice``, slow; its
+      tones are crude, a pessimistic stand-in); ``self`` the clip itself.
     * **Tone errors**: the same attempt against the reference of each *other* tone of its
       syllable, with that tone's character as the text: the character must be flagged as
       a tone error. Correct pairs flagged are false alarms.
@@ -291,7 +292,7 @@ def evaluate_syllables(
     speakers = sorted({r["speaker"] for r in rows})
     mode = reference
     if mode == "auto":
-        mode = "other" if len(speakers) > 1 else "synth"
+        mode = "other" if len(speakers) > 1 else "shifted"
     t0 = time.perf_counter()
     prepared: dict[str, Prepared | None] = {}
     refused: list[str] = []
@@ -474,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         "--reference",
         choices=REFERENCE_MODES,
         default="auto",
-        help="syllable folders: the reference of each attempt (auto: another speaker, else synth)",
+        help="syllable folders: the reference of each attempt (auto: another speaker, else shifted)",
     )
     ap.add_argument("--synth-voice", default=SYNTH_VOICE, help="syllable folders: eSpeak voice of synth references")
     args = ap.parse_args(argv)
