@@ -148,9 +148,105 @@ def evaluate(folder: Path, use_text: bool = True, limit: int | None = None, log:
             )
     t_pairs = time.perf_counter() - t1
     summary = summarise(pairs)
+    if use_text:
+        summary["tones"] = tone_agreement(rows, clean)
     summary["seconds_features"] = round(t_features, 1)
     summary["seconds_pairs"] = round(t_pairs, 1)
     return {"folder": str(folder), "use_text": use_text, "summary": summary, "pairs": pairs}
+
+
+# Acceptance (issue #22) on native read sentences.
+TONE_AGREEMENT_MIN = 0.75
+TONE_JUDGED_MIN = 0.70
+
+
+def tone_agreement(rows: list[dict[str, str]], clean: dict[str, Prepared]) -> dict[str, Any]:
+    """Heard tone against the text's accepted tones (sandhi applied) on native readings.
+
+    * ``pairs`` (the acceptance measure): every attempt of a same-sentence pair (another
+      recording of the sentence as the reference, its transcript as the text), the
+      attempt's ``heard_tone``; the reference's contour serves as the template of the
+      expected tone, as in use.
+    * ``alone``: every clip on its own, without a template (the ``reference_heard_tone``
+      of the clip analysed against itself).
+
+    Over non-neutral characters: ``agreement`` is the share of the judged ones (heard
+    tone not null) whose heard tone is an accepted one, ``judged_share`` the share judged."""
+    alone = _ToneTally()
+    pairs = _ToneTally()
+    for r in rows:
+        p = clean[r["clip"]]
+        text = r.get("transcript", "")
+        rep = build_report(p, p, {"text": text})
+        alone.add(rep.detailed_analysis.get("characters") or [], "reference_heard_tone")
+        for att in rows:
+            if att is r or att["sentence"] != r["sentence"]:
+                continue
+            rep = build_report(p, clean[att["clip"]], {"text": text})
+            pairs.add(rep.detailed_analysis.get("characters") or [], "heard_tone")
+    return {"pairs": pairs.summary(), "alone": alone.summary()}
+
+
+class _ToneTally:
+    def __init__(self) -> None:
+        self.per_tone: dict[str, list[int]] = {str(t): [0, 0, 0] for t in (1, 2, 3, 4)}  # n, judged, agree
+        self.confusion = {str(t): {str(h): 0 for h in (1, 2, 3, 4, 5, "none")} for t in (1, 2, 3, 4)}
+
+    def add(self, chars: list[dict[str, Any]], key: str) -> None:
+        for c in chars:
+            if c.get("status") == "not_judged" or 5 in c.get("accepted_tones", [5]):
+                continue
+            tone = str(c["expected_tone"])
+            row = self.per_tone[tone]
+            row[0] += 1
+            heard = c.get(key)
+            self.confusion[tone]["none" if heard is None else str(heard)] += 1
+            if heard is not None:
+                row[1] += 1
+                row[2] += heard in c["accepted_tones"]
+
+    def summary(self) -> dict[str, Any]:
+        n = sum(v[0] for v in self.per_tone.values())
+        judged = sum(v[1] for v in self.per_tone.values())
+        agree = sum(v[2] for v in self.per_tone.values())
+        agreement = agree / judged if judged else None
+        judged_share = judged / n if n else None
+        return {
+            "syllables": n,
+            "judged_share": judged_share,
+            "agreement": agreement,
+            "per_tone": {
+                t: {"n": v[0], "judged": v[1], "agreement": round(v[2] / v[1], 3) if v[1] else None}
+                for t, v in self.per_tone.items()
+            },
+            "confusion": self.confusion,
+            "holds": {
+                "agreement": agreement is not None and agreement >= TONE_AGREEMENT_MIN,
+                "judged_share": judged_share is not None and judged_share >= TONE_JUDGED_MIN,
+            },
+        }
+
+
+def format_tones(tones: dict[str, Any]) -> str:
+    lines = []
+    for name, title in (("pairs", "attempts of same-sentence pairs"), ("alone", "each clip alone, no template")):
+        t = tones[name]
+        lines += [
+            f"heard tone vs the text (sandhi applied), {title}, {t['syllables']} non-neutral syllables: "
+            f"agreement {_pct(t['agreement'])} of the judged ({'holds' if t['holds']['agreement'] else 'FAILS'}), "
+            f"judged {_pct(t['judged_share'])} ({'holds' if t['holds']['judged_share'] else 'FAILS'})",
+            "",
+            "| expected \\ heard | 1 | 2 | 3 | 4 | 5 | none | agreement of judged |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for tone, row in t["confusion"].items():
+            lines.append(
+                f"| {tone} | "
+                + " | ".join(str(row[c]) for c in ("1", "2", "3", "4", "5", "none"))
+                + f" | {_pct(t['per_tone'][tone]['agreement'])} |"
+            )
+        lines.append("")
+    return "\n".join(lines).rstrip()
 
 
 def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -499,6 +595,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = evaluate(args.folder, use_text=not args.no_text, limit=args.limit, log=lambda m: print(m, flush=True))
     print(format_table(result["summary"]))
+    if "tones" in result["summary"]:
+        print()
+        print(format_tones(result["summary"]["tones"]))
     print(f"pairs scored in {result['summary']['seconds_pairs']:.1f} s")
     if args.json:
         args.json.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -54,10 +54,6 @@ TONE_CONTOUR_DIFF = 1.0  # RMS difference (speaker-spread units) of a differing 
 
 
 # --- tones --------------------------------------------------------------------------------
-# The attempt's contour must differ from the reference's (RMS, semitones, each contour's own
-# mean removed) by at least this much before a tone error is claimed: the reference for the
-# same character is the template of the expected tone.
-TONE_TEMPLATE_SAME = 1.0
 EDGE_REACH = 0.6  # seconds: how far the first/last character's contour may run on ...
 EDGE_GAP = 0.1  # ... across voicing breaks this long
 
@@ -289,20 +285,22 @@ def _judge_tone(exp_tones: tuple[int, ...], att_span: tuple[int, int, int, int],
     )
     if 5 in exp_tones or missing or att_v.best is None:
         return _Tone(ref_v.tone, att_v.tone, None, 0.0, None)
-    contour_diff = None
+    distance = None
+    in_context = pair.att_norm.level_known and pair.ref_norm.level_known
     if ref_v.contour is not None and att_v.contour is not None:
-        d = (att_v.contour - att_v.contour.mean()) - (ref_v.contour - ref_v.contour.mean())
-        contour_diff = float(np.sqrt(np.mean(d**2)))
+        distance = tones.template_distance(att_v.contour, pair.att_norm, ref_v.contour, pair.ref_norm)
+        # The reference reads the text: its contour is the expected tone's template.
+        att_v = tones.with_template(att_v, exp_tones[0], distance, in_context)
     ok: bool | None = None
     if att_v.best in exp_tones:
         ok = True
     elif (
         att_v.tone is not None
         and ref_v.tone != att_v.tone
-        and (contour_diff is None or contour_diff >= TONE_TEMPLATE_SAME)
+        and (distance is None or distance >= tones.error_distance(in_context))
     ):
         ok = False
-    return _Tone(ref_v.tone, att_v.tone, ok, att_v.confidence, contour_diff)
+    return _Tone(ref_v.tone, att_v.tone, ok, att_v.confidence, distance)
 
 
 def _reading_of_single(c: sentence.CharSyllable, span: tuple[int, int, int, int], pair: _Pair) -> sentence.CharSyllable:

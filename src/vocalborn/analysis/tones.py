@@ -197,8 +197,18 @@ def shape_of(st: np.ndarray) -> tuple[Shape, np.ndarray] | None:
     return s, pts
 
 
+# Level targets (start, end) in units of the speaker's spread, from Chao's five-level tone
+# letters (1 = bottom, 5 = top of the range; 55, 35, 21 (the third tone inside a phrase),
+# 51), one letter step = LEVEL_STEP spreads around the middle (3).
+CHAO = {1: (5, 5), 2: (3, 5), 3: (2, 1), 4: (5, 1)}
+LEVEL_STEP = 0.4
+LEVEL_WEIGHT = 1.0  # score units per squared spread of distance from the targets
+
+
 def scores(s: Shape, norm: PitchNorm) -> dict[int, float]:
-    """Evidence for each tone (semitone-like units; higher is more likely)."""
+    """Evidence for each tone (semitone-like units; higher is more likely): the contour's
+    shape, plus, when the speaker's range is known, its start and end levels against
+    Chao's tone letters."""
     rng = s.high - s.low
     # Movement is judged against what a syllable of this length can do: short syllables
     # inside sentences move less (Xu & Sun 2002: ~ 10 semitones per 100 ms at most).
@@ -207,43 +217,44 @@ def scores(s: Shape, norm: PitchNorm) -> dict[int, float]:
     fall = s.fall_in / scale
     net = (s.end - s.start) / scale
     late = s.t_low
-    lvl = s.level / norm.spread if norm.level_known else 0.0
-    w = 1.0 if norm.level_known else 0.0
-
     h2 = s.second_half / scale
     # Tone 1: level; an onset rise of a semitone or two (the consonant's perturbation,
     # the voice settling) is normal, movement in the second half is not.
-    t1 = 2.0 - 1.5 * abs(h2) - 0.5 * max(0.0, rng / scale - 2.5) + w * 1.5 * lvl
+    t1 = 2.0 - 1.5 * abs(h2) - 0.5 * max(0.0, rng / scale - 2.5)
     # Tone 2: a rise out of an early minimum, continuing through the second half, little
     # fall before it.
-    t2 = (
-        0.5 * min(rise, 6.0)
-        + min(h2, 4.0)
-        - 1.5
-        - 1.5 * max(0.0, fall - 1.0)
-        - 4.0 * max(0.0, late - 0.5)
-        + w * 0.5 * min(lvl, 0.5)
-    )
-    # Tone 3: a late, deep dip (fall and rise), or low and creaky.
+    t2 = 0.5 * min(rise, 6.0) + min(h2, 4.0) - 1.5 - 1.5 * max(0.0, fall - 1.0) - 4.0 * max(0.0, late - 0.5)
+    # Tone 3: a late, deep dip (fall and rise), or creaky.
     dip = min(fall, rise)
-    t3 = (
-        1.5 * dip
-        - 3.0 * max(0.0, 0.3 - late)
-        - 1.0 * max(0.0, -h2 - 2.0)
-        + 4.0 * s.creak
-        - w * 1.5 * lvl
-        - 0.5
-        + (0.5 * min(fall, 4.0) if late > 0.85 and norm.level_known and lvl < -0.5 else 0.0)
-    )
-    # Tone 4: a fall from a high start that takes the syllable to its end.
-    t4 = (
-        min(-net, 8.0)
-        - 2.0 * max(0.0, s.end - s.low - 1.0)
-        - 3.0 * max(0.0, 0.6 - late)
-        - 0.5
-        + w * 0.5 * (s.start / norm.spread)
-    )
-    return {1: t1, 2: t2, 3: t3, 4: t4}
+    t3 = 1.5 * dip - 3.0 * max(0.0, 0.3 - late) - 1.0 * max(0.0, -h2 - 2.0) + 4.0 * s.creak - 0.5
+    # Tone 4: a fall that takes the syllable to its end.
+    t4 = min(-net, 8.0) - 2.0 * max(0.0, s.end - s.low - 1.0) - 3.0 * max(0.0, 0.6 - late) - 0.5
+    if not norm.level_known:
+        return {1: t1, 2: t2, 3: t3, 4: t4}
+    return _in_context(s, norm, scale)
+
+
+def _in_context(s: Shape, norm: PitchNorm, scale: float) -> dict[int, float]:
+    """Scores when the speaker's range is known (a sentence, or a baseline): after Xu's
+    target approximation, a syllable's start carries the previous syllable's end, so the
+    tone shows in where the contour goes: the level of its second half and its movement
+    there, against Chao's tone letters (second halves of 55, 35, 21, 51)."""
+    sp = norm.spread
+    end = s.end / sp
+    mid = (s.end - s.second_half) / sp
+    level = 0.5 * (mid + end)  # the second half's level
+    move = s.second_half / scale / sp  # its movement, in spreads
+    fall1 = -s.first_half / scale / sp
+    out = {}
+    for tone, (a, b) in CHAO.items():
+        m_target = ((a + b) / 2 + b) / 2 - 3  # letters: level of the second half, re the middle
+        d_target = (b - a) / 2  # letters: movement over the second half
+        out[tone] = -(((level - m_target * LEVEL_STEP) / 0.5) ** 2) - (((move - d_target * LEVEL_STEP) / 0.4) ** 2)
+    # A rise after a dip in the middle is the second tone's turning point (or a full third
+    # tone when deep and low); a fall that levels off low is the half third.
+    out[3] += 0.5 * max(0.0, min(fall1 - max(-move, 0.0), 2.0)) * (1.0 if end < 0 else 0.0)
+    out[3] += 2.0 * s.creak
+    return out
 
 
 def classify(st: np.ndarray, norm: PitchNorm) -> ToneVerdict:
@@ -252,13 +263,62 @@ def classify(st: np.ndarray, norm: PitchNorm) -> ToneVerdict:
     if got is None:
         return ToneVerdict(None, None, 0.0, None, {})
     s, pts = got
-    sc = scores(s, norm)
+    return decide(scores(s, norm), pts)
+
+
+def decide(sc: dict[int, float], pts: np.ndarray | None) -> ToneVerdict:
+    """The best tone of ``sc``; its confidence grows with the margin over the second."""
     order = sorted(sc, key=lambda k: (-sc[k], k))
     best, second = order[0], order[1]
     margin = sc[best] - sc[second]
     conf = _clip(1.0 - math.exp(-margin / 1.5), 0.0, 1.0)
     tone = best if conf >= CONFIDENT else None
     return ToneVerdict(tone, best, round(conf, 3), pts, {k: round(v, 3) for k, v in sc.items()})
+
+
+# Template: the reference's contour for the same character (a native reading of the
+# expected tone in the same context) adds up to TEMPLATE_WEIGHT to the expected tone's
+# score, falling to 0 at a distance of TEMPLATE_REACH (RMS, in the speakers' spreads) and
+# down to -TEMPLATE_WEIGHT beyond (a contour unlike the template is evidence against it).
+TEMPLATE_WEIGHT = 4.0
+TEMPLATE_REACH = 1.0
+# Inside sentences (both speakers' ranges known) the contour alone identifies a tone far
+# less well (coarticulation, intonation, short syllables: ~50 % on native sentences against
+# ~97 % on syllables said alone), so the template weighs more there.
+TEMPLATE_WEIGHT_IN_CONTEXT = 10.0
+TEMPLATE_REACH_IN_CONTEXT = 3.0
+ERROR_SHARE = 0.5
+
+
+def template_distance(att: np.ndarray, att_norm: PitchNorm, ref: np.ndarray, ref_norm: PitchNorm) -> float:
+    """RMS distance of two contours in units of each speaker's spread: their shapes (each
+    mean removed) and, when both levels are known, half the weight on their levels."""
+    a = att / att_norm.spread
+    r = ref / ref_norm.spread
+    shape = float(np.sqrt(np.mean(((a - a.mean()) - (r - r.mean())) ** 2)))
+    if att_norm.level_known and ref_norm.level_known:
+        return math.sqrt(shape**2 + 0.5 * float(a.mean() - r.mean()) ** 2)
+    return shape
+
+
+def error_distance(in_context: bool) -> float:
+    """An attempt's contour at least this far from the reference's (half the template's
+    reach) may be claimed a tone error; nearer, it is too like the template."""
+    return ERROR_SHARE * (TEMPLATE_REACH_IN_CONTEXT if in_context else TEMPLATE_REACH)
+
+
+def with_template(v: ToneVerdict, expected: int, distance: float, in_context: bool = False) -> ToneVerdict:
+    """``v`` re-decided with the reference's contour as the template of ``expected``
+    (``in_context``: both recordings are sentences, see TEMPLATE_WEIGHT_IN_CONTEXT)."""
+    if not v.scores or v.contour is None or expected not in v.scores:
+        return v
+    weight, reach = (
+        (TEMPLATE_WEIGHT_IN_CONTEXT, TEMPLATE_REACH_IN_CONTEXT) if in_context else (TEMPLATE_WEIGHT, TEMPLATE_REACH)
+    )
+    bonus = weight * max(-1.0, 1.0 - distance / reach)
+    sc = dict(v.scores)
+    sc[expected] += bonus
+    return decide(sc, v.contour)
 
 
 # --- helpers -------------------------------------------------------------------------------
