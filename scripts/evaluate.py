@@ -342,7 +342,7 @@ SYL_PER_TONE_MIN = 0.80
 SYL_RECALL_MIN = 0.80
 SYL_FALSE_ALARM_MAX = 0.05
 SYL_REFUSED_MAX = 0.02
-REFERENCE_MODES = ("auto", "other", "synth", "shifted", "self")
+REFERENCE_MODES = ("auto", "other", "synth", "shifted", "self", "original")
 SYNTH_VOICE = "Female2"  # the stand-in "other speaker" when the folder has only one ...
 SYNTH_WPM = 90.0  # ... said slowly, like a syllable read from a chart
 SHIFT_SEMITONES = -7.0
@@ -367,6 +367,7 @@ def evaluate_syllables(
     limit: int | None = None,
     log: Any = None,
     synth_voice: str = SYNTH_VOICE,
+    attempt_shift: float = 0.0,
 ) -> dict[str, Any]:
     """One-syllable recordings of known tone (columns ``clip``, ``file``, ``speaker``,
     ``syllable``, ``tone``, ``character``).
@@ -376,7 +377,9 @@ def evaluate_syllables(
       speaker only, ``auto`` takes ``shifted``: the same recording 7 semitones lower (a
       native contour in the right tone, but the attempt's own: its template check is
       easy); ``synth`` an eSpeak rendering of the character (``synth_voice``, slow; its
-      tones are crude, a pessimistic stand-in); ``self`` the clip itself.
+      tones are crude, a pessimistic stand-in); ``self`` the clip itself; ``original``
+      the unshifted recordings when ``attempt_shift`` (semitones, PSOLA) moves the
+      attempts to another voice pitch (-10: a male-like voice against the original).
     * **Tone errors**: the same attempt against the reference of each *other* tone of its
       syllable, with that tone's character as the text: the character must be flagged as
       a tone error. Correct pairs flagged are false alarms.
@@ -391,10 +394,15 @@ def evaluate_syllables(
         mode = "other" if len(speakers) > 1 else "shifted"
     t0 = time.perf_counter()
     prepared: dict[str, Prepared | None] = {}
+    originals: dict[str, Prepared] = {}
     refused: list[str] = []
     for r in rows:
+        x = load_audio(folder / r["file"])
+        if mode == "original":
+            with contextlib.suppress(AnalysisInputError):
+                originals[r["clip"]] = prepare(x)
         try:
-            prepared[r["clip"]] = prepare(load_audio(folder / r["file"]))
+            prepared[r["clip"]] = prepare(perturb.pitch_shift(x, attempt_shift) if attempt_shift else x)
         except AnalysisInputError:
             prepared[r["clip"]] = None
             refused.append(r["clip"])
@@ -404,8 +412,8 @@ def evaluate_syllables(
     for r in rows:
         key = (r["syllable"], int(r["tone"]))
         chars.setdefault(key, r["character"])
-        if mode in ("other", "self"):
-            p = prepared[r["clip"]]
+        if mode in ("other", "self", "original"):
+            p = originals.get(r["clip"]) if mode == "original" else prepared[r["clip"]]
             if p is not None:
                 refs[key].append((r["speaker"], p))
         elif mode == "shifted" and not any(s == r["speaker"] for s, _ in refs[key]):
@@ -428,6 +436,8 @@ def evaluate_syllables(
             return [clip]
         if mode == "other":
             return [p for s, p in refs.get(key, []) if s != speaker]
+        if mode == "original":
+            return [p for _, p in refs.get(key, [])]
         return [p for _, p in refs.get(key, [])]
 
     t1 = time.perf_counter()
@@ -468,7 +478,11 @@ def evaluate_syllables(
                     }
                 )
     summary = summarise_syllables(trials, len(rows), len(refused))
-    summary["reference_mode"] = mode + (f" ({synth_voice})" if mode == "synth" else "")
+    summary["reference_mode"] = (
+        mode
+        + (f" ({synth_voice})" if mode == "synth" else "")
+        + (f"; attempts shifted {attempt_shift:+g} semitones" if attempt_shift else "")
+    )
     summary["speakers"] = speakers
     summary["seconds_features"] = round(t_features, 1)
     summary["seconds_pairs"] = round(time.perf_counter() - t1, 1)
@@ -574,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
         help="syllable folders: the reference of each attempt (auto: another speaker, else shifted)",
     )
     ap.add_argument("--synth-voice", default=SYNTH_VOICE, help="syllable folders: eSpeak voice of synth references")
+    ap.add_argument(
+        "--attempt-shift", type=float, default=0.0, help="syllable folders: shift the attempts' pitch (semitones)"
+    )
     args = ap.parse_args(argv)
     if not (args.folder / "manifest.tsv").is_file():
         print(f"{args.folder}: no manifest.tsv", file=sys.stderr)
@@ -585,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
             limit=args.limit,
             log=lambda m: print(m, flush=True),
             synth_voice=args.synth_voice,
+            attempt_shift=args.attempt_shift,
         )
         print(format_syllables(result["summary"]))
         print(f"pairs scored in {result['summary']['seconds_pairs']:.1f} s")
