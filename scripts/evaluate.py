@@ -2,6 +2,11 @@
 
 Usage: ``uv run python scripts/evaluate.py DIR [--json OUT] [--no-text] [--limit N]``
 
+A folder whose manifest has ``syllable`` and ``tone`` columns (like
+``/work/shared/data/tone-syllables``) is evaluated in syllable mode instead (see
+:func:`evaluate_syllables`): heard-tone accuracy, the confusion matrix, tone-error recall
+and false alarms, refusals.
+
 ``DIR`` is laid out like ``/work/shared/data/real-speech``: a ``manifest.tsv`` (columns
 ``clip``, ``file``, ``speaker``, ``sentence``, ``style``, ``transcript``) and the clips it
 names. Every clip is the reference of every other clip (the attempt); each clip's
@@ -19,6 +24,7 @@ given and an acceptance threshold fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
@@ -142,9 +148,105 @@ def evaluate(folder: Path, use_text: bool = True, limit: int | None = None, log:
             )
     t_pairs = time.perf_counter() - t1
     summary = summarise(pairs)
+    if use_text:
+        summary["tones"] = tone_agreement(rows, clean)
     summary["seconds_features"] = round(t_features, 1)
     summary["seconds_pairs"] = round(t_pairs, 1)
     return {"folder": str(folder), "use_text": use_text, "summary": summary, "pairs": pairs}
+
+
+# Acceptance (issue #22) on native read sentences.
+TONE_AGREEMENT_MIN = 0.75
+TONE_JUDGED_MIN = 0.70
+
+
+def tone_agreement(rows: list[dict[str, str]], clean: dict[str, Prepared]) -> dict[str, Any]:
+    """Heard tone against the text's accepted tones (sandhi applied) on native readings.
+
+    * ``pairs`` (the acceptance measure): every attempt of a same-sentence pair (another
+      recording of the sentence as the reference, its transcript as the text), the
+      attempt's ``heard_tone``; the reference's contour serves as the template of the
+      expected tone, as in use.
+    * ``alone``: every clip on its own, without a template (the ``reference_heard_tone``
+      of the clip analysed against itself).
+
+    Over non-neutral characters: ``agreement`` is the share of the judged ones (heard
+    tone not null) whose heard tone is an accepted one, ``judged_share`` the share judged."""
+    alone = _ToneTally()
+    pairs = _ToneTally()
+    for r in rows:
+        p = clean[r["clip"]]
+        text = r.get("transcript", "")
+        rep = build_report(p, p, {"text": text})
+        alone.add(rep.detailed_analysis.get("characters") or [], "reference_heard_tone")
+        for att in rows:
+            if att is r or att["sentence"] != r["sentence"]:
+                continue
+            rep = build_report(p, clean[att["clip"]], {"text": text})
+            pairs.add(rep.detailed_analysis.get("characters") or [], "heard_tone")
+    return {"pairs": pairs.summary(), "alone": alone.summary()}
+
+
+class _ToneTally:
+    def __init__(self) -> None:
+        self.per_tone: dict[str, list[int]] = {str(t): [0, 0, 0] for t in (1, 2, 3, 4)}  # n, judged, agree
+        self.confusion = {str(t): {str(h): 0 for h in (1, 2, 3, 4, 5, "none")} for t in (1, 2, 3, 4)}
+
+    def add(self, chars: list[dict[str, Any]], key: str) -> None:
+        for c in chars:
+            if c.get("status") == "not_judged" or 5 in c.get("accepted_tones", [5]):
+                continue
+            tone = str(c["expected_tone"])
+            row = self.per_tone[tone]
+            row[0] += 1
+            heard = c.get(key)
+            self.confusion[tone]["none" if heard is None else str(heard)] += 1
+            if heard is not None:
+                row[1] += 1
+                row[2] += heard in c["accepted_tones"]
+
+    def summary(self) -> dict[str, Any]:
+        n = sum(v[0] for v in self.per_tone.values())
+        judged = sum(v[1] for v in self.per_tone.values())
+        agree = sum(v[2] for v in self.per_tone.values())
+        agreement = agree / judged if judged else None
+        judged_share = judged / n if n else None
+        return {
+            "syllables": n,
+            "judged_share": judged_share,
+            "agreement": agreement,
+            "per_tone": {
+                t: {"n": v[0], "judged": v[1], "agreement": round(v[2] / v[1], 3) if v[1] else None}
+                for t, v in self.per_tone.items()
+            },
+            "confusion": self.confusion,
+            "holds": {
+                "agreement": agreement is not None and agreement >= TONE_AGREEMENT_MIN,
+                "judged_share": judged_share is not None and judged_share >= TONE_JUDGED_MIN,
+            },
+        }
+
+
+def format_tones(tones: dict[str, Any]) -> str:
+    lines = []
+    for name, title in (("pairs", "attempts of same-sentence pairs"), ("alone", "each clip alone, no template")):
+        t = tones[name]
+        lines += [
+            f"heard tone vs the text (sandhi applied), {title}, {t['syllables']} non-neutral syllables: "
+            f"agreement {_pct(t['agreement'])} of the judged ({'holds' if t['holds']['agreement'] else 'FAILS'}), "
+            f"judged {_pct(t['judged_share'])} ({'holds' if t['holds']['judged_share'] else 'FAILS'})",
+            "",
+            "| expected \\ heard | 1 | 2 | 3 | 4 | 5 | none | agreement of judged |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for tone, row in t["confusion"].items():
+            lines.append(
+                f"| {tone} | "
+                + " | ".join(str(row[c]) for c in ("1", "2", "3", "4", "5", "none"))
+                + f" | {_pct(t['per_tone'][tone]['agreement'])} |"
+            )
+        lines.append("")
+    return "\n".join(lines).rstrip()
 
 
 def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -233,6 +335,245 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# --- syllable folders ----------------------------------------------------------------------
+# Acceptance (issue #22) on one-syllable recordings.
+SYL_ACCURACY_MIN = 0.90
+SYL_PER_TONE_MIN = 0.80
+SYL_RECALL_MIN = 0.80
+SYL_FALSE_ALARM_MAX = 0.05
+SYL_REFUSED_MAX = 0.02
+REFERENCE_MODES = ("auto", "other", "synth", "shifted", "self", "original")
+SYNTH_VOICE = "Female2"  # the stand-in "other speaker" when the folder has only one ...
+SYNTH_WPM = 90.0  # ... said slowly, like a syllable read from a chart
+SHIFT_SEMITONES = -7.0
+
+
+def is_syllable_folder(folder: Path) -> bool:
+    with (folder / "manifest.tsv").open(encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+    return "syllable" in header and "tone" in header
+
+
+def _tone_flag(row: dict[str, Any]) -> bool:
+    """The character is reported as a tone error (error_type when the engine has it)."""
+    if "error_type" in row:
+        return row.get("error_type") == "tone"
+    return row.get("tone_match") is False
+
+
+def evaluate_syllables(
+    folder: Path,
+    reference: str = "auto",
+    limit: int | None = None,
+    log: Any = None,
+    synth_voice: str = SYNTH_VOICE,
+    attempt_shift: float = 0.0,
+) -> dict[str, Any]:
+    """One-syllable recordings of known tone (columns ``clip``, ``file``, ``speaker``,
+    ``syllable``, ``tone``, ``character``).
+
+    * **Heard tone**: each clip is the attempt, the text its ``character``, the reference
+      the same syllable and tone by another speaker of the folder (``other``). With one
+      speaker only, ``auto`` takes ``shifted``: the same recording 7 semitones lower (a
+      native contour in the right tone, but the attempt's own: its template check is
+      easy); ``synth`` an eSpeak rendering of the character (``synth_voice``, slow; its
+      tones are crude, a pessimistic stand-in); ``self`` the clip itself; ``original``
+      the unshifted recordings when ``attempt_shift`` (semitones, PSOLA) moves the
+      attempts to another voice pitch (-10: a male-like voice against the original).
+    * **Tone errors**: the same attempt against the reference of each *other* tone of its
+      syllable, with that tone's character as the text: the character must be flagged as
+      a tone error. Correct pairs flagged are false alarms.
+    * **Refused**: recordings the engine refuses (UnusableAudioError).
+
+    Each recording is extracted once.
+    """
+    rows = [r for r in read_manifest(folder) if r.get("character")][:limit]
+    speakers = sorted({r["speaker"] for r in rows})
+    mode = reference
+    if mode == "auto":
+        mode = "other" if len(speakers) > 1 else "shifted"
+    t0 = time.perf_counter()
+    prepared: dict[str, Prepared | None] = {}
+    originals: dict[str, Prepared] = {}
+    refused: list[str] = []
+    for r in rows:
+        x = load_audio(folder / r["file"])
+        if mode == "original":
+            with contextlib.suppress(AnalysisInputError):
+                originals[r["clip"]] = prepare(x)
+        try:
+            prepared[r["clip"]] = prepare(perturb.pitch_shift(x, attempt_shift) if attempt_shift else x)
+        except AnalysisInputError:
+            prepared[r["clip"]] = None
+            refused.append(r["clip"])
+    # References: (syllable, tone) -> list of (speaker, Prepared) usable for an attempt.
+    refs: dict[tuple[str, int], list[tuple[str, Prepared]]] = defaultdict(list)
+    chars: dict[tuple[str, int], str] = {}
+    for r in rows:
+        key = (r["syllable"], int(r["tone"]))
+        chars.setdefault(key, r["character"])
+        if mode in ("other", "self", "original"):
+            p = originals.get(r["clip"]) if mode == "original" else prepared[r["clip"]]
+            if p is not None:
+                refs[key].append((r["speaker"], p))
+        elif mode == "shifted" and not any(s == r["speaker"] for s, _ in refs[key]):
+            x = perturb.pitch_shift(load_audio(folder / r["file"]), SHIFT_SEMITONES)
+            with contextlib.suppress(AnalysisInputError):
+                refs[key].append((r["speaker"], prepare(x)))
+    if mode == "synth":
+        from vocalborn.analysis.synth import render
+
+        for key, ch in sorted(chars.items()):
+            u = render(ch, language="zh", voice=synth_voice, words_per_minute=SYNTH_WPM)
+            with contextlib.suppress(AnalysisInputError):
+                refs[key].append(("synth", prepare(u.samples)))
+    t_features = time.perf_counter() - t0
+    if log:
+        log(f"features of {len(rows)} clips and their references ({mode}) in {t_features:.1f} s")
+
+    def refs_for(key: tuple[str, int], speaker: str, clip: Prepared) -> list[Prepared]:
+        if mode == "self":
+            return [clip]
+        if mode == "other":
+            return [p for s, p in refs.get(key, []) if s != speaker]
+        if mode == "original":
+            return [p for _, p in refs.get(key, [])]
+        return [p for _, p in refs.get(key, [])]
+
+    t1 = time.perf_counter()
+    trials: list[dict[str, Any]] = []
+    for r in rows:
+        att = prepared[r["clip"]]
+        tone = int(r["tone"])
+        if att is None:
+            trials.append(
+                {"clip": r["clip"], "speaker": r["speaker"], "tone": tone, "kind": "correct", "refused": True}
+            )
+            continue
+        for other in (1, 2, 3, 4):
+            key = (r["syllable"], other)
+            if key not in chars:
+                continue
+            if mode == "self" and other != tone:
+                continue  # the clip itself is only a reference for its own tone
+            for ref in refs_for(key, r["speaker"], att):
+                rep = build_report(ref, att, {"text": chars[key]})
+                row = next(c for c in rep.detailed_analysis["characters"] if c.get("status") != "not_judged")
+                trials.append(
+                    {
+                        "clip": r["clip"],
+                        "speaker": r["speaker"],
+                        "tone": tone,
+                        "reference_tone": other,
+                        "kind": "correct" if other == tone else "tone_error",
+                        "refused": False,
+                        "heard_tone": row.get("heard_tone"),
+                        "reference_heard_tone": row.get("reference_heard_tone"),
+                        "tone_confidence": row.get("tone_confidence"),
+                        "tone_match": row.get("tone_match"),
+                        "error_type": row.get("error_type"),
+                        "status": row.get("status"),
+                        "tone_flag": _tone_flag(row),
+                        "overall": rep.overall_score,
+                    }
+                )
+    summary = summarise_syllables(trials, len(rows), len(refused))
+    summary["reference_mode"] = (
+        mode
+        + (f" ({synth_voice})" if mode == "synth" else "")
+        + (f"; attempts shifted {attempt_shift:+g} semitones" if attempt_shift else "")
+    )
+    summary["speakers"] = speakers
+    summary["seconds_features"] = round(t_features, 1)
+    summary["seconds_pairs"] = round(time.perf_counter() - t1, 1)
+    return {"folder": str(folder), "mode": "syllables", "summary": summary, "trials": trials, "refused": refused}
+
+
+def summarise_syllables(trials: list[dict[str, Any]], n_clips: int, n_refused: int) -> dict[str, Any]:
+    correct = [t for t in trials if t["kind"] == "correct"]
+    errors = [t for t in trials if t["kind"] == "tone_error"]
+    confusion = {str(t): {str(h): 0 for h in (1, 2, 3, 4, 5, "none", "refused")} for t in (1, 2, 3, 4)}
+    for t in correct:
+        heard = "refused" if t["refused"] else "none" if t.get("heard_tone") is None else str(t["heard_tone"])
+        confusion[str(t["tone"])][heard] += 1
+    per_tone = {}
+    for tone, row in confusion.items():
+        n = sum(row.values())
+        per_tone[tone] = round(row[tone] / n, 3) if n else None
+    n_correct = len(correct)
+    right = sum(confusion[t][t] for t in confusion)
+    judged = [t for t in correct if not t["refused"] and t.get("heard_tone") is not None]
+    analysed = [t for t in correct if not t["refused"]]
+    recall = sum(t["tone_flag"] for t in errors) / len(errors) if errors else None
+    false_alarm = sum(t["tone_flag"] for t in analysed) / len(analysed) if analysed else None
+    any_flag = sum(t.get("status") != "matched" for t in analysed) / len(analysed) if analysed else None
+    accuracy = right / n_correct if n_correct else None
+    checks = {
+        "heard_tone_accuracy": accuracy,
+        "worst_tone_accuracy": min((v for v in per_tone.values() if v is not None), default=None),
+        "tone_error_recall": recall,
+        "false_alarms": false_alarm,
+        "refused_share": n_refused / n_clips if n_clips else None,
+    }
+
+    def at_least(v: float | None, lo: float) -> bool:
+        return v is not None and v >= lo
+
+    def at_most(v: float | None, hi: float) -> bool:
+        return v is not None and v <= hi
+
+    holds = {
+        "heard_tone_accuracy": at_least(accuracy, SYL_ACCURACY_MIN),
+        "worst_tone_accuracy": at_least(checks["worst_tone_accuracy"], SYL_PER_TONE_MIN),
+        "tone_error_recall": at_least(recall, SYL_RECALL_MIN),
+        "false_alarms": at_most(false_alarm, SYL_FALSE_ALARM_MAX),
+        "refused_share": at_most(checks["refused_share"], SYL_REFUSED_MAX),
+    }
+    return {
+        "clips": n_clips,
+        "correct_pairs": n_correct,
+        "tone_error_pairs": len(errors),
+        "judged_share": round(len(judged) / n_correct, 3) if n_correct else None,
+        "accuracy_of_judged": round(sum(t["heard_tone"] == t["tone"] for t in judged) / len(judged), 3)
+        if judged
+        else None,
+        "correct_pairs_any_flag": any_flag,
+        "confusion": confusion,
+        "per_tone": per_tone,
+        "checks": checks,
+        "holds": holds,
+    }
+
+
+def format_syllables(summary: dict[str, Any]) -> str:
+    cols = ("1", "2", "3", "4", "5", "none", "refused")
+    lines = [
+        f"reference: {summary['reference_mode']}; speakers: {', '.join(summary['speakers'])}; "
+        f"{summary['clips']} clips, {summary['correct_pairs']} correct pairs, "
+        f"{summary['tone_error_pairs']} tone-error pairs",
+        "",
+        "| tone \\ heard | " + " | ".join(cols) + " | right |",
+        "|---|" + "---|" * (len(cols) + 1),
+    ]
+    for tone, row in summary["confusion"].items():
+        acc = summary["per_tone"][tone]
+        shown = "-" if acc is None else f"{100 * acc:.0f} %"
+        lines.append(f"| {tone} | " + " | ".join(str(row[c]) for c in cols) + f" | {shown} |")
+    c, h = summary["checks"], summary["holds"]
+    lines.append("")
+    lines.append(
+        f"judged (heard tone not null): {_pct(summary['judged_share'])}; accuracy of the judged: "
+        f"{_pct(summary['accuracy_of_judged'])}; correct pairs with any flag: {_pct(summary['correct_pairs_any_flag'])}"
+    )
+    for key, value in c.items():
+        lines.append(f"- {key}: {_pct(value)} ({'holds' if h[key] else 'FAILS'})")
+    return "\n".join(lines)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folder", type=Path)
@@ -240,12 +581,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-text", action="store_true", help="do not pass the transcripts (text-free fallback)")
     ap.add_argument("--limit", type=int, help="only the first N clips of the manifest")
     ap.add_argument("--check", action="store_true", help="exit 1 when an acceptance threshold fails")
+    ap.add_argument(
+        "--reference",
+        choices=REFERENCE_MODES,
+        default="auto",
+        help="syllable folders: the reference of each attempt (auto: another speaker, else shifted)",
+    )
+    ap.add_argument("--synth-voice", default=SYNTH_VOICE, help="syllable folders: eSpeak voice of synth references")
+    ap.add_argument(
+        "--attempt-shift", type=float, default=0.0, help="syllable folders: shift the attempts' pitch (semitones)"
+    )
     args = ap.parse_args(argv)
     if not (args.folder / "manifest.tsv").is_file():
         print(f"{args.folder}: no manifest.tsv", file=sys.stderr)
         return 2
+    if is_syllable_folder(args.folder):
+        result = evaluate_syllables(
+            args.folder,
+            reference=args.reference,
+            limit=args.limit,
+            log=lambda m: print(m, flush=True),
+            synth_voice=args.synth_voice,
+            attempt_shift=args.attempt_shift,
+        )
+        print(format_syllables(result["summary"]))
+        print(f"pairs scored in {result['summary']['seconds_pairs']:.1f} s")
+        if args.json:
+            args.json.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+        if args.check and not all(result["summary"]["holds"].values()):
+            return 1
+        return 0
     result = evaluate(args.folder, use_text=not args.no_text, limit=args.limit, log=lambda m: print(m, flush=True))
     print(format_table(result["summary"]))
+    if "tones" in result["summary"]:
+        print()
+        print(format_tones(result["summary"]["tones"]))
     print(f"pairs scored in {result['summary']['seconds_pairs']:.1f} s")
     if args.json:
         args.json.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")

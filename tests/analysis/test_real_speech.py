@@ -67,3 +67,11 @@ def test_every_pair_type_is_scored_and_characters_are_judged(evaluation: dict) -
     assert same and all(p["characters"] > 0 for p in same)
     # Degraded copies rank below the clean pairs they come from.
     assert table["truncated_50"]["overall_mean"] < table["tempo_0.8"]["overall_mean"]
+
+
+def test_heard_tones_agree_with_the_text(evaluation: dict) -> None:
+    """Issue #22: on native readings the heard tone (attempts of same-sentence pairs, the
+    reference's contour as the template) agrees with the text's accepted tones."""
+    tones = evaluation["summary"]["tones"]["pairs"]
+    assert tones["agreement"] >= 0.75, tones
+    assert tones["judged_share"] >= 0.70, tones

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from vocalborn.analysis import compare, dsp, phonetic, sentence
+from vocalborn.analysis import compare, dsp, phonetic, sentence, tones
 from vocalborn.analysis.phone_units import force_align_scored, units
 
 # Cost limit used when no forced alignment exists (recording shorter than its text) and for
@@ -54,29 +54,16 @@ TONE_CONTOUR_DIFF = 1.0  # RMS difference (speaker-spread units) of a differing 
 
 
 # --- tones --------------------------------------------------------------------------------
-def classify_tone(st: np.ndarray, spread: float) -> tuple[int | None, np.ndarray | None]:
-    """Tone 1-4 of a contour (semitones re the speaker's median, NaN unvoiced), and the
-    8-point contour in units of the speaker's spread; (None, None) if too little voicing."""
-    v = st[~np.isnan(st)]
-    if v.size < 5:
-        return None, None
-    z = v / max(spread, 1.5)
-    n = len(z)
-    b = float(z[: max(1, n // 3)].mean())
-    m = float(z[n // 3 : max(n // 3 + 1, 2 * n // 3)].mean())
-    e = float(z[2 * n // 3 :].mean())
-    level = float(z.mean())
-    slope = e - b
-    if level < -0.6 or (m < b - 0.3 and m < e - 0.3):
-        tone = 3
-    elif slope >= 0.6:
-        tone = 2
-    elif slope <= -0.6:
-        tone = 4
-    else:
-        tone = 1 if level >= -0.2 else 3
-    contour = np.interp(np.linspace(0, n - 1, 8), np.arange(n), z)
-    return tone, contour
+EDGE_REACH = 0.6  # seconds: how far the first/last character's contour may run on ...
+EDGE_GAP = 0.1  # ... across voicing breaks this long
+
+
+def classify_tone(st: np.ndarray, spread: float, level_known: bool = True) -> tuple[int | None, np.ndarray | None]:
+    """Tone 1-4 of a contour (semitones re the speaker's median, NaN unvoiced) and its
+    contour (semitones); (None, None) if too little voicing, (None, contour) when not
+    confident (:func:`vocalborn.analysis.tones.classify`)."""
+    v = tones.classify(st, tones.PitchNorm(1.0, max(float(spread), tones.SPREAD_MIN), level_known))
+    return v.tone, v.contour
 
 
 @dataclass
@@ -136,14 +123,18 @@ def locate(text: str, ref: Any) -> Located | None:
 class _Pair:
     """What judging one character needs from the pair as a whole."""
 
-    ref_st: np.ndarray  # semitones per 10 ms frame
+    ref_st: np.ndarray  # semitones per 10 ms frame re the speaker's median (tone track)
     att_st: np.ndarray
-    ref_sd: float  # the speakers' pitch spread
-    att_sd: float
+    ref_norm: tones.PitchNorm  # the speakers' pitch references
+    att_norm: tones.PitchNorm
     tempo: float  # attempt speech time / reference speech time
     limit: float  # the pair's DTW cost limit
     evidence: np.ndarray  # > 0: the character's sounds deviate (per judged character)
     gop_drop: np.ndarray | None  # drop of the expected phones' evidence (forced alignment)
+    # The first judged character's start and the last one's end (reference, attempt
+    # frames): there the contour runs on to the edge of its voiced stretch.
+    ref_edges: tuple[int, int] = (-1, -1)
+    att_edges: tuple[int, int] = (-1, -1)
 
 
 @dataclass(frozen=True)
@@ -155,8 +146,11 @@ class _Tone:
     contour_diff: float | None
 
 
-def analyse(located: Located, ref: Any, att: Any, analysis: Any) -> CharacterResult:
-    """Judge every located character in the attempt (``ref``/``att`` are engine.Prepared)."""
+def analyse(
+    located: Located, ref: Any, att: Any, analysis: Any, pitch_baseline: dict[str, Any] | None = None
+) -> CharacterResult:
+    """Judge every located character in the attempt (``ref``/``att`` are engine.Prepared;
+    ``pitch_baseline`` the learner's earlier pitch, used when the attempt is short)."""
     judged, ref_sec = located.judged, located.ref_sec
     content: phonetic.ContentAlignment = analysis.facts["content"]
     rph: phonetic.PhoneticFeatures = ref.phones
@@ -168,16 +162,22 @@ def analyse(located: Located, ref: Any, att: Any, analysis: Any) -> CharacterRes
     limit = min(COST_ABSOLUTE, max(COST_FLOOR, COST_RELATIVE * median))
     # Without a forced alignment, fall back on the DTW cost alone.
     evidence = np.array(char_cost) - limit if gop_drop is None else gop_drop - GOP_DROP
+    ref_norm = tones.norm_for(ref.features.tone_f0)
+    att_norm = tones.norm_for(att.features.tone_f0, pitch_baseline)
     pair = _Pair(
-        ref.features.semitones,
-        att.features.semitones,
-        _spread(ref.features),
-        _spread(att.features),
+        tones.semitones(ref.features.tone_f0, ref_norm),
+        tones.semitones(att.features.tone_f0, att_norm),
+        ref_norm,
+        att_norm,
         _speech_frames(att.features) / _speech_frames(ref.features),
         limit,
         evidence,
         gop_drop,
+        (att_spans[0][0], att_spans[-1][1]) if att_spans else (-1, -1),
+        (att_spans[0][2], att_spans[-1][3]) if att_spans else (-1, -1),
     )
+    if len(judged) == 1:
+        judged = [_reading_of_single(judged[0], att_spans[0], pair)]
     rows = [
         _judge(k, c, span, att_spans[k], char_cost[k], pair)
         for k, (span, c) in enumerate(zip(ref_sec, judged, strict=True))
@@ -247,11 +247,13 @@ def _judge(
         "index": c.index,
         "char": c.char,
         "pinyin": c.pinyin_tone,
+        "pinyin_marks": c.pinyin_marks,
         "expected_tone": c.tone,
         "accepted_tones": list(c.accepted_tones),
         "reference_heard_tone": tone.ref_tone,
         "heard_tone": tone.att_tone,
         "tone_match": tone.ok,
+        "tone_confidence": _r(tone.confidence) if tone.ok is not None else None,
         "status": status,
         "issues": issues,
         "confidence": _r(confidence),
@@ -267,26 +269,78 @@ def _judge(
 
 
 def _judge_tone(exp_tones: tuple[int, ...], att_span: tuple[int, int, int, int], missing: bool, pair: _Pair) -> _Tone:
-    """The tone heard in both recordings and whether the attempt's is right (None: not judged)."""
+    """The tone heard in both recordings and whether the attempt's is right (None: not judged).
+
+    ``att_tone`` is the attempt's heard tone when confident (else None). A tone error
+    (``ok`` False) needs a confident attempt tone that is not an accepted one, a contour
+    that differs from the reference's for the same character (the template of the
+    expected tone), and a reference not heard in that same other tone (then the text's
+    reading, not the learner, is in doubt)."""
     f0, f1, a0, a1 = att_span
-    ref_tone, ref_contour = classify_tone(pair.ref_st[f0:f1], pair.ref_sd)
-    att_tone, att_contour = classify_tone(pair.att_st[a0:a1], pair.att_sd) if a1 > a0 else (None, None)
-    tone_ok: bool | None = None
-    tone_conf = 0.0
-    contour_diff = None
-    if 5 not in exp_tones and att_tone is not None and not missing:
-        if ref_contour is not None and att_contour is not None:
-            contour_diff = float(np.sqrt(np.mean((ref_contour - att_contour) ** 2)))
-        differs = contour_diff is not None and contour_diff > TONE_CONTOUR_DIFF
-        if att_tone in exp_tones:
-            tone_ok = True
-        elif ref_tone in exp_tones:
-            # The reference shows the expected tone here and the attempt another.
-            tone_ok = not differs
-        # else: neither recording shows the expected tone clearly: not judged (None)
-        if tone_ok is not None and contour_diff is not None:
-            tone_conf = _clip01(0.5 + abs(contour_diff - TONE_CONTOUR_DIFF) / 1.6)
-    return _Tone(ref_tone, att_tone, tone_ok, tone_conf, contour_diff)
+    ref_v = tones.classify(_tone_slice(pair.ref_st, f0, f1, pair.ref_edges), pair.ref_norm)
+    att_v = (
+        tones.classify(_tone_slice(pair.att_st, a0, a1, pair.att_edges), pair.att_norm)
+        if a1 > a0 and not missing
+        else tones.ToneVerdict(None, None, 0.0, None, {})
+    )
+    if 5 in exp_tones or missing or att_v.best is None:
+        return _Tone(ref_v.tone, att_v.tone, None, 0.0, None)
+    distance = None
+    in_context = pair.att_norm.level_known and pair.ref_norm.level_known
+    if ref_v.contour is not None and att_v.contour is not None:
+        distance = tones.template_distance(att_v.contour, pair.att_norm, ref_v.contour, pair.ref_norm)
+        # The reference reads the text: its contour is the expected tone's template.
+        att_v = tones.with_template(att_v, exp_tones[0], distance, in_context)
+    ok: bool | None = None
+    if att_v.best in exp_tones:
+        ok = True
+    elif (
+        att_v.tone is not None
+        and ref_v.tone != att_v.tone
+        and (distance is None or distance >= tones.error_distance(in_context))
+    ):
+        ok = False
+    return _Tone(ref_v.tone, att_v.tone, ok, att_v.confidence, distance)
+
+
+def _reading_of_single(c: sentence.CharSyllable, span: tuple[int, int, int, int], pair: _Pair) -> sentence.CharSyllable:
+    """A character practised alone has no context to pick among its readings (拉 la1/la2,
+    哈 ha1/ha3/ha4): the reference says one. When the reference is heard confidently in
+    another of the character's tones, that reading is the expected one."""
+    if c.tone == 5:
+        return c
+    options = sentence.reading_tones(c.char)
+    if len(options) < 2:
+        return c
+    ref_v = tones.classify(_tone_slice(pair.ref_st, span[0], span[1], pair.ref_edges), pair.ref_norm)
+    if ref_v.tone is None or ref_v.tone == c.tone or ref_v.tone not in options:
+        return c
+    return sentence.with_reading(c, options[ref_v.tone], ref_v.tone)
+
+
+def _tone_slice(st: np.ndarray, f0: int, f1: int, edges: tuple[int, int]) -> np.ndarray:
+    """A character's contour frames; at the utterance's edges it runs on over the voiced
+    stretch it starts or ends in, across voicing breaks up to EDGE_GAP and at most
+    EDGE_REACH (the quiet or creaky tail of a final tone 3 or 4 often lies outside the span
+    the phones give)."""
+    n = len(st)
+    f0, f1 = max(0, min(f0, n)), max(0, min(f1, n))
+    if f0 == edges[0]:
+        f0 = _run_on(st, f0, -1)
+    if f1 == edges[1]:
+        f1 = _run_on(st, f1 - 1, 1) + 1
+    return st[f0:f1]
+
+
+def _run_on(st: np.ndarray, k: int, step: int) -> int:
+    """The last voiced frame reached from ``k`` in direction ``step`` (see _tone_slice)."""
+    gap, reach = int(round(EDGE_GAP / dsp.HOP)), int(round(EDGE_REACH / dsp.HOP))
+    last, j = k, k + step
+    while 0 <= j < len(st) and abs(j - k) <= reach and abs(j - last) <= gap:
+        if not np.isnan(st[j]):
+            last = j
+        j += step
+    return last
 
 
 def _listing(chars: list[sentence.CharSyllable], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -360,12 +414,6 @@ def subsequence_cost(r: np.ndarray, a: np.ndarray) -> float:
 
 def _clip01(x: float) -> float:
     return float(min(1.0, max(0.0, x)))
-
-
-def _spread(f: Any) -> float:
-    st = f.semitones
-    v = st[~np.isnan(st)]
-    return float(np.std(v)) if v.size >= 10 else 2.0
 
 
 def _extra_syllables(

@@ -28,7 +28,7 @@ from vocalborn.analysis.types import (
     TransientAnalysisError,
 )
 
-ENGINE_VERSION = "vocalborn-phonetic-2.0"
+ENGINE_VERSION = "vocalborn-phonetic-3.0"
 
 
 def _progress(progress: ProgressCallback | None, step: int) -> None:
@@ -159,12 +159,15 @@ def build_report(
     located = characters.locate(text, ref) if text else None
     segments = located.frames() if located is not None else None
     analysis = scoring.evaluate(ref.features, att.features, ref.phones, att.phones, segments)
-    chars = characters.analyse(located, ref, att, analysis) if located is not None else None
+    baseline = params.get("pitch_baseline")
+    baseline = baseline if isinstance(baseline, dict) else None
+    chars = characters.analyse(located, ref, att, analysis, baseline) if located is not None else None
 
     _progress(progress, 4)
     sc = analysis.scores
     detailed = dict(analysis.detailed)
     detailed["analysis_type"] = str(params.get("analysis_type") or "full")
+    detailed["pitch_profile"] = _pitch_profile(att.features)
     if params.get("model_version") is not None:
         detailed["requested_model_version"] = str(params["model_version"])
     if chars is not None:
@@ -213,6 +216,18 @@ def build_report(
         improvement_areas=areas,
         analysis_model_version=version,
     )
+
+
+def _pitch_profile(features: Any) -> dict[str, float | None]:
+    """The attempt's pitch (the worker keeps it to build a later ``pitch_baseline``)."""
+    from vocalborn.analysis import tones
+
+    median, spread, voiced = tones.profile(features.tone_f0)
+    return {
+        "median_hz": round(median, 1) if median > 0 else None,
+        "spread_semitones": round(spread, 2) if median > 0 else None,
+        "voiced_seconds": round(voiced, 2),
+    }
 
 
 def _which(exc: Exception, role: str, english: bool) -> str:
