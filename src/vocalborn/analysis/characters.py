@@ -44,6 +44,7 @@ COST_ABSOLUTE = 3.2  # ... or above this cost whatever the median
 # re-aligned DTW cost inside the character is at least COST_MIN (synthetic substitution
 # pairs: 94 % of replaced characters, 5 % of unchanged ones; docs/ANALYSIS.md).
 GOP_DROP = 0.8
+GOP_PAIR_MIN_CHARS = 4  # from this many characters the drop is taken relative to the pair's median
 COST_MIN = 1.5
 SEARCH_MARGIN = 0.1  # seconds searched around a character's mapped span in the attempt
 MISSING_SHARE = 0.2  # attempt span below this share of the expected duration: missing
@@ -186,6 +187,10 @@ def analyse(located: Located, ref: Any, att: Any, analysis: Any, edits: Any = No
     ref_evidence = located.ref_evidence[keep] if located.ref_evidence is not None else None
     att_scored = force_align_scored(aph, seq) if ref_evidence is not None and seq else None
     gop_drop = ref_evidence - att_scored[1] if ref_evidence is not None and att_scored else None
+    if gop_drop is not None and gop_drop.size >= GOP_PAIR_MIN_CHARS:
+        # Relative to the pair's own level: another speaker, style or microphone lowers the
+        # evidence of every character; a mispronounced one falls below its neighbours.
+        gop_drop = gop_drop - max(0.0, float(np.median(gop_drop)))
     att_spans, char_cost = _map_characters(ref_sec, analysis.facts["alignment"], rph, aph)
     median = float(np.median(char_cost)) if char_cost else 0.0
     limit = min(COST_ABSOLUTE, max(COST_FLOOR, COST_RELATIVE * median))
