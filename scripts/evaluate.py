@@ -146,10 +146,12 @@ def evaluate(folder: Path, use_text: bool = True, limit: int | None = None, log:
                     "characters_missing": sum(1 for c in chars if c.get("status") == "missing"),
                 }
             )
+            pairs[-1].update(miscue_fields(rep, kind, att, clean[att["clip"]], params))
     t_pairs = time.perf_counter() - t1
     summary = summarise(pairs)
     if use_text:
         summary["tones"] = tone_agreement(rows, clean)
+    summary["miscues"] = miscue_summary(pairs)
     summary["seconds_features"] = round(t_features, 1)
     summary["seconds_pairs"] = round(t_pairs, 1)
     return {"folder": str(folder), "use_text": use_text, "summary": summary, "pairs": pairs}
@@ -574,6 +576,293 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f} %"
 
 
+# --- miscues, completeness and per-character flags (issue #22) -----------------------------
+ERROR_TYPES = ("omission", "mispronunciation", "tone")
+TRUNCATED = "truncated_50"
+# Synthetic sentences for omissions, insertions and substitutions (not the test suite's):
+# (sentence, index of a character to replace, the replacement, which changes its sounds).
+SYN_SENTENCES: tuple[tuple[str, int, str], ...] = (
+    ("我們下午一起去圖書館看書", 9, "飯"),
+    ("小明每天早上跑步上學", 4, "晚"),
+    ("妹妹喜歡在花園裡唱歌", 5, "菜"),
+    ("爺爺坐在門口看報紙", 6, "聽"),
+    ("你明天要不要來我家吃飯", 10, "麵"),
+    ("天上的白雲慢慢飄過去", 3, "紅"),
+    ("我們學校的老師都很好", 5, "同"),
+    ("他把桌子上的杯子拿走了", 6, "盤"),
+    ("春天來了花都開了", 4, "草"),
+    ("請你把門關上好嗎", 3, "窗"),
+    ("這家餐廳的菜非常好吃", 5, "湯"),
+    ("我們坐公車去動物園", 4, "火"),
+)
+SYN_VOICES: tuple[tuple[str, str], ...] = (("Female1", "Male1"), ("Male1", "Female2"), ("Female3", "Male2"))
+SYN_INSERT_POOL = "天地山水大小"
+INSERT_TOLERANCE = 0.1  # seconds: a reported insertion counts when it overlaps the true one this closely
+
+
+def error_type(c: dict[str, Any]) -> str | None:
+    """The character's error_type; for reports without one (engine 2.0) derived from its
+    status and issues (missing > pronunciation > tone)."""
+    if c.get("status") == "not_judged":
+        return None
+    if "error_type" in c:
+        return c["error_type"]
+    issues = c.get("issues") or []
+    if c.get("status") == "missing" or "missing" in issues:
+        return "omission"
+    if "pronunciation" in issues:
+        return "mispronunciation"
+    if "tone" in issues:
+        return "tone"
+    return "none"
+
+
+def insertions(da: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report's insertions (engine 2.0: character_summary.extra_syllables)."""
+    if "insertions" in da:
+        return list(da["insertions"] or [])
+    return list((da.get("character_summary") or {}).get("extra_syllables") or [])
+
+
+def miscue_fields(
+    rep: Any, kind: str, att: dict[str, str], att_clean: Prepared, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Per pair: error types of the judged characters, completeness, insertions; for a
+    truncated copy also how the characters said before the cut were judged."""
+    from vocalborn.analysis import characters
+
+    da = rep.detailed_analysis
+    chars = [c for c in da.get("characters") or [] if error_type(c) is not None]
+    out: dict[str, Any] = {
+        "judged": len(chars),
+        "error_types": {t: sum(1 for c in chars if error_type(c) == t) for t in ERROR_TYPES},
+        "completeness": getattr(rep, "completeness_score", None),
+        "insertions": len(insertions(da)),
+    }
+    text = params.get("text") or ""
+    if kind == TRUNCATED and text and chars:
+        # Which characters the first half holds: the attempt's own untruncated recording,
+        # force-aligned to the text; a character counts as said when it ends before the cut.
+        located = characters.locate(text, att_clean)
+        if located is not None and located.forced:
+            cut = att_clean.features.duration / 2.0
+            said = {c.index for c, (_, t1) in zip(located.judged, located.ref_sec, strict=True) if t1 <= cut}
+            unsaid = {c.index for c, (t0, _) in zip(located.judged, located.ref_sec, strict=True) if t0 >= cut}
+            out["said"] = sum(1 for c in chars if c["index"] in said)
+            out["said_none"] = sum(1 for c in chars if c["index"] in said and error_type(c) == "none")
+            out["unsaid"] = sum(1 for c in chars if c["index"] in unsaid)
+            out["unsaid_omission"] = sum(1 for c in chars if c["index"] in unsaid and error_type(c) == "omission")
+            out["said_share_true"] = round(100.0 * len(said) / len(located.judged), 1)
+    return out
+
+
+def miscue_summary(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Characters flagged by pair type and error type; completeness on truncated copies."""
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for p in pairs:
+        if "judged" in p:
+            by[p["type"]].append(p)
+    table: dict[str, Any] = {}
+    for kind in TYPES:
+        ps = by.get(kind, [])
+        judged = sum(p["judged"] for p in ps)
+        if not judged:
+            continue
+        row: dict[str, Any] = {"n": len(ps), "judged": judged}
+        for t in ERROR_TYPES:
+            row[t] = round(sum(p["error_types"][t] for p in ps) / judged, 3)
+        row["flagged"] = round(sum(row[t] for t in ERROR_TYPES), 3)
+        row["insertions_per_pair"] = round(float(np.mean([p["insertions"] for p in ps])), 2)
+        comp = [p["completeness"] for p in ps if p["completeness"] is not None]
+        row["completeness_mean"] = round(float(np.mean(comp)), 1) if comp else None
+        row["completeness_min"] = round(float(np.min(comp)), 1) if comp else None
+        row["completeness_max"] = round(float(np.max(comp)), 1) if comp else None
+        table[kind] = row
+    trunc = [p for p in by.get(TRUNCATED, []) if "said" in p]
+    truncation: dict[str, Any] = {"n": len(trunc)}
+    if trunc:
+        comp = [p["completeness"] for p in trunc if p["completeness"] is not None]
+        said = sum(p["said"] for p in trunc)
+        unsaid = sum(p["unsaid"] for p in trunc)
+        truncation.update(
+            {
+                "completeness_in_35_65": round(float(np.mean([35 <= c <= 65 for c in comp])), 3) if comp else 0.0,
+                "true_said_share_mean": round(float(np.mean([p["said_share_true"] for p in trunc])), 1),
+                "said_none_share": round(sum(p["said_none"] for p in trunc) / said, 3) if said else None,
+                "unsaid_omission_share": round(sum(p["unsaid_omission"] for p in trunc) / unsaid, 3)
+                if unsaid
+                else None,
+                "overall_mean": round(float(np.mean([p["overall"] for p in trunc])), 1),
+            }
+        )
+    same_neutral = table.get(SAME_TYPES[1], {}).get("flagged")
+    same_emotion = table.get(SAME_TYPES[2], {}).get("flagged")
+    checks = {
+        "neutral_other_speaker_flagged": same_neutral,
+        "emotion_other_speaker_flagged": same_emotion,
+        "truncated_completeness_in_35_65": truncation.get("completeness_in_35_65"),
+        "truncated_said_none_share": truncation.get("said_none_share"),
+    }
+    return {"table": table, "truncation": truncation, "checks": checks}
+
+
+def format_miscues(m: dict[str, Any]) -> str:
+    lines = [
+        "| pairs | n | judged chars | flagged | omission | mispron. | tone | insertions / pair | completeness mean (min..max) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, r in m["table"].items():
+        comp = (
+            f"{r['completeness_mean']:.1f} ({r['completeness_min']:.1f}..{r['completeness_max']:.1f})"
+            if r["completeness_mean"] is not None
+            else "-"
+        )
+        lines.append(
+            f"| {kind} | {r['n']} | {r['judged']} | {100 * r['flagged']:.1f} % | {100 * r['omission']:.1f} % | "
+            f"{100 * r['mispronunciation']:.1f} % | {100 * r['tone']:.1f} % | {r['insertions_per_pair']:.2f} | {comp} |"
+        )
+    t = m["truncation"]
+    if t.get("n"):
+        lines.append("")
+        lines.append(
+            f"truncated_50 ({t['n']} pairs): completeness in 35..65 {100 * t['completeness_in_35_65']:.0f} %, "
+            f"true share said {t['true_said_share_mean']:.1f} %, characters said before the cut judged none "
+            f"{_pct(t['said_none_share'])}, characters after the cut flagged omission {_pct(t['unsaid_omission_share'])}, "
+            f"overall mean {t['overall_mean']:.1f}"
+        )
+    return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def _syn_cases() -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(kind, reference text, attempt text, truth) of the synthetic miscue pairs."""
+    cases: list[tuple[str, str, str, dict[str, Any]]] = []
+    for i, (text, k, rep) in enumerate(SYN_SENTENCES):
+        n_chars = len(text)
+        cases.append(("clean", text, text, {}))
+        cases.append(("substitution", text, text[:k] + rep + text[k + 1 :], {"replaced": k}))
+        for n in (1, 2, 3):
+            pos = (i * 3 + n * 2) % (n_chars - n + 1)
+            cases.append(("omission", text, text[:pos] + text[pos + n :], {"omitted": list(range(pos, pos + n))}))
+            at = (i * 5 + n) % (n_chars + 1)
+            extra = "".join(SYN_INSERT_POOL[(i + j) % len(SYN_INSERT_POOL)] for j in range(n))
+            cases.append(("insertion", text, text[:at] + extra + text[at:], {"inserted_at": at, "n": n}))
+    return cases
+
+
+def synthetic_miscues(voices: tuple[tuple[str, str], ...] = SYN_VOICES, log: Any = None) -> dict[str, Any]:
+    """Synthetic omissions (1-3 characters), insertions (1-3 syllables) and substitutions,
+    reference and attempt in different Praat/eSpeak voices: precision and recall."""
+    from vocalborn.analysis.synth import render
+
+    t0 = time.perf_counter()
+    prepared: dict[tuple[str, str], tuple[Prepared, Any]] = {}
+
+    def prep(text: str, voice: str) -> tuple[Prepared, Any]:
+        if (text, voice) not in prepared:
+            utt = render(text, "zh", voice)
+            prepared[(text, voice)] = (prepare(np.array(utt.samples)), utt)
+        return prepared[(text, voice)]
+
+    om = {"tp": 0, "fp": 0, "fn": 0}
+    ins = {"tp": 0, "fp": 0, "fn": 0, "after_right": 0}
+    sub = {"hit": 0, "n": 0, "others_flagged": 0, "others": 0}
+    clean = {"flagged": 0, "judged": 0, "insertions": 0, "n": 0}
+    completeness: dict[str, list[float]] = defaultdict(list)
+    for ref_voice, att_voice in voices:
+        for kind, text, att_text, truth in _syn_cases():
+            ref, _ = prep(text, ref_voice)
+            att, utt = prep(att_text, att_voice)
+            rep = build_report(ref, att, {"text": text})
+            da = rep.detailed_analysis
+            chars = [c for c in da["characters"] if error_type(c) is not None]
+            if rep.completeness_score is not None:
+                completeness[kind].append(rep.completeness_score)
+            omitted = set(truth.get("omitted", []))
+            for c in chars:
+                flagged = error_type(c) == "omission"
+                if c["index"] in omitted:
+                    om["tp" if flagged else "fn"] += 1
+                elif flagged:
+                    om["fp"] += 1
+            found = insertions(da)
+            if kind == "insertion":
+                at, n = truth["inserted_at"], truth["n"]
+                words = utt.words
+                if len(words) == len(att_text):
+                    t_start, t_end = words[at][0], words[at + n - 1][1]
+                else:  # the synthesiser's word tier did not split per character: skip the pair
+                    continue
+                hit = [
+                    x for x in found if x["start"] < t_end + INSERT_TOLERANCE and x["end"] > t_start - INSERT_TOLERANCE
+                ]
+                ins["tp" if hit else "fn"] += 1
+                ins["fp"] += len(found) - len(hit)  # reported away from the inserted syllables
+                expected_after = at - 1 if at > 0 else None
+                ins["after_right"] += any(x.get("after_index") == expected_after for x in hit)
+            else:
+                ins["fp"] += len(found)
+            if kind == "substitution":
+                k = truth["replaced"]
+                for c in chars:
+                    if c["index"] == k:
+                        sub["n"] += 1
+                        sub["hit"] += error_type(c) != "none"
+                    else:
+                        sub["others"] += 1
+                        sub["others_flagged"] += error_type(c) != "none"
+            if kind == "clean":
+                clean["n"] += 1
+                clean["judged"] += len(chars)
+                clean["flagged"] += sum(1 for c in chars if error_type(c) != "none")
+                clean["insertions"] += len(found)
+    seconds = time.perf_counter() - t0
+
+    def pr(d: dict[str, int]) -> tuple[float | None, float | None]:
+        p = d["tp"] / (d["tp"] + d["fp"]) if d["tp"] + d["fp"] else None
+        r = d["tp"] / (d["tp"] + d["fn"]) if d["tp"] + d["fn"] else None
+        return (None if p is None else round(p, 3)), (None if r is None else round(r, 3))
+
+    op, orc = pr(om)
+    ip, irc = pr(ins)
+    result = {
+        "voices": [list(v) for v in voices],
+        "omission": {**om, "precision": op, "recall": orc},
+        "insertion": {**ins, "precision": ip, "recall": irc},
+        "substitution": {
+            **sub,
+            "replaced_flagged": round(sub["hit"] / sub["n"], 3) if sub["n"] else None,
+            "others_flagged_share": round(sub["others_flagged"] / sub["others"], 3) if sub["others"] else None,
+        },
+        "clean": {**clean, "flagged_share": round(clean["flagged"] / clean["judged"], 3) if clean["judged"] else None},
+        "completeness_mean": {k: round(float(np.mean(v)), 1) for k, v in completeness.items()},
+        "seconds": round(seconds, 1),
+    }
+    if log:
+        log(f"synthetic miscue pairs in {seconds:.1f} s")
+    return result
+
+
+def format_synthetic(s: dict[str, Any]) -> str:
+    o, i, sub, cl = s["omission"], s["insertion"], s["substitution"], s["clean"]
+    lines = [
+        "| synthetic | precision | recall | detail |",
+        "|---|---|---|---|",
+        f"| omissions (1-3 characters) | {o['precision']} | {o['recall']} | tp {o['tp']}, fp {o['fp']}, fn {o['fn']} |",
+        f"| insertions (1-3 syllables) | {i['precision']} | {i['recall']} | tp {i['tp']}, fp {i['fp']}, fn {i['fn']}, "
+        f"after the right character {i['after_right']} |",
+        f"| substitutions | - | {sub['replaced_flagged']} | others flagged {sub['others_flagged_share']} |",
+        f"| clean pairs | - | - | characters flagged {cl['flagged_share']}, insertions {cl['insertions']} in {cl['n']} pairs |",
+    ]
+    if s["completeness_mean"]:
+        lines.append("")
+        lines.append("completeness mean: " + ", ".join(f"{k} {v:.1f}" for k, v in s["completeness_mean"].items()))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folder", type=Path)
@@ -590,6 +879,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synth-voice", default=SYNTH_VOICE, help="syllable folders: eSpeak voice of synth references")
     ap.add_argument(
         "--attempt-shift", type=float, default=0.0, help="syllable folders: shift the attempts' pitch (semitones)"
+    )
+    ap.add_argument(
+        "--synthetic-miscues",
+        action="store_true",
+        help="also run the synthetic omission/insertion/substitution pairs (Praat/eSpeak voices)",
     )
     args = ap.parse_args(argv)
     if not (args.folder / "manifest.tsv").is_file():
@@ -617,6 +911,13 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(format_tones(result["summary"]["tones"]))
     print(f"pairs scored in {result['summary']['seconds_pairs']:.1f} s")
+    if result["use_text"]:
+        print()
+        print(format_miscues(result["summary"]["miscues"]))
+    if args.synthetic_miscues:
+        result["synthetic_miscues"] = synthetic_miscues(log=lambda m: print(m, flush=True))
+        print()
+        print(format_synthetic(result["synthetic_miscues"]))
     if args.json:
         args.json.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     if args.check and not all(result["summary"]["holds"].values()):

@@ -44,13 +44,21 @@ COST_ABSOLUTE = 3.2  # ... or above this cost whatever the median
 # re-aligned DTW cost inside the character is at least COST_MIN (synthetic substitution
 # pairs: 94 % of replaced characters, 5 % of unchanged ones; docs/ANALYSIS.md).
 GOP_DROP = 0.8
+GOP_PAIR_MIN_CHARS = 4  # from this many characters the drop is taken relative to the pair's median
 COST_MIN = 1.5
 SEARCH_MARGIN = 0.1  # seconds searched around a character's mapped span in the attempt
 MISSING_SHARE = 0.2  # attempt span below this share of the expected duration: missing
-EXTRA_MIN_FRAMES = 6  # phone frames (120 ms) piled on one reference frame ...
-EXTRA_MIN_COST = 2.8  # ... that match it this badly: an extra syllable
+INSERT_MIN_SECONDS = 0.12  # an added attempt stretch shorter than this is no syllable
+# An unsaid character between said ones is an omission only when its reference frames,
+# re-aligned around its place, also match badly (synthetic omissions: most >= 2.2; a
+# reduced but present syllable of a native reader matches better).
+OMIT_COST = 2.2
 CHAR_SCORE_FULL, CHAR_SCORE_ZERO = 1.0, 3.4  # a character's 0..100 score from its DTW cost
 TONE_CONTOUR_DIFF = 1.0  # RMS difference (speaker-spread units) of a differing contour
+
+
+# A judged character's error_type: one of these, the most important first.
+ERROR_TYPES = ("omission", "mispronunciation", "tone", "none")
 
 
 # --- tones --------------------------------------------------------------------------------
@@ -147,16 +155,41 @@ class _Tone:
 
 
 def analyse(
-    located: Located, ref: Any, att: Any, analysis: Any, pitch_baseline: dict[str, Any] | None = None
+    located: Located,
+    ref: Any,
+    att: Any,
+    analysis: Any,
+    edits: Any = None,
+    pitch_baseline: dict[str, Any] | None = None,
 ) -> CharacterResult:
     """Judge every located character in the attempt (``ref``/``att`` are engine.Prepared;
-    ``pitch_baseline`` the learner's earlier pitch, used when the attempt is short)."""
-    judged, ref_sec = located.judged, located.ref_sec
-    content: phonetic.ContentAlignment = analysis.facts["content"]
+    ``pitch_baseline`` the learner's earlier pitch, used when the attempt is short).
+
+    ``edits`` (:class:`vocalborn.analysis.miscues.EditAlignment`) says which reference
+    content the attempt left unsaid and which attempt stretches it added: characters
+    before the first or after the last said one are omissions outside ``ref``'s stretch
+    (the engine cropped ``ref`` to it); an unsaid character in between is an omission
+    unless the attempt added about a syllable's worth at its place (then it said something
+    else there: judged as usual); the other added stretches are insertions."""
+    from vocalborn.analysis import miscues
+
+    judged_all = located.judged
+    omitted_all = miscues.omitted_characters(located.ref_sec, edits)
+    inside = np.flatnonzero(~omitted_all)
+    first, last = (int(inside[0]), int(inside[-1])) if inside.size else (0, len(judged_all) - 1)
+    keep = list(range(first, last + 1))
+    judged = [judged_all[k] for k in keep]
+    ref_sec = [located.ref_sec[k] for k in keep]
+    seq = [located.seq[k] for k in keep]
     rph: phonetic.PhoneticFeatures = ref.phones
     aph: phonetic.PhoneticFeatures = att.phones
-    att_scored = force_align_scored(aph, located.seq) if located.ref_evidence is not None else None
-    gop_drop = located.ref_evidence - att_scored[1] if located.ref_evidence is not None and att_scored else None
+    ref_evidence = located.ref_evidence[keep] if located.ref_evidence is not None else None
+    att_scored = force_align_scored(aph, seq) if ref_evidence is not None and seq else None
+    gop_drop = ref_evidence - att_scored[1] if ref_evidence is not None and att_scored else None
+    if gop_drop is not None and gop_drop.size >= GOP_PAIR_MIN_CHARS:
+        # Relative to the pair's own level: another speaker, style or microphone lowers the
+        # evidence of every character; a mispronounced one falls below its neighbours.
+        gop_drop = gop_drop - max(0.0, float(np.median(gop_drop)))
     att_spans, char_cost = _map_characters(ref_sec, analysis.facts["alignment"], rph, aph)
     median = float(np.median(char_cost)) if char_cost else 0.0
     limit = min(COST_ABSOLUTE, max(COST_FLOOR, COST_RELATIVE * median))
@@ -176,18 +209,90 @@ def analyse(
         (att_spans[0][0], att_spans[-1][1]) if att_spans else (-1, -1),
         (att_spans[0][2], att_spans[-1][3]) if att_spans else (-1, -1),
     )
-    if len(judged) == 1:
+    if len(judged_all) == 1:
+        # A character practised alone: the reference's reading is the expected one.
         judged = [_reading_of_single(judged[0], att_spans[0], pair)]
-    rows = [
-        _judge(k, c, span, att_spans[k], char_cost[k], pair)
-        for k, (span, c) in enumerate(zip(ref_sec, judged, strict=True))
+    omitted = [bool(omitted_all[k]) for k in keep]
+    judged_rows = [
+        _judge(j, c, span, att_spans[j], char_cost[j], pair, omitted[j])
+        for j, (span, c) in enumerate(zip(ref_sec, judged, strict=True))
     ]
-    extra = _extra_syllables(rph, aph, content, ref_sec)
-    for x in extra:
-        k = x.pop("after_character")
-        x["after_index"] = judged[k].index if k >= 0 else None
+    by_k = dict(zip(keep, judged_rows, strict=True))
+    rows = [by_k[k] if k in by_k else _unsaid(c, located.ref_sec[k]) for k, c in enumerate(judged_all)]
+    extra = _insertions(edits.inserted if edits is not None else [], rows, located.ref_sec, omitted_all)
     summary = _summary(rows, extra, limit, located.forced)
-    return CharacterResult(_listing(located.chars, rows), summary, extra, _char_deviations(rows, att_spans))
+    spans_by_k = dict(zip(keep, att_spans, strict=True))
+    return CharacterResult(_listing(located.chars, rows), summary, extra, _char_deviations(rows, spans_by_k))
+
+
+def _insertions(
+    added: list[tuple[float, float, float]],
+    rows: list[dict[str, Any]],
+    ref_sec: list[tuple[float, float]],
+    omitted: np.ndarray,
+) -> list[dict[str, Any]]:
+    """The added attempt stretches long enough for a syllable, and after which said
+    character each was said (the one whose reference span holds the stretch's reference
+    time, or its predecessor when that time is in the span's first half). A stretch at a
+    mispronounced character is that character's new sound, not an insertion."""
+    out = []
+    for a0, a1, t in added:
+        if a1 - a0 < INSERT_MIN_SECONDS:
+            continue
+        after = -1
+        for k, (r0, r1) in enumerate(ref_sec):
+            if r0 <= t:
+                after = k if t >= (r0 + r1) / 2.0 else k - 1
+        near = [k for k in (after, after + 1) if 0 <= k < len(rows)]
+        if any(rows[k]["error_type"] == "mispronunciation" for k in near):
+            continue
+        while after >= 0 and omitted[after]:
+            after -= 1
+        out.append(
+            {
+                "start": _r(a0),
+                "end": _r(a1),
+                "after_index": rows[after]["index"] if after >= 0 else None,
+                "after_char": rows[after]["char"] if after >= 0 else None,
+            }
+        )
+    return out
+
+
+def completeness(rows: list[dict[str, Any]]) -> float | None:
+    """0..100: the share of the judged characters the attempt said (not omitted)."""
+    judged = [r for r in rows if r.get("error_type") is not None]
+    if not judged:
+        return None
+    return round(100.0 * sum(1 for r in judged if r["error_type"] != "omission") / len(judged), 2)
+
+
+def _unsaid(c: sentence.CharSyllable, ref_span: tuple[float, float]) -> dict[str, Any]:
+    """A character outside the reference stretch the attempt said: an omission."""
+    return {
+        "index": c.index,
+        "char": c.char,
+        "pinyin": c.pinyin_tone,
+        "pinyin_marks": c.pinyin_marks,
+        "expected_tone": c.tone,
+        "accepted_tones": list(c.accepted_tones),
+        "reference_heard_tone": None,
+        "heard_tone": None,
+        "tone_match": None,
+        "tone_confidence": None,
+        "status": "missing",
+        "error_type": "omission",
+        "issues": ["missing"],
+        "confidence": None,
+        "cost": None,
+        "phone_evidence_drop": None,
+        "score": 0.0,
+        "ref_start": _r(ref_span[0]),
+        "ref_end": _r(ref_span[1]),
+        "start": None,
+        "end": None,
+        "tone_contour_difference": None,
+    }
 
 
 def _speech_frames(f: Any) -> int:
@@ -224,14 +329,18 @@ def _judge(
     att_span: tuple[int, int, int, int],
     cost: float,
     pair: _Pair,
+    omitted: bool = False,
 ) -> dict[str, Any]:
-    """The verdict on judged character ``k``: its sounds, its tone, whether it is missing."""
+    """The verdict on judged character ``k``: its sounds, its tone, whether it is missing
+    (``omitted``: the edit alignment found it unsaid)."""
     r0, r1 = ref_span
     a0, a1 = att_span[2], att_span[3]
     att_dur = max(0, a1 - a0) * dsp.HOP
     expected_dur = (r1 - r0) * pair.tempo
     seg_dev = bool(pair.evidence[k] > 0) and (pair.gop_drop is None or cost >= COST_MIN)
-    missing = att_dur < MISSING_SHARE * expected_dur and (seg_dev or cost > pair.limit)
+    missing = (omitted and cost >= OMIT_COST) or (
+        att_dur < MISSING_SHARE * expected_dur and (seg_dev or cost > pair.limit)
+    )
     seg_conf = _clip01(0.5 + abs(float(pair.evidence[k])) / 2.0)
     tone = _judge_tone(c.accepted_tones, att_span, missing, pair)
     issues = []
@@ -242,6 +351,8 @@ def _judge(
     if tone.ok is False:
         issues.append("tone")
     status = "missing" if missing else ("deviating" if issues else "matched")
+    # One error type, the most important: omission > mispronunciation > tone.
+    error = "omission" if missing else "mispronunciation" if seg_dev else "tone" if tone.ok is False else "none"
     confidence = tone.confidence if "tone" in issues and not seg_dev else seg_conf
     return {
         "index": c.index,
@@ -255,6 +366,7 @@ def _judge(
         "tone_match": tone.ok,
         "tone_confidence": _r(tone.confidence) if tone.ok is not None else None,
         "status": status,
+        "error_type": error,
         "issues": issues,
         "confidence": _r(confidence),
         "cost": _r(cost, 3),
@@ -352,7 +464,7 @@ def _listing(chars: list[sentence.CharSyllable], rows: list[dict[str, Any]]) -> 
         if c.index in by_index:
             full.append(by_index[c.index])
         else:
-            full.append({"index": c.index, "char": c.char, "status": "not_judged"})
+            full.append({"index": c.index, "char": c.char, "status": "not_judged", "error_type": None})
     return full
 
 
@@ -364,17 +476,29 @@ def _summary(rows: list[dict[str, Any]], extra: list[dict[str, Any]], limit: flo
         "deviating": sum(1 for r in rows if r["status"] == "deviating"),
         "missing": sum(1 for r in rows if r["status"] == "missing"),
         "tone_errors": sum(1 for r in rows if r["tone_match"] is False),
+        "error_types": {t: sum(1 for r in rows if r["error_type"] == t) for t in ERROR_TYPES},
+        "completeness": completeness(rows),
         "extra_syllables": extra,
         "cost_limit": _r(limit, 3),
         "alignment": "forced" if forced else "uniform",
     }
 
 
-def _char_deviations(rows: list[dict[str, Any]], att_spans: list[tuple[int, int, int, int]]) -> list[dict[str, Any]]:
-    """The characters' issues in the report's deviation format."""
+def _char_deviations(
+    rows: list[dict[str, Any]], att_spans: dict[int, tuple[int, int, int, int]]
+) -> list[dict[str, Any]]:
+    """The characters' issues in the report's deviation format (``att_spans`` by judged
+    position; an unsaid character sits where the attempt's speech stops or starts)."""
     devs: list[dict[str, Any]] = []
+    said = sorted(att_spans)
     for k, r in enumerate(rows):
-        a0, a1 = att_spans[k][2], att_spans[k][3]
+        if k in att_spans:
+            a0, a1 = att_spans[k][2], att_spans[k][3]
+        elif said:
+            near = att_spans[said[0]] if k < said[0] else att_spans[said[-1]]
+            a0 = a1 = near[2] if k < said[0] else near[3]
+        else:
+            a0 = a1 = 0
         span = {
             "start": _r(a0 * dsp.HOP),
             "end": _r(max(a1, a0 + 1) * dsp.HOP),
@@ -414,26 +538,3 @@ def subsequence_cost(r: np.ndarray, a: np.ndarray) -> float:
 
 def _clip01(x: float) -> float:
     return float(min(1.0, max(0.0, x)))
-
-
-def _extra_syllables(
-    rph: phonetic.PhoneticFeatures,
-    aph: phonetic.PhoneticFeatures,
-    ca: phonetic.ContentAlignment,
-    ref_sec: list[tuple[float, float]],
-) -> list[dict[str, Any]]:
-    """Attempt stretches the path piles onto one reference frame, matching it badly."""
-    out: list[dict[str, Any]] = []
-    if ca.path.size == 0:
-        return out
-    rows = ca.path[:, 0]
-    starts = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
-    ends = np.concatenate([starts[1:], [len(rows)]])
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        if e - s >= EXTRA_MIN_FRAMES and float(ca.local[s:e].mean()) >= EXTRA_MIN_COST:
-            t_ref = float(rph.frame_time(rph.content_frames[rows[s]]))
-            a0 = float(aph.frame_time(aph.content_frames[ca.path[s, 1]]))
-            a1 = float(aph.frame_time(aph.content_frames[ca.path[e - 1, 1]])) + phonetic.FRAME
-            after = max((k for k, (r0, _) in enumerate(ref_sec) if r0 <= t_ref), default=-1)
-            out.append({"start": _r(a0), "end": _r(a1), "after_character": after})
-    return out
