@@ -16,8 +16,8 @@ Determinism: eSpeak (inside Praat) keeps global state between calls, so in one p
 the same text renders a few milliseconds differently depending on everything rendered
 before (an order-dependent test passes alone and fails in a full run). :func:`render`
 therefore synthesises each new utterance in a child forked from a small server process
-that has loaded Praat but never synthesised anything: the samples depend on the arguments
-only, whatever the process rendered before and in whatever order. Results are memoised
+that has synthesised nothing but one fixed warm-up utterance: the samples depend on the
+arguments only, whatever the process rendered before and in whatever order. Results are memoised
 per process. Without ``fork`` (Windows) it renders in-process, where the order matters.
 """
 
@@ -135,15 +135,17 @@ def _can_isolate() -> bool:
 _SERVER_ENV = "VOCALBORN_SYNTH_SERVER"
 _WARM_UP = ("你好", "zh", "Female1", 16000, 175.0, 1.0, 1.0, 0.01, 0.7)
 _server: subprocess.Popen[bytes] | None = None
+_server_pid = 0  # the process that started _server (a forked child starts its own)
 _server_lock = threading.Lock()
 
 
 def _render_isolated(args: tuple[Any, ...]) -> Utterance:
-    """:func:`_render_now` in a fresh fork of a server process that never synthesises
-    anything itself (see the module's docstring)."""
-    global _server
+    """:func:`_render_now` in a fresh fork of a server process that synthesised only its
+    fixed warm-up (see the module's docstring)."""
+    global _server, _server_pid
     with _server_lock:
-        if _server is None or _server.poll() is not None:
+        if _server is None or _server_pid != os.getpid() or _server.poll() is not None:
+            _server_pid = os.getpid()
             env = {**os.environ, _SERVER_ENV: "1"}
             cmd = [sys.executable, "-c", "from vocalborn.analysis.synth import _serve; _serve()"]
             _server = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
