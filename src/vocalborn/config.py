@@ -199,7 +199,7 @@ class Settings(BaseSettings):
     # --- uploads -----------------------------------------------------------------------------------
     max_audio_file_size: int = 52_428_800  # 50 MB
     supported_audio_formats: str = "mp3,wav,m4a,aac,ogg,webm"
-    min_audio_duration: float = 0.3
+    min_audio_duration: float = 0.15  # one syllable said alone is a normal exercise
     max_audio_duration: float = 120.0
 
     # --- auth --------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from vocalborn.analysis.types import (
     TransientAnalysisError,
 )
 
-ENGINE_VERSION = "vocalborn-phonetic-2.0"
+ENGINE_VERSION = "vocalborn-phonetic-3.0"
 
 
 def _progress(progress: ProgressCallback | None, step: int) -> None:
@@ -147,7 +147,9 @@ def build_report(
     version: str = ENGINE_VERSION,
 ) -> AnalysisReport:
     """Score prepared recordings and write the report (steps 3-5 of STEPS)."""
-    from vocalborn.analysis import characters, scoring, suggest
+    import numpy as np
+
+    from vocalborn.analysis import characters, miscues, scoring, suggest
 
     params = dict(params or {})
     language = str(params.get("language") or "zh-TW")
@@ -157,20 +159,39 @@ def build_report(
 
     _progress(progress, 3)
     located = characters.locate(text, ref) if text else None
+    # What the attempt left out of the reference and added (analysis/miscues.py). A partial
+    # attempt (stopped early, started late) is compared with the stretch of the reference
+    # it said; the characters outside are omissions.
+    edits = miscues.edit_align(ref.phones, att.phones) if located is not None and located.forced else None
+    omitted = miscues.omitted_characters(located.ref_sec, edits) if located is not None else None
+    partial = omitted is not None and bool(omitted[0] or omitted[-1])
     segments = located.frames() if located is not None else None
+    if partial and located is not None and omitted is not None and segments is not None:
+        inside = np.flatnonzero(~omitted)
+        first, last = int(inside[0]), int(inside[-1])
+        ref = miscues.crop(ref, located.ref_sec[first][0], located.ref_sec[last][1])
+        segments = segments[first : last + 1]
     analysis = scoring.evaluate(ref.features, att.features, ref.phones, att.phones, segments)
-    chars = characters.analyse(located, ref, att, analysis) if located is not None else None
+    baseline = params.get("pitch_baseline")
+    baseline = baseline if isinstance(baseline, dict) else None
+    chars = characters.analyse(located, ref, att, analysis, edits, baseline) if located is not None else None
+    completeness = characters.completeness(chars.characters) if chars is not None else None
+    if partial and completeness is not None:
+        # The scores measure what was said; the overall score also counts what was not.
+        analysis.scores.overall = round(analysis.scores.overall * completeness / 100.0, 2)
 
     _progress(progress, 4)
     sc = analysis.scores
     detailed = dict(analysis.detailed)
     detailed["analysis_type"] = str(params.get("analysis_type") or "full")
+    detailed["pitch_profile"] = _pitch_profile(att.features)
     if params.get("model_version") is not None:
         detailed["requested_model_version"] = str(params["model_version"])
     if chars is not None:
         detailed["text"] = text
         detailed["characters"] = chars.characters
         detailed["character_summary"] = chars.summary
+        detailed["insertions"] = chars.extra
         # The characters' verdicts replace the frame-level pronunciation, missing and tone
         # deviations, so the report says one thing (timing deviations stay).
         kept = [d for d in analysis.deviations if d["kind"] not in ("pronunciation", "missing", "tone")]
@@ -202,6 +223,7 @@ def build_report(
     }
     if chars is not None:
         sentence["text"] = text
+        sentence["completeness_score"] = completeness
     return AnalysisReport(
         overall_score=sc.overall,
         pronunciation_accuracy=sc.pronunciation,
@@ -212,7 +234,20 @@ def build_report(
         suggestions=text_out,
         improvement_areas=areas,
         analysis_model_version=version,
+        completeness_score=completeness,
     )
+
+
+def _pitch_profile(features: Any) -> dict[str, float | None]:
+    """The attempt's pitch (the worker keeps it to build a later ``pitch_baseline``)."""
+    from vocalborn.analysis import tones
+
+    median, spread, voiced = tones.profile(features.tone_f0)
+    return {
+        "median_hz": round(median, 1) if median > 0 else None,
+        "spread_semitones": round(spread, 2) if median > 0 else None,
+        "voiced_seconds": round(voiced, 2),
+    }
 
 
 def _which(exc: Exception, role: str, english: bool) -> str:

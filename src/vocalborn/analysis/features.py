@@ -16,17 +16,18 @@ import numpy as np
 from vocalborn.analysis import dsp
 from vocalborn.analysis.types import UnusableAudioError
 
-# Usability limits. The messages are for learners, in zh-TW with English.
+# Usability limits. The messages are for learners, in zh-TW with English. A recording is
+# usable with MIN_VOICED_SECONDS of voiced speech (one syllable said alone is a normal
+# exercise) or, voiced or not, MIN_SPEECH_SECONDS of speech by intensity.
 MIN_SPEECH_SECONDS = 0.3
+MIN_VOICED_SECONDS = 0.15
 SILENCE_PEAK_DBFS = -50.0  # a recording whose peak stays below this is silence
 CLIPPED_SHARE_LIMIT = 0.02  # share of speech samples at full scale beyond which: unusable
 
 MSG_SILENT = (
     "錄音裡聽不到聲音，請靠近麥克風再錄一次 (The recording is silent: please record again closer to the microphone.)"
 )
-MSG_TOO_SHORT = (
-    "錄音裡的說話太短，請把整句話說完 (There is too little speech in the recording: please say the whole sentence.)"
-)
+MSG_TOO_SHORT = "錄音裡的說話太短，請再說一次，說清楚一點 (There is too little speech in the recording: please say it again, clearly.)"
 MSG_CLIPPED = "錄音音量過大而失真，請離麥克風遠一點再錄一次 (The recording is too loud and distorted: please move away from the microphone and record again.)"
 
 
@@ -54,6 +55,13 @@ class RecordingFeatures:
     median_f0: float  # Hz, 0 if no voiced frame
     voice: VoiceQuality
     nuclei: np.ndarray  # frame indices of syllable nuclei (de Jong & Wempe 2009)
+    # F0 for tones (Hz, 0 unvoiced): every voiced run touching speech, octave-repaired
+    # (:func:`vocalborn.analysis.tones.tone_track`); ``f0`` above is masked to speech.
+    tone_f0: np.ndarray
+
+    @property
+    def voiced_seconds(self) -> float:
+        return float(np.count_nonzero(self.tone_f0 > 0)) * dsp.HOP
 
     @property
     def n_frames(self) -> int:
@@ -69,15 +77,18 @@ class RecordingFeatures:
         return out
 
 
-def check_usable(samples: np.ndarray, intensity_db: np.ndarray, seg: dsp.Segmentation) -> None:
-    """Raise :class:`UnusableAudioError` for silence, too little speech or heavy clipping."""
-    if samples.size == 0:
-        raise UnusableAudioError(MSG_SILENT)
+def check_usable(
+    samples: np.ndarray, intensity_db: np.ndarray, seg: dsp.Segmentation, voiced_seconds: float | None = None
+) -> None:
+    """Raise :class:`UnusableAudioError` for silence, too little speech or heavy clipping.
+
+    ``voiced_seconds`` (of the tone track) lets a short voiced item through: enough speech
+    is MIN_SPEECH_SECONDS by intensity or MIN_VOICED_SECONDS voiced."""
+    check_signal(samples)
     peak = float(np.max(np.abs(samples)))
-    if peak <= 10 ** (SILENCE_PEAK_DBFS / 20):
-        raise UnusableAudioError(MSG_SILENT)
     speech_frames = int(seg.speech.sum())
-    if speech_frames * dsp.HOP < MIN_SPEECH_SECONDS:
+    voiced_ok = voiced_seconds is not None and voiced_seconds >= MIN_VOICED_SECONDS
+    if speech_frames * dsp.HOP < MIN_SPEECH_SECONDS and not voiced_ok:
         raise UnusableAudioError(MSG_TOO_SHORT)
     if peak >= 0.98:
         # Clipping shows as runs of samples stuck near full scale; count them in speech.
@@ -87,6 +98,14 @@ def check_usable(samples: np.ndarray, intensity_db: np.ndarray, seg: dsp.Segment
         stuck = near[1:] & near[:-1]
         if part.size and float(stuck.mean()) > CLIPPED_SHARE_LIMIT:
             raise UnusableAudioError(MSG_CLIPPED)
+
+
+def check_signal(samples: np.ndarray) -> None:
+    """Raise :class:`UnusableAudioError` for an empty or silent recording."""
+    if samples.size == 0:
+        raise UnusableAudioError(MSG_SILENT)
+    if float(np.max(np.abs(samples))) <= 10 ** (SILENCE_PEAK_DBFS / 20):
+        raise UnusableAudioError(MSG_SILENT)
 
 
 def _pitch_on_grid(pitch: object, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +137,7 @@ def extract(samples: np.ndarray, check: bool = True) -> RecordingFeatures:
     intensity = dsp.frame_intensity_db(x)
     seg = dsp.segment_speech(intensity)
     if check:
-        check_usable(x, intensity, seg)
+        check_signal(x)
     n = len(intensity)
     sound = parselmouth.Sound(x, sampling_frequency=dsp.SAMPLE_RATE)
 
@@ -135,6 +154,11 @@ def extract(samples: np.ndarray, check: bool = True) -> RecordingFeatures:
         ceiling = float(min(800.0, max(2.0 * q3, floor * 2.5)))
         pitch = sound.to_pitch_ac(time_step=dsp.HOP, pitch_floor=floor, pitch_ceiling=ceiling)
         f0, strength = _pitch_on_grid(pitch, n)
+    from vocalborn.analysis.tones import tone_track
+
+    tone_f0 = tone_track(f0, seg.speech)
+    if check:
+        check_usable(x, intensity, seg, float(np.count_nonzero(tone_f0 > 0)) * dsp.HOP)
     f0[~seg.speech] = 0.0
     voiced_mask = f0 > 0
     median_f0 = float(np.median(f0[voiced_mask])) if voiced_mask.any() else 0.0
@@ -154,6 +178,7 @@ def extract(samples: np.ndarray, check: bool = True) -> RecordingFeatures:
         median_f0=median_f0,
         voice=voice,
         nuclei=nuclei,
+        tone_f0=tone_f0,
     )
 
 

@@ -39,6 +39,42 @@ class CharSyllable:
     def pinyin_tone(self) -> str:
         return f"{self.pinyin}{self.tone}" if self.judged else ""
 
+    @property
+    def pinyin_marks(self) -> str:
+        """The expected reading with a tone mark (sandhi applied), e.g. ``"mā"``; no mark
+        for the neutral tone."""
+        return tone_marks(self.pinyin, self.tone) if self.judged else ""
+
+
+_MARKS = {
+    "a": "āáǎà",
+    "e": "ēéěè",
+    "i": "īíǐì",
+    "o": "ōóǒò",
+    "u": "ūúǔù",
+    "ü": "ǖǘǚǜ",
+}
+
+
+def tone_marks(syllable: str, tone: int) -> str:
+    """Toneless pinyin plus tone 1-4 as a mark on the right vowel: a or e if present, the
+    o of "ou", else the last vowel (so "liu" -> "liú", "gui" -> "guì"). Tone 5 or 0: none."""
+    s = syllable.replace("v", "ü")
+    if tone not in (1, 2, 3, 4):
+        return s
+    if "a" in s:
+        pos = s.index("a")
+    elif "e" in s:
+        pos = s.index("e")
+    elif "ou" in s:
+        pos = s.index("o")
+    else:
+        vowels = [k for k, ch in enumerate(s) if ch in _MARKS]
+        if not vowels:
+            return s
+        pos = vowels[-1]
+    return s[:pos] + _MARKS[s[pos]][tone - 1] + s[pos + 1 :]
+
 
 def split_pinyin(syllable: str) -> tuple[str, str]:
     """(initial, final) of a toneless pinyin syllable; y/w are glides of the final."""
@@ -123,3 +159,20 @@ def _sandhi(chars: list[CharSyllable]) -> list[CharSyllable]:
 
 def _with_tone(c: CharSyllable, tone: int, accepted: tuple[int, ...]) -> CharSyllable:
     return CharSyllable(c.index, c.char, c.judged, c.pinyin, c.base_tone, tone, accepted)
+
+
+def reading_tones(char: str) -> dict[int, str]:
+    """Every tone 1-4 a Han character can be read with (pypinyin's heteronyms), each with
+    its toneless syllable (the first reading listed for that tone)."""
+    from pypinyin import Style, pinyin
+
+    out: dict[int, str] = {}
+    for r in pinyin(char, style=Style.TONE3, heteronym=True, neutral_tone_with_five=True)[0]:
+        if r and r[-1] in "1234" and r[:-1].isalpha():
+            out.setdefault(int(r[-1]), r[:-1].replace("v", "ü"))
+    return out
+
+
+def with_reading(c: CharSyllable, syllable: str, tone: int) -> CharSyllable:
+    """``c`` read as ``syllable`` with ``tone`` (a single character's other reading)."""
+    return CharSyllable(c.index, c.char, c.judged, syllable, tone, tone, (tone,))

@@ -12,15 +12,25 @@ Typical use::
     wav_bytes = synthesize("我今天很高興", language="zh", voice="Female1")
     mp3_bytes = synthesize("Good morning", language="en", voice="Male1", fmt="mp3")
 
-Determinism: eSpeak keeps an adaptive speaking-rate state between calls, so two
-uncached calls can differ by a few milliseconds. :func:`render` therefore memoises its
-results per process: within one process the same arguments always give the same samples,
-and a fresh process replaying the same calls in the same order gets the same bytes.
+Determinism: eSpeak (inside Praat) keeps global state between calls, so in one process
+the same text renders a few milliseconds differently depending on everything rendered
+before (an order-dependent test passes alone and fails in a full run). :func:`render`
+therefore synthesises each new utterance in a child forked from a small server process
+that has synthesised nothing but one fixed warm-up utterance: the samples depend on the
+arguments only, whatever the process rendered before and in whatever order. Results are memoised
+per process. Without ``fork`` (Windows) it renders in-process, where the order matters.
 """
 
 from __future__ import annotations
 
+import atexit
 import io
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
 import wave
 from dataclasses import dataclass
 from functools import lru_cache
@@ -112,7 +122,96 @@ def render(
 
 
 @lru_cache(maxsize=256)
-def _render_cached(
+def _render_cached(*args: Any) -> Utterance:
+    utt = _render_isolated(args) if _can_isolate() else _render_now(*args)
+    utt.samples.flags.writeable = False  # shared by the cache: callers must copy before editing
+    return utt
+
+
+def _can_isolate() -> bool:
+    return os.name == "posix" and hasattr(os, "fork") and os.environ.get(_SERVER_ENV) != "1"
+
+
+_SERVER_ENV = "VOCALBORN_SYNTH_SERVER"
+_WARM_UP = ("你好", "zh", "Female1", 16000, 175.0, 1.0, 1.0, 0.01, 0.7)
+_server: subprocess.Popen[bytes] | None = None
+_server_pid = 0  # the process that started _server (a forked child starts its own)
+_server_lock = threading.Lock()
+
+
+def _render_isolated(args: tuple[Any, ...]) -> Utterance:
+    """:func:`_render_now` in a fresh fork of a server process that synthesised only its
+    fixed warm-up (see the module's docstring)."""
+    global _server, _server_pid
+    with _server_lock:
+        if _server is None or _server_pid != os.getpid() or _server.poll() is not None:
+            _server_pid = os.getpid()
+            env = {**os.environ, _SERVER_ENV: "1"}
+            cmd = [sys.executable, "-c", "from vocalborn.analysis.synth import _serve; _serve()"]
+            _server = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+            atexit.register(_stop_server, _server)
+        assert _server.stdin is not None and _server.stdout is not None
+        _send(_server.stdin, args)
+        reply = _receive(_server.stdout)
+    if reply is None:
+        raise RuntimeError("the speech synthesis server stopped")
+    if reply[0] == "error":
+        raise RuntimeError(f"speech synthesis failed: {reply[1]}")
+    _, samples, rate, words = reply
+    return Utterance(samples, rate, words)
+
+
+def _stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _send(stream: Any, obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(struct.pack("<Q", len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream: Any) -> Any:
+    head = stream.read(8)
+    if len(head) < 8:
+        return None
+    (n,) = struct.unpack("<Q", head)
+    return pickle.loads(stream.read(n))
+
+
+def _serve() -> None:
+    """The synthesis server: for each request on stdin, a forked child renders it and
+    writes the reply; the server's own eSpeak state is never touched."""
+    # One fixed utterance first: it loads eSpeak's data once for all the forks, and every
+    # fork starts from the state it leaves (the same in every server).
+    _render_now(*_WARM_UP)
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything Praat prints goes to stderr, not into the replies
+    inp = sys.stdin.buffer
+    while True:
+        args = _receive(inp)
+        if args is None:
+            return
+        pid = os.fork()
+        if pid == 0:
+            try:
+                u = _render_now(*args)
+                reply: Any = ("ok", np.asarray(u.samples), u.sample_rate, u.words)
+            except BaseException as exc:
+                reply = ("error", f"{type(exc).__name__}: {exc}")
+            try:
+                _send(out, reply)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+
+
+def _render_now(
     text: str,
     language: str,
     voice: str,
@@ -144,9 +243,7 @@ def _render_cached(
     if top > 0:
         samples = samples * (peak / top)
     words = _word_spans(textgrid, call)
-    out = samples.astype(np.float32)
-    out.flags.writeable = False  # shared by the cache: callers must copy before editing
-    return Utterance(out, int(sound.sampling_frequency), words)
+    return Utterance(samples.astype(np.float32), int(sound.sampling_frequency), words)
 
 
 def _word_spans(textgrid: Any, call: Any) -> tuple[tuple[float, float, str], ...]:
