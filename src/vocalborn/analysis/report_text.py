@@ -149,6 +149,14 @@ def _heard(t: dict[str, Any], tone: Any) -> str:
     return str(t["heard_neutral"]) if tone == 5 else str(t["heard"]).format(t=tone)
 
 
+def _shown_tone(c: dict[str, Any], kind: str) -> Any:
+    """The heard tone worth printing: a tone error's, or one that agrees with the text. A heard tone
+    the engine did not claim as an error would read as "ok, heard tone 2"."""
+    heard = c.get("heard_tone")
+    accepted = c.get("accepted_tones") or [c.get("expected_tone")]
+    return heard if kind == "tone" or heard in accepted else None
+
+
 def _character_lines(t: dict[str, Any], da: dict[str, Any]) -> list[str]:
     """The sentence, then one line per judged character: pinyin with tone marks, the verdict, the
     heard tone when the engine is sure of one; then the extra syllables."""
@@ -163,7 +171,7 @@ def _character_lines(t: dict[str, Any], da: dict[str, Any]) -> list[str]:
         pinyin = c.get("pinyin_marks") or c.get("pinyin") or ""
         lines.append(
             f"  {c.get('char', '')}  {_pad(str(pinyin), 8)} {_pad(t['error_type'][kind], 14)} "
-            f"{_heard(t, c.get('heard_tone'))}".rstrip()
+            f"{_heard(t, _shown_tone(c, kind))}".rstrip()
         )
     if insertions:
         lines.append(f"  {t['insertions']}")

@@ -4,8 +4,7 @@
  * character coloured by its verdict, `error_type`: none (said right), tone (wrong tone),
  * mispronunciation (the sounds differ), omission (not said); null is a character never judged
  * (punctuation): left plain and never counted. Under each character its pinyin with tone marks;
- * the tone the engine heard is shown only when it heard one (heard_tone not null) and it matters:
- * a tone error, or a tone other than the accepted ones. Extra syllables the learner said
+ * the tone the engine heard is shown only on a tone error (in the tooltip whenever it heard one). Extra syllables the learner said
  * (extras.insertions) are marked between the characters, and extras.completeness (0..100) is shown
  * above. Results from before issue #22 have no error_type: it is read from their status and issues.
  * `characters` is detailed_analysis.characters; an empty or missing list hides the container.
@@ -63,14 +62,13 @@ export function toneMarks(p) {
   return syl.slice(0, i) + MARKS[syl[i]][tone - 1] + syl.slice(i + 1);
 }
 
-// The heard tone is worth showing: the engine heard one, and it is an error or not an accepted tone.
+// The heard tone is shown under a character only where it is the verdict: a tone error. A heard
+// tone the engine did not claim as an error (not confident enough, or its contour close to the
+// reference's) would read as "right, but heard tone 2": it stays in the tooltip.
 function showsHeard(c, kind) {
   const heard = c.heard_tone;
   if (heard === null || heard === undefined) return false;
-  if (kind === "tone") return true;
-  if (!("error_type" in c)) return false; // older results: only their tone errors
-  const accepted = Array.isArray(c.accepted_tones) && c.accepted_tones.length ? c.accepted_tones : [c.expected_tone];
-  return kind !== "omission" && !accepted.includes(heard);
+  return kind === "tone";
 }
 const heardText = (lang, t) => (t === 5 ? tr(lang, "heard_neutral") : tr(lang, "heard", { t }));
 
