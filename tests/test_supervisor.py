@@ -357,7 +357,7 @@ def test_a_sigkilled_worker_takes_its_busy_pool_children_with_it(
         assert worker.proc is not None
         record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
         task_id = api.submit(learner, record_id).json()["task_id"]
-        api.wait_for(learner, task_id, {"processing"}, timeout=30)
+        api.wait_for(learner, task_id, {"processing"}, timeout=60)  # a worker starting on a busy machine
         pool = descendants(worker.proc.pid)
         assert pool, "no pool child"
         worker.proc.kill()  # the main process only, as the OOM killer would

@@ -32,7 +32,7 @@ def _old_characters() -> list[dict[str, Any]]:
 
 
 def test_progress_follows_error_type_and_never_lists_punctuation(api: Api) -> None:
-    from vocalborn.auth.security import create_access_token
+    from vocalborn.auth.sessions import token_for
     from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
     from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
@@ -61,7 +61,8 @@ def test_progress_follows_error_type_and_never_lists_punctuation(api: Api) -> No
             )
         db.commit()
         learner_id = learner.user_id
-    headers = {"Authorization": f"Bearer {create_access_token(learner_id, 'learner')[0]}"}
+        token = token_for(db, learner)
+    headers = {"Authorization": f"Bearer {token}"}
     r = api.client.get(f"/api/v1/learners/{learner_id}/progress", headers=headers)
     assert r.status_code == 200, r.text
     (progress,) = r.json()["sentences"]
