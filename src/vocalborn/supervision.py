@@ -213,7 +213,10 @@ def process_facts(pid: int) -> tuple[str, dict[str, str]]:
 
 
 def alive(pid: int) -> bool:
-    """True if ``pid`` runs (a zombie counts as gone)."""
+    """True if ``pid`` runs (a zombie counts as gone). The one liveness check of the project: `up`,
+    `status`/`stop`, the key rotation's resumption and the worker metrics' folder use it."""
+    if pid <= 0:  # os.kill(0, ...) would ask about this process group
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -35,6 +35,7 @@ from vocalborn.celery_app import ANALYZE_TASK, REAP_TASK, REPUBLISH_TASK
 from vocalborn.config import Settings, get_settings
 from vocalborn.monitoring import catalog
 from vocalborn.monitoring.publish import queue_wait_seconds
+from vocalborn.supervision import alive
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +55,6 @@ ENV = "PROMETHEUS_MULTIPROC_DIR"
 # --------------------------------------------------------------------------------------------
 # the directory
 # --------------------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def prepare_multiprocess_dir(settings: Settings) -> Path:
     """Set PROMETHEUS_MULTIPROC_DIR for this worker and its future pool children, and empty it.
 
@@ -84,7 +75,7 @@ def prepare_multiprocess_dir(settings: Settings) -> Path:
     prefix = f"worker-{host}-"
     for old in root.glob(f"{prefix}*"):
         pid = old.name.removeprefix(prefix)
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     path = root / f"{prefix}{os.getpid()}"
     shutil.rmtree(path, ignore_errors=True)

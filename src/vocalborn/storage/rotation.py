@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from vocalborn.storage import KINDS, LocalStorage, MissingKey
+from vocalborn.supervision import alive
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +77,6 @@ def save_progress(data_dir: Path, progress: Progress) -> None:
 
     progress.updated_at = time.time()
     write_private_file(progress_path(data_dir), json.dumps(asdict(progress), indent=1).encode())
-
-
-def alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def all_keys(storage: LocalStorage) -> list[str]:
