@@ -220,7 +220,7 @@ def test_a_second_up_is_refused_and_a_killed_up_leaves_nothing(tmp_path: Path, u
     assert first.proc is not None
     pids = first.started
     names = {c["name"] for c in first.state()["children"]}
-    assert names == {"api", "worker", "beat", "redis"}, first.state()
+    assert names == {"api", "worker", "beat", "relay", "redis", "nats"}, first.state()
     assert len(pids) >= 6, pids  # api, worker and its 2 pool children, beat, redis-server
     assert {c["pid"] for c in first.state()["children"]} <= pids
     assert (data / "up.json").stat().st_mode & 0o777 == 0o600
@@ -340,6 +340,9 @@ def test_status_and_stop_and_an_analysis_in_flight_during_sighup_succeeds_once(t
     assert after.returncode == 1 and "no vocalborn up runs" in after.stdout
 
 
+# Beside the whole suite its task never reached `processing` within 60 s (twice, cause not found;
+# alone, and beside other modules, it passes): it runs in a session of its own (.ci/run).
+@pytest.mark.isolated
 def test_a_sigkilled_worker_takes_its_busy_pool_children_with_it(
     api: Api, migrated: object, therapist: dict[str, Any], learner: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -38,6 +38,7 @@ WALKED = {
     "get_learner_progress",
     "list_assignments",
     "add_assignment",
+    "get_learner_goals",
 }
 
 
@@ -159,6 +160,7 @@ def test_a_therapist_cannot_read_a_foreign_private_sentence_through_anything(api
     assert get("/api/v1/tasks/analysis", 200, user_id=lid, sentence_id=scene["sid"])["items"] == []
     assert get(f"/api/v1/learners/{lid}/progress", 200)["sentences"] == []
     assert get(f"/api/v1/learners/{lid}/assignments", 200) == []
+    assert get(f"/api/v1/learners/{lid}/goals", 200)["items"] == []  # the practice set's goals
     get("/api/v1/therapists/me/learners", 200)
     for body in seen:
         assert secret not in body and secret[:4] not in body

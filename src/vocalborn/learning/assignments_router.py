@@ -85,7 +85,7 @@ def remove_assignment(user_id: uuid.UUID, sentence_id: uuid.UUID, user: CurrentU
 def get_goals(user_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> LearnerGoals:
     """This week against the practice set's goals (attempts that count only): per sentence the
     attempts, minutes and days done, what is due today and this week; the streak and the dose."""
-    learner_for(db, user, user_id)
-    goals = LearnerGoals.model_validate(goal_service.learner_goals(db, user_id))
+    learner = learner_for(db, user, user_id)
+    goals = LearnerGoals.model_validate(goal_service.learner_goals(db, user_id, readers=(learner, user)))
     record_access(db, user, user_id, "goals")
     return goals

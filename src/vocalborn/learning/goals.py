@@ -18,8 +18,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from vocalborn.auth.models import User
 from vocalborn.learning.models import SentenceAssignment
 from vocalborn.practice.models import PracticeRecord, Sentence
+from vocalborn.practice.service import _visible_sentences as visible_sentences
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 from vocalborn.tasks.states import TaskStatus
@@ -108,9 +110,13 @@ def _due_today(target: float | None, before: float, today: float, days_left: int
     return max(0.0, math.ceil(remaining / max(1, min(days_left, spread_days))) - today)
 
 
-def learner_goals(db: Session, learner_id: uuid.UUID, now: datetime | None = None) -> dict[str, Any]:
+def learner_goals(
+    db: Session, learner_id: uuid.UUID, now: datetime | None = None, readers: tuple[User, ...] = ()
+) -> dict[str, Any]:
     """The learner's home: each assigned sentence's goal and this week's progress on it, what is
-    due today and this week, the streak, minutes and the dose."""
+    due today and this week, the streak, minutes and the dose. With ``readers`` (the learner and
+    whoever asks), only the assignments whose sentence each of them may see, as the practice set
+    lists them (the one sentence rule, issue #23)."""
     now = now or utcnow()
     today = now.date()
     start = week_start(now).date()
@@ -120,7 +126,7 @@ def learner_goals(db: Session, learner_id: uuid.UUID, now: datetime | None = Non
         db.exec(
             select(SentenceAssignment, Sentence)
             .join(Sentence, col(Sentence.sentence_id) == col(SentenceAssignment.sentence_id))
-            .where(SentenceAssignment.learner_id == learner_id)
+            .where(SentenceAssignment.learner_id == learner_id, *(visible_sentences(r) for r in readers))
             .order_by(col(SentenceAssignment.created_at))
         )
     )
