@@ -63,6 +63,15 @@ def _pg_tool(name: str) -> str:
     return str(path)
 
 
+def _run_pg_tool(name: str, url: str, *options: str) -> None:
+    """Run PostgreSQL's ``name`` (pg_dump, pg_restore) against ``url``; its last error line, and exit 1, on failure."""
+    args, env = _libpq(url)
+    done = subprocess.run([_pg_tool(name), *args, *options], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        fail(f"{name} failed: {lines[-1] if lines else done.returncode}")
+
+
 def _libpq(url: str) -> tuple[list[str], dict[str, str]]:
     """pg_dump/pg_restore arguments and environment for a SQLAlchemy URL; the password goes in
     the environment, never on a command line."""
@@ -144,26 +153,16 @@ def _snapshot_postgres(url: str, into: Path) -> tuple[dict[str, int], str | None
             conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
             snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
             counts, revision = _counts(conn, _tables()), _revision(conn)
-            args, env = _libpq(url)
-            done = subprocess.run(
-                [
-                    _pg_tool("pg_dump"),
-                    *args,
-                    "--format=custom",
-                    "--no-owner",
-                    "--no-privileges",
-                    f"--snapshot={snapshot}",
-                    "--file",
-                    str(into / "database.pgdump"),
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
+            _run_pg_tool(
+                "pg_dump",
+                url,
+                "--format=custom",
+                "--no-owner",
+                "--no-privileges",
+                f"--snapshot={snapshot}",
+                "--file",
+                str(into / "database.pgdump"),
             )
-            if done.returncode != 0:
-                fail(
-                    f"pg_dump failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
-                )
             conn.rollback()
         return counts, revision
     finally:
@@ -327,24 +326,9 @@ def restore(
                 Path(f"{target}{suffix}").unlink(missing_ok=True)
             shutil.copyfile(dump, target)
         else:
-            args, env = _libpq(url)
-            done = subprocess.run(
-                [
-                    _pg_tool("pg_restore"),
-                    *args,
-                    "--no-owner",
-                    "--no-privileges",
-                    "--exit-on-error",
-                    "--single-transaction",
-                    str(dump),
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
+            _run_pg_tool(
+                "pg_restore", url, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", str(dump)
             )
-            if done.returncode != 0:
-                lines = done.stderr.strip().splitlines()
-                fail(f"pg_restore failed: {lines[-1] if lines else done.returncode}")
         # the files
         data = settings.data_dir
         for rel in files:
