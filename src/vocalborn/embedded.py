@@ -15,6 +15,7 @@ import secrets
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -34,6 +35,44 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def start_server(
+    name: str,
+    args: list[str],
+    pass_fds: tuple[int, ...],
+    answers: Callable[[], bool],
+    log: Path,
+    port: int,
+    timeout: float,
+) -> subprocess.Popen[bytes]:
+    """Start a bundled server as a child of `up` (supervision.spawn) and wait until ``answers()``;
+    RuntimeError (the server stopped again) when it exits at start or does not answer in time."""
+    process = spawn(
+        args, pass_fds=pass_fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise RuntimeError(f"the bundled {name} exited at start: {err.strip() or 'see ' + str(log)}")
+        if answers():
+            return process
+        time.sleep(0.05)
+    stop_server(process)
+    raise RuntimeError(f"the bundled {name} did not answer on port {port} within {timeout:.0f} s")
+
+
+def stop_server(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """SIGTERM (both servers flush their files on it), then SIGKILL after ``timeout``."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class EmbeddedRedis:
@@ -94,33 +133,17 @@ class EmbeddedRedis:
             "--daemonize",
             "no",
         ]
-        self.process = spawn(
-            args, pass_fds=pass_fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        deadline = time.monotonic() + timeout
         client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_connect_timeout=0.5)
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                raise RuntimeError(
-                    f"the bundled redis-server exited at start: {err.strip() or 'see ' + str(self.dir / 'redis.log')}"
-                )
+
+        def answers() -> bool:
             try:
-                if client.ping():
-                    (self.dir / "port").write_text(str(self.port))
-                    return
+                return bool(client.ping())
             except redis.RedisError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"the bundled redis-server did not answer on port {self.port} within {timeout:.0f} s")
+                return False
+
+        self.process = start_server("redis-server", args, pass_fds, answers, self.dir / "redis.log", self.port, timeout)
+        (self.dir / "port").write_text(str(self.port))
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()  # redis-server flushes the AOF on SIGTERM
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_server(self.process, timeout)  # redis-server flushes the AOF on SIGTERM
         (self.dir / "port").unlink(missing_ok=True)

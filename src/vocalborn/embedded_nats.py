@@ -7,12 +7,10 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from importlib import metadata
 from pathlib import Path
 
-from vocalborn.embedded import free_port
-from vocalborn.supervision import spawn
+from vocalborn.embedded import free_port, start_server, stop_server
 
 
 def nats_server_binary() -> str:
@@ -58,32 +56,13 @@ class EmbeddedNats:
             "-l",
             str(self.dir / "nats-server.log"),
         ]
-        self.process = spawn(
-            args, pass_fds=pass_fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        self.process = start_server(
+            "nats-server", args, pass_fds, lambda: _answers(self.port), self.dir / "nats-server.log", self.port, timeout
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                raise RuntimeError(
-                    f"the bundled nats-server exited at start: {err.strip() or 'see ' + str(self.dir / 'nats-server.log')}"
-                )
-            if _answers(self.port):
-                (self.dir / "port").write_text(str(self.port))
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"the bundled nats-server did not answer on port {self.port} within {timeout:.0f} s")
+        (self.dir / "port").write_text(str(self.port))
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()  # nats-server flushes JetStream's files on SIGTERM
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_server(self.process, timeout)  # nats-server flushes JetStream's files on SIGTERM
         (self.dir / "port").unlink(missing_ok=True)
 
 
