@@ -12,6 +12,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from vocalborn.config import Settings, get_settings
+from vocalborn.redis_connect import celery_transport_options, celery_url
 
 ANALYZE_TASK = "vocalborn.analyze_audio"
 # Beat's jobs (tasks/worker.py registers them; routed to the maintenance queue by their prefix).
@@ -47,9 +48,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery's settings, derived from ours."""
     broker = settings.effective_broker_url
     amqp = _is_amqp(broker)
+    backend = settings.effective_result_backend
+    # Redis: one visibility timeout for broker and results alike (above the hard time limit: Redis
+    # redelivers an unacknowledged message after it, even one still running). With Sentinel
+    # (REDIS_SENTINELS) both go through the `sentinel://` transports with the master's name.
+    visibility = {"visibility_timeout": settings.broker_visibility_timeout}
     return dict(
-        broker_url=broker,
-        result_backend=settings.effective_result_backend,
+        broker_url=celery_url(broker, settings),
+        result_backend=celery_url(backend, settings),
         # JSON only: no pickle from the network.
         task_serializer="json",
         result_serializer="json",
@@ -77,10 +83,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         worker_max_tasks_per_child=settings.celery_worker_max_tasks_per_child,
         task_soft_time_limit=settings.task_soft_time_limit,
         task_time_limit=settings.task_time_limit,
-        # Redis redelivers an unacknowledged message after this long, even if it is still running:
-        # keep it above the hard time limit. The same value for the result backend.
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
-        result_backend_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        broker_transport_options=celery_transport_options(broker, visibility, settings),
+        result_backend_transport_options=celery_transport_options(backend, visibility, settings),
         # A lost broker connection would otherwise let running tasks finish and be run again.
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,

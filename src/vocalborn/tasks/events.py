@@ -46,7 +46,9 @@ def get_redis() -> redis.Redis:
     global _client, _client_pid
     with _lock:
         if _client is None or _client_pid != os.getpid():
-            _client = redis.Redis.from_url(
+            from vocalborn.redis_connect import client
+
+            _client = client(
                 get_settings().effective_redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
             )
             _client_pid = os.getpid()
