@@ -131,3 +131,26 @@ def test_clients_follow_a_failover(group: SentinelGroup) -> None:
 
     assert asyncio.run(on_asyncio()) == b"2"
     print(f"\nsentinel promoted the replica {promoted_after:.1f} s after the SIGKILL")
+
+
+def test_the_app_connects_through_sentinel_even_with_the_celery_variables_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery prefers CELERY_BROKER_URL / CELERY_RESULT_BACKEND to its configuration; with
+    sentinels they hold the redis:// URLs, and every connection must still be a sentinel one."""
+    from vocalborn.celery_app import celery_app, create_celery_app
+
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://:pw@mymaster/0")
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", "redis://:pw@mymaster/1")
+    app = create_celery_app(
+        Settings(
+            celery_broker_url="redis://:pw@mymaster/0",
+            celery_result_backend="redis://:pw@mymaster/1",
+            redis_sentinels="127.0.0.1:26379,127.0.0.1:26380",
+        )
+    )
+    try:
+        for conn in (app.connection_for_read(), app.connection_for_write(), app.connection()):
+            assert conn.transport_cls == "sentinel" and conn.transport_options["master_name"] == "mymaster"
+            assert conn.alt == ["sentinel://:pw@127.0.0.1:26379/0", "sentinel://:pw@127.0.0.1:26380/0"]
+        assert type(app.backend).__name__ == "SentinelBackend"
+    finally:
+        celery_app.set_current()  # the new app made itself the current one

@@ -133,7 +133,16 @@ class VocalbornCelery(Celery):
 
     def on_configure(self) -> None:  # Celery calls a plain method here too
         # Celery calls this once, right before it builds ``conf`` on first access.
-        self.config_from_object(celery_config(self._explicit_settings or get_settings()))
+        settings = self._explicit_settings or get_settings()
+        config = celery_config(settings)
+        if settings.redis_sentinels:
+            # Celery prefers the CELERY_BROKER_URL and CELERY_RESULT_BACKEND variables to the
+            # configuration, and with Sentinel they hold the `redis://` URL that names only the
+            # database and password. The read/write URLs and the backend given to the app come
+            # before those variables, so every connection takes the `sentinel://` ones.
+            config["broker_read_url"] = config["broker_write_url"] = config["broker_url"]
+            self.backend_cls = config["result_backend"]
+        self.config_from_object(config)
 
 
 def create_celery_app(settings: Settings | None = None) -> Celery:
