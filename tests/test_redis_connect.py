@@ -150,6 +150,8 @@ def test_the_app_connects_through_sentinel_even_with_the_celery_variables_set(mo
     try:
         for conn in (app.connection_for_read(), app.connection_for_write(), app.connection()):
             assert conn.transport_cls == "sentinel" and conn.transport_options["master_name"] == "mymaster"
+            assert type(conn.transport).__name__ == "SentinelTransport"  # ours: its close survives a failover
+            assert type(conn.transport).__module__ == "vocalborn.redis_connect"
             assert conn.alt == ["sentinel://:pw@127.0.0.1:26379/0", "sentinel://:pw@127.0.0.1:26380/0"]
         assert type(app.backend).__name__ == "SentinelBackend"
     finally:

@@ -12,7 +12,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from vocalborn.config import Settings, get_settings
-from vocalborn.redis_connect import celery_transport_options, celery_url
+from vocalborn.redis_connect import celery_transport_options, celery_url, use_safe_sentinel_transport
 
 ANALYZE_TASK = "vocalborn.analyze_audio"
 # Beat's jobs (tasks/worker.py registers them; routed to the maintenance queue by their prefix).
@@ -87,6 +87,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         result_backend_transport_options=celery_transport_options(backend, visibility, settings),
         # A lost broker connection would otherwise let running tasks finish and be run again.
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        # Those tasks' pool children are replaced at once: a new child imports the analysis
+        # engine before it reports ready, which on a busy host takes longer than Celery's 4 s,
+        # and a child killed for it is replaced by another that is killed again (seen after a
+        # Redis failover on a loaded two-core machine: the pool stayed empty for minutes).
+        worker_proc_alive_timeout=60.0,
         broker_connection_retry_on_startup=True,
         # A publish during a broker outage gives up quickly: the task is safe in the database.
         broker_connection_timeout=3,
@@ -141,6 +146,7 @@ class VocalbornCelery(Celery):
             # database and password. The read/write URLs and the backend given to the app come
             # before those variables, so every connection takes the `sentinel://` ones.
             config["broker_read_url"] = config["broker_write_url"] = config["broker_url"]
+            use_safe_sentinel_transport()  # kombu's, with a close that survives a failover
             self.backend_cls = config["result_backend"]
         self.config_from_object(config)
 

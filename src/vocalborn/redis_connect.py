@@ -185,3 +185,60 @@ def describe(settings: Settings | None = None) -> str | None:
     if not addresses:
         return None
     return f"sentinel {master_name(settings)} via " + ", ".join(f"{_host(h)}:{p}" for h, p in addresses)
+
+
+# --------------------------------------------------------------------------------------------
+# kombu's Sentinel transport, made safe to close after a failover
+# --------------------------------------------------------------------------------------------
+def _make_transport() -> Any:
+    from kombu.transport import redis as kombu_redis
+
+    class Channel(kombu_redis.SentinelChannel):
+        """kombu's Sentinel channel, which reads the sentinels' addresses and the credentials
+        from its connection each time it (re)builds its pool. After a failover the worker's
+        consumer may close the channel after kombu dropped the connection's reference
+        (``Connection.collect``): the close then rebuilds the pool to restore the unacknowledged
+        messages and fails with AttributeError, which Celery does not treat as a connection
+        error: the worker stopped ("Unrecoverable error"). This one keeps its connection's
+        details and uses them when the reference is gone."""
+
+        def __init__(self, connection: Any, *args: Any, **kwargs: Any) -> None:
+            self._conninfo_kept = connection.client
+            super().__init__(connection, *args, **kwargs)
+
+        def _with_conninfo(self, method: Any, *args: Any) -> Any:
+            transport = self.connection
+            if transport.client is not None or self._conninfo_kept is None:
+                return method(*args)
+            transport.client = self._conninfo_kept
+            try:
+                return method(*args)
+            finally:
+                transport.client = None
+
+        def _connparams(self, asynchronous: bool = False) -> Any:
+            return self._with_conninfo(super()._connparams, asynchronous)
+
+        def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
+            return self._with_conninfo(super()._sentinel_managed_pool, asynchronous)
+
+    return type("SentinelTransport", (kombu_redis.SentinelTransport,), {"Channel": Channel})
+
+
+def __getattr__(name: str) -> Any:  # the transport class is made on first use (kombu imported then)
+    if name == "SentinelTransport":
+        transport = _make_transport()
+        globals()[name] = transport
+        return transport
+    raise AttributeError(name)
+
+
+def use_safe_sentinel_transport() -> None:
+    """Make ``sentinel://`` (kombu's alias) name our transport in this process, so the URLs stay
+    what Celery, Flower and the logs expect while the worker gets the safe close."""
+    from kombu import transport
+
+    name = f"{__name__}:SentinelTransport"
+    if transport.TRANSPORT_ALIASES.get("sentinel") != name:
+        transport.TRANSPORT_ALIASES["sentinel"] = name
+        transport._transport_cache.pop("sentinel", None)

@@ -50,8 +50,10 @@ class SentinelCluster(Cluster):
         super().__init__(
             log_dir,
             env={
-                # 200 submits by one learner within the window must not be refused
+                # 200 uploads and submits by one learner within the window must not be refused
                 "RATE_LIMIT_SUBMITS_PER_USER": "10000",
+                "RATE_LIMIT_UPLOADS_PER_USER": "10000",
+                "MAX_ACTIVE_TASKS_PER_LEARNER": "1000",
                 "RATE_LIMIT_WINDOW_SECONDS": "600",
             },
         )
