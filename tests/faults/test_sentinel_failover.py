@@ -13,7 +13,8 @@ by one from the moment of the kill. Asserted (and printed):
   before the kill receives its task's progress after it, through to the end;
 - rate limits count on the new primary; the worker keeps consuming there.
 
-Bounded: under three minutes on a loaded two-core machine.
+Bounded (settle 150 s, the late submits 120 s): 295 s in all on the shared two-core machine at a
+load average of 12-18, 93 s of it starting the cluster; docs/RELIABILITY.md has the figures.
 """
 
 from __future__ import annotations
