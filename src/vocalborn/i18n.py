@@ -99,6 +99,11 @@ def _step_tables() -> dict[Language, dict[str, str]]:
 _STEP_LABELS = _step_tables()
 
 
+def count_en(n: int, word: str, plural: str | None = None) -> str:
+    """``1 attempt``, ``2 attempts``: an English count with its noun in the right number."""
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
 def step_label(label: str | None, lang: Language | None) -> str | None:
     """A step label in ``lang`` (as stored without one, or for a label not a step's)."""
     if label is None or lang is None:

@@ -30,7 +30,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Table, TableStyle
 
-from vocalborn.i18n import Language
+from vocalborn.i18n import Language, count_en
 from vocalborn.learning.models import SCORE_FIELDS
 from vocalborn.reports.data import TONES, Report
 from vocalborn.reports.texts import text
@@ -208,6 +208,21 @@ def _error_chart(report: Report, lang: Language) -> Drawing:
     return drawing
 
 
+def summary(report: Report, lang: Language) -> str:
+    """The report's first line: counts, with English nouns in the right number (1 attempt)."""
+    counted = report.counted
+    days = len({a.asked_at.date() for a in counted})
+    return text("summary", lang).format(
+        counted=len(counted),
+        not_counted=len(report.attempts) - len(counted),
+        minutes=round(sum(a.duration_seconds for a in counted) / 60.0, 1),
+        days=days,
+        days_en=count_en(days, "day"),
+        reviews=len(report.reviews),
+        reviews_en=count_en(len(report.reviews), "therapist review"),
+    )
+
+
 def render_pdf(report: Report, lang: Language) -> bytes:
     styles = _styles()
     buf = io.BytesIO()
@@ -216,7 +231,6 @@ def render_pdf(report: Report, lang: Language) -> bytes:
         title=text("title", lang), author="VocalBorn", subject=report.learner_name,
     )  # fmt: skip
     p = Paragraph
-    counted = report.counted
     story: list[Any] = [
         p(escape(text("title", lang)), styles["title"]),
         p(escape(f"{text('learner', lang)}: {report.learner_name}"), styles["body"]),
@@ -225,15 +239,7 @@ def render_pdf(report: Report, lang: Language) -> bytes:
             styles["body"],
         ),  # fmt: skip
         p(
-            escape(
-                text("summary", lang).format(
-                    counted=len(counted),
-                    not_counted=len(report.attempts) - len(counted),
-                    minutes=round(sum(a.duration_seconds for a in counted) / 60.0, 1),
-                    days=len({a.asked_at.date() for a in counted}),
-                    reviews=len(report.reviews),
-                )
-            ),
+            escape(summary(report, lang)),
             styles["body"],
         ),  # fmt: skip
         p(escape(text("counting_note", lang)), styles["small"]),
