@@ -44,3 +44,18 @@ def test_the_reports_summary_in_the_right_number() -> None:
     report.attempts.append(Attempt(uuid.uuid4(), at, at, uuid.uuid4(), "你好", 60.0, True, None, scores, None))
     assert "Attempts that count: 2 " in summary(report, "en") and "1 day;" in summary(report, "en")
     assert "計入的練習 1 次" in summary(Report(**{**report.__dict__, "attempts": [attempt]}), "zh-TW")
+
+
+def test_the_new_errors_of_issue_26_have_a_zh_tw_text() -> None:
+    from vocalborn.i18n import translate
+
+    for message in (
+        "the report is for the learner and their linked therapist",
+        "only the therapist who made the sentence can change or delete it",
+        "sentence not found (it was deleted)",
+        "not one of this learner's suggested drills",
+        "record the reference first: the learner's attempts are compared with your voice",
+    ):
+        zh = translate(message, "zh-TW")
+        assert zh != message and not zh.isascii(), message
+        assert translate(message, "en") == message

@@ -175,6 +175,8 @@ def test_only_the_learner_and_the_linked_therapist_download_it_and_it_is_logged(
     ):
         assert _get(api, who, uid, query).status_code == expected
     assert api.client.get(f"/api/v1/learners/{uid}/report?format=csv").status_code == 401
+    zh = _get(api, api.admin(), uid, query + "&lang=zh-TW")
+    assert zh.status_code == 403 and zh.json()["detail"] == "報告只提供給學員本人與其連結的治療師"
     log = api.client.get("/api/v1/me/access-log", headers=world["learner"]["headers"]).json()
     entries = log["items"] if isinstance(log, dict) else log
     assert any(e["what"] == "report" and e["reader_id"] == world["therapist"]["user"]["user_id"] for e in entries)
