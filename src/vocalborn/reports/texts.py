@@ -10,8 +10,7 @@ TEXTS: dict[str, tuple[str, str]] = {  # key: (zh-TW, en)
     "range": ("期間", "Period"),
     "summary": (
         "計入的練習 {counted} 次（另有 {not_counted} 次不計入），共 {minutes} 分鐘，練習 {days} 天；治療師評閱 {reviews} 則。",
-        "Attempts that count: {counted} (not counted: {not_counted}); {minutes} minutes on {days_en}; "
-        "{reviews_en}.",
+        "Attempts that count: {counted} (not counted: {not_counted}); {minutes} minutes on {days_en}; {reviews_en}.",
     ),
     "counting_note": (
         "只計入有效的練習：太短、無聲或唸了別的句子的練習會保留，但不列入次數、分鐘、劑量與分數趨勢。",
