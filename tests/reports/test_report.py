@@ -195,3 +195,50 @@ def test_bad_parameters_are_422_with_the_field(api: Api, world: dict[str, Any], 
     r = _get(api, world["learner"], world["uid"], query)
     assert r.status_code == 422, r.text
     assert message in r.text
+
+
+@pytest.mark.worker  # starts an API process
+def test_the_cli_downloads_the_report_and_lists_drills(
+    api: Api, world: dict[str, Any], migrated: Any, tmp_path: Path
+) -> None:
+    import os
+    import sys
+
+    from tests.support import api_process
+    from vocalborn.embedded import free_port
+
+    port = free_port()
+    proc = api_process(port, migrated.data_dir)
+    try:
+        env = dict(os.environ, VOCALBORN_PASSWORD="correct-horse-1")
+        base = [sys.executable, "-m", "vocalborn.cli"]
+        common = ["--url", f"http://127.0.0.1:{port}", "--email", world["therapist"]["email"]]
+        out = tmp_path / "r.csv"
+        done = subprocess.run(
+            [*base, "report", *common, "--learner", world["uid"], "--format", "csv", "--from", str(world["first"]),
+             "--to", str(world["last"]), "-o", str(out)],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert str(out) in done.stdout
+        api_csv = _get(api, world["therapist"], world["uid"], f"format=csv&from={world['first']}&to={world['last']}")
+        assert _sections(out.read_text(encoding="utf-8"))["weeks"] == _sections(api_csv.text)["weeks"]
+        pdf = tmp_path / "r.pdf"
+        done = subprocess.run(
+            [*base, "report", *common, "--learner", world["uid"], "--lang", "zh-TW", "-o", str(pdf)],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0 and pdf.read_bytes().startswith(b"%PDF"), done.stderr
+        refused = subprocess.run(
+            [*base, "report", "--url", f"http://127.0.0.1:{port}", "--email", api.register("therapist")["email"],
+             "--learner", world["uid"], "-o", str(tmp_path / "x.pdf")],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert refused.returncode == 5 and "404" in refused.stderr and not (tmp_path / "x.pdf").exists()
+        drills = subprocess.run(
+            [*base, "drills", *common, "--learner", world["uid"]], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert drills.returncode == 0, drills.stderr
+        assert "tone_contrast" in drills.stdout and "reference recording" in drills.stdout
+    finally:
+        proc.stop()
