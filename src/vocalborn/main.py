@@ -47,7 +47,8 @@ from vocalborn.web.router import mount_web
 
 log = logging.getLogger("vocalborn.api")
 
-UPLOAD_ROUTE = re.compile(r"/api/v1/practice/(sentences|sessions/[^/]+/records)")
+# A reference or an attempt: a new sentence, a recording, a drill assigned with its reference (issue #26).
+UPLOAD_ROUTE = re.compile(r"/api/v1/(practice/(sentences|sessions/[^/]+/records)|learners/[^/]+/drills)")
 # What a database that is down, frozen or out of connections raises; each becomes 503 JSON.
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     OperationalError,
@@ -76,7 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def is_upload(method: str, path: str) -> bool:
-    """The two routes that take a recording (multipart, up to MAX_AUDIO_FILE_SIZE)."""
+    """The routes that take a recording (multipart, up to MAX_AUDIO_FILE_SIZE)."""
     return method == "POST" and UPLOAD_ROUTE.fullmatch(path) is not None
 
 
