@@ -148,6 +148,15 @@ MATRIX: dict[str, Expect] = {
     # the other therapist sees it but may not change it
     "PUT /api/v1/practice/sentences/{sentence_id}/shared": row(401, 403, 403, 200, 403, 200),
     "GET /api/v1/me/access-log": signed_in(200),
+    # --- issue #26: report, drills, editing a sentence -------------------------------------------
+    # the clinical report: the learner and the linked therapist only (an admin: 403)
+    "GET /api/v1/learners/{user_id}/report": row(401, 200, 404, 200, 404, 403),
+    "GET /api/v1/learners/{user_id}/drills": OWNED,
+    # assigning a drill: the world's learner has no suggestion yet, so a therapist or admin allowed
+    # to assign gets 422 on the text; a learner 403; the rest 404
+    "POST /api/v1/learners/{user_id}/drills": row(401, 403, 404, 422, 404, 422),
+    # only the author edits (the world's sentence is shared: the other therapist sees it, 403)
+    "PATCH /api/v1/practice/sentences/{sentence_id}": row(401, 403, 403, 200, 403, 403),
     "GET /api/v1/me/export": signed_in(200),
 }
 
@@ -166,7 +175,10 @@ MATRIX["POST /api/v1/auth/logout"] = signed_in(204)
 # The learner deletes their own attempt (204; 409 while its analysis is still queued, as here);
 # the linked therapist and an admin see it but may not delete it (403); the rest get 404.
 MATRIX["DELETE /api/v1/practice/records/{record_id}"] = row(401, {204, 409}, 404, 403, 404, 403)
+# Only the author deletes a sentence (204); the admin, after it, finds it deleted (404) or is refused.
+MATRIX["DELETE /api/v1/practice/sentences/{sentence_id}"] = row(401, 403, 403, 204, 403, {403, 404})
 FRESH_WORLD = {
+    "DELETE /api/v1/practice/sentences/{sentence_id}",
     "DELETE /api/v1/links/{learner_id}",
     "DELETE /api/v1/me",
     "DELETE /api/v1/admin/users/{user_id}",
@@ -293,6 +305,11 @@ BODIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "PUT /api/v1/tasks/analysis/{task_id}/review": lambda w: {"json": {"overall_score": 80, "comment": "good"}},
     "POST /api/v1/learners/{user_id}/assignments": lambda w: {"json": {"sentence_id": w["ids"]["sentence_id"]}},
     "PUT /api/v1/practice/sentences/{sentence_id}/shared": lambda w: {"json": {"shared": True}},
+    "PATCH /api/v1/practice/sentences/{sentence_id}": lambda w: {"json": {"shared": True}},
+    "POST /api/v1/learners/{user_id}/drills": lambda w: {
+        "data": {"text": "氣、七"},
+        "files": {"reference_audio": ("ref.wav", recording("氣，七"))},
+    },
 }
 
 

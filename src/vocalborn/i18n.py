@@ -99,6 +99,11 @@ def _step_tables() -> dict[Language, dict[str, str]]:
 _STEP_LABELS = _step_tables()
 
 
+def count_en(n: int, word: str, plural: str | None = None) -> str:
+    """``1 attempt``, ``2 attempts``: an English count with its noun in the right number."""
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
 def step_label(label: str | None, lang: Language | None) -> str | None:
     """A step label in ``lang`` (as stored without one, or for a label not a step's)."""
     if label is None or lang is None:
@@ -123,6 +128,14 @@ _EXACT: dict[str, str] = {
     "task not found": "找不到這個分析",
     "practice session not found": "找不到這個練習",
     "practice record not found": "找不到這筆錄音",
+    # issue #26: the report, drills, editing a sentence
+    "the report is for the learner and their linked therapist": "報告只提供給學員本人與其連結的治療師",
+    "from: the first day is after the last day (to)": "from：開始日期晚於結束日期（to）",
+    "only the therapist who made the sentence can change or delete it": "只有建立這個句子的治療師可以修改或刪除它",
+    "sentence not found (it was deleted)": "找不到這個句子（已刪除）",
+    "give text or shared (or both)": "請提供 text 或 shared（或兩者）",
+    "not one of this learner's suggested drills": "這不是這位學員目前建議的練習項目",
+    "record the reference first: the learner's attempts are compared with your voice": "請先錄製參考音檔：學員的練習會與您的聲音比對",
     "sentence not found": "找不到這個句子",
     "learner not found": "找不到這位學習者",
     "practice sessions belong to learners": "只有學習者可以建立練習",

@@ -24,6 +24,7 @@ from vocalborn import __version__
 from vocalborn.auth.router import router as auth_router
 from vocalborn.config import get_settings
 from vocalborn.db import get_engine
+from vocalborn.drills.router import router as drills_router
 from vocalborn.errors import DomainError, document_errors
 from vocalborn.errors import validation_error as field_validation_error
 from vocalborn.events.router import router as events_router
@@ -34,6 +35,7 @@ from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
 from vocalborn.practice.router import router as practice_router
 from vocalborn.process import freeze_startup_objects
+from vocalborn.reports.router import router as reports_router
 from vocalborn.security.router import router as security_router
 from vocalborn.tasks import fastpath
 from vocalborn.tasks.admin import router as admin_router
@@ -45,7 +47,8 @@ from vocalborn.web.router import mount_web
 
 log = logging.getLogger("vocalborn.api")
 
-UPLOAD_ROUTE = re.compile(r"/api/v1/practice/(sentences|sessions/[^/]+/records)")
+# A reference or an attempt: a new sentence, a recording, a drill assigned with its reference (issue #26).
+UPLOAD_ROUTE = re.compile(r"/api/v1/(practice/(sentences|sessions/[^/]+/records)|learners/[^/]+/drills)")
 # What a database that is down, frozen or out of connections raises; each becomes 503 JSON.
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     OperationalError,
@@ -74,7 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def is_upload(method: str, path: str) -> bool:
-    """The two routes that take a recording (multipart, up to MAX_AUDIO_FILE_SIZE)."""
+    """The routes that take a recording (multipart, up to MAX_AUDIO_FILE_SIZE)."""
     return method == "POST" and UPLOAD_ROUTE.fullmatch(path) is not None
 
 
@@ -338,6 +341,8 @@ def create_app() -> FastAPI:
     app.include_router(auth_router)
     app.include_router(practice_router)
     app.include_router(learning_router)
+    app.include_router(reports_router)
+    app.include_router(drills_router)
     app.include_router(admin_router)
     app.include_router(security_router)
     app.include_router(events_router)

@@ -7,7 +7,7 @@ One module per command family; this file makes them one command, in the order th
 - ``up``: all of them together, with a bundled Redis if none is configured
 - ``control``: status, stop (of the ``up`` on a data folder; its lock and state file)
 - ``engine``: analyze, sample-audio (the analysis engine, no server)
-- ``client``: submit, history (a client of a running API)
+- ``client``: submit, history (a client of a running API); ``reports``: report, drills (the same)
 - ``accounts``: users create|link|set-role, storage rotate|rotate-key
 - ``backup``: backup, restore (database, recordings and keys in one archive)
 - ``common``: what they share (settings that fail in one line, migrations)
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import typer
 
-from vocalborn.cli import accounts, backup, client, control, engine, run, up
+from vocalborn.cli import accounts, backup, client, control, engine, reports, run, up
 from vocalborn.cli.common import run_migrations
 
 __all__ = ["app", "main", "run_migrations"]
@@ -30,7 +30,7 @@ app = typer.Typer(
 # Commands that are clients of a running API, or use no settings: they run without a valid
 # server configuration. Every other command checks it first, so a refused configuration (production
 # without STORAGE_ENCRYPTION_KEYS, an example SECRET_KEY...) is one line on stderr, not a traceback.
-_NO_SERVER_SETTINGS = frozenset({"submit", "history", "sample-audio", "analyze"})
+_NO_SERVER_SETTINGS = frozenset({"submit", "history", "report", "drills", "sample-audio", "analyze"})
 
 
 @app.callback()
@@ -62,6 +62,8 @@ for command in (
 app.command("sample-audio")(engine.sample_audio)
 app.command()(client.submit)
 app.command()(client.history)
+app.command()(reports.report)
+app.command()(reports.drills)
 app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)
 users_app.command("create")(accounts.users_create)
