@@ -33,7 +33,14 @@ COMMENT = "聲調再清楚一點"
 # Six deviating spans close together: their labels used to be drawn over each other and past the edge.
 DEVIATIONS = [
     {"kind": kind, "ref_start": a, "ref_end": a + 0.2, "start": a, "end": a + 0.2}
-    for kind, a in (("tone", 0.9), ("pronunciation", 1.0), ("missing", 1.1), ("pause", 1.3), ("tone", 3.3), ("too_long", 3.45))
+    for kind, a in (
+        ("tone", 0.9),
+        ("pronunciation", 1.0),
+        ("missing", 1.1),
+        ("pause", 1.3),
+        ("tone", 3.3),
+        ("too_long", 3.45),
+    )
 ]
 
 
@@ -256,7 +263,9 @@ def test_audio_everywhere_and_the_review_in_the_learners_grid(
         expect(lp.locator("#result")).to_be_visible()
         players = lp.locator("#result-audio audio")
         expect(players).to_have_count(2)
-        lp.wait_for_function("() => [...document.querySelectorAll('#result-audio audio')].every((a) => a.readyState >= 1)")
+        lp.wait_for_function(
+            "() => [...document.querySelectorAll('#result-audio audio')].every((a) => a.readyState >= 1)"
+        )
         lp.evaluate("document.querySelector('#result-audio .att-audio').play()")
         lp.wait_for_function("() => !document.querySelector('#result-audio .att-audio').paused")
         lp.evaluate("document.querySelector('#result-audio .ref-audio').play()")
@@ -373,7 +382,11 @@ def test_the_therapist_records_the_reference_in_the_browser(
     speech.write_bytes(recording())
     with wave.open(str(speech)) as w:
         assert w.getnframes() / w.getframerate() > 1.5
-    mic = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={speech}"]
+    mic = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={speech}",
+    ]
     context = _context(playwright, chromium, tmp_path / "t", "en-US", *mic)
     try:
         page = context.new_page()
@@ -389,11 +402,16 @@ def test_the_therapist_records_the_reference_in_the_browser(
         expect(page.locator("#ref-preview")).to_be_visible()
         page.click("#sentence-form button[type=submit]")
         expect(page.locator("#notice")).to_have_text("Sentence added.")
-        made = [s for s in api.client.get("/api/v1/practice/sentences", headers=therapist["headers"]).json()
-                if s["text"] == "你好。"]
+        made = [
+            s
+            for s in api.client.get("/api/v1/practice/sentences", headers=therapist["headers"]).json()
+            if s["text"] == "你好。"
+        ]
         assert len(made) == 1 and not made[0]["shared"]  # private unless shared
         assert made[0]["reference_duration_seconds"] > 1.5
-        audio = api.client.get(f"/api/v1/practice/sentences/{made[0]['sentence_id']}/audio", headers=therapist["headers"])
+        audio = api.client.get(
+            f"/api/v1/practice/sentences/{made[0]['sentence_id']}/audio", headers=therapist["headers"]
+        )
         assert audio.status_code == 200 and len(audio.content) > 2000
         # no reference at all: the page says so before anything is sent
         page.fill("#sentence-text", "再見。")
@@ -402,3 +420,42 @@ def test_the_therapist_records_the_reference_in_the_browser(
         assert problems == []
     finally:
         context.close()
+
+
+def test_the_report_downloads_from_the_timeline_and_the_learners_home(
+    server: tuple[str, Api], chromium: Path, tmp_path: Path, playwright: Any
+) -> None:
+    """The therapist downloads a learner's report from the timeline, the learner their own from the
+    progress card: the PDF and the CSV the API makes (with the page's token), in the page's language."""
+    from playwright.sync_api import expect
+
+    base, api = server
+    therapist, learner = _linked(api)
+    sid = api.sentence(therapist, recording(), shared=False)["sentence_id"]
+    session = api.session(learner)["practice_session_id"]
+    _attempt(api, learner, session, sid, _report(78.0))
+    uid = learner["user"]["user_id"]
+    for who, opens in ((therapist, True), (learner, False)):
+        context = _context(playwright, chromium, tmp_path / who["email"], "en-US")
+        try:
+            page = context.new_page()
+            problems = watch_console(page)
+            _log_in(page, base, who["email"])
+            if opens:
+                page.locator(f'#learners [data-learner="{uid}"] button').click()
+                box = page.locator("#timeline-report")
+            else:
+                box = page.locator("#my-report")
+            expect(box.locator(".report-pdf")).to_be_visible()
+            with page.expect_download() as pdf:
+                box.locator(".report-pdf").click()
+            body = Path(pdf.value.path()).read_bytes()
+            assert body.startswith(b"%PDF") and pdf.value.suggested_filename.endswith(".pdf")
+            with page.expect_download() as csv:
+                box.locator(".report-csv").click()
+            text = Path(csv.value.path()).read_text(encoding="utf-8-sig")
+            api_csv = api.client.get(f"/api/v1/learners/{uid}/report?format=csv&lang=en", headers=who["headers"])
+            assert api_csv.status_code == 200 and text == api_csv.text
+            assert problems == []
+        finally:
+            context.close()

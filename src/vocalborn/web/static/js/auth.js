@@ -132,5 +132,7 @@ export function initAuth() {
   $("tab-register").addEventListener("click", () => setMode("register"));
   $("auth-form").addEventListener("submit", onAuthSubmit);
   $("logout").addEventListener("click", logout);
+  // opened from an invitation link (?invite=CODE): the learner logs in or registers first
+  $("invited-hint").hidden = !new URLSearchParams(location.search).get("invite");
   onSessionExpired(leave);
 }

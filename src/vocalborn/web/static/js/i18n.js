@@ -85,7 +85,7 @@ export const T = {
     my_sentences: "我的句子", no_my_sentences: "還沒有你新增的句子。", shared_short: "所有學員",
     edit: "編輯", save: "儲存", cancel: "取消", sentence_saved: "已儲存句子。",
     sentence_delete_confirm: "刪除句子「{text}」？已指定的練習會移除，學習者的練習紀錄保留。", sentence_deleted: "已刪除句子。",
-    progress_axis: "日期",
+    progress_axis: "日期", no_sentences_therapist: "還沒有句子：在下面新增一個句子並錄製示範。", report: "報告：", report_from: "從", report_to: "到", invited_hint: "治療師邀請你：請登入，或以學習者身分註冊；登入後邀請碼會自動填好。",
   },
   en: {
     app_title: "VocalBorn practice", login: "Log in", register: "Register", logout: "Log out",
@@ -175,7 +175,7 @@ export const T = {
     my_sentences: "My sentences", no_my_sentences: "You have not added a sentence yet.", shared_short: "every learner",
     edit: "Edit", save: "Save", cancel: "Cancel", sentence_saved: "Sentence saved.",
     sentence_delete_confirm: "Delete the sentence \u201c{text}\u201d? Its assignments are removed; learners keep their history.", sentence_deleted: "Sentence deleted.",
-    progress_axis: "date",
+    progress_axis: "date", no_sentences_therapist: "No sentences yet: add one below with its reference recording.", report: "Report:", report_from: "from", report_to: "to", invited_hint: "A therapist invited you: log in, or register as a learner; the invitation code is filled in once you are in.",
   },
 };
 

@@ -4,12 +4,14 @@ import { api } from "./api.js";
 import { playButtons } from "./audio.js";
 import { $, el, showError, showNotice, svgEl } from "./dom.js";
 import { SCORE_KEYS, itemLine, score, t, when } from "./i18n.js";
+import { reportControls } from "./report.js";
 import { renderResult, scrollToNextResult } from "./result.js";
 import { state } from "./state.js";
 
 const home = { therapist: null, assigned: [], history: [], historyCursor: null, progress: null, week: null };
 
 export async function enterLearnerHome() {
+  $("my-report").replaceChildren(reportControls(state.me.user_id));
   await Promise.all([loadMyTherapist(), loadAssigned(), loadHistory(), loadProgress(), loadWeek()]);
 }
 
@@ -19,6 +21,7 @@ export function renderLearnerHome() {
   renderHistory();
   renderProgress();
   renderWeek();
+  $("my-report").replaceChildren(reportControls(state.me.user_id));
 }
 
 // After an analysis of the learner's succeeded: its history, progress and practice set changed.
@@ -48,6 +51,7 @@ async function acceptInvite(ev) {
   try {
     const link = await api("POST", "/api/v1/links/accept", { json: { code: $("invite-code").value.trim() } });
     $("invite-code").value = "";
+    if (new URLSearchParams(location.search).has("invite")) history.replaceState(null, "", location.pathname); // used up
     home.therapist = link.therapist;
     renderMyTherapist();
     showNotice(t("linked_now", { name: link.therapist.name }));

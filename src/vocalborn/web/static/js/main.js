@@ -9,6 +9,7 @@
 //   audio.js     attempt and reference players, character spans, one sound at a time
 //   invite.js    the therapist's invitation: code, link, QR code, copy
 //   sentences.js the therapist's sentences: record a reference, edit, delete
+//   recorder.js  MediaRecorder for attempts and references    report.js  the PDF/CSV report
 // This file switches the language and wires what spans views.
 import { api } from "./api.js";
 import { initAudio } from "./audio.js";
@@ -64,6 +65,9 @@ function practiseAgain() {
 
 function switchLanguage() {
   state.lang = state.lang === "en" ? "zh-TW" : "en";
+  // a message on screen was written in the other language: it goes (the action can be redone)
+  showError("");
+  $("notice").hidden = true;
   localStorage.setItem("vb.lang", state.lang);
   applyLanguage();
   // the suggestions come from the API in the chosen language

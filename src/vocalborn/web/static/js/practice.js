@@ -25,6 +25,8 @@ export async function loadSentences(selectId) {
   }
   if (selectId) sel.value = selectId;
   $("no-sentences").hidden = list.length > 0;
+  $("no-sentences").dataset.i18n = state.me && state.me.role === "therapist" ? "no_sentences_therapist" : "no_sentences";
+  $("no-sentences").textContent = t($("no-sentences").dataset.i18n);
   $("play-reference").disabled = list.length === 0;
   $("reference-audio").hidden = true;
   updateSubmit();

@@ -7,6 +7,7 @@ import { $, el, showError, showNotice } from "./dom.js";
 import { itemLine, score, scoreLine, t, when } from "./i18n.js";
 import { sentenceLabel } from "./practice.js";
 import { initInvite, renderInvite } from "./invite.js";
+import { reportControls } from "./report.js";
 import { drawPitch, pitchFacts } from "./result.js";
 import { state } from "./state.js";
 
@@ -64,6 +65,7 @@ async function openLearner(id) {
 function renderTimeline() {
   if (!home.learner) return;
   $("timeline-name").textContent = home.learner.name;
+  $("timeline-report").replaceChildren(reportControls(home.learner.user_id));
   const sel = $("assign-sentence");
   const keep = sel.value;
   sel.replaceChildren(...(state.sentences || []).map((s) => el("option", { value: s.sentence_id }, sentenceLabel(s))));
