@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 from vocalborn.auth.models import User
 from vocalborn.learning import goals
 from vocalborn.learning.models import SCORE_FIELDS, SentenceAssignment, TherapistReview
-from vocalborn.learning.progress import ERROR_TYPES, _never_judged
+from vocalborn.learning.progress import ERROR_TYPES, TREND_LAST_N, _never_judged
 from vocalborn.practice.models import PracticeRecord, Sentence
 from vocalborn.practice.service import sentence_readable_clause
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
@@ -110,6 +110,27 @@ class Report:
     @property
     def counted(self) -> list[Attempt]:
         return [a for a in self.attempts if a.counted]
+
+    def sentences(self) -> list[dict[str, Any]]:
+        """Per sentence practised (most attempts first): attempts that count and not, the first
+        overall score and the mean of the last three (progress' trend, on this range)."""
+        by: dict[uuid.UUID, dict[str, Any]] = {}
+        for a in self.attempts:
+            s = by.setdefault(a.sentence_id, {"text": a.sentence_text, "counted": [], "not_counted": 0})
+            if a.counted:
+                if a.scores["overall_score"] is not None:
+                    s["counted"].append(a.scores["overall_score"])
+            else:
+                s["not_counted"] += 1
+        out = []
+        for s in by.values():
+            scores = s["counted"]
+            last = scores[-TREND_LAST_N:]
+            out.append({
+                "text": s["text"], "attempts": len(scores), "not_counted": s["not_counted"],
+                "first": scores[0] if scores else None, "last_mean": round(sum(last) / len(last), 2) if last else None,
+            })  # fmt: skip
+        return sorted(out, key=lambda s: -s["attempts"])
 
 
 def _start(day: date) -> datetime:
@@ -206,7 +227,8 @@ def _count_character(
     char = entry.get("char")
     if error_type not in ERROR_TYPES or not isinstance(char, str) or _never_judged(char):
         return
-    pinyin = entry.get("pinyin_marks") if isinstance(entry.get("pinyin_marks"), str) else None
+    # numbered pinyin (hao3): every PDF font has its letters; tone marks like ǎ are not in all
+    pinyin = next((v for k in ("pinyin", "pinyin_marks") if isinstance(v := entry.get(k), str)), None)
     row = chars.setdefault((char, pinyin), CharacterRow(char, pinyin))
     row.judged += 1
     per_week = row.by_week.setdefault(week.week_start, [0, 0])

@@ -75,7 +75,9 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _table(rows: list[list[Any]], widths: list[float] | None = None, align_right_from: int = 1) -> Table:
+def _table(
+    rows: list[list[Any]], widths: list[float] | None = None, align_right_from: int = 1, align_right_to: int = -1
+) -> Table:
     table = Table(rows, colWidths=widths, repeatRows=1)
     table.setStyle(
         TableStyle(
@@ -84,7 +86,7 @@ def _table(rows: list[list[Any]], widths: list[float] | None = None, align_right
                 ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef4")),
                 ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.HexColor("#1a3d5c")),
                 ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f7f7f7")]),
-                ("ALIGN", (align_right_from, 1), (-1, -1), "RIGHT"),
+                ("ALIGN", (align_right_from, 0), (align_right_to, -1), "RIGHT"),
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
                 ("TOPPADDING", (0, 0), (-1, -1), 2),
                 ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
@@ -273,6 +275,13 @@ def render_pdf(report: Report, lang: Language) -> bytes:
         [("BACKGROUND", (i + 1, i + 1), (i + 1, i + 1), colors.HexColor("#d9f0d9")) for i in range(len(TONES))]
     ))  # fmt: skip
     story += [tone_table, p(escape(text("tones_note", lang)), styles["small"])]
+    # sentences
+    story.append(p(escape(text("sentences_heading", lang)), styles["h2"]))
+    rows = [[text(k, lang) for k in ("sentence", "attempts", "not_counted", "first_score", "last_score")]]
+    for s in report.sentences():
+        rows.append([p(escape(s["text"]), styles["cell"]), s["attempts"], s["not_counted"], _num(s["first"], 0),
+                     _num(s["last_mean"], 0)])  # fmt: skip
+    story.append(_table(rows, widths=[WIDTH - 88 * mm, 22 * mm, 22 * mm, 22 * mm, 22 * mm]))
     # reviews
     story.append(p(escape(text("reviews_heading", lang)), styles["h2"]))
     if not report.reviews:
@@ -286,8 +295,8 @@ def render_pdf(report: Report, lang: Language) -> bytes:
                 styles["cell"]), _num(r.scores["overall_score"], 0), _num(r.engine_overall, 0),
                 p(escape(" ".join(r.characters)), styles["cell"]), p(escape(r.comment or ""), styles["cell"]),
             ])  # fmt: skip
-        widths = [20 * mm, 40 * mm, 24 * mm, 15 * mm, 15 * mm, 18 * mm, WIDTH - 132 * mm]
-        story.append(_table(rows, widths=widths, align_right_from=3))
+        widths = [20 * mm, 40 * mm, 24 * mm, 18 * mm, 18 * mm, 18 * mm, WIDTH - 138 * mm]
+        story.append(_table(rows, widths=widths, align_right_from=3, align_right_to=4))
     generated = report.generated_at.strftime("%Y-%m-%d %H:%M UTC")
 
     def footer(canvas: Any, document: Any) -> None:
