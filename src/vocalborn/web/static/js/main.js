@@ -10,6 +10,7 @@
 //   invite.js    the therapist's invitation: code, link, QR code, copy
 //   sentences.js the therapist's sentences: record a reference, edit, delete
 //   recorder.js  MediaRecorder for attempts and references    report.js  the PDF/CSV report
+//   drills.js    suggested minimal pairs in the therapist's timeline
 // This file switches the language and wires what spans views.
 import { api } from "./api.js";
 import { initAudio } from "./audio.js";

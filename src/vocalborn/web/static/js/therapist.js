@@ -6,6 +6,7 @@ import { errorType, renderCharacters } from "./characters.js";
 import { $, el, showError, showNotice } from "./dom.js";
 import { itemLine, score, scoreLine, t, when } from "./i18n.js";
 import { sentenceLabel } from "./practice.js";
+import { loadDrills, renderDrills } from "./drills.js";
 import { initInvite, renderInvite } from "./invite.js";
 import { reportControls } from "./report.js";
 import { drawPitch, pitchFacts } from "./result.js";
@@ -21,6 +22,7 @@ export function renderTherapistHome() {
   renderInvite();
   renderLearners();
   renderTimeline();
+  renderDrills();
   renderReviewHeader();
   if (home.review && home.review.chars) { renderMarks(); renderReviewResult(); }
 }
@@ -59,6 +61,7 @@ async function openLearner(id) {
     home.learnerAssigned = assigned;
     $("timeline-card").hidden = false;
     renderTimeline();
+    loadDrills(id, () => openLearner(id)); // suggested minimal pairs, after the timeline
     $("timeline-card").scrollIntoView({ block: "start", behavior: "smooth" });
   } catch (e) { showError(e.message); }
 }
