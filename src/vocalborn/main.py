@@ -24,6 +24,7 @@ from vocalborn import __version__
 from vocalborn.auth.router import router as auth_router
 from vocalborn.config import get_settings
 from vocalborn.db import get_engine
+from vocalborn.drills.router import router as drills_router
 from vocalborn.errors import DomainError, document_errors
 from vocalborn.errors import validation_error as field_validation_error
 from vocalborn.events.router import router as events_router
@@ -32,10 +33,9 @@ from vocalborn.i18n import request_language, translate, translate_detail
 from vocalborn.learning.router import router as learning_router
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
-from vocalborn.drills.router import router as drills_router
 from vocalborn.practice.router import router as practice_router
-from vocalborn.reports.router import router as reports_router
 from vocalborn.process import freeze_startup_objects
+from vocalborn.reports.router import router as reports_router
 from vocalborn.security.router import router as security_router
 from vocalborn.tasks import fastpath
 from vocalborn.tasks.admin import router as admin_router

@@ -14,6 +14,7 @@ from vocalborn.auth.service import can_read
 from vocalborn.config import Settings
 from vocalborn.errors import AudioRejected, NotFound
 from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
+from vocalborn.sqltypes import utcnow
 from vocalborn.storage import Storage
 
 
@@ -145,7 +146,7 @@ def may_read_sentence_of(db: Session, reader: User, owner_id: uuid.UUID, sentenc
 def list_sentences(db: Session, limit: int, offset: int, reader: User) -> list[Sentence]:
     stmt = (
         select(Sentence)
-        .where(_visible_sentences(reader))
+        .where(_visible_sentences(reader), col(Sentence.deleted_at).is_(None))
         .order_by(col(Sentence.created_at).desc())
         .limit(limit)
         .offset(offset)
@@ -161,9 +162,55 @@ def get_sentence(db: Session, sentence_id: uuid.UUID, reader: User | None = None
     return sentence
 
 
+def live_sentence(db: Session, sentence_id: uuid.UUID, reader: User) -> Sentence:
+    """``get_sentence`` for something new made of it (a recording, an assignment, an edit):
+    a deleted sentence is not found."""
+    sentence = get_sentence(db, sentence_id, reader)
+    if sentence.deleted_at is not None:
+        raise NotFound("sentence not found (it was deleted)")
+    return sentence
+
+
+def _owned_sentence(db: Session, sentence_id: uuid.UUID, user: User) -> Sentence:
+    """The sentence for its author to edit or delete: NotFound when ``user`` may not see it (or
+    it was deleted), Forbidden when they see it but did not write it."""
+    sentence = live_sentence(db, sentence_id, user)
+    if sentence.created_by != user.user_id:
+        from vocalborn.tasks.service import Forbidden
+
+        raise Forbidden("only the therapist who made the sentence can change or delete it")
+    return sentence
+
+
+def update_sentence(
+    db: Session, sentence_id: uuid.UUID, user: User, *, text: str | None, shared: bool | None
+) -> Sentence:
+    """Its author edits the text (the reference recording stays: for corrections) or whether
+    every learner may practise it."""
+    sentence = _owned_sentence(db, sentence_id, user)
+    if text is not None:
+        sentence.text = text
+    if shared is not None:
+        sentence.shared = shared
+    sentence.updated_at = utcnow()
+    db.add(sentence)
+    db.commit()
+    db.refresh(sentence)
+    return sentence
+
+
+def delete_sentence(db: Session, sentence_id: uuid.UUID, user: User) -> None:
+    """Soft delete by its author: the sentence leaves lists, practice sets and goals and takes
+    no new recordings; attempts made of it, their results and the reference stay readable."""
+    sentence = _owned_sentence(db, sentence_id, user)
+    sentence.deleted_at = sentence.updated_at = utcnow()
+    db.add(sentence)
+    db.commit()
+
+
 def set_sentence_shared(db: Session, sentence_id: uuid.UUID, shared: bool, user: User) -> Sentence:
     """Admins share any sentence; a therapist only their own."""
-    sentence = get_sentence(db, sentence_id, user)
+    sentence = live_sentence(db, sentence_id, user)
     if user.role != Role.ADMIN and sentence.created_by != user.user_id:
         from vocalborn.tasks.service import Forbidden
 
@@ -217,7 +264,7 @@ def create_record(
 ) -> PracticeRecord:
     if session.user_id != user.user_id:
         raise NotFound("practice session not found")  # only the learner records into a session
-    get_sentence(db, sentence_id, user)
+    live_sentence(db, sentence_id, user)
     key = storage.save("recordings", audio.data, audio.format)
     record = PracticeRecord(
         practice_session_id=session.practice_session_id,

@@ -193,7 +193,13 @@ def gather(db: Session, reader: User, learner: User, first_day: date, last_day: 
         per_week_sentence[week.week_start].attempts[sentence_id].append((created.date(), seconds))
         for entry in entries if isinstance(entries, list) else ():
             _count_character(entry, week, chars, matrix)
-    assignments = list(db.exec(select(SentenceAssignment).where(SentenceAssignment.learner_id == learner.user_id)))
+    assignments = list(
+        db.exec(
+            select(SentenceAssignment)
+            .join(Sentence, col(Sentence.sentence_id) == col(SentenceAssignment.sentence_id))
+            .where(SentenceAssignment.learner_id == learner.user_id, col(Sentence.deleted_at).is_(None))
+        )
+    )
     has_targets = any(a.target_attempts_per_week or a.target_minutes_per_week for a in assignments)
     if has_targets:
         for start, week in weeks.items():
