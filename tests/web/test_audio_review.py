@@ -514,3 +514,55 @@ def test_the_therapist_assigns_a_suggested_drill_with_a_recorded_reference(
         assert problems == []
     finally:
         context.close()
+
+
+def test_the_therapist_edits_shares_and_deletes_a_sentence(
+    server: tuple[str, Api], chromium: Path, tmp_path: Path, playwright: Any
+) -> None:
+    """My sentences: the text is corrected (PATCH), shared and unshared, and deleted (the learner's
+    history of it stays); another therapist's sentence is not in the list."""
+    from playwright.sync_api import expect
+
+    base, api = server
+    therapist, learner = _linked(api)
+    other = api.register("therapist")
+    api.sentence(other, recording(), text="別人的句子。", shared=True)
+    sid = api.sentence(therapist, recording(), text="今天天氣很好。", shared=False)["sentence_id"]
+    session = api.session(learner)["practice_session_id"]
+    done = _attempt(api, learner, session, sid, _report(75.0))
+    context = _context(playwright, chromium, tmp_path / "t", "en-US")
+    try:
+        page = context.new_page()
+        problems = watch_console(page)
+        page.on("dialog", lambda d: d.accept())
+        _log_in(page, base, therapist["email"])
+        mine = page.locator("#my-sentence-list li")
+        expect(mine).to_have_count(1)  # not the other therapist's shared sentence
+        row = page.locator(f'#my-sentence-list [data-sentence="{sid}"]')
+        row.locator(".edit-sentence").click()
+        row.locator("input.edit-text").fill("今天天氣真好。")
+        row.locator(".save-sentence").click()
+        expect(page.locator("#notice")).to_have_text("Sentence saved.")
+        expect(row.locator(".item-main")).to_have_text("今天天氣真好。")
+        got = api.client.get(f"/api/v1/practice/sentences/{sid}", headers=therapist["headers"]).json()
+        assert got["text"] == "今天天氣真好。" and got["shared"] is False
+        row.locator("input.share-sentence").check()
+        page.wait_for_function("() => document.querySelector('#sentence option') !== null")
+        expect(row.locator("input.share-sentence")).to_be_checked()
+        got = api.client.get(f"/api/v1/practice/sentences/{sid}", headers=therapist["headers"]).json()
+        assert got["shared"] is True
+        page.set_viewport_size(PHONE)
+        page.locator("#my-sentences").screenshot(path=str(ARTIFACTS / "sentences-therapist-phone-en.png"))
+        page.set_viewport_size(DESKTOP)
+        row.locator(".delete-sentence").click()
+        expect(page.locator("#notice")).to_have_text("Sentence deleted.")
+        expect(page.locator(f'#my-sentence-list [data-sentence="{sid}"]')).to_have_count(0)
+        expect(page.locator(f'#sentence option[value="{sid}"]')).to_have_count(0)
+        listed = api.client.get("/api/v1/practice/sentences", headers=therapist["headers"]).json()
+        assert sid not in [s["sentence_id"] for s in listed]
+        # the learner's attempt on it is still in their history, with its result
+        result = api.client.get(f"/api/v1/tasks/analysis/{done['task_id']}/result", headers=learner["headers"])
+        assert result.status_code == 200
+        assert problems == []
+    finally:
+        context.close()

@@ -112,7 +112,7 @@ async function saveText(s, text) {
 async function share(s, on) {
   showError("");
   try {
-    await api("PUT", `/api/v1/practice/sentences/${s.sentence_id}/shared`, { json: { shared: on } });
+    await api("PATCH", `/api/v1/practice/sentences/${s.sentence_id}`, { json: { shared: on } });
     await loadSentences($("sentence").value);
     renderMySentences();
   } catch (e) { showError(e.message); renderMySentences(); }
