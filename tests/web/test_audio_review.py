@@ -547,9 +547,12 @@ def test_the_therapist_edits_shares_and_deletes_a_sentence(
         got = api.client.get(f"/api/v1/practice/sentences/{sid}", headers=therapist["headers"]).json()
         assert got["text"] == "今天天氣真好。" and got["shared"] is False
         row.locator("input.share-sentence").check()
-        page.wait_for_function("() => document.querySelector('#sentence option') !== null")
         expect(row.locator("input.share-sentence")).to_be_checked()
-        got = api.client.get(f"/api/v1/practice/sentences/{sid}", headers=therapist["headers"]).json()
+        for _ in range(100):  # the page's PATCH lands
+            got = api.client.get(f"/api/v1/practice/sentences/{sid}", headers=therapist["headers"]).json()
+            if got["shared"]:
+                break
+            page.wait_for_timeout(100)
         assert got["shared"] is True
         page.set_viewport_size(PHONE)
         page.locator("#my-sentences").screenshot(path=str(ARTIFACTS / "sentences-therapist-phone-en.png"))
