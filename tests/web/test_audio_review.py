@@ -511,6 +511,10 @@ def test_the_therapist_assigns_a_suggested_drill_with_a_recorded_reference(
         assert len(made) == 1
         sentence = api.client.get(f"/api/v1/practice/sentences/{made[0]['sentence_id']}", headers=therapist["headers"])
         assert sentence.json()["shared"] is False and sentence.json()["reference_duration_seconds"] > 1.0
+        # in Chinese, the server's "why" comes again in Chinese
+        zh = api.client.get(f"/api/v1/learners/{uid}/drills?lang=zh-TW", headers=therapist["headers"]).json()
+        page.click("#lang")
+        expect(page.locator("#drills li.drill").first.locator(".hint")).to_have_text(zh["items"][0]["why"])
         assert problems == []
     finally:
         context.close()

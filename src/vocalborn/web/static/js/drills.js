@@ -7,17 +7,23 @@ import { api } from "./api.js";
 import { $, el, showError, showNotice } from "./dom.js";
 import { t } from "./i18n.js";
 import { recordingSupported, startRecorder } from "./recorder.js";
+import { state } from "./state.js";
 
-const drills = { userId: null, data: null, recording: null, onAssigned: null };
+const drills = { userId: null, data: null, lang: null, all: false, recording: null, onAssigned: null };
+const FIRST = 4; // items shown before "show all"
 
 export async function loadDrills(userId, onAssigned) {
+  if (userId !== drills.userId) { drills.data = null; drills.all = false; }
   drills.userId = userId;
   drills.onAssigned = onAssigned;
-  drills.data = null;
+  drills.loading = true;
   renderDrills();
+  const lang = state.lang;
   try {
-    drills.data = await api("GET", `/api/v1/learners/${userId}/drills`);
+    drills.data = await api("GET", `/api/v1/learners/${userId}/drills`); // "why" in the page's language
   } catch (e) { showError(e.message); }
+  drills.lang = lang; // also after a failure: not asked again until the language changes
+  drills.loading = false;
   renderDrills();
 }
 
@@ -25,10 +31,16 @@ export function renderDrills() {
   const box = $("drills");
   const d = drills.data;
   if (!d) { box.replaceChildren(); return; }
+  // in another language now: fetched again (its "why" is the server's text), the old list meanwhile
+  if (drills.lang !== state.lang && !drills.recording && !drills.loading) loadDrills(drills.userId, drills.onAssigned);
+  const shown = drills.all ? d.items : d.items.slice(0, FIRST);
   box.replaceChildren(
     el("h3", {}, t("drills_title")),
     d.items.length ? el("p", { class: "hint" }, t("drills_hint")) : el("p", { class: "hint" }, t("drills_none")),
-    el("ul", { class: "list" }, ...d.items.map(drillRow)));
+    el("ul", { class: "list" }, ...shown.map(drillRow)),
+    d.items.length > shown.length
+      ? el("button", { type: "button", class: "link drills-all", onclick: () => { drills.all = true; renderDrills(); } }, t("drills_all", { n: d.items.length }))
+      : null);
 }
 
 function drillRow(item) {

@@ -87,7 +87,7 @@ export const T = {
     sentence_delete_confirm: "刪除句子「{text}」？已指定的練習會移除，學習者的練習紀錄保留。", sentence_deleted: "已刪除句子。",
     progress_axis: "日期", drills_title: "建議的對比練習", drills_hint: "從學習者仍念不對的字找出的最小對比（同音不同調、同韻不同聲母）。新的項目需要你的示範：按一下開始錄音，再按一下送出並指派。",
     drills_none: "目前沒有建議：學習者最近一次練習沒有仍念不對的字。", assign_drill: "指派", drill_record: "錄示範並指派",
-    drill_stop_send: "停止並指派", drill_assigned: "已指派「{text}」。", no_sentences_therapist: "還沒有句子：在下面新增一個句子並錄製示範。", report: "報告：", report_from: "從", report_to: "到", invited_hint: "治療師邀請你：請登入，或以學習者身分註冊；登入後邀請碼會自動填好。",
+    drill_stop_send: "停止並指派", drills_all: "顯示全部 {n} 項", drill_assigned: "已指派「{text}」。", no_sentences_therapist: "還沒有句子：在下面新增一個句子並錄製示範。", report: "報告：", report_from: "從", report_to: "到", invited_hint: "治療師邀請你：請登入，或以學習者身分註冊；登入後邀請碼會自動填好。",
   },
   en: {
     app_title: "VocalBorn practice", login: "Log in", register: "Register", logout: "Log out",
@@ -179,7 +179,7 @@ export const T = {
     sentence_delete_confirm: "Delete the sentence \u201c{text}\u201d? Its assignments are removed; learners keep their history.", sentence_deleted: "Sentence deleted.",
     progress_axis: "date", drills_title: "Suggested drills", drills_hint: "Minimal pairs from the characters the learner still says wrong (same syllable in another tone; same final, another initial). A new item needs your reference: one click records it, a second sends and assigns it.",
     drills_none: "No suggestions: the learner's last attempts have no character still said wrong.", assign_drill: "Assign", drill_record: "Record reference and assign",
-    drill_stop_send: "Stop and assign", drill_assigned: "Assigned \u201c{text}\u201d.", no_sentences_therapist: "No sentences yet: add one below with its reference recording.", report: "Report:", report_from: "from", report_to: "to", invited_hint: "A therapist invited you: log in, or register as a learner; the invitation code is filled in once you are in.",
+    drill_stop_send: "Stop and assign", drills_all: "Show all {n}", drill_assigned: "Assigned \u201c{text}\u201d.", no_sentences_therapist: "No sentences yet: add one below with its reference recording.", report: "Report:", report_from: "from", report_to: "to", invited_hint: "A therapist invited you: log in, or register as a learner; the invitation code is filled in once you are in.",
   },
 };
 
