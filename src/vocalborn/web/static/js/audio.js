@@ -33,10 +33,8 @@ export function forgetAudio(path) {
 
 export async function loadInto(audio, path) {
   const url = await audioUrl(path);
-  if (audio.dataset.path !== path) {
-    audio.src = url;
-    audio.dataset.path = path;
-  }
+  if (audio.src !== url) audio.src = url; // a new URL after a logout revoked the old ones
+  audio.dataset.path = path;
   return audio;
 }
 
