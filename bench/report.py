@@ -65,6 +65,7 @@ def main() -> None:
 def measure(n: int, repeat: int) -> dict[str, Any]:
     from tests import seeding
     from tests.reports import seed
+
     from vocalborn.auth.models import Role
     from vocalborn.auth.service import create_user
     from vocalborn.db import open_session
