@@ -1,5 +1,7 @@
 // Logging in, registering and out (#auth, the header); entering the page for the login's role.
 import { api, onSessionExpired, refreshSession } from "./api.js";
+import { forgetAudio } from "./audio.js";
+import { forgetInvite } from "./invite.js";
 import { $, showError, showNotice } from "./dom.js";
 import { enterHome } from "./home.js";
 import { t } from "./i18n.js";
@@ -84,6 +86,10 @@ export async function enter() {
   $("new-sentence").hidden = !(therapist || state.me.role === "admin");
   if (therapist) $("new-sentence").open = true;
   $("record-card").hidden = !learnerLike;
+  // a therapist's practice view is their sentences, not the learner's numbered first step
+  $("step-one").hidden = !learnerLike;
+  $("sentence-title").dataset.i18n = learnerLike ? "step_sentence" : "sentences_title";
+  $("sentence-title").textContent = t($("sentence-title").dataset.i18n);
   $("therapist-note").hidden = learnerLike;
   showSecurity();
   await enterHome(); // learner or therapist home
@@ -104,12 +110,14 @@ export async function logout() {
 export function leave() {
   localStorage.removeItem(SIGNED_IN);
   stopWatching();
+  forgetAudio();
+  forgetInvite();
   state.token = null;
   state.me = null;
   $("who").hidden = true;
   $("logout").hidden = true;
   $("auth").hidden = false;
-  for (const id of ["practice", "progress", "result", "learner-home", "learner-more", "therapist-home", "security"]) $(id).hidden = true;
+  for (const id of ["practice", "progress", "result", "learner-home", "learner-more", "therapist-home", "security", "my-sentences"]) $(id).hidden = true;
 }
 
 // A page opened (or reloaded, or a new tab) resumes the session from the refresh cookie.
@@ -124,5 +132,7 @@ export function initAuth() {
   $("tab-register").addEventListener("click", () => setMode("register"));
   $("auth-form").addEventListener("submit", onAuthSubmit);
   $("logout").addEventListener("click", logout);
+  // opened from an invitation link (?invite=CODE): the learner logs in or registers first
+  $("invited-hint").hidden = !new URLSearchParams(location.search).get("invite");
   onSessionExpired(leave);
 }
