@@ -76,9 +76,13 @@ def classify(exc: BaseException) -> str:
 def budget_for(error_class: str, settings: Settings | None = None) -> Budget:
     settings = settings or get_settings()
     if error_class == "network":
-        return Budget("network", settings.ai_retry_network_max, settings.ai_retry_network_delay, settings.ai_retry_jitter)
+        return Budget(
+            "network", settings.ai_retry_network_max, settings.ai_retry_network_delay, settings.ai_retry_jitter
+        )
     if error_class == "timeout":
-        return Budget("timeout", settings.ai_retry_timeout_max, settings.ai_retry_timeout_delay, settings.ai_retry_jitter)
+        return Budget(
+            "timeout", settings.ai_retry_timeout_max, settings.ai_retry_timeout_delay, settings.ai_retry_jitter
+        )
     if error_class == "input":
         return Budget("input", 0, None)
     return Budget(error_class, None, None)
