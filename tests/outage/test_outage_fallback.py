@@ -75,7 +75,7 @@ def test_the_local_engine_analyses_while_the_remote_circuit_is_open(
         # the operator sees the shared circuit open
         shown = subprocess.run(
             [sys.executable, "-m", "vocalborn.cli", "tasks", "circuit"],
-            capture_output=True, text=True, timeout=60, env=dict(os.environ, **migrated.env, **worker.extra_env),
+            capture_output=True, text=True, timeout=60, env={**os.environ, **migrated.env, **worker.extra_env},
         )  # fmt: skip
         assert shown.returncode == 0 and "circuit: OPEN" in shown.stdout and "fallback engine: local" in shown.stdout, (
             shown.stdout + shown.stderr
