@@ -121,6 +121,7 @@ MATRIX: dict[str, Expect] = {
     "DELETE /api/v1/admin/tasks/{task_id}": row(401, 403, 403, 403, 403, {200, 409}),
     "POST /api/v1/admin/tasks/{task_id}/retry": row(401, 403, 403, 403, 403, {200, 409}),
     "POST /api/v1/admin/tasks/cleanup": ADMIN_ONLY,
+    "POST /api/v1/admin/tasks/retry": ADMIN_ONLY,  # the bulk retry (a dry run here)
     "POST /api/v1/admin/therapist-invitations": row(401, 403, 403, 403, 403, 201),
     # --- history, progress, dashboard, links, reviews, practice sets (issue 10) ---------------------
     # everyone signed in has a history: their own, their linked learners', or (admin) all
@@ -310,6 +311,7 @@ BODIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "data": {"text": "氣、七"},
         "files": {"reference_audio": ("ref.wav", recording("氣，七"))},
     },
+    "POST /api/v1/admin/tasks/retry": lambda w: {"json": {"failed_from": "2026-01-01T00:00:00Z", "dry_run": True}},
 }
 
 

@@ -196,6 +196,18 @@ class Settings(BaseSettings):
     ai_service_url: str | None = None
     ai_service_api_key: str | None = None
     ai_service_timeout: float = 60.0
+    # Outages of the remote service (issue #27, docs/OPERATIONS.md "AI outage"): the retry budget
+    # of each error class (vocalborn/outage/policy.py), the circuit breaker shared by the
+    # worker processes in Redis, and the engine that analyses while the circuit is open.
+    ai_retry_network_max: int = Field(default=5, ge=0)
+    ai_retry_network_delay: float = Field(default=30.0, ge=0)
+    ai_retry_timeout_max: int = Field(default=2, ge=0)
+    ai_retry_timeout_delay: float = Field(default=60.0, ge=0)
+    ai_retry_jitter: float = Field(default=0.2, ge=0, le=1)  # each fixed wait: delay * (1 + up to this)
+    ai_circuit_failure_threshold: int = Field(default=5, ge=1)  # consecutive failures that open it
+    ai_circuit_reset_seconds: float = Field(default=30.0, gt=0)  # open this long, then one trial call
+    ai_circuit_shared: bool = True  # False: each worker process keeps its own circuit
+    ai_engine_fallback: Literal["local", "none"] = "none"
 
     # --- request bodies ---------------------------------------------------------------------------
     # JSON (and every other non-upload) body larger than this is refused with 413 while it streams.

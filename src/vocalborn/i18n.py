@@ -113,6 +113,12 @@ def step_label(label: str | None, lang: Language | None) -> str | None:
 
 # English message -> zh-TW. Exact messages first, then patterns for messages with a value in them.
 _EXACT: dict[str, str] = {
+    # the bulk retry of failed tasks (outage/bulk_retry.py)
+    "failed_from and failed_to need a time zone (e.g. 2026-12-07T10:00:00Z)": (
+        "failed_from 與 failed_to 需要時區（例如 2026-12-07T10:00:00Z）"
+    ),
+    "failed_to must be later than failed_from": "failed_to 必須晚於 failed_from",
+    "reason is blank: leave it out to take every failure of the window": "reason 是空白的：要涵蓋時段內所有失敗，請省略它",
     "wrong email or password": "電子郵件或密碼錯誤",
     "an account with this email already exists": "這個電子郵件已經註冊過了",
     "not authenticated: send 'Authorization: Bearer <token>'": "尚未登入：請帶上 'Authorization: Bearer <token>'",

@@ -33,6 +33,7 @@ from vocalborn.i18n import request_language, translate, translate_detail
 from vocalborn.learning.router import router as learning_router
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
+from vocalborn.outage.router import router as bulk_retry_router
 from vocalborn.practice.router import router as practice_router
 from vocalborn.process import freeze_startup_objects
 from vocalborn.reports.router import router as reports_router
@@ -343,6 +344,7 @@ def create_app() -> FastAPI:
     app.include_router(learning_router)
     app.include_router(reports_router)
     app.include_router(drills_router)
+    app.include_router(bulk_retry_router)  # before admin_router: /retry is not a task id
     app.include_router(admin_router)
     app.include_router(security_router)
     app.include_router(events_router)

@@ -24,7 +24,10 @@ from vocalborn.analysis.types import (
     AnalysisInputError,
     AnalysisReport,
     AudioSource,
+    CircuitOpenError,
     ProgressCallback,
+    RemoteTimeoutError,
+    RemoteUnreachableError,
     TransientAnalysisError,
 )
 
@@ -266,7 +269,9 @@ class RemoteEngine:
 
     A simple circuit breaker protects the worker pool: after ``failure_threshold``
     consecutive transient failures the engine refuses calls for ``reset_seconds``
-    (raising :class:`TransientAnalysisError` at once), then lets one call through.
+    (raising :class:`CircuitOpenError` at once), then lets one call through. ``circuit``
+    replaces this per-process breaker with a shared one (``vocalborn.outage.circuit``: every
+    worker process sees the same state in Redis).
     """
 
     name = "vocalborn-remote"
@@ -281,6 +286,7 @@ class RemoteEngine:
         reset_seconds: float = 30.0,
         transport: Any = None,
         clock: Any = time.monotonic,
+        circuit: Any = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.api_key = api_key
@@ -294,15 +300,21 @@ class RemoteEngine:
         self._failures = 0
         self._opened_at: float | None = None
         self._lock = threading.Lock()
+        self._circuit = circuit
 
     # -- circuit breaker ----------------------------------------------------------------
     @property
     def circuit_open(self) -> bool:
+        if self._circuit is not None:
+            return bool(self._circuit.is_open())
         with self._lock:
             # Past reset_seconds the circuit is half-open: the next call is a trial.
             return self._opened_at is not None and self._clock() - self._opened_at < self.reset_seconds
 
     def _record(self, ok: bool) -> None:
+        if self._circuit is not None:
+            self._circuit.record(ok)
+            return
         with self._lock:
             if ok:
                 self._failures = 0
@@ -323,7 +335,7 @@ class RemoteEngine:
         import httpx
 
         if self.circuit_open:
-            raise TransientAnalysisError("remote analysis circuit is open: too many recent failures")
+            raise CircuitOpenError("remote analysis circuit is open: too many recent failures")
         _progress(progress, 1)
         files = {
             "reference": ("reference", _read(reference), "application/octet-stream"),
@@ -338,10 +350,10 @@ class RemoteEngine:
                 response = client.post(f"{self.url}/analyze", files=files, data=data, headers=headers)
         except httpx.TimeoutException as exc:
             self._record(False)
-            raise TransientAnalysisError(f"remote analysis timed out: {exc}") from exc
+            raise RemoteTimeoutError(f"remote analysis timed out: {exc}") from exc
         except httpx.HTTPError as exc:
             self._record(False)
-            raise TransientAnalysisError(f"remote analysis unreachable: {exc}") from exc
+            raise RemoteUnreachableError(f"remote analysis unreachable: {exc}") from exc
 
         if response.status_code >= 500:
             self._record(False)
@@ -361,6 +373,7 @@ class RemoteEngine:
         _progress(progress, 5)
         if not report.analysis_model_version:
             report.analysis_model_version = self.version
+        report.engine_fallback = False  # the remote engine itself analysed it
         return report
 
 

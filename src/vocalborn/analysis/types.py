@@ -47,7 +47,29 @@ class UnusableAudioError(AnalysisInputError):
 
 
 class TransientAnalysisError(AnalysisError):
-    """A failure that may pass (remote engine timeout, 5xx, open circuit): retry later."""
+    """A failure that may pass (remote engine timeout, 5xx, open circuit): retry later.
+
+    ``error_class`` names the retry budget it draws on (``vocalborn.outage.policy``)."""
+
+    error_class = "service"
+
+
+class RemoteUnreachableError(TransientAnalysisError):
+    """The remote analysis service did not answer at all (refused, reset, DNS)."""
+
+    error_class = "network"
+
+
+class RemoteTimeoutError(TransientAnalysisError):
+    """The remote analysis service took longer than AI_SERVICE_TIMEOUT."""
+
+    error_class = "timeout"
+
+
+class CircuitOpenError(TransientAnalysisError):
+    """The remote engine's circuit is open: recent calls failed, this one is not even tried."""
+
+    error_class = "network"
 
 
 @dataclass(frozen=True)
@@ -74,6 +96,9 @@ class AnalysisReport:
     # Share (0..100) of the reference's judged characters the attempt said; None when the
     # analysis had no sentence text to count characters by.
     completeness_score: float | None = None
+    # True when the remote engine was unavailable and the local engine analysed instead
+    # (AI_ENGINE_FALLBACK=local): stored on the result and shown beside the model version.
+    engine_fallback: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

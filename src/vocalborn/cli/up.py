@@ -289,10 +289,19 @@ def up(
     worker_metrics_port: Annotated[
         int | None, typer.Option(help="worker Prometheus port (default WORKER_METRICS_PORT; 0: off)")
     ] = None,
+    with_alerting: Annotated[
+        bool,
+        typer.Option(
+            "--with-alerting",
+            help="also run Prometheus and Alertmanager (their binaries installed; SMTP_* and ALERT_* set)",
+        ),
+    ] = False,
+    prometheus_port: Annotated[int, typer.Option(help="Prometheus port (--with-alerting)")] = 9090,
+    alertmanager_port: Annotated[int, typer.Option(help="Alertmanager port (--with-alerting)")] = 9093,
 ) -> None:
     """Run API, worker, beat, the events relay and Flower together. With no configuration: SQLite,
     a bundled Redis and a bundled nats-server under ./var. With DATABASE_URL / CELERY_BROKER_URL /
-    NATS_URL set, those are used instead."""
+    NATS_URL set, those are used instead. --with-alerting adds Prometheus and Alertmanager."""
     from vocalborn.config import get_settings
     from vocalborn.logs import setup_logging
 
@@ -320,11 +329,29 @@ def up(
     metrics_status.unlink(missing_ok=True)
     env[WORKER_METRICS_STATUS_ENV] = str(metrics_status)
     _check_ports(settings, host, port, no_flower, flower_port, wport, data)
+    alerting_children: list[tuple[str, list[str]]] = []
+    alerting_lines: list[str] = []
+    if with_alerting:
+        from vocalborn.cli import alerting
+
+        if not settings.prometheus_enabled:
+            fail("--with-alerting needs PROMETHEUS_ENABLED=true (there would be nothing to scrape)")
+        for what, bind_port, option in (
+            ("Prometheus", prometheus_port, "--prometheus-port"),
+            ("Alertmanager", alertmanager_port, "--alertmanager-port"),
+        ):
+            if not _port_free("127.0.0.1", bind_port):
+                fail(f"port {bind_port} is already in use, so {what} cannot start there; choose another with {option}")
+        alerting_children, alerting_lines = alerting.plan(
+            settings, env, data, (host, port), wport, prometheus_port, alertmanager_port
+        )
     ports = {"api": port}
     if not no_flower:
         ports["flower"] = flower_port or settings.flower_port
     if wport > 0 and settings.prometheus_enabled:
         ports["worker"] = wport
+    if with_alerting:
+        ports |= {"prometheus": prometheus_port, "alertmanager": alertmanager_port}
     state: dict[str, object] = {
         "pid": os.getpid(),
         "started_at": time.time(),
@@ -345,6 +372,8 @@ def up(
         stack.start_nats(data)
     stack.prepare_database()
     plan, flower_line = _plan(settings, host, port, concurrency, no_flower, flower_port)
-    stack.start(plan)
+    stack.start(plan + alerting_children)
     _banner(settings, stack, host, port, wport, flower_line, data)
+    for line in alerting_lines:
+        typer.echo(line)
     stack.supervise(metrics_status, metrics_reported=wport <= 0 or not settings.prometheus_enabled)

@@ -123,8 +123,10 @@ def _after_fork(**_: Any) -> None:
 
 def _preload_analysis_model() -> None:
     """Load the local engine's phone recogniser once per worker process, before the first
-    task (never in the API process, which does not import this module)."""
-    if get_settings().ai_engine != "local":
+    task (never in the API process, which does not import this module). Also for the remote
+    engine with AI_ENGINE_FALLBACK=local: the fallback must be ready when the remote circuit opens."""
+    settings = get_settings()
+    if settings.ai_engine != "local" and settings.ai_engine_fallback != "local":
         return
     try:
         from vocalborn.analysis.phonetic import preload
