@@ -96,12 +96,23 @@ def auc(positive: list[float], negative: list[float]) -> float | None:
     return float((p > n).mean() + 0.5 * (p == n).mean())
 
 
-def evaluate(folder: Path, use_text: bool = True, limit: int | None = None, log: Any = None) -> dict[str, Any]:
+def evaluate(
+    folder: Path, use_text: bool = True, limit: int | None = None, log: Any = None, cache: Path | None = None
+) -> dict[str, Any]:
+    """``cache``: a pickle of the clips' prepared features, read when it exists and written
+    otherwise (development: delete it when the feature extraction changes)."""
+    import pickle
+
     rows = read_manifest(folder)[:limit]
     t0 = time.perf_counter()
     clean: dict[str, Prepared] = {}
     degraded: dict[tuple[str, str], Prepared | None] = {}
+    if cache is not None and cache.is_file():
+        with cache.open("rb") as fh:
+            clean, degraded = pickle.load(fh)  # noqa: S301 - a development cache this script wrote
     for r in rows:
+        if r["clip"] in clean:
+            continue
         x = load_audio(folder / r["file"])
         clean[r["clip"]] = prepare(x)
         for kind in DEGRADED:
@@ -109,6 +120,9 @@ def evaluate(folder: Path, use_text: bool = True, limit: int | None = None, log:
                 degraded[(r["clip"], kind)] = prepare(degrade(x, kind, zlib.crc32(r["clip"].encode())))
             except AnalysisInputError:
                 degraded[(r["clip"], kind)] = None
+    if cache is not None and not cache.is_file():
+        with cache.open("wb") as fh:
+            pickle.dump((clean, degraded), fh)
     t_features = time.perf_counter() - t0
     if log:
         log(f"features of {len(rows)} clips x {1 + len(DEGRADED)} versions in {t_features:.1f} s")
@@ -900,6 +914,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the synthetic omission/insertion/substitution pairs (Praat/eSpeak voices)",
     )
     ap.add_argument("--syn-cache", type=Path, help="pickle of the prepared synthetic recordings (development)")
+    ap.add_argument("--feature-cache", type=Path, help="pickle of the folder's prepared clips (development)")
     ap.add_argument(
         "--synthetic-only", action="store_true", help="only the synthetic miscue pairs (the folder is not read)"
     )
@@ -929,7 +944,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.check and not all(result["summary"]["holds"].values()):
             return 1
         return 0
-    result = evaluate(args.folder, use_text=not args.no_text, limit=args.limit, log=lambda m: print(m, flush=True))
+    result = evaluate(
+        args.folder,
+        use_text=not args.no_text,
+        limit=args.limit,
+        log=lambda m: print(m, flush=True),
+        cache=args.feature_cache,
+    )
     print(format_table(result["summary"]))
     if "tones" in result["summary"]:
         print()
