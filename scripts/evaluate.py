@@ -767,6 +767,22 @@ def _syn_cases() -> list[tuple[str, str, str, dict[str, Any]]]:
     return cases
 
 
+def _closest_omission(text: str, att_text: str, omitted: list[int], flagged: set[int]) -> set[int]:
+    """The omitted positions, or an equivalent choice closest to ``flagged``: leaving out
+    one of two equal characters (妹妹, 慢慢) gives the same attempt text, so the attempt
+    cannot tell which one was left out."""
+    from itertools import combinations
+
+    best = set(omitted)
+    if not omitted:
+        return best
+    for cand in combinations(range(len(text)), len(omitted)):
+        same = "".join(ch for k, ch in enumerate(text) if k not in cand) == att_text
+        if same and len(set(cand) & flagged) > len(best & flagged):
+            best = set(cand)
+    return best
+
+
 def synthetic_miscues(
     voices: tuple[tuple[str, str], ...] = SYN_VOICES, log: Any = None, cache: Path | None = None
 ) -> dict[str, Any]:
@@ -807,7 +823,8 @@ def synthetic_miscues(
             chars = [c for c in da["characters"] if error_type(c) is not None]
             if rep.completeness_score is not None:
                 completeness[kind].append(rep.completeness_score)
-            omitted = set(truth.get("omitted", []))
+            flagged_om = {c["index"] for c in chars if error_type(c) == "omission"}
+            omitted = _closest_omission(text, att_text, truth.get("omitted", []), flagged_om)
             for c in chars:
                 flagged = error_type(c) == "omission"
                 if c["index"] in omitted:

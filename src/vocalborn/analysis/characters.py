@@ -106,6 +106,7 @@ def analyse(
     analysis: Any,
     edits: Any = None,
     pitch_baseline: dict[str, Any] | None = None,
+    said: Any = None,
 ) -> char_report.CharacterResult:
     """Judge every located character in the attempt (``ref``/``att`` are engine.Prepared;
     ``pitch_baseline`` the learner's earlier pitch, used when the attempt is short).
@@ -119,7 +120,9 @@ def analyse(
     from vocalborn.analysis import miscues
 
     judged_all = located.judged
-    omitted_all = miscues.omitted_characters(located.ref_sec, edits)
+    if said is None and edits is not None:
+        said = miscues.said_by_phones(att.phones, located.seq)
+    omitted_all = miscues.omitted_characters(located.ref_sec, edits, said)
     inside = np.flatnonzero(~omitted_all)
     first, last = (int(inside[0]), int(inside[-1])) if inside.size else (0, len(judged_all) - 1)
     keep = list(range(first, last + 1))
@@ -163,6 +166,18 @@ def analyse(
         _judge(j, c, span, att_spans[j], char_cost[j], pair, omitted[j])
         for j, (span, c) in enumerate(zip(ref_sec, judged, strict=True))
     ]
+    if said is not None:
+        # Missing characters (left unsaid or squeezed to nothing) must agree with the
+        # attempt's own phones too (miscues.confirm_runs); the others are judged as said.
+        missing = np.zeros(len(judged_all), dtype=bool)
+        missing[keep] = [r["error_type"] == "omission" for r in judged_rows]
+        confirmed = miscues.confirm_runs(missing | omitted_all, said)
+        judged_rows = [
+            _judge(j, c, span, att_spans[j], char_cost[j], pair, omitted[j], phones_said=True)
+            if r["error_type"] == "omission" and not confirmed[keep[j]]
+            else r
+            for j, (span, c, r) in enumerate(zip(ref_sec, judged, judged_rows, strict=True))
+        ]
     by_k = dict(zip(keep, judged_rows, strict=True))
     rows = [by_k[k] if k in by_k else char_report.unsaid(c, located.ref_sec[k]) for k, c in enumerate(judged_all)]
     extra = char_report.insertions(edits.inserted if edits is not None else [], rows, located.ref_sec, omitted_all)
@@ -208,6 +223,7 @@ def _judge(
     cost: float,
     pair: char_tones.Pair,
     omitted: bool = False,
+    phones_said: bool = False,
 ) -> dict[str, Any]:
     """The verdict on judged character ``k``: its sounds, its tone, whether it is missing
     (``omitted``: the edit alignment found it unsaid)."""
@@ -216,8 +232,8 @@ def _judge(
     att_dur = max(0, a1 - a0) * dsp.HOP
     expected_dur = (r1 - r0) * pair.tempo
     seg_dev = bool(pair.evidence[k] > 0) and (pair.gop_drop is None or cost >= COST_MIN)
-    missing = (omitted and cost >= OMIT_COST) or (
-        att_dur < MISSING_SHARE * expected_dur and (seg_dev or cost > pair.limit)
+    missing = not phones_said and (
+        (omitted and cost >= OMIT_COST) or (att_dur < MISSING_SHARE * expected_dur and (seg_dev or cost > pair.limit))
     )
     seg_conf = _clip01(0.5 + abs(float(pair.evidence[k])) / 2.0)
     tone = char_tones.judge_tone(c.accepted_tones, att_span, missing, pair)

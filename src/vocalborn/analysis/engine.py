@@ -163,8 +163,11 @@ def build_report(
     # What the attempt left out of the reference and added (analysis/miscues.py). A partial
     # attempt (stopped early, started late) is compared with the stretch of the reference
     # it said; the characters outside are omissions.
-    edits = miscues.edit_align(ref.phones, att.phones) if located is not None and located.forced else None
-    omitted = miscues.omitted_characters(located.ref_sec, edits) if located is not None else None
+    edits = (
+        miscues.edit_align(ref.phones, att.phones, located.ref_sec) if located is not None and located.forced else None
+    )
+    said = miscues.said_by_phones(att.phones, located.seq) if edits is not None and located is not None else None
+    omitted = miscues.omitted_characters(located.ref_sec, edits, said) if located is not None else None
     partial = omitted is not None and bool(omitted[0] or omitted[-1])
     segments = located.frames() if located is not None else None
     if partial and located is not None and omitted is not None and segments is not None:
@@ -175,7 +178,7 @@ def build_report(
     analysis = scoring.evaluate(ref.features, att.features, ref.phones, att.phones, segments)
     baseline = params.get("pitch_baseline")
     baseline = baseline if isinstance(baseline, dict) else None
-    chars = characters.analyse(located, ref, att, analysis, edits, baseline) if located is not None else None
+    chars = characters.analyse(located, ref, att, analysis, edits, baseline, said) if located is not None else None
     completeness = char_report.completeness(chars.characters) if chars is not None else None
     if partial and completeness is not None:
         # The scores measure what was said; the overall score also counts what was not.
