@@ -171,7 +171,7 @@ def analyse(
         # attempt's own phones too (miscues.confirm_runs); the others are judged as said.
         missing = np.zeros(len(judged_all), dtype=bool)
         missing[keep] = [r["error_type"] == "omission" for r in judged_rows]
-        confirmed = miscues.confirm_runs(missing | omitted_all, said)
+        confirmed = miscues.confirm_runs(missing | omitted_all, said) if missing.any() else missing
         judged_rows = [
             _judge(j, c, span, att_spans[j], char_cost[j], pair, omitted[j], phones_said=True)
             if r["error_type"] == "omission" and not confirmed[keep[j]]

@@ -307,25 +307,40 @@ def confirm_runs(omitted: np.ndarray, said: PhoneSaid) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
 class PhoneSaid:
-    """Per character, whether the attempt's own phones say it (:func:`said_by_phones`)."""
+    """Per character, whether the attempt's own phones say it: the text's syllables
+    force-aligned to the attempt where whole syllables may be left out at a price each
+    (:func:`vocalborn.analysis.phone_units.said_characters`). It looks at the attempt's
+    phones only, not at the reference's voice, so it errs apart from the edit alignment:
+    an omission needs both (:func:`confirm_runs`). Computed on first use (most attempts
+    leave nothing out and never need it)."""
 
-    strict: np.ndarray  # left out only at a high price (SKIP_PENALTY): few false omissions
-    loose: np.ndarray  # ... at a low price (SKIP_PENALTY_LOOSE): which characters exactly
+    def __init__(self, att_ph: phonetic.PhoneticFeatures, seq: list[list[str]]) -> None:
+        self._ph, self._seq = att_ph, seq
+        self._said: dict[float, np.ndarray] = {}
+
+    def _at(self, penalty: float) -> np.ndarray:
+        if penalty not in self._said:
+            from vocalborn.analysis.phone_units import said_characters
+
+            out = said_characters(self._ph, self._seq, penalty)
+            self._said[penalty] = np.ones(len(self._seq), dtype=bool) if out is None else out
+        return self._said[penalty]
+
+    @property
+    def strict(self) -> np.ndarray:
+        """Left out only at a high price (SKIP_PENALTY): few false omissions."""
+        return self._at(SKIP_PENALTY)
+
+    @property
+    def loose(self) -> np.ndarray:
+        """Left out at a low price (SKIP_PENALTY_LOOSE): which characters exactly."""
+        return self._at(SKIP_PENALTY_LOOSE)
 
 
-def said_by_phones(att_ph: phonetic.PhoneticFeatures, seq: list[list[str]]) -> PhoneSaid | None:
-    """Per character (phone units ``seq``), whether the attempt's own phones say it: the
-    text's syllables force-aligned to the attempt where whole syllables may be left out at
-    a price each (:func:`vocalborn.analysis.phone_units.said_characters`). It looks at
-    the attempt's phones only, not at the reference's voice, so it errs apart from the
-    edit alignment: an omission needs both (:func:`confirm_runs`)."""
-    from vocalborn.analysis.phone_units import said_characters
-
-    strict = said_characters(att_ph, seq, SKIP_PENALTY)
-    loose = said_characters(att_ph, seq, SKIP_PENALTY_LOOSE)
-    return None if strict is None or loose is None else PhoneSaid(strict, loose)
+def said_by_phones(att_ph: phonetic.PhoneticFeatures, seq: list[list[str]]) -> PhoneSaid:
+    """The attempt's own evidence of which characters it said (:class:`PhoneSaid`)."""
+    return PhoneSaid(att_ph, seq)
 
 
 def crop(prepared: Any, t0: float, t1: float) -> Any:

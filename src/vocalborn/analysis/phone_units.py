@@ -153,14 +153,20 @@ def force_align_scored(
     score[0] = emit[0, 0]
     score[1] = emit[0, 1]
     back = np.zeros((n_frames, n_states), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
+    one = np.empty(n_states)
+    two = np.empty(n_states)
+    one[0] = neg
+    two[:2] = neg
     for t in range(1, n_frames):
-        stay = score
-        one = np.concatenate([[neg], score[:-1]])
-        two = np.where(skip, np.concatenate([[neg, neg], score[:-2]]), neg)
-        cand = np.stack([stay, one, two])
-        choice = np.argmax(cand, axis=0)
-        score = cand[choice, np.arange(n_states)] + emit[t]
-        back[t] = choice
+        # the best of staying, one state on and two on (ties: the earlier, as argmax)
+        one[1:] = score[:-1]
+        two[2:] = score[:-2]
+        two[~skip] = neg
+        take1 = one > score
+        best = np.where(take1, one, score)
+        take2 = two > best
+        score = np.where(take2, two, best) + emit[t]
+        back[t] = np.where(take2, 2, take1)
     s = n_states - 1 if score[n_states - 1] >= score[n_states - 2] else n_states - 2
     states = np.empty(n_frames, dtype=np.int64)
     for t in range(n_frames - 1, -1, -1):
@@ -214,17 +220,19 @@ def said_characters(ph: phonetic.PhoneticFeatures, seq: list[list[str]], penalty
     back = np.zeros((n_frames, n_states), dtype=np.int32)  # the previous state
     idx = np.arange(n_states)
     max_jump = min(3, n_syl)
+    one = np.empty(n_states)
+    two = np.empty(n_states)
+    one[0] = neg
+    two[:2] = neg
     for t in range(1, n_frames):
-        best = score.copy()
-        src = idx.copy()
-        one = np.concatenate([[neg], score[:-1]])
-        take = one > best
-        best = np.where(take, one, best)
-        src = np.where(take, idx - 1, src)
-        two = np.where(skip, np.concatenate([[neg, neg], score[:-2]]), neg)
-        take = two > best
-        best = np.where(take, two, best)
-        src = np.where(take, idx - 2, src)
+        one[1:] = score[:-1]
+        two[2:] = score[:-2]
+        two[~skip] = neg
+        take1 = one > score
+        best = np.where(take1, one, score)
+        take2 = two > best
+        best = np.where(take2, two, best)
+        src = idx - np.where(take2, 2, take1)
         for s in range(1, max_jump + 1):
             # blank before syllable k -> blank before syllable k + s (s syllables left out)
             tgt, frm = blank_of[s:], blank_of[:-s]
