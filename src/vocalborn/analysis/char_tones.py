@@ -35,6 +35,8 @@ class Pair:
     # frames): there the contour runs on to the edge of its voiced stretch.
     ref_edges: tuple[int, int] = (-1, -1)
     att_edges: tuple[int, int] = (-1, -1)
+    scatter: float = 0.0  # the drop a character must exceed unless its cost is above ``limit``
+    in_sentence: bool = False  # several characters: intonation bends the tones
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ def judge_tone(
     (``ok`` False) needs a confident attempt tone that is not an accepted one, a contour
     that differs from the reference's for the same character (the template of the
     expected tone), and a reference not heard in that same other tone (then the text's
-    reading, not the learner, is in doubt)."""
+    reading, not the learner, is in doubt). In a sentence the reference must also be heard
+    in an expected tone there: intonation (a final boundary tone, emotional speech) bends
+    the contours of both readers, and a template that does not show its tone is none."""
     f0, f1, a0, a1 = att_span
     ref_v = tones.classify(tone_slice(pair.ref_st, f0, f1, pair.ref_edges), pair.ref_norm)
     att_v = (
@@ -77,6 +81,7 @@ def judge_tone(
     elif (
         att_v.tone is not None
         and ref_v.tone != att_v.tone
+        and (not pair.in_sentence or ref_v.tone in exp_tones)
         and (distance is None or distance >= tones.error_distance(in_context))
     ):
         ok = False

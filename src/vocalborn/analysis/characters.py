@@ -49,6 +49,10 @@ GOP_PAIR_MIN_CHARS = 4  # from this many characters the drop is taken relative t
 # voice pairs, 20 syllables): the smallest drop with <= 5 % of same-syllable pairs flagged
 # (0.8 flags 17 %); it catches 46 % of another syllable said (0.8: 78 %). docs/ANALYSIS.md.
 GOP_DROP_SHORT = 2.0
+# In a pair whose characters' drops scatter widely, a deviating character must stand out
+# by this many robust standard deviations (1.4826 x the median absolute deviation) as
+# well: the conventional outlier criterion (Leys et al. 2013), not fitted.
+GOP_SPREAD_K = 2.5
 COST_MIN = 1.5
 SEARCH_MARGIN = 0.1  # seconds searched around a character's mapped span in the attempt
 MISSING_SHARE = 0.2  # attempt span below this share of the expected duration: missing
@@ -134,16 +138,26 @@ def analyse(
     ref_evidence = located.ref_evidence[keep] if located.ref_evidence is not None else None
     att_scored = force_align_scored(aph, seq) if ref_evidence is not None and seq else None
     gop_drop = ref_evidence - att_scored[1] if ref_evidence is not None and att_scored else None
+    drop_limit = GOP_DROP if len(judged) >= GOP_PAIR_MIN_CHARS else GOP_DROP_SHORT
+    scatter = 0.0
     if gop_drop is not None and gop_drop.size >= GOP_PAIR_MIN_CHARS:
         # Relative to the pair's own level: another speaker, style or microphone lowers the
-        # evidence of every character; a mispronounced one falls below its neighbours.
-        gop_drop = gop_drop - max(0.0, float(np.median(gop_drop)))
+        # evidence of every character; a mispronounced one falls below its neighbours ...
+        centre = float(np.median(gop_drop))
+        # ... and further than the pair's own scatter (emotional or fast speech reduces
+        # many syllables): an outlier by the usual robust rule (GOP_SPREAD_K robust SDs),
+        # unless its re-aligned DTW cost is above the pair's limit too (_judge).
+        spread = 1.4826 * float(np.median(np.abs(gop_drop - centre)))
+        scatter = GOP_SPREAD_K * spread
+        gop_drop = gop_drop - max(0.0, centre)
     att_spans, char_cost = _map_characters(ref_sec, analysis.facts["alignment"], rph, aph)
     median = float(np.median(char_cost)) if char_cost else 0.0
     limit = min(COST_ABSOLUTE, max(COST_FLOOR, COST_RELATIVE * median))
     # Without a forced alignment, fall back on the DTW cost alone.
-    drop_limit = GOP_DROP if len(judged) >= GOP_PAIR_MIN_CHARS else GOP_DROP_SHORT
-    evidence = np.array(char_cost) - limit if gop_drop is None else gop_drop - drop_limit
+    # A neutral-tone syllable (了, 的, 們) is reduced in any native reading: it needs the
+    # larger drop of a character without a pair level.
+    limits = np.array([max(drop_limit, GOP_DROP_SHORT) if c.tone == 5 else drop_limit for c in judged])
+    evidence = np.array(char_cost) - limit if gop_drop is None else gop_drop - limits
     ref_norm = tones.norm_for(ref.features.tone_f0)
     att_norm = tones.norm_for(att.features.tone_f0, pitch_baseline)
     pair = char_tones.Pair(
@@ -157,6 +171,8 @@ def analyse(
         gop_drop,
         (att_spans[0][0], att_spans[-1][1]) if att_spans else (-1, -1),
         (att_spans[0][2], att_spans[-1][3]) if att_spans else (-1, -1),
+        scatter,
+        len(judged) >= GOP_PAIR_MIN_CHARS,
     )
     if len(judged_all) == 1:
         # A character practised alone: the reference's reading is the expected one.
@@ -231,7 +247,9 @@ def _judge(
     a0, a1 = att_span[2], att_span[3]
     att_dur = max(0, a1 - a0) * dsp.HOP
     expected_dur = (r1 - r0) * pair.tempo
-    seg_dev = bool(pair.evidence[k] > 0) and (pair.gop_drop is None or cost >= COST_MIN)
+    seg_dev = bool(pair.evidence[k] > 0) and (
+        pair.gop_drop is None or (cost >= COST_MIN and (pair.gop_drop[k] > pair.scatter or cost > pair.limit))
+    )
     missing = not phones_said and (
         (omitted and cost >= OMIT_COST) or (att_dur < MISSING_SHARE * expected_dur and (seg_dev or cost > pair.limit))
     )

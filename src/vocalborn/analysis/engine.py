@@ -34,7 +34,7 @@ __all__ = [
     "prepare",
 ]
 
-ENGINE_VERSION = "vocalborn-phonetic-3.0"
+ENGINE_VERSION = "vocalborn-phonetic-3.1"
 
 
 def _source_key(source: AudioSource) -> str:
