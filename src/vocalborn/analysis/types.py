@@ -26,6 +26,13 @@ TOTAL_STEPS = len(STEPS)
 # progress(step_number, step_key): step_number is 1..TOTAL_STEPS, called when a step starts.
 ProgressCallback = Callable[[int, str], None]
 
+
+def report_progress(progress: ProgressCallback | None, step: int) -> None:
+    """Tell ``progress`` (when given) that step ``step`` (1-based) of STEPS starts."""
+    if progress is not None:
+        progress(step, STEPS[step - 1][0])
+
+
 # Anything the engine accepts as a recording: raw bytes or a path on disk.
 AudioSource = bytes | str | Path
 
