@@ -9,6 +9,7 @@ One module per command family; this file makes them one command, in the order th
 - ``engine``: analyze, sample-audio (the analysis engine, no server)
 - ``client``: submit, history (a client of a running API)
 - ``accounts``: users create|link|set-role, storage rotate|rotate-key
+- ``mail``: mail serve|list|show (the local mail outbox)
 - ``backup``: backup, restore (database, recordings and keys in one archive)
 - ``common``: what they share (settings that fail in one line, migrations)
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import typer
 
-from vocalborn.cli import accounts, backup, client, control, engine, run, up
+from vocalborn.cli import accounts, backup, client, control, engine, mail, run, up
 from vocalborn.cli.common import run_migrations
 
 __all__ = ["app", "main", "run_migrations"]
@@ -43,6 +44,8 @@ def _check_settings(ctx: typer.Context) -> None:
 
 users_app = typer.Typer(help="Manage accounts (admins are created here only).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+mail_app = typer.Typer(help="The local mail outbox (vocalborn up without SMTP_HOST).", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
 storage_app = typer.Typer(help="Stored recordings: encryption at rest.", no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
 
@@ -68,6 +71,9 @@ app.command("restore")(backup.restore)
 users_app.command("create")(accounts.users_create)
 users_app.command("link")(accounts.users_link)
 users_app.command("set-role")(accounts.users_set_role)
+mail_app.command("serve")(mail.serve)
+mail_app.command("list")(mail.list_)
+mail_app.command("show")(mail.show)
 storage_app.command("rotate")(accounts.storage_rotate)
 storage_app.command("rotate-key")(accounts.storage_rotate_key)
 

@@ -31,7 +31,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 DEAD_SUBJECT_PREFIX = "vocalborn.dead."
 # Modules whose import registers consumers (register()); `vocalborn consume` and `up` load them.
-CONSUMER_MODULES: list[str] = []
+CONSUMER_MODULES: list[str] = ["vocalborn.notify.consumer"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,9 @@ class ConsumerSpec:
     event_types: tuple[str, ...]  # catalogue names; the filter subjects
     handler: Handler
     description: str = ""
+    # Work of the consumer's own beside the messages (a sender of what the handler recorded, say):
+    # run in every `vocalborn consume` process that runs this consumer, until the stop event.
+    background: Callable[[Settings, asyncio.Event], Awaitable[None]] | None = None
 
     @property
     def filter_subjects(self) -> list[str]:
@@ -418,7 +421,8 @@ async def _nothing() -> None:
 async def run_consumers(names: list[str], settings: Settings, nats_url: str, stop: asyncio.Event) -> None:
     specs = load_consumers()
     runners = [ConsumerRunner(specs[n], settings, nats_url) for n in names]
-    await asyncio.gather(*(r.run(stop) for r in runners))
+    extra = [bg(settings, stop) for n in names if (bg := specs[n].background) is not None]
+    await asyncio.gather(*(r.run(stop) for r in runners), *extra)
 
 
 def run_forever(names: list[str], settings: Settings, nats_url: str) -> None:
