@@ -221,9 +221,9 @@ def _socket_user(token: str | None) -> uuid.UUID | None:
 
 @router.websocket("/api/v1/notifications/ws")
 async def notifications_socket(websocket: WebSocket) -> None:
-    """Each new notification of the token's user as it is released (``{"type": "notification",
-    "notification": {...}}``); ``{"type": "resync"}`` when some may have been missed (re-read the
-    list). Token as ``?token=``."""
+    """First ``{"type": "hello", "unread": N}``, then each new notification of the token's user as
+    it is released (``{"type": "notification", "notification": {...}}``); ``{"type": "resync"}``
+    when some may have been missed (re-read the list). Token as ``?token=``; refused: 1008."""
     user_id = await run_in_threadpool(_socket_user, websocket.query_params.get("token"))
     await websocket.accept()
     if user_id is None:
@@ -231,9 +231,10 @@ async def notifications_socket(websocket: WebSocket) -> None:
             await websocket.close(1008, "not authenticated")
         return
     hub = _hub()
-    queue = hub.add(str(user_id))
+    queue = hub.add(str(user_id))  # subscribed before the count is read: nothing falls between
     receiver = asyncio.create_task(_drain(websocket))
     try:
+        await websocket.send_json({"type": "hello", "unread": await run_in_threadpool(_unread, user_id)})
         while not receiver.done():
             getter = asyncio.create_task(queue.get())
             done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
@@ -250,6 +251,13 @@ async def notifications_socket(websocket: WebSocket) -> None:
     finally:
         receiver.cancel()
         hub.remove(str(user_id), queue)
+
+
+def _unread(user_id: uuid.UUID) -> int:
+    from vocalborn.db import open_session
+
+    with open_session() as db:
+        return service.unread_count(db, user_id)
 
 
 async def _drain(websocket: WebSocket) -> None:
