@@ -4,6 +4,7 @@ import { $, showError, showNotice } from "./dom.js";
 import { enterHome } from "./home.js";
 import { t } from "./i18n.js";
 import { loadSentences } from "./practice.js";
+import { startNotifications, stopNotifications } from "./notifications.js";
 import { showSecurity } from "./security.js";
 import { stopWatching } from "./progress.js";
 import { state } from "./state.js";
@@ -86,6 +87,7 @@ export async function enter() {
   $("record-card").hidden = !learnerLike;
   $("therapist-note").hidden = learnerLike;
   showSecurity();
+  startNotifications(); // the bell, live
   await enterHome(); // learner or therapist home
   await loadSentences();
 }
@@ -104,6 +106,7 @@ export async function logout() {
 export function leave() {
   localStorage.removeItem(SIGNED_IN);
   stopWatching();
+  stopNotifications();
   state.token = null;
   state.me = null;
   $("who").hidden = true;

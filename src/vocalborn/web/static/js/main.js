@@ -6,6 +6,7 @@
 //   progress.js  watching the task (#progress) result.js  scores, characters, pitch chart (#result)
 //   home.js      which home a role sees       learner.js / therapist.js  the two homes
 //   characters.js  the sentence character by character (self-contained)
+//   notifications.js  the bell (live), the mail outbox for admins, the reset / verify links
 // This file switches the language and wires what spans views.
 import { api } from "./api.js";
 import { initAuth, leave, resume, setMode, showWho } from "./auth.js";
@@ -13,6 +14,7 @@ import { $, showError } from "./dom.js";
 import { renderHome } from "./home.js";
 import { t } from "./i18n.js";
 import { initLearner } from "./learner.js";
+import { initNotifications } from "./notifications.js";
 import { initPractice, updateSubmit } from "./practice.js";
 import { eventItem, renderLastProgress, stopWatching } from "./progress.js";
 import { initResult, renderResult, scrollToNextResult } from "./result.js";
@@ -78,6 +80,7 @@ function init() {
   initLearner();
   initTherapist();
   initSecurity();
+  initNotifications();
   setMode("login");
   applyLanguage();
   resume().catch((e) => { leave(); showError(e.message); });
