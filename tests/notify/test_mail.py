@@ -203,3 +203,35 @@ def test_daily_digest_once_per_therapist_and_day(api: Any) -> None:
             len(db.exec(select(Notification).where(Notification.user_id == tid, Notification.type == "digest")).all())
             == 2
         )
+
+
+def test_erasure_forgets_notifications_about_and_of_the_account(api: Any) -> None:
+    from sqlmodel import select
+
+    from vocalborn.auth.models import User
+    from vocalborn.db import open_session
+    from vocalborn.notify import service
+    from vocalborn.notify.models import AccountToken, Notification
+    from vocalborn.security.rights import erase_user
+
+    therapist, learner = api.register("therapist"), api.register("learner")
+    tid, lid = uuid.UUID(therapist["user"]["user_id"]), uuid.UUID(learner["user"]["user_id"])
+    about = {"task_id": str(uuid.uuid4()), "learner_id": str(lid), "practice_record_id": str(uuid.uuid4())}
+    with open_session() as db:
+        service.add_all(db, service.plan(db, uuid.uuid4(), tid, "analysis.succeeded", about))
+        service.add_all(db, service.plan(db, uuid.uuid4(), lid, "review.saved", {"learner_id": str(lid)}))
+        assert db.exec(select(AccountToken).where(AccountToken.user_id == lid)).all()  # from the registration
+    with open_session() as db:
+        user = db.get(User, lid)
+        assert user is not None
+        erase_user(db, user)
+    with open_session() as db:
+        left = db.exec(select(Notification).where(col_in(Notification.user_id, [tid, lid]))).all()
+        assert left == [], "the therapist's notification about the learner, and the learner's own, are gone"
+        assert db.exec(select(AccountToken).where(AccountToken.user_id == lid)).all() == []
+
+
+def col_in(column: Any, values: list[uuid.UUID]) -> Any:
+    from sqlmodel import col
+
+    return col(column).in_(values)
