@@ -235,3 +235,17 @@ def col_in(column: Any, values: list[uuid.UUID]) -> Any:
     from sqlmodel import col
 
     return col(column).in_(values)
+
+
+def test_preference_and_token_errors_in_both_languages(api: Any) -> None:
+    user = api.register("learner")
+    zh = api.client.put(
+        "/api/v1/me/notification-preferences?lang=zh-TW", headers=user["headers"], json={"timezone": "Mars/Olympus"}
+    )
+    en = api.client.put(
+        "/api/v1/me/notification-preferences?lang=en", headers=user["headers"], json={"timezone": "Mars/Olympus"}
+    )
+    assert zh.status_code == en.status_code == 422
+    assert "不是 IANA 時區" in zh.json()["message"] and "is not an IANA time zone" in en.json()["message"]
+    bad = api.client.post("/api/v1/auth/verify-email?lang=zh-TW", json={"token": "nope"})
+    assert bad.status_code == 400 and bad.json()["detail"].startswith("這個連結無效")
