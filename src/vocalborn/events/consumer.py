@@ -255,6 +255,7 @@ class ConsumerRunner:
         self.nc: Any = None
         self.ready = asyncio.Event()  # bound to the durable consumer (tests wait for it)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"consumer-{spec.name}")
+        self._waiting: list[Any] = []  # the fetched batch's messages after the one in hand
 
     async def _connect(self) -> Any:
         import nats
@@ -315,11 +316,14 @@ class ConsumerRunner:
             except Exception as exc:
                 if _infrastructure(exc) and not stop.is_set():
                     log.warning("consumer %s: %s; retrying event %s", self.spec.name, _error_text(exc), event.id)
-                    with contextlib.suppress(Exception):
-                        await msg.in_progress()
+                    # This message and the rest of the batch stay ours: told more often than the
+                    # ack wait, JetStream redelivers none of them meanwhile.
+                    for held in (msg, *self._waiting):
+                        with contextlib.suppress(Exception):
+                            await held.in_progress()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), delay)
-                    delay = min(delay * 2, 5.0)
+                    delay = min(delay * 2, 5.0, self.settings.consumer_ack_wait_seconds / 3)
                     continue
                 if _infrastructure(exc):  # stopping: another process takes it later
                     await msg.nak()
@@ -355,10 +359,11 @@ class ConsumerRunner:
                     await msg.nak()
                     return
                 log.warning("consumer %s: cannot record a dead letter (%s); retrying", self.spec.name, exc)
-                with contextlib.suppress(Exception):
-                    await msg.in_progress()
+                for held in (msg, *self._waiting):
+                    with contextlib.suppress(Exception):
+                        await held.in_progress()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 5.0, self.settings.consumer_ack_wait_seconds / 3)
         log.error(
             "consumer %s: event %s is a dead letter after %d deliveries: %s", self.spec.name, event.id, attempt, error
         )
@@ -391,7 +396,9 @@ class ConsumerRunner:
                                     with contextlib.suppress(Exception):
                                         await rest.nak()
                                 break
+                            self._waiting = msgs[i + 1 :]
                             await self._handle(msg, stop)
+                        self._waiting = []
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
