@@ -1,7 +1,8 @@
 """Email verification and password reset end to end on `vocalborn up` (the embedded default:
 SQLite, bundled Redis and nats-server, the relay, the consumers and the local mail outbox): the
 banner prints the mail outbox's address, the mails land in DATA_DIR/mail, `vocalborn mail list`
-shows them, and their links work once."""
+shows them, and their links work once. And a real analysis by a linked learner (the worker on the
+bundled stack) gives the therapist one notification and one mail."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tests.notify.support import free_port, link_token
-from tests.support import wait_until
+from tests.support import Api, wait_until
 from tests.test_readme import SUITE_KEYS
 
 pytestmark = pytest.mark.worker
@@ -103,6 +104,32 @@ def test_verify_and_reset_on_vocalborn_up(tmp_path: Path) -> None:
                 timeout=30,
             )
             assert twice.status_code == 400
+
+            # A real analysis: the linked therapist hears of it once, in the inbox and by mail.
+            with httpx.Client(base_url=base, timeout=60) as client:
+                api = Api(client)
+                therapist, learner = api.register("therapist"), api.register("learner")
+                code = client.post("/api/v1/links/invitations", headers=therapist["headers"], json={}).json()["code"]
+                assert client.post("/api/v1/links/accept", headers=learner["headers"], json={"code": code}).is_success
+                ready = api.ready_record(therapist, learner)
+                task = api.submit(learner, ready["record"]["practice_record_id"])
+                assert task.status_code == 202, task.text
+                task_id = task.json()["task_id"]
+                api.wait_for(learner, task_id, {"success"}, timeout=180)
+
+                def inbox() -> list[dict[str, object]]:
+                    got = client.get("/api/v1/notifications", headers=therapist["headers"]).json()
+                    return [n for n in got if n["type"] == "analysis.succeeded"]
+
+                notes = wait_until(inbox, 60, 0.3, "the therapist's notification")
+                assert len(notes) == 1 and notes[0]["subject"]["task_id"] == task_id  # type: ignore[index]
+                mail = wait_until(
+                    lambda: [k for k in mailbox.list_mail(folder, 100, therapist["email"]) if "分析" in k.subject],
+                    60,
+                    0.3,
+                    "the therapist's mail",
+                )
+                assert len(mail) == 1
         finally:
             up.terminate()
             try:
