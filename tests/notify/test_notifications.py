@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from datetime import timedelta
@@ -125,6 +127,14 @@ def test_therapist_and_learner_notified_once_live_and_by_mail(api: Any, stack: A
         time.sleep(1.5)  # nothing more comes
         assert len(_rows(event_id)) == 2 and len(_rows(review_event)) == 2  # in-app and email, once each
         assert len(stack["mail"].raw_to(therapist["email"])) == 2  # verification + the analysis
+        health = subprocess.run(
+            [sys.executable, "-m", "vocalborn.healthcheck", "consumers"],
+            env={**os.environ, **stack["env"]},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert health.returncode == 0 and "notifications" in health.stdout, health.stderr
     finally:
         consumer.stop()
 

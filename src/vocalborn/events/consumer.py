@@ -205,6 +205,14 @@ def replay_dead_letter(letter_id: uuid.UUID) -> tuple[bool, str | None]:
 # --------------------------------------------------------------------------------------------
 # the runner
 # --------------------------------------------------------------------------------------------
+def heartbeat_path(name: str) -> Any:
+    """Touched by a runner after each fetch round while bound to NATS;
+    ``python -m vocalborn.healthcheck consumers``."""
+    from vocalborn.config import get_settings
+
+    return get_settings().data_dir / f"consumer-{name}.alive"
+
+
 @dataclass
 class Counters:
     handled: int = 0
@@ -256,6 +264,19 @@ class ConsumerRunner:
         self.ready = asyncio.Event()  # bound to the durable consumer (tests wait for it)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"consumer-{spec.name}")
         self._waiting: list[Any] = []  # the fetched batch's messages after the one in hand
+        self._next_beat = 0.0
+
+    def _beat(self) -> None:
+        import time
+
+        if time.monotonic() >= self._next_beat:
+            self._next_beat = time.monotonic() + 5
+            try:
+                path = heartbeat_path(self.spec.name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            except OSError as exc:
+                log.debug("could not touch the consumer heartbeat: %s", exc)
 
     async def _connect(self) -> Any:
         import nats
@@ -384,6 +405,7 @@ class ConsumerRunner:
                     sub = await self._connect()
                     backoff = 0.2
                     while not stop.is_set():
+                        self._beat()
                         try:
                             msgs = await sub.fetch(self.batch, timeout=1.0)
                         except (NatsTimeout, TimeoutError):
