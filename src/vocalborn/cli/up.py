@@ -310,7 +310,9 @@ def up(
     worker_metrics_port: Annotated[
         int | None, typer.Option(help="worker Prometheus port (default WORKER_METRICS_PORT; 0: off)")
     ] = None,
-    mail_port: Annotated[int, typer.Option(help="the local mail outbox's SMTP port (without SMTP_HOST)")] = 8025,
+    mail_port: Annotated[
+        int, typer.Option(help="the local mail outbox's SMTP port (without SMTP_HOST; 0: a free one)")
+    ] = 0,
 ) -> None:
     """Run API, worker, beat, the events relay and Flower together. With no configuration: SQLite,
     a bundled Redis and a bundled nats-server under ./var. With DATABASE_URL / CELERY_BROKER_URL /
@@ -367,7 +369,9 @@ def up(
         stack.start_nats(data)
     stack.prepare_database()
     if not settings.smtp_host:
-        stack.start_mail(mail_port)
+        from vocalborn.embedded import free_port
+
+        stack.start_mail(mail_port or free_port())
     if "PUBLIC_URL" not in os.environ:
         public = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         env["PUBLIC_URL"] = f"http://{public}:{port}"
