@@ -24,8 +24,8 @@ _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 class QuietHours(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: str = Field(description="HH:MM, local time", examples=["22:00"])
-    end: str = Field(description="HH:MM, local time; before start: the window crosses midnight", examples=["07:00"])
+    start: str = Field(description="HH:MM, local time, e.g. 22:00")
+    end: str = Field(description="HH:MM, local time, e.g. 07:00; before start: the window crosses midnight")
 
     @field_validator("start", "end")
     @classmethod
