@@ -159,6 +159,21 @@ MATRIX: dict[str, Expect] = {
     # only the author edits (the world's sentence is shared: the other therapist sees it, 403)
     "PATCH /api/v1/practice/sentences/{sentence_id}": row(401, 403, 403, 200, 403, 403),
     "GET /api/v1/me/export": signed_in(200),
+    # --- notifications, accounts, dead letters (issue 25) --------------------------------------------
+    "GET /api/v1/notifications": signed_in(200),
+    "GET /api/v1/notifications/unread-count": signed_in(200),
+    # nobody's notification (URL_IDS): 404 to everyone signed in
+    "POST /api/v1/notifications/{notification_id}/read": row(401, 404, 404, 404, 404, 404),
+    "GET /api/v1/me/notification-preferences": signed_in(200),
+    "PUT /api/v1/me/notification-preferences": signed_in(200),
+    "WS /api/v1/notifications/ws": row(1008, 1000, 1000, 1000, 1000, 1000),
+    "POST /api/v1/auth/password-reset": same(202),  # the same answer whether an account has the address
+    "POST /api/v1/auth/password-reset/confirm": same(400),  # a token nobody was sent
+    "POST /api/v1/auth/verify-email": same(400),
+    "GET /api/v1/admin/events/dead-letters": ADMIN_ONLY,
+    "POST /api/v1/admin/events/dead-letters/{letter_id}/replay": row(401, 403, 403, 403, 403, 404),
+    "GET /api/v1/admin/mail": ADMIN_ONLY,
+    "GET /api/v1/admin/mail/{mail_id}": row(401, 403, 403, 403, 403, 404),
 }
 
 # Rows that change the people they act on run in a world of their own (see ``fresh_world``).
@@ -312,6 +327,12 @@ BODIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "files": {"reference_audio": ("ref.wav", recording("氣，七"))},
     },
     "POST /api/v1/admin/tasks/retry": lambda w: {"json": {"failed_from": "2026-01-01T00:00:00Z", "dry_run": True}},
+    "PUT /api/v1/me/notification-preferences": lambda w: {"json": {"email": True}},
+    "POST /api/v1/auth/password-reset": lambda w: {"json": {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com"}},
+    "POST /api/v1/auth/password-reset/confirm": lambda w: {
+        "json": {"token": "not-a-token", "new_password": "an0ther-Long-phrase"}
+    },
+    "POST /api/v1/auth/verify-email": lambda w: {"json": {"token": "not-a-token"}},
 }
 
 
@@ -335,7 +356,12 @@ def _assign_again(w: dict[str, Any]) -> None:
 
 
 # Path parameters that name something else than the world's id of the same name.
-URL_IDS: dict[str, dict[str, str]] = {"DELETE /api/v1/auth/sessions/{session_id}": {"session_id": "auth_session_id"}}
+URL_IDS: dict[str, dict[str, str]] = {
+    "DELETE /api/v1/auth/sessions/{session_id}": {"session_id": "auth_session_id"},
+    "POST /api/v1/notifications/{notification_id}/read": {"notification_id": "task_id"},
+    "POST /api/v1/admin/events/dead-letters/{letter_id}/replay": {"letter_id": "task_id"},
+    "GET /api/v1/admin/mail/{mail_id}": {"mail_id": "task_id"},
+}
 
 
 # Set-up run before each role's request, for rows that consume what they act on.

@@ -27,12 +27,16 @@ from vocalborn.db import get_engine
 from vocalborn.drills.router import router as drills_router
 from vocalborn.errors import DomainError, document_errors
 from vocalborn.errors import validation_error as field_validation_error
+from vocalborn.events.admin import router as events_admin_router
 from vocalborn.events.router import router as events_router
 from vocalborn.fastdb import close_pool
 from vocalborn.i18n import request_language, translate, translate_detail
 from vocalborn.learning.router import router as learning_router
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
+from vocalborn.notify.accounts import router as accounts_router
+from vocalborn.notify.router import router as notify_router
+from vocalborn.notify.router import shutdown_notification_hub
 from vocalborn.outage.router import router as bulk_retry_router
 from vocalborn.practice.router import router as practice_router
 from vocalborn.process import freeze_startup_objects
@@ -73,6 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     freeze_startup_objects()
     yield
     fastpath.cancel_background()  # status re-reads and queue counts: before their pool closes
+    await shutdown_notification_hub()
     await shutdown_hub()  # closes open task sockets (1001) and the progress subscription
     await close_pool()
 
@@ -348,6 +353,9 @@ def create_app() -> FastAPI:
     app.include_router(admin_router)
     app.include_router(security_router)
     app.include_router(events_router)
+    app.include_router(events_admin_router)
+    app.include_router(notify_router)
+    app.include_router(accounts_router)
     app.add_middleware(BodySizeLimit)
     document_errors(app)  # before the docs page copies the schema
     _install_offline_docs(app)

@@ -1,14 +1,19 @@
 """Every table, imported in dependency order so the metadata is complete."""
 
 from vocalborn.auth.models import AuthSession, RecoveryCode, RefreshToken, Role, User
-from vocalborn.events.models import EventOutbox
+from vocalborn.events.models import EventDeadLetter, EventOutbox
 from vocalborn.learning.models import LinkInvitation, SentenceAssignment, TherapistReview, TherapistReviewRevision
+from vocalborn.notify.models import AccountToken, Notification, NotificationPreferences
 from vocalborn.practice.models import PracticeRecord, PracticeSession, RecordStatus, Sentence
 from vocalborn.security.models import DataAccessLog, TherapistInvitation
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 
 __all__ = [
+    "AccountToken",
+    "Notification",
+    "NotificationPreferences",
     "AuthSession",
+    "EventDeadLetter",
     "RecoveryCode",
     "RefreshToken",
     "AIAnalysisResult",

@@ -3,12 +3,13 @@
 One module per command family; this file makes them one command, in the order that
 ``vocalborn --help`` lists them:
 
-- ``run``: migrate, api, worker, beat, relay, flower (one process each)
+- ``run``: migrate, api, worker, beat, relay, consume, flower (one process each)
 - ``up``: all of them together, with a bundled Redis if none is configured
 - ``control``: status, stop (of the ``up`` on a data folder; its lock and state file)
 - ``engine``: analyze, sample-audio (the analysis engine, no server)
 - ``client``: submit, history (a client of a running API); ``reports``: report, drills (the same)
 - ``accounts``: users create|link|set-role, storage rotate|rotate-key
+- ``mail``: mail serve|list|show (the local mail outbox)
 - ``backup``: backup, restore (database, recordings and keys in one archive)
 - ``outage``: tasks retry-failed|circuit (outages of the analysis service)
 - ``common``: what they share (settings that fail in one line, migrations)
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import typer
 
-from vocalborn.cli import accounts, backup, client, control, engine, outage, reports, run, up
+from vocalborn.cli import accounts, backup, client, control, engine, mail, outage, reports, run, up
 from vocalborn.cli.common import run_migrations
 
 __all__ = ["app", "main", "run_migrations"]
@@ -44,6 +45,8 @@ def _check_settings(ctx: typer.Context) -> None:
 
 users_app = typer.Typer(help="Manage accounts (admins are created here only).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+mail_app = typer.Typer(help="The local mail outbox (vocalborn up without SMTP_HOST).", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
 storage_app = typer.Typer(help="Stored recordings: encryption at rest.", no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
 tasks_app = typer.Typer(help="Analysis tasks: outages of the analysis service.", no_args_is_help=True)
@@ -55,6 +58,7 @@ for command in (
     run.worker,
     run.beat,
     run.relay,
+    run.consume,
     run.flower,
     up.up,
     control.status,
@@ -72,6 +76,9 @@ app.command("restore")(backup.restore)
 users_app.command("create")(accounts.users_create)
 users_app.command("link")(accounts.users_link)
 users_app.command("set-role")(accounts.users_set_role)
+mail_app.command("serve")(mail.serve)
+mail_app.command("list")(mail.list_)
+mail_app.command("show")(mail.show)
 storage_app.command("rotate")(accounts.storage_rotate)
 storage_app.command("rotate-key")(accounts.storage_rotate_key)
 tasks_app.command("retry-failed")(outage.retry_failed)

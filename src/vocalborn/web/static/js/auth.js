@@ -6,6 +6,7 @@ import { $, showError, showNotice } from "./dom.js";
 import { enterHome } from "./home.js";
 import { t } from "./i18n.js";
 import { loadSentences } from "./practice.js";
+import { startNotifications, stopNotifications } from "./notifications.js";
 import { showSecurity } from "./security.js";
 import { stopWatching } from "./progress.js";
 import { state } from "./state.js";
@@ -92,6 +93,7 @@ export async function enter() {
   $("sentence-title").textContent = t($("sentence-title").dataset.i18n);
   $("therapist-note").hidden = learnerLike;
   showSecurity();
+  startNotifications(); // the bell, live
   await enterHome(); // learner or therapist home
   await loadSentences();
 }
@@ -112,6 +114,7 @@ export function leave() {
   stopWatching();
   forgetAudio();
   forgetInvite();
+  stopNotifications();
   state.token = null;
   state.me = null;
   $("who").hidden = true;

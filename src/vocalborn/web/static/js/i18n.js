@@ -12,6 +12,12 @@ export const STEPS = [
 
 export const T = {
   "zh-TW": {
+    notifications: "通知", notifications_n: "通知（{n} 則未讀）", notif_none: "還沒有通知。",
+    notif_analysis: "你的學員完成了一次分析", notif_review: "治療師回覆了你的練習",
+    mail_outbox: "郵件外寄匣（本機）", mail_none: "沒有郵件。",
+    forgot_password: "忘記密碼？", reset_sent: "若此電子郵件有帳號，重設連結已寄出。",
+    reset_title: "設定新密碼", new_password: "新密碼", reset_submit: "更新密碼",
+    password_reset_done: "密碼已更新，請用新密碼登入。", email_verified: "電子郵件已確認。",
     app_title: "VocalBorn 發音練習", login: "登入", register: "註冊", logout: "登出",
     email: "電子郵件", password: "密碼", name: "姓名", role: "身分",
     role_learner: "學習者", role_therapist: "治療師", role_admin: "管理員",
@@ -90,6 +96,12 @@ export const T = {
     drill_stop_send: "停止並指派", drills_all: "顯示全部 {n} 項", drill_assigned: "已指派「{text}」。", no_sentences_therapist: "還沒有句子：在下面新增一個句子並錄製示範。", report: "報告：", report_from: "從", report_to: "到", invited_hint: "治療師邀請你：請登入，或以學習者身分註冊；登入後邀請碼會自動填好。",
   },
   en: {
+    notifications: "Notifications", notifications_n: "Notifications ({n} unread)", notif_none: "No notifications yet.",
+    notif_analysis: "A learner of yours finished an analysis", notif_review: "Your therapist reviewed your practice",
+    mail_outbox: "Mail outbox (local)", mail_none: "No mail.",
+    forgot_password: "Forgot your password?", reset_sent: "If an account has this email, a reset link was sent to it.",
+    reset_title: "Choose a new password", new_password: "New password", reset_submit: "Update password",
+    password_reset_done: "Password updated: log in with the new one.", email_verified: "Email address confirmed.",
     app_title: "VocalBorn practice", login: "Log in", register: "Register", logout: "Log out",
     email: "Email", password: "Password", name: "Name", role: "Role",
     role_learner: "Learner", role_therapist: "Therapist", role_admin: "Admin",

@@ -11,6 +11,7 @@
 //   sentences.js the therapist's sentences: record a reference, edit, delete
 //   recorder.js  MediaRecorder for attempts and references    report.js  the PDF/CSV report
 //   drills.js    suggested minimal pairs in the therapist's timeline
+//   notifications.js  the bell (live), the mail outbox for admins, the reset / verify links
 // This file switches the language and wires what spans views.
 import { api } from "./api.js";
 import { initAudio } from "./audio.js";
@@ -19,6 +20,7 @@ import { $, showError } from "./dom.js";
 import { renderHome } from "./home.js";
 import { t } from "./i18n.js";
 import { initLearner } from "./learner.js";
+import { initNotifications } from "./notifications.js";
 import { initPractice, updateSubmit } from "./practice.js";
 import { eventItem, renderLastProgress, stopWatching } from "./progress.js";
 import { initResult, renderResult, scrollToNextResult } from "./result.js";
@@ -92,6 +94,7 @@ function init() {
   initTherapist();
   initSecurity();
   initSentences();
+  initNotifications();
   setMode("login");
   applyLanguage();
   resume().catch((e) => { leave(); showError(e.message); });
