@@ -173,6 +173,12 @@ class Settings(BaseSettings):
     relay_batch_size: int = 500
     relay_poll_interval: float = 0.005  # the relay's wait when the outbox had nothing unsent
     relay_sent_retention_days: int = 7  # sent outbox rows are deleted after this (0: kept)
+    # The consumers (events/consumer.py): a message whose handler failed this many deliveries, or
+    # that was delivered more often than this without an ack, goes to the dead letters.
+    consumer_max_deliver: int = Field(default=5, ge=1)
+    consumer_batch_size: int = Field(default=100, ge=1, le=1000)
+    consumer_ack_wait_seconds: float = Field(default=30.0, gt=0)  # unacked this long: redelivered
+    consumer_retry_delay_seconds: float = Field(default=1.0, ge=0)  # after a failure: base * 2**(n-1)
 
     # --- beat ------------------------------------------------------------------------------------
     republish_interval_seconds: float = 30.0

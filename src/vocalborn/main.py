@@ -26,6 +26,7 @@ from vocalborn.config import get_settings
 from vocalborn.db import get_engine
 from vocalborn.errors import DomainError, document_errors
 from vocalborn.errors import validation_error as field_validation_error
+from vocalborn.events.admin import router as events_admin_router
 from vocalborn.events.router import router as events_router
 from vocalborn.fastdb import close_pool
 from vocalborn.i18n import request_language, translate, translate_detail
@@ -341,6 +342,7 @@ def create_app() -> FastAPI:
     app.include_router(admin_router)
     app.include_router(security_router)
     app.include_router(events_router)
+    app.include_router(events_admin_router)
     app.add_middleware(BodySizeLimit)
     document_errors(app)  # before the docs page copies the schema
     _install_offline_docs(app)

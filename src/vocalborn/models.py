@@ -1,7 +1,7 @@
 """Every table, imported in dependency order so the metadata is complete."""
 
 from vocalborn.auth.models import AuthSession, RecoveryCode, RefreshToken, Role, User
-from vocalborn.events.models import EventOutbox
+from vocalborn.events.models import EventDeadLetter, EventOutbox
 from vocalborn.learning.models import LinkInvitation, SentenceAssignment, TherapistReview, TherapistReviewRevision
 from vocalborn.practice.models import PracticeRecord, PracticeSession, RecordStatus, Sentence
 from vocalborn.security.models import DataAccessLog, TherapistInvitation
@@ -9,6 +9,7 @@ from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisT
 
 __all__ = [
     "AuthSession",
+    "EventDeadLetter",
     "RecoveryCode",
     "RefreshToken",
     "AIAnalysisResult",

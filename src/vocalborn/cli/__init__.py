@@ -3,7 +3,7 @@
 One module per command family; this file makes them one command, in the order that
 ``vocalborn --help`` lists them:
 
-- ``run``: migrate, api, worker, beat, relay, flower (one process each)
+- ``run``: migrate, api, worker, beat, relay, consume, flower (one process each)
 - ``up``: all of them together, with a bundled Redis if none is configured
 - ``control``: status, stop (of the ``up`` on a data folder; its lock and state file)
 - ``engine``: analyze, sample-audio (the analysis engine, no server)
@@ -52,6 +52,7 @@ for command in (
     run.worker,
     run.beat,
     run.relay,
+    run.consume,
     run.flower,
     up.up,
     control.status,

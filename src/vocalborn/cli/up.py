@@ -97,6 +97,10 @@ def _plan(
         ("beat", [*me, "beat"]),
         ("relay", [*me, "relay"]),  # the outbox's events to NATS JetStream (docs/EVENTS.md)
     ]
+    from vocalborn.events.consumer import load_consumers
+
+    if load_consumers():
+        plan.append(("consumers", [*me, "consume"]))  # every registered event consumer, one process
     if no_flower:
         return plan, "Flower:    not started (--no-flower)"
     try:
