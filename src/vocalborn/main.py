@@ -28,6 +28,7 @@ from vocalborn.errors import DomainError, document_errors
 from vocalborn.errors import validation_error as field_validation_error
 from vocalborn.events.admin import router as events_admin_router
 from vocalborn.events.router import router as events_router
+from vocalborn.webhooks.router import router as webhooks_router
 from vocalborn.fastdb import close_pool
 from vocalborn.i18n import request_language, translate, translate_detail
 from vocalborn.learning.router import router as learning_router
@@ -343,6 +344,7 @@ def create_app() -> FastAPI:
     app.include_router(security_router)
     app.include_router(events_router)
     app.include_router(events_admin_router)
+    app.include_router(webhooks_router)
     app.add_middleware(BodySizeLimit)
     document_errors(app)  # before the docs page copies the schema
     _install_offline_docs(app)

@@ -6,6 +6,7 @@ from vocalborn.learning.models import LinkInvitation, SentenceAssignment, Therap
 from vocalborn.practice.models import PracticeRecord, PracticeSession, RecordStatus, Sentence
 from vocalborn.security.models import DataAccessLog, TherapistInvitation
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
+from vocalborn.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AuthSession",
@@ -28,4 +29,6 @@ __all__ = [
     "TherapistReview",
     "TherapistReviewRevision",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -31,7 +31,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 DEAD_SUBJECT_PREFIX = "vocalborn.dead."
 # Modules whose import registers consumers (register()); `vocalborn consume` and `up` load them.
-CONSUMER_MODULES: list[str] = []
+CONSUMER_MODULES: list[str] = ["vocalborn.webhooks.delivery"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,8 @@ class ConsumerSpec:
     event_types: tuple[str, ...]  # catalogue names; the filter subjects
     handler: Handler
     description: str = ""
+    # Runs beside the consumer's runner in the same process, until stop (the webhook dispatcher).
+    companion: Callable[[Settings, str, asyncio.Event], Awaitable[None]] | None = None
 
     @property
     def filter_subjects(self) -> list[str]:
@@ -418,7 +420,8 @@ async def _nothing() -> None:
 async def run_consumers(names: list[str], settings: Settings, nats_url: str, stop: asyncio.Event) -> None:
     specs = load_consumers()
     runners = [ConsumerRunner(specs[n], settings, nats_url) for n in names]
-    await asyncio.gather(*(r.run(stop) for r in runners))
+    companions = [c(settings, nats_url, stop) for n in names if (c := specs[n].companion) is not None]
+    await asyncio.gather(*(r.run(stop) for r in runners), *companions)
 
 
 def run_forever(names: list[str], settings: Settings, nats_url: str) -> None:

@@ -1,0 +1,304 @@
+"""The webhook consumer's two halves (docs/EVENTS.md, "Webhooks").
+
+* :func:`ingest` is the handler of the durable consumer ``webhooks`` (events/consumer.py): for an
+  event it adds one delivery row per enabled endpoint that wants its type, in one transaction.
+  The row is unique per endpoint and event id, so a redelivered message adds nothing: each event
+  reaches each endpoint's log once, also when the consumer dies between the commit and the ack.
+* :class:`Dispatcher` sends the pending rows. A row is attempted only when no earlier pending row
+  of the same endpoint and learner exists (a failing earlier delivery holds the later ones), so a
+  learner's events reach an endpoint in the order they came from the stream. Rows are claimed
+  with a lease (``next_attempt_at`` moved forward, compare-and-set), so several dispatchers can
+  run. A failed attempt is retried after ``base * 2**(n-1)`` seconds (capped, +-25 % jitter)
+  until ``WEBHOOK_GIVE_UP_HOURS`` after the row was made (then it is dead and the learner's next
+  row may go); an endpoint failing ``WEBHOOK_DISABLE_AFTER_FAILURES`` attempts in a row over at
+  least ``WEBHOOK_DISABLE_AFTER_HOURS`` is disabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, exists, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+
+from vocalborn.events.catalogue import CATALOGUE
+from vocalborn.sqltypes import utcnow
+from vocalborn.webhooks import signing, targets
+from vocalborn.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+if TYPE_CHECKING:
+    from vocalborn.config import Settings
+    from vocalborn.events.consumer import Event
+
+log = logging.getLogger(__name__)
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+
+def ordering_key(event: Event) -> str:
+    kind = CATALOGUE.get(event.type)
+    if kind is not None and kind.ordering_key in event.subject:
+        return event.subject[kind.ordering_key]
+    return event.id
+
+
+def ingest(event: Event) -> None:
+    """The ``webhooks`` consumer's handler: the event's delivery rows, once per endpoint."""
+    from vocalborn.config import get_settings
+    from vocalborn.db import open_session
+
+    give_up = timedelta(hours=get_settings().webhook_give_up_hours)
+    event_id = uuid.UUID(event.id)
+    for _ in range(3):
+        with open_session() as db:
+            wanted = [
+                e.id
+                for e in db.exec(select(WebhookEndpoint).where(col(WebhookEndpoint.enabled).is_(True)))
+                if event.type in (e.event_types or [])
+            ]
+            if not wanted:
+                return
+            have = set(db.exec(select(WebhookDelivery.endpoint_id).where(WebhookDelivery.event_id == event_id)).all())
+            now = utcnow()
+            for endpoint_id in wanted:
+                if endpoint_id in have:
+                    continue
+                db.add(
+                    WebhookDelivery(
+                        endpoint_id=endpoint_id,
+                        event_id=event_id,
+                        event_type=event.type,
+                        ordering_key=ordering_key(event),
+                        body=event.body.decode(),
+                        next_attempt_at=now,
+                        give_up_at=now + give_up,
+                        created_at=now,
+                    )
+                )
+            try:
+                db.commit()
+                return
+            except IntegrityError:  # a competing worker added some of them first: look again
+                db.rollback()
+    raise RuntimeError(f"could not record the deliveries of event {event.id}")
+
+
+@dataclass(frozen=True)
+class Due:
+    seq: int
+    endpoint_id: uuid.UUID
+    event_id: uuid.UUID
+    body: str
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    seq: int
+    endpoint_id: uuid.UUID
+    ok: bool
+    status_code: int | None
+    error: str | None
+
+
+def backoff(settings: Settings, attempts: int, rng: random.Random | None = None) -> float:
+    """The wait after the ``attempts``-th failed attempt: exponential, capped, with jitter."""
+    base = settings.webhook_retry_base_seconds * 2 ** max(0, attempts - 1)
+    wait = min(base, settings.webhook_retry_max_seconds)
+    return wait * (rng or random).uniform(0.75, 1.25)
+
+
+def claim(settings: Settings, limit: int) -> list[Due]:
+    """The due deliveries at the head of their (endpoint, learner) line, leased to this caller."""
+    from vocalborn.db import open_session
+
+    now = utcnow()
+    earlier = aliased(WebhookDelivery)
+    head = ~exists().where(
+        and_(
+            col(earlier.endpoint_id) == col(WebhookDelivery.endpoint_id),
+            col(earlier.ordering_key) == col(WebhookDelivery.ordering_key),
+            col(earlier.status) == PENDING,
+            col(earlier.seq) < col(WebhookDelivery.seq),
+        )
+    )
+    stmt = (
+        select(WebhookDelivery, WebhookEndpoint.url, WebhookEndpoint.secret)
+        .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
+        .where(
+            WebhookDelivery.status == PENDING,
+            col(WebhookEndpoint.enabled).is_(True),
+            col(WebhookDelivery.next_attempt_at) <= now,
+            head,
+        )
+        .order_by(col(WebhookDelivery.seq))
+        .limit(limit)
+    )
+    lease = now + timedelta(seconds=settings.webhook_timeout_seconds + 30)
+    out: list[Due] = []
+    with open_session() as db:
+        rows = db.exec(stmt).all()
+        for row, url, secret in rows:
+            taken = db.execute(
+                update(WebhookDelivery)
+                .where(
+                    col(WebhookDelivery.seq) == row.seq,
+                    col(WebhookDelivery.status) == PENDING,
+                    col(WebhookDelivery.next_attempt_at) == row.next_attempt_at,
+                )
+                .values(next_attempt_at=lease)
+            )
+            if getattr(taken, "rowcount", 0) == 1:
+                assert row.seq is not None
+                out.append(Due(row.seq, row.endpoint_id, row.event_id, row.body, url, secret))
+        db.commit()
+    return out
+
+
+def record(settings: Settings, outcomes: list[Outcome]) -> None:
+    """Store the attempts' outcomes: delivered, again later, or dead; the endpoints' failure runs."""
+    from vocalborn.db import open_session
+
+    now = utcnow()
+    with open_session() as db:
+        endpoints: dict[uuid.UUID, WebhookEndpoint] = {}
+        for o in outcomes:
+            d = db.get(WebhookDelivery, o.seq)
+            endpoint = endpoints.get(o.endpoint_id) or db.get(WebhookEndpoint, o.endpoint_id)
+            if d is None or endpoint is None:  # the endpoint was deleted meanwhile
+                continue
+            endpoints[o.endpoint_id] = endpoint
+            d.attempts += 1
+            d.last_attempt_at, d.last_status_code, d.last_error = now, o.status_code, o.error
+            if o.ok:
+                d.status, d.delivered_at = DELIVERED, now
+                endpoint.consecutive_failures, endpoint.failing_since = 0, None
+            else:
+                endpoint.consecutive_failures += 1
+                endpoint.failing_since = endpoint.failing_since or now
+                if now >= d.give_up_at:
+                    d.status = DEAD
+                    log.warning("webhook delivery %s to %s is dead: %s", d.seq, endpoint.id, o.error)
+                else:
+                    d.next_attempt_at = now + timedelta(seconds=backoff(settings, d.attempts))
+                failing_for = (now - endpoint.failing_since).total_seconds()
+                if (
+                    endpoint.enabled
+                    and endpoint.consecutive_failures >= settings.webhook_disable_after_failures
+                    and failing_for >= settings.webhook_disable_after_hours * 3600
+                ):
+                    endpoint.enabled = False
+                    endpoint.disabled_reason = (
+                        f"disabled automatically at {now.isoformat()}: {endpoint.consecutive_failures}"
+                        f" attempts in a row failed over {failing_for / 3600:.1f} h (last: {o.error})"
+                    )
+                    log.warning("webhook endpoint %s disabled: %s", endpoint.id, endpoint.disabled_reason)
+            db.add(d)
+        for endpoint in endpoints.values():
+            endpoint.updated_at = now
+            db.add(endpoint)
+        db.commit()
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+async def send(client: Any, due: Due, allowed: targets.Allowed) -> Outcome:
+    """One attempt: check the target again, connect to the checked address, no redirects."""
+    import httpx
+
+    def refused(text: str, code: int | None = None) -> Outcome:
+        return Outcome(due.seq, due.endpoint_id, False, code, text)
+
+    try:
+        target = await asyncio.to_thread(targets.check, due.url, allowed)
+    except targets.UnsafeTarget as exc:
+        return refused(f"refused: {exc}")
+    body = due.body.encode()
+    parts = httpx.URL(due.url)
+    address = target.addresses[0]
+    host_header = parts.netloc.decode()
+    pinned = parts.copy_with(host=address)
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    hdrs = {**signing.headers(due.secret, str(due.event_id), body), "host": host_header}
+    hdrs["user-agent"] = "VocalBorn-Webhooks/1"
+    try:
+        resp = await client.post(pinned, content=body, headers=hdrs, extensions=extensions)
+    except Exception as exc:
+        return refused(_error(exc))
+    if 200 <= resp.status_code < 300:
+        return Outcome(due.seq, due.endpoint_id, True, resp.status_code, None)
+    what = "a redirect (not followed)" if 300 <= resp.status_code < 400 else "a non-2xx answer"
+    return refused(f"HTTP {resp.status_code}: {what}", resp.status_code)
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.allowed = targets.Allowed.parse(settings.webhook_allowed_hosts)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks-db")
+        self.sent = 0
+
+    async def _db(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def step(self, client: Any) -> int:
+        due = await self._db(claim, self.settings, self.settings.webhook_batch_size)
+        if not due:
+            return 0
+        outcomes = await asyncio.gather(*(send(client, d, self.allowed) for d in due))
+        await self._db(record, self.settings, list(outcomes))
+        self.sent += len(outcomes)
+        return len(outcomes)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        import httpx
+
+        timeout = httpx.Timeout(self.settings.webhook_timeout_seconds)
+        try:
+            async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+                while not stop.is_set():
+                    try:
+                        done = await self.step(client)
+                    except Exception as exc:  # the database away: wait and go on
+                        log.warning("webhook dispatcher: %s; retrying", _error(exc))
+                        done = 0
+                    if done == 0:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), self.settings.webhook_poll_interval)
+        finally:
+            self._pool.shutdown(wait=False)
+
+
+async def run_dispatcher(settings: Settings, nats_url: str, stop: asyncio.Event) -> None:
+    """The companion of the ``webhooks`` consumer (runs in the same process)."""
+    await Dispatcher(settings).run(stop)
+
+
+def _register() -> None:
+    from vocalborn.events.consumer import ConsumerSpec, register
+
+    register(
+        ConsumerSpec(
+            name="webhooks",
+            event_types=tuple(CATALOGUE),
+            handler=ingest,
+            description="signed webhook deliveries to the endpoints admins registered",
+            companion=run_dispatcher,
+        )
+    )
+
+
+_register()
