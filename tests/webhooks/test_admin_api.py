@@ -26,7 +26,9 @@ def clean(api: Api) -> Iterator[None]:
 
 def test_register_list_get_update_delete(api: Api, clean: None) -> None:
     admin = api.admin()["headers"]
-    r = api.client.post(BASE, json={"url": PUBLIC, "event_types": ["review.saved", "analysis.succeeded"]}, headers=admin)
+    r = api.client.post(
+        BASE, json={"url": PUBLIC, "event_types": ["review.saved", "analysis.succeeded"]}, headers=admin
+    )
     assert r.status_code == 201, r.text
     made = r.json()
     assert made["secret"].startswith("whsec_") and made["enabled"] is True
@@ -86,7 +88,9 @@ def test_admins_only_and_unknown_ids(api: Api, clean: None) -> None:
     learner = api.register("learner")["headers"]
     therapist = api.register("therapist")["headers"]
     for who in (learner, therapist):
-        assert api.client.post(BASE, json={"url": PUBLIC, "event_types": ["review.saved"]}, headers=who).status_code == 403
+        assert (
+            api.client.post(BASE, json={"url": PUBLIC, "event_types": ["review.saved"]}, headers=who).status_code == 403
+        )
         assert api.client.get(BASE, headers=who).status_code == 403
     assert api.client.get(BASE).status_code == 401
     admin = api.admin()["headers"]

@@ -9,7 +9,7 @@
   learner's events reach an endpoint in the order they came from the stream. Rows are claimed
   with a lease (``next_attempt_at`` moved forward, compare-and-set), so several dispatchers can
   run. A failed attempt is retried after ``base * 2**(n-1)`` seconds (capped, +-25 % jitter)
-  until ``WEBHOOK_GIVE_UP_HOURS`` after the row was made (then it is dead and the learner's next
+  until ``WEBHOOK_GIVE_UP_HOURS`` after its first attempt (then it is dead and the learner's next
   row may go); an endpoint failing ``WEBHOOK_DISABLE_AFTER_FAILURES`` attempts in a row over at
   least ``WEBHOOK_DISABLE_AFTER_HOURS`` is disabled.
 """
@@ -119,8 +119,16 @@ def backoff(settings: Settings, attempts: int, rng: random.Random | None = None)
     return wait * (rng or random).uniform(0.75, 1.25)
 
 
-def claim(settings: Settings, limit: int) -> list[Due]:
-    """The due deliveries at the head of their (endpoint, learner) line, leased to this caller."""
+# How many rows of one (endpoint, learner) line one round may send, one after the other.
+LINE_DEPTH = 20
+
+
+def claim(settings: Settings, limit: int) -> list[list[Due]]:
+    """Lines of due deliveries, each the head of its (endpoint, learner) line and the due rows
+    right behind it (at most LINE_DEPTH), leased to this caller; sent in order, a line stops at
+    its first failure."""
+    from sqlalchemy import func, tuple_
+
     from vocalborn.db import open_session
 
     now = utcnow()
@@ -133,8 +141,8 @@ def claim(settings: Settings, limit: int) -> list[Due]:
             col(earlier.seq) < col(WebhookDelivery.seq),
         )
     )
-    stmt = (
-        select(WebhookDelivery, WebhookEndpoint.url, WebhookEndpoint.secret)
+    heads = (
+        select(WebhookDelivery.endpoint_id, WebhookDelivery.ordering_key)
         .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
         .where(
             WebhookDelivery.status == PENDING,
@@ -145,25 +153,90 @@ def claim(settings: Settings, limit: int) -> list[Due]:
         .order_by(col(WebhookDelivery.seq))
         .limit(limit)
     )
-    lease = now + timedelta(seconds=settings.webhook_timeout_seconds + 30)
-    out: list[Due] = []
+    # Long enough for a whole line of slow answers; a crashed dispatcher's lines wait this long.
+    lease = now + timedelta(seconds=settings.webhook_timeout_seconds * LINE_DEPTH + 5)
     with open_session() as db:
-        rows = db.exec(stmt).all()
-        for row, url, secret in rows:
-            taken = db.execute(
+        keys = [(e, k) for e, k in db.exec(heads).all()]
+        if not keys:
+            return []
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=(col(WebhookDelivery.endpoint_id), col(WebhookDelivery.ordering_key)),
+                order_by=col(WebhookDelivery.seq),
+            )
+            .label("rank")
+        )
+        ranked = (
+            select(WebhookDelivery.seq, WebhookDelivery.next_attempt_at, rank)
+            .where(
+                WebhookDelivery.status == PENDING,
+                tuple_(col(WebhookDelivery.endpoint_id), col(WebhookDelivery.ordering_key)).in_(keys),
+            )
+            .subquery()
+        )
+        rows = db.execute(
+            select(WebhookDelivery, WebhookEndpoint.url, WebhookEndpoint.secret, ranked.c.next_attempt_at)
+            .join(ranked, ranked.c.seq == col(WebhookDelivery.seq))
+            .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
+            .where(ranked.c.rank <= LINE_DEPTH)
+            .order_by(col(WebhookDelivery.seq))
+        ).all()
+        lines: dict[tuple[uuid.UUID, str], list[Due]] = {}
+        blocked: set[tuple[uuid.UUID, str]] = set()
+        for row, url, secret, due_at in rows:
+            key = (row.endpoint_id, row.ordering_key)
+            if key in blocked:
+                continue
+            if due_at > now:  # leased or backing off: this line stops here
+                blocked.add(key)
+                continue
+            assert row.seq is not None
+            lines.setdefault(key, []).append(Due(row.seq, row.endpoint_id, row.event_id, row.body, url, secret))
+        wanted = [d.seq for line in lines.values() for d in line]
+        if not wanted:
+            return []
+        taken = set(
+            db.execute(
                 update(WebhookDelivery)
                 .where(
-                    col(WebhookDelivery.seq) == row.seq,
+                    col(WebhookDelivery.seq).in_(wanted),
                     col(WebhookDelivery.status) == PENDING,
-                    col(WebhookDelivery.next_attempt_at) == row.next_attempt_at,
+                    col(WebhookDelivery.next_attempt_at) <= now,
                 )
                 .values(next_attempt_at=lease)
-            )
-            if getattr(taken, "rowcount", 0) == 1:
-                assert row.seq is not None
-                out.append(Due(row.seq, row.endpoint_id, row.event_id, row.body, url, secret))
+                .returning(col(WebhookDelivery.seq))
+            ).scalars()
+        )
+        out: list[list[Due]] = []
+        release: list[int] = []
+        for line in lines.values():
+            # Only an unbroken prefix is sent: a row another dispatcher took first ends the line.
+            n = 0
+            while n < len(line) and line[n].seq in taken:
+                n += 1
+            if n:
+                out.append(line[:n])
+            release += [d.seq for d in line[n:] if d.seq in taken]
+        if release:
+            db.execute(update(WebhookDelivery).where(col(WebhookDelivery.seq).in_(release)).values(next_attempt_at=now))
         db.commit()
     return out
+
+
+def release(seqs: list[int]) -> None:
+    """Give back leased rows that were not attempted (their line stopped at a failure)."""
+    from vocalborn.db import open_session
+
+    if not seqs:
+        return
+    with open_session() as db:
+        db.execute(
+            update(WebhookDelivery)
+            .where(col(WebhookDelivery.seq).in_(seqs), col(WebhookDelivery.status) == PENDING)
+            .values(next_attempt_at=utcnow())
+        )
+        db.commit()
 
 
 def record(settings: Settings, outcomes: list[Outcome]) -> None:
@@ -172,14 +245,20 @@ def record(settings: Settings, outcomes: list[Outcome]) -> None:
 
     now = utcnow()
     with open_session() as db:
+        loaded = {
+            d.seq: d
+            for d in db.exec(select(WebhookDelivery).where(col(WebhookDelivery.seq).in_([o.seq for o in outcomes])))
+        }
         endpoints: dict[uuid.UUID, WebhookEndpoint] = {}
         for o in outcomes:
-            d = db.get(WebhookDelivery, o.seq)
+            d = loaded.get(o.seq)
             endpoint = endpoints.get(o.endpoint_id) or db.get(WebhookEndpoint, o.endpoint_id)
             if d is None or endpoint is None:  # the endpoint was deleted meanwhile
                 continue
             endpoints[o.endpoint_id] = endpoint
             d.attempts += 1
+            if d.attempts == 1:  # the retry window starts with the first attempt (not while held back)
+                d.give_up_at = now + timedelta(hours=settings.webhook_give_up_hours)
             d.last_attempt_at, d.last_status_code, d.last_error = now, o.status_code, o.error
             if o.ok:
                 d.status, d.delivered_at = DELIVERED, now
@@ -254,12 +333,24 @@ class Dispatcher:
     async def _db(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
+    async def _line(self, client: Any, line: list[Due]) -> tuple[list[Outcome], list[int]]:
+        """Send a line in order; stop at the first failure (the rest: not attempted)."""
+        done: list[Outcome] = []
+        for n, due in enumerate(line):
+            outcome = await send(client, due, self.allowed)
+            await self._db(record, self.settings, [outcome])  # at once: a crash repeats at most this one
+            done.append(outcome)
+            if not outcome.ok:
+                return done, [d.seq for d in line[n + 1 :]]
+        return done, []
+
     async def step(self, client: Any) -> int:
-        due = await self._db(claim, self.settings, self.settings.webhook_batch_size)
-        if not due:
+        lines = await self._db(claim, self.settings, self.settings.webhook_batch_size)
+        if not lines:
             return 0
-        outcomes = await asyncio.gather(*(send(client, d, self.allowed) for d in due))
-        await self._db(record, self.settings, list(outcomes))
+        results = await asyncio.gather(*(self._line(client, line) for line in lines))
+        outcomes = [o for done, _ in results for o in done]
+        await self._db(release, [s for _, rest in results for s in rest])
         self.sent += len(outcomes)
         return len(outcomes)
 
