@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vocalborn import __version__
+from vocalborn.activity.router import router as activity_router
 from vocalborn.auth.router import router as auth_router
 from vocalborn.config import get_settings
 from vocalborn.db import get_engine
@@ -28,7 +29,6 @@ from vocalborn.errors import DomainError, document_errors
 from vocalborn.errors import validation_error as field_validation_error
 from vocalborn.events.admin import router as events_admin_router
 from vocalborn.events.router import router as events_router
-from vocalborn.webhooks.router import router as webhooks_router
 from vocalborn.fastdb import close_pool
 from vocalborn.i18n import request_language, translate, translate_detail
 from vocalborn.learning.router import router as learning_router
@@ -44,6 +44,7 @@ from vocalborn.tasks.router import router as tasks_router
 from vocalborn.tasks.ws import router as ws_router
 from vocalborn.tasks.ws import shutdown_hub
 from vocalborn.web.router import mount_web
+from vocalborn.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("vocalborn.api")
 
@@ -345,6 +346,7 @@ def create_app() -> FastAPI:
     app.include_router(events_router)
     app.include_router(events_admin_router)
     app.include_router(webhooks_router)
+    app.include_router(activity_router)
     app.add_middleware(BodySizeLimit)
     document_errors(app)  # before the docs page copies the schema
     _install_offline_docs(app)

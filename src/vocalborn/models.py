@@ -1,5 +1,6 @@
 """Every table, imported in dependency order so the metadata is complete."""
 
+from vocalborn.activity.models import LearnerActivityAttempt, LearnerActivityDay
 from vocalborn.auth.models import AuthSession, RecoveryCode, RefreshToken, Role, User
 from vocalborn.events.models import EventDeadLetter, EventOutbox
 from vocalborn.learning.models import LinkInvitation, SentenceAssignment, TherapistReview, TherapistReviewRevision
@@ -9,6 +10,8 @@ from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisT
 from vocalborn.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "LearnerActivityAttempt",
+    "LearnerActivityDay",
     "AuthSession",
     "EventDeadLetter",
     "RecoveryCode",

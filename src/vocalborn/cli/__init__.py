@@ -10,6 +10,7 @@ One module per command family; this file makes them one command, in the order th
 - ``client``: submit, history (a client of a running API)
 - ``accounts``: users create|link|set-role, storage rotate|rotate-key
 - ``backup``: backup, restore (database, recordings and keys in one archive)
+- ``events``: events replay|rebuild (the learner-activity projection)
 - ``common``: what they share (settings that fail in one line, migrations)
 
 Importing it stays cheap: the commands import what they need when they run.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import typer
 
-from vocalborn.cli import accounts, backup, client, control, engine, run, up
+from vocalborn.cli import accounts, backup, client, control, engine, events, run, up
 from vocalborn.cli.common import run_migrations
 
 __all__ = ["app", "main", "run_migrations"]
@@ -45,6 +46,8 @@ users_app = typer.Typer(help="Manage accounts (admins are created here only).", 
 app.add_typer(users_app, name="users")
 storage_app = typer.Typer(help="Stored recordings: encryption at rest.", no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
+events_app = typer.Typer(help="Integration events: replay and rebuild projections.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 
 for command in (
     run.migrate,
@@ -70,6 +73,8 @@ users_app.command("link")(accounts.users_link)
 users_app.command("set-role")(accounts.users_set_role)
 storage_app.command("rotate")(accounts.storage_rotate)
 storage_app.command("rotate-key")(accounts.storage_rotate_key)
+events_app.command("replay")(events.replay)
+events_app.command("rebuild")(events.rebuild)
 
 
 def main() -> None:
