@@ -90,8 +90,9 @@ class ConsumerSpec:
     event_types: tuple[str, ...]  # catalogue names; the filter subjects
     handler: Handler
     description: str = ""
-    # Runs beside the consumer's runner in the same process, until stop (the webhook dispatcher).
-    companion: Callable[[Settings, str, asyncio.Event], Awaitable[None]] | None = None
+    # Work of the consumer's own beside the messages (a sender of what the handler recorded, say):
+    # run in every `vocalborn consume` process that runs this consumer, until the stop event.
+    background: Callable[[Settings, asyncio.Event], Awaitable[None]] | None = None
 
     @property
     def filter_subjects(self) -> list[str]:
@@ -420,8 +421,8 @@ async def _nothing() -> None:
 async def run_consumers(names: list[str], settings: Settings, nats_url: str, stop: asyncio.Event) -> None:
     specs = load_consumers()
     runners = [ConsumerRunner(specs[n], settings, nats_url) for n in names]
-    companions = [c(settings, nats_url, stop) for n in names if (c := specs[n].companion) is not None]
-    await asyncio.gather(*(r.run(stop) for r in runners), *companions)
+    extra = [bg(settings, stop) for n in names if (bg := specs[n].background) is not None]
+    await asyncio.gather(*(r.run(stop) for r in runners), *extra)
 
 
 def run_forever(names: list[str], settings: Settings, nats_url: str) -> None:

@@ -373,8 +373,8 @@ class Dispatcher:
             self._pool.shutdown(wait=False)
 
 
-async def run_dispatcher(settings: Settings, nats_url: str, stop: asyncio.Event) -> None:
-    """The companion of the ``webhooks`` consumer (runs in the same process)."""
+async def run_dispatcher(settings: Settings, stop: asyncio.Event) -> None:
+    """The ``webhooks`` consumer's background work (runs in each of its processes)."""
     await Dispatcher(settings).run(stop)
 
 
@@ -387,7 +387,7 @@ def _register() -> None:
             event_types=tuple(CATALOGUE),
             handler=ingest,
             description="signed webhook deliveries to the endpoints admins registered",
-            companion=run_dispatcher,
+            background=run_dispatcher,
         )
     )
 
