@@ -98,6 +98,21 @@ def check_relay(max_age: float = 60.0) -> str:
     return f"relay alive: last round {age:.0f} s ago"
 
 
+def check_webhooks(max_age: float = 60.0) -> str:
+    """The webhook dispatcher (in the `vocalborn consume` process that runs the webhooks
+    consumer) touched its heartbeat file recently: its event loop, shared with the consumers,
+    turns, and its last round reached the database."""
+    from vocalborn.webhooks.delivery import heartbeat_path
+
+    path = heartbeat_path()
+    if not path.exists():
+        raise Unhealthy(f"no webhook dispatcher heartbeat at {path}")
+    age = time.time() - path.stat().st_mtime
+    if age > max_age:
+        raise Unhealthy(f"the webhook dispatcher has not completed a round for {age:.0f} s (limit {max_age:.0f} s)")
+    return f"webhook dispatcher alive: last round {age:.0f} s ago"
+
+
 def check_http(url: str, timeout: float = 5.0) -> str:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator-given URL
@@ -123,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--max-age", type=float, default=600.0, help="seconds (default 600)")
     r = sub.add_parser("relay", help="the events relay completed a round recently")
     r.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
+    c = sub.add_parser("webhooks", help="the webhook dispatcher (vocalborn consume) completed a round recently")
+    c.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
     h = sub.add_parser("http", help="GET a URL; healthy on 2xx")
     h.add_argument("url")
     h.add_argument("--timeout", type=float, default=5.0)
@@ -134,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = check_beat(args.max_age)
         elif args.kind == "relay":
             message = check_relay(args.max_age)
+        elif args.kind == "webhooks":
+            message = check_webhooks(args.max_age)
         else:
             message = check_http(args.url, args.timeout)
     except Unhealthy as exc:
