@@ -149,6 +149,17 @@ MATRIX: dict[str, Expect] = {
     "PUT /api/v1/practice/sentences/{sentence_id}/shared": row(401, 403, 403, 200, 403, 200),
     "GET /api/v1/me/access-log": signed_in(200),
     "GET /api/v1/me/export": signed_in(200),
+    # --- integration events (issue 25): dead letters, webhooks, the activity projection ------------
+    "GET /api/v1/admin/events/dead-letters": ADMIN_ONLY,
+    "POST /api/v1/admin/events/dead-letters/{letter_id}/replay": row(401, 403, 403, 403, 403, 404),
+    "GET /api/v1/admin/webhooks": ADMIN_ONLY,
+    "POST /api/v1/admin/webhooks": row(401, 403, 403, 403, 403, 201),
+    "GET /api/v1/admin/webhooks/{endpoint_id}": row(401, 403, 403, 403, 403, 404),
+    "PATCH /api/v1/admin/webhooks/{endpoint_id}": row(401, 403, 403, 403, 403, 404),
+    "DELETE /api/v1/admin/webhooks/{endpoint_id}": row(401, 403, 403, 403, 403, 404),
+    "GET /api/v1/admin/webhooks/{endpoint_id}/deliveries": row(401, 403, 403, 403, 403, 404),
+    "POST /api/v1/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver": row(401, 403, 403, 403, 403, 404),
+    "GET /api/v1/me/activity": signed_in(200),
 }
 
 # Rows that change the people they act on run in a world of their own (see ``fresh_world``).
@@ -249,6 +260,7 @@ def make_world(api: Api) -> dict[str, Any]:
         "user_id": people["owner"]["user"]["user_id"],
         "learner_id": people["owner"]["user"]["user_id"],
         "auth_session_id": second_sid,
+        "no_such_number": 999999999,  # an integer id nothing has
     }
     return {"people": people, "ids": ids, "owner_email": people["owner"]["email"], "api": api}
 
@@ -293,6 +305,11 @@ BODIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "PUT /api/v1/tasks/analysis/{task_id}/review": lambda w: {"json": {"overall_score": 80, "comment": "good"}},
     "POST /api/v1/learners/{user_id}/assignments": lambda w: {"json": {"sentence_id": w["ids"]["sentence_id"]}},
     "PUT /api/v1/practice/sentences/{sentence_id}/shared": lambda w: {"json": {"shared": True}},
+    # a literal public address: registered, never called (no consumer runs in this test)
+    "POST /api/v1/admin/webhooks": lambda w: {
+        "json": {"url": "https://93.184.216.34/matrix", "event_types": ["review.saved"]}
+    },
+    "PATCH /api/v1/admin/webhooks/{endpoint_id}": lambda w: {"json": {"enabled": False}},
 }
 
 
@@ -306,6 +323,12 @@ def _no_cookies(w: dict[str, Any]) -> None:
     w["api"].client.cookies.clear()
 
 
+def _no_webhooks(w: dict[str, Any]) -> None:
+    from tests.webhooks.support import clear_endpoints
+
+    clear_endpoints()
+
+
 def _assign_again(w: dict[str, Any]) -> None:
     r = w["api"].client.post(
         f"/api/v1/learners/{w['ids']['user_id']}/assignments",
@@ -316,7 +339,18 @@ def _assign_again(w: dict[str, Any]) -> None:
 
 
 # Path parameters that name something else than the world's id of the same name.
-URL_IDS: dict[str, dict[str, str]] = {"DELETE /api/v1/auth/sessions/{session_id}": {"session_id": "auth_session_id"}}
+URL_IDS: dict[str, dict[str, str]] = {
+    "DELETE /api/v1/auth/sessions/{session_id}": {"session_id": "auth_session_id"},
+    "POST /api/v1/admin/events/dead-letters/{letter_id}/replay": {"letter_id": "task_id"},
+    "GET /api/v1/admin/webhooks/{endpoint_id}": {"endpoint_id": "task_id"},
+    "PATCH /api/v1/admin/webhooks/{endpoint_id}": {"endpoint_id": "task_id"},
+    "DELETE /api/v1/admin/webhooks/{endpoint_id}": {"endpoint_id": "task_id"},
+    "GET /api/v1/admin/webhooks/{endpoint_id}/deliveries": {"endpoint_id": "task_id"},
+    "POST /api/v1/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver": {
+        "endpoint_id": "task_id",
+        "delivery_id": "no_such_number",
+    },
+}
 
 
 # Set-up run before each role's request, for rows that consume what they act on.
@@ -324,6 +358,8 @@ BEFORE_EACH: dict[str, Callable[[dict[str, Any]], None]] = {
     "POST /api/v1/auth/logout": _no_cookies,
     "POST /api/v1/auth/refresh": _no_cookies,
     "DELETE /api/v1/learners/{user_id}/assignments/{sentence_id}": _assign_again,
+    # the admin's endpoint is gone before the next role (the owner, last) asks: none stays behind
+    "POST /api/v1/admin/webhooks": _no_webhooks,
 }
 
 
