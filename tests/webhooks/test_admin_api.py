@@ -98,3 +98,15 @@ def test_admins_only_and_unknown_ids(api: Api, clean: None) -> None:
     assert api.client.get(f"{BASE}/{missing}/deliveries", headers=admin).status_code == 404
     assert api.client.post(f"{BASE}/{missing}/deliveries/1/redeliver", headers=admin).status_code == 404
     assert api.client.get(f"{BASE}/not-a-uuid", headers=admin).status_code == 422
+
+
+def test_refusals_in_both_languages(api: Api, clean: None) -> None:
+    admin = api.admin()["headers"]
+    body = {"url": "http://127.0.0.1:9000/x", "event_types": ["review.saved"]}
+    en = api.client.post(BASE, json=body, headers=admin)
+    zh = api.client.post(BASE, json=body, headers={**admin, "Accept-Language": "zh-TW"})
+    assert en.status_code == zh.status_code == 422
+    assert "loopback" in en.text and "WEBHOOK_ALLOWED_HOSTS" in en.text
+    assert "本機" in zh.json()["detail"][0]["msg"], zh.text
+    missing = api.client.get(f"{BASE}/{uuid.uuid4()}", headers={**admin, "Accept-Language": "zh-TW"})
+    assert missing.status_code == 404 and "webhook" in missing.text and "找不到" in missing.json()["detail"]
