@@ -7,6 +7,7 @@ and restarted mid-run loses nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -162,3 +163,121 @@ def test_nats_server_killed_and_restarted_consumer_resumes(migrated: Any, nats_s
         relay.stop()
     assert all(rec.seen[i] == 1 for i in ids), "an event was handled twice"
     assert worker.runner.counters.reconnects >= 1
+
+
+class Proxy:
+    """A TCP proxy on loopback (threads), closed and reopened to cut a service off for a while."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        import socket
+
+        self.target = target
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.listener: Any = None
+        self.conns: list[Any] = []
+        self.lock = threading.Lock()
+
+    def start(self) -> Proxy:
+        import socket
+
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port))
+        self.listener.listen(64)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener: Any) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: Any, b: Any) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def cut(self) -> None:
+        """Refuse new connections and reset the open ones."""
+        import socket
+
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread (close alone does not)
+        self.listener.close()
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+
+
+def test_a_database_outage_is_retried_in_place_without_using_up_deliveries(
+    migrated: Any, nats_server: NatsServer
+) -> None:
+    """The handler's database goes away (its connections reset, new ones refused) for longer than
+    max_deliver redeliveries would last: every event is still handled exactly once, none is a
+    dead letter, and none was redelivered by JetStream."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from vocalborn.config import get_settings
+
+    url = make_url(get_settings().effective_database_url)
+    if not url.drivername.startswith("postgresql"):
+        pytest.skip("the outage is made on PostgreSQL's TCP port")
+    proxy = Proxy((url.host or "127.0.0.1", url.port or 5432)).start()
+    engine = create_engine(url.set(host="127.0.0.1", port=proxy.port), pool_pre_ping=False, pool_size=1)
+    handled: Counter[str] = Counter()
+
+    def handler(event: Any) -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1")).scalar_one()
+        handled[event.id] += 1
+
+    spec = _spec(f"t-{uuid.uuid4().hex[:8]}", handler)
+    relay = RelayThread(nats_server.url).start()
+    worker = ConsumerThread(nats_server.url, spec, consumer_max_deliver=2, consumer_ack_wait_seconds=2).start()
+    try:
+        first = write_events(20, 5)
+        assert wait_until(lambda: {e for e, _ in first} <= set(handled), 30)
+        proxy.cut()
+        during = write_events(20, 5)
+        time.sleep(6)  # three ack-waits: JetStream would have redelivered, and dead-lettered at 2
+        assert not ({e for e, _ in during} & set(handled)), "handled while the database was away"
+        proxy.start()
+        ids = {e for e, _ in first + during}
+        assert wait_until(lambda: ids <= set(handled), 60), f"{len(ids - set(handled))} never handled"
+        time.sleep(1.0)
+    finally:
+        worker.stop()
+        relay.stop()
+        proxy.cut()
+        engine.dispose()
+    assert all(handled[i] == 1 for i in ids)
+    assert worker.runner.counters.dead == 0 and worker.runner.counters.redelivered == 0

@@ -205,6 +205,14 @@ def replay_dead_letter(letter_id: uuid.UUID) -> tuple[bool, str | None]:
 # --------------------------------------------------------------------------------------------
 # the runner
 # --------------------------------------------------------------------------------------------
+def heartbeat_path(name: str) -> Any:
+    """Touched by a runner after each fetch round while bound to NATS;
+    ``python -m vocalborn.healthcheck consumers``."""
+    from vocalborn.config import get_settings
+
+    return get_settings().data_dir / f"consumer-{name}.alive"
+
+
 @dataclass
 class Counters:
     handled: int = 0
@@ -255,6 +263,20 @@ class ConsumerRunner:
         self.nc: Any = None
         self.ready = asyncio.Event()  # bound to the durable consumer (tests wait for it)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"consumer-{spec.name}")
+        self._waiting: list[Any] = []  # the fetched batch's messages after the one in hand
+        self._next_beat = 0.0
+
+    def _beat(self) -> None:
+        import time
+
+        if time.monotonic() >= self._next_beat:
+            self._next_beat = time.monotonic() + 5
+            try:
+                path = heartbeat_path(self.spec.name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            except OSError as exc:
+                log.debug("could not touch the consumer heartbeat: %s", exc)
 
     async def _connect(self) -> Any:
         import nats
@@ -315,11 +337,14 @@ class ConsumerRunner:
             except Exception as exc:
                 if _infrastructure(exc) and not stop.is_set():
                     log.warning("consumer %s: %s; retrying event %s", self.spec.name, _error_text(exc), event.id)
-                    with contextlib.suppress(Exception):
-                        await msg.in_progress()
+                    # This message and the rest of the batch stay ours: told more often than the
+                    # ack wait, JetStream redelivers none of them meanwhile.
+                    for held in (msg, *self._waiting):
+                        with contextlib.suppress(Exception):
+                            await held.in_progress()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), delay)
-                    delay = min(delay * 2, 5.0)
+                    delay = min(delay * 2, 5.0, self.settings.consumer_ack_wait_seconds / 3)
                     continue
                 if _infrastructure(exc):  # stopping: another process takes it later
                     await msg.nak()
@@ -355,10 +380,11 @@ class ConsumerRunner:
                     await msg.nak()
                     return
                 log.warning("consumer %s: cannot record a dead letter (%s); retrying", self.spec.name, exc)
-                with contextlib.suppress(Exception):
-                    await msg.in_progress()
+                for held in (msg, *self._waiting):
+                    with contextlib.suppress(Exception):
+                        await held.in_progress()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 5.0, self.settings.consumer_ack_wait_seconds / 3)
         log.error(
             "consumer %s: event %s is a dead letter after %d deliveries: %s", self.spec.name, event.id, attempt, error
         )
@@ -379,6 +405,7 @@ class ConsumerRunner:
                     sub = await self._connect()
                     backoff = 0.2
                     while not stop.is_set():
+                        self._beat()
                         try:
                             msgs = await sub.fetch(self.batch, timeout=1.0)
                         except (NatsTimeout, TimeoutError):
@@ -391,7 +418,9 @@ class ConsumerRunner:
                                     with contextlib.suppress(Exception):
                                         await rest.nak()
                                 break
+                            self._waiting = msgs[i + 1 :]
                             await self._handle(msg, stop)
+                        self._waiting = []
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:

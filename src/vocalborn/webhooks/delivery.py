@@ -20,12 +20,10 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, exists, update
@@ -325,35 +323,15 @@ async def send(client: Any, due: Due, allowed: targets.Allowed) -> Outcome:
     return refused(f"HTTP {resp.status_code}: {what}", resp.status_code)
 
 
-def heartbeat_path() -> Path:
-    """Touched after each good round; ``python -m vocalborn.healthcheck webhooks``."""
-    from vocalborn.config import get_settings
-
-    return get_settings().data_dir / "webhooks.alive"
-
-
 class Dispatcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.allowed = targets.Allowed.parse(settings.webhook_allowed_hosts)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks-db")
         self.sent = 0
-        self._last_beat = float("-inf")
 
     async def _db(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    def _beat(self) -> None:
-        now = time.monotonic()
-        if now - self._last_beat < 5:
-            return
-        self._last_beat = now
-        try:
-            path = heartbeat_path()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
-        except OSError as exc:
-            log.debug("webhook heartbeat: %s", exc)
 
     async def _line(self, client: Any, line: list[Due]) -> tuple[list[Outcome], list[int]]:
         """Send a line in order; stop at the first failure (the rest: not attempted)."""
@@ -385,7 +363,6 @@ class Dispatcher:
                 while not stop.is_set():
                     try:
                         done = await self.step(client)
-                        self._beat()
                     except Exception as exc:  # the database away: wait and go on
                         log.warning("webhook dispatcher: %s; retrying", _error(exc))
                         done = 0
