@@ -174,6 +174,15 @@ MATRIX: dict[str, Expect] = {
     "POST /api/v1/admin/events/dead-letters/{letter_id}/replay": row(401, 403, 403, 403, 403, 404),
     "GET /api/v1/admin/mail": ADMIN_ONLY,
     "GET /api/v1/admin/mail/{mail_id}": row(401, 403, 403, 403, 403, 404),
+    # --- integration events (issue 25): dead letters, webhooks, the activity projection ------------
+    "GET /api/v1/admin/webhooks": ADMIN_ONLY,
+    "POST /api/v1/admin/webhooks": row(401, 403, 403, 403, 403, 201),
+    "GET /api/v1/admin/webhooks/{endpoint_id}": row(401, 403, 403, 403, 403, 404),
+    "PATCH /api/v1/admin/webhooks/{endpoint_id}": row(401, 403, 403, 403, 403, 404),
+    "DELETE /api/v1/admin/webhooks/{endpoint_id}": row(401, 403, 403, 403, 403, 404),
+    "GET /api/v1/admin/webhooks/{endpoint_id}/deliveries": row(401, 403, 403, 403, 403, 404),
+    "POST /api/v1/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver": row(401, 403, 403, 403, 403, 404),
+    "GET /api/v1/me/activity": signed_in(200),
 }
 
 # Rows that change the people they act on run in a world of their own (see ``fresh_world``).
@@ -277,6 +286,7 @@ def make_world(api: Api) -> dict[str, Any]:
         "user_id": people["owner"]["user"]["user_id"],
         "learner_id": people["owner"]["user"]["user_id"],
         "auth_session_id": second_sid,
+        "no_such_number": 999999999,  # an integer id nothing has
     }
     return {"people": people, "ids": ids, "owner_email": people["owner"]["email"], "api": api}
 
@@ -333,6 +343,11 @@ BODIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "json": {"token": "not-a-token", "new_password": "an0ther-Long-phrase"}
     },
     "POST /api/v1/auth/verify-email": lambda w: {"json": {"token": "not-a-token"}},
+    # a literal public address: registered, never called (no consumer runs in this test)
+    "POST /api/v1/admin/webhooks": lambda w: {
+        "json": {"url": "https://93.184.216.34/matrix", "event_types": ["review.saved"]}
+    },
+    "PATCH /api/v1/admin/webhooks/{endpoint_id}": lambda w: {"json": {"enabled": False}},
 }
 
 
@@ -344,6 +359,12 @@ def _fresh_refresh_token(w: dict[str, Any]) -> str:
 
 def _no_cookies(w: dict[str, Any]) -> None:
     w["api"].client.cookies.clear()
+
+
+def _no_webhooks(w: dict[str, Any]) -> None:
+    from tests.webhooks.support import clear_endpoints
+
+    clear_endpoints()
 
 
 def _assign_again(w: dict[str, Any]) -> None:
@@ -361,6 +382,14 @@ URL_IDS: dict[str, dict[str, str]] = {
     "POST /api/v1/notifications/{notification_id}/read": {"notification_id": "task_id"},
     "POST /api/v1/admin/events/dead-letters/{letter_id}/replay": {"letter_id": "task_id"},
     "GET /api/v1/admin/mail/{mail_id}": {"mail_id": "task_id"},
+    "GET /api/v1/admin/webhooks/{endpoint_id}": {"endpoint_id": "task_id"},
+    "PATCH /api/v1/admin/webhooks/{endpoint_id}": {"endpoint_id": "task_id"},
+    "DELETE /api/v1/admin/webhooks/{endpoint_id}": {"endpoint_id": "task_id"},
+    "GET /api/v1/admin/webhooks/{endpoint_id}/deliveries": {"endpoint_id": "task_id"},
+    "POST /api/v1/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver": {
+        "endpoint_id": "task_id",
+        "delivery_id": "no_such_number",
+    },
 }
 
 
@@ -369,6 +398,8 @@ BEFORE_EACH: dict[str, Callable[[dict[str, Any]], None]] = {
     "POST /api/v1/auth/logout": _no_cookies,
     "POST /api/v1/auth/refresh": _no_cookies,
     "DELETE /api/v1/learners/{user_id}/assignments/{sentence_id}": _assign_again,
+    # the admin's endpoint is gone before the next role (the owner, last) asks: none stays behind
+    "POST /api/v1/admin/webhooks": _no_webhooks,
 }
 
 

@@ -209,6 +209,19 @@ class Settings(BaseSettings):
     # Password reset requests per hour, per email address and per client address (0: no limit).
     rate_limit_password_reset_per_email: int = Field(default=3, ge=0)
     rate_limit_password_reset_per_address: int = Field(default=20, ge=0)
+    # Webhooks (webhooks/, docs/EVENTS.md "Webhooks"). Hosts or CIDRs that may be targets although
+    # private, loopback or link-local (comma-separated; empty: none may).
+    webhook_allowed_hosts: str = ""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=5.0, ge=0)  # backoff: base * 2**(n-1), +-25 % jitter
+    webhook_retry_max_seconds: float = Field(default=3600.0, ge=0)  # the longest wait between attempts
+    webhook_give_up_hours: float = Field(default=24.0, gt=0)  # a delivery failing this long is dead
+    # An endpoint is disabled when this many attempts in a row failed AND it has been failing for
+    # at least WEBHOOK_DISABLE_AFTER_HOURS (both: a burst of failures alone does not disable it).
+    webhook_disable_after_failures: int = Field(default=20, ge=1)
+    webhook_disable_after_hours: float = Field(default=12.0, ge=0)
+    webhook_poll_interval: float = Field(default=0.2, gt=0)  # the dispatcher's wait when nothing is due
+    webhook_batch_size: int = Field(default=50, ge=1, le=1000)
 
     # --- beat ------------------------------------------------------------------------------------
     republish_interval_seconds: float = 30.0

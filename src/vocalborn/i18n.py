@@ -174,6 +174,12 @@ _EXACT: dict[str, str] = {
     "no review of this analysis yet": "這個分析還沒有評閱",
     "the cursor is not valid; start again without it": "分頁游標無效，請不帶游標重新查詢",
     "the body is not valid JSON": "內容不是有效的 JSON",
+    "webhook endpoint not found": "找不到這個 webhook 端點",
+    "webhook delivery not found": "找不到這筆 webhook 傳送紀錄",
+    "url: only http and https URLs can be webhook targets": "url：webhook 只能傳送到 http 或 https 網址",
+    "url: not a valid URL": "url：不是有效的網址",
+    "url: the URL has no host": "url：網址沒有主機名稱",
+    "url: credentials in the URL are not accepted; the signature authenticates": "url：網址裡不能帶帳號密碼，傳送內容以簽章驗證",
 }
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
@@ -197,6 +203,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"^(\w+): (\w+) audio is not accepted; send one of: (.+)$"), "{0}：不接受 {1} 格式，請改用：{2}"),
     (re.compile(r"^(\w+): the file is larger than the limit of (\d+) bytes$"), "{0}：檔案超過 {1} 位元組的上限"),
+    (re.compile(r"^url: the host (\S+) does not resolve$"), "url：找不到主機 {0}"),
+    (
+        re.compile(r"^url: (\S+) resolves to (\S+), a private, loopback or link-local address;.*$"),
+        "url：{0} 指向 {1}，這是私有、本機或鏈路本地位址；若要使用，請加入 WEBHOOK_ALLOWED_HOSTS",
+    ),
+    (re.compile(r"^event_types: unknown event types: (.+)$"), "event_types：不認得的事件類型：{0}"),
 ]
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vocalborn import __version__
+from vocalborn.activity.router import router as activity_router
 from vocalborn.auth.router import router as auth_router
 from vocalborn.config import get_settings
 from vocalborn.db import get_engine
@@ -49,6 +50,7 @@ from vocalborn.tasks.router import router as tasks_router
 from vocalborn.tasks.ws import router as ws_router
 from vocalborn.tasks.ws import shutdown_hub
 from vocalborn.web.router import mount_web
+from vocalborn.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("vocalborn.api")
 
@@ -356,6 +358,8 @@ def create_app() -> FastAPI:
     app.include_router(events_admin_router)
     app.include_router(notify_router)
     app.include_router(accounts_router)
+    app.include_router(webhooks_router)
+    app.include_router(activity_router)
     app.add_middleware(BodySizeLimit)
     document_errors(app)  # before the docs page copies the schema
     _install_offline_docs(app)

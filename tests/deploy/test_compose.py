@@ -127,6 +127,7 @@ def test_every_healthcheck_is_a_real_check(compose: Compose) -> None:
     assert "inspect" not in str(services["worker"]["healthcheck"])  # no broker round trip
     for name in ("postgres", "redis", "nats"):
         assert services[name]["healthcheck"]["test"], name
+    assert services["consumers"]["healthcheck"]["test"][4] == "consumers"
 
 
 def test_app_services_set_only_real_settings_and_infra_only_documented_variables(compose: Compose) -> None:

@@ -12,6 +12,7 @@ One module per command family; this file makes them one command, in the order th
 - ``mail``: mail serve|list|show (the local mail outbox)
 - ``backup``: backup, restore (database, recordings and keys in one archive)
 - ``outage``: tasks retry-failed|circuit (outages of the analysis service)
+- ``events``: events replay|rebuild (the learner-activity projection)
 - ``common``: what they share (settings that fail in one line, migrations)
 
 Importing it stays cheap: the commands import what they need when they run.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import typer
 
-from vocalborn.cli import accounts, backup, client, control, engine, mail, outage, reports, run, up
+from vocalborn.cli import accounts, backup, client, control, engine, events, mail, outage, reports, run, up
 from vocalborn.cli.common import run_migrations
 
 __all__ = ["app", "main", "run_migrations"]
@@ -51,6 +52,8 @@ storage_app = typer.Typer(help="Stored recordings: encryption at rest.", no_args
 app.add_typer(storage_app, name="storage")
 tasks_app = typer.Typer(help="Analysis tasks: outages of the analysis service.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
+events_app = typer.Typer(help="Integration events: replay and rebuild projections.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 
 for command in (
     run.migrate,
@@ -83,6 +86,8 @@ storage_app.command("rotate")(accounts.storage_rotate)
 storage_app.command("rotate-key")(accounts.storage_rotate_key)
 tasks_app.command("retry-failed")(outage.retry_failed)
 tasks_app.command("circuit")(outage.circuit)
+events_app.command("replay")(events.replay)
+events_app.command("rebuild")(events.rebuild)
 
 
 def main() -> None:
