@@ -47,7 +47,11 @@ log = logging.getLogger(__name__)
 
 DEAD_SUBJECT_PREFIX = "vocalborn.dead."
 # Modules whose import registers consumers (register()); `vocalborn consume` and `up` load them.
-CONSUMER_MODULES: list[str] = ["vocalborn.notify.consumer", "vocalborn.webhooks.delivery", "vocalborn.activity.projection"]
+CONSUMER_MODULES: list[str] = [
+    "vocalborn.notify.consumer",
+    "vocalborn.webhooks.delivery",
+    "vocalborn.activity.projection",
+]
 
 
 @dataclass(frozen=True)
