@@ -14,7 +14,7 @@ from kombu import Exchange, Queue
 from vocalborn.config import Settings, get_settings
 
 ANALYZE_TASK = "vocalborn.analyze_audio"
-# Beat's jobs (tasks/worker.py registers them; routed to the maintenance queue by their prefix).
+# Beat's jobs (tasks/worker/tasks.py registers them; routed to the maintenance queue by their prefix).
 MAINTENANCE_PREFIX = "vocalborn.maintenance."
 REPUBLISH_TASK = MAINTENANCE_PREFIX + "republish_stranded_tasks"
 REAP_TASK = MAINTENANCE_PREFIX + "reap_stalled_tasks"

@@ -27,20 +27,20 @@ from vocalborn.db import get_engine
 from vocalborn.errors import DomainError, document_errors
 from vocalborn.errors import validation_error as field_validation_error
 from vocalborn.events.router import router as events_router
-from vocalborn.fastdb import close_pool
 from vocalborn.i18n import request_language, translate, translate_detail
+from vocalborn.kit.fastdb import close_pool
 from vocalborn.learning.router import router as learning_router
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
 from vocalborn.practice.router import router as practice_router
 from vocalborn.process import freeze_startup_objects
 from vocalborn.security.router import router as security_router
-from vocalborn.tasks import fastpath
-from vocalborn.tasks.admin import router as admin_router
-from vocalborn.tasks.hotroute import header as request_header
-from vocalborn.tasks.router import router as tasks_router
-from vocalborn.tasks.ws import router as ws_router
-from vocalborn.tasks.ws import shutdown_hub
+from vocalborn.tasks.api.admin import router as admin_router
+from vocalborn.tasks.api.router import router as tasks_router
+from vocalborn.tasks.api.ws import router as ws_router
+from vocalborn.tasks.api.ws import shutdown_hub
+from vocalborn.tasks.submission import fastpath
+from vocalborn.tasks.submission.hotroute import header as request_header
 from vocalborn.web.router import mount_web
 
 log = logging.getLogger("vocalborn.api")

@@ -55,7 +55,7 @@ class DrillEngine:
 
 def main() -> None:
     from vocalborn import cli
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     engine = DrillEngine()
     runner.analysis_engine = lambda: engine  # type: ignore[assignment] # forked pool children inherit it

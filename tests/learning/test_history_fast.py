@@ -19,7 +19,7 @@ from vocalborn.auth.security import create_access_token
 from vocalborn.auth.service import create_user
 from vocalborn.auth.sessions import token_for
 from vocalborn.db import open_session
-from vocalborn.fastdb import close_pool
+from vocalborn.kit.fastdb import close_pool
 from vocalborn.learning import history_fast
 from vocalborn.learning.models import TherapistReview
 from vocalborn.learning.router import HistoryQuery, history_in_session

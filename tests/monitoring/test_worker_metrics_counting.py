@@ -10,7 +10,7 @@ import pytest
 
 from vocalborn.monitoring import publish, worker_metrics
 from vocalborn.monitoring.worker_metrics import REAP_TASK, REPUBLISH_TASK, WorkerMetrics
-from vocalborn.tasks.runner import Outcome
+from vocalborn.tasks.worker.runner import Outcome
 
 ANALYZE = "vocalborn.analyze_audio"
 

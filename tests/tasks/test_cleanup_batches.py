@@ -15,8 +15,8 @@ from tests.services import ServicesUnderTest
 from vocalborn.db import open_session
 from vocalborn.practice.models import PracticeRecord
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import maintenance, stats
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
+from vocalborn.tasks.worker import maintenance, stats
 
 
 def test_every_expired_task_goes_and_nothing_else(migrated: ServicesUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""The one-statement submit and status (tasks/fastpath.py) write and answer exactly what the
+"""The one-statement submit and status (tasks/submission/fastpath.py) write and answer exactly what the
 ordinary path does; they are an optimisation, never a second set of rules."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from tests.services import ServicesUnderTest
 from tests.support import Api, recording
 from vocalborn.config import get_settings
 from vocalborn.db import open_session
-from vocalborn.fastdb import close_pool
+from vocalborn.kit.fastdb import close_pool
 from vocalborn.practice.models import PracticeRecord, RecordStatus
-from vocalborn.tasks import fastpath
 from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
+from vocalborn.tasks.submission import fastpath
 
 # What may differ between two tasks written by the two paths: ids, times and the key itself.
 _OWN = {"task_id", "celery_task_id", "practice_record_id", "created_at", "updated_at", "request_id"}
@@ -140,7 +140,7 @@ def test_one_batch_statement_writes_what_each_submit_alone_would(
     from datetime import timedelta
 
     from vocalborn.sqltypes import utcnow
-    from vocalborn.tasks import submit_batch
+    from vocalborn.tasks.submission import batch as submit_batch
 
     ready = api.ready_record(therapist, learner)
     session, sentence = ready["session"]["practice_session_id"], ready["sentence"]["sentence_id"]
@@ -209,8 +209,8 @@ def test_a_stale_capacity_answers_at_once_and_is_read_again_in_the_background(
     capacity too old to use (the first, or after a quiet spell) is waited for."""
     import time
 
-    from vocalborn.tasks import estimates
-    from vocalborn.tasks import router as tasks_router
+    from vocalborn.tasks.api import router as tasks_router
+    from vocalborn.tasks.worker import estimates
 
     reads: list[float] = []
     real = tasks_router._capacity

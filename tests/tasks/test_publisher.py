@@ -1,4 +1,4 @@
-"""The batched publisher (tasks/publisher.py) writes the very message and ``task-sent`` event
+"""The batched publisher (tasks/submission/publisher.py) writes the very message and ``task-sent`` event
 that ``celery_app.send_task`` writes, so a worker (and Flower) cannot tell them apart; and a
 batch keeps its order in the FIFO queue."""
 
@@ -18,9 +18,11 @@ from tests.services import ServicesUnderTest
 from vocalborn.config import get_settings
 from vocalborn.monitoring import publish as publish_stamp
 from vocalborn.monitoring.publish import PUBLISHED_AT_HEADER
-from vocalborn.tasks import publisher, service
+from vocalborn.tasks import service
 
 # Differ between any two messages: the transport's own tag, and the event's clock and time.
+from vocalborn.tasks.submission import publisher
+
 _VOLATILE_PROPERTIES = {"delivery_tag"}
 _VOLATILE_EVENT = {"clock", "timestamp"}
 
@@ -68,7 +70,7 @@ def test_the_message_and_its_sent_event_are_celerys_own(migrated: ServicesUnderT
     if not publisher.supported():
         pytest.skip("the batched publisher is for a Redis broker")
     if registered:
-        import vocalborn.tasks.worker  # noqa: F401 - defines the task
+        import vocalborn.tasks.worker.tasks  # noqa: F401 - defines the task
         from vocalborn.celery_app import celery_app
 
         celery_app.finalize(auto=True)

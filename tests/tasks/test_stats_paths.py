@@ -16,9 +16,9 @@ from tests import seeding
 from tests.services import ServicesUnderTest
 from vocalborn.db import open_session
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import stats
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.states import TaskStatus
+from vocalborn.tasks.worker import stats
 
 
 def _seed(n: int) -> uuid.UUID:

@@ -545,7 +545,7 @@ def test_sockets_are_forgotten_when_clients_leave(
     from fastapi.testclient import TestClient
 
     from vocalborn.main import app
-    from vocalborn.tasks import ws
+    from vocalborn.tasks.api import ws
 
     task_id = unpublished_task(stack, therapist, learner)
     with TestClient(app) as client:

@@ -218,8 +218,8 @@ class ScrapeCollector:
         yield family
 
     def _redis(self, settings: Settings, up: dict[str, bool]) -> Iterator[GaugeMetricFamily]:
-        from vocalborn.tasks import registry
         from vocalborn.tasks.events import get_redis
+        from vocalborn.tasks.worker import registry
 
         try:
             client = get_redis()
@@ -239,7 +239,7 @@ class ScrapeCollector:
 
     def _websockets(self) -> GaugeMetricFamily | None:
         try:
-            count = importlib.import_module("vocalborn.tasks.ws").open_socket_count
+            count = importlib.import_module("vocalborn.tasks.api.ws").open_socket_count
         except (ImportError, AttributeError):
             return None
         try:

@@ -127,7 +127,7 @@ def enforce(name: str, subject: str, limit: int, window: int, detail: str) -> No
 
 
 class _Checks:
-    """One batch of asyncio checks (``vocalborn.coalesce``: those asked for while a round trip is
+    """One batch of asyncio checks (``vocalborn.kit.coalesce``: those asked for while a round trip is
     in flight go together in the next): one script call for the whole batch, so a burst of
     submits costs Redis one round trip and the client one command to write and one reply to
     read, not one each (a pipeline of one EVALSHA per check cost the API ~10 % of its CPU per
@@ -159,7 +159,7 @@ async def hit_async(name: str, subject: str, limit: int, window: int) -> Verdict
     an ``async def`` route never blocks its loop."""
     if limit <= 0 or window <= 0:
         return _UNCHECKED
-    from vocalborn.coalesce import Coalescer, per_loop
+    from vocalborn.kit.coalesce import Coalescer, per_loop
 
     checks = per_loop("ratelimit", lambda: Coalescer(_Checks(), max_batch=1024))
     try:

@@ -245,7 +245,7 @@ def _forget_in_redis(uid: uuid.UUID, email: str, task_ids: list[uuid.UUID]) -> N
     if not task_ids:
         return
     try:
-        from vocalborn.tasks.registry import forget_reserved
+        from vocalborn.tasks.worker.registry import forget_reserved
 
         forget_reserved([str(t) for t in task_ids])
     except redis.RedisError as exc:

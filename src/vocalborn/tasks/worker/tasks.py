@@ -24,7 +24,7 @@ from vocalborn.config import get_settings
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring import publish, worker_metrics  # noqa: F401 - connects the metrics receivers
 from vocalborn.process import freeze_startup_objects
-from vocalborn.tasks import maintenance, registry, runner
+from vocalborn.tasks.worker import maintenance, registry, runner
 
 log = logging.getLogger(__name__)
 publish.connect()  # retries and republished tasks carry their publish time too

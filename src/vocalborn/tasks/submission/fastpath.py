@@ -31,14 +31,16 @@ from typing import Any
 
 import psycopg
 
-from vocalborn.coalesce import Coalescer, per_loop
 from vocalborn.config import get_settings
 from vocalborn.events import outbox
-from vocalborn.fastdb import fetch_all, fetch_one, get_pool
+from vocalborn.kit.coalesce import Coalescer, per_loop
+from vocalborn.kit.fastdb import fetch_all, fetch_one, get_pool
 from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import publisher, status_cache, submit_batch
+from vocalborn.tasks import status_cache
 from vocalborn.tasks.states import ACTIVE_STATUSES, EventType, TaskStatus
+from vocalborn.tasks.submission import batch as submit_batch
+from vocalborn.tasks.submission import publisher
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +198,7 @@ async def status(user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | Non
     pool = await get_pool()
     if pool is None:
         return None
-    from vocalborn.tasks.ws import get_hub
+    from vocalborn.tasks.api.ws import get_hub
 
     get_hub().start()  # the subscription that keeps the cache true (running already, mostly)
     cached, due = status_cache.CACHE.lookup(task_id, user_id)

@@ -29,11 +29,12 @@ from vocalborn.practice import counting
 from vocalborn.practice.models import PracticeRecord
 from vocalborn.sqltypes import utcnow
 from vocalborn.storage import get_storage
-from vocalborn.tasks import baseline, fastrun, service, unit_of_work
-from vocalborn.tasks.claim import Claim, Outcome, claim_task
+from vocalborn.tasks import service, unit_of_work
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
-from vocalborn.tasks.progress import PROGRESS_AT_STEP, Cancelled, LostLease, ProgressReporter, RunWatch
 from vocalborn.tasks.states import EventType, TaskStatus
+from vocalborn.tasks.worker import baseline, fastrun
+from vocalborn.tasks.worker.claim import Claim, Outcome, claim_task
+from vocalborn.tasks.worker.progress import PROGRESS_AT_STEP, Cancelled, LostLease, ProgressReporter, RunWatch
 
 __all__ = ["PROGRESS_AT_STEP", "Claim", "Outcome", "PermanentError", "claim_task", "run_analysis"]
 
@@ -47,7 +48,7 @@ class PermanentError(Exception):
 @lru_cache(maxsize=1)
 def analysis_engine() -> AnalysisEngine:
     """This process's engine, of the kind AI_ENGINE names (``tasks/registry.ENGINE_KINDS``)."""
-    from vocalborn.tasks import registry
+    from vocalborn.tasks.worker import registry
 
     return registry.build_engine(get_settings())
 

@@ -11,12 +11,13 @@ from fastapi import APIRouter, Query
 from vocalborn.auth.dependencies import AdminUser, SessionDep
 from vocalborn.errors import NotFound, error_responses
 from vocalborn.security.access import record_access
-from vocalborn.tasks import maintenance, service
+from vocalborn.tasks import service
+from vocalborn.tasks.api.router import status_view
 from vocalborn.tasks.models import AIAnalysisTask
-from vocalborn.tasks.router import status_view
 from vocalborn.tasks.schemas import TaskStatusResponse
 from vocalborn.tasks.states import TaskStatus
-from vocalborn.tasks.stats import task_stats
+from vocalborn.tasks.worker import maintenance
+from vocalborn.tasks.worker.stats import task_stats
 
 router = APIRouter(prefix="/api/v1/admin/tasks", tags=["admin"], responses=error_responses(401, 403))
 

@@ -70,7 +70,7 @@ def queued_task_ids() -> tuple[set[str], set[str]] | None:
 def _reservation_holders(task_ids: list[str]) -> tuple[dict[str, str | None], set[str] | None]:
     """Which worker took each message (as the worker noted it), and which workers are online;
     ({}, None) when Redis cannot tell."""
-    from vocalborn.tasks import registry
+    from vocalborn.tasks.worker import registry
 
     try:
         return registry.reserved_by(task_ids), {w["hostname"] for w in registry.online_workers()}
@@ -263,7 +263,7 @@ def cleanup_expired_tasks(now: datetime | None = None) -> CleanupReport:
         report.events_deleted += _delete_old_events(db, now - timedelta(days=settings.retention_events_days))
         report.files_deleted += _delete_orphan_files(db, now - timedelta(days=1))
         if db.get_bind().dialect.name == "postgresql":
-            from vocalborn.tasks.stats import status_counts
+            from vocalborn.tasks.worker.stats import status_counts
 
             status_counts(db)  # folds the deltas the deletes (and the day's work) appended
     log.info("cleanup: %s", asdict(report))

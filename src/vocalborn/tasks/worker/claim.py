@@ -50,7 +50,7 @@ class Claim:
     practice_record_id: uuid.UUID
     started: float = field(default_factory=time.monotonic)
     # The learner's earlier pitch profiles, newest first, when the claim read them (the fast
-    # claim does, in its statement); None: ``tasks/baseline.py`` reads them itself.
+    # claim does, in its statement); None: ``tasks/worker/baseline.py`` reads them itself.
     pitch_profiles: list[Any] | None = None
 
 
@@ -132,8 +132,8 @@ def run_died_here(previous: str | None, me: str) -> bool:
 
 def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
     """Decide, then carry the decision out in one transaction (the common case in one statement:
-    ``tasks/fastrun.py``)."""
-    from vocalborn.tasks import fastrun
+    ``tasks/worker/fastrun.py``)."""
+    from vocalborn.tasks.worker import fastrun
 
     fast = fastrun.claim(task_id, worker_name)
     if fast is not None:

@@ -3,9 +3,9 @@
 Every analysis a worker runs makes these two writes, and through the ORM each cost seven round
 trips and most of the worker's CPU per task (docs/BENCHMARKS.md, "Worker pipeline"). Here each
 is one statement on one connection this process keeps, in autocommit mode (the statement is its
-own transaction). Like ``tasks/fastpath.py`` for the API, each answers only the case it can
+own transaction). Like ``tasks/submission/fastpath.py`` for the API, each answers only the case it can
 decide alone and returns None otherwise; the caller then takes the ordinary path in
-``tasks/claim.py`` or ``tasks/runner.py``, which has every rule, log line and error. So the rules
+``tasks/worker/claim.py`` or ``tasks/worker/runner.py``, which has every rule, log line and error. So the rules
 live there, and this is an optimisation that can never decide differently:
 
 * claim, fast: the task is pending or retry (a retry that is due), no cancel was requested, and
@@ -13,7 +13,7 @@ live there, and this is an optimisation that can never decide differently:
   without a takeover. Then the start (attempt + 1, fenced by the status it read), the record's
   status and the ``started`` event are written together, committed without waiting for the WAL
   flush (as the ordinary claim: lost in a database crash, the task is simply pending again). The
-  same statement reads the learner's earlier pitch profiles (``tasks/baseline.py``), so the
+  same statement reads the learner's earlier pitch profiles (``tasks/worker/baseline.py``), so the
   baseline costs no round trip of its own.
 * success, fast: the task is still processing under this run's attempt and no cancel was
   requested. Then status, result, record and ``succeeded`` event are written together, durably;
@@ -42,14 +42,14 @@ from vocalborn.events import outbox
 from vocalborn.practice import counting
 from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks.baseline import BASELINE_ATTEMPTS
 from vocalborn.tasks.states import EventType, TaskStatus
+from vocalborn.tasks.worker.baseline import BASELINE_ATTEMPTS
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from vocalborn.analysis.types import AnalysisReport
-    from vocalborn.tasks.claim import Claim
+    from vocalborn.tasks.worker.claim import Claim
 
 _CLAIM = """
 WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v),
@@ -205,7 +205,7 @@ def _publish(
 def claim(task_id: uuid.UUID, worker_name: str) -> Claim | None:
     """Start the task in one statement, or None: the ordinary claim must decide."""
     from vocalborn.storage import get_storage
-    from vocalborn.tasks.claim import Claim
+    from vocalborn.tasks.worker.claim import Claim
 
     url = _database_url()
     if url is None:
@@ -264,7 +264,7 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
     (the task moved on or was cancelled, a result exists, or this is not PostgreSQL)."""
     import psycopg
 
-    from vocalborn.tasks.runner import stored_detail
+    from vocalborn.tasks.worker.runner import stored_detail
 
     url = _database_url()
     if url is None:

@@ -38,7 +38,7 @@ from vocalborn.i18n import (
 from vocalborn.practice.counting import reason_text
 from vocalborn.security.access import record_access
 from vocalborn.security.ratelimit import limit_submits_async
-from vocalborn.tasks import estimates, fastpath, hotroute, service
+from vocalborn.tasks import service
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.schemas import (
     SessionTasksResponse,
@@ -49,6 +49,8 @@ from vocalborn.tasks.schemas import (
     TaskStatusResponse,
 )
 from vocalborn.tasks.states import ACTIVE_STATUSES, TaskStatus
+from vocalborn.tasks.submission import fastpath, hotroute
+from vocalborn.tasks.worker import estimates
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/tasks/analysis", tags=["tasks"])

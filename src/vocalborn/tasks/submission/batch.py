@@ -12,7 +12,7 @@ commits once, then its messages are published, then every submit of the batch is
 the dual write is the same as one submit's (committed, then published; a failed publish stays
 pending and Beat's republisher sends it).
 
-Nothing waits to fill a batch (``vocalborn.coalesce``): a submit arriving at an idle process
+Nothing waits to fill a batch (``vocalborn.kit.coalesce``): a submit arriving at an idle process
 is written at once (a batch of one). Under load the batches grow by themselves while the ones
 in flight (two at most, so PostgreSQL works on two cores) are written, up to ``MAX_BATCH``.
 Messages are published in the order the batches started, so the queue stays FIFO.
@@ -37,9 +37,9 @@ from typing import Any
 import psycopg
 from fastapi.concurrency import run_in_threadpool
 
-from vocalborn.coalesce import Coalescer, per_loop
-from vocalborn.fastdb import GENERIC_POOL_SIZE, on_connection
-from vocalborn.tasks import publisher
+from vocalborn.kit.coalesce import Coalescer, per_loop
+from vocalborn.kit.fastdb import GENERIC_POOL_SIZE, on_connection
+from vocalborn.tasks.submission import publisher
 
 log = logging.getLogger(__name__)
 
