@@ -262,7 +262,7 @@ def submit_statement(url: str, rounds: int = 300, batch: int = 16) -> dict[str, 
     from vocalborn.tasks.submission import batch as submit_batch
     from vocalborn.tasks.submission import fastpath
 
-    with_outbox = fastpath._SUBMIT
+    with_outbox = fastpath.SUBMIT_SQL
     start = with_outbox.index("obx AS (")
     without = (
         with_outbox[: with_outbox.rindex(",", 0, start)] + "\n" + with_outbox[with_outbox.index("SELECT ins.task_id") :]

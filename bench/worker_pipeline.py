@@ -189,12 +189,12 @@ class Stack:
     def submit(self, record_id: uuid.UUID) -> str:
         from vocalborn.db import open_session
         from vocalborn.models import User
-        from vocalborn.tasks import service
+        from vocalborn.tasks.submission import ordinary
 
         with open_session() as db:
             user = db.get(User, self.user_id)
             assert user is not None
-            return str(service.submit_analysis(db, user, record_id, {}).task.task_id)
+            return str(ordinary.submit_analysis(db, user, record_id, {}).task.task_id)
 
     def start(self, args: list[str], code: str | None = None) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "vocalborn.cli", *args]

@@ -24,6 +24,7 @@ from vocalborn.sqltypes import utcnow
 from vocalborn.storage import get_storage
 from vocalborn.tasks import service
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
+from vocalborn.tasks.submission import ordinary
 
 pytestmark = pytest.mark.worker
 
@@ -190,7 +191,7 @@ def test_a_stalled_task_shows_in_the_api_metrics(
     with open_session() as db:
         user = db.get(User, uuid.UUID(learner["user"]["user_id"]))
         assert user is not None
-        task_id = service.submit_analysis(db, user, uuid.UUID(record_id), {}).task.task_id
+        task_id = ordinary.submit_analysis(db, user, uuid.UUID(record_id), {}).task.task_id
     # as a worker that died an hour ago leaves it: processing, silent since
     long_ago = utcnow() - timedelta(hours=1)
     this_task = update(AIAnalysisTask).where(col(AIAnalysisTask.task_id) == task_id)

@@ -107,6 +107,7 @@ def unpublished_task(stack: Stack, therapist: dict[str, Any], learner: dict[str,
     from vocalborn.auth.models import User
     from vocalborn.db import open_session
     from vocalborn.tasks import service
+    from vocalborn.tasks.submission import ordinary
 
     ready = stack.api.ready_record(therapist, learner)
     original = service.publish_task
@@ -115,7 +116,7 @@ def unpublished_task(stack: Stack, therapist: dict[str, Any], learner: dict[str,
         with open_session() as db:
             user = db.get(User, uuid.UUID(learner["user"]["user_id"]))
             assert user is not None
-            outcome = service.submit_analysis(db, user, uuid.UUID(ready["record"]["practice_record_id"]), {})
+            outcome = ordinary.submit_analysis(db, user, uuid.UUID(ready["record"]["practice_record_id"]), {})
     finally:
         service.publish_task = original  # type: ignore[assignment]
     return str(outcome.task.task_id)

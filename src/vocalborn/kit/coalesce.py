@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -76,11 +76,13 @@ class Coalescer(Generic[T, R]):
             self._start()
 
 
-_made: dict[tuple[str, int, int], Any] = {}
+_made: dict[tuple[Hashable, int, int], Any] = {}
 
 
-def per_loop(name: str, make: Callable[[], Coalescer[T, R]]) -> Coalescer[T, R]:
-    """The coalescer ``name`` of this process and event loop (made on first use)."""
+def per_loop(name: Hashable, make: Callable[[], Coalescer[T, R]]) -> Coalescer[T, R]:
+    """The coalescer ``name`` of this process and event loop (made on first use). ``name`` is
+    the whole key: a coalescer made from arguments names them (``("submit", sql)``), so two
+    callers with different arguments never share one."""
     key = (name, os.getpid(), id(asyncio.get_running_loop()))
     found = _made.get(key)
     if found is None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -21,7 +20,7 @@ from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.auth.models import Role, User
 from vocalborn.celery_app import ANALYZE_TASK, celery_app
 from vocalborn.config import get_settings
-from vocalborn.errors import Conflict, Forbidden, IdempotencyKeyReused, NotFound, NotReady, TooManyActive
+from vocalborn.errors import Conflict, Forbidden, NotFound, NotReady
 from vocalborn.events import outbox
 from vocalborn.events.catalogue import FOR_TASK_EVENT
 from vocalborn.practice import service as practice_service
@@ -93,12 +92,12 @@ def apply_transition(
         created_at=now,
     )
     db.add(event)
-    _outbox(db, task, event_type.value, now)
+    outbox_row(db, task, event_type.value, now)
     db.flush()
     return event
 
 
-def _outbox(db: Session, task: AIAnalysisTask, event_type: str, now: datetime) -> None:
+def outbox_row(db: Session, task: AIAnalysisTask, event_type: str, now: datetime) -> None:
     """The integration event of this state change, if it is one (``events/catalogue.py``)."""
     kind = FOR_TASK_EVENT.get(event_type)
     if kind is not None:
@@ -163,134 +162,8 @@ def publish_event(event: AIAnalysisTaskEvent) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# submit
+# publishing the task's Celery message
 # --------------------------------------------------------------------------------------------
-@dataclass
-class SubmitOutcome:
-    task: AIAnalysisTask
-    created: bool
-    published: bool
-
-
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
-
-
-def _by_idempotency_key(db: Session, owner_id: uuid.UUID, key: str) -> AIAnalysisTask | None:
-    return db.exec(
-        select(AIAnalysisTask).where(AIAnalysisTask.user_id == owner_id, AIAnalysisTask.idempotency_key == key)
-    ).first()
-
-
-def submit_analysis(
-    db: Session,
-    user: User,
-    record_id: uuid.UUID,
-    params: dict[str, Any],
-    request_id: str | None = None,
-    *,
-    reanalyse: bool = False,
-    idempotency_key: str | None = None,
-    fingerprint: str | None = None,
-) -> SubmitOutcome:
-    """Write the task (pending), the record (AI_QUEUED) and the event in one transaction, then
-    publish with the task's own UUID as the Celery id. If publishing fails, or this process dies
-    first, the task stays pending in the database and Beat's republisher sends it later.
-
-    A client that retries (a lost 202) gets the same task back: by its Idempotency-Key (same body,
-    within IDEMPOTENCY_WINDOW), by the record's active task, or, unless ``reanalyse``, by the
-    record's latest successful analysis. Only then is a new analysis started."""
-    record = practice_service.get_record_for(db, record_id, user)
-    if record.user_id != user.user_id and user.role != Role.ADMIN:
-        raise Forbidden("only the learner who made the recording can ask for its analysis")
-    released: AIAnalysisTask | None = None
-    if idempotency_key is not None:
-        prior = _by_idempotency_key(db, record.user_id, idempotency_key)
-        if prior is not None and prior.created_at >= utcnow() - IDEMPOTENCY_WINDOW:
-            _same_body(prior, fingerprint)
-            return SubmitOutcome(prior, created=False, published=False)
-        released = prior  # expired: the key may name a new submit
-    existing = find_active_task(db, record.practice_record_id)
-    if existing is None and not reanalyse:
-        existing = latest_success(db, record.practice_record_id)
-    if existing is not None:
-        return SubmitOutcome(existing, created=False, published=False)
-    _check_may_start(db, record)
-    task = AIAnalysisTask(
-        task_id=(task_id := uuid.uuid4()),
-        celery_task_id=str(task_id),
-        practice_record_id=record.practice_record_id,
-        user_id=record.user_id,
-        task_params=params,
-        max_retries=get_settings().task_max_retries,
-        request_id=request_id,
-        publish_count=1,
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint if idempotency_key is not None else None,
-    )
-    try:
-        _write_new_task(db, task, record, released)
-    except IntegrityError:
-        # Two submits raced; a unique index (one active task per record, one task per key) let
-        # only one in. Return the winner.
-        db.rollback()
-        winner = _by_idempotency_key(db, record.user_id, idempotency_key) if idempotency_key else None
-        if winner is not None:
-            _same_body(winner, fingerprint)
-        winner = winner or find_active_task(db, record_id)
-        if winner is None:
-            raise
-        return SubmitOutcome(winner, created=False, published=False)
-    return SubmitOutcome(task, created=True, published=publish_task(task))
-
-
-def _same_body(prior: AIAnalysisTask, fingerprint: str | None) -> None:
-    if prior.request_fingerprint != fingerprint:
-        raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request body; use a new key")
-
-
-def _check_may_start(db: Session, record: PracticeRecord) -> None:
-    """A new analysis needs the recording's audio, and the learner under their active limit."""
-    if record.audio_deleted_at is not None:
-        raise Conflict("the audio of this recording was deleted (retention period); record the sentence again")
-    limit = get_settings().max_active_tasks_per_learner
-    if limit > 0:
-        waiting = db.exec(
-            select(func.count())
-            .select_from(AIAnalysisTask)
-            .where(AIAnalysisTask.user_id == record.user_id)
-            .where(col(AIAnalysisTask.status).in_([s.value for s in ACTIVE_STATUSES]))
-        ).one()
-        if waiting >= limit:
-            raise TooManyActive(waiting)
-
-
-def _write_new_task(db: Session, task: AIAnalysisTask, record: PracticeRecord, released: AIAnalysisTask | None) -> None:
-    """The task, the record pointing at it and the ``submitted`` event, in one commit."""
-    now = task.created_at
-    if released is not None:
-        released.idempotency_key = None
-        db.add(released)
-        db.flush()
-    db.add(task)
-    db.flush()
-    record.ai_task_id = task.task_id
-    record.record_status = RECORD_STATUS_FOR[TaskStatus.PENDING].value
-    record.updated_at = now
-    db.add(record)
-    db.add(
-        AIAnalysisTaskEvent(
-            task_id=task.task_id,
-            event_type=EventType.SUBMITTED.value,
-            status=TaskStatus.PENDING.value,
-            progress=0,
-            attempt=0,
-            created_at=now,
-        )
-    )
-    _outbox(db, task, EventType.SUBMITTED.value, now)
-    db.commit()
-
-
 def publish_task(task: AIAnalysisTask, countdown: float | None = None) -> bool:
     """Send the Celery message. False (and a warning) when the broker is unreachable."""
     return publish_message(task.task_id, task.celery_task_id, task.request_id, countdown)

@@ -49,7 +49,7 @@ from vocalborn.tasks.schemas import (
     TaskStatusResponse,
 )
 from vocalborn.tasks.states import ACTIVE_STATUSES, TaskStatus
-from vocalborn.tasks.submission import fastpath, hotroute
+from vocalborn.tasks.submission import fastpath, hotroute, ordinary
 from vocalborn.tasks.worker import estimates
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ def _submit_in_session(
     record, a limit, a missing recording, SQLite. The rules and their errors live here."""
     with open_session() as db:
         user = user_from_token(db, token)
-        outcome = service.submit_analysis(
+        outcome = ordinary.submit_analysis(
             db,
             user,
             body.practice_record_id,

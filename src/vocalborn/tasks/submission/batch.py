@@ -2,7 +2,7 @@
 are written together, in one transaction on one connection, and their messages published
 together, in one round trip.
 
-A batch is one statement (``fastpath._SUBMIT``): each submit is a row of its array parameters,
+A batch is one statement (``fastpath.SUBMIT_SQL``): each submit is a row of its array parameters,
 and the statement writes, for each row it can decide alone, what one submit writes (a second
 submit of the same record in the batch, or one that would take a learner over the active-task
 limit counting the batch's earlier submits, is left to the ordinary path). One statement in
@@ -115,7 +115,7 @@ class _Writer:
 def batcher(sql: str, prepare: Prepare) -> Coalescer[Submit, Written | None]:
     """This event loop's batcher of fast submits."""
     return per_loop(
-        "submit",
+        ("submit", sql, prepare),
         lambda: Coalescer(
             _Writer(sql, prepare), max_batch=MAX_BATCH, in_flight=IN_FLIGHT, fail_all=(psycopg.OperationalError,)
         ),
