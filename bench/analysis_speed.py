@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vocalborn.analysis import perturb
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # vocalborn_tools: the repository root
 from vocalborn.analysis.engine import LocalEngine
 from vocalborn.analysis.synth import render, to_wav
+from vocalborn_tools import perturb  # noqa: E402
 
 TEXTS = {
     "short": "請把窗戶打開",

@@ -127,9 +127,6 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, send)
 
 
-UploadSizeLimit = BodySizeLimit  # the name it had when only uploads were limited
-
-
 class RequestContext:
     """Gives every HTTP request an id (the client's ``X-Request-ID`` if it is short and plain:
     it is stored in a 64-character column and written to every log line; otherwise a new one),
