@@ -127,7 +127,7 @@ def log_an_event(task_id: str, publish_on: redis.Redis | None = None) -> int:
     nowhere, as if the publish was lost)."""
     from vocalborn.analysis.types import TOTAL_STEPS
     from vocalborn.db import open_session
-    from vocalborn.tasks import service
+    from vocalborn.tasks import transitions
     from vocalborn.tasks.events import channel_name, event_message
     from vocalborn.tasks.models import AIAnalysisTask
     from vocalborn.tasks.states import EventType
@@ -135,7 +135,7 @@ def log_an_event(task_id: str, publish_on: redis.Redis | None = None) -> int:
     with open_session() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))
         assert task is not None
-        event = service.apply_transition(db, task, EventType.QUEUED, message="test: a queued event")
+        event = transitions.apply_transition(db, task, EventType.QUEUED, message="test: a queued event")
         db.commit()
     assert event.event_id is not None
     if publish_on is not None:

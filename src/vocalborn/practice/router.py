@@ -15,7 +15,7 @@ from vocalborn.errors import FieldRejected, error_responses
 from vocalborn.practice import erasure, service
 from vocalborn.practice.schemas import RecordPublic, SentencePublic, SentenceShare, SessionCreate, SessionPublic
 from vocalborn.security.access import record_access
-from vocalborn.security.ratelimit import limit_uploads
+from vocalborn.security.dependencies import limit_uploads
 from vocalborn.storage import MissingKey, get_storage
 
 log = logging.getLogger(__name__)

@@ -103,7 +103,7 @@ def stored_event_message(event: AIAnalysisTaskEvent) -> TaskEventMessage:
 
 
 def event_message(event: AIAnalysisTaskEvent, total_steps: int = TOTAL_STEPS) -> TaskEventMessage:
-    """:func:`stored_event_message` under its former name (``service.publish_event`` uses it);
+    """:func:`stored_event_message` under its former name (``transitions.publish_event`` uses it);
     ``total_steps`` is always the engine's ``TOTAL_STEPS``."""
     return stored_event_message(event)
 

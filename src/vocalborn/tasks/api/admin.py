@@ -16,7 +16,7 @@ from vocalborn.tasks.api.router import status_view
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.schemas import TaskStatusResponse
 from vocalborn.tasks.states import TaskStatus
-from vocalborn.tasks.worker import maintenance
+from vocalborn.tasks.worker import retention
 from vocalborn.tasks.worker.stats import task_stats
 
 router = APIRouter(prefix="/api/v1/admin/tasks", tags=["admin"], responses=error_responses(401, 403))
@@ -74,4 +74,4 @@ def retry(task_id: uuid.UUID, admin: AdminUser, db: SessionDep) -> TaskStatusRes
 @router.post("/cleanup", operation_id="admin_cleanup")
 def cleanup(_: AdminUser) -> dict[str, int]:
     """Run the retention cleanup now and say what it removed."""
-    return asdict(maintenance.cleanup_expired_tasks())
+    return asdict(retention.cleanup_expired_tasks())

@@ -20,7 +20,7 @@ from vocalborn.errors import IdempotencyKeyReused
 from vocalborn.practice import service as practice_service
 from vocalborn.practice.models import PracticeRecord
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import service
+from vocalborn.tasks import service, transitions
 from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
 from vocalborn.tasks.states import RECORD_STATUS_FOR, EventType, TaskStatus
 from vocalborn.tasks.submission import rules
@@ -128,5 +128,5 @@ def _write_new_task(db: Session, task: AIAnalysisTask, record: PracticeRecord, r
             created_at=now,
         )
     )
-    service.outbox_row(db, task, EventType.SUBMITTED.value, now)
+    transitions.outbox_row(db, task, EventType.SUBMITTED.value, now)
     db.commit()

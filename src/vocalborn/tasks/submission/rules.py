@@ -30,8 +30,9 @@ from vocalborn.config import get_settings
 from vocalborn.errors import Conflict, Forbidden, TooManyActive
 from vocalborn.practice.models import PracticeRecord
 from vocalborn.tasks.models import AIAnalysisTask
-from vocalborn.tasks.service import find_active_task, latest_success
+from vocalborn.tasks.service import find_active_task
 from vocalborn.tasks.states import ACTIVE_STATUSES
+from vocalborn.tasks.transitions import latest_success
 
 # A check refuses by raising the rule's error, or answers with an existing task (the submit
 # returns it instead of starting another), or lets the submit through (None).

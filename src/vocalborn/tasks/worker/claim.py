@@ -130,15 +130,9 @@ def run_died_here(previous: str | None, me: str) -> bool:
     return False
 
 
-def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
-    """Decide, then carry the decision out in one transaction (the common case in one statement:
-    ``tasks/worker/fastrun.py``)."""
-    from vocalborn.tasks.worker import fastrun
-
-    fast = fastrun.claim(task_id, worker_name)
-    if fast is not None:
-        log.info("task %s claimed by %s (attempt %s)", task_id, worker_name, fast.attempt)
-        return fast
+def claim_ordinary(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
+    """Decide (``decide_claim``), then carry the decision out in one transaction: every case the
+    one-statement claim (``fastrun.claim``, tried first by ``runner.claim_task``) leaves."""
     settings = get_settings()
     with open_session() as db:
         # The task with its record and sentence, in one round trip (the start needs all three).

@@ -42,15 +42,17 @@ from vocalborn.events import outbox
 from vocalborn.practice import counting
 from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
+from vocalborn.storage import get_storage
+from vocalborn.tasks import transitions
+from vocalborn.tasks.models import AIAnalysisTaskEvent
 from vocalborn.tasks.states import EventType, TaskStatus
 from vocalborn.tasks.worker.baseline import BASELINE_ATTEMPTS
+from vocalborn.tasks.worker.claim import Claim
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from vocalborn.analysis.types import AnalysisReport
-    from vocalborn.tasks.worker.claim import Claim
-
 _CLAIM = """
 WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v),
 t AS (
@@ -192,10 +194,8 @@ def _publish(
     event_id: int, task_id: uuid.UUID, event_type: EventType, status: TaskStatus, values: dict[str, Any]
 ) -> None:
     """Publish the committed event as ``unit_of_work.transition`` does (best effort)."""
-    from vocalborn.tasks import service
-    from vocalborn.tasks.models import AIAnalysisTaskEvent
 
-    service.publish_event(
+    transitions.publish_event(
         AIAnalysisTaskEvent(
             event_id=event_id, task_id=task_id, event_type=event_type.value, status=status.value, **values
         )
@@ -204,9 +204,6 @@ def _publish(
 
 def claim(task_id: uuid.UUID, worker_name: str) -> Claim | None:
     """Start the task in one statement, or None: the ordinary claim must decide."""
-    from vocalborn.storage import get_storage
-    from vocalborn.tasks.worker.claim import Claim
-
     url = _database_url()
     if url is None:
         return None
@@ -264,8 +261,6 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
     (the task moved on or was cancelled, a result exists, or this is not PostgreSQL)."""
     import psycopg
 
-    from vocalborn.tasks.worker.runner import stored_detail
-
     url = _database_url()
     if url is None:
         return None
@@ -314,3 +309,12 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
         {"progress": 100, "current_step": step, "attempt": attempt, "worker_name": worker_name, "created_at": now},
     )
     return True
+
+
+def stored_detail(report: AnalysisReport) -> dict[str, Any]:
+    """The engine's JSON as stored: ``detailed_analysis`` with the completeness beside the
+    characters it counts (issue #22), when the engine measured one and did not put it there."""
+    detail = report.detailed_analysis
+    if report.completeness_score is None or "completeness_score" in detail:
+        return detail
+    return {**detail, "completeness_score": report.completeness_score}
