@@ -209,33 +209,33 @@ def test_a_stale_capacity_answers_at_once_and_is_read_again_in_the_background(
     capacity too old to use (the first, or after a quiet spell) is waited for."""
     import time
 
-    from vocalborn.tasks.api import router as tasks_router
+    from vocalborn.tasks.api import task_status
     from vocalborn.tasks.worker import estimates
 
     reads: list[float] = []
-    real = tasks_router._capacity
+    real = task_status._capacity
 
     def counted() -> estimates.Capacity:
         reads.append(time.monotonic())
         time.sleep(0.05)  # a read that takes a while: requests meanwhile must not wait for it
         return real()
 
-    monkeypatch.setattr(tasks_router, "_capacity", counted)
+    monkeypatch.setattr(task_status, "_capacity", counted)
     stale = estimates.Capacity(mean_seconds=7.0, slots=3, at=time.monotonic() - estimates.CAPACITY_TTL - 1)
 
     async def scenario() -> None:
         estimates._capacity_cache["c"] = stale
-        answers = [await tasks_router._current_capacity() for _ in range(5)]
+        answers = [await task_status.current_capacity() for _ in range(5)]
         assert all(a is stale for a in answers)  # at once, the last one
         assert len(reads) <= 1  # one read, in the background
-        reading = tasks_router._capacity_read
+        reading = task_status._capacity_read
         assert reading is not None
         fresh = await reading
         assert len(reads) == 1 and fresh is not stale and fresh.at > stale.at
-        assert await tasks_router._current_capacity() is fresh  # cached now, no read
-        old = estimates.Capacity(mean_seconds=7.0, slots=3, at=time.monotonic() - tasks_router.CAPACITY_USABLE - 1)
+        assert await task_status.current_capacity() is fresh  # cached now, no read
+        old = estimates.Capacity(mean_seconds=7.0, slots=3, at=time.monotonic() - task_status.CAPACITY_USABLE - 1)
         estimates._capacity_cache["c"] = old
-        waited = await tasks_router._current_capacity()  # too old to use: waited for
+        waited = await task_status.current_capacity()  # too old to use: waited for
         assert waited is not old and len(reads) == 2
 
     try:

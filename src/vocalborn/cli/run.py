@@ -164,7 +164,7 @@ def flower(
     settings = load_settings(need_broker=True)
     watch_supervisor()
     from vocalborn.celery_app import celery_app
-    from vocalborn.config import EXAMPLE_SECRETS, secret_problem
+    from vocalborn.config_secrets import EXAMPLE_SECRETS, secret_problem
 
     auth = flower_auth(settings)
     if not auth or ":" not in auth:

@@ -12,7 +12,7 @@ from vocalborn.auth.dependencies import AdminUser, SessionDep
 from vocalborn.errors import NotFound, error_responses
 from vocalborn.security.access import record_access
 from vocalborn.tasks import service
-from vocalborn.tasks.api.router import status_view
+from vocalborn.tasks.api.task_status import status_view
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.schemas import TaskStatusResponse
 from vocalborn.tasks.states import TaskStatus

@@ -187,7 +187,7 @@ def _batch_params(rows: list[submit_batch.Row]) -> dict[str, Any]:
 
 
 async def status(user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
-    """The owner's view of the task (as ``router.status_view`` builds it), or None. Remembered
+    """The owner's view of the task (as ``task_status.status_view`` builds it), or None. Remembered
     until the task's next event (``status_cache``), so polls between two events read no row."""
     pool = await get_pool()
     if pool is None:
