@@ -187,7 +187,7 @@ def test_a_stalled_task_shows_in_the_api_metrics(
 
     before = value(parse_metrics(api.client.get("/metrics").text), "vocalborn_tasks_stalled")
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
-    monkeypatch.setattr(service, "publish_task", lambda *a, **k: True)  # the row, not a worker run
+    monkeypatch.setattr(service, "send_task_message", lambda *a, **k: True)  # the row, not a worker run
     with open_session() as db:
         user = db.get(User, uuid.UUID(learner["user"]["user_id"]))
         assert user is not None

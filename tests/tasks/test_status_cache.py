@@ -123,7 +123,7 @@ def _change_elsewhere(task_id: str, status: str, progress: int, event_type: str 
             {"s": status, "p": progress, "t": task_id},
         )
     if event_type is not None:
-        events.publish({"task_id": task_id, "event_type": event_type, "status": status, "attempt": 1})
+        events.publish_live({"task_id": task_id, "event_type": event_type, "status": status, "attempt": 1})
 
 
 def _poll_until(api: Api, learner: dict[str, Any], task_id: str, status: str) -> dict[str, Any]:

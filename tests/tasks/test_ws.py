@@ -110,15 +110,15 @@ def unpublished_task(stack: Stack, therapist: dict[str, Any], learner: dict[str,
     from vocalborn.tasks.submission import ordinary
 
     ready = stack.api.ready_record(therapist, learner)
-    original = service.publish_task
-    service.publish_task = lambda task, countdown=None: False  # type: ignore[assignment]
+    original = service.send_task_message
+    service.send_task_message = lambda task, countdown=None: False  # type: ignore[assignment]
     try:
         with open_session() as db:
             user = db.get(User, uuid.UUID(learner["user"]["user_id"]))
             assert user is not None
             outcome = ordinary.submit_analysis(db, user, uuid.UUID(ready["record"]["practice_record_id"]), {})
     finally:
-        service.publish_task = original  # type: ignore[assignment]
+        service.send_task_message = original  # type: ignore[assignment]
     return str(outcome.task.task_id)
 
 
@@ -459,7 +459,7 @@ def test_a_slow_client_is_disconnected_without_holding_up_the_others(
         with open_socket(url) as reader:
             assert [json.loads(reader.recv(timeout=20))["event_type"] for _ in range(2)] == ["snapshot", "submitted"]
             for i in range(flood):
-                events.publish(
+                events.publish_live(
                     {
                         "event_id": None,
                         "task_id": task_id,

@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vocalborn.config import Settings, get_settings
-from vocalborn.monitoring import catalog, publish
+from vocalborn.monitoring import catalog, queue_wait
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ def metrics_endpoint(request: Request) -> Response:
 def install_metrics(app: FastAPI) -> None:
     """Add ``GET /metrics`` and the HTTP metrics middleware (unless PROMETHEUS_ENABLED=false), and
     stamp published tasks with their publish time for the workers' queue-wait histogram."""
-    publish.connect()
+    queue_wait.connect()
     if not get_settings().prometheus_enabled:
         return
     app.add_middleware(HttpMetricsMiddleware)

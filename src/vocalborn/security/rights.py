@@ -232,7 +232,7 @@ def _forget_statuses(uid: uuid.UUID) -> None:
     from vocalborn.tasks import events, status_cache
 
     status_cache.CACHE.drop_user(uid)
-    events.publish({"forget_user": str(uid)})
+    events.publish_live({"forget_user": str(uid)})
 
 
 def _forget_in_redis(uid: uuid.UUID, email: str, task_ids: list[uuid.UUID]) -> None:

@@ -103,7 +103,7 @@ def stored_event_message(event: AIAnalysisTaskEvent) -> TaskEventMessage:
 
 
 def event_message(event: AIAnalysisTaskEvent, total_steps: int = TOTAL_STEPS) -> TaskEventMessage:
-    """:func:`stored_event_message` under its former name (``transitions.publish_event`` uses it);
+    """:func:`stored_event_message` under its former name (``transitions.publish_live_event`` uses it);
     ``total_steps`` is always the engine's ``TOTAL_STEPS``."""
     return stored_event_message(event)
 
@@ -157,7 +157,7 @@ def _flag_ttl() -> int:
     return int(settings.task_time_limit + 2 * settings.task_lease_seconds)
 
 
-def publish(message: TaskEventMessage | dict[str, Any]) -> None:
+def publish_live(message: TaskEventMessage | dict[str, Any]) -> None:
     """Best effort: the database already holds the event; a missed publish is replayed from it.
 
     A ``cancel_requested`` event also raises its attempt's cancel flag, in the same round trip."""

@@ -37,15 +37,15 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------
 # publishing the task's Celery message
 # --------------------------------------------------------------------------------------------
-def publish_task(task: AIAnalysisTask, countdown: float | None = None) -> bool:
+def send_task_message(task: AIAnalysisTask, countdown: float | None = None) -> bool:
     """Send the Celery message. False (and a warning) when the broker is unreachable."""
-    return publish_message(task.task_id, task.celery_task_id, task.request_id, countdown)
+    return send_celery_message(task.task_id, task.celery_task_id, task.request_id, countdown)
 
 
-def publish_message(
+def send_celery_message(
     task_id: uuid.UUID, celery_task_id: str, request_id: str | None, countdown: float | None = None
 ) -> bool:
-    """``publish_task`` for a task known by its ids (the fast submit path has no ORM object)."""
+    """``send_task_message`` for a task known by its ids (the fast submit path has no ORM object)."""
     try:
         celery_app.send_task(
             ANALYZE_TASK,
@@ -196,7 +196,7 @@ def retry_task(db: Session, task: AIAnalysisTask, by: User) -> AIAnalysisTask:
         raise
     if event is None:
         raise Conflict("the task changed meanwhile, or its record has another active analysis")
-    publish_task(task)
+    send_task_message(task)
     return task
 
 

@@ -1,7 +1,7 @@
 """Every change of a task's state: ``apply_transition`` (a conditional UPDATE that only succeeds
 from the state, and for worker writes the attempt, the caller saw; the record's status kept in
 step; one row appended to the event log and the outbox, all in the caller's transaction) and the
-publishing of the committed event to the live channel (``publish_event``).
+publishing of the committed event to the live channel (``publish_live_event``).
 
 Below ``service`` and ``unit_of_work``: it imports neither.
 """
@@ -148,7 +148,7 @@ def _sync_record_status(db: Session, task: AIAnalysisTask, status: TaskStatus, n
     db.execute(speaking.values(record_status=RECORD_STATUS_FOR[status].value, updated_at=now))
 
 
-def publish_event(event: AIAnalysisTaskEvent) -> None:
+def publish_live_event(event: AIAnalysisTaskEvent) -> None:
     # This process's own status cache first: a client's next poll must not wait for the message.
     status_cache.CACHE.drop(event.task_id, queue_moved=event.event_type != EventType.PROGRESS.value)
-    events.publish(events.event_message(event, TOTAL_STEPS))
+    events.publish_live(events.event_message(event, TOTAL_STEPS))

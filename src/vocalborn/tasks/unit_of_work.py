@@ -62,5 +62,5 @@ def transition(
         db.rollback()
         return None
     db.commit()
-    transitions.publish_event(event)
+    transitions.publish_live_event(event)
     return event

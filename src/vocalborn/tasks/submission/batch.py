@@ -39,7 +39,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from vocalborn.kit.coalesce import Coalescer, per_loop
 from vocalborn.kit.fastdb import GENERIC_POOL_SIZE, on_connection
-from vocalborn.tasks.submission import publisher
+from vocalborn.tasks.submission import broker_push
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Row:
 @dataclass(frozen=True)
 class Submit:
     row: Row
-    outgoing: publisher.Outgoing
+    outgoing: broker_push.Outgoing
 
 
 @dataclass(frozen=True)
@@ -137,11 +137,11 @@ async def _execute(sql: str, params: dict[str, Any]) -> dict[uuid.UUID, Written]
     return await on_connection(run, generic_plans=True)
 
 
-async def _publish(created: list[publisher.Outgoing]) -> None:
-    if publisher.supported():
-        await publisher.publish(created)
+async def _publish(created: list[broker_push.Outgoing]) -> None:
+    if broker_push.supported():
+        await broker_push.push_messages(created)
         return
-    from vocalborn.tasks.service import publish_message
+    from vocalborn.tasks.service import send_celery_message
 
     for o in created:  # RabbitMQ: Celery's own publish, one message at a time
-        await run_in_threadpool(publish_message, uuid.UUID(o.task_id), o.celery_task_id, o.request_id)
+        await run_in_threadpool(send_celery_message, uuid.UUID(o.task_id), o.celery_task_id, o.request_id)

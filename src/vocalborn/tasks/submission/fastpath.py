@@ -40,7 +40,7 @@ from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import status_cache
 from vocalborn.tasks.states import ACTIVE_STATUSES, EventType, TaskStatus
 from vocalborn.tasks.submission import batch as submit_batch
-from vocalborn.tasks.submission import publisher, rules
+from vocalborn.tasks.submission import broker_push, rules
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ async def submit(
     row = await submit_batch.batcher(sql, _batch_params).submit(
         submit_batch.Submit(
             submit_batch.Row(user_id, record_id, task_id, json.dumps(params), request_id, utcnow(), reanalyse),
-            publisher.Outgoing(str(task_id), str(task_id), request_id),
+            broker_push.Outgoing(str(task_id), str(task_id), request_id),
         )
     )
     if row is None:

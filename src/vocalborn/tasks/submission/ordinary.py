@@ -97,7 +97,7 @@ def submit_analysis(
         if winner is None:
             raise
         return SubmitOutcome(winner, created=False, published=False)
-    return SubmitOutcome(task, created=True, published=service.publish_task(task))
+    return SubmitOutcome(task, created=True, published=service.send_task_message(task))
 
 
 def _same_body(prior: AIAnalysisTask, fingerprint: str | None) -> None:

@@ -201,7 +201,7 @@ def _publish(
 ) -> None:
     """Publish the committed event as ``unit_of_work.transition`` does (best effort)."""
 
-    transitions.publish_event(
+    transitions.publish_live_event(
         AIAnalysisTaskEvent(
             event_id=event_id, task_id=task_id, event_type=event_type.value, status=status.value, **values
         )

@@ -130,7 +130,7 @@ def republish_stranded_tasks(now: datetime | None = None) -> int:
             )
             if event is None:
                 continue
-            if service.publish_task(task):
+            if service.send_task_message(task):
                 count += 1
         if count:
             log.info("republished %d stranded task(s)", count)
@@ -167,7 +167,7 @@ def reap_stalled_tasks(now: datetime | None = None) -> dict[str, int]:
                 failed += 1
             else:
                 requeued += 1
-                service.publish_task(task)
+                service.send_task_message(task)
     cancelled += _force_overdue_cancels(now)
     if requeued or failed or cancelled:
         log.warning("reaper: %d stalled task(s) requeued, %d failed, %d cancelled", requeued, failed, cancelled)

@@ -372,7 +372,7 @@ def _retry_or_fail(claim: Claim, reason: str) -> Outcome:
         )
         if event is None:
             return Outcome.SKIPPED
-    service.publish_task(task, countdown=delay)  # if this fails, Beat republishes the overdue retry
+    service.send_task_message(task, countdown=delay)  # if this fails, Beat republishes the overdue retry
     log.info("task %s will retry (%s/%s) in %.1f s", claim.task_id, retry_number, task.max_retries, delay)
     return Outcome.RETRY_SCHEDULED
 

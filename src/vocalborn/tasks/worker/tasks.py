@@ -22,12 +22,12 @@ from vocalborn.celery_app import (
 )
 from vocalborn.config import get_settings
 from vocalborn.logs import log_context, setup_logging
-from vocalborn.monitoring import publish, worker_metrics  # noqa: F401 - connects the metrics receivers
+from vocalborn.monitoring import queue_wait, worker_metrics  # noqa: F401 - connects the metrics receivers
 from vocalborn.process import freeze_startup_objects
 from vocalborn.tasks.worker import maintenance, registry, retention, runner
 
 log = logging.getLogger(__name__)
-publish.connect()  # retries and republished tasks carry their publish time too
+queue_wait.connect()  # retries and republished tasks carry their publish time too
 
 
 class AnalysisFailed(Exception):

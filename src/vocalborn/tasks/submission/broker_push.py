@@ -34,7 +34,7 @@ from celery.utils.time import utcoffset
 
 from vocalborn.celery_app import ANALYZE_TASK, celery_app
 from vocalborn.config import get_settings
-from vocalborn.monitoring.publish import PUBLISHED_AT_HEADER
+from vocalborn.monitoring.queue_wait import PUBLISHED_AT_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def task_message(item: Outgoing, queue: str, reply_to: str) -> dict[str, Any]:
         "stamped_headers": None,
         "stamps": {},
         "vocalborn_request_id": item.request_id or "",
-        PUBLISHED_AT_HEADER: time.time(),  # as monitoring.publish stamps it: the queue-wait metric
+        PUBLISHED_AT_HEADER: time.time(),  # as monitoring.queue_wait stamps it: the queue-wait metric
     }
     return {
         "body": base64.b64encode(body).decode(),
@@ -283,7 +283,7 @@ def _frames_for(queue: str, reply_to: str) -> _Frames:
     return found
 
 
-async def publish(items: list[Outgoing]) -> bool:
+async def push_messages(items: list[Outgoing]) -> bool:
     """Push the messages of ``items`` (in order, so FIFO holds) and their ``task-sent`` events in
     one round trip. False (logged) when the broker did not take them: they stay pending and the
     republisher sends them again."""
