@@ -217,7 +217,7 @@ def _install_health(app: FastAPI) -> None:
         except Exception as exc:
             checks["database"] = f"down: {type(exc).__name__}"
         try:
-            from vocalborn.tasks.events import get_redis
+            from vocalborn.kit.redis import get_redis
 
             get_redis().ping()
             checks["redis"] = "ok"

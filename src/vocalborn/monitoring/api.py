@@ -218,7 +218,7 @@ class ScrapeCollector:
         yield family
 
     def _redis(self, settings: Settings, up: dict[str, bool]) -> Iterator[GaugeMetricFamily]:
-        from vocalborn.tasks.events import get_redis
+        from vocalborn.kit.redis import get_redis
         from vocalborn.tasks.worker import registry
 
         try:

@@ -40,7 +40,7 @@ class RateLimited(HTTPException):
 
 
 def _redis() -> redis.Redis:
-    from vocalborn.tasks.events import get_redis
+    from vocalborn.kit.redis import get_redis
 
     return get_redis()
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -25,6 +23,7 @@ import redis
 
 from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.config import get_settings
+from vocalborn.kit.redis import get_redis
 from vocalborn.sqltypes import utcnow
 
 if TYPE_CHECKING:
@@ -32,25 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_client: redis.Redis | None = None
-_client_pid: int | None = None
-_lock = threading.Lock()
-
 
 def channel_name() -> str:
     return f"{get_settings().redis_key_prefix}task-events"
-
-
-def get_redis() -> redis.Redis:
-    """One client per process (re-made after fork)."""
-    global _client, _client_pid
-    with _lock:
-        if _client is None or _client_pid != os.getpid():
-            _client = redis.Redis.from_url(
-                get_settings().effective_redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
-            )
-            _client_pid = os.getpid()
-        return _client
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ safe in the database, pending, and Beat's republisher sends it again.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -34,12 +33,13 @@ from celery.utils.time import utcoffset
 
 from vocalborn.celery_app import ANALYZE_TASK, celery_app
 from vocalborn.config import get_settings
+from vocalborn.kit.singletons import PerLoop
 from vocalborn.monitoring.queue_wait import PUBLISHED_AT_HEADER
 
 log = logging.getLogger(__name__)
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
-_scripts: dict[tuple[int, int], Any] = {}
+_scripts: PerLoop[Any] = PerLoop()  # the push script on this process and event loop's client
 _hostname: tuple[int, str] | None = None  # (pid, origin): a forked child names itself
 
 
@@ -187,16 +187,14 @@ def _push() -> Any:
     """``_PUSH`` on this process and event loop's broker client (made on first use)."""
     import redis.asyncio as aioredis
 
-    key = (os.getpid(), id(asyncio.get_running_loop()))
-    found = _scripts.get(key)
-    if found is None:
+    def make() -> Any:
         timeout = float(celery_app.conf.broker_connection_timeout or 3)
         client = aioredis.Redis.from_url(
             get_settings().effective_broker_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        _scripts.clear()  # one on another loop's client (a finished test client's) cannot be used here
-        _scripts[key] = found = client.register_script(_PUSH)
-    return found
+        return client.register_script(_PUSH)
+
+    return _scripts.get("push", make)
 
 
 _MARK = "\x1evb:%s\x1e"  # a hole's marker in the value a template is made from

@@ -18,9 +18,9 @@ from sqlmodel import col
 
 from vocalborn.config import get_settings
 from vocalborn.db import open_session
+from vocalborn.kit.redis import get_redis
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import service, unit_of_work
-from vocalborn.tasks.events import get_redis
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.states import EventType, TaskStatus
 
