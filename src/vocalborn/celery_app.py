@@ -12,6 +12,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from vocalborn.config import Settings, get_settings
+from vocalborn.redis_connect import celery_transport_options, celery_url, use_safe_sentinel_transport
 
 ANALYZE_TASK = "vocalborn.analyze_audio"
 # Beat's jobs (tasks/worker/tasks.py registers them; routed to the maintenance queue by their prefix).
@@ -47,9 +48,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery's settings, derived from ours."""
     broker = settings.effective_broker_url
     amqp = _is_amqp(broker)
+    backend = settings.effective_result_backend
+    # Redis: one visibility timeout for broker and results alike (above the hard time limit: Redis
+    # redelivers an unacknowledged message after it, even one still running). With Sentinel
+    # (REDIS_SENTINELS) both go through the `sentinel://` transports with the master's name.
+    visibility = {"visibility_timeout": settings.broker_visibility_timeout}
     return dict(
-        broker_url=broker,
-        result_backend=settings.effective_result_backend,
+        broker_url=celery_url(broker, settings),
+        result_backend=celery_url(backend, settings),
         # JSON only: no pickle from the network.
         task_serializer="json",
         result_serializer="json",
@@ -77,12 +83,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         worker_max_tasks_per_child=settings.celery_worker_max_tasks_per_child,
         task_soft_time_limit=settings.task_soft_time_limit,
         task_time_limit=settings.task_time_limit,
-        # Redis redelivers an unacknowledged message after this long, even if it is still running:
-        # keep it above the hard time limit. The same value for the result backend.
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
-        result_backend_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        broker_transport_options=celery_transport_options(broker, visibility, settings),
+        result_backend_transport_options=celery_transport_options(backend, visibility, settings),
         # A lost broker connection would otherwise let running tasks finish and be run again.
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        # Those tasks' pool children are replaced at once: a new child imports the analysis
+        # engine before it reports ready, which on a busy host takes longer than Celery's 4 s,
+        # and a child killed for it is replaced by another that is killed again (seen after a
+        # Redis failover on a loaded two-core machine: the pool stayed empty for minutes).
+        worker_proc_alive_timeout=60.0,
         broker_connection_retry_on_startup=True,
         # A publish during a broker outage gives up quickly: the task is safe in the database.
         broker_connection_timeout=3,
@@ -129,7 +138,17 @@ class VocalbornCelery(Celery):
 
     def on_configure(self) -> None:  # Celery calls a plain method here too
         # Celery calls this once, right before it builds ``conf`` on first access.
-        self.config_from_object(celery_config(self._explicit_settings or get_settings()))
+        settings = self._explicit_settings or get_settings()
+        config = celery_config(settings)
+        if settings.redis_sentinels:
+            # Celery prefers the CELERY_BROKER_URL and CELERY_RESULT_BACKEND variables to the
+            # configuration, and with Sentinel they hold the `redis://` URL that names only the
+            # database and password. The read/write URLs and the backend given to the app come
+            # before those variables, so every connection takes the `sentinel://` ones.
+            config["broker_read_url"] = config["broker_write_url"] = config["broker_url"]
+            use_safe_sentinel_transport()  # kombu's, with a close that survives a failover
+            self.backend_cls = config["result_backend"]
+        self.config_from_object(config)
 
 
 def create_celery_app(settings: Settings | None = None) -> Celery:

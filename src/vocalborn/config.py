@@ -23,7 +23,7 @@ from vocalborn.config_files import (
     read_storage_key_file,
     write_private_file,
 )
-from vocalborn.config_secrets import EXAMPLE_SECRETS, parse_encryption_keys, secret_problem
+from vocalborn.config_secrets import EXAMPLE_SECRETS, parse_encryption_keys, parse_sentinels, secret_problem
 
 
 class Settings(BaseSettings):
@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     celery_broker_url: str | None = None  # default: the embedded Redis, db 0
     celery_result_backend: str | None = None  # default: the broker's Redis and database
     redis_url: str | None = None  # pub/sub + worker registry; default: the broker if it is Redis
+    # Redis through Sentinel (vocalborn.redis_connect): `host:port,host:port,…`. The Redis URLs
+    # above then name the database and password only; the sentinels name the primary of
+    # REDIS_SENTINEL_MASTER, and every client follows a failover.
+    redis_sentinels: str | None = None
+    redis_sentinel_master: str = "mymaster"
     redis_key_prefix: str = "vocalborn:"
     task_queue: str = "ai_analysis"
     maintenance_queue: str = "vocalborn_maintenance"
@@ -181,6 +186,13 @@ class Settings(BaseSettings):
 
     # ------------------------------------------------------------------------------------------------
     @model_validator(mode="after")
+    def _check_sentinels(self) -> Settings:
+        parse_sentinels(self.redis_sentinels)  # ValueError names the entry that is not host:port
+        if self.redis_sentinels and not self.redis_sentinel_master.strip():
+            raise ValueError("REDIS_SENTINEL_MASTER must name the monitored primary (e.g. mymaster)")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_example_secrets_in_production(self) -> Settings:
         if self.environment != "production":
             return self
@@ -270,7 +282,11 @@ class Settings(BaseSettings):
 
     @property
     def effective_broker_url(self) -> str:
-        return self.celery_broker_url or embedded_redis_url(self, db=0)
+        if self.celery_broker_url:
+            return self.celery_broker_url
+        if self.redis_sentinels:  # the primary the sentinels name, db 0 (no password)
+            return f"redis://{self.redis_sentinel_master}/0"
+        return embedded_redis_url(self, db=0)
 
     @property
     def effective_result_backend(self) -> str:
@@ -282,7 +298,7 @@ class Settings(BaseSettings):
             return self.celery_broker_url
         if self.celery_broker_url:
             return self.effective_redis_url
-        return embedded_redis_url(self, db=0)
+        return self.effective_broker_url
 
     @property
     def effective_redis_url(self) -> str:
@@ -292,7 +308,7 @@ class Settings(BaseSettings):
             return self.celery_broker_url
         if self.celery_broker_url:
             raise ValueError("REDIS_URL must be set when the broker is not Redis (progress pub/sub)")
-        return embedded_redis_url(self, db=0)
+        return self.effective_broker_url
 
     def effective_metrics_token(self) -> str | None:
         """METRICS_TOKEN, or the token `vocalborn up` generated under the data folder

@@ -1,5 +1,5 @@
 """The settings' secret checks: the example values refused in production, a secret's length and
-variety, and the storage encryption keys parsed from their settings (``config.Settings`` uses
+variety, the storage encryption keys and the Redis Sentinels parsed from their settings (``config.Settings`` uses
 them; ``vocalborn check``-style tools too). Imports nothing of the app."""
 
 from __future__ import annotations
@@ -100,3 +100,18 @@ def parse_encryption_keys(raw: str | None, single: str | None) -> dict[str, byte
             raise ValueError(f"storage encryption key {key_id!r} is {len(key)} bytes; AES-256 needs 32")
         keys[key_id] = key
     return keys
+
+
+def parse_sentinels(value: str | None) -> list[tuple[str, int]]:
+    """``host:port,host:port`` as [(host, port)]; [] for None or blank. ValueError names the bad entry."""
+    out: list[tuple[str, int]] = []
+    for item in (value or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"REDIS_SENTINELS: {item!r} is not host:port")
+        out.append((host, int(port)))
+    return out

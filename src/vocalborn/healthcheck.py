@@ -46,7 +46,9 @@ def check_worker(hostname: str | None = None, max_age: float = 30.0) -> str:
     host = socket.gethostname()
     pattern = f"{settings.redis_key_prefix}workers:{hostname or '*@' + host}"
     try:
-        client = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=3, socket_connect_timeout=3)
+        from vocalborn.redis_connect import client as redis_client
+
+        client = redis_client(settings.effective_redis_url, socket_timeout=3, socket_connect_timeout=3)
         try:
             keys = list(client.scan_iter(match=pattern, count=200))
             values = client.mget(keys) if keys else []

@@ -19,6 +19,7 @@ from tests.services import in_ci
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_RABBITMQ = ROOT / "docker-compose.rabbitmq.yml"
+COMPOSE_SENTINEL = ROOT / "docker-compose.sentinel.yml"
 PRODUCTION_EXAMPLE = ROOT / ".env.production.example"
 DEPLOYMENT_DOC = ROOT / "docs" / "DEPLOYMENT.md"
 
@@ -71,12 +72,15 @@ class Compose:
     workdir: Path
     calls: list[list[str]] = field(default_factory=list)
 
-    def config(self, env_file: dict[str, str], rabbitmq: bool = False, *extra: str) -> subprocess.CompletedProcess[str]:
+    def config(
+        self, env_file: dict[str, str], rabbitmq: bool = False, *extra: str, sentinel: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         """`docker-compose config` with only ``env_file`` as input: a clean process environment,
         so nothing from the test run (which sets SECRET_KEY, DATABASE_URL...) leaks in."""
         path = self.workdir / f"env-{secrets.token_hex(3)}"
         path.write_text("".join(f"{k}={v}\n" for k, v in env_file.items()))
         files = ["-f", str(COMPOSE)] + (["-f", str(COMPOSE_RABBITMQ)] if rabbitmq else [])
+        files += ["-f", str(COMPOSE_SENTINEL)] if sentinel else []
         argv = [self.binary, "--project-directory", str(ROOT), "--env-file", str(path), *files, "config", *extra]
         self.calls.append(argv)
         clean = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}

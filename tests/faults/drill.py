@@ -53,6 +53,16 @@ class DrillEngine:
         )
 
 
+if os.environ.get("DRILL_CHILD_STACKS"):  # diagnostic: where a slow pool child is, 3.5 s after its fork
+    import faulthandler
+
+    def _arm() -> None:
+        out = open(Path(os.environ["DRILL_CHILD_STACKS"]) / f"child-{os.getpid()}.txt", "w")  # noqa: SIM115
+        faulthandler.dump_traceback_later(3.5, file=out)
+
+    os.register_at_fork(after_in_child=_arm)
+
+
 def main() -> None:
     from vocalborn import cli
     from vocalborn.tasks.worker import runner

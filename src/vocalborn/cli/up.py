@@ -255,8 +255,12 @@ def _banner(settings, stack: _Stack, host: str, port: int, wport: int, flower_li
     typer.echo(flower_line)
     typer.echo(_metrics_line(settings, public, port, wport))
     typer.echo(f"Database:  {redact_url(settings.effective_database_url)}")
+    from vocalborn.redis_connect import describe
+
     bundled = "  (bundled redis-server)" if stack.redis_server else ""
-    typer.echo(f"Broker:    {redact_url(stack.env.get('CELERY_BROKER_URL', ''))}{bundled}")
+    via = f"  ({describe(settings)})" if settings.redis_sentinels else ""
+    broker = stack.env.get("CELERY_BROKER_URL") or settings.effective_broker_url
+    typer.echo(f"Broker:    {redact_url(broker)}{bundled}{via}")
     typer.echo(f"Results:   {redact_url(get_settings().effective_result_backend)}  (Celery result backend)")
     nats_bundled = "  (bundled nats-server, JetStream)" if stack.nats_server else ""
     typer.echo(
@@ -335,7 +339,7 @@ def up(
     stack.ports = ports
     for sig in _GRACEFUL_SIGNALS:
         signal.signal(sig, stack.on_signal)
-    if not settings.celery_broker_url:
+    if not settings.celery_broker_url and not settings.redis_sentinels:
         stack.start_redis(data)
     if not settings.nats_url:
         stack.start_nats(data)

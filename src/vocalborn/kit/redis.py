@@ -6,10 +6,11 @@ import redis
 
 from vocalborn.config import get_settings
 from vocalborn.kit.singletons import PerProcess
+from vocalborn.redis_connect import client
 
 
 def _connect() -> redis.Redis:
-    return redis.Redis.from_url(
+    return client(  # a plain URL, or the Sentinels' master (REDIS_SENTINELS)
         get_settings().effective_redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
     )
 

@@ -269,12 +269,12 @@ _broker_lock = threading.Lock()
 def queue_sizes(broker_url: str, queues: tuple[str, ...]) -> dict[str, int]:
     """Messages ready in each queue. Redis: LLEN of the list; AMQP: a passive queue declare."""
     if broker_url.startswith(("redis://", "rediss://", "unix://")):
-        import redis
-
         with _broker_lock:
             client = _broker_clients.get(broker_url)
             if client is None:
-                client = redis.Redis.from_url(broker_url, socket_timeout=3, socket_connect_timeout=3)
+                from vocalborn.redis_connect import client as redis_client
+
+                client = redis_client(broker_url, socket_timeout=3, socket_connect_timeout=3)
                 _broker_clients[broker_url] = client
         pipe = client.pipeline(transaction=False)
         for name in queues:

@@ -65,6 +65,7 @@ def _forget(user_id: uuid.UUID, task_ids: list[uuid.UUID]) -> None:
     import redis
 
     from vocalborn.config import get_settings
+    from vocalborn.redis_connect import client as redis_client
     from vocalborn.tasks import events, status_cache
 
     status_cache.CACHE.drop_user(user_id)
@@ -75,7 +76,7 @@ def _forget(user_id: uuid.UUID, task_ids: list[uuid.UUID]) -> None:
     if not task_ids:
         return
     try:
-        backend = redis.Redis.from_url(get_settings().effective_result_backend, socket_timeout=5)
+        backend = redis_client(get_settings().effective_result_backend, socket_timeout=5)
         backend.delete(*[f"celery-task-meta-{t}" for t in task_ids])
         backend.close()
     except (redis.RedisError, ValueError) as exc:

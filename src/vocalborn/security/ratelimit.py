@@ -135,11 +135,9 @@ class _Checks:
     counted). An error fails every check of the batch open."""
 
     def __init__(self) -> None:
-        import redis.asyncio as aioredis
+        from vocalborn.redis_connect import async_client
 
-        self.client = aioredis.Redis.from_url(
-            get_settings().effective_redis_url, socket_timeout=5, socket_connect_timeout=5
-        )
+        self.client = async_client(get_settings().effective_redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.script = self.client.register_script(_SLIDING)
 
     async def __call__(self, batch: list[tuple[str, list[Any]]]) -> list[Any]:

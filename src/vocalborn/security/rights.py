@@ -239,6 +239,7 @@ def _forget_in_redis(uid: uuid.UUID, email: str, task_ids: list[uuid.UUID]) -> N
     import redis
 
     from vocalborn.config import get_settings
+    from vocalborn.redis_connect import client as redis_client
     from vocalborn.security.ratelimit import forget_user
 
     forget_user(uid.hex, email)
@@ -251,7 +252,7 @@ def _forget_in_redis(uid: uuid.UUID, email: str, task_ids: list[uuid.UUID]) -> N
     except redis.RedisError as exc:
         log.warning("could not remove the reservation notes of an erased user's tasks (%s)", exc)
     try:
-        backend = redis.Redis.from_url(get_settings().effective_result_backend, socket_timeout=5)
+        backend = redis_client(get_settings().effective_result_backend, socket_timeout=5)
         backend.delete(*[f"celery-task-meta-{t}" for t in task_ids])
         backend.close()
     except (redis.RedisError, ValueError) as exc:

@@ -16,9 +16,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from vocalborn.config import get_settings
+from vocalborn.redis_connect import async_client
 from vocalborn.tasks import status_cache
 
 log = logging.getLogger(__name__)
@@ -140,7 +139,7 @@ class Hub:
     async def _run(self) -> None:
         delay = 0.25
         while not self._stopping:
-            client = aioredis.Redis.from_url(
+            client = async_client(
                 self.url,
                 socket_connect_timeout=5,
                 socket_keepalive=True,

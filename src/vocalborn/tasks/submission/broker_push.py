@@ -185,11 +185,11 @@ return n
 
 def _push() -> Any:
     """``_PUSH`` on this process and event loop's broker client (made on first use)."""
-    import redis.asyncio as aioredis
+    from vocalborn.redis_connect import async_client
 
     def make() -> Any:
         timeout = float(celery_app.conf.broker_connection_timeout or 3)
-        client = aioredis.Redis.from_url(
+        client = async_client(
             get_settings().effective_broker_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
         return client.register_script(_PUSH)

@@ -51,9 +51,9 @@ def queued_task_ids() -> tuple[set[str], set[str]] | None:
     broker = settings.effective_broker_url
     if not broker.startswith("redis"):
         return None
-    import redis
+    from vocalborn.redis_connect import client as redis_client
 
-    client = redis.Redis.from_url(broker, socket_timeout=5)
+    client = redis_client(broker, socket_timeout=5)
     try:
         waiting_raw = client.lrange(settings.task_queue, 0, -1)
         fresh_tags: list[Any] = client.zrangebyscore("unacked_index", time.time() - settings.task_time_limit, "+inf")
