@@ -97,12 +97,23 @@ def auc(positive: list[float], negative: list[float]) -> float | None:
     return float((p > n).mean() + 0.5 * (p == n).mean())
 
 
-def evaluate(folder: Path, use_text: bool = True, limit: int | None = None, log: Any = None) -> dict[str, Any]:
+def evaluate(
+    folder: Path, use_text: bool = True, limit: int | None = None, log: Any = None, cache: Path | None = None
+) -> dict[str, Any]:
+    """``cache``: a pickle of the clips' prepared features, read when it exists and written
+    otherwise (development: delete it when the feature extraction changes)."""
+    import pickle
+
     rows = read_manifest(folder)[:limit]
     t0 = time.perf_counter()
     clean: dict[str, Prepared] = {}
     degraded: dict[tuple[str, str], Prepared | None] = {}
+    if cache is not None and cache.is_file():
+        with cache.open("rb") as fh:
+            clean, degraded = pickle.load(fh)  # noqa: S301 - a development cache this script wrote
     for r in rows:
+        if r["clip"] in clean:
+            continue
         x = load_audio(folder / r["file"])
         clean[r["clip"]] = prepare(x)
         for kind in DEGRADED:
@@ -110,6 +121,9 @@ def evaluate(folder: Path, use_text: bool = True, limit: int | None = None, log:
                 degraded[(r["clip"], kind)] = prepare(degrade(x, kind, zlib.crc32(r["clip"].encode())))
             except AnalysisInputError:
                 degraded[(r["clip"], kind)] = None
+    if cache is not None and not cache.is_file():
+        with cache.open("wb") as fh:
+            pickle.dump((clean, degraded), fh)
     t_features = time.perf_counter() - t0
     if log:
         log(f"features of {len(rows)} clips x {1 + len(DEGRADED)} versions in {t_features:.1f} s")
@@ -754,18 +768,46 @@ def _syn_cases() -> list[tuple[str, str, str, dict[str, Any]]]:
     return cases
 
 
-def synthetic_miscues(voices: tuple[tuple[str, str], ...] = SYN_VOICES, log: Any = None) -> dict[str, Any]:
+def _closest_omission(text: str, att_text: str, omitted: list[int], flagged: set[int]) -> set[int]:
+    """The omitted positions, or an equivalent choice closest to ``flagged``: leaving out
+    one of two equal characters (妹妹, 慢慢) gives the same attempt text, so the attempt
+    cannot tell which one was left out."""
+    from itertools import combinations
+
+    best = set(omitted)
+    if not omitted:
+        return best
+    for cand in combinations(range(len(text)), len(omitted)):
+        same = "".join(ch for k, ch in enumerate(text) if k not in cand) == att_text
+        if same and len(set(cand) & flagged) > len(best & flagged):
+            best = set(cand)
+    return best
+
+
+def synthetic_miscues(
+    voices: tuple[tuple[str, str], ...] = SYN_VOICES, log: Any = None, cache: Path | None = None
+) -> dict[str, Any]:
     """Synthetic omissions (1-3 characters), insertions (1-3 syllables) and substitutions,
-    reference and attempt in different Praat/eSpeak voices: precision and recall."""
+    reference and attempt in different Praat/eSpeak voices: precision and recall.
+
+    ``cache``: a pickle of the rendered and prepared recordings, read when it exists and
+    written otherwise (to iterate on the judging without re-extracting the features;
+    delete it when the feature extraction changes)."""
+    import pickle
+
     from vocalborn.analysis.synth import render
 
     t0 = time.perf_counter()
     prepared: dict[tuple[str, str], tuple[Prepared, Any]] = {}
+    if cache is not None and cache.is_file():
+        with cache.open("rb") as fh:
+            prepared = pickle.load(fh)  # noqa: S301 - a development cache this script wrote
+    n_cached = len(prepared)
 
     def prep(text: str, voice: str) -> tuple[Prepared, Any]:
         if (text, voice) not in prepared:
             utt = render(text, "zh", voice)
-            prepared[(text, voice)] = (prepare(np.array(utt.samples)), utt)
+            prepared[(text, voice)] = (prepare(np.array(utt.samples)), utt.words)
         return prepared[(text, voice)]
 
     om = {"tp": 0, "fp": 0, "fn": 0}
@@ -776,13 +818,14 @@ def synthetic_miscues(voices: tuple[tuple[str, str], ...] = SYN_VOICES, log: Any
     for ref_voice, att_voice in voices:
         for kind, text, att_text, truth in _syn_cases():
             ref, _ = prep(text, ref_voice)
-            att, utt = prep(att_text, att_voice)
+            att, words = prep(att_text, att_voice)
             rep = build_report(ref, att, {"text": text})
             da = rep.detailed_analysis
             chars = [c for c in da["characters"] if error_type(c) is not None]
             if rep.completeness_score is not None:
                 completeness[kind].append(rep.completeness_score)
-            omitted = set(truth.get("omitted", []))
+            flagged_om = {c["index"] for c in chars if error_type(c) == "omission"}
+            omitted = _closest_omission(text, att_text, truth.get("omitted", []), flagged_om)
             for c in chars:
                 flagged = error_type(c) == "omission"
                 if c["index"] in omitted:
@@ -792,7 +835,6 @@ def synthetic_miscues(voices: tuple[tuple[str, str], ...] = SYN_VOICES, log: Any
             found = insertions(da)
             if kind == "insertion":
                 at, n = truth["inserted_at"], truth["n"]
-                words = utt.words
                 if len(words) == len(att_text):
                     t_start, t_end = words[at][0], words[at + n - 1][1]
                 else:  # the synthesiser's word tier did not split per character: skip the pair
@@ -821,6 +863,9 @@ def synthetic_miscues(voices: tuple[tuple[str, str], ...] = SYN_VOICES, log: Any
                 clean["flagged"] += sum(1 for c in chars if error_type(c) != "none")
                 clean["insertions"] += len(found)
     seconds = time.perf_counter() - t0
+    if cache is not None and len(prepared) > n_cached:
+        with cache.open("wb") as fh:
+            pickle.dump(prepared, fh)
 
     def pr(d: dict[str, int]) -> tuple[float | None, float | None]:
         p = d["tp"] / (d["tp"] + d["fp"]) if d["tp"] + d["fp"] else None
@@ -886,7 +931,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run the synthetic omission/insertion/substitution pairs (Praat/eSpeak voices)",
     )
+    ap.add_argument("--syn-cache", type=Path, help="pickle of the prepared synthetic recordings (development)")
+    ap.add_argument("--feature-cache", type=Path, help="pickle of the folder's prepared clips (development)")
+    ap.add_argument(
+        "--synthetic-only", action="store_true", help="only the synthetic miscue pairs (the folder is not read)"
+    )
     args = ap.parse_args(argv)
+    if args.synthetic_only:
+        syn = synthetic_miscues(log=lambda m: print(m, flush=True), cache=args.syn_cache)
+        print(format_synthetic(syn))
+        if args.json:
+            args.json.write_text(json.dumps(syn, ensure_ascii=False, indent=1), encoding="utf-8")
+        return 0
     if not (args.folder / "manifest.tsv").is_file():
         print(f"{args.folder}: no manifest.tsv", file=sys.stderr)
         return 2
@@ -906,7 +962,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.check and not all(result["summary"]["holds"].values()):
             return 1
         return 0
-    result = evaluate(args.folder, use_text=not args.no_text, limit=args.limit, log=lambda m: print(m, flush=True))
+    result = evaluate(
+        args.folder,
+        use_text=not args.no_text,
+        limit=args.limit,
+        log=lambda m: print(m, flush=True),
+        cache=args.feature_cache,
+    )
     print(format_table(result["summary"]))
     if "tones" in result["summary"]:
         print()
@@ -916,7 +978,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(format_miscues(result["summary"]["miscues"]))
     if args.synthetic_miscues:
-        result["synthetic_miscues"] = synthetic_miscues(log=lambda m: print(m, flush=True))
+        result["synthetic_miscues"] = synthetic_miscues(log=lambda m: print(m, flush=True), cache=args.syn_cache)
         print()
         print(format_synthetic(result["synthetic_miscues"]))
     if args.json:

@@ -61,6 +61,7 @@ class ServicesUnderTest:
             "RATE_LIMIT_REGISTER_PER_ADDRESS": "0",
             "RATE_LIMIT_LOGIN_PER_ADDRESS": "0",
             "RATE_LIMIT_LINK_ACCEPTS_PER_ADDRESS": "0",
+            "RATE_LIMIT_PASSWORD_RESET_PER_ADDRESS": "0",
             "TASK_MAX_RETRIES": "3",
             "RETRY_BACKOFF_BASE": "0.2",
             "RETRY_BACKOFF_MAX": "1",

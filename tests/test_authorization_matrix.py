@@ -121,6 +121,7 @@ MATRIX: dict[str, Expect] = {
     "DELETE /api/v1/admin/tasks/{task_id}": row(401, 403, 403, 403, 403, {200, 409}),
     "POST /api/v1/admin/tasks/{task_id}/retry": row(401, 403, 403, 403, 403, {200, 409}),
     "POST /api/v1/admin/tasks/cleanup": ADMIN_ONLY,
+    "POST /api/v1/admin/tasks/retry": ADMIN_ONLY,  # the bulk retry (a dry run here)
     "POST /api/v1/admin/therapist-invitations": row(401, 403, 403, 403, 403, 201),
     # --- history, progress, dashboard, links, reviews, practice sets (issue 10) ---------------------
     # everyone signed in has a history: their own, their linked learners', or (admin) all
@@ -148,7 +149,40 @@ MATRIX: dict[str, Expect] = {
     # the other therapist sees it but may not change it
     "PUT /api/v1/practice/sentences/{sentence_id}/shared": row(401, 403, 403, 200, 403, 200),
     "GET /api/v1/me/access-log": signed_in(200),
+    # --- issue #26: report, drills, editing a sentence -------------------------------------------
+    # the clinical report: the learner and the linked therapist only (an admin: 403)
+    "GET /api/v1/learners/{user_id}/report": row(401, 200, 404, 200, 404, 403),
+    "GET /api/v1/learners/{user_id}/drills": OWNED,
+    # assigning a drill: the world's learner has no suggestion yet, so a therapist or admin allowed
+    # to assign gets 422 on the text; a learner 403; the rest 404
+    "POST /api/v1/learners/{user_id}/drills": row(401, 403, 404, 422, 404, 422),
+    # only the author edits (the world's sentence is shared: the other therapist sees it, 403)
+    "PATCH /api/v1/practice/sentences/{sentence_id}": row(401, 403, 403, 200, 403, 403),
     "GET /api/v1/me/export": signed_in(200),
+    # --- notifications, accounts, dead letters (issue 25) --------------------------------------------
+    "GET /api/v1/notifications": signed_in(200),
+    "GET /api/v1/notifications/unread-count": signed_in(200),
+    # nobody's notification (URL_IDS): 404 to everyone signed in
+    "POST /api/v1/notifications/{notification_id}/read": row(401, 404, 404, 404, 404, 404),
+    "GET /api/v1/me/notification-preferences": signed_in(200),
+    "PUT /api/v1/me/notification-preferences": signed_in(200),
+    "WS /api/v1/notifications/ws": row(1008, 1000, 1000, 1000, 1000, 1000),
+    "POST /api/v1/auth/password-reset": same(202),  # the same answer whether an account has the address
+    "POST /api/v1/auth/password-reset/confirm": same(400),  # a token nobody was sent
+    "POST /api/v1/auth/verify-email": same(400),
+    "GET /api/v1/admin/events/dead-letters": ADMIN_ONLY,
+    "POST /api/v1/admin/events/dead-letters/{letter_id}/replay": row(401, 403, 403, 403, 403, 404),
+    "GET /api/v1/admin/mail": ADMIN_ONLY,
+    "GET /api/v1/admin/mail/{mail_id}": row(401, 403, 403, 403, 403, 404),
+    # --- integration events (issue 25): dead letters, webhooks, the activity projection ------------
+    "GET /api/v1/admin/webhooks": ADMIN_ONLY,
+    "POST /api/v1/admin/webhooks": row(401, 403, 403, 403, 403, 201),
+    "GET /api/v1/admin/webhooks/{endpoint_id}": row(401, 403, 403, 403, 403, 404),
+    "PATCH /api/v1/admin/webhooks/{endpoint_id}": row(401, 403, 403, 403, 403, 404),
+    "DELETE /api/v1/admin/webhooks/{endpoint_id}": row(401, 403, 403, 403, 403, 404),
+    "GET /api/v1/admin/webhooks/{endpoint_id}/deliveries": row(401, 403, 403, 403, 403, 404),
+    "POST /api/v1/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver": row(401, 403, 403, 403, 403, 404),
+    "GET /api/v1/me/activity": signed_in(200),
 }
 
 # Rows that change the people they act on run in a world of their own (see ``fresh_world``).
@@ -166,7 +200,10 @@ MATRIX["POST /api/v1/auth/logout"] = signed_in(204)
 # The learner deletes their own attempt (204; 409 while its analysis is still queued, as here);
 # the linked therapist and an admin see it but may not delete it (403); the rest get 404.
 MATRIX["DELETE /api/v1/practice/records/{record_id}"] = row(401, {204, 409}, 404, 403, 404, 403)
+# Only the author deletes a sentence (204); the admin, after it, finds it deleted (404) or is refused.
+MATRIX["DELETE /api/v1/practice/sentences/{sentence_id}"] = row(401, 403, 403, 204, 403, {403, 404})
 FRESH_WORLD = {
+    "DELETE /api/v1/practice/sentences/{sentence_id}",
     "DELETE /api/v1/links/{learner_id}",
     "DELETE /api/v1/me",
     "DELETE /api/v1/admin/users/{user_id}",
@@ -249,6 +286,7 @@ def make_world(api: Api) -> dict[str, Any]:
         "user_id": people["owner"]["user"]["user_id"],
         "learner_id": people["owner"]["user"]["user_id"],
         "auth_session_id": second_sid,
+        "no_such_number": 999999999,  # an integer id nothing has
     }
     return {"people": people, "ids": ids, "owner_email": people["owner"]["email"], "api": api}
 
@@ -293,6 +331,23 @@ BODIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "PUT /api/v1/tasks/analysis/{task_id}/review": lambda w: {"json": {"overall_score": 80, "comment": "good"}},
     "POST /api/v1/learners/{user_id}/assignments": lambda w: {"json": {"sentence_id": w["ids"]["sentence_id"]}},
     "PUT /api/v1/practice/sentences/{sentence_id}/shared": lambda w: {"json": {"shared": True}},
+    "PATCH /api/v1/practice/sentences/{sentence_id}": lambda w: {"json": {"shared": True}},
+    "POST /api/v1/learners/{user_id}/drills": lambda w: {
+        "data": {"text": "氣、七"},
+        "files": {"reference_audio": ("ref.wav", recording("氣，七"))},
+    },
+    "POST /api/v1/admin/tasks/retry": lambda w: {"json": {"failed_from": "2026-01-01T00:00:00Z", "dry_run": True}},
+    "PUT /api/v1/me/notification-preferences": lambda w: {"json": {"email": True}},
+    "POST /api/v1/auth/password-reset": lambda w: {"json": {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com"}},
+    "POST /api/v1/auth/password-reset/confirm": lambda w: {
+        "json": {"token": "not-a-token", "new_password": "an0ther-Long-phrase"}
+    },
+    "POST /api/v1/auth/verify-email": lambda w: {"json": {"token": "not-a-token"}},
+    # a literal public address: registered, never called (no consumer runs in this test)
+    "POST /api/v1/admin/webhooks": lambda w: {
+        "json": {"url": "https://93.184.216.34/matrix", "event_types": ["review.saved"]}
+    },
+    "PATCH /api/v1/admin/webhooks/{endpoint_id}": lambda w: {"json": {"enabled": False}},
 }
 
 
@@ -306,6 +361,12 @@ def _no_cookies(w: dict[str, Any]) -> None:
     w["api"].client.cookies.clear()
 
 
+def _no_webhooks(w: dict[str, Any]) -> None:
+    from tests.webhooks.support import clear_endpoints
+
+    clear_endpoints()
+
+
 def _assign_again(w: dict[str, Any]) -> None:
     r = w["api"].client.post(
         f"/api/v1/learners/{w['ids']['user_id']}/assignments",
@@ -316,7 +377,20 @@ def _assign_again(w: dict[str, Any]) -> None:
 
 
 # Path parameters that name something else than the world's id of the same name.
-URL_IDS: dict[str, dict[str, str]] = {"DELETE /api/v1/auth/sessions/{session_id}": {"session_id": "auth_session_id"}}
+URL_IDS: dict[str, dict[str, str]] = {
+    "DELETE /api/v1/auth/sessions/{session_id}": {"session_id": "auth_session_id"},
+    "POST /api/v1/notifications/{notification_id}/read": {"notification_id": "task_id"},
+    "POST /api/v1/admin/events/dead-letters/{letter_id}/replay": {"letter_id": "task_id"},
+    "GET /api/v1/admin/mail/{mail_id}": {"mail_id": "task_id"},
+    "GET /api/v1/admin/webhooks/{endpoint_id}": {"endpoint_id": "task_id"},
+    "PATCH /api/v1/admin/webhooks/{endpoint_id}": {"endpoint_id": "task_id"},
+    "DELETE /api/v1/admin/webhooks/{endpoint_id}": {"endpoint_id": "task_id"},
+    "GET /api/v1/admin/webhooks/{endpoint_id}/deliveries": {"endpoint_id": "task_id"},
+    "POST /api/v1/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver": {
+        "endpoint_id": "task_id",
+        "delivery_id": "no_such_number",
+    },
+}
 
 
 # Set-up run before each role's request, for rows that consume what they act on.
@@ -324,6 +398,8 @@ BEFORE_EACH: dict[str, Callable[[dict[str, Any]], None]] = {
     "POST /api/v1/auth/logout": _no_cookies,
     "POST /api/v1/auth/refresh": _no_cookies,
     "DELETE /api/v1/learners/{user_id}/assignments/{sentence_id}": _assign_again,
+    # the admin's endpoint is gone before the next role (the owner, last) asks: none stays behind
+    "POST /api/v1/admin/webhooks": _no_webhooks,
 }
 
 

@@ -220,7 +220,7 @@ def test_a_second_up_is_refused_and_a_killed_up_leaves_nothing(tmp_path: Path, u
     assert first.proc is not None
     pids = first.started
     names = {c["name"] for c in first.state()["children"]}
-    assert names == {"api", "worker", "beat", "relay", "redis", "nats"}, first.state()
+    assert names == {"api", "worker", "beat", "relay", "consumers", "mail", "redis", "nats"}, first.state()
     assert len(pids) >= 6, pids  # api, worker and its 2 pool children, beat, redis-server
     assert {c["pid"] for c in first.state()["children"]} <= pids
     assert (data / "up.json").stat().st_mode & 0o777 == 0o600

@@ -83,6 +83,18 @@ class LeasedScheduler(PersistentScheduler):
         self._redis = client(settings.effective_redis_url, socket_timeout=5, socket_connect_timeout=5)
         super().__init__(*args, **kwargs)
 
+    def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
+        """Publish a job without a task-sent event: Beat sends only maintenance jobs, which send
+        no worker events either (tasks/worker.py), so Flower lists analyses, not housekeeping
+        (issue #26). Beat is single-threaded: the setting is back before anything else publishes."""
+        conf = self.app.conf
+        before = conf.task_send_sent_event
+        conf.task_send_sent_event = False
+        try:
+            return super().apply_async(entry, producer, advance, **kwargs)
+        finally:
+            conf.task_send_sent_event = before
+
     @property
     def renew_every(self) -> float:
         return max(0.1, self.lease_seconds / 3)

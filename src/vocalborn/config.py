@@ -91,6 +91,50 @@ class Settings(BaseSettings):
     relay_batch_size: int = 500
     relay_poll_interval: float = 0.005  # the relay's wait when the outbox had nothing unsent
     relay_sent_retention_days: int = 7  # sent outbox rows are deleted after this (0: kept)
+    # The consumers (events/consumer.py): a message whose handler failed this many deliveries, or
+    # that was delivered more often than this without an ack, goes to the dead letters.
+    consumer_max_deliver: int = Field(default=5, ge=1)
+    consumer_batch_size: int = Field(default=100, ge=1, le=1000)
+    consumer_ack_wait_seconds: float = Field(default=30.0, gt=0)  # unacked this long: redelivered
+    consumer_retry_delay_seconds: float = Field(default=1.0, ge=0)  # after a failure: base * 2**(n-1)
+
+    # --- notifications and mail (notify/, docs/EVENTS.md "Notifications") -------------------------
+    # Where the page is served, for the links in mails (password reset, email verification);
+    # `vocalborn up` sets it to the API's address when unset.
+    public_url: str = "http://127.0.0.1:8000"
+    # The SMTP server mail goes through; unset: `vocalborn up` runs a local one that keeps every
+    # mail in DATA_DIR/mail (`vocalborn mail list`), and without it no mail is sent.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "VocalBorn <no-reply@vocalborn.local>"
+    smtp_starttls: bool = False  # STARTTLS before authenticating (the server's certificate is checked)
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A CA bundle to check the SMTP server's certificate with (default: the system's).
+    smtp_ca_file: str | None = None
+    notify_poll_seconds: float = Field(default=1.0, gt=0)  # the mail sender's and releaser's round
+    # A mail claimed for sending and not marked sent within this is sent again (same Message-ID).
+    notify_send_lease_seconds: float = Field(default=60.0, gt=0)
+    digest_hour: int = Field(default=18, ge=0, le=23)  # local hour the therapist's daily digest goes
+    password_reset_token_minutes: int = Field(default=60, ge=5, le=1440)
+    email_verification_token_hours: int = Field(default=72, ge=1, le=720)
+    # Password reset requests per hour, per email address and per client address (0: no limit).
+    rate_limit_password_reset_per_email: int = Field(default=3, ge=0)
+    rate_limit_password_reset_per_address: int = Field(default=20, ge=0)
+    # Webhooks (webhooks/, docs/EVENTS.md "Webhooks"). Hosts or CIDRs that may be targets although
+    # private, loopback or link-local (comma-separated; empty: none may).
+    webhook_allowed_hosts: str = ""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=5.0, ge=0)  # backoff: base * 2**(n-1), +-25 % jitter
+    webhook_retry_max_seconds: float = Field(default=3600.0, ge=0)  # the longest wait between attempts
+    webhook_give_up_hours: float = Field(default=24.0, gt=0)  # a delivery failing this long is dead
+    # An endpoint is disabled when this many attempts in a row failed AND it has been failing for
+    # at least WEBHOOK_DISABLE_AFTER_HOURS (both: a burst of failures alone does not disable it).
+    webhook_disable_after_failures: int = Field(default=20, ge=1)
+    webhook_disable_after_hours: float = Field(default=12.0, ge=0)
+    webhook_poll_interval: float = Field(default=0.2, gt=0)  # the dispatcher's wait when nothing is due
+    webhook_batch_size: int = Field(default=50, ge=1, le=1000)
 
     # --- beat ------------------------------------------------------------------------------------
     republish_interval_seconds: float = 30.0
@@ -109,6 +153,18 @@ class Settings(BaseSettings):
     ai_service_url: str | None = None
     ai_service_api_key: str | None = None
     ai_service_timeout: float = 60.0
+    # Outages of the remote service (issue #27, docs/OPERATIONS.md "AI outage"): the retry budget
+    # of each error class (vocalborn/outage/policy.py), the circuit breaker shared by the
+    # worker processes in Redis, and the engine that analyses while the circuit is open.
+    ai_retry_network_max: int = Field(default=5, ge=0)
+    ai_retry_network_delay: float = Field(default=30.0, ge=0)
+    ai_retry_timeout_max: int = Field(default=2, ge=0)
+    ai_retry_timeout_delay: float = Field(default=60.0, ge=0)
+    ai_retry_jitter: float = Field(default=0.2, ge=0, le=1)  # each fixed wait: delay * (1 + up to this)
+    ai_circuit_failure_threshold: int = Field(default=5, ge=1)  # consecutive failures that open it
+    ai_circuit_reset_seconds: float = Field(default=30.0, gt=0)  # open this long, then one trial call
+    ai_circuit_shared: bool = True  # False: each worker process keeps its own circuit
+    ai_engine_fallback: Literal["local", "none"] = "none"
 
     # --- request bodies ---------------------------------------------------------------------------
     # JSON (and every other non-upload) body larger than this is refused with 413 while it streams.

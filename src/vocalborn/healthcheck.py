@@ -100,6 +100,22 @@ def check_relay(max_age: float = 60.0) -> str:
     return f"relay alive: last round {age:.0f} s ago"
 
 
+def check_consumers(max_age: float = 60.0) -> str:
+    """Every event consumer this process family runs touched its heartbeat recently (after each
+    fetch round while bound to NATS)."""
+    from vocalborn.events.consumer import heartbeat_path, load_consumers
+
+    ages = {}
+    for name in load_consumers():
+        path = heartbeat_path(name)
+        if not path.exists():
+            raise Unhealthy(f"no heartbeat of the consumer {name} at {path}")
+        ages[name] = time.time() - path.stat().st_mtime
+        if ages[name] > max_age:
+            raise Unhealthy(f"the consumer {name} has not fetched for {ages[name]:.0f} s (limit {max_age:.0f} s)")
+    return "consumers alive: " + ", ".join(f"{n} {a:.0f} s ago" for n, a in ages.items())
+
+
 def check_http(url: str, timeout: float = 5.0) -> str:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator-given URL
@@ -125,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--max-age", type=float, default=600.0, help="seconds (default 600)")
     r = sub.add_parser("relay", help="the events relay completed a round recently")
     r.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
+    c = sub.add_parser("consumers", help="every event consumer fetched recently")
+    c.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
     h = sub.add_parser("http", help="GET a URL; healthy on 2xx")
     h.add_argument("url")
     h.add_argument("--timeout", type=float, default=5.0)
@@ -136,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = check_beat(args.max_age)
         elif args.kind == "relay":
             message = check_relay(args.max_age)
+        elif args.kind == "consumers":
+            message = check_consumers(args.max_age)
         else:
             message = check_http(args.url, args.timeout)
     except Unhealthy as exc:

@@ -99,6 +99,11 @@ def _step_tables() -> dict[Language, dict[str, str]]:
 _STEP_LABELS = _step_tables()
 
 
+def count_en(n: int, word: str, plural: str | None = None) -> str:
+    """``1 attempt``, ``2 attempts``: an English count with its noun in the right number."""
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
 def step_label(label: str | None, lang: Language | None) -> str | None:
     """A step label in ``lang`` (as stored without one, or for a label not a step's)."""
     if label is None or lang is None:
@@ -108,6 +113,12 @@ def step_label(label: str | None, lang: Language | None) -> str | None:
 
 # English message -> zh-TW. Exact messages first, then patterns for messages with a value in them.
 _EXACT: dict[str, str] = {
+    # the bulk retry of failed tasks (outage/bulk_retry.py)
+    "failed_from and failed_to need a time zone (e.g. 2026-12-07T10:00:00Z)": (
+        "failed_from 與 failed_to 需要時區（例如 2026-12-07T10:00:00Z）"
+    ),
+    "failed_to must be later than failed_from": "failed_to 必須晚於 failed_from",
+    "reason is blank: leave it out to take every failure of the window": "reason 是空白的：要涵蓋時段內所有失敗，請省略它",
     "wrong email or password": "電子郵件或密碼錯誤",
     "an account with this email already exists": "這個電子郵件已經註冊過了",
     "not authenticated: send 'Authorization: Bearer <token>'": "尚未登入：請帶上 'Authorization: Bearer <token>'",
@@ -119,10 +130,27 @@ _EXACT: dict[str, str] = {
     "current_password: the current password is wrong": "目前的密碼不正確",
     "the password cannot be only spaces": "密碼不能只有空白",
     "invalid token": "登入憑證無效",
+    "notification not found": "找不到這則通知",
+    "mail not found": "找不到這封郵件",
+    "dead letter not found": "找不到這筆無法處理的訊息",
+    "this dead letter's consumer is not known to this server; it cannot be replayed here": "這個伺服器不認得這筆訊息的處理程序，無法在這裡重新處理",
+    "this link is not valid: it was used already, it expired, or a newer one was sent": "這個連結無效：已經用過、已過期，或已寄出較新的連結",
+    "too many password reset requests from this address": "這個位址要求重設密碼太多次，請稍後再試",
+    "too many password reset requests for this email": "這個電子郵件要求重設密碼太多次，請稍後再試",
+    "quiet hours are given as HH:MM (00:00 to 23:59)": "勿擾時段請用 HH:MM（00:00 至 23:59）",
+    "quiet hours need an end different from their start": "勿擾時段的結束時間不能與開始時間相同",
     "the token's user no longer exists": "這個帳號已不存在",
     "task not found": "找不到這個分析",
     "practice session not found": "找不到這個練習",
     "practice record not found": "找不到這筆錄音",
+    # issue #26: the report, drills, editing a sentence
+    "the report is for the learner and their linked therapist": "報告只提供給學員本人與其連結的治療師",
+    "from: the first day is after the last day (to)": "from：開始日期晚於結束日期（to）",
+    "only the therapist who made the sentence can change or delete it": "只有建立這個句子的治療師可以修改或刪除它",
+    "sentence not found (it was deleted)": "找不到這個句子（已刪除）",
+    "give text or shared (or both)": "請提供 text 或 shared（或兩者）",
+    "not one of this learner's suggested drills": "這不是這位學員目前建議的練習項目",
+    "record the reference first: the learner's attempts are compared with your voice": "請先錄製參考音檔：學員的練習會與您的聲音比對",
     "sentence not found": "找不到這個句子",
     "learner not found": "找不到這位學習者",
     "practice sessions belong to learners": "只有學習者可以建立練習",
@@ -146,6 +174,12 @@ _EXACT: dict[str, str] = {
     "no review of this analysis yet": "這個分析還沒有評閱",
     "the cursor is not valid; start again without it": "分頁游標無效，請不帶游標重新查詢",
     "the body is not valid JSON": "內容不是有效的 JSON",
+    "webhook endpoint not found": "找不到這個 webhook 端點",
+    "webhook delivery not found": "找不到這筆 webhook 傳送紀錄",
+    "url: only http and https URLs can be webhook targets": "url：webhook 只能傳送到 http 或 https 網址",
+    "url: not a valid URL": "url：不是有效的網址",
+    "url: the URL has no host": "url：網址沒有主機名稱",
+    "url: credentials in the URL are not accepted; the signature authenticates": "url：網址裡不能帶帳號密碼，傳送內容以簽章驗證",
 }
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
@@ -154,6 +188,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"^the password is too easy to guess.*$"), "密碼太容易被猜到：請用幾個不常見的字詞組成較長的密碼"),
     (re.compile(r"^this needs the role (.+)$"), "這個操作需要身分：{0}"),
+    (re.compile(r"^'(.+)' is not an IANA time zone .*$"), "「{0}」不是 IANA 時區（例如 Asia/Taipei）"),
+    (re.compile(r"^unknown notification kinds (.+); the kinds are (.+)$"), "未知的通知種類 {0}；可用的有 {1}"),
     (re.compile(r"^no result: the analysis failed: (.+)$"), "沒有結果：分析失敗：{0}"),
     (re.compile(r"^(\w+): the file is empty$"), "{0}：檔案是空的"),
     (re.compile(r"^(\w+): the recording is silent: .+$"), "{0}：錄音裡聽不到聲音，請靠近麥克風再錄一次"),
@@ -167,6 +203,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"^(\w+): (\w+) audio is not accepted; send one of: (.+)$"), "{0}：不接受 {1} 格式，請改用：{2}"),
     (re.compile(r"^(\w+): the file is larger than the limit of (\d+) bytes$"), "{0}：檔案超過 {1} 位元組的上限"),
+    (re.compile(r"^url: the host (\S+) does not resolve$"), "url：找不到主機 {0}"),
+    (
+        re.compile(r"^url: (\S+) resolves to (\S+), a private, loopback or link-local address;.*$"),
+        "url：{0} 指向 {1}，這是私有、本機或鏈路本地位址；若要使用，請加入 WEBHOOK_ALLOWED_HOSTS",
+    ),
+    (re.compile(r"^event_types: unknown event types: (.+)$"), "event_types：不認得的事件類型：{0}"),
 ]
 
 

@@ -21,19 +21,27 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vocalborn import __version__
+from vocalborn.activity.router import router as activity_router
 from vocalborn.auth.router import router as auth_router
 from vocalborn.config import get_settings
 from vocalborn.db import get_engine
+from vocalborn.drills.router import router as drills_router
 from vocalborn.errors import DomainError, document_errors
 from vocalborn.errors import validation_error as field_validation_error
+from vocalborn.events.admin import router as events_admin_router
 from vocalborn.events.router import router as events_router
 from vocalborn.i18n import request_language, translate, translate_detail
 from vocalborn.kit.fastdb import close_pool
 from vocalborn.learning.router import router as learning_router
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
+from vocalborn.notify.accounts import router as accounts_router
+from vocalborn.notify.router import router as notify_router
+from vocalborn.notify.router import shutdown_notification_hub
+from vocalborn.outage.router import router as bulk_retry_router
 from vocalborn.practice.router import router as practice_router
 from vocalborn.process import freeze_startup_objects
+from vocalborn.reports.router import router as reports_router
 from vocalborn.security.router import router as security_router
 from vocalborn.tasks.api.admin import router as admin_router
 from vocalborn.tasks.api.router import router as tasks_router
@@ -42,10 +50,12 @@ from vocalborn.tasks.api.ws import shutdown_hub
 from vocalborn.tasks.submission import fastpath
 from vocalborn.tasks.submission.hotroute import header as request_header
 from vocalborn.web.router import mount_web
+from vocalborn.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("vocalborn.api")
 
-UPLOAD_ROUTE = re.compile(r"/api/v1/practice/(sentences|sessions/[^/]+/records)")
+# A reference or an attempt: a new sentence, a recording, a drill assigned with its reference (issue #26).
+UPLOAD_ROUTE = re.compile(r"/api/v1/(practice/(sentences|sessions/[^/]+/records)|learners/[^/]+/drills)")
 # What a database that is down, frozen or out of connections raises; each becomes 503 JSON.
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     OperationalError,
@@ -69,12 +79,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     freeze_startup_objects()
     yield
     fastpath.cancel_background()  # status re-reads and queue counts: before their pool closes
+    await shutdown_notification_hub()
     await shutdown_hub()  # closes open task sockets (1001) and the progress subscription
     await close_pool()
 
 
 def is_upload(method: str, path: str) -> bool:
-    """The two routes that take a recording (multipart, up to MAX_AUDIO_FILE_SIZE)."""
+    """The routes that take a recording (multipart, up to MAX_AUDIO_FILE_SIZE)."""
     return method == "POST" and UPLOAD_ROUTE.fullmatch(path) is not None
 
 
@@ -335,9 +346,17 @@ def create_app() -> FastAPI:
     app.include_router(auth_router)
     app.include_router(practice_router)
     app.include_router(learning_router)
+    app.include_router(reports_router)
+    app.include_router(drills_router)
+    app.include_router(bulk_retry_router)  # before admin_router: /retry is not a task id
     app.include_router(admin_router)
     app.include_router(security_router)
     app.include_router(events_router)
+    app.include_router(events_admin_router)
+    app.include_router(notify_router)
+    app.include_router(accounts_router)
+    app.include_router(webhooks_router)
+    app.include_router(activity_router)
     app.add_middleware(BodySizeLimit)
     document_errors(app)  # before the docs page copies the schema
     _install_offline_docs(app)

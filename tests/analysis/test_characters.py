@@ -75,11 +75,13 @@ def test_replaced_characters_are_flagged_and_unchanged_ones_mostly_not(engine: L
                 unchanged += 1
                 flagged_unchanged += c["status"] != "matched"
     assert len(SEGMENTAL_CASES) >= 20
-    # Issue #22's target is 90 %. Engine 3.0 measures 59 of 66 (89.4 %) on these sentences
-    # (94.4 % on scripts/evaluate.py's synthetic set): the stricter tone recogniser no longer
-    # flags replaced characters by chance, and the phone evidence alone misses 大→小, 唱→聽,
-    # 打→推 in some voice pairs (docs/ANALYSIS.md). Renderings no longer depend on test order,
-    # so this figure is stable; 0.85 guards against regressions until the target is met.
+    # Issue #22's target is 90 %. Engine 3.0 measured 59 of 66 (89.4 %) on these sentences,
+    # 3.1 57 (86.4 %; 91.7 % on scripts/evaluate.py's synthetic set): a mispronunciation must
+    # now also stand out of the pair's own scatter (fewer false flags on native readings), and
+    # in a sentence a tone error needs the reference heard in the expected tone. The phone
+    # evidence alone misses 菜→飯, 大→小, 唱→聽, 打→推 in some voice pairs (docs/ANALYSIS.md).
+    # Renderings do not depend on test order, so this figure is stable; 0.85 guards against
+    # regressions until the target is met.
     assert hits / len(cases) >= 0.85, missed
     assert flagged_unchanged / unchanged <= 0.10, (flagged_unchanged, unchanged)
 

@@ -159,3 +159,46 @@ def _wav(samples: np.ndarray) -> bytes:
     from vocalborn.analysis.synth import to_wav
 
     return to_wav(samples, 16000)
+
+
+def test_an_omission_needs_the_attempts_own_phones_to_agree() -> None:
+    """confirm_runs: a run of the edit alignment's omitted characters is dropped when the
+    attempt's phones say every character around it, and cut at its ends to as many
+    characters as the phones leave out."""
+    from vocalborn.analysis import miscues
+
+    class Said:  # the attempt's phone evidence, per character (True: said)
+        def __init__(self, strict: list[bool], loose: list[bool]) -> None:
+            self.strict, self.loose = np.array(strict), np.array(loose)
+
+    run = np.array([False, True, True, True, False, False])
+    everything_said = Said([True] * 6, [True] * 6)
+    assert not miscues.confirm_runs(run, everything_said).any()  # type: ignore[arg-type]
+    # the phones leave out two characters: the run's said end is cut off
+    two_left_out = Said([True, True, False, True, True, True], [True, False, False, True, True, True])
+    assert miscues.confirm_runs(run, two_left_out).tolist() == [  # type: ignore[arg-type]
+        False,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    # a neighbour's evidence confirms the run (the boundary is uncertain by one character),
+    # which is cut down to the one character next to it
+    neighbour = Said([True, True, True, True, False, True], [True, True, True, True, False, True])
+    assert np.flatnonzero(miscues.confirm_runs(run, neighbour)).tolist() == [3]  # type: ignore[arg-type]
+
+
+def test_a_syllable_left_out_is_skipped_by_the_attempts_own_alignment() -> None:
+    """phone_units.said_characters on a synthetic attempt that leaves out one character."""
+    from vocalborn.analysis import phonetic, sentence
+    from vocalborn.analysis.phone_units import said_characters, units
+
+    text = "我們明天早上一起去公園散步"
+    attempt = text[:6] + text[8:]  # 一起 left out
+    ph = phonetic.extract(np.array(render(attempt, "zh", "Male1").samples))
+    seq = [units(c) for c in sentence.syllables(text) if c.judged]
+    said = said_characters(ph, seq, 3.0)
+    assert said is not None
+    assert not said[6:8].all() and said[:5].all() and said[9:].all(), said.tolist()

@@ -152,7 +152,7 @@ def test_one_character_said_alone_is_accepted_and_analysed_fully(engine: LocalEn
     ref = _syllable_wav("媽", "Male1")
     att = _syllable_wav("媽", "Female2")
     report = engine.analyze(ref, att, {"text": "媽"})
-    assert report.analysis_model_version == ENGINE_VERSION == "vocalborn-phonetic-3.0"
+    assert report.analysis_model_version == ENGINE_VERSION == "vocalborn-phonetic-3.1"
     (c,) = report.detailed_analysis["characters"]
     assert c["char"] == "媽" and c["pinyin_marks"] == "mā" and c["expected_tone"] == 1
     assert c["status"] != "not_judged" and c["start"] is not None

@@ -27,7 +27,7 @@ from vocalborn.cli import app
 from vocalborn.config import Settings
 from vocalborn.healthcheck import main as healthcheck
 
-APP_SERVICES = {"migrate", "api", "worker", "beat", "relay", "flower"}
+APP_SERVICES = {"migrate", "api", "worker", "beat", "relay", "consumers", "flower"}
 
 
 def resolved(compose: Compose, rabbitmq: bool = False) -> dict[str, Any]:
@@ -111,6 +111,7 @@ def test_every_service_runs_a_real_vocalborn_command(compose: Compose) -> None:
         "worker": "worker",
         "beat": "beat",
         "relay": "relay",
+        "consumers": "consume",
         "flower": "flower",
     }
 
@@ -126,6 +127,7 @@ def test_every_healthcheck_is_a_real_check(compose: Compose) -> None:
     assert "inspect" not in str(services["worker"]["healthcheck"])  # no broker round trip
     for name in ("postgres", "redis", "nats"):
         assert services[name]["healthcheck"]["test"], name
+    assert services["consumers"]["healthcheck"]["test"][4] == "consumers"
 
 
 def test_app_services_set_only_real_settings_and_infra_only_documented_variables(compose: Compose) -> None:

@@ -196,3 +196,46 @@ class RelayThread:
         self.thread.join(15)
         assert not self.thread.is_alive(), "the relay did not stop"
         assert self.error is None, self.error
+
+
+class ConsumerThread:
+    """A consumer runner (events/consumer.py) in this process, on its own loop in a thread."""
+
+    def __init__(self, url: str, spec: Any, **overrides: Any) -> None:
+        from vocalborn.config import get_settings
+
+        self.settings = get_settings().model_copy(update={"nats_url": url, **overrides})
+        self.url = url
+        self.spec = spec
+        self.loop = asyncio.new_event_loop()
+        self.stop_event: asyncio.Event | None = None
+        self.runner: Any = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        from vocalborn.events.consumer import ConsumerRunner
+
+        async def main() -> None:
+            self.stop_event = asyncio.Event()
+            self.runner = ConsumerRunner(self.spec, self.settings, self.url, keep_ids=True)
+            await self.runner.run(self.stop_event)
+
+        try:
+            self.loop.run_until_complete(main())
+        except BaseException as exc:
+            self.error = exc
+
+    def start(self) -> ConsumerThread:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        deadline = time.monotonic() + 5
+        while self.stop_event is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self.stop_event is not None:
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(20)
+        assert not self.thread.is_alive(), "the consumer did not stop"
+        assert self.error is None, self.error

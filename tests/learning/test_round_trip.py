@@ -207,6 +207,7 @@ def test_reviews_are_the_linked_therapists_own_and_keep_their_history(world: dic
     assert float(row["therapist_overall_score"]) == 75
     assert float(row["engine_overall_score"]) == pytest.approx(data["engine"]["overall_score"], abs=0.01)
     assert row["practice_record_id"] and row["therapist_deviating_characters"] == "今"
+    assert row["engine_fallback"] == "False"  # the engine named in analysis_model_version scored it
     # ... and the learner sees that an admin read their scores (docs/SECURITY.md)
     log = get(w, "learner", "/api/v1/me/access-log").json()
     assert any(e["what"] == "reviews_export" and e["reader_role"] == "admin" for e in log), log

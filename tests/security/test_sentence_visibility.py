@@ -39,6 +39,10 @@ WALKED = {
     "list_assignments",
     "add_assignment",
     "get_learner_goals",
+    # issue #26
+    "update_sentence",
+    "get_learner_drills",
+    "assign_drill",
 }
 
 
@@ -162,6 +166,27 @@ def test_a_therapist_cannot_read_a_foreign_private_sentence_through_anything(api
     assert get(f"/api/v1/learners/{lid}/assignments", 200) == []
     assert get(f"/api/v1/learners/{lid}/goals", 200)["items"] == []  # the practice set's goals
     get("/api/v1/therapists/me/learners", 200)
+    # Issue #26: editing or deleting it, the learner's drills (from progress) and report (CSV).
+    for method in ("PATCH", "DELETE"):
+        r = api.client.request(
+            method, f"/api/v1/practice/sentences/{scene['sid']}", headers=t["headers"], json={"shared": True}
+        )
+        assert r.status_code == 404, (method, r.text)
+    drills = get(f"/api/v1/learners/{lid}/drills", 200)
+    assert drills["characters"] == [] and drills["items"] == []
+    r = api.client.post(
+        f"/api/v1/learners/{lid}/drills",
+        headers=t["headers"],
+        data={"text": f"{secret[0]}、{secret[1]}"},
+        files={"reference_audio": ("r.wav", recording())},
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "text"], r.text
+    since = (utcnow() - timedelta(days=30)).date().isoformat()
+    report = api.client.get(
+        f"/api/v1/learners/{lid}/report", headers=t["headers"], params={"format": "csv", "from": since}
+    )
+    assert report.status_code == 200, report.text
+    seen.append(report.text)
     for body in seen:
         assert secret not in body and secret[:4] not in body
 

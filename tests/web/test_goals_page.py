@@ -145,11 +145,13 @@ def test_the_invitation_link_fills_the_code_in(
     try:
         page = context.new_page()
         page.goto(inv["url"])
+        expect(page.locator("#invited-hint")).to_contain_text("A therapist invited you")
         page.fill("#email", learner["email"])
         page.fill("#password", STRONG)
         page.click("#auth-submit")
         expect(page.locator("#invite-code")).to_have_value(inv["code"])
         page.click("#accept-invite")
         expect(page.locator("#my-therapist")).to_contain_text(therapist["user"]["name"])
+        assert "invite=" not in page.url  # the used code leaves the address (a reload does not fill it again)
     finally:
         context.close()

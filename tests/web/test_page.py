@@ -47,6 +47,10 @@ def test_a_learner_submits_a_recording_and_watches_it_to_the_scores_and_chart(
     for which in ("overall", "pronunciation", "fluency", "rhythm"):
         expect(page.locator(f"#score-{which}")).to_have_text(re.compile(r"^\d{1,3}$"))
     expect(page.locator("#suggestions")).not_to_be_empty()
+    # issue #26: the fresh result plays the attempt just sent and its sentence's reference
+    players = page.locator("#result-audio audio")
+    expect(players).to_have_count(2)
+    page.wait_for_function("() => [...document.querySelectorAll('#result-audio audio')].every((a) => a.duration > 0.5)")
 
     # the page's numbers are the API's
     task_id = page.get_attribute("#progress", "data-task")

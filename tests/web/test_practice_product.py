@@ -28,8 +28,8 @@ def set_language(page: Any, lang: str) -> None:
 
 
 def shots(page: Any, role: str) -> None:
-    """Desktop and phone, zh-TW and English; the phone never scrolls sideways and its header
-    stays on one line."""
+    """Desktop and phone, zh-TW and English; the phone never scrolls sideways and its header shows
+    the product's and the user's names whole (issue #26: they were cut with an ellipsis)."""
     ARTIFACTS.mkdir(exist_ok=True)
     for lang in ("zh-TW", "en"):
         set_language(page, lang)
@@ -38,8 +38,13 @@ def shots(page: Any, role: str) -> None:
             page.wait_for_timeout(300)  # charts redraw after a resize
             if name == "phone":
                 assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+                cut = page.evaluate(
+                    "[...document.querySelectorAll('header.top .brand span, #who')]"
+                    ".filter((e) => e.offsetParent && e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent)"
+                )
+                assert cut == [], cut
                 header = page.locator("header.top").bounding_box()
-                assert header is not None and header["height"] < 64, header  # one line, not wrapped
+                assert header is not None and header["height"] < 110, header  # at most two lines
             page.screenshot(path=str(ARTIFACTS / f"practice-{role}-{name}-{lang}.png"), full_page=True)
     set_language(page, "zh-TW")
     page.set_viewport_size(DESKTOP)
@@ -135,8 +140,10 @@ def test_therapist_and_learner_end_to_end(
         assert tp.evaluate(f"document.getElementById('{audio}').duration") > 0.5
     tp.fill("#rv-overall", "82")
     tp.fill("#rv-fluency", "75")
-    tp.locator("#rv-chars .char").first.click()
-    expect(tp.locator("#rv-chars .char.marked")).to_have_count(1)
+    # the characters to mark are the learner's grid (issue #26), with the whole result above
+    expect(tp.locator("#review-result")).to_be_visible()
+    tp.locator("#rv-grid .vb-cell[data-error-type], #rv-chars .char").first.click()
+    expect(tp.locator("#rv-grid .vb-cell.vb-marked, #rv-chars .char.marked")).to_have_count(1)
     tp.fill("#rv-comment", "聲調再清楚一點")
     tp.click("#rv-save")
     expect(tp.locator("#review-saved")).to_contain_text("第 1 版")

@@ -26,14 +26,15 @@ from vocalborn.analysis.types import (
 
 if TYPE_CHECKING:
     from vocalborn.analysis.decode import load_audio, probe_audio
-    from vocalborn.analysis.engine import LocalEngine, RemoteEngine, analyze, get_engine
+    from vocalborn.analysis.engine import LocalEngine, analyze, get_engine
+    from vocalborn.analysis.remote import RemoteEngine
     from vocalborn.analysis.report_text import format_report
 
 _LAZY = {
     "probe_audio": "vocalborn.analysis.decode",
     "load_audio": "vocalborn.analysis.decode",
     "LocalEngine": "vocalborn.analysis.engine",
-    "RemoteEngine": "vocalborn.analysis.engine",
+    "RemoteEngine": "vocalborn.analysis.remote",
     "analyze": "vocalborn.analysis.engine",
     "get_engine": "vocalborn.analysis.engine",
     "format_report": "vocalborn.analysis.report_text",

@@ -1,39 +1,40 @@
-"""Analysis engines: the local acoustic engine and a client for a remote one.
+"""Analysis engines: the local acoustic engine, and :func:`get_engine` to pick it or the
+client for a remote one (:mod:`vocalborn.analysis.remote`).
 
 ``LocalEngine`` runs everything in-process (numpy + PyAV + parselmouth, one core,
-deterministic). ``RemoteEngine`` sends the same request to an HTTP service that answers
-with the same report, for deployments that move analysis elsewhere; it classifies
-failures into permanent (:class:`AnalysisInputError`) and retryable
-(:class:`TransientAnalysisError`) so the worker knows whether to retry.
+deterministic).
 """
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+from vocalborn.analysis.remote import RemoteEngine
 from vocalborn.analysis.types import (
-    STEPS,
     AnalysisEngine,
-    AnalysisInputError,
     AnalysisReport,
     AudioSource,
     ProgressCallback,
-    TransientAnalysisError,
 )
+from vocalborn.analysis.types import report_progress as _progress
 
-ENGINE_VERSION = "vocalborn-phonetic-3.0"
+__all__ = [
+    "ENGINE_VERSION",
+    "LocalEngine",
+    "Prepared",
+    "RemoteEngine",
+    "analyze",
+    "build_report",
+    "get_engine",
+    "prepare",
+]
 
-
-def _progress(progress: ProgressCallback | None, step: int) -> None:
-    if progress is not None:
-        progress(step, STEPS[step - 1][0])
+ENGINE_VERSION = "vocalborn-phonetic-3.1"
 
 
 def _source_key(source: AudioSource) -> str:
@@ -149,7 +150,7 @@ def build_report(
     """Score prepared recordings and write the report (steps 3-5 of STEPS)."""
     import numpy as np
 
-    from vocalborn.analysis import characters, miscues, scoring, suggest
+    from vocalborn.analysis import char_report, characters, miscues, scoring, suggest
 
     params = dict(params or {})
     language = str(params.get("language") or "zh-TW")
@@ -162,8 +163,11 @@ def build_report(
     # What the attempt left out of the reference and added (analysis/miscues.py). A partial
     # attempt (stopped early, started late) is compared with the stretch of the reference
     # it said; the characters outside are omissions.
-    edits = miscues.edit_align(ref.phones, att.phones) if located is not None and located.forced else None
-    omitted = miscues.omitted_characters(located.ref_sec, edits) if located is not None else None
+    edits = (
+        miscues.edit_align(ref.phones, att.phones, located.ref_sec) if located is not None and located.forced else None
+    )
+    said = miscues.said_by_phones(att.phones, located.seq) if edits is not None and located is not None else None
+    omitted = miscues.omitted_characters(located.ref_sec, edits, said) if located is not None else None
     partial = omitted is not None and bool(omitted[0] or omitted[-1])
     segments = located.frames() if located is not None else None
     if partial and located is not None and omitted is not None and segments is not None:
@@ -174,8 +178,8 @@ def build_report(
     analysis = scoring.evaluate(ref.features, att.features, ref.phones, att.phones, segments)
     baseline = params.get("pitch_baseline")
     baseline = baseline if isinstance(baseline, dict) else None
-    chars = characters.analyse(located, ref, att, analysis, edits, baseline) if located is not None else None
-    completeness = characters.completeness(chars.characters) if chars is not None else None
+    chars = characters.analyse(located, ref, att, analysis, edits, baseline, said) if located is not None else None
+    completeness = char_report.completeness(chars.characters) if chars is not None else None
     if partial and completeness is not None:
         # The scores measure what was said; the overall score also counts what was not.
         analysis.scores.overall = round(analysis.scores.overall * completeness / 100.0, 2)
@@ -255,133 +259,6 @@ def _which(exc: Exception, role: str, english: bool) -> str:
     names = {"reference": ("示範錄音", "Reference recording"), "attempt": ("你的錄音", "Your recording")}
     zh, en = names[role]
     return f"{en}: {exc}" if english else f"{zh}：{exc}"
-
-
-class RemoteEngine:
-    """Client for a remote analysis service speaking the same report format.
-
-    ``POST {url}/analyze`` with multipart files ``reference`` and ``attempt`` and a form
-    field ``params`` (JSON); the answer is the :class:`AnalysisReport` as JSON. Progress is
-    reported locally around the call (steps 1-2 before sending, 3-5 after the answer).
-
-    A simple circuit breaker protects the worker pool: after ``failure_threshold``
-    consecutive transient failures the engine refuses calls for ``reset_seconds``
-    (raising :class:`TransientAnalysisError` at once), then lets one call through.
-    """
-
-    name = "vocalborn-remote"
-
-    def __init__(
-        self,
-        url: str,
-        api_key: str | None = None,
-        timeout: float = 30.0,
-        connect_timeout: float = 5.0,
-        failure_threshold: int = 5,
-        reset_seconds: float = 30.0,
-        transport: Any = None,
-        clock: Any = time.monotonic,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.api_key = api_key
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.failure_threshold = failure_threshold
-        self.reset_seconds = reset_seconds
-        self.version = "remote"
-        self._transport = transport
-        self._clock = clock
-        self._failures = 0
-        self._opened_at: float | None = None
-        self._lock = threading.Lock()
-
-    # -- circuit breaker ----------------------------------------------------------------
-    @property
-    def circuit_open(self) -> bool:
-        with self._lock:
-            # Past reset_seconds the circuit is half-open: the next call is a trial.
-            return self._opened_at is not None and self._clock() - self._opened_at < self.reset_seconds
-
-    def _record(self, ok: bool) -> None:
-        with self._lock:
-            if ok:
-                self._failures = 0
-                self._opened_at = None
-            else:
-                self._failures += 1
-                if self._failures >= self.failure_threshold:
-                    self._opened_at = self._clock()
-
-    # -- call ---------------------------------------------------------------------------
-    def analyze(
-        self,
-        reference: AudioSource,
-        attempt: AudioSource,
-        params: dict[str, Any] | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> AnalysisReport:
-        import httpx
-
-        if self.circuit_open:
-            raise TransientAnalysisError("remote analysis circuit is open: too many recent failures")
-        _progress(progress, 1)
-        files = {
-            "reference": ("reference", _read(reference), "application/octet-stream"),
-            "attempt": ("attempt", _read(attempt), "application/octet-stream"),
-        }
-        data = {"params": json.dumps(params or {}, ensure_ascii=False, sort_keys=True)}
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        _progress(progress, 2)
-        timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
-        try:
-            with httpx.Client(timeout=timeout, transport=self._transport) as client:
-                response = client.post(f"{self.url}/analyze", files=files, data=data, headers=headers)
-        except httpx.TimeoutException as exc:
-            self._record(False)
-            raise TransientAnalysisError(f"remote analysis timed out: {exc}") from exc
-        except httpx.HTTPError as exc:
-            self._record(False)
-            raise TransientAnalysisError(f"remote analysis unreachable: {exc}") from exc
-
-        if response.status_code >= 500:
-            self._record(False)
-            raise TransientAnalysisError(f"remote analysis failed ({response.status_code}): {_message(response)}")
-        if response.status_code >= 400:
-            self._record(True)  # the service works; the input is at fault
-            raise AnalysisInputError(_message(response))
-        _progress(progress, 3)
-        try:
-            payload = response.json()
-            report = AnalysisReport.from_dict(payload)
-        except (ValueError, TypeError) as exc:
-            self._record(False)
-            raise TransientAnalysisError(f"remote analysis returned an invalid report: {exc}") from exc
-        self._record(True)
-        _progress(progress, 4)
-        _progress(progress, 5)
-        if not report.analysis_model_version:
-            report.analysis_model_version = self.version
-        return report
-
-
-def _read(source: AudioSource) -> bytes:
-    if isinstance(source, bytes | bytearray | memoryview):
-        return bytes(source)
-    return Path(source).read_bytes()
-
-
-def _message(response: Any) -> str:
-    """The server's error message: ``detail``/``message``/``error`` of a JSON body, or text."""
-    try:
-        body = response.json()
-    except ValueError:
-        return (response.text or f"HTTP {response.status_code}").strip()[:500]
-    if isinstance(body, dict):
-        for key in ("detail", "message", "error"):
-            if body.get(key):
-                value = body[key]
-                return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return json.dumps(body, ensure_ascii=False)[:500]
 
 
 def get_engine(kind: str = "local", **options: Any) -> AnalysisEngine:

@@ -107,6 +107,22 @@ def _ids() -> dict[str, np.ndarray]:
     return _UNIT_ID_CACHE[key]
 
 
+def _emissions(ph: phonetic.PhoneticFeatures, flat: list[str]) -> np.ndarray:
+    """Log emission per frame and CTC state (blank, unit 0, blank, unit 1, ..., blank): a
+    unit's is the log of its phones' posterior mass."""
+    ids = _ids()
+    logp = ph.logp
+    n_frames = logp.shape[0]
+    p = np.exp(logp)
+    emit = np.empty((n_frames, 2 * len(flat) + 1))
+    emit[:, 0::2] = logp[:, ph.blank_id][:, None]
+    for j, u in enumerate(flat):
+        sel = ids.get(u)
+        mass = p[:, sel].sum(axis=1) if sel is not None and sel.size else np.zeros(n_frames)
+        emit[:, 2 * j + 1] = np.log(np.maximum(mass, 1e-6))
+    return emit
+
+
 # --- forced alignment -------------------------------------------------------------------------
 def force_align_scored(
     ph: phonetic.PhoneticFeatures, seq: list[list[str]]
@@ -115,28 +131,14 @@ def force_align_scored(
     Viterbi (None when the recording has fewer frames than units) and, per syllable, the mean log posterior of its units over
     the frames the alignment gives them (how well the recording says the expected
     phones; higher is better)."""
-    ids = _ids()
-    flat: list[str] = []
-    owner: list[int] = []
-    for k, us in enumerate(seq):
-        for u in us:
-            flat.append(u)
-            owner.append(k)
+    flat = [u for us in seq for u in us]
+    owner = [k for k, us in enumerate(seq) for _ in us]
     n_units = len(flat)
-    logp = ph.logp
-    n_frames = logp.shape[0]
+    n_frames = ph.logp.shape[0]
     if n_units == 0 or n_units + 1 > n_frames:
         return None
-    p = np.exp(logp)
-    emit_units = np.empty((n_frames, n_units))
-    for j, u in enumerate(flat):
-        sel = ids.get(u)
-        mass = p[:, sel].sum(axis=1) if sel is not None and sel.size else np.zeros(n_frames)
-        emit_units[:, j] = np.log(np.maximum(mass, 1e-6))
+    emit = _emissions(ph, flat)
     n_states = 2 * n_units + 1
-    emit = np.empty((n_frames, n_states))
-    emit[:, 0::2] = logp[:, ph.blank_id][:, None]
-    emit[:, 1::2] = emit_units
     skip = np.zeros(n_states, dtype=bool)  # s-2 -> s allowed (unit to a different unit)
     for j in range(1, n_units):
         skip[2 * j + 1] = flat[j] != flat[j - 1]
@@ -145,14 +147,20 @@ def force_align_scored(
     score[0] = emit[0, 0]
     score[1] = emit[0, 1]
     back = np.zeros((n_frames, n_states), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
+    one = np.empty(n_states)
+    two = np.empty(n_states)
+    one[0] = neg
+    two[:2] = neg
     for t in range(1, n_frames):
-        stay = score
-        one = np.concatenate([[neg], score[:-1]])
-        two = np.where(skip, np.concatenate([[neg, neg], score[:-2]]), neg)
-        cand = np.stack([stay, one, two])
-        choice = np.argmax(cand, axis=0)
-        score = cand[choice, np.arange(n_states)] + emit[t]
-        back[t] = choice
+        # the best of staying, one state on and two on (ties: the earlier, as argmax)
+        one[1:] = score[:-1]
+        two[2:] = score[:-2]
+        two[~skip] = neg
+        take1 = one > score
+        best = np.where(take1, one, score)
+        take2 = two > best
+        score = np.where(take2, two, best) + emit[t]
+        back[t] = np.where(take2, 2, take1)
     s = n_states - 1 if score[n_states - 1] >= score[n_states - 2] else n_states - 2
     states = np.empty(n_frames, dtype=np.int64)
     for t in range(n_frames - 1, -1, -1):
@@ -176,3 +184,65 @@ def force_align_scored(
         b = int(first[k + 1]) - 1 if k + 1 < len(seq) else min(n_frames, int(last[k]) + 3)
         spans.append((a, max(b, a + 1)))
     return spans, total / np.maximum(count, 1)
+
+
+def said_characters(ph: phonetic.PhoneticFeatures, seq: list[list[str]], penalty: float) -> np.ndarray | None:
+    """Which syllables of ``seq`` the recording says: CTC Viterbi where whole syllables may
+    be left out, at ``penalty`` (log-probability units) per syllable left out, at the
+    ends as well as inside (a jump from the blank before syllable k to the blank before
+    syllable k + s). None when the recording has fewer frames than units."""
+    flat = [u for us in seq for u in us]
+    n_units = len(flat)
+    n_frames = ph.logp.shape[0]
+    if n_units == 0 or n_units + 1 > n_frames:
+        return None
+    emit = _emissions(ph, flat)
+    n_states = 2 * n_units + 1
+    n_syl = len(seq)
+    starts = np.cumsum([0] + [len(us) for us in seq])  # unit index of each syllable's start
+    blank_of = 2 * starts  # state of the blank before syllable k (k = n_syl: the final blank)
+    skip = np.zeros(n_states, dtype=bool)
+    for j in range(1, n_units):
+        skip[2 * j + 1] = flat[j] != flat[j - 1]
+    neg = -1e18
+    # start: the blank or the first unit before/of any syllable, paying for those skipped
+    score = np.full(n_states, neg)
+    lead = -penalty * np.arange(n_syl + 1)
+    score[blank_of] = lead + emit[0, blank_of]
+    firsts = blank_of[:-1] + 1
+    score[firsts] = lead[:-1] + emit[0, firsts]
+    back = np.zeros((n_frames, n_states), dtype=np.int32)  # the previous state
+    idx = np.arange(n_states)
+    max_jump = min(3, n_syl)
+    one = np.empty(n_states)
+    two = np.empty(n_states)
+    one[0] = neg
+    two[:2] = neg
+    for t in range(1, n_frames):
+        one[1:] = score[:-1]
+        two[2:] = score[:-2]
+        two[~skip] = neg
+        take1 = one > score
+        best = np.where(take1, one, score)
+        take2 = two > best
+        best = np.where(take2, two, best)
+        src = idx - np.where(take2, 2, take1)
+        for s in range(1, max_jump + 1):
+            # blank before syllable k -> blank before syllable k + s (s syllables left out)
+            tgt, frm = blank_of[s:], blank_of[:-s]
+            cand = score[frm] - penalty * s
+            take = cand > best[tgt]
+            best[tgt] = np.where(take, cand, best[tgt])
+            src[tgt] = np.where(take, frm, src[tgt])
+        score = best + emit[t]
+        back[t] = src
+    trail = -penalty * (n_syl - np.arange(n_syl + 1))
+    ends = np.concatenate([score[blank_of] + trail, score[blank_of[1:] - 1] + trail[1:]])
+    end_states = np.concatenate([blank_of, blank_of[1:] - 1])
+    st = int(end_states[int(np.argmax(ends))])
+    visited = np.zeros(n_states, dtype=bool)
+    for t in range(n_frames - 1, -1, -1):
+        visited[st] = True
+        st = int(back[t, st])
+    unit_seen = visited[1::2]
+    return np.array([bool(unit_seen[starts[k] : starts[k + 1]].any()) for k in range(n_syl)])

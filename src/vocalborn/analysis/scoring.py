@@ -132,7 +132,7 @@ def evaluate(
     deviations = _deviations(syllables, flu.pauses, al, att, gate, rhythm_facts)
     detailed = {
         "phoneme_analysis": _phoneme_report(syllables),
-        "timing_analysis": _timing_report(ref, att, flu, rhythm_facts),
+        "timing_analysis": _timing_report(ref, att, flu, rhythm_facts, len(segments) if segments else None),
         "pitch_analysis": _pitch_report(pitch),
         "voice_quality": {
             "reference": _voice(ref),
@@ -172,9 +172,18 @@ def _phoneme_report(syllables: list[compare.Syllable]) -> list[dict[str, Any]]:
 
 
 def _timing_report(
-    ref: RecordingFeatures, att: RecordingFeatures, flu: timing.Fluency, rhythm_facts: dict[str, Any]
+    ref: RecordingFeatures,
+    att: RecordingFeatures,
+    flu: timing.Fluency,
+    rhythm_facts: dict[str, Any],
+    text_syllables: int | None = None,
 ) -> dict[str, Any]:
     ref_phon, att_phon = flu.ref_speech_time, flu.att_speech_time
+    # Both recordings say the same sentence: one syllable count for both, the text's when it is
+    # known (one per character), else the reference's acoustic nuclei. Counting each recording's
+    # own nuclei undercounts real voices (11 of 15) and could call the shorter attempt the slower
+    # one, against speech_rate_ratio (issue #26). The acoustic counts stay as *_nuclei.
+    n = text_syllables if text_syllables else int(len(ref.nuclei))
     return {
         "reference_duration": _r(ref.duration, 2),
         "attempt_duration": _r(att.duration, 2),
@@ -182,10 +191,12 @@ def _timing_report(
         "attempt_speech_span": [_r(x * dsp.HOP, 2) for x in att.segmentation.span],
         "reference_speech_time": _r(ref_phon, 2),
         "attempt_speech_time": _r(att_phon, 2),
-        "reference_syllables": int(len(ref.nuclei)),
-        "attempt_syllables": int(len(att.nuclei)),
-        "reference_speech_rate": _r(len(ref.nuclei) / ref_phon, 2),
-        "attempt_speech_rate": _r(len(att.nuclei) / att_phon, 2),
+        "reference_syllables": n,
+        "attempt_syllables": n,
+        "reference_nuclei": int(len(ref.nuclei)),
+        "attempt_nuclei": int(len(att.nuclei)),
+        "reference_speech_rate": _r(n / ref_phon, 2),
+        "attempt_speech_rate": _r(n / att_phon, 2),
         "speech_rate_ratio": _r(flu.rate_ratio),
         "reference_pauses": [
             {"start": _r(p0 * dsp.HOP, 2), "end": _r(p1 * dsp.HOP, 2)} for p0, p1 in timing.pauses_of(ref)

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from vocalborn.analysis.scoring import Analysis, Scores
+from vocalborn.i18n import count_en
 
 _TEXT: dict[str, dict[str, str]] = {
     "zh": {
@@ -66,7 +67,7 @@ _TEXT: dict[str, dict[str, str]] = {
     "en": {
         "mismatch": "This recording does not sound like the reference sentence (only about {share:.0f}% of the syllables match). Listen to the reference again, then say the same sentence in full.",
         "mismatch_area": "Sentence does not match the reference",
-        "missing": "The part of the reference after {ref_start:.1f} s (about {n} syllables) is missing from your recording: please say the whole sentence.",
+        "missing": "The part of the reference after {ref_start:.1f} s (about {syllables}) is missing from your recording: please say the whole sentence.",
         "missing_area": "Incomplete sentence (missing after {ref_start:.1f} s)",
         "pron": "Syllable {k} (your recording {start:.1f}-{end:.1f} s, reference {ref_start:.1f}-{ref_end:.1f} s) sounds quite different from the reference: slow down and imitate that sound closely.",
         "pron_area": "Pronunciation: syllable {k} ({start:.1f}-{end:.1f} s)",
@@ -157,7 +158,7 @@ def _missing_items(devs: list[dict[str, Any]], t: dict[str, str]) -> list[tuple[
     return [
         (
             90.0,
-            t["missing"].format(ref_start=first["ref_start"], n=n),
+            t["missing"].format(ref_start=first["ref_start"], n=n, syllables=count_en(n, "syllable")),
             t["missing_area"].format(ref_start=first["ref_start"]),
         )
     ]

@@ -177,7 +177,8 @@ def shape_of(st: np.ndarray) -> tuple[Shape, np.ndarray] | None:
     rise_out = float(core[i_low:].max()) - low
     middle = float(core[max(0, m // 2 - k // 2) : m // 2 + k // 2 + 1].mean())
     t = np.linspace(0.0, 1.0, m)
-    slope = float(np.polyfit(t, core, 1)[0]) if m >= 2 else 0.0
+    tc = t - t.mean()
+    slope = float(tc @ (core - core.mean()) / (tc @ tc)) if m >= 2 else 0.0  # least squares
     s = Shape(
         start=start,
         end=end,
@@ -190,7 +191,7 @@ def shape_of(st: np.ndarray) -> tuple[Shape, np.ndarray] | None:
         slope=slope,
         first_half=middle - start,
         second_half=end - middle,
-        level=float(np.nanmean(seg)),
+        level=float(seg[ok].mean()),
         creak=creak,
         duration=n * 0.01,
     )
@@ -340,12 +341,16 @@ def _dilate(mask: np.ndarray, k: int) -> np.ndarray:
     return c > 0
 
 
+def _edge_pad(x: np.ndarray, h: int) -> np.ndarray:
+    """``x`` with its first and last value repeated ``h`` times (np.pad "edge", faster)."""
+    return np.concatenate([np.full(h, x[0]), x, np.full(h, x[-1])])
+
+
 def _running_median(x: np.ndarray, width: int) -> np.ndarray:
     n = len(x)
     h = width // 2
-    p = np.pad(x, h, mode="edge")
-    view = np.lib.stride_tricks.sliding_window_view(p, 2 * h + 1)[:n]
-    return np.median(view, axis=1)
+    view = np.lib.stride_tricks.sliding_window_view(_edge_pad(x, h), 2 * h + 1)[:n]
+    return np.sort(view, axis=1)[:, h]  # the middle of an odd window: its median
 
 
 def _smooth(x: np.ndarray, width: int) -> np.ndarray:
@@ -353,6 +358,4 @@ def _smooth(x: np.ndarray, width: int) -> np.ndarray:
     if len(x) < width:
         return x.copy()
     y = _running_median(x, width)
-    h = width // 2
-    p = np.pad(y, h, mode="edge")
-    return np.convolve(p, np.ones(width) / width, mode="valid")
+    return np.convolve(_edge_pad(y, width // 2), np.ones(width) / width, mode="valid")

@@ -26,6 +26,13 @@ TOTAL_STEPS = len(STEPS)
 # progress(step_number, step_key): step_number is 1..TOTAL_STEPS, called when a step starts.
 ProgressCallback = Callable[[int, str], None]
 
+
+def report_progress(progress: ProgressCallback | None, step: int) -> None:
+    """Tell ``progress`` (when given) that step ``step`` (1-based) of STEPS starts."""
+    if progress is not None:
+        progress(step, STEPS[step - 1][0])
+
+
 # Anything the engine accepts as a recording: raw bytes or a path on disk.
 AudioSource = bytes | str | Path
 
@@ -47,7 +54,29 @@ class UnusableAudioError(AnalysisInputError):
 
 
 class TransientAnalysisError(AnalysisError):
-    """A failure that may pass (remote engine timeout, 5xx, open circuit): retry later."""
+    """A failure that may pass (remote engine timeout, 5xx, open circuit): retry later.
+
+    ``error_class`` names the retry budget it draws on (``vocalborn.outage.policy``)."""
+
+    error_class = "service"
+
+
+class RemoteUnreachableError(TransientAnalysisError):
+    """The remote analysis service did not answer at all (refused, reset, DNS)."""
+
+    error_class = "network"
+
+
+class RemoteTimeoutError(TransientAnalysisError):
+    """The remote analysis service took longer than AI_SERVICE_TIMEOUT."""
+
+    error_class = "timeout"
+
+
+class CircuitOpenError(TransientAnalysisError):
+    """The remote engine's circuit is open: recent calls failed, this one is not even tried."""
+
+    error_class = "network"
 
 
 @dataclass(frozen=True)
@@ -74,6 +103,9 @@ class AnalysisReport:
     # Share (0..100) of the reference's judged characters the attempt said; None when the
     # analysis had no sentence text to count characters by.
     completeness_score: float | None = None
+    # True when the remote engine was unavailable and the local engine analysed instead
+    # (AI_ENGINE_FALLBACK=local): stored on the result and shown beside the model version.
+    engine_fallback: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -36,6 +36,8 @@ class User(SQLModel, table=True):
     totp_enabled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     # The time step of the last code accepted: a code is good once (no replay within its window).
     totp_last_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # Set when the owner proved the address (POST /api/v1/auth/verify-email with the mailed token).
+    email_verified_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
 
 class AuthSession(SQLModel, table=True):

@@ -61,6 +61,9 @@ def register(body: RegisterRequest, db: SessionDep) -> RegisterAccepted:
         return RegisterAccepted()  # same status, same body, same Argon2 work as a new account
     if invitation_id is not None:
         invitations.mark_used_by(db, invitation_id, user.user_id)
+    from vocalborn.notify.accounts import request_verification
+
+    request_verification(db, user)  # the verification mail (outbox -> notifications consumer)
     return RegisterAccepted()
 
 
@@ -304,4 +307,6 @@ def end_my_session(session_id: uuid.UUID, current: CurrentSession, db: SessionDe
 
 @router.get("/me", response_model=UserPublic, operation_id="me")
 def me(user: CurrentUser) -> UserPublic:
-    return UserPublic.model_validate(user).model_copy(update={"totp_enabled": user.totp_enabled_at is not None})
+    return UserPublic.model_validate(user).model_copy(
+        update={"totp_enabled": user.totp_enabled_at is not None, "email_verified": user.email_verified_at is not None}
+    )

@@ -48,6 +48,7 @@ class UserPublic(BaseModel):
     therapist_id: uuid.UUID | None = None
     created_at: datetime
     totp_enabled: bool = Field(default=False, description="a login needs the authenticator code too")
+    email_verified: bool = Field(default=False, description="the address was confirmed with the mailed link")
 
 
 class Token(BaseModel):

@@ -86,12 +86,12 @@ def otpauth_url(secret: str, account: str) -> str:
     return f"otpauth://totp/{label}?{query}"
 
 
-def qr_svg(text: str) -> str:
-    """The URL as a QR code, an SVG document (segno: pure Python)."""
+def qr_svg(text: str, title: str = "TOTP") -> str:
+    """The URL as a QR code, an SVG document (segno: pure Python; also the invitation links')."""
     import segno
 
     out = io.BytesIO()
-    segno.make(text, error="m").save(out, kind="svg", xmldecl=False, scale=5, border=2, title="TOTP")
+    segno.make(text, error="m").save(out, kind="svg", xmldecl=False, scale=5, border=2, title=title)
     return out.getvalue().decode()
 
 

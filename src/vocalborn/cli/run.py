@@ -118,6 +118,29 @@ def relay() -> None:
     run_forever(settings, settings.nats_url)
 
 
+def consume(
+    names: Annotated[list[str] | None, typer.Argument(help="the consumers to run (default: every one)")] = None,
+) -> None:
+    """Run event consumers (durable JetStream pull consumers on NATS_URL); docs/EVENTS.md. Run as
+    many processes as you like: they share each consumer's messages."""
+    settings = load_settings()
+    if not settings.nats_url:
+        fail("NATS_URL is not set: point it at a NATS server with JetStream (vocalborn up runs one itself)")
+    watch_supervisor()
+    from vocalborn.events.consumer import load_consumers, run_forever
+    from vocalborn.logs import setup_logging
+
+    known = load_consumers()
+    chosen = list(names or known)
+    unknown = [n for n in chosen if n not in known]
+    if unknown:
+        fail(f"no consumer named {', '.join(unknown)}; there are: {', '.join(sorted(known)) or 'none'}")
+    if not chosen:
+        fail("no consumers are registered")
+    setup_logging(settings.log_level, settings.log_format)
+    run_forever(chosen, settings, settings.nats_url)
+
+
 def beat() -> None:
     """Run Celery beat: republisher, reaper, cleanup, health check. Only the one holding a lease
     in Redis schedules; another on the same broker waits and takes over if it lapses."""

@@ -65,7 +65,7 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _check_ports(
-    settings, host: str, port: int, no_flower: bool, flower_port: int | None, wport: int, data: Path
+    settings, host: str, port: int, no_flower: bool, flower_port: int | None, wport: int, data: Path, mail_port: int = 0
 ) -> None:
     """Refuse in one line, before anything starts, if a port we would bind is taken (and by whom,
     above all when it is a process of an earlier run)."""
@@ -74,6 +74,8 @@ def _check_ports(
         wanted.append(("Flower", "127.0.0.1", flower_port or settings.flower_port, "--flower-port"))
     if wport > 0 and settings.prometheus_enabled:
         wanted.append(("worker metrics", settings.worker_metrics_host, wport, "--worker-metrics-port"))
+    if mail_port and not settings.smtp_host:
+        wanted.append(("mail outbox", "127.0.0.1", mail_port, "--mail-port"))
     for what, bind_host, bind_port, option in wanted:
         if not _port_free(bind_host, bind_port):
             holder = control.port_holder(data, bind_port)
@@ -97,6 +99,10 @@ def _plan(
         ("beat", [*me, "beat"]),
         ("relay", [*me, "relay"]),  # the outbox's events to NATS JetStream (docs/EVENTS.md)
     ]
+    from vocalborn.events.consumer import load_consumers
+
+    if load_consumers():
+        plan.append(("consumers", [*me, "consume"]))  # every registered event consumer, one process
     if no_flower:
         return plan, "Flower:    not started (--no-flower)"
     try:
@@ -147,6 +153,18 @@ class _Stack:
                 self.redis_server.stop()
             fail(str(exc))
         self.env.update(NATS_URL=self.nats_server.url)
+
+    def start_mail(self, port: int) -> None:
+        """The local mail outbox (`vocalborn mail serve`): SMTP on loopback, mail kept under the
+        data folder. A child like the others (stopped with them)."""
+        me = [sys.executable, "-m", "vocalborn.cli"]
+        self.children.append(
+            ("mail", spawn([*me, "mail", "serve", "--port", str(port)], env=self.env, pass_fds=(self.lock_fd,)))
+        )
+        self.ports["mail"] = port
+        self.env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), SMTP_STARTTLS="false")
+        self.env.pop("SMTP_USERNAME", None)
+        self.env.pop("SMTP_PASSWORD", None)
 
     def prepare_database(self) -> None:
         """Point this process at the chosen broker and database, and migrate."""
@@ -266,6 +284,13 @@ def _banner(settings, stack: _Stack, host: str, port: int, wport: int, flower_li
     typer.echo(
         f"Events:    {redact_url(stack.env.get('NATS_URL', ''))}{nats_bundled}  (stream {settings.events_stream})"
     )
+    if "mail" in stack.ports:
+        typer.echo(
+            f"Mail:      smtp://127.0.0.1:{stack.ports['mail']}  (local mail outbox: {data / 'mail'};"
+            " vocalborn mail list)"
+        )
+    else:
+        typer.echo(f"Mail:      smtp://{settings.smtp_host}:{settings.smtp_port}  (SMTP_HOST)")
     typer.echo(f"Data:      {data}")
     from vocalborn.security.datadir import secrets_lines
 
@@ -289,10 +314,22 @@ def up(
     worker_metrics_port: Annotated[
         int | None, typer.Option(help="worker Prometheus port (default WORKER_METRICS_PORT; 0: off)")
     ] = None,
+    with_alerting: Annotated[
+        bool,
+        typer.Option(
+            "--with-alerting",
+            help="also run Prometheus and Alertmanager (their binaries installed; SMTP_* and ALERT_* set)",
+        ),
+    ] = False,
+    prometheus_port: Annotated[int, typer.Option(help="Prometheus port (--with-alerting)")] = 9090,
+    alertmanager_port: Annotated[int, typer.Option(help="Alertmanager port (--with-alerting)")] = 9093,
+    mail_port: Annotated[
+        int, typer.Option(help="the local mail outbox's SMTP port (without SMTP_HOST; 0: a free one)")
+    ] = 0,
 ) -> None:
     """Run API, worker, beat, the events relay and Flower together. With no configuration: SQLite,
     a bundled Redis and a bundled nats-server under ./var. With DATABASE_URL / CELERY_BROKER_URL /
-    NATS_URL set, those are used instead."""
+    NATS_URL set, those are used instead. --with-alerting adds Prometheus and Alertmanager."""
     from vocalborn.config import get_settings
     from vocalborn.logs import setup_logging
 
@@ -319,12 +356,30 @@ def up(
     metrics_status = data / "worker-metrics.status"
     metrics_status.unlink(missing_ok=True)
     env[WORKER_METRICS_STATUS_ENV] = str(metrics_status)
-    _check_ports(settings, host, port, no_flower, flower_port, wport, data)
+    _check_ports(settings, host, port, no_flower, flower_port, wport, data, mail_port)
+    alerting_children: list[tuple[str, list[str]]] = []
+    alerting_lines: list[str] = []
+    if with_alerting:
+        from vocalborn.cli import alerting
+
+        if not settings.prometheus_enabled:
+            fail("--with-alerting needs PROMETHEUS_ENABLED=true (there would be nothing to scrape)")
+        for what, bind_port, option in (
+            ("Prometheus", prometheus_port, "--prometheus-port"),
+            ("Alertmanager", alertmanager_port, "--alertmanager-port"),
+        ):
+            if not _port_free("127.0.0.1", bind_port):
+                fail(f"port {bind_port} is already in use, so {what} cannot start there; choose another with {option}")
+        alerting_children, alerting_lines = alerting.plan(
+            settings, env, data, (host, port), wport, prometheus_port, alertmanager_port
+        )
     ports = {"api": port}
     if not no_flower:
         ports["flower"] = flower_port or settings.flower_port
     if wport > 0 and settings.prometheus_enabled:
         ports["worker"] = wport
+    if with_alerting:
+        ports |= {"prometheus": prometheus_port, "alertmanager": alertmanager_port}
     state: dict[str, object] = {
         "pid": os.getpid(),
         "started_at": time.time(),
@@ -344,7 +399,16 @@ def up(
     if not settings.nats_url:
         stack.start_nats(data)
     stack.prepare_database()
+    if not settings.smtp_host:
+        from vocalborn.embedded import free_port
+
+        stack.start_mail(mail_port or free_port())
+    if "PUBLIC_URL" not in os.environ:
+        public = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        env["PUBLIC_URL"] = f"http://{public}:{port}"
     plan, flower_line = _plan(settings, host, port, concurrency, no_flower, flower_port)
-    stack.start(plan)
+    stack.start(plan + alerting_children)
     _banner(settings, stack, host, port, wport, flower_line, data)
+    for line in alerting_lines:
+        typer.echo(line)
     stack.supervise(metrics_status, metrics_reported=wport <= 0 or not settings.prometheus_enabled)

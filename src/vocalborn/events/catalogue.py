@@ -69,6 +69,20 @@ CATALOGUE: dict[str, EventType] = {
             "user_id",
             "An account and everything that was its own was erased; consumers forget the id.",
         ),
+        EventType(
+            "account.password_reset_requested",
+            1,
+            ("user_id", "token_id"),
+            "user_id",
+            "Someone asked for a password reset of the account: the notifications consumer mails the link.",
+        ),
+        EventType(
+            "account.verification_requested",
+            1,
+            ("user_id", "token_id"),
+            "user_id",
+            "An account's email address needs confirming: the notifications consumer mails the link.",
+        ),
     )
 }
 

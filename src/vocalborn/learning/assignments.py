@@ -14,7 +14,7 @@ from vocalborn.events import outbox
 from vocalborn.learning.access import learner_for
 from vocalborn.learning.models import SentenceAssignment
 from vocalborn.practice.models import PracticeRecord, Sentence
-from vocalborn.practice.service import _visible_sentences, can_see_sentence, get_sentence
+from vocalborn.practice.service import _visible_sentences, can_see_sentence, get_sentence, live_sentence
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 
 
@@ -44,7 +44,7 @@ def add_assignment(
     """Assign the sentence (True: new) with the goal fields given; assigning it again updates the
     goal fields given and keeps the rest."""
     learner = _may_assign(db, actor, learner_id)
-    sentence = get_sentence(db, sentence_id, actor)  # NotFound unless the actor may see it
+    sentence = live_sentence(db, sentence_id, actor)  # NotFound unless the actor may see it (and not deleted)
     if not can_see_sentence(learner, sentence):
         # Only an admin gets here (a linked therapist's learner sees what the therapist sees).
         raise Unassignable("this learner cannot see this sentence; share it or pick another")
@@ -111,6 +111,7 @@ def assignments(db: Session, reader: User, learner_id: uuid.UUID) -> list[dict[s
         # therapist it is not visible to.
         .where(
             SentenceAssignment.learner_id == learner_id,
+            col(Sentence.deleted_at).is_(None),  # a deleted sentence leaves the practice set
             _visible_sentences(learner),
             _visible_sentences(reader),
         )

@@ -126,7 +126,8 @@ def learner_goals(
         db.exec(
             select(SentenceAssignment, Sentence)
             .join(Sentence, col(Sentence.sentence_id) == col(SentenceAssignment.sentence_id))
-            .where(SentenceAssignment.learner_id == learner_id, *(visible_sentences(r) for r in readers))
+            .where(SentenceAssignment.learner_id == learner_id, col(Sentence.deleted_at).is_(None))
+            .where(*(visible_sentences(r) for r in readers))
             .order_by(col(SentenceAssignment.created_at))
         )
     )
@@ -182,7 +183,13 @@ def learner_goals(
 
 
 def learner_dose(db: Session, learner_id: uuid.UUID, now: datetime) -> float | None:
-    assignments = list(db.exec(select(SentenceAssignment).where(SentenceAssignment.learner_id == learner_id)))
+    assignments = list(
+        db.exec(
+            select(SentenceAssignment)
+            .join(Sentence, col(Sentence.sentence_id) == col(SentenceAssignment.sentence_id))
+            .where(SentenceAssignment.learner_id == learner_id, col(Sentence.deleted_at).is_(None))
+        )
+    )
     if not any(a.target_attempts_per_week or a.target_minutes_per_week for a in assignments):
         return None
     return dose_met_percent(assignments, this_week(db, learner_id, now))

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from vocalborn.auth.dependencies import CurrentUser, SessionDep
 from vocalborn.auth.models import Role, User
+from vocalborn.auth.totp import qr_svg
 from vocalborn.learning import links as link_service
 from vocalborn.learning.http import E401, E403_ROLE, E422, err, require_role
 from vocalborn.learning.schemas import (
@@ -26,10 +27,12 @@ router = APIRouter()
 
 
 def _invitation(inv: Any, request: Request, code: str | None = None) -> InvitationPublic:
+    url = invitation_url(request, code) if code is not None else None
     return InvitationPublic(
         invitation_id=inv.invitation_id,
         code=code,
-        url=invitation_url(request, code) if code is not None else None,
+        url=url,
+        qr_svg=qr_svg(url, "VocalBorn") if url is not None else None,
         expires_at=inv.expires_at,
         used_at=inv.used_at,
         created_at=inv.created_at,
@@ -48,7 +51,8 @@ def create_invitation(
     user: CurrentUser, db: SessionDep, request: Request, body: InvitationCreate | None = None
 ) -> InvitationPublic:
     """A single-use code (default: valid 72 hours) the therapist gives a learner, and ``url``:
-    the page with the code filled in (sent as a link instead of typing the code on a phone). The
+    the page with the code filled in (sent as a link instead of typing the code on a phone), also
+    as a QR code (``qr_svg``) for a phone's camera. The
     code and the link are in this answer only: the code is stored hashed, so the listing cannot
     show them again."""
     require_role(user, Role.THERAPIST)

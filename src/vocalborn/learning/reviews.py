@@ -129,6 +129,7 @@ def export_rows(db: Session) -> Iterator[dict[str, Any]]:
             "review_version": review.version,
             "reviewed_at": review.updated_at.isoformat(),
             "analysis_model_version": result.analysis_model_version if result else None,
+            "engine_fallback": result.engine_fallback if result else None,
         }
         for f in SCORE_FIELDS:
             row[f"engine_{f}"] = getattr(result, f) if result else None

@@ -118,6 +118,7 @@ EXPORT_COLUMNS = [
     "review_version",
     "reviewed_at",
     "analysis_model_version",
+    "engine_fallback",  # the local engine scored it while the remote service was down (issue #27)
     *[f"{who}_{f}" for f in SCORE_FIELDS for who in ("engine", "therapist")],
     "therapist_deviating_characters",
     "comment",

@@ -137,6 +137,11 @@ class InvitationPublic(BaseModel):
         description="the page with the code filled in, a link to send instead of the code: in the answer "
         "that creates it only; null in listings"
     )
+    qr_svg: str | None = Field(
+        default=None,
+        description="``url`` as a QR code (an SVG document, made on the server without any network): in the "
+        "answer that creates it only; null in listings",
+    )
     expires_at: datetime
     used_at: datetime | None
     created_at: datetime

@@ -155,6 +155,10 @@ class ScrapeCollector:
         yield from self._database(settings, up)
         yield from self._broker(settings, up)
         yield from self._redis(settings, up)
+        if up.get("database"):
+            yield from self._events_database()
+        if settings.nats_url:
+            yield from self._nats(settings, up)
         websockets = self._websockets()
         if websockets is not None:
             yield websockets
@@ -237,6 +241,86 @@ class ScrapeCollector:
         if checked_at is not None:
             yield _gauge("vocalborn_health_check_timestamp_seconds", checked_at)
 
+    def _events_database(self) -> Iterator[GaugeMetricFamily]:
+        """Outbox lag, dead letters and webhook deliveries (docs/EVENTS.md, "Metrics")."""
+        from vocalborn.db import open_session
+        from vocalborn.events.models import EventDeadLetter, EventOutbox
+        from vocalborn.sqltypes import utcnow
+        from vocalborn.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+        try:
+            now = utcnow()
+            with open_session() as db:
+                unsent, oldest = db.execute(
+                    select(func.count(), func.min(col(EventOutbox.occurred_at))).where(
+                        col(EventOutbox.sent_at).is_(None)
+                    )
+                ).one()
+                dead = dict(
+                    db.execute(
+                        select(col(EventDeadLetter.consumer), func.count())
+                        .where(col(EventDeadLetter.replayed_at).is_(None))
+                        .group_by(col(EventDeadLetter.consumer))
+                    ).all()
+                )
+                hooks = dict(
+                    db.execute(
+                        select(col(WebhookDelivery.status), func.count())
+                        .where(col(WebhookDelivery.status).in_(("pending", "dead")))
+                        .group_by(col(WebhookDelivery.status))
+                    ).all()
+                )
+                failing = db.execute(
+                    select(func.count()).where(
+                        col(WebhookDelivery.status) == "pending", col(WebhookDelivery.attempts) > 0
+                    )
+                ).scalar_one()
+                disabled = db.execute(
+                    select(func.count()).select_from(WebhookEndpoint).where(col(WebhookEndpoint.enabled).is_(False))
+                ).scalar_one()
+        except Exception as exc:
+            log.warning("metrics: cannot read the event tables: %s", exc)
+            return
+        yield _gauge("vocalborn_outbox_unsent", float(unsent))
+        yield _gauge("vocalborn_outbox_oldest_unsent_age_seconds", _age(now, oldest))
+        family = _gauge("vocalborn_event_dead_letters")
+        for consumer, count in sorted(dead.items()):
+            family.add_metric([consumer], float(count))
+        yield family
+        family = _gauge("vocalborn_webhook_deliveries")
+        for status, count in (
+            ("pending", hooks.get("pending", 0)),
+            ("failing", failing),
+            ("dead", hooks.get("dead", 0)),
+        ):
+            family.add_metric([status], float(count))
+        yield family
+        yield _gauge("vocalborn_webhook_endpoints_disabled", float(disabled))
+
+    def _nats(self, settings: Settings, up: dict[str, bool]) -> Iterator[GaugeMetricFamily]:
+        assert settings.nats_url is not None
+        try:
+            stream, consumers = jetstream_state(settings.nats_url, settings.events_stream)
+        except Exception as exc:
+            log.warning("metrics: nats unavailable: %s", exc)
+            up["nats"] = False
+            return
+        up["nats"] = True
+        if stream is None:  # the relay has not made the stream yet
+            return
+        yield _gauge("vocalborn_events_stream_messages", float(stream[0]))
+        yield _gauge("vocalborn_events_stream_bytes", float(stream[1]))
+        pending = _gauge("vocalborn_events_consumer_pending")
+        acks = _gauge("vocalborn_events_consumer_ack_pending")
+        again = _gauge("vocalborn_events_consumer_redelivered")
+        for name, (num_pending, ack_pending, redelivered) in sorted(consumers.items()):
+            pending.add_metric([name], float(num_pending))
+            acks.add_metric([name], float(ack_pending))
+            again.add_metric([name], float(redelivered))
+        yield pending
+        yield acks
+        yield again
+
     def _websockets(self) -> GaugeMetricFamily | None:
         try:
             count = importlib.import_module("vocalborn.tasks.api.ws").open_socket_count
@@ -296,6 +380,39 @@ REGISTRY.register(ScrapeCollector())
 
 
 # --------------------------------------------------------------------------------------------
+def jetstream_state(
+    nats_url: str, stream: str, timeout: float = 2.0
+) -> tuple[tuple[int, int] | None, dict[str, tuple[int, int, int]]]:
+    """(messages, bytes) of the stream (None: no stream yet) and, per durable consumer,
+    (pending, ack pending, redelivered); one short connection per scrape."""
+    import asyncio
+
+    async def read() -> tuple[tuple[int, int] | None, dict[str, tuple[int, int, int]]]:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        nc = await nats.connect(nats_url, connect_timeout=timeout, allow_reconnect=False, max_reconnect_attempts=0)
+        try:
+            js = nc.jetstream(timeout=timeout)
+            try:
+                info = await js.stream_info(stream)
+            except NotFoundError:
+                return None, {}
+            out = {}
+            for ci in await js.consumers_info(stream):
+                if ci.config.durable_name:
+                    out[ci.name] = (
+                        int(ci.num_pending or 0),
+                        int(ci.num_ack_pending or 0),
+                        int(ci.num_redelivered or 0),
+                    )
+            return (int(info.state.messages), int(info.state.bytes)), out
+        finally:
+            await nc.close()
+
+    return asyncio.run(asyncio.wait_for(read(), timeout * 3))
+
+
 def render() -> bytes:
     return generate_latest(REGISTRY)
 

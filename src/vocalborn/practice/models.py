@@ -35,6 +35,10 @@ class Sentence(SQLModel, table=True):
     # Visible to every learner (set by an admin or the author); otherwise only the author's learners see it.
     shared: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    # Soft delete (issue #26): a deleted sentence leaves the lists, practice sets and goals and takes
+    # no new recordings; the attempts made of it, their results and its reference stay readable.
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    updated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
 
 class PracticeSession(SQLModel, table=True):

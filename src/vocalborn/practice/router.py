@@ -13,7 +13,14 @@ from vocalborn.auth.models import Role
 from vocalborn.config import get_settings
 from vocalborn.errors import FieldRejected, error_responses
 from vocalborn.practice import erasure, service
-from vocalborn.practice.schemas import RecordPublic, SentencePublic, SentenceShare, SessionCreate, SessionPublic
+from vocalborn.practice.schemas import (
+    RecordPublic,
+    SentencePublic,
+    SentenceShare,
+    SentenceUpdate,
+    SessionCreate,
+    SessionPublic,
+)
 from vocalborn.security.access import record_access
 from vocalborn.security.dependencies import limit_uploads
 from vocalborn.storage import MissingKey, get_storage
@@ -107,6 +114,39 @@ def get_sentence(sentence_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> S
 def share_sentence(sentence_id: uuid.UUID, body: SentenceShare, user: TherapistUser, db: SessionDep) -> SentencePublic:
     """Share a sentence with every learner (or stop): its author or an admin."""
     return SentencePublic.model_validate(service.set_sentence_shared(db, sentence_id, body.shared, user))
+
+
+@router.patch(
+    "/sentences/{sentence_id}",
+    response_model=SentencePublic,
+    operation_id="update_sentence",
+    responses=error_responses(401, 403, 404, 422),
+)
+def update_sentence(
+    sentence_id: uuid.UUID, body: SentenceUpdate, user: TherapistUser, db: SessionDep
+) -> SentencePublic:
+    """Its author edits the text (a correction: the reference recording stays) or whether every
+    learner may practise it (`shared`). Another therapist who sees it: 403; one who does not: 404."""
+    if body.text is None and body.shared is None:
+        raise FieldRejected("text", "give text or shared (or both)", "nothing_to_change")
+    if body.text is not None:
+        check_sentence_text(body.text)
+    text = body.text.strip() if body.text is not None else None
+    return SentencePublic.model_validate(service.update_sentence(db, sentence_id, user, text=text, shared=body.shared))
+
+
+@router.delete(
+    "/sentences/{sentence_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="delete_sentence",
+    responses=error_responses(401, 403, 404),
+)
+def delete_sentence(sentence_id: uuid.UUID, user: TherapistUser, db: SessionDep) -> Response:
+    """Its author deletes it, keeping the history: it leaves the sentence lists, the learners'
+    practice sets and goals and takes no new recordings; the attempts made of it, their results,
+    reviews and its reference recording stay readable (soft delete)."""
+    service.delete_sentence(db, sentence_id, user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def _stored_audio(key: str, fmt: str, what: str, name: str) -> Response:

@@ -16,10 +16,22 @@ class SentencePublic(BaseModel):
     created_by: uuid.UUID
     shared: bool = False
     created_at: datetime
+    updated_at: datetime | None = None
+    deleted_at: datetime | None = None  # deleted by its author: read through old attempts only
 
 
 class SentenceShare(BaseModel):
     shared: bool
+
+
+class SentenceUpdate(BaseModel):
+    """What the author may change: the text (a correction: the reference recording stays) and
+    whether every learner may practise it. At least one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, min_length=1, max_length=2000)
+    shared: bool | None = None
 
 
 class SessionCreate(BaseModel):

@@ -15,6 +15,7 @@ from vocalborn.config import Settings
 from vocalborn.errors import AudioRejected, Forbidden, NotFound
 from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
 from vocalborn.practice.silence import refuse_silence
+from vocalborn.sqltypes import utcnow
 from vocalborn.storage import Storage
 
 
@@ -144,7 +145,7 @@ def may_read_sentence_of(db: Session, reader: User, owner_id: uuid.UUID, sentenc
 def list_sentences(db: Session, limit: int, offset: int, reader: User) -> list[Sentence]:
     stmt = (
         select(Sentence)
-        .where(_visible_sentences(reader))
+        .where(_visible_sentences(reader), col(Sentence.deleted_at).is_(None))
         .order_by(col(Sentence.created_at).desc())
         .limit(limit)
         .offset(offset)
@@ -160,9 +161,53 @@ def get_sentence(db: Session, sentence_id: uuid.UUID, reader: User | None = None
     return sentence
 
 
+def live_sentence(db: Session, sentence_id: uuid.UUID, reader: User) -> Sentence:
+    """``get_sentence`` for something new made of it (a recording, an assignment, an edit):
+    a deleted sentence is not found."""
+    sentence = get_sentence(db, sentence_id, reader)
+    if sentence.deleted_at is not None:
+        raise NotFound("sentence not found (it was deleted)")
+    return sentence
+
+
+def _owned_sentence(db: Session, sentence_id: uuid.UUID, user: User) -> Sentence:
+    """The sentence for its author to edit or delete: NotFound when ``user`` may not see it (or
+    it was deleted), Forbidden when they see it but did not write it."""
+    sentence = live_sentence(db, sentence_id, user)
+    if sentence.created_by != user.user_id:
+        raise Forbidden("only the therapist who made the sentence can change or delete it")
+    return sentence
+
+
+def update_sentence(
+    db: Session, sentence_id: uuid.UUID, user: User, *, text: str | None, shared: bool | None
+) -> Sentence:
+    """Its author edits the text (the reference recording stays: for corrections) or whether
+    every learner may practise it."""
+    sentence = _owned_sentence(db, sentence_id, user)
+    if text is not None:
+        sentence.text = text
+    if shared is not None:
+        sentence.shared = shared
+    sentence.updated_at = utcnow()
+    db.add(sentence)
+    db.commit()
+    db.refresh(sentence)
+    return sentence
+
+
+def delete_sentence(db: Session, sentence_id: uuid.UUID, user: User) -> None:
+    """Soft delete by its author: the sentence leaves lists, practice sets and goals and takes
+    no new recordings; attempts made of it, their results and the reference stay readable."""
+    sentence = _owned_sentence(db, sentence_id, user)
+    sentence.deleted_at = sentence.updated_at = utcnow()
+    db.add(sentence)
+    db.commit()
+
+
 def set_sentence_shared(db: Session, sentence_id: uuid.UUID, shared: bool, user: User) -> Sentence:
     """Admins share any sentence; a therapist only their own."""
-    sentence = get_sentence(db, sentence_id, user)
+    sentence = live_sentence(db, sentence_id, user)
     if user.role != Role.ADMIN and sentence.created_by != user.user_id:
         raise Forbidden("only the sentence's author or an admin can change whether it is shared")
     sentence.shared = shared
@@ -214,7 +259,7 @@ def create_record(
 ) -> PracticeRecord:
     if session.user_id != user.user_id:
         raise NotFound("practice session not found")  # only the learner records into a session
-    get_sentence(db, sentence_id, user)
+    live_sentence(db, sentence_id, user)
     key = storage.save("recordings", audio.data, audio.format)
     record = PracticeRecord(
         practice_session_id=session.practice_session_id,

@@ -196,6 +196,7 @@ def erase_user(db: Session, user: User) -> dict[str, int]:
         db.execute(delete(RefreshToken).where(col(RefreshToken.session_id).in_(session_ids)))
         db.execute(delete(AuthSession).where(col(AuthSession.session_id).in_(session_ids)))
     db.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == uid))
+    _forget_notifications(db, uid)
     db.execute(delete(User).where(col(User.user_id) == uid))
     _forget_events(db, uid)
     outbox.add(db, "account.erased", user_id=uid)
@@ -225,6 +226,22 @@ def _forget_events(db: Session, uid: uuid.UUID) -> None:
             or_(col(EventOutbox.ordering_key) == uid, cast(EventOutbox.subject, String).like(f"%{uid}%"))
         )
     )
+
+
+def _forget_notifications(db: Session, uid: uuid.UUID) -> None:
+    """Their notifications, preferences and account tokens, and every other user's notification
+    about them (a therapist's about a learner's analysis: its ids name the learner)."""
+    from sqlalchemy import String, cast
+
+    from vocalborn.notify.models import AccountToken, Notification, NotificationPreferences
+
+    db.execute(
+        delete(Notification).where(
+            or_(col(Notification.user_id) == uid, cast(Notification.subject, String).like(f"%{uid}%"))
+        )
+    )
+    db.execute(delete(NotificationPreferences).where(col(NotificationPreferences.user_id) == uid))
+    db.execute(delete(AccountToken).where(col(AccountToken.user_id) == uid))
 
 
 def _forget_statuses(uid: uuid.UUID) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    false,
     text,
     true,
 )
@@ -146,6 +147,8 @@ class AIAnalysisResult(SQLModel, table=True):
     suggestions: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     improvement_areas: list[str] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     analysis_model_version: str | None = Field(default=None, sa_column=Column(String(50), nullable=True))
+    # The local engine analysed it because the remote service's circuit was open (issue #27).
+    engine_fallback: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
     processing_time_seconds: float | None = Field(default=None, sa_column=Column(Numeric(10, 3, asdecimal=False)))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))
 

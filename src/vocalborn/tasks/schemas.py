@@ -84,6 +84,11 @@ class TaskResultResponse(BaseModel):
     suggestions: str | None
     improvement_areas: list[str] | None
     analysis_model_version: str | None
+    engine_fallback: bool = Field(
+        default=False,
+        description="true when the remote analysis service was down and the local engine analysed it "
+        "(AI_ENGINE_FALLBACK=local); analysis_model_version names the local engine then",
+    )
     processing_time_seconds: float | None
     completed_at: datetime | None
 

@@ -242,6 +242,7 @@ def get_result(
         suggestions=suggestions,
         improvement_areas=areas,
         analysis_model_version=result.analysis_model_version,
+        engine_fallback=result.engine_fallback,
         processing_time_seconds=result.processing_time_seconds,
         completed_at=task.completed_at,
     )

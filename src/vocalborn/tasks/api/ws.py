@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from vocalborn.config import get_settings
+from vocalborn.i18n import Language, explicit_language, step_label, translate
 from vocalborn.tasks import events
 from vocalborn.tasks.api.ws_hub import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TRY_AGAIN, RESYNC, Hub, Subscriber
 from vocalborn.tasks.events import SnapshotMessage, TaskEventMessage
@@ -167,8 +168,16 @@ def _is_terminal(message: TaskEventMessage) -> bool:
 class _Stream:
     """Sends one task's events to one socket, in event-id order, each persisted event once."""
 
-    def __init__(self, websocket: WebSocket, task_id: str, last_sent: int, show_worker: bool = False) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        task_id: str,
+        last_sent: int,
+        show_worker: bool = False,
+        lang: Language | None = None,
+    ) -> None:
         self.show_worker = show_worker  # worker host names are for admins only
+        self.lang = lang  # the language asked for (?lang= / Accept-Language): steps and messages in it
         self.websocket = websocket
         self.task_id = task_id
         self.last_sent = last_sent
@@ -178,6 +187,11 @@ class _Stream:
         if not self.show_worker and message.get("worker_name") is not None:
             message = message.copy()
             message["worker_name"] = None
+        if self.lang is not None:  # issue #26: the step label and a message in the caller's language
+            message = message.copy()
+            message["current_step"] = step_label(message.get("current_step"), self.lang)
+            if isinstance(message.get("message"), str):
+                message["message"] = translate(message["message"] or "", self.lang)
         await self.websocket.send_text(json.dumps(message, ensure_ascii=False))
 
     async def send_persisted(self, batch: list[TaskEventMessage]) -> None:
@@ -260,7 +274,8 @@ async def task_events_socket(websocket: WebSocket, task_id: str) -> None:
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(hub.connected.wait(), READY_WAIT_SECONDS)
-        pump = asyncio.create_task(_pump(websocket, hub, sub, task_id, after, show_worker))
+        lang = explicit_language(websocket)
+        pump = asyncio.create_task(_pump(websocket, hub, sub, task_id, after, show_worker, lang))
         done, _ = await asyncio.wait({pump, receiver, kicked}, return_when=asyncio.FIRST_COMPLETED)
         if kicked in done:
             code, reason = sub.kick_reason
@@ -291,11 +306,17 @@ async def task_events_socket(websocket: WebSocket, task_id: str) -> None:
 
 
 async def _pump(
-    websocket: WebSocket, hub: Hub, sub: Subscriber, task_id: str, after: int, show_worker: bool = False
+    websocket: WebSocket,
+    hub: Hub,
+    sub: Subscriber,
+    task_id: str,
+    after: int,
+    show_worker: bool = False,
+    lang: Language | None = None,
 ) -> None:
     """Snapshot, replay, then live events until the terminal one."""
     snapshot, replay = await run_in_threadpool(_snapshot_and_events, task_id, after)
-    stream = _Stream(websocket, task_id, after, show_worker)
+    stream = _Stream(websocket, task_id, after, show_worker, lang)
     await stream.send(snapshot)
     await stream.send_persisted(replay)
     if not stream.finished and snapshot["status"] in TERMINAL_STATUSES:

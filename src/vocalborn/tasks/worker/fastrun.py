@@ -117,9 +117,10 @@ rec AS (
 res AS (
   INSERT INTO ai_analysis_results (result_id, task_id, overall_score, pronunciation_accuracy, fluency_score,
     rhythm_score, completeness_score, counted, not_counted_reason, detailed_analysis, sentence_analyses, suggestions,
-    improvement_areas, analysis_model_version, processing_time_seconds, created_at)
+    improvement_areas, analysis_model_version, engine_fallback, processing_time_seconds, created_at)
   SELECT %(result_id)s, task_id, %(overall)s, %(accuracy)s, %(fluency)s, %(rhythm)s, %(completeness)s, %(counted)s,
-    %(reason)s, %(detailed)s, %(sentences)s, %(suggestions)s, %(areas)s, %(model)s, %(elapsed)s, %(now)s FROM t
+    %(reason)s, %(detailed)s, %(sentences)s, %(suggestions)s, %(areas)s, %(model)s, %(fallback)s, %(elapsed)s,
+    %(now)s FROM t
   RETURNING 1
 ),
 ev AS (
@@ -297,6 +298,7 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
         "suggestions": report.suggestions,
         "areas": _json(report.improvement_areas),
         "model": report.analysis_model_version,
+        "fallback": bool(report.engine_fallback),
         "elapsed": round(elapsed, 3),
     }
     try:

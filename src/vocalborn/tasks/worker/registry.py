@@ -63,16 +63,10 @@ def _local(settings: Settings) -> AnalysisEngine:
 
 
 def _remote(settings: Settings) -> AnalysisEngine:
-    from vocalborn.analysis.engine import get_engine
+    # circuit breaker shared in Redis, and the AI_ENGINE_FALLBACK engine (issue #27)
+    from vocalborn.outage.fallback import build_remote_engine
 
-    if not settings.ai_service_url:
-        raise RuntimeError("AI_ENGINE=remote needs AI_SERVICE_URL")
-    return get_engine(
-        "remote",
-        url=settings.ai_service_url,
-        api_key=settings.ai_service_api_key,
-        timeout=settings.ai_service_timeout,
-    )
+    return build_remote_engine(settings)
 
 
 def _noop(settings: Settings) -> AnalysisEngine:

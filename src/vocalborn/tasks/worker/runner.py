@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 import uuid
 from datetime import timedelta
@@ -25,6 +24,7 @@ from vocalborn.analysis.types import STEPS, AnalysisEngine, AnalysisInputError, 
 from vocalborn.config import get_settings
 from vocalborn.db import open_session
 from vocalborn.logs import log_context
+from vocalborn.outage import policy
 from vocalborn.practice import counting
 from vocalborn.practice.models import PracticeRecord
 from vocalborn.sqltypes import utcnow
@@ -135,7 +135,8 @@ def _run_analysis(task_id: str, worker_name: str) -> Outcome:
                 exc_info=True,
             )
             reason = _describe(exc)
-            return with_db_retries(lambda: _retry_or_fail(claim, reason), f"retry of task {task_id}")
+            budget = policy.budget_for(policy.classify(exc))
+            return with_db_retries(lambda: _retry_or_fail(claim, reason, budget), f"retry of task {task_id}")
         finally:
             watch.stop()
 
@@ -250,6 +251,7 @@ def _result_row(claim: Claim, report: AnalysisReport, elapsed: float) -> AIAnaly
         suggestions=report.suggestions,
         improvement_areas=report.improvement_areas,
         analysis_model_version=report.analysis_model_version,
+        engine_fallback=bool(report.engine_fallback),
         processing_time_seconds=round(elapsed, 3),
     )
 
@@ -339,21 +341,21 @@ def _fail(claim: Claim, reason: str) -> Outcome:
 
 def backoff_seconds(retry_number: int) -> float:
     """Exponential backoff with equal jitter: half fixed, half random, capped."""
-    settings = get_settings()
-    ceiling = min(settings.retry_backoff_max, settings.retry_backoff_base * 2 ** (retry_number - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    return policy.exponential_backoff(retry_number)
 
 
-def _retry_or_fail(claim: Claim, reason: str) -> Outcome:
+def _retry_or_fail(claim: Claim, reason: str, budget: policy.Budget | None = None) -> Outcome:
+    """Another run later, within the retry budget of the failure's class (outage/policy.py)."""
     with open_session() as db:
         task = _own_task(db, claim)
         if task is None:
             return Outcome.SKIPPED
-        if task.retry_count >= task.max_retries:
+        limit = task.max_retries if budget is None or budget.retries is None else budget.retries
+        if task.retry_count >= limit:
             db.rollback()
             return _fail(claim, f"gave up after {task.retry_count} retries: {reason}")
         retry_number = task.retry_count + 1
-        delay = backoff_seconds(retry_number)
+        delay = backoff_seconds(retry_number) if budget is None else budget.wait_seconds(retry_number)
         event = unit_of_work.transition(
             db,
             task,
@@ -361,6 +363,7 @@ def _retry_or_fail(claim: Claim, reason: str) -> Outcome:
             expect_attempt=claim.attempt,
             values={
                 "retry_count": retry_number,
+                "max_retries": limit,
                 # the run ended with a recorded outcome: it was not a crash
                 "deliveries": 0,
                 "error_message": reason,
@@ -368,12 +371,12 @@ def _retry_or_fail(claim: Claim, reason: str) -> Outcome:
                 "next_attempt_at": utcnow() + timedelta(seconds=delay),
                 "publish_count": task.publish_count + 1,
             },
-            message=f"retry {retry_number} of {task.max_retries} in {delay:.1f} s: {reason}",
+            message=f"retry {retry_number} of {limit} in {delay:.1f} s: {reason}",
         )
         if event is None:
             return Outcome.SKIPPED
     service.send_task_message(task, countdown=delay)  # if this fails, Beat republishes the overdue retry
-    log.info("task %s will retry (%s/%s) in %.1f s", claim.task_id, retry_number, task.max_retries, delay)
+    log.info("task %s will retry (%s/%s) in %.1f s", claim.task_id, retry_number, limit, delay)
     return Outcome.RETRY_SCHEDULED
 
 

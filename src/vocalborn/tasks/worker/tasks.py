@@ -50,29 +50,32 @@ def analyze_audio(self: Task, task_id: str) -> str:
     return outcome.value
 
 
-@celery_app.task(name=REPUBLISH_TASK)
+# Maintenance jobs send no task events (issue #26): every 30-60 s they filled Flower's list (34 of
+# 43 tasks for 9 analyses); Beat publishes them without a task-sent event (beat.LeasedScheduler).
+# Their outcome is in the logs and the worker metrics.
+@celery_app.task(name=REPUBLISH_TASK, send_events=False)
 def republish_stranded_tasks() -> int:
     return maintenance.republish_stranded_tasks()
 
 
-@celery_app.task(name=REAP_TASK)
+@celery_app.task(name=REAP_TASK, send_events=False)
 def reap_stalled_tasks() -> dict[str, int]:
     return maintenance.reap_stalled_tasks()
 
 
-@celery_app.task(name=CLEANUP_TASK)
+@celery_app.task(name=CLEANUP_TASK, send_events=False)
 def cleanup_expired_tasks() -> dict[str, int]:
     from dataclasses import asdict
 
     return asdict(retention.cleanup_expired_tasks())
 
 
-@celery_app.task(name=PURGE_RECORDINGS_TASK)
+@celery_app.task(name=PURGE_RECORDINGS_TASK, send_events=False)
 def purge_old_recordings() -> int:
     return retention.purge_old_recordings()
 
 
-@celery_app.task(name=HEALTH_CHECK_TASK)
+@celery_app.task(name=HEALTH_CHECK_TASK, send_events=False)
 def health_check() -> dict[str, Any]:
     return maintenance.health_check()
 
@@ -120,8 +123,10 @@ def _after_fork(**_: Any) -> None:
 
 def _preload_analysis_model() -> None:
     """Load the local engine's phone recogniser once per worker process, before the first
-    task (never in the API process, which does not import this module)."""
-    if get_settings().ai_engine != "local":
+    task (never in the API process, which does not import this module). Also for the remote
+    engine with AI_ENGINE_FALLBACK=local: the fallback must be ready when the remote circuit opens."""
+    settings = get_settings()
+    if settings.ai_engine != "local" and settings.ai_engine_fallback != "local":
         return
     try:
         from vocalborn.analysis.phonetic import preload

@@ -1,9 +1,12 @@
 // Logging in, registering and out (#auth, the header); entering the page for the login's role.
 import { api, onSessionExpired, refreshSession } from "./api.js";
+import { forgetAudio } from "./audio.js";
+import { forgetInvite } from "./invite.js";
 import { $, showError, showNotice } from "./dom.js";
 import { enterHome } from "./home.js";
 import { t } from "./i18n.js";
 import { loadSentences } from "./practice.js";
+import { startNotifications, stopNotifications } from "./notifications.js";
 import { showSecurity } from "./security.js";
 import { stopWatching } from "./progress.js";
 import { state } from "./state.js";
@@ -84,8 +87,13 @@ export async function enter() {
   $("new-sentence").hidden = !(therapist || state.me.role === "admin");
   if (therapist) $("new-sentence").open = true;
   $("record-card").hidden = !learnerLike;
+  // a therapist's practice view is their sentences, not the learner's numbered first step
+  $("step-one").hidden = !learnerLike;
+  $("sentence-title").dataset.i18n = learnerLike ? "step_sentence" : "sentences_title";
+  $("sentence-title").textContent = t($("sentence-title").dataset.i18n);
   $("therapist-note").hidden = learnerLike;
   showSecurity();
+  startNotifications(); // the bell, live
   await enterHome(); // learner or therapist home
   await loadSentences();
 }
@@ -104,12 +112,15 @@ export async function logout() {
 export function leave() {
   localStorage.removeItem(SIGNED_IN);
   stopWatching();
+  forgetAudio();
+  forgetInvite();
+  stopNotifications();
   state.token = null;
   state.me = null;
   $("who").hidden = true;
   $("logout").hidden = true;
   $("auth").hidden = false;
-  for (const id of ["practice", "progress", "result", "learner-home", "learner-more", "therapist-home", "security"]) $(id).hidden = true;
+  for (const id of ["practice", "progress", "result", "learner-home", "learner-more", "therapist-home", "security", "my-sentences"]) $(id).hidden = true;
 }
 
 // A page opened (or reloaded, or a new tab) resumes the session from the refresh cookie.
@@ -124,5 +135,7 @@ export function initAuth() {
   $("tab-register").addEventListener("click", () => setMode("register"));
   $("auth-form").addEventListener("submit", onAuthSubmit);
   $("logout").addEventListener("click", logout);
+  // opened from an invitation link (?invite=CODE): the learner logs in or registers first
+  $("invited-hint").hidden = !new URLSearchParams(location.search).get("invite");
   onSessionExpired(leave);
 }

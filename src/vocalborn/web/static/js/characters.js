@@ -8,6 +8,9 @@
  * (extras.insertions) are marked between the characters, and extras.completeness (0..100) is shown
  * above. Results from before issue #22 have no error_type: it is read from their status and issues.
  * `characters` is detailed_analysis.characters; an empty or missing list hides the container.
+ * Issue #26: extras.marks (a Set of character indexes) are the characters a therapist marked, drawn
+ * with a pen mark in the same grid; extras.onChar(c, cell) makes each judged character a button
+ * (the page plays its span, or the therapist marks it); extras.tapHint explains what a tap does.
  * Self-contained (it imports nothing of the page) so the page can change freely around it.
  */
 const TEXT = {
@@ -16,7 +19,7 @@ const TEXT = {
     expected: "應為第 {t} 聲", expected_neutral: "應為輕聲", heard: "聽到第 {t} 聲", heard_neutral: "聽到輕聲",
     heard_none: "聲調沒有判斷", confidence: "把握度", completeness: "完整度",
     said: "念到 {n}/{m} 個字", extra: "多念", extra_legend: "多念的音節", extra_long: "多念了一個音節（{a}–{b} 秒）",
-    legend: "顏色表示每個字的結果；字下方是拼音。", ref: "示範 {a}–{b} 秒", att: "你的錄音 {a}–{b} 秒",
+    legend: "顏色表示每個字的結果；字下方是拼音。", marked: "治療師標記", marked_long: "治療師標記這個字聽起來不對", ref: "示範 {a}–{b} 秒", att: "你的錄音 {a}–{b} 秒",
   },
   en: {
     title: "Character by character", none: "right", tone: "wrong tone", mispronunciation: "sounds different",
@@ -25,6 +28,7 @@ const TEXT = {
     confidence: "confidence", completeness: "Completeness", said: "{n} of {m} characters said",
     extra: "extra", extra_legend: "extra syllable", extra_long: "extra syllable ({a}-{b} s)",
     legend: "The colour is each character's verdict; below it, its pinyin.",
+    marked: "marked by the therapist", marked_long: "your therapist marked this character as sounding wrong",
     ref: "reference {a}-{b} s", att: "your recording {a}-{b} s",
   },
 };
@@ -90,7 +94,7 @@ function insertionCell(lang, ins) {
   return cell;
 }
 
-function characterCell(lang, c) {
+function characterCell(lang, c, index, extras) {
   const cell = document.createElement("span");
   cell.setAttribute("role", "listitem");
   const ch = document.createElement("span");
@@ -126,9 +130,30 @@ function characterCell(lang, c) {
   if (conf !== null) tip.push(`${tr(lang, "confidence")} ${Math.round(100 * conf)}%`);
   tip.push(tr(lang, "ref", { a: num(c.ref_start), b: num(c.ref_end) }));
   if (c.start !== null && c.start !== undefined) tip.push(tr(lang, "att", { a: num(c.start), b: num(c.end) }));
+  const marks = extras && extras.marks;
+  const marked = Boolean(marks && marks.has(index));
+  if (marked) {
+    cell.classList.add("vb-marked");
+    cell.dataset.marked = "true";
+    const pen = document.createElement("span");
+    pen.className = "vb-mark";
+    pen.textContent = "✎";
+    pen.setAttribute("aria-hidden", "true");
+    cell.appendChild(pen);
+    tip.push(tr(lang, "marked_long"));
+  }
+  cell.dataset.index = String(index);
   cell.title = tip.join("\n");
-  cell.setAttribute("aria-label", [tip[0], tip[1], ...(heard ? [heardText(lang, c.heard_tone)] : [])].join(", "));
+  cell.setAttribute("aria-label", [tip[0], tip[1], ...(heard ? [heardText(lang, c.heard_tone)] : []), ...(marked ? [tr(lang, "marked")] : [])].join(", "));
   cell.tabIndex = 0;
+  if (extras && typeof extras.onChar === "function") {
+    cell.setAttribute("role", "button");
+    cell.classList.add("vb-tap");
+    if (extras.pressed) cell.setAttribute("aria-pressed", String(marked));
+    const tap = () => extras.onChar(c, cell, index);
+    cell.addEventListener("click", tap);
+    cell.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); tap(); } });
+  }
   return cell;
 }
 
@@ -168,8 +193,8 @@ export function renderCharacters(containerEl, characters, lang, extras) {
   line.setAttribute("role", "list");
   for (const ins of after.get(null) || []) line.appendChild(insertionCell(lang, ins));
   list.forEach((c, i) => {
-    line.appendChild(characterCell(lang, c));
     const index = Number.isInteger(c.index) ? c.index : i;
+    line.appendChild(characterCell(lang, c, index, extras));
     for (const ins of after.get(index) || []) line.appendChild(insertionCell(lang, ins));
   });
   containerEl.appendChild(line);
@@ -189,9 +214,17 @@ export function renderCharacters(containerEl, characters, lang, extras) {
   sw.textContent = "+";
   li.append(sw, tr(lang, "extra_legend"));
   legend.appendChild(li);
+  if (extras && extras.marks && extras.marks.size) {
+    const m = document.createElement("li");
+    const pen = document.createElement("span");
+    pen.className = "vb-swatch vb-mark-swatch";
+    pen.textContent = "✎";
+    m.append(pen, tr(lang, "marked"));
+    legend.appendChild(m);
+  }
   containerEl.appendChild(legend);
   const hint = document.createElement("p");
   hint.className = "hint";
-  hint.textContent = tr(lang, "legend");
+  hint.textContent = tr(lang, "legend") + (extras && extras.tapHint ? " " + extras.tapHint : "");
   containerEl.appendChild(hint);
 }

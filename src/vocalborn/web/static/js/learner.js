@@ -1,14 +1,17 @@
 // The learner's home (#learner-home, #learner-more): the therapist link, the practice set, the
 // history (a past result opens in the result view) and the progress chart.
 import { api } from "./api.js";
+import { playButtons } from "./audio.js";
 import { $, el, showError, showNotice, svgEl } from "./dom.js";
 import { SCORE_KEYS, itemLine, score, t, when } from "./i18n.js";
+import { reportControls } from "./report.js";
 import { renderResult, scrollToNextResult } from "./result.js";
 import { state } from "./state.js";
 
 const home = { therapist: null, assigned: [], history: [], historyCursor: null, progress: null, week: null };
 
 export async function enterLearnerHome() {
+  $("my-report").replaceChildren(reportControls(state.me.user_id));
   await Promise.all([loadMyTherapist(), loadAssigned(), loadHistory(), loadProgress(), loadWeek()]);
 }
 
@@ -18,6 +21,7 @@ export function renderLearnerHome() {
   renderHistory();
   renderProgress();
   renderWeek();
+  $("my-report").replaceChildren(reportControls(state.me.user_id));
 }
 
 // After an analysis of the learner's succeeded: its history, progress and practice set changed.
@@ -47,6 +51,7 @@ async function acceptInvite(ev) {
   try {
     const link = await api("POST", "/api/v1/links/accept", { json: { code: $("invite-code").value.trim() } });
     $("invite-code").value = "";
+    if (new URLSearchParams(location.search).has("invite")) history.replaceState(null, "", location.pathname); // used up
     home.therapist = link.therapist;
     renderMyTherapist();
     showNotice(t("linked_now", { name: link.therapist.name }));
@@ -131,7 +136,8 @@ function renderHistory() {
     el("span", { class: "hint" }, i.status === "success" ? itemLine(i) : t("st_" + i.status)),
     i.counted === false ? el("span", { class: "flag not-counted", title: t("nc_" + i.not_counted_reason) }, `${t("not_counted")}: ${t("nc_" + i.not_counted_reason)}`) : null,
     i.review ? el("span", { class: "badge" }, `${t("reviewed")} ${score(i.review.overall_score)}`) : null,
-    i.status === "success" ? el("button", { type: "button", class: "secondary small open-result", onclick: () => openHistoryItem(i.task_id) }, t("open")) : null,
+    playButtons(i.practice_record_id, i.sentence_id, t("play_mine")),
+    i.status === "success" ? el("button", { type: "button", class: "secondary small open-result", onclick: () => openHistoryItem(i) }, t("open")) : null,
     ["success", "failure", "cancelled"].includes(i.status)
       ? el("button", { type: "button", class: "link delete-attempt", onclick: () => deleteAttempt(i) }, t("delete")) : null)));
   $("no-history").hidden = home.history.length > 0;
@@ -147,11 +153,13 @@ async function deleteAttempt(item) {
     await Promise.all([loadAssigned(), loadHistory(), loadProgress(), loadWeek()]);
   } catch (e) { showError(e.message); }
 }
-async function openHistoryItem(taskId) {
+async function openHistoryItem(item) {
   showError("");
   try {
-    const r = await api("GET", `/api/v1/tasks/analysis/${taskId}/result`);
-    r.task_id = taskId;
+    const r = await api("GET", `/api/v1/tasks/analysis/${item.task_id}/result`);
+    r.task_id = item.task_id;
+    r.practice_record_id = item.practice_record_id;
+    r.sentence_id = item.sentence_id;
     state.result = r;
     scrollToNextResult();
     renderResult(r);
@@ -184,13 +192,32 @@ function renderProgress() {
     return;
   }
   const n = s.points.length;
-  const x = (i) => L + (n === 1 ? (W - L - R) / 2 : (i / (n - 1)) * (W - L - R));
+  // Issue #26: the x-axis is the date of each attempt, not its number (a week off shows as a gap).
+  const times = s.points.map((pt) => Date.parse(pt.at));
+  const DAY = 86400000;
+  let t0 = Math.min(...times), t1 = Math.max(...times);
+  if (t1 - t0 < DAY) { const mid = (t0 + t1) / 2; t0 = mid - DAY / 2; t1 = mid + DAY / 2; }
+  const pad = (t1 - t0) * 0.04;
+  t0 -= pad; t1 += pad;
+  const xt = (ms) => L + ((ms - t0) / (t1 - t0)) * (W - L - R);
+  const x = (i) => xt(times[i]);
   const y = (v) => TOP + (1 - v / 100) * (H - TOP - B);
   for (const v of [0, 25, 50, 75, 100]) {
     svg.appendChild(svgEl("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
     svg.appendChild(svgEl("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "axis" }, String(v)));
   }
-  s.points.forEach((pt, i) => svg.appendChild(svgEl("text", { x: x(i), y: H - 10, "text-anchor": "middle", class: "axis" }, String(i + 1))));
+  const lang = state.lang === "en" ? "en" : "zh-TW";
+  const first = new Date(t0); first.setHours(0, 0, 0, 0);
+  const maxTicks = Math.max(2, Math.floor((W - L - R) / 64));
+  const days = Math.ceil((t1 - first.getTime()) / DAY);
+  const every = Math.max(1, Math.ceil(days / maxTicks));
+  for (let d = new Date(first); d.getTime() <= t1; d.setDate(d.getDate() + every)) {
+    const mid = d.getTime() + DAY / 2; // a day's label under its middle, where its attempts are
+    if (mid < t0 || mid > t1) continue;
+    if (d.getTime() >= t0) svg.appendChild(svgEl("line", { x1: xt(d.getTime()), x2: xt(d.getTime()), y1: TOP, y2: H - B, class: "grid day" }));
+    svg.appendChild(svgEl("text", { x: xt(mid), y: H - 10, "text-anchor": "middle", class: "axis date" },
+      d.toLocaleDateString(lang, { month: "numeric", day: "numeric" })));
+  }
   for (const [key, , color] of SCORE_KEYS) {
     const pts = s.points.map((pt, i) => [i, pt[key]]).filter(([, v]) => v !== null && v !== undefined);
     if (pts.length > 1) svg.appendChild(svgEl("path", { d: pts.map(([i, v], j) => `${j ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" "), class: `series ${key}`, stroke: color }));

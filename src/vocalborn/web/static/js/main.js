@@ -6,17 +6,26 @@
 //   progress.js  watching the task (#progress) result.js  scores, characters, pitch chart (#result)
 //   home.js      which home a role sees       learner.js / therapist.js  the two homes
 //   characters.js  the sentence character by character (self-contained)
+//   audio.js     attempt and reference players, character spans, one sound at a time
+//   invite.js    the therapist's invitation: code, link, QR code, copy
+//   sentences.js the therapist's sentences: record a reference, edit, delete
+//   recorder.js  MediaRecorder for attempts and references    report.js  the PDF/CSV report
+//   drills.js    suggested minimal pairs in the therapist's timeline
+//   notifications.js  the bell (live), the mail outbox for admins, the reset / verify links
 // This file switches the language and wires what spans views.
 import { api } from "./api.js";
+import { initAudio } from "./audio.js";
 import { initAuth, leave, resume, setMode, showWho } from "./auth.js";
 import { $, showError } from "./dom.js";
 import { renderHome } from "./home.js";
 import { t } from "./i18n.js";
 import { initLearner } from "./learner.js";
+import { initNotifications } from "./notifications.js";
 import { initPractice, updateSubmit } from "./practice.js";
 import { eventItem, renderLastProgress, stopWatching } from "./progress.js";
 import { initResult, renderResult, scrollToNextResult } from "./result.js";
 import { initSecurity, showSecurity } from "./security.js";
+import { initSentences } from "./sentences.js";
 import { state } from "./state.js";
 import { initTherapist } from "./therapist.js";
 
@@ -59,12 +68,17 @@ function practiseAgain() {
 
 function switchLanguage() {
   state.lang = state.lang === "en" ? "zh-TW" : "en";
+  // a message on screen was written in the other language: it goes (the action can be redone)
+  showError("");
+  $("notice").hidden = true;
   localStorage.setItem("vb.lang", state.lang);
   applyLanguage();
   // the suggestions come from the API in the chosen language
   if (state.result && state.result.task_id) {
     api("GET", `/api/v1/tasks/analysis/${state.result.task_id}/result`).then((r) => {
-      r.task_id = state.result.task_id; state.result = r; renderResult(r);
+      const { task_id: taskId, practice_record_id: recordId, sentence_id: sentenceId } = state.result;
+      Object.assign(r, { task_id: taskId, practice_record_id: recordId, sentence_id: sentenceId });
+      state.result = r; renderResult(r);
     }).catch((e) => showError(e.message));
   }
 }
@@ -72,12 +86,15 @@ function switchLanguage() {
 function init() {
   $("lang").addEventListener("click", switchLanguage);
   $("again").addEventListener("click", practiseAgain);
+  initAudio();
   initAuth();
   initPractice();
   initResult();
   initLearner();
   initTherapist();
   initSecurity();
+  initSentences();
+  initNotifications();
   setMode("login");
   applyLanguage();
   resume().catch((e) => { leave(); showError(e.message); });

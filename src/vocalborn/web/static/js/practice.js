@@ -1,9 +1,11 @@
 // The practice view (#practice): choose a sentence (therapists add them), record or choose the
 // attempt, submit it; then progress.js watches the task.
 import { api } from "./api.js";
-import { $, showError, showNotice } from "./dom.js";
+import { loadInto, referencePath } from "./audio.js";
+import { $, showError } from "./dom.js";
 import { t } from "./i18n.js";
 import { watch } from "./progress.js";
+import { recordingSupported, startRecorder } from "./recorder.js";
 import { state } from "./state.js";
 
 // --- sentences ---------------------------------------------------------------------------------
@@ -23,9 +25,12 @@ export async function loadSentences(selectId) {
   }
   if (selectId) sel.value = selectId;
   $("no-sentences").hidden = list.length > 0;
+  $("no-sentences").dataset.i18n = state.me && state.me.role === "therapist" ? "no_sentences_therapist" : "no_sentences";
+  $("no-sentences").textContent = t($("no-sentences").dataset.i18n);
   $("play-reference").disabled = list.length === 0;
   $("reference-audio").hidden = true;
   updateSubmit();
+  document.dispatchEvent(new CustomEvent("vb:sentences")); // sentences.js redraws the therapist's list
 }
 
 // The text of a sentence, with the date and time it was added when another sentence reads the same.
@@ -41,30 +46,9 @@ export function sentenceLabel(s, list) {
 async function playReference() {
   showError("");
   try {
-    const blob = await api("GET", `/api/v1/practice/sentences/${$("sentence").value}/audio`, { blob: true });
-    const audio = $("reference-audio");
-    if (audio.src) URL.revokeObjectURL(audio.src);
-    audio.src = URL.createObjectURL(blob);
+    const audio = await loadInto($("reference-audio"), referencePath($("sentence").value));
     audio.hidden = false;
     await audio.play().catch(() => {});
-  } catch (e) {
-    showError(e.message);
-  }
-}
-
-async function createSentence(ev) {
-  ev.preventDefault();
-  showError("");
-  const file = $("reference-file").files[0];
-  const form = new FormData();
-  form.append("text", $("sentence-text").value.trim());
-  form.append("reference_audio", file, file.name);
-  form.append("shared", $("sentence-shared").checked ? "true" : "false");
-  try {
-    const s = await api("POST", "/api/v1/practice/sentences", { form });
-    $("sentence-form").reset();
-    await loadSentences(s.sentence_id);
-    showNotice(t("created_sentence"));
   } catch (e) {
     showError(e.message);
   }
@@ -84,53 +68,30 @@ export function updateSubmit() {
   $("submit").disabled = !(state.attempt && $("sentence").value) || Boolean(state.task && !state.task.done);
 }
 
-function recordingSupported() {
-  return Boolean(window.MediaRecorder && navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
-}
-
-function pickMime() {
-  for (const [mime, ext] of [["audio/webm;codecs=opus", "webm"], ["audio/ogg;codecs=opus", "ogg"], ["audio/mp4", "m4a"], ["audio/webm", "webm"]]) {
-    if (MediaRecorder.isTypeSupported && MediaRecorder.isTypeSupported(mime)) return { mime, ext };
-  }
-  return { mime: "", ext: "webm" };
-}
-
 async function toggleRecording() {
   showError("");
   if (state.recorder) {
     state.recorder.stop();
     return;
   }
-  let stream;
   try {
-    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    state.recorder = await startRecorder({
+      tick: (secs) => { $("record-time").textContent = `● ${secs.toFixed(0)} s`; },
+      done: (blob, name, secs) => {
+        state.recorder = null;
+        $("record").classList.remove("recording");
+        $("record").textContent = t("record_start");
+        $("record-time").textContent = t("recorded", { n: secs.toFixed(1) });
+        setAttempt(blob, name);
+        $("attempt-name").textContent = "";
+      },
+    });
   } catch (e) {
     showError(t("mic_denied", { msg: e.message }));
     return;
   }
-  const { mime, ext } = pickMime();
-  const rec = new MediaRecorder(stream, mime ? { mimeType: mime } : undefined);
-  const chunks = [];
-  const started = Date.now();
-  rec.ondataavailable = (e) => { if (e.data.size) chunks.push(e.data); };
-  rec.onstop = () => {
-    clearInterval(state.recordTimer);
-    stream.getTracks().forEach((tr) => tr.stop());
-    state.recorder = null;
-    $("record").classList.remove("recording");
-    $("record").textContent = t("record_start");
-    const secs = ((Date.now() - started) / 1000).toFixed(1);
-    $("record-time").textContent = t("recorded", { n: secs });
-    setAttempt(new Blob(chunks, { type: rec.mimeType || mime || "audio/webm" }), `recording.${ext}`);
-    $("attempt-name").textContent = "";
-  };
-  rec.start();
-  state.recorder = rec;
   $("record").classList.add("recording");
   $("record").textContent = t("record_stop");
-  state.recordTimer = setInterval(() => {
-    $("record-time").textContent = `● ${((Date.now() - started) / 1000).toFixed(0)} s`;
-  }, 250);
 }
 
 function onFileChosen() {
@@ -183,7 +144,7 @@ async function submitAttempt() {
         parameters: { include_suggestions: true, language: state.lang === "en" ? "en" : "zh-TW" },
       },
     });
-    watch(submitted.task_id, submitted);
+    watch(submitted.task_id, { ...submitted, sentence_id: $("sentence").value });
   } catch (e) {
     showError(e.message);
   } finally {
@@ -195,7 +156,6 @@ async function submitAttempt() {
 export function initPractice() {
   $("sentence").addEventListener("change", () => { $("reference-audio").hidden = true; updateSubmit(); });
   $("play-reference").addEventListener("click", playReference);
-  $("sentence-form").addEventListener("submit", createSentence);
   $("attempt-file").addEventListener("change", onFileChosen);
   $("submit").addEventListener("click", submitAttempt);
   document.addEventListener("vb:task", updateSubmit); // a watched task started or ended (progress.js)

@@ -27,6 +27,7 @@ export function watch(taskId, submitted) {
   state.task = {
     id: taskId, lastEventId: 0, snapshotLastId: 0, done: false, socket: null, retries: 0, events: [],
     progress: 0, status: submitted ? submitted.status : "pending", step: null, eta: null, queue: submitted ? submitted.queue_position : null,
+    sentenceId: submitted ? submitted.sentence_id : null, // the result plays its reference (audio.js)
   };
   $("progress").dataset.task = taskId;
   $("event-log").replaceChildren();
@@ -179,6 +180,8 @@ async function finish(task) {
     if (s.status === "success") {
       state.result = await api("GET", `/api/v1/tasks/analysis/${task.id}/result`);
       state.result.task_id = task.id;
+      state.result.practice_record_id = s.practice_record_id;
+      state.result.sentence_id = task.sentenceId;
       renderResult(state.result);
       document.dispatchEvent(new CustomEvent("vb:analysed", { detail: task.id })); // learner.js refreshes its lists
     } else {

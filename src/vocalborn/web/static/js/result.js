@@ -1,6 +1,7 @@
 // The result view (#result): the four scores, the suggestions, the sentence character by character,
 // the pitch chart, and the therapist's review beside them.
 import { api } from "./api.js";
+import { attemptPath, fillPair, playCharacter, referencePath } from "./audio.js";
 import { renderCharacters } from "./characters.js";
 import { $, svgEl } from "./dom.js";
 import { score, scoreLine, t } from "./i18n.js";
@@ -31,30 +32,54 @@ export function renderResult(r) {
     li.textContent = a;
     areas.appendChild(li);
   }
-  const da = r.detailed_analysis || {};
-  // Issues #9 and #22: the sentence with each character's verdict, the extra syllables and the
-  // completeness (characters.js).
-  renderCharacters($("characters"), da.characters || [], state.lang, {
-    insertions: da.insertions || [],
-    completeness: r.completeness_score ?? da.completeness_score ?? null,
-  });
-  // the therapist's review beside the engine's scores (below)
+  // Issue #26: the attempt and its reference, side by side (one plays at a time).
+  fillPair($("result-audio"), r.practice_record_id, r.sentence_id);
+  renderResultCharacters(r, r.review_marks || new Set());
+  // the therapist's review beside the engine's scores (below); its marks go into the grid
   renderReviewBeside(r);
-  drawPitch(da.pitch_analysis || {}, da.deviations || []);
-  const pa = da.pitch_analysis || {};
-  $("pitch-facts").textContent = pa.measurable === false || pa.correlation === undefined ? t("pitch_none")
-    : t("pitch_facts", { corr: Number(pa.correlation).toFixed(2), dir: `${Math.round(100 * Number(pa.direction_agreement || 0))}%` });
+  const da = r.detailed_analysis || {};
+  drawPitch($("pitch-chart"), da.pitch_analysis || {}, da.deviations || []);
+  $("pitch-facts").textContent = pitchFacts(da.pitch_analysis || {});
   if (!scrolled) { $("result").scrollIntoView({ block: "start", behavior: "smooth" }); scrolled = true; }
 }
 
-function drawPitch(pa, deviations) {
-  const svg = $("pitch-chart");
+export function pitchFacts(pa) {
+  return pa.measurable === false || pa.correlation === undefined || pa.correlation === null ? t("pitch_none")
+    : t("pitch_facts", { corr: Number(pa.correlation).toFixed(2), dir: `${Math.round(100 * Number(pa.direction_agreement || 0))}%` });
+}
+
+// The recordings of a result: the attempt (its record) and the reference (its sentence).
+export function resultPaths(r) {
+  return {
+    attempt: r.practice_record_id ? attemptPath(r.practice_record_id) : null,
+    reference: r.sentence_id ? referencePath(r.sentence_id) : null,
+  };
+}
+
+// Issues #9 and #22: the sentence with each character's verdict, the extra syllables and the
+// completeness (characters.js); issue #26: the therapist's marks in the same grid, and a tap plays
+// the character in the reference and in the attempt.
+function renderResultCharacters(r, marks) {
+  const da = r.detailed_analysis || {};
+  const paths = resultPaths(r);
+  const playable = Boolean(paths.attempt || paths.reference);
+  renderCharacters($("characters"), da.characters || [], state.lang, {
+    insertions: da.insertions || [],
+    completeness: r.completeness_score ?? da.completeness_score ?? null,
+    marks,
+    onChar: playable ? (c, cell) => playCharacter(paths, c, cell) : null,
+    tapHint: playable ? t("tap_to_play") : "",
+  });
+}
+
+// The pitch chart of a result into `svg` (the result's, or the therapist's review's).
+export function drawPitch(svg, pa, deviations) {
   // Drawn in the container's own pixels, so labels stay readable on a phone.
   const W = Math.round(Math.max(300, Math.min(900, svg.parentElement.clientWidth || 720)));
-  const H = W < 500 ? 220 : 280, L = 40, R = 10, TOP = 22, B = 40;
+  const H = W < 500 ? 230 : 290, L = 40, R = 12, TOP = 36, B = 40;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  state.chart = { pa, deviations };
-  svg.replaceChildren(svgEl("title", { id: "chart-title" }, t("pitch_chart")));
+  svg.vbChart = { pa, deviations };
+  svg.replaceChildren(svgEl("title", {}, t("pitch_chart")));
   const time = pa.time || [];
   const ref = pa.reference || [];
   const att = pa.attempt || [];
@@ -84,16 +109,25 @@ function drawPitch(pa, deviations) {
     svg.appendChild(svgEl("text", { x: x(s), y: H - B + 16, "text-anchor": "middle", class: "axis" }, s.toFixed(tStep < 1 ? 1 : 0)));
   }
   svg.appendChild(svgEl("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle", class: "axis" }, t("time_axis")));
-  svg.appendChild(svgEl("text", { x: 4, y: TOP - 8, class: "axis" }, t("st_axis")));
+  svg.appendChild(svgEl("text", { x: 4, y: 12, class: "axis" }, t("st_axis")));
 
-  // deviating spans, on the reference's time axis
+  // deviating spans, on the reference's time axis; their labels in two rows above the plot, never
+  // over each other (a label with no room is left to the span's tooltip) nor past the right edge
+  const rows = [-Infinity, -Infinity]; // where each row's last label ends
+  const labelWidth = (s) => [...s].reduce((w, ch) => w + (/[\u2E80-\uFFFF]/.test(ch) ? 11 : 6.2), 0);
   for (const d of deviations) {
     const a = d.ref_start ?? d.start, b = d.ref_end ?? d.end;
-    if (a === undefined || b === undefined) continue;
+    if (a === undefined || b === undefined || a === null || b === null) continue;
+    const label = t("dev_" + d.kind);
     const rect = svgEl("rect", { x: x(a), y: TOP, width: Math.max(3, x(b) - x(a)), height: H - TOP - B, class: "dev" });
-    rect.appendChild(svgEl("title", {}, `${t("dev_" + d.kind)} ${a.toFixed(2)}–${b.toFixed(2)} s`));
+    rect.appendChild(svgEl("title", {}, `${label} ${a.toFixed(2)}–${b.toFixed(2)} s`));
     svg.appendChild(rect);
-    svg.appendChild(svgEl("text", { x: x(a) + 2, y: TOP - 6, class: "dev-label" }, t("dev_" + d.kind)));
+    const w = labelWidth(label);
+    const lx = Math.max(L, Math.min(x(a) + 2, W - R - w));
+    const row = rows.findIndex((end) => lx >= end + 4);
+    if (row < 0) continue;
+    rows[row] = lx + w;
+    svg.appendChild(svgEl("text", { x: lx, y: TOP - 6 - row * 13, class: "dev-label" }, label));
   }
 
   // the two contours; a null is unvoiced, so the line breaks there
@@ -120,8 +154,12 @@ async function renderReviewBeside(r) {
     box.hidden = !rv;
     if (!rv) return;
     $("result-review-scores").textContent = t("review_by", { name: rv.therapist_name || "", scores: scoreLine(rv) });
-    const marked = (rv.characters || []).filter((c) => c.deviating).map((c) => c.char).join(" ");
-    $("result-review-comment").textContent = [rv.comment || "", marked ? `✎ ${marked}` : ""].filter(Boolean).join("  ");
+    // the marked characters are in the grid above, not after the comment (issue #26)
+    $("result-review-comment").textContent = rv.comment || "";
+    const marks = new Set((rv.characters || []).filter((c) => c.deviating).map((c) => c.index));
+    if (state.result !== r) return; // another result is on screen now
+    r.review_marks = marks;
+    renderResultCharacters(r, marks);
   } catch (_) { box.hidden = true; }
 }
 
@@ -129,6 +167,10 @@ export function initResult() {
   let resizeTimer = null;
   window.addEventListener("resize", () => {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(() => { if (state.chart && !$("result").hidden) drawPitch(state.chart.pa, state.chart.deviations); }, 150);
+    resizeTimer = setTimeout(() => {
+      for (const svg of document.querySelectorAll("svg.pitch-chart")) {
+        if (svg.vbChart && svg.getBoundingClientRect().width > 0) drawPitch(svg, svg.vbChart.pa, svg.vbChart.deviations);
+      }
+    }, 150);
   });
 }

@@ -1,10 +1,15 @@
 // The therapist's home (#therapist-home): invitation codes, the linked learners (flagged ones
 // marked), a learner's timeline and practice set, side-by-side playback and the review form.
 import { api } from "./api.js";
-import { errorType } from "./characters.js";
+import { attemptPath, loadInto, playButtons, playCharacter, referencePath } from "./audio.js";
+import { errorType, renderCharacters } from "./characters.js";
 import { $, el, showError, showNotice } from "./dom.js";
 import { itemLine, score, scoreLine, t, when } from "./i18n.js";
 import { sentenceLabel } from "./practice.js";
+import { loadDrills, renderDrills } from "./drills.js";
+import { initInvite, renderInvite } from "./invite.js";
+import { reportControls } from "./report.js";
+import { drawPitch, pitchFacts } from "./result.js";
 import { state } from "./state.js";
 
 const home = { learners: [], learner: null, learnerAssigned: [], timeline: [], review: null };
@@ -14,24 +19,15 @@ export async function enterTherapistHome() {
 }
 
 export function renderTherapistHome() {
+  renderInvite();
   renderLearners();
   renderTimeline();
+  renderDrills();
   renderReviewHeader();
+  if (home.review && home.review.chars) { renderMarks(); renderReviewResult(); }
 }
 
-// --- therapist: invitations and learners ------------------------------------------------------
-async function makeInvite() {
-  showError("");
-  try {
-    const inv = await api("POST", "/api/v1/links/invitations", { json: { expires_in_hours: 72 } });
-    $("invite-code-shown").textContent = inv.code;
-    $("invite-code-shown").hidden = false;
-    $("invite-expires").textContent = t("invite_valid", { when: when(inv.expires_at) });
-    $("invite-url").textContent = inv.url;
-    $("invite-url").href = inv.url;
-    $("invite-url").hidden = !inv.url;
-  } catch (e) { showError(e.message); }
-}
+// --- therapist: learners (the invitation: invite.js) ------------------------------------------
 async function loadLearners() {
   home.learners = await api("GET", "/api/v1/therapists/me/learners");
   renderLearners();
@@ -65,12 +61,14 @@ async function openLearner(id) {
     home.learnerAssigned = assigned;
     $("timeline-card").hidden = false;
     renderTimeline();
+    loadDrills(id, () => openLearner(id)); // suggested minimal pairs, after the timeline
     $("timeline-card").scrollIntoView({ block: "start", behavior: "smooth" });
   } catch (e) { showError(e.message); }
 }
 function renderTimeline() {
   if (!home.learner) return;
   $("timeline-name").textContent = home.learner.name;
+  $("timeline-report").replaceChildren(reportControls(home.learner.user_id));
   const sel = $("assign-sentence");
   const keep = sel.value;
   sel.replaceChildren(...(state.sentences || []).map((s) => el("option", { value: s.sentence_id }, sentenceLabel(s))));
@@ -84,6 +82,7 @@ function renderTimeline() {
     el("span", { class: "hint" }, i.status === "success" ? itemLine(i) : t("st_" + i.status)),
     i.counted === false ? el("span", { class: "flag not-counted", title: t("nc_" + i.not_counted_reason) }, `${t("not_counted")}: ${t("nc_" + i.not_counted_reason)}`) : null,
     i.review ? el("span", { class: "badge" }, `${t("reviewed")} ${score(i.review.overall_score)}`) : null,
+    playButtons(i.practice_record_id, i.sentence_id, t("attempt_short")),
     el("button", { type: "button", class: "secondary small review-open", onclick: () => openReview(i) }, t("review")))));
 }
 async function assignSentence() {
@@ -101,12 +100,7 @@ async function unassign(sentenceId) {
 }
 
 // --- therapist: side-by-side playback and the review form -------------------------------------
-async function loadAudio(audioId, path) {
-  const blob = await api("GET", path, { blob: true });
-  const audio = $(audioId);
-  if (audio.src) URL.revokeObjectURL(audio.src);
-  audio.src = URL.createObjectURL(blob);
-}
+const loadAudio = (audioId, path) => loadInto($(audioId), path);
 async function openReview(item) {
   showError("");
   home.review = { item, marks: new Set() };
@@ -114,12 +108,13 @@ async function openReview(item) {
   renderReviewHeader();
   try {
     const [, , reviews, result] = await Promise.all([
-      loadAudio("review-ref-audio", `/api/v1/practice/sentences/${item.sentence_id}/audio`),
-      loadAudio("review-att-audio", `/api/v1/practice/records/${item.practice_record_id}/audio`),
+      loadAudio("review-ref-audio", referencePath(item.sentence_id)),
+      loadAudio("review-att-audio", attemptPath(item.practice_record_id)),
       api("GET", `/api/v1/tasks/analysis/${item.task_id}/review`),
       item.status === "success" ? api("GET", `/api/v1/tasks/analysis/${item.task_id}/result`) : Promise.resolve(null),
     ]);
     home.review.chars = reviewCharacters(item.sentence_text, result);
+    home.review.result = result;
     const mine = reviews.reviews.find((r) => r.therapist_id === state.me.user_id);
     $("rv-overall").value = mine && mine.overall_score !== null ? mine.overall_score : "";
     $("rv-pronunciation").value = mine && mine.pronunciation_accuracy !== null ? mine.pronunciation_accuracy : "";
@@ -128,6 +123,7 @@ async function openReview(item) {
     $("rv-comment").value = mine && mine.comment ? mine.comment : "";
     for (const c of (mine && mine.characters) || []) if (c.deviating) home.review.marks.add(c.index);
     renderMarks();
+    renderReviewResult();
     $("review-card").scrollIntoView({ block: "start", behavior: "smooth" });
   } catch (e) { showError(e.message); }
 }
@@ -151,8 +147,49 @@ function renderReviewHeader() {
   $("review-engine").textContent = item.status === "success" ? scoreLine(item) : t("st_" + item.status);
   $("review-saved").textContent = home.review.savedVersion ? t("review_saved", { v: home.review.savedVersion }) : "";
 }
+// Issue #26: the whole result as the learner sees it (chart, suggestions), and the characters in the
+// learner's grid, where a tap marks one (or, with "tap to listen", plays it in both recordings).
+function renderReviewResult() {
+  const r = home.review && home.review.result;
+  const item = home.review && home.review.item;
+  $("review-result").hidden = !r;
+  $("review-not-counted").hidden = !(item && item.counted === false);
+  $("review-not-counted").textContent = item && item.counted === false ? `${t("not_counted")}: ${t("nc_" + item.not_counted_reason)}` : "";
+  if (!r) return;
+  const da = r.detailed_analysis || {};
+  drawPitch($("review-pitch"), da.pitch_analysis || {}, da.deviations || []);
+  $("review-pitch-facts").textContent = pitchFacts(da.pitch_analysis || {});
+  $("review-suggestions").textContent = r.suggestions || t("none");
+  $("review-areas").replaceChildren(...(r.improvement_areas && r.improvement_areas.length ? r.improvement_areas : [t("none")]).map((a) => el("li", {}, a)));
+}
 function renderMarks() {
   const marks = home.review.marks;
+  const r = home.review.result;
+  const engine = r && r.detailed_analysis && Array.isArray(r.detailed_analysis.characters) ? r.detailed_analysis.characters : [];
+  const grid = engine.some((c) => c && errorType(c) !== null);
+  $("rv-tap-mode").hidden = !grid;
+  $("rv-chars").hidden = grid;
+  $("rv-grid").hidden = !grid;
+  if (grid) {
+    const item = home.review.item;
+    const paths = { attempt: attemptPath(item.practice_record_id), reference: referencePath(item.sentence_id) };
+    renderCharacters($("rv-grid"), engine, state.lang, {
+      insertions: r.detailed_analysis.insertions || [],
+      completeness: r.completeness_score ?? null,
+      marks,
+      pressed: true,
+      tapHint: t("tap_marks"),
+      onChar: (c, cell, index) => {
+        if ($("rv-listen").checked) { playCharacter(paths, c, cell); return; }
+        if (marks.has(index)) marks.delete(index); else marks.add(index);
+        renderMarks();
+        const again = $("rv-grid").querySelector(`[data-index="${index}"]`);
+        if (again) again.focus();
+      },
+    });
+    $("rv-chars").replaceChildren();
+    return;
+  }
   $("rv-chars").replaceChildren(...home.review.chars.map((c) => el("button", {
     type: "button", class: "char" + (marks.has(c.index) ? " marked" : "") + (c.engineDeviating ? " engine-dev" : ""),
     "data-index": String(c.index), "aria-pressed": String(marks.has(c.index)),
@@ -180,7 +217,7 @@ async function saveReview(ev) {
 }
 
 export function initTherapist() {
-  $("make-invite").addEventListener("click", makeInvite);
+  initInvite();
   $("assign").addEventListener("click", assignSentence);
   $("play-ref").addEventListener("click", () => $("review-ref-audio").play().catch((e) => showError(e.message)));
   $("play-att").addEventListener("click", () => $("review-att-audio").play().catch((e) => showError(e.message)));

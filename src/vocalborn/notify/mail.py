@@ -1,0 +1,103 @@
+"""Mail through SMTP (``SMTP_*`` settings), and the texts of each kind of mail in both languages.
+
+Every mail carries a ``Message-ID`` derived from the event and the recipient
+(:func:`message_id`): a mail sent again after a crash (notify/sender.py) is the same message,
+which the local mail outbox (notify/mailbox.py) keeps once and mail stores collapse."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import uuid
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vocalborn.config import Settings
+
+_NAMESPACE = uuid.UUID("5f2b8f3e-7c1a-4d7e-9a57-6f1f0c1d2b3a")
+
+
+def message_id(event_id: uuid.UUID, user_id: uuid.UUID, kind: str = "") -> str:
+    return f"<{uuid.uuid5(_NAMESPACE, f'{event_id}/{user_id}/{kind}')}@vocalborn>"
+
+
+class MailNotConfigured(Exception):
+    pass
+
+
+def build(settings: Settings, to: str, subject: str, body: str, msg_id: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = settings.smtp_from
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = msg_id
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(body)
+    return msg
+
+
+def send(settings: Settings, msg: EmailMessage) -> None:
+    """One SMTP session: connect, STARTTLS if asked (the certificate is checked), log in if a
+    user is set, send. Raises on any refusal (the caller retries)."""
+    if not settings.smtp_host:
+        raise MailNotConfigured("SMTP_HOST is not set")
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds) as smtp:
+        smtp.ehlo()
+        if settings.smtp_starttls:
+            context = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
+            smtp.starttls(context=context)
+            smtp.ehlo()
+        if settings.smtp_username:
+            smtp.login(settings.smtp_username, settings.smtp_password or "")
+        smtp.send_message(msg)
+
+
+# --------------------------------------------------------------------------------------------
+# the texts (zh-TW and en)
+# --------------------------------------------------------------------------------------------
+TEXTS: dict[str, dict[str, tuple[str, str]]] = {
+    "analysis.succeeded": {
+        "zh-TW": ("您的學員完成了一次分析", "您連結的學員 {learner} 完成了一次發音分析。\n\n查看結果：{url}\n"),
+        "en": (
+            "A learner's analysis is ready",
+            "{learner}, a learner linked to you, has a new analysis.\n\nSee it: {url}\n",
+        ),
+    },
+    "review.saved": {
+        "zh-TW": ("治療師回覆了您的練習", "{therapist} 對您的一次練習留下了回饋。\n\n查看：{url}\n"),
+        "en": (
+            "Your therapist reviewed your practice",
+            "{therapist} left feedback on one of your analyses.\n\nSee it: {url}\n",
+        ),
+    },
+    "account.password_reset_requested": {
+        "zh-TW": (
+            "重設您的 VocalBorn 密碼",
+            "有人（希望是您）要求重設此帳號的密碼。\n\n請在 {minutes} 分鐘內開啟此連結設定新密碼（只能使用一次）：\n{url}\n\n若不是您，請忽略此信，密碼不會改變。\n",
+        ),
+        "en": (
+            "Reset your VocalBorn password",
+            "Someone (hopefully you) asked to reset this account's password.\n\nOpen this link within {minutes} minutes to choose a new one (it works once):\n{url}\n\nIf it was not you, ignore this mail; the password stays as it is.\n",
+        ),
+    },
+    "account.verification_requested": {
+        "zh-TW": ("請確認您的電子郵件地址", "歡迎使用 VocalBorn。請開啟此連結確認這是您的地址：\n{url}\n"),
+        "en": (
+            "Confirm your email address",
+            "Welcome to VocalBorn. Open this link to confirm this address is yours:\n{url}\n",
+        ),
+    },
+    "digest": {
+        "zh-TW": ("今日學員練習摘要 {day}", "{day} 您的學員練習摘要：\n\n{lines}\n\n查看：{url}\n"),
+        "en": ("Your learners' practice on {day}", "Your learners' practice on {day}:\n\n{lines}\n\nSee more: {url}\n"),
+    },
+}
+
+
+def render(kind: str, language: str, **values: object) -> tuple[str, str]:
+    texts = TEXTS[kind]
+    subject, body = texts.get(language) or texts["zh-TW"]
+    return subject.format(**values), body.format(**values)
