@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vocalborn.analysis import perturb
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # vocalborn_tools: the repository root
 from vocalborn.analysis.engine import LocalEngine
 from vocalborn.analysis.synth import render, to_wav
+from vocalborn_tools import perturb  # noqa: E402
 
 TEXTS = {
     "short": "請把窗戶打開",
@@ -117,10 +118,10 @@ def fresh_process(tmp: Path) -> tuple[float, int]:
 WORKER_CODE = """
 import resource, sys
 import numpy as np
-import vocalborn.tasks.worker  # what a Celery pool process imports
+import vocalborn.tasks.worker.tasks  # what a Celery pool process imports
 from vocalborn.analysis.phonetic import preload
 from vocalborn.analysis.synth import render, to_wav
-from vocalborn.tasks.runner import analysis_engine
+from vocalborn.tasks.worker.runner import analysis_engine
 preload()  # as worker_process_init does
 text = "今天天氣很好，我們明天早上一起去公園散步，然後到圖書館借幾本書，中午再去吃一碗熱熱的牛肉麵"
 ref = to_wav(np.array(render(text, "zh", "Female1").samples), 16000)

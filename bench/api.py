@@ -303,7 +303,7 @@ def cleanup_during_submits(
             {"r": records[0], "n": n},
         )
         c.execute(text("ANALYZE ai_analysis_tasks"))
-    from vocalborn.tasks.maintenance import cleanup_expired_tasks
+    from vocalborn.tasks.worker.retention import cleanup_expired_tasks
 
     took: dict[str, float] = {}
 

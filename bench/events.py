@@ -10,7 +10,7 @@
 * latency: events committed at ``--rate`` per second for ``--seconds`` (a few per transaction,
   paced), the relay process publishing, a durable pull consumer in this process; outbox commit
   (the moment before COMMIT) -> consumer receipt, p50/p99/max;
-* submit statement: the batch submit statement of tasks/fastpath.py (16 submits) with its
+* submit statement: the batch submit statement of tasks/submission/fastpath.py (16 submits) with its
   outbox CTE and without it, alternating, on real PostgreSQL: the outbox's cost on the hot path.
 
 Needs the local PostgreSQL (BENCH_DATABASE_URL); makes a database of its own and drops it, and
@@ -259,9 +259,10 @@ def submit_statement(url: str, rounds: int = 300, batch: int = 16) -> dict[str, 
     import psycopg
 
     from vocalborn.sqltypes import utcnow
-    from vocalborn.tasks import fastpath, submit_batch
+    from vocalborn.tasks.submission import batch as submit_batch
+    from vocalborn.tasks.submission import fastpath
 
-    with_outbox = fastpath._SUBMIT
+    with_outbox = fastpath.SUBMIT_SQL
     start = with_outbox.index("obx AS (")
     without = (
         with_outbox[: with_outbox.rindex(",", 0, start)] + "\n" + with_outbox[with_outbox.index("SELECT ins.task_id") :]

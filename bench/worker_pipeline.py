@@ -14,7 +14,7 @@ learners feel, all in the same run on the same services.
     timestamp (taken by the worker in its claim transaction); also from the start of the submit.
 (d) progress event -> WebSocket client: a real `vocalborn api` (uvicorn) process, a real
     `websockets` client watching a task, and throttled progress messages published the way the
-    worker publishes them (`events.publish(events.progress_message(...))`); measured from just
+    worker publishes them (`events.publish_live(events.progress_message(...))`); measured from just
     before the publish to the client's receipt, one message in flight at a time.
 
 Everything runs in a database, queues and Redis keys of its own, removed at the end.
@@ -189,12 +189,12 @@ class Stack:
     def submit(self, record_id: uuid.UUID) -> str:
         from vocalborn.db import open_session
         from vocalborn.models import User
-        from vocalborn.tasks import service
+        from vocalborn.tasks.submission import ordinary
 
         with open_session() as db:
             user = db.get(User, self.user_id)
             assert user is not None
-            return str(service.submit_analysis(db, user, record_id, {}).task.task_id)
+            return str(ordinary.submit_analysis(db, user, record_id, {}).task.task_id)
 
     def start(self, args: list[str], code: str | None = None) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "vocalborn.cli", *args]
@@ -361,7 +361,7 @@ def ws_latency(stack: Stack, samples: int) -> list[float]:
             for i in range(samples + 10):
                 await asyncio.sleep(0.005)
                 sent = time.perf_counter()
-                events.publish(progress_message(task_id, i))
+                events.publish_live(progress_message(task_id, i))
                 got = json.loads(await asyncio.wait_for(ws.recv(), 5))
                 assert got["current_step"] == f"bench {i}", got
                 out.append(time.perf_counter() - sent)

@@ -15,8 +15,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from vocalborn.analysis import calibration as cal
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # vocalborn_tools: the repository root
 from vocalborn.analysis.engine import LocalEngine
+from vocalborn_tools import calibration as cal  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -36,10 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from vocalborn.analysis import perturb
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # vocalborn_tools: the repository root
 from vocalborn.analysis.decode import load_audio
 from vocalborn.analysis.engine import Prepared, build_report, prepare
 from vocalborn.analysis.types import AnalysisInputError
+from vocalborn_tools import perturb  # noqa: E402
 
 SAME_TYPES = (
     "same_sentence_same_speaker",

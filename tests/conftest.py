@@ -19,8 +19,6 @@ _services: ServicesUnderTest | None = None
 
 def pytest_configure(config: pytest.Config) -> None:
     global _services
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        pass
     _services = discover()
     os.environ.update(_services.env)
     from vocalborn.config import get_settings
@@ -51,6 +49,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgresql") and _services is not None and _services.database_kind == "sqlite":
+        pytest.skip("needs PostgreSQL (the fast paths run only there); set TEST_DATABASE_URL or start the local server")
     support.current_test_markers.clear()
     support.current_test_markers.update(m.name for m in item.iter_markers())
 

@@ -1,4 +1,4 @@
-"""The coalescer (vocalborn/coalesce.py) behind the batched submit and rate-limit checks: nothing
+"""The coalescer (vocalborn/kit/coalesce.py) behind the batched submit and rate-limit checks: nothing
 waits to fill a batch, what arrives meanwhile goes together, at most ``max_batch`` at a time and
 ``in_flight`` batches at once, and every caller gets its own result."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from vocalborn.coalesce import Coalescer
+from vocalborn.kit.coalesce import Coalescer
 
 
 def test_a_burst_goes_in_batches_no_larger_than_the_cap_each_caller_its_own_answer() -> None:

@@ -12,7 +12,7 @@ def test_the_app_imports_from_an_empty_folder_with_no_configuration(tmp_path: Pa
     keep = {"PATH", "HOME", "LANG", "SYSTEMROOT", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
     env = {k: v for k, v in os.environ.items() if k in keep}
     code = (
-        "import vocalborn.main, vocalborn.tasks.worker, vocalborn.celery_app as c; "
+        "import vocalborn.main, vocalborn.tasks.worker.tasks, vocalborn.celery_app as c; "
         "assert vocalborn.main.app.title; "
         "assert not c.celery_app.configured, 'the Celery app read its settings at import'"
     )

@@ -82,7 +82,7 @@ def test_current_step_in_the_language_asked_for_on_every_status_path(api: Api) -
 
 
 def test_a_failed_tasks_error_in_english_mode(api: Api) -> None:
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     therapist, learner = _linked(api)
     ready = api.ready_record(therapist, learner)

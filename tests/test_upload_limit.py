@@ -10,7 +10,7 @@ import pytest
 from fastapi import HTTPException
 
 from vocalborn.config import get_settings
-from vocalborn.main import BodySizeLimit, UploadSizeLimit
+from vocalborn.main import BodySizeLimit
 
 
 def test_the_upload_limit_stops_reading_a_chunked_body_just_past_the_limit() -> None:
@@ -30,7 +30,7 @@ def test_the_upload_limit_stops_reading_a_chunked_body_just_past_the_limit() -> 
 
     scope = {"type": "http", "method": "POST", "path": "/api/v1/practice/sessions/x/records"}
     with pytest.raises(HTTPException) as refused:
-        asyncio.run(UploadSizeLimit(app)(scope, receive, lambda m: None))
+        asyncio.run(BodySizeLimit(app)(scope, receive, lambda m: None))
     assert refused.value.status_code == 413
     assert pulled == limit // len(chunk) + 1  # one chunk past the limit, not the other 49
 

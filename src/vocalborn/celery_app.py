@@ -15,7 +15,7 @@ from vocalborn.config import Settings, get_settings
 from vocalborn.redis_connect import celery_transport_options, celery_url, use_safe_sentinel_transport
 
 ANALYZE_TASK = "vocalborn.analyze_audio"
-# Beat's jobs (tasks/worker.py registers them; routed to the maintenance queue by their prefix).
+# Beat's jobs (tasks/worker/tasks.py registers them; routed to the maintenance queue by their prefix).
 MAINTENANCE_PREFIX = "vocalborn.maintenance."
 REPUBLISH_TASK = MAINTENANCE_PREFIX + "republish_stranded_tasks"
 REAP_TASK = MAINTENANCE_PREFIX + "reap_stalled_tasks"

@@ -7,8 +7,6 @@ in ``.env.example``. With nothing set, everything points at the embedded default
 
 from __future__ import annotations
 
-import os
-import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -17,100 +15,15 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Values that appear in .env.example and the docs. Refused when ENVIRONMENT=production.
-EXAMPLE_SECRETS = frozenset(
-    {
-        "",
-        "changeme",
-        "change-me",
-        "change-me-to-a-long-random-string",
-        "vocalborn2024",
-        "admin:vocalborn2024",
-        "admin:change-me",
-        "secure_password",
-        "password",
-        "admin",
-        "admin:admin",
-        "admin:password",
-        "secret",
-        "12345678",
-        "letmein",
-        "vocalborn",
-    }
+from vocalborn.config_files import (
+    METRICS_TOKEN_FILE,
+    STORAGE_KEY_FILE,
+    add_storage_key,
+    read_cached,
+    read_storage_key_file,
+    write_private_file,
 )
-
-
-def secret_problem(name: str, value: str | None, min_length: int = 32, min_bytes: int = 0) -> str | None:
-    """Why ``value`` is not a usable production secret (one line), or None when it is.
-
-    Refused: missing, a known example (also after ``user:``), shorter than ``min_length``, with
-    too little variety to be random (e.g. 57 x "a", "abcabcabc...", "1234567890..."), or
-    carrying fewer than ``min_bytes`` random bytes at most (``random_bytes``: 64 hex digits
-    are 32 bytes, 32 hex digits only 16)."""
-    if not value:
-        return f"{name} must be set"
-    secret = value.split(":", 1)[1] if ":" in value and name.endswith("_AUTH") else value
-    if value.lower() in EXAMPLE_SECRETS or secret.lower() in EXAMPLE_SECRETS:
-        return f"{name} is a known example value (generate one with `openssl rand -hex 32`)"
-    if len(secret) < min_length:
-        return f"{name} is {len(secret)} characters, at least {min_length} random characters are needed"
-    distinct = len(set(secret))
-    # a random hex string of 16 characters has ~10 distinct ones, of 32 ~15: ask for a quarter
-    if distinct < min(10, len(secret) // 4) or _repeats(secret):
-        return f"{name} does not look random (too few distinct characters or a repeated pattern)"
-    if min_bytes and random_bytes(secret) < min_bytes:
-        return (
-            f"{name} holds at most {random_bytes(secret):.0f} random bytes, {min_bytes} are needed "
-            "(generate one with `openssl rand -hex 32`)"
-        )
-    return None
-
-
-def random_bytes(secret: str) -> float:
-    """The most randomness ``secret`` can hold, in bytes, from the alphabet its characters use:
-    hex digits carry 4 bits each, base64's 64 symbols 6, a wider mix up to ~6.5."""
-    import math
-
-    if all(c in "0123456789abcdef" for c in secret) or all(c in "0123456789ABCDEF" for c in secret):
-        return len(secret) * 4 / 8
-    pool = 0
-    pool += 10 if any(c.isdigit() for c in secret) else 0
-    pool += 26 if any(c.islower() for c in secret) else 0
-    pool += 26 if any(c.isupper() for c in secret) else 0
-    pool += 32 if any(not c.isalnum() for c in secret) else 0
-    return len(secret) * math.log2(max(pool, 2)) / 8
-
-
-def _repeats(secret: str) -> bool:
-    """A short pattern repeated, or a run of consecutive characters (abcdef..., 123456...)."""
-    for size in range(1, 9):
-        if len(secret) >= 2 * size and (secret[:size] * (len(secret) // size + 1))[: len(secret)] == secret:
-            return True
-    steps = sum(1 for a, b in zip(secret, secret[1:], strict=False) if ord(b) - ord(a) == 1)
-    return steps >= len(secret) * 0.6
-
-
-def parse_encryption_keys(raw: str | None, single: str | None) -> dict[str, bytes]:
-    """``id1:base64,id2:base64`` (and/or one bare base64 key, id ``k1``) -> {id: 32-byte key}."""
-    import base64
-    import binascii
-
-    keys: dict[str, bytes] = {}
-    entries = [e.strip() for e in (raw or "").split(",") if e.strip()]
-    if single:
-        entries.append(single.strip() if ":" in single.strip() else f"k1:{single.strip()}")
-    for entry in entries:
-        key_id, sep, b64 = entry.partition(":")
-        if not sep or not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", key_id):
-            raise ValueError("STORAGE_ENCRYPTION_KEYS: each entry is ID:BASE64 (ID of 1-16 letters, digits, _ or -)")
-        try:
-            key = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError(f"storage encryption key {key_id!r} is not valid base64") from None
-        if len(key) != 32:
-            raise ValueError(f"storage encryption key {key_id!r} is {len(key)} bytes; AES-256 needs 32")
-        keys[key_id] = key
-    return keys
+from vocalborn.config_secrets import EXAMPLE_SECRETS, parse_encryption_keys, parse_sentinels, secret_problem
 
 
 class Settings(BaseSettings):
@@ -330,8 +243,6 @@ class Settings(BaseSettings):
     # ------------------------------------------------------------------------------------------------
     @model_validator(mode="after")
     def _check_sentinels(self) -> Settings:
-        from vocalborn.redis_connect import parse_sentinels
-
         parse_sentinels(self.redis_sentinels)  # ValueError names the entry that is not host:port
         if self.redis_sentinels and not self.redis_sentinel_master.strip():
             raise ValueError("REDIS_SENTINEL_MASTER must name the monitored primary (e.g. mymaster)")
@@ -462,7 +373,7 @@ class Settings(BaseSettings):
             return self.metrics_token
         path = self.data_dir / METRICS_TOKEN_FILE
         try:
-            return _read_cached(path).decode().strip() or None
+            return read_cached(path).decode().strip() or None
         except FileNotFoundError:
             return None
 
@@ -474,82 +385,6 @@ class Settings(BaseSettings):
         if not path.exists():
             write_private_file(path, secrets.token_urlsafe(48).encode(), exclusive=True)
         return path.read_text().strip()
-
-
-STORAGE_KEY_FILE = "storage_keys"  # under DATA_DIR: the embedded default's storage keys, one ID:BASE64 a line
-METRICS_TOKEN_FILE = "metrics_token"  # under DATA_DIR: the embedded default's metrics token
-_file_cache: dict[Path, tuple[tuple[int, int, int], bytes]] = {}
-
-
-def _read_cached(path: Path) -> bytes:
-    """A small file's bytes, read again only when it changed (a stat per call): running
-    processes see a new storage key as soon as ``rotate-key`` writes it."""
-    st = path.stat()
-    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-    cached = _file_cache.get(path)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    data = path.read_bytes()
-    _file_cache[path] = (stamp, data)
-    return data
-
-
-def write_private_file(path: Path, data: bytes, exclusive: bool = False) -> bool:
-    """Write ``data`` to ``path`` with mode 0600, atomically (a temporary file, then a rename).
-    ``exclusive``: only if ``path`` does not exist yet (two processes generating a key at once
-    end up with the same one); returns whether this call wrote it."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if exclusive:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            return True
-        os.replace(tmp, path)
-        return True
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def read_storage_key_file(path: Path) -> tuple[dict[str, bytes], str | None]:
-    """The key file's keys (in order) and its current one (the last)."""
-    raw = _read_cached(path).decode()
-    keys = parse_encryption_keys(",".join(line.strip() for line in raw.splitlines() if line.strip()), None)
-    return keys, (list(keys)[-1] if keys else None)
-
-
-def add_storage_key(path: Path) -> str:
-    """Append a new random key to the key file (creating it), making it the current one."""
-    import base64
-    import time
-
-    keys = read_storage_key_file(path)[0] if path.exists() else {}
-    key_id = "k" + time.strftime("%Y%m%d%H%M%S", time.gmtime())
-    while key_id in keys:
-        key_id = "k" + secrets.token_hex(6)
-    keys[key_id] = secrets.token_bytes(32)
-    text = "".join(f"{k}:{base64.b64encode(v).decode()}\n" for k, v in keys.items()).encode()
-    if len(keys) == 1:
-        if not write_private_file(path, text, exclusive=True):
-            return read_storage_key_file(path)[1] or key_id  # another process made it first
-    else:
-        write_private_file(path, text)
-    return key_id
-
-
-def keep_only_storage_key(path: Path, key_id: str) -> None:
-    """Rewrite the key file with ``key_id`` alone (after every file has moved to it)."""
-    import base64
-
-    keys = read_storage_key_file(path)[0]
-    write_private_file(path, f"{key_id}:{base64.b64encode(keys[key_id]).decode()}\n".encode())
 
 
 def normalise_database_url(url: str) -> str:

@@ -59,7 +59,7 @@ def request_language(conn: HTTPConnection) -> Language:
 
 
 def scope_language(scope: Any) -> Language | None:
-    """``explicit_language`` from a raw ASGI scope, for the hot routes (``tasks/hotroute.py``):
+    """``explicit_language`` from a raw ASGI scope, for the hot routes (``tasks/submission/hotroute.py``):
     no Request object, and nothing parsed unless a language is there to read."""
     query = scope.get("query_string") or b""
     if b"lang=" in query:

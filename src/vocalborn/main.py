@@ -30,8 +30,8 @@ from vocalborn.errors import DomainError, document_errors
 from vocalborn.errors import validation_error as field_validation_error
 from vocalborn.events.admin import router as events_admin_router
 from vocalborn.events.router import router as events_router
-from vocalborn.fastdb import close_pool
 from vocalborn.i18n import request_language, translate, translate_detail
+from vocalborn.kit.fastdb import close_pool
 from vocalborn.learning.router import router as learning_router
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
@@ -43,12 +43,12 @@ from vocalborn.practice.router import router as practice_router
 from vocalborn.process import freeze_startup_objects
 from vocalborn.reports.router import router as reports_router
 from vocalborn.security.router import router as security_router
-from vocalborn.tasks import fastpath
-from vocalborn.tasks.admin import router as admin_router
-from vocalborn.tasks.hotroute import header as request_header
-from vocalborn.tasks.router import router as tasks_router
-from vocalborn.tasks.ws import router as ws_router
-from vocalborn.tasks.ws import shutdown_hub
+from vocalborn.tasks.api.admin import router as admin_router
+from vocalborn.tasks.api.router import router as tasks_router
+from vocalborn.tasks.api.ws import router as ws_router
+from vocalborn.tasks.api.ws import shutdown_hub
+from vocalborn.tasks.submission import fastpath
+from vocalborn.tasks.submission.hotroute import header as request_header
 from vocalborn.web.router import mount_web
 from vocalborn.webhooks.router import router as webhooks_router
 
@@ -136,9 +136,6 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, counting_receive, send)
-
-
-UploadSizeLimit = BodySizeLimit  # the name it had when only uploads were limited
 
 
 class RequestContext:
@@ -231,7 +228,7 @@ def _install_health(app: FastAPI) -> None:
         except Exception as exc:
             checks["database"] = f"down: {type(exc).__name__}"
         try:
-            from vocalborn.tasks.events import get_redis
+            from vocalborn.kit.redis import get_redis
 
             get_redis().ping()
             checks["redis"] = "ok"

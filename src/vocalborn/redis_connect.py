@@ -31,6 +31,8 @@ import redis.sentinel
 from redis.backoff import ExponentialBackoff
 from redis.connection import parse_url
 
+from vocalborn.config_secrets import parse_sentinels  # a setting's parser (config uses it too)
+
 if TYPE_CHECKING:
     from vocalborn.config import Settings
 
@@ -43,21 +45,6 @@ _RETRY_ON = (redis.ConnectionError, redis.TimeoutError)
 
 _lock = threading.Lock()
 _sentinels: dict[tuple[Any, ...], Any] = {}
-
-
-def parse_sentinels(value: str | None) -> list[tuple[str, int]]:
-    """``host:port,host:port`` as [(host, port)]; [] for None or blank. ValueError names the bad entry."""
-    out: list[tuple[str, int]] = []
-    for item in (value or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        host, sep, port = item.rpartition(":")
-        host = host.strip("[]")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"REDIS_SENTINELS: {item!r} is not host:port")
-        out.append((host, int(port)))
-    return out
 
 
 def _settings() -> Settings:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vocalborn.analysis import calibration as cal
 from vocalborn.analysis.engine import LocalEngine
+from vocalborn_tools import calibration as cal
 
 
 def _overlaps(devs: list[dict], span: tuple[float, float]) -> bool:

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vocalborn.analysis import analyze, get_engine, perturb
+from vocalborn.analysis import analyze, get_engine
 from vocalborn.analysis.engine import LocalEngine, RemoteEngine
 from vocalborn.analysis.synth import to_wav
 from vocalborn.analysis.types import STEPS, AnalysisReport, UndecodableAudioError, UnusableAudioError
+from vocalborn_tools import perturb
 
 SENTENCE = "我今天很高興見到你"  # as in conftest.py
 

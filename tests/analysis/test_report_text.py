@@ -11,7 +11,7 @@ from vocalborn.analysis.report_text import format_report
 def test_table_shows_scores_deviations_and_feedback_in_both_languages(
     engine: LocalEngine, reference_wav: bytes
 ) -> None:
-    from vocalborn.analysis import calibration as cal
+    from vocalborn_tools import calibration as cal
 
     pair = cal.build_pair("inserted_pause", cal.SENTENCES[0], "Female1")
     report = engine.analyze(pair.reference, pair.attempt)

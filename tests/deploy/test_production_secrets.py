@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.conftest import production_example, real_secrets
-from vocalborn.config import EXAMPLE_SECRETS, secret_problem
+from vocalborn.config_secrets import EXAMPLE_SECRETS, secret_problem
 
 SECRETS = (
     "SECRET_KEY",
@@ -158,7 +158,7 @@ def test_a_secret_key_of_16_random_bytes_is_refused_in_production() -> None:
     (32 characters) but carry 16 bytes."""
     import secrets
 
-    from vocalborn.config import random_bytes, secret_problem
+    from vocalborn.config_secrets import random_bytes, secret_problem
 
     short = secrets.token_hex(16)
     problem = secret_problem("SECRET_KEY", short, min_bytes=32)

@@ -46,7 +46,7 @@ def _report() -> Any:
 
 
 def _run(task_id: uuid.UUID) -> None:
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     claim = runner.claim_task(task_id, "test-worker/1")
     assert isinstance(claim, runner.Claim)
@@ -61,7 +61,7 @@ def _analysis_subject(task_id: str, learner: dict[str, Any], record_id: str) -> 
 def test_an_analysis_writes_submitted_started_succeeded(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any], path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vocalborn.tasks import fastrun
+    from vocalborn.tasks.worker import fastrun
 
     is_pg = api is not None and _is_postgresql()
     if path == "ordinary":

@@ -65,7 +65,7 @@ if os.environ.get("DRILL_CHILD_STACKS"):  # diagnostic: where a slow pool child 
 
 def main() -> None:
     from vocalborn import cli
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     engine = DrillEngine()
     runner.analysis_engine = lambda: engine  # type: ignore[assignment] # forked pool children inherit it

@@ -69,7 +69,7 @@ def _linked(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _attempt(api: Api, learner: dict[str, Any], session_id: str, sentence_id: str, report: Any) -> dict[str, str]:
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     r = api.record(learner, session_id, sentence_id, recording(voice="Male1", fmt="mp3"), "try.mp3")
     assert r.status_code == 201, r.text
@@ -85,7 +85,7 @@ def _attempt(api: Api, learner: dict[str, Any], session_id: str, sentence_id: st
 def test_a_wrong_sentence_is_kept_and_marked_on_the_result_record_and_history(
     api: Api, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
-    from vocalborn.tasks import fastrun
+    from vocalborn.tasks.worker import fastrun
 
     if path == "ordinary":
         monkeypatch.setattr(fastrun, "_database_url", lambda: None)

@@ -19,7 +19,7 @@ from vocalborn.auth.security import create_access_token
 from vocalborn.auth.service import create_user
 from vocalborn.auth.sessions import token_for
 from vocalborn.db import open_session
-from vocalborn.fastdb import close_pool
+from vocalborn.kit.fastdb import close_pool
 from vocalborn.learning import history_fast
 from vocalborn.learning.models import TherapistReview
 from vocalborn.learning.router import HistoryQuery, history_in_session
@@ -175,9 +175,8 @@ def test_the_fast_page_is_the_ordinary_page_byte_for_byte(world: dict[str, Any],
     assert all(i["completeness_score"] is None for i in items if i["status"] != "success")
 
 
+@pytest.mark.postgresql
 def test_both_paths_page_through_with_the_same_cursors(world: dict[str, Any], migrated: ServicesUnderTest) -> None:
-    if migrated.database_url.startswith("sqlite"):
-        pytest.skip("the fast path is PostgreSQL's")
     import json
 
     token = _token(world["learner"], Role.LEARNER)
@@ -197,11 +196,10 @@ def test_both_paths_page_through_with_the_same_cursors(world: dict[str, Any], mi
         assert pages >= len(seen) // limit
 
 
+@pytest.mark.postgresql
 def test_other_readers_and_bad_cursors_take_the_ordinary_path(
     world: dict[str, Any], migrated: ServicesUnderTest
 ) -> None:
-    if migrated.database_url.startswith("sqlite"):
-        pytest.skip("the fast path is PostgreSQL's")
     plain = HistoryQuery(None, None, None, None, None, 20)
     assert _fast(world["therapist"], plain) is None  # linked learners, the access log
     assert _fast(world["admin"], plain) is None  # everyone

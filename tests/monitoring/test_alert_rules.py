@@ -75,7 +75,8 @@ def test_the_alert_rules_only_use_metrics_we_expose() -> None:
 def test_the_local_prometheus_config_reads_the_token_vocalborn_up_generates(tmp_path: Path) -> None:
     """monitoring/prometheus-local.yml scrapes `vocalborn up` with the token file `up` writes
     into the default data folder (./var/metrics_token, relative to the config's folder)."""
-    from vocalborn.config import METRICS_TOKEN_FILE, Settings
+    from vocalborn.config import Settings
+    from vocalborn.config_files import METRICS_TOKEN_FILE
 
     text = (MONITORING / "prometheus-local.yml").read_text()
     config = yaml.safe_load(text)

@@ -24,6 +24,7 @@ from vocalborn.sqltypes import utcnow
 from vocalborn.storage import get_storage
 from vocalborn.tasks import service
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
+from vocalborn.tasks.submission import ordinary
 
 pytestmark = pytest.mark.worker
 
@@ -186,11 +187,11 @@ def test_a_stalled_task_shows_in_the_api_metrics(
 
     before = value(parse_metrics(api.client.get("/metrics").text), "vocalborn_tasks_stalled")
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
-    monkeypatch.setattr(service, "publish_task", lambda *a, **k: True)  # the row, not a worker run
+    monkeypatch.setattr(service, "send_task_message", lambda *a, **k: True)  # the row, not a worker run
     with open_session() as db:
         user = db.get(User, uuid.UUID(learner["user"]["user_id"]))
         assert user is not None
-        task_id = service.submit_analysis(db, user, uuid.UUID(record_id), {}).task.task_id
+        task_id = ordinary.submit_analysis(db, user, uuid.UUID(record_id), {}).task.task_id
     # as a worker that died an hour ago leaves it: processing, silent since
     long_ago = utcnow() - timedelta(hours=1)
     this_task = update(AIAnalysisTask).where(col(AIAnalysisTask.task_id) == task_id)

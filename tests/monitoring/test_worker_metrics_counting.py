@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from vocalborn.monitoring import publish, worker_metrics
+from vocalborn.monitoring import queue_wait, worker_metrics
 from vocalborn.monitoring.worker_metrics import REAP_TASK, REPUBLISH_TASK, WorkerMetrics
-from vocalborn.tasks.runner import Outcome
+from vocalborn.tasks.worker.runner import Outcome
 
 ANALYZE = "vocalborn.analyze_audio"
 
@@ -102,13 +102,13 @@ def test_reaper_and_republisher_results_are_counted(metrics: WorkerMetrics) -> N
 
 
 def test_queue_wait_is_measured_from_publish_or_from_a_delayed_retrys_eta(metrics: WorkerMetrics) -> None:
-    stamp = publish.PUBLISHED_AT_HEADER
-    assert publish.queue_wait_seconds(SimpleNamespace(**{stamp: 100.0}, eta=None), now=250.0) == 150.0
+    stamp = queue_wait.PUBLISHED_AT_HEADER
+    assert queue_wait.queue_wait_seconds(SimpleNamespace(**{stamp: 100.0}, eta=None), now=250.0) == 150.0
     eta = "1970-01-01T00:03:20+00:00"  # 200 s after the epoch: the retry was due then
-    assert publish.queue_wait_seconds(SimpleNamespace(**{stamp: 100.0}, eta=eta), now=250.0) == 50.0
-    assert publish.queue_wait_seconds(SimpleNamespace(headers={stamp: 100.0}, eta=None), now=250.0) == 150.0
-    assert publish.queue_wait_seconds(SimpleNamespace(**{stamp: 300.0}, eta=None), now=250.0) == 0.0  # clock skew
-    assert publish.queue_wait_seconds(SimpleNamespace(eta=None, headers=None), now=250.0) is None
+    assert queue_wait.queue_wait_seconds(SimpleNamespace(**{stamp: 100.0}, eta=eta), now=250.0) == 50.0
+    assert queue_wait.queue_wait_seconds(SimpleNamespace(headers={stamp: 100.0}, eta=None), now=250.0) == 150.0
+    assert queue_wait.queue_wait_seconds(SimpleNamespace(**{stamp: 300.0}, eta=None), now=250.0) == 0.0  # clock skew
+    assert queue_wait.queue_wait_seconds(SimpleNamespace(eta=None, headers=None), now=250.0) is None
 
     task = _task(ANALYZE, **{stamp: 1.0})
     worker_metrics._prerun(task_id="t6", task=task)
@@ -117,7 +117,7 @@ def test_queue_wait_is_measured_from_publish_or_from_a_delayed_retrys_eta(metric
 
 def test_a_publish_stamp_already_in_the_headers_is_not_overwritten() -> None:
     headers: dict[str, Any] = {}
-    publish._stamp_publish_time(headers=headers)
-    first = headers[publish.PUBLISHED_AT_HEADER]
-    publish._stamp_publish_time(headers=headers)
-    assert headers[publish.PUBLISHED_AT_HEADER] == first
+    queue_wait._stamp_publish_time(headers=headers)
+    first = headers[queue_wait.PUBLISHED_AT_HEADER]
+    queue_wait._stamp_publish_time(headers=headers)
+    assert headers[queue_wait.PUBLISHED_AT_HEADER] == first

@@ -19,7 +19,8 @@ from tests.support import recording
 from vocalborn.analysis import features
 from vocalborn.analysis.decode import encode_audio, load_audio, probe_audio
 from vocalborn.config import get_settings
-from vocalborn.practice.service import AudioRejected, validate_audio
+from vocalborn.errors import AudioRejected
+from vocalborn.practice.service import validate_audio
 from vocalborn.practice.sniff import starts_like
 
 

@@ -21,7 +21,8 @@ import pytest
 import redis
 
 from tests.support import recording
-from vocalborn.config import STORAGE_KEY_FILE, Settings, embedded_redis_url, read_storage_key_file
+from vocalborn.config import Settings, embedded_redis_url
+from vocalborn.config_files import STORAGE_KEY_FILE, read_storage_key_file
 from vocalborn.embedded import EmbeddedRedis
 from vocalborn.security.datadir import make_private, prepare
 from vocalborn.storage import MAGIC, LocalStorage, rotation

@@ -150,7 +150,7 @@ def test_checks_asked_together_are_decided_one_by_one_in_one_call(migrated: obje
     """The async checks of a burst go to Redis in one script call; each is still decided as if
     alone, in the order asked: the first three of one subject pass, the rest are refused and
     not counted, and another subject in the same call has its own count."""
-    from vocalborn.coalesce import per_loop
+    from vocalborn.kit.coalesce import per_loop
 
     name = f"burst{uuid.uuid4().hex[:6]}"
 

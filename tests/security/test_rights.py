@@ -26,7 +26,7 @@ from vocalborn.practice.models import PracticeRecord
 from vocalborn.security.ratelimit import subject_of_email
 from vocalborn.sqltypes import utcnow
 from vocalborn.storage import get_storage
-from vocalborn.tasks import maintenance
+from vocalborn.tasks.worker import retention
 
 pytestmark = pytest.mark.worker
 
@@ -280,8 +280,8 @@ def test_retention_deletes_old_audio_and_keeps_the_scores(
     monkeypatch.setenv("RETENTION_RECORDINGS_DAYS", "30")
     get_settings.cache_clear()
     try:
-        assert maintenance.purge_old_recordings() >= 1
-        assert maintenance.purge_old_recordings() == 0  # once
+        assert retention.purge_old_recordings() >= 1
+        assert retention.purge_old_recordings() == 0  # once
     finally:
         monkeypatch.delenv("RETENTION_RECORDINGS_DAYS")
         get_settings.cache_clear()
@@ -322,7 +322,7 @@ def test_worker_host_names_reach_admins_only(api: Api, worker: WorkerProcess) ->
 
 
 def test_beat_runs_the_recording_retention_job() -> None:
-    from vocalborn.tasks import worker as _worker  # noqa: F401 - registers the tasks
+    from vocalborn.tasks.worker import tasks as _worker  # noqa: F401 - registers the tasks
 
     entry = _beat_schedule(get_settings())["purge-old-recordings"]
     assert entry["task"] == "vocalborn.maintenance.purge_old_recordings"

@@ -210,8 +210,8 @@ def test_the_reaper_requeues_a_task_whose_worker_died_and_fails_one_that_keeps_d
     from vocalborn.config import get_settings
     from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
-    from vocalborn.tasks import maintenance
     from vocalborn.tasks.models import AIAnalysisTask
+    from vocalborn.tasks.worker import maintenance
 
     ready = api.ready_record(therapist, learner)
     a = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]

@@ -5,7 +5,7 @@ import pytest
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     from vocalborn.config import get_settings
-    from vocalborn.tasks.runner import backoff_seconds
+    from vocalborn.tasks.worker.runner import backoff_seconds
 
     monkeypatch.setenv("RETRY_BACKOFF_BASE", "2")
     monkeypatch.setenv("RETRY_BACKOFF_MAX", "10")

@@ -15,13 +15,13 @@ from tests.services import ServicesUnderTest
 from vocalborn.db import open_session
 from vocalborn.practice.models import PracticeRecord
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import maintenance, stats
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
+from vocalborn.tasks.worker import retention, stats
 
 
 def test_every_expired_task_goes_and_nothing_else(migrated: ServicesUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(maintenance, "CLEANUP_BATCH", 4)
-    monkeypatch.setattr(maintenance, "CLEANUP_REST_MAX", 0.0)
+    monkeypatch.setattr(retention, "CLEANUP_BATCH", 4)
+    monkeypatch.setattr(retention, "CLEANUP_REST_MAX", 0.0)
     now = utcnow()
     old = now - timedelta(days=400)
     with open_session() as db:
@@ -54,7 +54,7 @@ def test_every_expired_task_goes_and_nothing_else(migrated: ServicesUnderTest, m
             (expired if doomed else kept).append(task.task_id)
         db.commit()
 
-    report = maintenance.cleanup_expired_tasks(now)
+    report = retention.cleanup_expired_tasks(now)
     assert report.tasks_deleted >= len(expired)
 
     with open_session() as db:

@@ -1,4 +1,4 @@
-"""Task events for Flower are flushed in batches (tasks/worker.py CoalescedEventFlush): the
+"""Task events for Flower are flushed in batches (tasks/worker/tasks.py CoalescedEventFlush): the
 events of a few milliseconds share one publish instead of one publish each. End to end, Flower
 still shows every task (tests/monitoring/test_flower.py)."""
 
@@ -11,7 +11,7 @@ from typing import Any
 from kombu.asynchronous import Hub
 
 from vocalborn.celery_app import celery_app
-from vocalborn.tasks.worker import EVENT_FLUSH_DELAY, CoalescedEventFlush
+from vocalborn.tasks.worker.tasks import EVENT_FLUSH_DELAY, CoalescedEventFlush
 
 
 def _consumer(hub: Hub | None) -> Any:

@@ -1,4 +1,4 @@
-"""The one-statement submit and status (tasks/fastpath.py) write and answer exactly what the
+"""The one-statement submit and status (tasks/submission/fastpath.py) write and answer exactly what the
 ordinary path does; they are an optimisation, never a second set of rules."""
 
 from __future__ import annotations
@@ -7,16 +7,17 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from tests.services import ServicesUnderTest
 from tests.support import Api, recording
 from vocalborn.config import get_settings
 from vocalborn.db import open_session
-from vocalborn.fastdb import close_pool
+from vocalborn.kit.fastdb import close_pool
 from vocalborn.practice.models import PracticeRecord, RecordStatus
-from vocalborn.tasks import fastpath
 from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
+from vocalborn.tasks.submission import fastpath
 
 # What may differ between two tasks written by the two paths: ids, times and the key itself.
 _OWN = {"task_id", "celery_task_id", "practice_record_id", "created_at", "updated_at", "request_id"}
@@ -79,7 +80,7 @@ def test_the_fast_path_answers_only_what_it_can_decide(
     stranger = uuid.UUID(api.register("learner")["user"]["user_id"])
     if migrated.database_kind == "sqlite":  # the embedded default: always the ordinary path
         assert asyncio.run(_fast_submit(user_id, record_id)) is None
-        return
+        pytest.skip("the rest needs PostgreSQL: the fast path only runs there")
     assert asyncio.run(_fast_submit(stranger, record_id)) is None  # not the owner
     assert asyncio.run(_fast_submit(uuid.uuid4(), record_id)) is None  # no such user
     done = asyncio.run(_fast_submit(user_id, record_id))
@@ -130,17 +131,16 @@ def test_a_stale_waiting_count_answers_at_once_and_is_counted_again_in_the_backg
     asyncio.run(scenario())
 
 
+@pytest.mark.postgresql
 def test_one_batch_statement_writes_what_each_submit_alone_would(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any], migrated: ServicesUnderTest
 ) -> None:
     """A batch is one statement: a record twice in it gets one task, and a learner's limit counts
     the batch's earlier submits; what the statement leaves, the ordinary path decides."""
-    if migrated.database_kind == "sqlite":
-        return  # the embedded default has no fast path
     from datetime import timedelta
 
     from vocalborn.sqltypes import utcnow
-    from vocalborn.tasks import submit_batch
+    from vocalborn.tasks.submission import batch as submit_batch
 
     ready = api.ready_record(therapist, learner)
     session, sentence = ready["session"]["practice_session_id"], ready["sentence"]["sentence_id"]
@@ -170,7 +170,7 @@ def test_one_batch_statement_writes_what_each_submit_alone_would(
 
     async def run() -> dict[uuid.UUID, submit_batch.Written]:
         try:
-            return await submit_batch._execute(fastpath._SUBMIT, params)
+            return await submit_batch._execute(fastpath.SUBMIT_SQL, params)
         finally:
             await close_pool()
 
@@ -209,33 +209,33 @@ def test_a_stale_capacity_answers_at_once_and_is_read_again_in_the_background(
     capacity too old to use (the first, or after a quiet spell) is waited for."""
     import time
 
-    from vocalborn.tasks import estimates
-    from vocalborn.tasks import router as tasks_router
+    from vocalborn.tasks.api import task_status
+    from vocalborn.tasks.worker import estimates
 
     reads: list[float] = []
-    real = tasks_router._capacity
+    real = task_status._capacity
 
     def counted() -> estimates.Capacity:
         reads.append(time.monotonic())
         time.sleep(0.05)  # a read that takes a while: requests meanwhile must not wait for it
         return real()
 
-    monkeypatch.setattr(tasks_router, "_capacity", counted)
+    monkeypatch.setattr(task_status, "_capacity", counted)
     stale = estimates.Capacity(mean_seconds=7.0, slots=3, at=time.monotonic() - estimates.CAPACITY_TTL - 1)
 
     async def scenario() -> None:
         estimates._capacity_cache["c"] = stale
-        answers = [await tasks_router._current_capacity() for _ in range(5)]
+        answers = [await task_status.current_capacity() for _ in range(5)]
         assert all(a is stale for a in answers)  # at once, the last one
         assert len(reads) <= 1  # one read, in the background
-        reading = tasks_router._capacity_read
+        reading = task_status._capacity_read
         assert reading is not None
         fresh = await reading
         assert len(reads) == 1 and fresh is not stale and fresh.at > stale.at
-        assert await tasks_router._current_capacity() is fresh  # cached now, no read
-        old = estimates.Capacity(mean_seconds=7.0, slots=3, at=time.monotonic() - tasks_router.CAPACITY_USABLE - 1)
+        assert await task_status.current_capacity() is fresh  # cached now, no read
+        old = estimates.Capacity(mean_seconds=7.0, slots=3, at=time.monotonic() - task_status.CAPACITY_USABLE - 1)
         estimates._capacity_cache["c"] = old
-        waited = await tasks_router._current_capacity()  # too old to use: waited for
+        waited = await task_status.current_capacity()  # too old to use: waited for
         assert waited is not old and len(reads) == 2
 
     try:

@@ -181,7 +181,7 @@ def test_a_duplicate_delivery_writes_nothing_twice(
     with open_session() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))
         assert task is not None
-        assert service.publish_task(task)  # the same message, again
+        assert service.send_task_message(task)  # the same message, again
 
     def worker_saw_it() -> bool:
         return f"task {task_id} is already success" in worker.log()

@@ -1,4 +1,4 @@
-"""Submit and status skip FastAPI's request handling in their common case (tasks/hotroute.py);
+"""Submit and status skip FastAPI's request handling in their common case (tasks/submission/hotroute.py);
 every other request gets exactly the answer the ordinary handler gives. Each request here is
 sent twice, with the hot path in place and with it switched off, and the answers compared."""
 
@@ -14,7 +14,7 @@ import httpx
 
 from tests.services import ServicesUnderTest
 from tests.support import Api
-from vocalborn.tasks import hotroute
+from vocalborn.tasks.submission import hotroute
 
 SUBMIT = "/api/v1/tasks/analysis/submit"
 
@@ -79,7 +79,7 @@ def both(send: Callable[[], httpx.Response]) -> tuple[httpx.Response, httpx.Resp
 
 
 def test_the_hot_routes_are_in_place() -> None:
-    from vocalborn.tasks.router import router
+    from vocalborn.tasks.api.router import router
 
     paths = {getattr(r, "path", None) for r in router.routes if isinstance(r, hotroute.HotRoute)}
     assert paths >= {SUBMIT, "/api/v1/tasks/analysis/{task_id}/status"}

@@ -29,7 +29,7 @@ def test_the_api_process_never_imports_the_recogniser() -> None:
 
 def test_a_worker_process_loads_the_model_when_it_starts() -> None:
     code = (
-        "from vocalborn.tasks import worker; from vocalborn.analysis import phonetic; "
+        "from vocalborn.tasks.worker import tasks as worker; from vocalborn.analysis import phonetic; "
         "before = phonetic.model_loaded(); worker._after_fork(); "
         "m = phonetic.load_model(); worker._after_fork(); "
         "print(before, phonetic.model_loaded(), phonetic.load_model() is m)"

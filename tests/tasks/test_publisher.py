@@ -1,4 +1,4 @@
-"""The batched publisher (tasks/publisher.py) writes the very message and ``task-sent`` event
+"""The batched broker_push (tasks/submission/broker_push.py) writes the very message and ``task-sent`` event
 that ``celery_app.send_task`` writes, so a worker (and Flower) cannot tell them apart; and a
 batch keeps its order in the FIFO queue."""
 
@@ -16,11 +16,13 @@ import redis
 
 from tests.services import ServicesUnderTest
 from vocalborn.config import get_settings
-from vocalborn.monitoring import publish as publish_stamp
-from vocalborn.monitoring.publish import PUBLISHED_AT_HEADER
-from vocalborn.tasks import publisher, service
+from vocalborn.monitoring import queue_wait as publish_stamp
+from vocalborn.monitoring.queue_wait import PUBLISHED_AT_HEADER
+from vocalborn.tasks import service
 
 # Differ between any two messages: the transport's own tag, and the event's clock and time.
+from vocalborn.tasks.submission import broker_push
+
 _VOLATILE_PROPERTIES = {"delivery_tag"}
 _VOLATILE_EVENT = {"clock", "timestamp"}
 
@@ -44,7 +46,7 @@ def _without(d: dict[str, Any], keys: set[str]) -> dict[str, Any]:
 def _sent_events(run: Any) -> list[dict[str, Any]]:
     """Publish with ``run`` while subscribed to the task-sent topic; the events received."""
     sub = _client().pubsub()
-    sub.subscribe(publisher.sent_topic())
+    sub.subscribe(broker_push.sent_topic())
     try:
         assert sub.get_message(timeout=5) is not None  # the subscription's confirmation
         run()
@@ -65,26 +67,26 @@ def _sent_events(run: Any) -> list[dict[str, Any]]:
 def test_the_message_and_its_sent_event_are_celerys_own(migrated: ServicesUnderTest, registered: bool) -> None:
     """Both as the API publishes (the task not registered in its process: no time limits in the
     message) and as a process that has the task (a worker: the task's limits go in)."""
-    if not publisher.supported():
-        pytest.skip("the batched publisher is for a Redis broker")
+    if not broker_push.supported():
+        pytest.skip("the batched broker_push is for a Redis broker")
     if registered:
-        import vocalborn.tasks.worker  # noqa: F401 - defines the task
+        import vocalborn.tasks.worker.tasks  # noqa: F401 - defines the task
         from vocalborn.celery_app import celery_app
 
         celery_app.finalize(auto=True)
     publish_stamp.connect()  # as the API does: every message carries its publish time
     queue = get_settings().task_queue
     _pop_all(queue)
-    ours, celerys = (publisher.Outgoing(t, t, "req-1") for t in (str(uuid.uuid4()), str(uuid.uuid4())))
+    ours, celerys = (broker_push.Outgoing(t, t, "req-1") for t in (str(uuid.uuid4()), str(uuid.uuid4())))
 
     their_events = _sent_events(
-        lambda: service.publish_message(uuid.UUID(celerys.task_id), celerys.celery_task_id, "req-1")
+        lambda: service.send_celery_message(uuid.UUID(celerys.task_id), celerys.celery_task_id, "req-1")
     )
     [their_message] = _pop_all(queue)
-    our_events = _sent_events(lambda: asyncio.run(publisher.publish([ours])))
+    our_events = _sent_events(lambda: asyncio.run(broker_push.push_messages([ours])))
     [our_message] = _pop_all(queue)
 
-    def same_shape(message: dict[str, Any], item: publisher.Outgoing) -> dict[str, Any]:
+    def same_shape(message: dict[str, Any], item: broker_push.Outgoing) -> dict[str, Any]:
         text = json.dumps(message).replace(item.task_id, "<id>")
         out = json.loads(text)
         out["properties"] = _without(out["properties"], _VOLATILE_PROPERTIES)
@@ -101,7 +103,7 @@ def test_the_message_and_its_sent_event_are_celerys_own(migrated: ServicesUnderT
     for e, item in ((our_events[0], ours), (their_events[0], celerys)):
         assert e["event"]["uuid"] == item.celery_task_id and e["event"]["type"] == "task-sent"
 
-    def event_shape(e: dict[str, Any], item: publisher.Outgoing) -> dict[str, Any]:
+    def event_shape(e: dict[str, Any], item: broker_push.Outgoing) -> dict[str, Any]:
         e = json.loads(json.dumps(e).replace(item.task_id, "<id>"))
         e["properties"] = _without(e["properties"], _VOLATILE_PROPERTIES)
         e["event"] = _without(e["event"], _VOLATILE_EVENT)
@@ -112,12 +114,12 @@ def test_the_message_and_its_sent_event_are_celerys_own(migrated: ServicesUnderT
 
 
 def test_a_batch_is_consumed_in_the_order_it_was_submitted(migrated: ServicesUnderTest) -> None:
-    if not publisher.supported():
-        pytest.skip("the batched publisher is for a Redis broker")
+    if not broker_push.supported():
+        pytest.skip("the batched broker_push is for a Redis broker")
     queue = get_settings().task_queue
     _pop_all(queue)
-    items = [publisher.Outgoing(t, t, None) for t in (str(uuid.uuid4()) for _ in range(5))]
-    assert asyncio.run(publisher.publish(items))
+    items = [broker_push.Outgoing(t, t, None) for t in (str(uuid.uuid4()) for _ in range(5))]
+    assert asyncio.run(broker_push.push_messages(items))
     consumed = _pop_all(queue)  # RPOP: the end a worker takes from
     assert [m["headers"]["id"] for m in consumed] == [i.celery_task_id for i in items]
 
@@ -126,8 +128,8 @@ def test_an_unreachable_broker_is_reported_not_raised(monkeypatch: pytest.Monkey
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:9/0")  # nothing listens on port 9
     get_settings.cache_clear()
     try:
-        item = publisher.Outgoing(str(uuid.uuid4()), str(uuid.uuid4()), None)
-        assert asyncio.run(publisher.publish([item])) is False
+        item = broker_push.Outgoing(str(uuid.uuid4()), str(uuid.uuid4()), None)
+        assert asyncio.run(broker_push.push_messages([item])) is False
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
@@ -139,10 +141,10 @@ def test_the_templates_write_what_json_dumps_of_the_message_writes(request_id: s
     are what ``json.dumps`` of ``task_message`` and ``sent_event`` gives, whatever the request
     id holds (quotes, a percent sign, a backslash, non-ASCII), but for the tag and the times."""
     queue, reply_to = "some-queue", "reply-oid"
-    item = publisher.Outgoing(str(uuid.uuid4()), str(uuid.uuid4()), request_id)
-    message_text, event_text = publisher._frames_for(queue, reply_to).encode(item, 1234.5)
+    item = broker_push.Outgoing(str(uuid.uuid4()), str(uuid.uuid4()), request_id)
+    message_text, event_text = broker_push._frames_for(queue, reply_to).encode(item, 1234.5)
     assert event_text is not None
-    message, expected = json.loads(message_text), publisher.task_message(item, queue, reply_to)
+    message, expected = json.loads(message_text), broker_push.task_message(item, queue, reply_to)
     assert message["headers"][PUBLISHED_AT_HEADER] == 1234.5
     for m in (message, expected):
         m["headers"][PUBLISHED_AT_HEADER] = "<time>"
@@ -150,7 +152,7 @@ def test_the_templates_write_what_json_dumps_of_the_message_writes(request_id: s
     assert message == expected
     assert message_text == json.dumps(json.loads(message_text))  # json.dumps's own spacing and escapes
     assert event_text == json.dumps(json.loads(event_text))
-    event, expected_event = json.loads(event_text), publisher.sent_event(item, queue)
+    event, expected_event = json.loads(event_text), broker_push.sent_event(item, queue)
     body = base64.b64decode(event["body"]).decode()
     assert body == json.dumps(json.loads(body))
     fields, expected_fields = (json.loads(base64.b64decode(e.pop("body"))) for e in (event, expected_event))

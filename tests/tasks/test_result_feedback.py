@@ -33,7 +33,7 @@ def _report(completeness: float | None, detail: dict[str, Any] | None = None) ->
 
 
 def _finish(api: Api, therapist: dict[str, Any], learner: dict[str, Any], report: Any) -> str:
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
     task_id = api.submit(learner, record_id).json()["task_id"]
@@ -48,7 +48,7 @@ def _finish(api: Api, therapist: dict[str, Any], learner: dict[str, Any], report
 def test_the_completeness_and_verdicts_reach_the_result_and_the_history(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any], monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
-    from vocalborn.tasks import fastrun
+    from vocalborn.tasks.worker import fastrun
 
     if path == "ordinary":
         monkeypatch.setattr(fastrun, "_database_url", lambda: None)
@@ -78,7 +78,7 @@ def test_a_result_without_completeness_answers_null(
 
 @pytest.mark.parametrize("value", [100.5, -0.1, float("nan"), "91", True])
 def test_an_invalid_completeness_is_refused_as_a_permanent_error(value: Any) -> None:
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     with pytest.raises(runner.PermanentError, match="completeness_score"):
         runner.check_report(_report(value))
@@ -87,7 +87,7 @@ def test_an_invalid_completeness_is_refused_as_a_permanent_error(value: Any) -> 
 
 
 def test_the_weighted_median_and_the_baseline_from_profiles() -> None:
-    from vocalborn.tasks.baseline import baseline_from_profiles, weighted_median
+    from vocalborn.tasks.worker.baseline import baseline_from_profiles, weighted_median
 
     assert weighted_median([]) is None
     assert weighted_median([(5.0, 1.0)]) == 5.0
@@ -109,8 +109,8 @@ def test_the_baseline_reads_only_the_learners_earlier_successes(api: Api, migrat
     """One query: the same learner, successful, made before the task, newest first, at most N."""
     from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
-    from vocalborn.tasks.baseline import earlier_profiles, with_pitch_baseline
     from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
+    from vocalborn.tasks.worker.baseline import earlier_profiles, with_pitch_baseline
 
     t0 = utcnow() - timedelta(hours=1)
     with open_session() as db:
@@ -164,7 +164,7 @@ def test_the_baseline_reads_only_the_learners_earlier_successes(api: Api, migrat
 
     # the claim reads the same profiles in its own statement on PostgreSQL (no query of its own
     # then); the ordinary claim leaves them to the query above
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     claim = runner.claim_task(now, "test-worker/1")
     assert isinstance(claim, runner.Claim)
@@ -180,7 +180,7 @@ def test_a_baseline_that_cannot_be_read_never_fails_the_analysis(monkeypatch: py
     from sqlalchemy.exc import OperationalError
 
     import vocalborn.db
-    from vocalborn.tasks.baseline import with_pitch_baseline
+    from vocalborn.tasks.worker.baseline import with_pitch_baseline
 
     def unavailable() -> Any:
         raise OperationalError("SELECT", None, ConnectionRefusedError("the database went away"))

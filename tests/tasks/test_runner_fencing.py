@@ -17,7 +17,7 @@ from tests.support import Api
 
 
 def _claim(api: Api, therapist: dict[str, Any], learner: dict[str, Any]) -> Any:
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
     task_id = api.submit(learner, record_id).json()["task_id"]
@@ -49,8 +49,8 @@ def test_a_run_whose_task_the_reaper_requeued_can_neither_succeed_nor_fail_it(
     from vocalborn.config import get_settings
     from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
-    from vocalborn.tasks import maintenance, runner
     from vocalborn.tasks.models import AIAnalysisTask
+    from vocalborn.tasks.worker import maintenance, runner
 
     claim = _claim(api, therapist, learner)
     silent = utcnow() - timedelta(seconds=get_settings().task_lease_seconds * 5)
@@ -74,8 +74,8 @@ def test_a_transient_retry_does_not_use_up_the_delivery_cap(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
     from vocalborn.db import open_session
-    from vocalborn.tasks import runner
     from vocalborn.tasks.models import AIAnalysisTask
+    from vocalborn.tasks.worker import runner
 
     claim = _claim(api, therapist, learner)
     assert runner._retry_or_fail(claim, "remote analysis timed out") is runner.Outcome.RETRY_SCHEDULED
@@ -90,7 +90,7 @@ def test_a_transient_retry_does_not_use_up_the_delivery_cap(
     [("overall_score", 101.0), ("fluency_score", float("nan")), ("rhythm_score", -1), ("pronunciation_accuracy", None)],
 )
 def test_an_invalid_report_is_refused_as_a_permanent_error(field: str, value: Any) -> None:
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     report = _report()
     setattr(report, field, value)
@@ -99,7 +99,7 @@ def test_an_invalid_report_is_refused_as_a_permanent_error(field: str, value: An
 
 
 def test_a_report_without_details_is_refused() -> None:
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     report = _report()
     report.detailed_analysis = {}
@@ -114,8 +114,8 @@ def test_a_cancel_a_stuck_run_never_honours_is_forced_by_the_reaper(
     from vocalborn.config import get_settings
     from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
-    from vocalborn.tasks import maintenance, runner
     from vocalborn.tasks.models import AIAnalysisTask
+    from vocalborn.tasks.worker import maintenance, runner
 
     claim = _claim(api, therapist, learner)
     long_ago = utcnow() - timedelta(seconds=get_settings().task_lease_seconds * 3)
@@ -137,7 +137,7 @@ def test_a_lease_held_by_a_dead_process_of_this_node_is_taken_over_at_once() -> 
     import subprocess
     import sys
 
-    from vocalborn.tasks.claim import run_died_here as _run_died_here
+    from vocalborn.tasks.worker.claim import run_died_here as _run_died_here
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()

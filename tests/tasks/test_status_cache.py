@@ -123,7 +123,7 @@ def _change_elsewhere(task_id: str, status: str, progress: int, event_type: str 
             {"s": status, "p": progress, "t": task_id},
         )
     if event_type is not None:
-        events.publish({"task_id": task_id, "event_type": event_type, "status": status, "attempt": 1})
+        events.publish_live({"task_id": task_id, "event_type": event_type, "status": status, "attempt": 1})
 
 
 def _poll_until(api: Api, learner: dict[str, Any], task_id: str, status: str) -> dict[str, Any]:
@@ -132,6 +132,7 @@ def _poll_until(api: Api, learner: dict[str, Any], task_id: str, status: str) ->
     )
 
 
+@pytest.mark.postgresql
 def test_an_api_process_sees_a_change_made_elsewhere_through_its_event(
     api: Api,
     therapist: dict[str, Any],
@@ -139,8 +140,6 @@ def test_an_api_process_sees_a_change_made_elsewhere_through_its_event(
     migrated: ServicesUnderTest,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if migrated.database_kind == "sqlite":
-        pytest.skip("the fast status path (and its cache) is for PostgreSQL")
     monkeypatch.setattr(status_cache, "TTL", 600.0)  # no read again by age during this test, however slow
     ready = api.ready_record(therapist, learner)
     task_id = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]
@@ -172,6 +171,7 @@ def test_a_cancel_in_this_process_is_seen_by_the_very_next_poll(
     assert api.status(learner, task_id)["status"] == "cancelled"
 
 
+@pytest.mark.postgresql
 def test_a_row_changed_without_an_event_is_seen_within_the_age(
     api: Api,
     therapist: dict[str, Any],
@@ -182,8 +182,6 @@ def test_a_row_changed_without_an_event_is_seen_within_the_age(
     """A hand edit (no event): polls answer the remembered row until its refresh age, then the
     row is read again in the background and the following polls answer the new one, every one
     of them from memory."""
-    if migrated.database_kind == "sqlite":
-        pytest.skip("the fast status path (and its cache) is for PostgreSQL")
     monkeypatch.setattr(status_cache, "TTL", 6.0)  # read again after 2.4-3.6 s; never aged out below
     ready = api.ready_record(therapist, learner)
     task_id = api.submit(learner, ready["record"]["practice_record_id"]).json()["task_id"]

@@ -11,8 +11,8 @@ from sqlalchemy import update
 from tests.support import Api, recording
 from vocalborn.db import open_session
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks.maintenance import reap_stalled_tasks
 from vocalborn.tasks.models import AIAnalysisTask
+from vocalborn.tasks.worker.maintenance import reap_stalled_tasks
 
 
 def test_resubmitting_an_active_record_returns_the_same_task(

@@ -15,7 +15,7 @@ from tests.support import Api, WorkerProcess
 from vocalborn.db import open_session
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks.models import AIAnalysisTask
-from vocalborn.tasks.registry import online_workers
+from vocalborn.tasks.worker.registry import online_workers
 
 # In the whole suite this test has seen its task end as a success, run by some other consumer
 # (not understood yet); alone it is reliable, also with both cores loaded. .ci/run runs it so.

@@ -65,14 +65,14 @@ def _settings() -> Any:
     ],
 )
 def test_the_claim_decision_reads_only_the_row(row: Any, died: bool, action: str, takeover: bool) -> None:
-    from vocalborn.tasks.claim import decide_claim
+    from vocalborn.tasks.worker.claim import decide_claim
 
     decision = decide_claim(row, NOW, "me@h/2", _settings(), previous_run_died=died)
     assert (decision.action.value, decision.takeover) == (action, takeover)
 
 
 def test_the_claim_decision_says_why_in_the_words_operators_grep_for() -> None:
-    from vocalborn.tasks.claim import decide_claim
+    from vocalborn.tasks.worker.claim import decide_claim
 
     assert decide_claim(_row(status="success"), NOW, "me", _settings()).note.startswith("is already success")
     assert (
@@ -141,7 +141,7 @@ def test_the_three_builders_make_one_message_shape() -> None:
 # --------------------------------------------------------------------------------------------
 def test_the_noop_engine_reports_five_steps_and_a_valid_report_at_once() -> None:
     from vocalborn.config import get_settings
-    from vocalborn.tasks import registry, runner
+    from vocalborn.tasks.worker import registry, runner
 
     steps: list[tuple[int, str]] = []
     settings = get_settings().model_copy(update={"ai_engine": "noop"})
@@ -158,7 +158,7 @@ def test_the_noop_engine_reports_five_steps_and_a_valid_report_at_once() -> None
 # runs against the real database and Redis
 # --------------------------------------------------------------------------------------------
 def _claim(api: Api, therapist: dict[str, Any], learner: dict[str, Any]) -> Any:
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
     task_id = api.submit(learner, record_id).json()["task_id"]
@@ -180,7 +180,7 @@ def _state(task_id: uuid.UUID) -> tuple[str, int, int]:
 
 @pytest.fixture
 def noop_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vocalborn.tasks import registry, runner
+    from vocalborn.tasks.worker import registry, runner
 
     monkeypatch.setattr(runner, "analysis_engine", registry.NoopEngine)
 
@@ -188,7 +188,7 @@ def noop_engine(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_noop_run_succeeds_with_one_result_and_its_events(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any], noop_engine: None
 ) -> None:
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     record_id = api.ready_record(therapist, learner)["record"]["practice_record_id"]
     task_id = api.submit(learner, record_id).json()["task_id"]
@@ -204,8 +204,8 @@ def test_a_cancel_stops_the_run_at_the_next_step_without_a_database_read(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any], noop_engine: None
 ) -> None:
     from vocalborn.config import get_settings
-    from vocalborn.tasks import runner
-    from vocalborn.tasks.progress import Cancelled, ProgressReporter, RunWatch
+    from vocalborn.tasks.worker import runner
+    from vocalborn.tasks.worker.progress import Cancelled, ProgressReporter, RunWatch
 
     claim = _claim(api, therapist, learner)
     r = api.client.delete(f"/api/v1/tasks/analysis/{claim.task_id}", headers=learner["headers"])
@@ -228,9 +228,9 @@ def test_the_heartbeat_reads_the_cancel_flag_and_notices_a_lost_lease(
 ) -> None:
     from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
-    from vocalborn.tasks import runner
     from vocalborn.tasks.models import AIAnalysisTask
-    from vocalborn.tasks.progress import Cancelled, LostLease, RunWatch
+    from vocalborn.tasks.worker import runner
+    from vocalborn.tasks.worker.progress import Cancelled, LostLease, RunWatch
 
     claim = _claim(api, therapist, learner)
     watch = RunWatch(claim, 60)
@@ -264,7 +264,7 @@ def test_a_stored_progress_write_of_a_run_that_lost_its_task_writes_nothing(
     from vocalborn.config import get_settings
     from vocalborn.db import open_session
     from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
-    from vocalborn.tasks.progress import LostLease, ProgressReporter, RunWatch
+    from vocalborn.tasks.worker.progress import LostLease, ProgressReporter, RunWatch
 
     claim = _claim(api, therapist, learner)
     reporter = ProgressReporter(claim, RunWatch(claim, 60))

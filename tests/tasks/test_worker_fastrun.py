@@ -1,4 +1,4 @@
-"""The worker's one-statement claim and success (tasks/fastrun.py) write exactly what the
+"""The worker's one-statement claim and success (tasks/worker/fastrun.py) write exactly what the
 ordinary path writes, take only the case they can decide alone, and leave every other case to
 it; a connection the server closed is reported as "database unavailable" and replaced.
 
@@ -102,7 +102,7 @@ def _expected_claim(claim: Any) -> tuple[Any, ...]:
 
 
 def _run(task_id: uuid.UUID) -> Any:
-    from vocalborn.tasks import runner
+    from vocalborn.tasks.worker import runner
 
     claim = runner.claim_task(task_id, "test-worker/1")
     assert isinstance(claim, runner.Claim)
@@ -114,7 +114,7 @@ def test_the_fast_claim_and_success_write_what_the_ordinary_path_writes(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from vocalborn.practice.models import RecordStatus
-    from vocalborn.tasks import fastrun
+    from vocalborn.tasks.worker import fastrun
 
     taken: list[str] = []
     real_claim, real_succeed = fastrun.claim, fastrun.succeed
@@ -157,9 +157,9 @@ def test_every_other_case_is_left_to_the_ordinary_path(
 ) -> None:
     from vocalborn.db import open_session
     from vocalborn.sqltypes import utcnow
-    from vocalborn.tasks import fastrun, runner
     from vocalborn.tasks.models import AIAnalysisTask
-    from vocalborn.tasks.progress import Cancelled
+    from vocalborn.tasks.worker import fastrun, runner
+    from vocalborn.tasks.worker.progress import Cancelled
 
     def set_(task_id: uuid.UUID, **values: Any) -> None:
         with open_session() as db:
@@ -200,8 +200,8 @@ def test_a_result_already_stored_is_left_to_the_ordinary_path(
     api: Api, therapist: dict[str, Any], learner: dict[str, Any]
 ) -> None:
     from vocalborn.db import open_session
-    from vocalborn.tasks import fastrun, runner
     from vocalborn.tasks.models import AIAnalysisResult
+    from vocalborn.tasks.worker import fastrun, runner
 
     task_id = _submit(api, therapist, learner)
     claim = runner.claim_task(task_id, "test-worker/1")
@@ -221,7 +221,7 @@ def test_a_connection_the_server_closed_counts_as_unavailable_and_is_replaced(
     from sqlalchemy.exc import OperationalError
 
     from vocalborn.db import open_session
-    from vocalborn.tasks import fastrun, runner
+    from vocalborn.tasks.worker import fastrun, runner
 
     first = _submit(api, therapist, learner)
     assert isinstance(runner.claim_task(first, "test-worker/1"), runner.Claim)  # the connection exists

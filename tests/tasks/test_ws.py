@@ -107,17 +107,18 @@ def unpublished_task(stack: Stack, therapist: dict[str, Any], learner: dict[str,
     from vocalborn.auth.models import User
     from vocalborn.db import open_session
     from vocalborn.tasks import service
+    from vocalborn.tasks.submission import ordinary
 
     ready = stack.api.ready_record(therapist, learner)
-    original = service.publish_task
-    service.publish_task = lambda task, countdown=None: False  # type: ignore[assignment]
+    original = service.send_task_message
+    service.send_task_message = lambda task, countdown=None: False  # type: ignore[assignment]
     try:
         with open_session() as db:
             user = db.get(User, uuid.UUID(learner["user"]["user_id"]))
             assert user is not None
-            outcome = service.submit_analysis(db, user, uuid.UUID(ready["record"]["practice_record_id"]), {})
+            outcome = ordinary.submit_analysis(db, user, uuid.UUID(ready["record"]["practice_record_id"]), {})
     finally:
-        service.publish_task = original  # type: ignore[assignment]
+        service.send_task_message = original  # type: ignore[assignment]
     return str(outcome.task.task_id)
 
 
@@ -126,7 +127,7 @@ def log_an_event(task_id: str, publish_on: redis.Redis | None = None) -> int:
     nowhere, as if the publish was lost)."""
     from vocalborn.analysis.types import TOTAL_STEPS
     from vocalborn.db import open_session
-    from vocalborn.tasks import service
+    from vocalborn.tasks import transitions
     from vocalborn.tasks.events import channel_name, event_message
     from vocalborn.tasks.models import AIAnalysisTask
     from vocalborn.tasks.states import EventType
@@ -134,7 +135,7 @@ def log_an_event(task_id: str, publish_on: redis.Redis | None = None) -> int:
     with open_session() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))
         assert task is not None
-        event = service.apply_transition(db, task, EventType.QUEUED, message="test: a queued event")
+        event = transitions.apply_transition(db, task, EventType.QUEUED, message="test: a queued event")
         db.commit()
     assert event.event_id is not None
     if publish_on is not None:
@@ -458,7 +459,7 @@ def test_a_slow_client_is_disconnected_without_holding_up_the_others(
         with open_socket(url) as reader:
             assert [json.loads(reader.recv(timeout=20))["event_type"] for _ in range(2)] == ["snapshot", "submitted"]
             for i in range(flood):
-                events.publish(
+                events.publish_live(
                     {
                         "event_id": None,
                         "task_id": task_id,
@@ -545,7 +546,7 @@ def test_sockets_are_forgotten_when_clients_leave(
     from fastapi.testclient import TestClient
 
     from vocalborn.main import app
-    from vocalborn.tasks import ws
+    from vocalborn.tasks.api import ws
 
     task_id = unpublished_task(stack, therapist, learner)
     with TestClient(app) as client:

@@ -124,17 +124,11 @@ def _emissions(ph: phonetic.PhoneticFeatures, flat: list[str]) -> np.ndarray:
 
 
 # --- forced alignment -------------------------------------------------------------------------
-def force_align(ph: phonetic.PhoneticFeatures, seq: list[list[str]]) -> list[tuple[int, int]] | None:
-    """Posterior-frame span [start, end) of each syllable of ``seq`` (lists of units) by
-    CTC Viterbi; None when the recording has fewer frames than units."""
-    out = force_align_scored(ph, seq)
-    return None if out is None else out[0]
-
-
 def force_align_scored(
     ph: phonetic.PhoneticFeatures, seq: list[list[str]]
 ) -> tuple[list[tuple[int, int]], np.ndarray] | None:
-    """:func:`force_align` and, per syllable, the mean log posterior of its units over
+    """Posterior-frame span [start, end) of each syllable of ``seq`` (lists of units) by CTC
+    Viterbi (None when the recording has fewer frames than units) and, per syllable, the mean log posterior of its units over
     the frames the alignment gives them (how well the recording says the expected
     phones; higher is better)."""
     flat = [u for us in seq for u in us]

@@ -165,7 +165,7 @@ def use_code(db: Session, user: User, code: str) -> bool:
 
 # --- the lockout (Redis) -------------------------------------------------------------------------------
 def _redis() -> redis.Redis:
-    from vocalborn.tasks.events import get_redis
+    from vocalborn.kit.redis import get_redis
 
     return get_redis()
 

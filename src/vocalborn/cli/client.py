@@ -13,8 +13,7 @@ import typer
 
 from vocalborn.cli.common import fail
 
-# Exit codes of `vocalborn submit`.
-SUBMIT_OK = 0
+# Exit codes of `vocalborn submit` (0: done; 2: bad options, typer's own).
 SUBMIT_ANALYSIS_FAILED = 1  # failed, cancelled, or not finished within --timeout
 SUBMIT_AUTH = 3  # wrong email or password, token refused, not allowed
 SUBMIT_UNREACHABLE = 4  # no API at --url, or it answered 5xx
@@ -61,7 +60,9 @@ class _ApiClient:
             try:
                 r = self.http.request(method, path, headers=headers, **kwargs)
             except httpx.TransportError as exc:
-                raise _SubmitError(f"cannot reach the API at {self.url} ({type(exc).__name__}: {exc})", 4) from None
+                raise _SubmitError(
+                    f"cannot reach the API at {self.url} ({type(exc).__name__}: {exc})", SUBMIT_UNREACHABLE
+                ) from None
             if not (r.status_code == 401 and token and attempt == 1 and self._refresh(token)):
                 break
         if r.status_code < 400:
@@ -73,17 +74,23 @@ class _ApiClient:
             detail = r.text[:300]
         if not isinstance(detail, str):
             detail = json.dumps(detail, ensure_ascii=False)
-        code = 3 if r.status_code in (401, 403) else 4 if r.status_code >= 500 else 5
+        code = (
+            SUBMIT_AUTH
+            if r.status_code in (401, 403)
+            else SUBMIT_UNREACHABLE
+            if r.status_code >= 500
+            else SUBMIT_REJECTED
+        )
         raise _SubmitError(f"{method} {path}: {r.status_code} {detail}", code)
 
     def login(self, email: str | None, password: str | None, who: str) -> str:
         if not email or not password:
-            raise _SubmitError(f"{who} needs an email and a password (options or environment)", 3)
+            raise _SubmitError(f"{who} needs an email and a password (options or environment)", SUBMIT_AUTH)
         try:
             body = self.call("POST", "/api/v1/auth/login", data={"username": email, "password": password})
         except _SubmitError as exc:
-            if exc.code == 3:
-                raise _SubmitError(f"{who} login failed for {email}: wrong email or password", 3) from None
+            if exc.code == SUBMIT_AUTH:
+                raise _SubmitError(f"{who} login failed for {email}: wrong email or password", SUBMIT_AUTH) from None
             raise
         token = str(body["access_token"])
         self._sessions[token] = [token, str(body["refresh_token"])]
@@ -174,7 +181,7 @@ def _watch(client: _ApiClient, token: str, task_id: str, deadline: float, lang: 
                 break
             if code == 1008:
                 reason = closed.rcvd.reason if closed.rcvd else ""
-                raise _SubmitError(f"the server refused the progress socket: {reason}", 3) from None
+                raise _SubmitError(f"the server refused the progress socket: {reason}", SUBMIT_AUTH) from None
             failures += 1  # 1001, 1006, 1011, 1012, 1013: resume after a pause
         except TimeoutError:
             if time.monotonic() >= deadline:
@@ -218,8 +225,8 @@ def _sentence_to_practise(
     try:
         client.call("GET", f"/api/v1/practice/sentences/{sentence}", learner_token)
     except _SubmitError as exc:
-        if exc.code == 5:
-            raise _SubmitError(f"sentence not found: {sentence}", 5) from None
+        if exc.code == SUBMIT_REJECTED:
+            raise _SubmitError(f"sentence not found: {sentence}", SUBMIT_REJECTED) from None
         raise
     return sentence
 
@@ -257,8 +264,8 @@ def _analyse(client: _ApiClient, token: str, record: dict, lang: str, timeout: f
     if status["status"] != "success":
         reason = status.get("error_message") or "no reason given"
         if status["status"] in ("failure", "cancelled"):
-            raise _SubmitError(f"the analysis ended as {status['status']}: {reason}", 1)
-        raise _SubmitError(f"the analysis is still {status['status']} after {timeout:.0f} s", 1)
+            raise _SubmitError(f"the analysis ended as {status['status']}: {reason}", SUBMIT_ANALYSIS_FAILED)
+        raise _SubmitError(f"the analysis is still {status['status']} after {timeout:.0f} s", SUBMIT_ANALYSIS_FAILED)
     result: dict = client.call("GET", f"/api/v1/tasks/analysis/{task_id}/result", token)
     return result
 

@@ -75,7 +75,7 @@ def worker(
     settings = load_settings(need_broker=True)
     watch_supervisor()  # started by `vocalborn up`: warm shutdown when it is gone
     from vocalborn.celery_app import celery_app
-    from vocalborn.tasks import worker as _tasks  # noqa: F401 - registers the tasks
+    from vocalborn.tasks.worker import tasks as _tasks  # noqa: F401 - registers the tasks
 
     chosen = {
         "both": [settings.task_queue, settings.maintenance_queue],
@@ -187,7 +187,7 @@ def flower(
     settings = load_settings(need_broker=True)
     watch_supervisor()
     from vocalborn.celery_app import celery_app
-    from vocalborn.config import EXAMPLE_SECRETS, secret_problem
+    from vocalborn.config_secrets import EXAMPLE_SECRETS, secret_problem
 
     auth = flower_auth(settings)
     if not auth or ":" not in auth:

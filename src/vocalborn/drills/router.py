@@ -27,7 +27,7 @@ from vocalborn.practice.models import Sentence
 from vocalborn.practice.router import _read_upload, _validated
 from vocalborn.practice.service import can_see_sentence
 from vocalborn.security.access import record_access
-from vocalborn.security.ratelimit import limit_uploads
+from vocalborn.security.dependencies import limit_uploads
 from vocalborn.storage import get_storage
 
 router = APIRouter(prefix="/api/v1", tags=["drills"])

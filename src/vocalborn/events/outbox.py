@@ -1,7 +1,7 @@
 """Writing an event to the outbox, in the caller's transaction (the caller commits).
 
 The ORM paths call :func:`add`; the single-statement fast paths on PostgreSQL
-(``tasks/fastpath.py``, ``tasks/fastrun.py``) insert the same row from a CTE with
+(``tasks/submission/fastpath.py``, ``tasks/worker/fastrun.py``) insert the same row from a CTE with
 :data:`ANALYSIS_ROW_SQL`."""
 
 from __future__ import annotations

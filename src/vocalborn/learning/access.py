@@ -12,7 +12,7 @@ import uuid
 from sqlmodel import Session, select
 
 from vocalborn.auth.models import Role, User
-from vocalborn.practice.service import NotFound
+from vocalborn.errors import NotFound
 
 
 def learner_for(db: Session, reader: User, learner_id: uuid.UUID) -> User:

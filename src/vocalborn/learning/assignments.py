@@ -9,14 +9,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
-from vocalborn.errors import DomainError, validation_error
+from vocalborn.errors import DomainError, Forbidden, NotFound, validation_error
 from vocalborn.events import outbox
 from vocalborn.learning.access import learner_for
 from vocalborn.learning.models import SentenceAssignment
 from vocalborn.practice.models import PracticeRecord, Sentence
-from vocalborn.practice.service import NotFound, _visible_sentences, can_see_sentence, get_sentence, live_sentence
+from vocalborn.practice.service import _visible_sentences, can_see_sentence, get_sentence, live_sentence
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
-from vocalborn.tasks.service import Forbidden
 
 
 class Unassignable(DomainError):

@@ -2,7 +2,7 @@
 
 The history page is what a learner's client opens most after submit and status, so the common
 case skips the ORM and the thread pool: one round trip on the asyncio pool of ``fastdb``. Like
-``tasks/fastpath.py`` it answers only the case it can decide alone and returns None otherwise,
+``tasks/submission/fastpath.py`` it answers only the case it can decide alone and returns None otherwise,
 so the caller takes the ordinary path (``history.history``), which has every rule and message:
 
 * fast: the token's user exists and is a learner, and reads their own analyses (no ``user_id``
@@ -24,7 +24,7 @@ from functools import cache
 from typing import Any
 
 from vocalborn.auth.models import Role
-from vocalborn.fastdb import fetch_all, get_pool
+from vocalborn.kit.fastdb import fetch_all, get_pool
 from vocalborn.learning.history import decode_cursor, encode_cursor
 from vocalborn.learning.models import SCORE_FIELDS
 from vocalborn.learning.schemas import HistoryItem, HistoryPage, ReviewSummary

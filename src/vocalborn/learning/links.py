@@ -12,12 +12,10 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
-from vocalborn.errors import Gone
+from vocalborn.errors import Conflict, Forbidden, Gone, NotFound
 from vocalborn.events import outbox
 from vocalborn.learning.models import LinkInvitation
-from vocalborn.practice.service import NotFound
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks.service import Conflict, Forbidden
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud or typed from paper
 CODE_LENGTH = 10

@@ -21,7 +21,7 @@ from vocalborn.learning.schemas import (
     LinkPublic,
     PersonPublic,
 )
-from vocalborn.security.ratelimit import limit_link_accepts
+from vocalborn.security.dependencies import limit_link_accepts
 
 router = APIRouter()
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
+from vocalborn.errors import Conflict, Forbidden, NotFound
 from vocalborn.events import outbox
 from vocalborn.learning.models import (
     SCORE_FIELDS,
@@ -17,10 +18,8 @@ from vocalborn.learning.models import (
     TherapistReviewRevision,
 )
 from vocalborn.practice.models import PracticeRecord
-from vocalborn.practice.service import NotFound
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
-from vocalborn.tasks.service import Conflict, Forbidden
 
 
 def _task_readable(db: Session, reader: User, task_id: uuid.UUID) -> AIAnalysisTask:

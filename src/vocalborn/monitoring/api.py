@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vocalborn.config import Settings, get_settings
-from vocalborn.monitoring import catalog, publish
+from vocalborn.monitoring import catalog, queue_wait
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +222,8 @@ class ScrapeCollector:
         yield family
 
     def _redis(self, settings: Settings, up: dict[str, bool]) -> Iterator[GaugeMetricFamily]:
-        from vocalborn.tasks import registry
-        from vocalborn.tasks.events import get_redis
+        from vocalborn.kit.redis import get_redis
+        from vocalborn.tasks.worker import registry
 
         try:
             client = get_redis()
@@ -323,7 +323,7 @@ class ScrapeCollector:
 
     def _websockets(self) -> GaugeMetricFamily | None:
         try:
-            count = importlib.import_module("vocalborn.tasks.ws").open_socket_count
+            count = importlib.import_module("vocalborn.tasks.api.ws").open_socket_count
         except (ImportError, AttributeError):
             return None
         try:
@@ -435,7 +435,7 @@ def metrics_endpoint(request: Request) -> Response:
 def install_metrics(app: FastAPI) -> None:
     """Add ``GET /metrics`` and the HTTP metrics middleware (unless PROMETHEUS_ENABLED=false), and
     stamp published tasks with their publish time for the workers' queue-wait histogram."""
-    publish.connect()
+    queue_wait.connect()
     if not get_settings().prometheus_enabled:
         return
     app.add_middleware(HttpMetricsMiddleware)

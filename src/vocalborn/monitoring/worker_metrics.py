@@ -34,7 +34,7 @@ from celery import signals
 from vocalborn.celery_app import ANALYZE_TASK, REAP_TASK, REPUBLISH_TASK
 from vocalborn.config import Settings, get_settings
 from vocalborn.monitoring import catalog
-from vocalborn.monitoring.publish import queue_wait_seconds
+from vocalborn.monitoring.queue_wait import queue_wait_seconds
 from vocalborn.supervision import alive
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Attempts that count (issue #26): whether an analysed attempt counts, decided once, when its
-result is stored (``tasks/runner.py`` and the one-statement path in ``tasks/fastrun.py``).
+result is stored (``tasks/worker/runner.py`` and the one-statement path in ``tasks/worker/fastrun.py``).
 
 An attempt that is silent, too short or another sentence is kept (the learner and the
 therapist see it, with the reason) but left out of trends, means, dose and flags. The decision

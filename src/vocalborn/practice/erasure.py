@@ -70,7 +70,7 @@ def _forget(user_id: uuid.UUID, task_ids: list[uuid.UUID]) -> None:
 
     status_cache.CACHE.drop_user(user_id)
     try:
-        events.publish({"forget_user": str(user_id)})
+        events.publish_live({"forget_user": str(user_id)})
     except redis.RedisError as exc:
         log.warning("could not tell the API processes to forget the erased attempt's statuses (%s)", exc)
     if not task_ids:

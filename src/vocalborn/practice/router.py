@@ -22,7 +22,7 @@ from vocalborn.practice.schemas import (
     SessionPublic,
 )
 from vocalborn.security.access import record_access
-from vocalborn.security.ratelimit import limit_uploads
+from vocalborn.security.dependencies import limit_uploads
 from vocalborn.storage import MissingKey, get_storage
 
 log = logging.getLogger(__name__)

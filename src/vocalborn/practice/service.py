@@ -12,8 +12,9 @@ from sqlmodel import Session, col, select
 from vocalborn.auth.models import Role, User
 from vocalborn.auth.service import can_read
 from vocalborn.config import Settings
-from vocalborn.errors import AudioRejected, NotFound
+from vocalborn.errors import AudioRejected, Forbidden, NotFound
 from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
+from vocalborn.practice.silence import refuse_silence
 from vocalborn.sqltypes import utcnow
 from vocalborn.storage import Storage
 
@@ -72,8 +73,6 @@ def validate_audio(data: bytes, settings: Settings, field: str) -> ValidAudio:
             f"{field}: the recording is longer than {settings.max_audio_duration:.0f} s; at most {settings.max_audio_duration:.0f} s is accepted",
             field,
         )
-    from vocalborn.practice.silence import refuse_silence
-
     refuse_silence(data, field)
     return ValidAudio(data=data, format=info.format, duration_seconds=info.duration_seconds)
 
@@ -176,8 +175,6 @@ def _owned_sentence(db: Session, sentence_id: uuid.UUID, user: User) -> Sentence
     it was deleted), Forbidden when they see it but did not write it."""
     sentence = live_sentence(db, sentence_id, user)
     if sentence.created_by != user.user_id:
-        from vocalborn.tasks.service import Forbidden
-
         raise Forbidden("only the therapist who made the sentence can change or delete it")
     return sentence
 
@@ -212,8 +209,6 @@ def set_sentence_shared(db: Session, sentence_id: uuid.UUID, shared: bool, user:
     """Admins share any sentence; a therapist only their own."""
     sentence = live_sentence(db, sentence_id, user)
     if user.role != Role.ADMIN and sentence.created_by != user.user_id:
-        from vocalborn.tasks.service import Forbidden
-
         raise Forbidden("only the sentence's author or an admin can change whether it is shared")
     sentence.shared = shared
     db.add(sentence)

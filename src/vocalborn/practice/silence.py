@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vocalborn.practice.service import AudioRejected
+from vocalborn.errors import AudioRejected
 
 # The engine's own limit (analysis/features.py SILENCE_PEAK_DBFS): a peak below it is silence.
 SILENCE_PEAK_DBFS = -50.0

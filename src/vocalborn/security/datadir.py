@@ -13,7 +13,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from vocalborn.config import METRICS_TOKEN_FILE, STORAGE_KEY_FILE, write_private_file
+from vocalborn.config_files import METRICS_TOKEN_FILE, STORAGE_KEY_FILE, write_private_file
 
 
 def make_private(root: Path) -> int:

@@ -27,7 +27,6 @@ import redis
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
-from vocalborn.auth.dependencies import CurrentUser
 from vocalborn.config import get_settings
 from vocalborn.errors import raises
 
@@ -41,7 +40,7 @@ class RateLimited(HTTPException):
 
 
 def _redis() -> redis.Redis:
-    from vocalborn.tasks.events import get_redis
+    from vocalborn.kit.redis import get_redis
 
     return get_redis()
 
@@ -127,7 +126,7 @@ def enforce(name: str, subject: str, limit: int, window: int, detail: str) -> No
 
 
 class _Checks:
-    """One batch of asyncio checks (``vocalborn.coalesce``: those asked for while a round trip is
+    """One batch of asyncio checks (``vocalborn.kit.coalesce``: those asked for while a round trip is
     in flight go together in the next): one script call for the whole batch, so a burst of
     submits costs Redis one round trip and the client one command to write and one reply to
     read, not one each (a pipeline of one EVALSHA per check cost the API ~10 % of its CPU per
@@ -157,7 +156,7 @@ async def hit_async(name: str, subject: str, limit: int, window: int) -> Verdict
     an ``async def`` route never blocks its loop."""
     if limit <= 0 or window <= 0:
         return _UNCHECKED
-    from vocalborn.coalesce import Coalescer, per_loop
+    from vocalborn.kit.coalesce import Coalescer, per_loop
 
     checks = per_loop("ratelimit", lambda: Coalescer(_Checks(), max_batch=1024))
     try:
@@ -248,29 +247,6 @@ def limit_registration(request: Request) -> None:
         3600,
         "too many registrations from this address",
     )
-
-
-@raises(429)
-def limit_uploads(user: CurrentUser) -> None:
-    s = get_settings()
-    enforce("upload", user.user_id.hex, s.rate_limit_uploads_per_user, s.rate_limit_window_seconds, "too many uploads")
-
-
-@raises(429)
-def limit_exports(user: CurrentUser) -> None:
-    s = get_settings()
-    enforce("export", user.user_id.hex, s.rate_limit_exports_per_user, 3600, "too many exports")
-
-
-@raises(429)
-def limit_link_accepts(request: Request, user: CurrentUser) -> None:
-    """Invitation codes tried, per learner and per address: a code is ten characters a person
-    can read aloud, so the number of guesses is what keeps it from being found."""
-    s = get_settings()
-    window = s.rate_limit_window_seconds
-    detail = "too many invitation codes tried"
-    enforce("link-accept", user.user_id.hex, s.rate_limit_link_accepts_per_user, window, detail)
-    enforce("link-accept-ip", client_address(request), s.rate_limit_link_accepts_per_address, window, detail)
 
 
 def forget_user(user_id_hex: str, email: str) -> None:

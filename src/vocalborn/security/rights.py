@@ -249,7 +249,7 @@ def _forget_statuses(uid: uuid.UUID) -> None:
     from vocalborn.tasks import events, status_cache
 
     status_cache.CACHE.drop_user(uid)
-    events.publish({"forget_user": str(uid)})
+    events.publish_live({"forget_user": str(uid)})
 
 
 def _forget_in_redis(uid: uuid.UUID, email: str, task_ids: list[uuid.UUID]) -> None:
@@ -263,7 +263,7 @@ def _forget_in_redis(uid: uuid.UUID, email: str, task_ids: list[uuid.UUID]) -> N
     if not task_ids:
         return
     try:
-        from vocalborn.tasks.registry import forget_reserved
+        from vocalborn.tasks.worker.registry import forget_reserved
 
         forget_reserved([str(t) for t in task_ids])
     except redis.RedisError as exc:

@@ -15,7 +15,7 @@ from vocalborn.auth.models import User
 from vocalborn.config import get_settings
 from vocalborn.security import invitations, rights
 from vocalborn.security.access import access_log_of
-from vocalborn.security.ratelimit import limit_exports
+from vocalborn.security.dependencies import limit_exports
 
 router = APIRouter(tags=["security"])
 

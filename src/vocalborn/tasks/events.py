@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -25,6 +23,7 @@ import redis
 
 from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.config import get_settings
+from vocalborn.kit.redis import get_redis
 from vocalborn.sqltypes import utcnow
 
 if TYPE_CHECKING:
@@ -32,27 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_client: redis.Redis | None = None
-_client_pid: int | None = None
-_lock = threading.Lock()
-
 
 def channel_name() -> str:
     return f"{get_settings().redis_key_prefix}task-events"
-
-
-def get_redis() -> redis.Redis:
-    """One client per process (re-made after fork)."""
-    global _client, _client_pid
-    with _lock:
-        if _client is None or _client_pid != os.getpid():
-            from vocalborn.redis_connect import client
-
-            _client = client(
-                get_settings().effective_redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
-            )
-            _client_pid = os.getpid()
-        return _client
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,7 +86,7 @@ def stored_event_message(event: AIAnalysisTaskEvent) -> TaskEventMessage:
 
 
 def event_message(event: AIAnalysisTaskEvent, total_steps: int = TOTAL_STEPS) -> TaskEventMessage:
-    """:func:`stored_event_message` under its former name (``service.publish_event`` uses it);
+    """:func:`stored_event_message` under its former name (``transitions.publish_live_event`` uses it);
     ``total_steps`` is always the engine's ``TOTAL_STEPS``."""
     return stored_event_message(event)
 
@@ -159,7 +140,7 @@ def _flag_ttl() -> int:
     return int(settings.task_time_limit + 2 * settings.task_lease_seconds)
 
 
-def publish(message: TaskEventMessage | dict[str, Any]) -> None:
+def publish_live(message: TaskEventMessage | dict[str, Any]) -> None:
     """Best effort: the database already holds the event; a missed publish is replayed from it.
 
     A ``cancel_requested`` event also raises its attempt's cancel flag, in the same round trip."""

@@ -1,33 +1,25 @@
-"""Task lifecycle in the database: submit, every state change, queries and estimates.
+"""Task lifecycle in the database: publishing the task's message, reading, cancel and retry.
 
-Every change of a task's state goes through ``apply_transition``: a conditional UPDATE that only
-succeeds from the state (and, for worker writes, the attempt) the caller saw, the record's status
-kept in step, and one row appended to the event log, all in the caller's transaction.
+Every change of a task's state goes through ``transitions.apply_transition`` (through
+``unit_of_work.transition`` where it commits); the submit is ``submission.ordinary``.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.auth.models import Role, User
 from vocalborn.celery_app import ANALYZE_TASK, celery_app
 from vocalborn.config import get_settings
-from vocalborn.errors import Conflict, Forbidden, IdempotencyKeyReused, NotFound, NotReady, TooManyActive
-from vocalborn.events import outbox
-from vocalborn.events.catalogue import FOR_TASK_EVENT
+from vocalborn.errors import Conflict, Forbidden, NotFound, NotReady
 from vocalborn.practice import service as practice_service
-from vocalborn.practice.models import PracticeRecord, RecordStatus, Sentence
+from vocalborn.practice.models import PracticeRecord, Sentence
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import events, status_cache, unit_of_work
+from vocalborn.tasks import unit_of_work
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 from vocalborn.tasks.states import (
     ACTIVE_STATUSES,
@@ -42,264 +34,18 @@ from vocalborn.tasks.states import (
 log = logging.getLogger(__name__)
 
 
-class StaleTask(Exception):
-    """The task changed under us (another worker, a cancel, the reaper): our write was refused."""
-
-
 # --------------------------------------------------------------------------------------------
-# state changes
+# publishing the task's Celery message
 # --------------------------------------------------------------------------------------------
-def apply_transition(
-    db: Session,
-    task: AIAnalysisTask,
-    event_type: EventType,
-    *,
-    expect_attempt: int | None = None,
-    values: dict[str, Any] | None = None,
-    message: str | None = None,
-    worker_name: str | None = None,
-) -> AIAnalysisTaskEvent:
-    """Move ``task`` along ``event_type`` and log it. The caller commits, then publishes."""
-    current = TaskStatus(task.status)
-    try:
-        target = check_transition(event_type, current)
-    except IllegalTransition:
-        if expect_attempt is not None:
-            # A writer fenced by an attempt saw the task move on (requeued, resubmitted, cancelled).
-            raise StaleTask(f"task {task.task_id} is {current}; '{event_type}' no longer applies") from None
-        raise
-    now = utcnow()
-    changes: dict[str, Any] = {"status": target.value, "updated_at": now, **(values or {})}
-    stmt = update(AIAnalysisTask).where(
-        col(AIAnalysisTask.task_id) == task.task_id, col(AIAnalysisTask.status) == current.value
-    )
-    if expect_attempt is not None:
-        stmt = stmt.where(col(AIAnalysisTask.attempt) == expect_attempt)
-    if db.execute(stmt.values(**changes)).rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
-        raise StaleTask(f"task {task.task_id} is no longer {current} (attempt {expect_attempt})")
-    for name, value in changes.items():
-        setattr(task, name, value)
-    if target != current:
-        _sync_record_status(db, task, target, now)
-    event = AIAnalysisTaskEvent(
-        task_id=task.task_id,
-        event_type=event_type.value,
-        status=target.value,
-        progress=task.progress,
-        current_step=task.current_step,
-        attempt=task.attempt,
-        worker_name=worker_name or task.worker_name,
-        message=message,
-        created_at=now,
-    )
-    db.add(event)
-    _outbox(db, task, event_type.value, now)
-    db.flush()
-    return event
-
-
-def _outbox(db: Session, task: AIAnalysisTask, event_type: str, now: datetime) -> None:
-    """The integration event of this state change, if it is one (``events/catalogue.py``)."""
-    kind = FOR_TASK_EVENT.get(event_type)
-    if kind is not None:
-        outbox.add(
-            db,
-            kind,
-            now,
-            task_id=task.task_id,
-            learner_id=task.user_id,
-            practice_record_id=task.practice_record_id,
-        )
-
-
-def latest_success(db: Session, record_id: uuid.UUID, exclude: list[uuid.UUID] | None = None) -> AIAnalysisTask | None:
-    """The record's most recent successful analysis (other than ``exclude``), if any."""
-    stmt = select(AIAnalysisTask).where(
-        AIAnalysisTask.practice_record_id == record_id, AIAnalysisTask.status == TaskStatus.SUCCESS.value
-    )
-    if exclude:
-        stmt = stmt.where(col(AIAnalysisTask.task_id).notin_(exclude))
-    return db.exec(stmt.order_by(col(AIAnalysisTask.created_at).desc()).limit(1)).first()
-
-
-def _sync_record_status(db: Session, task: AIAnalysisTask, status: TaskStatus, now: datetime) -> None:
-    """Keep the record in step with its tasks. While a task is active, the record's latest task
-    speaks for it. Once the record has a successful analysis it keeps pointing at its latest
-    one, whatever happens to later tasks: a re-analysis that is cancelled or fails leaves the
-    record analysed (the failed task keeps its own status and history)."""
-    record = update(PracticeRecord).where(col(PracticeRecord.practice_record_id) == task.practice_record_id)
-    if status == TaskStatus.SUCCESS:
-        newer_success = (
-            select(AIAnalysisTask.task_id)
-            .where(AIAnalysisTask.practice_record_id == task.practice_record_id)
-            .where(AIAnalysisTask.status == TaskStatus.SUCCESS.value)
-            .where(col(AIAnalysisTask.created_at) > task.created_at)
-        )
-        db.execute(
-            record.where(
-                (col(PracticeRecord.ai_task_id) == task.task_id)
-                | col(PracticeRecord.ai_task_id).is_(None)
-                | col(PracticeRecord.ai_task_id).notin_(newer_success)
-            ).values(ai_task_id=task.task_id, record_status=RecordStatus.AI_ANALYZED.value, updated_at=now)
-        )
-        return
-    speaking = record.where(col(PracticeRecord.ai_task_id) == task.task_id)
-    if status in (TaskStatus.FAILURE, TaskStatus.CANCELLED):
-        earlier = latest_success(db, task.practice_record_id, exclude=[task.task_id])
-        if earlier is not None:
-            db.execute(
-                speaking.values(
-                    ai_task_id=earlier.task_id, record_status=RecordStatus.AI_ANALYZED.value, updated_at=now
-                )
-            )
-            return
-    db.execute(speaking.values(record_status=RECORD_STATUS_FOR[status].value, updated_at=now))
-
-
-def publish_event(event: AIAnalysisTaskEvent) -> None:
-    # This process's own status cache first: a client's next poll must not wait for the message.
-    status_cache.CACHE.drop(event.task_id, queue_moved=event.event_type != EventType.PROGRESS.value)
-    events.publish(events.event_message(event, TOTAL_STEPS))
-
-
-# --------------------------------------------------------------------------------------------
-# submit
-# --------------------------------------------------------------------------------------------
-@dataclass
-class SubmitOutcome:
-    task: AIAnalysisTask
-    created: bool
-    published: bool
-
-
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
-
-
-def _by_idempotency_key(db: Session, owner_id: uuid.UUID, key: str) -> AIAnalysisTask | None:
-    return db.exec(
-        select(AIAnalysisTask).where(AIAnalysisTask.user_id == owner_id, AIAnalysisTask.idempotency_key == key)
-    ).first()
-
-
-def submit_analysis(
-    db: Session,
-    user: User,
-    record_id: uuid.UUID,
-    params: dict[str, Any],
-    request_id: str | None = None,
-    *,
-    reanalyse: bool = False,
-    idempotency_key: str | None = None,
-    fingerprint: str | None = None,
-) -> SubmitOutcome:
-    """Write the task (pending), the record (AI_QUEUED) and the event in one transaction, then
-    publish with the task's own UUID as the Celery id. If publishing fails, or this process dies
-    first, the task stays pending in the database and Beat's republisher sends it later.
-
-    A client that retries (a lost 202) gets the same task back: by its Idempotency-Key (same body,
-    within IDEMPOTENCY_WINDOW), by the record's active task, or, unless ``reanalyse``, by the
-    record's latest successful analysis. Only then is a new analysis started."""
-    record = practice_service.get_record_for(db, record_id, user)
-    if record.user_id != user.user_id and user.role != Role.ADMIN:
-        raise Forbidden("only the learner who made the recording can ask for its analysis")
-    released: AIAnalysisTask | None = None
-    if idempotency_key is not None:
-        prior = _by_idempotency_key(db, record.user_id, idempotency_key)
-        if prior is not None and prior.created_at >= utcnow() - IDEMPOTENCY_WINDOW:
-            _same_body(prior, fingerprint)
-            return SubmitOutcome(prior, created=False, published=False)
-        released = prior  # expired: the key may name a new submit
-    existing = find_active_task(db, record.practice_record_id)
-    if existing is None and not reanalyse:
-        existing = latest_success(db, record.practice_record_id)
-    if existing is not None:
-        return SubmitOutcome(existing, created=False, published=False)
-    _check_may_start(db, record)
-    task = AIAnalysisTask(
-        task_id=(task_id := uuid.uuid4()),
-        celery_task_id=str(task_id),
-        practice_record_id=record.practice_record_id,
-        user_id=record.user_id,
-        task_params=params,
-        max_retries=get_settings().task_max_retries,
-        request_id=request_id,
-        publish_count=1,
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint if idempotency_key is not None else None,
-    )
-    try:
-        _write_new_task(db, task, record, released)
-    except IntegrityError:
-        # Two submits raced; a unique index (one active task per record, one task per key) let
-        # only one in. Return the winner.
-        db.rollback()
-        winner = _by_idempotency_key(db, record.user_id, idempotency_key) if idempotency_key else None
-        if winner is not None:
-            _same_body(winner, fingerprint)
-        winner = winner or find_active_task(db, record_id)
-        if winner is None:
-            raise
-        return SubmitOutcome(winner, created=False, published=False)
-    return SubmitOutcome(task, created=True, published=publish_task(task))
-
-
-def _same_body(prior: AIAnalysisTask, fingerprint: str | None) -> None:
-    if prior.request_fingerprint != fingerprint:
-        raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request body; use a new key")
-
-
-def _check_may_start(db: Session, record: PracticeRecord) -> None:
-    """A new analysis needs the recording's audio, and the learner under their active limit."""
-    if record.audio_deleted_at is not None:
-        raise Conflict("the audio of this recording was deleted (retention period); record the sentence again")
-    limit = get_settings().max_active_tasks_per_learner
-    if limit > 0:
-        waiting = db.exec(
-            select(func.count())
-            .select_from(AIAnalysisTask)
-            .where(AIAnalysisTask.user_id == record.user_id)
-            .where(col(AIAnalysisTask.status).in_([s.value for s in ACTIVE_STATUSES]))
-        ).one()
-        if waiting >= limit:
-            raise TooManyActive(waiting)
-
-
-def _write_new_task(db: Session, task: AIAnalysisTask, record: PracticeRecord, released: AIAnalysisTask | None) -> None:
-    """The task, the record pointing at it and the ``submitted`` event, in one commit."""
-    now = task.created_at
-    if released is not None:
-        released.idempotency_key = None
-        db.add(released)
-        db.flush()
-    db.add(task)
-    db.flush()
-    record.ai_task_id = task.task_id
-    record.record_status = RECORD_STATUS_FOR[TaskStatus.PENDING].value
-    record.updated_at = now
-    db.add(record)
-    db.add(
-        AIAnalysisTaskEvent(
-            task_id=task.task_id,
-            event_type=EventType.SUBMITTED.value,
-            status=TaskStatus.PENDING.value,
-            progress=0,
-            attempt=0,
-            created_at=now,
-        )
-    )
-    _outbox(db, task, EventType.SUBMITTED.value, now)
-    db.commit()
-
-
-def publish_task(task: AIAnalysisTask, countdown: float | None = None) -> bool:
+def send_task_message(task: AIAnalysisTask, countdown: float | None = None) -> bool:
     """Send the Celery message. False (and a warning) when the broker is unreachable."""
-    return publish_message(task.task_id, task.celery_task_id, task.request_id, countdown)
+    return send_celery_message(task.task_id, task.celery_task_id, task.request_id, countdown)
 
 
-def publish_message(
+def send_celery_message(
     task_id: uuid.UUID, celery_task_id: str, request_id: str | None, countdown: float | None = None
 ) -> bool:
-    """``publish_task`` for a task known by its ids (the fast submit path has no ORM object)."""
+    """``send_task_message`` for a task known by its ids (the fast submit path has no ORM object)."""
     try:
         celery_app.send_task(
             ANALYZE_TASK,
@@ -450,7 +196,7 @@ def retry_task(db: Session, task: AIAnalysisTask, by: User) -> AIAnalysisTask:
         raise
     if event is None:
         raise Conflict("the task changed meanwhile, or its record has another active analysis")
-    publish_task(task)
+    send_task_message(task)
     return task
 
 

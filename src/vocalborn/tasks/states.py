@@ -1,7 +1,7 @@
 """The one place that defines task states, the legal transitions, and the event each emits.
 
 The API, the worker, Beat jobs and admin actions all change a task through
-``vocalborn.tasks.service.apply_transition``, which enforces this table.
+``vocalborn.tasks.transitions.apply_transition``, which enforces this table.
 """
 
 from __future__ import annotations

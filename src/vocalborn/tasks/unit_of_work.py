@@ -1,7 +1,7 @@
 """The unit of work every change of a task's state goes through: apply the transition, commit,
 then publish the event; a transition refused because the task moved on is rolled back.
 
-Imports nothing of ``tasks.service`` at import time, so the service can use it too.
+Below ``service`` (which uses it): it imports ``transitions`` only.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
+
+from vocalborn.tasks import transitions
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -42,12 +44,10 @@ def transition(
     database crash is harmless because every later write is fenced on them: a worker's claim (lost,
     the task is pending again, the run's fenced writes are refused and the republisher runs it
     again) and its stored progress rows. Never for an outcome."""
-    from vocalborn.tasks import service
-
     if not durable and db.get_bind().dialect.name == "postgresql":
         db.execute(text("SET LOCAL synchronous_commit = off"))
     try:
-        event = service.apply_transition(
+        event = transitions.apply_transition(
             db,
             task,
             event_type,
@@ -58,9 +58,9 @@ def transition(
         )
         if before_commit is not None:
             before_commit(db)
-    except service.StaleTask:
+    except transitions.StaleTask:
         db.rollback()
         return None
     db.commit()
-    service.publish_event(event)
+    transitions.publish_live_event(event)
     return event

@@ -19,7 +19,6 @@ safe in the database, pending, and Beat's republisher sends it again.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -34,12 +33,13 @@ from celery.utils.time import utcoffset
 
 from vocalborn.celery_app import ANALYZE_TASK, celery_app
 from vocalborn.config import get_settings
-from vocalborn.monitoring.publish import PUBLISHED_AT_HEADER
+from vocalborn.kit.singletons import PerLoop
+from vocalborn.monitoring.queue_wait import PUBLISHED_AT_HEADER
 
 log = logging.getLogger(__name__)
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
-_scripts: dict[tuple[int, int], Any] = {}
+_scripts: PerLoop[Any] = PerLoop()  # the push script on this process and event loop's client
 _hostname: tuple[int, str] | None = None  # (pid, origin): a forked child names itself
 
 
@@ -98,7 +98,7 @@ def task_message(item: Outgoing, queue: str, reply_to: str) -> dict[str, Any]:
         "stamped_headers": None,
         "stamps": {},
         "vocalborn_request_id": item.request_id or "",
-        PUBLISHED_AT_HEADER: time.time(),  # as monitoring.publish stamps it: the queue-wait metric
+        PUBLISHED_AT_HEADER: time.time(),  # as monitoring.queue_wait stamps it: the queue-wait metric
     }
     return {
         "body": base64.b64encode(body).decode(),
@@ -187,16 +187,14 @@ def _push() -> Any:
     """``_PUSH`` on this process and event loop's broker client (made on first use)."""
     from vocalborn.redis_connect import async_client
 
-    key = (os.getpid(), id(asyncio.get_running_loop()))
-    found = _scripts.get(key)
-    if found is None:
+    def make() -> Any:
         timeout = float(celery_app.conf.broker_connection_timeout or 3)
         client = async_client(
             get_settings().effective_broker_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        _scripts.clear()  # one on another loop's client (a finished test client's) cannot be used here
-        _scripts[key] = found = client.register_script(_PUSH)
-    return found
+        return client.register_script(_PUSH)
+
+    return _scripts.get("push", make)
 
 
 _MARK = "\x1evb:%s\x1e"  # a hole's marker in the value a template is made from
@@ -283,7 +281,7 @@ def _frames_for(queue: str, reply_to: str) -> _Frames:
     return found
 
 
-async def publish(items: list[Outgoing]) -> bool:
+async def push_messages(items: list[Outgoing]) -> bool:
     """Push the messages of ``items`` (in order, so FIFO holds) and their ``task-sent`` events in
     one round trip. False (logged) when the broker did not take them: they stay pending and the
     republisher sends them again."""

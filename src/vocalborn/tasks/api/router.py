@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import uuid
@@ -9,12 +8,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import ValidationError
-from sqlmodel import Session
 from starlette.types import Receive, Scope
 
-from vocalborn.analysis.types import TOTAL_STEPS
 from vocalborn.auth.dependencies import (
     CurrentUser,
     SessionDep,
@@ -23,23 +20,20 @@ from vocalborn.auth.dependencies import (
     token_subject,
     user_from_token,
 )
-from vocalborn.auth.models import Role, User
+from vocalborn.auth.models import Role
 from vocalborn.db import open_session
 from vocalborn.errors import error_responses
 from vocalborn.i18n import (
-    Language,
     explicit_language,
     localized_report,
     request_language,
-    scope_language,
     step_label,
-    translate,
 )
 from vocalborn.practice.counting import reason_text
 from vocalborn.security.access import record_access
 from vocalborn.security.ratelimit import limit_submits_async
-from vocalborn.tasks import estimates, fastpath, hotroute, service
-from vocalborn.tasks.models import AIAnalysisTask
+from vocalborn.tasks import service
+from vocalborn.tasks.api import task_status
 from vocalborn.tasks.schemas import (
     SessionTasksResponse,
     SubmitRequest,
@@ -48,41 +42,12 @@ from vocalborn.tasks.schemas import (
     TaskResultResponse,
     TaskStatusResponse,
 )
-from vocalborn.tasks.states import ACTIVE_STATUSES, TaskStatus
+from vocalborn.tasks.states import TaskStatus
+from vocalborn.tasks.submission import fastpath, hotroute, ordinary
+from vocalborn.tasks.worker import estimates
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/tasks/analysis", tags=["tasks"])
-
-
-def status_view(
-    db: Session, task: AIAnalysisTask, reader: User | None = None, lang: Language | None = None
-) -> TaskStatusResponse:
-    """The task's status. ``worker_name`` (a host name and pid) only for admins (reader None:
-    the admin API). With a language asked for (``lang``), the step and the error in it."""
-    position = estimates.queue_position(db, task)
-    eta = estimates.estimate_completion(db, task, position) if task.status in ACTIVE_STATUSES else None
-    return TaskStatusResponse(
-        task_id=task.task_id,
-        practice_record_id=task.practice_record_id,
-        status=task.status,
-        progress=task.progress,
-        current_step=step_label(task.current_step, lang),
-        total_steps=TOTAL_STEPS,
-        started_at=task.started_at,
-        completed_at=task.completed_at,
-        created_at=task.created_at,
-        estimated_remaining_time=estimates.remaining_time(task.status, eta),
-        queue_position=position,
-        worker_name=task.worker_name if reader is None or reader.role == Role.ADMIN else None,
-        attempt=task.attempt,
-        retry_count=task.retry_count,
-        max_retries=task.max_retries,
-        error_message=_error_in(task.error_message, lang),
-    )
-
-
-def _error_in(message: str | None, lang: Language | None) -> str | None:
-    return message if message is None or lang is None else translate(message, lang)
 
 
 async def _hot_submit(scope: Scope, receive: Receive) -> hotroute.Outcome:
@@ -121,7 +86,7 @@ async def _fast_submit(user_id: uuid.UUID, body: SubmitRequest, request_id: str 
     if done is None:
         return None
     position = await fastpath.WAITING.position()
-    cap = await _current_capacity()
+    cap = await task_status.current_capacity()
     eta = estimates.estimate_from(cap, TaskStatus.PENDING, position, None, None, done.audio_seconds)
     return _submitted(done.task_id, str(done.task_id), TaskStatus.PENDING, eta, position, done.record_id, True)
 
@@ -172,43 +137,6 @@ router.add_api_route(
 )
 
 
-def _capacity() -> estimates.Capacity:
-    with open_session() as db:
-        return estimates.capacity(db)
-
-
-# A capacity older than CAPACITY_TTL is read again, in the background while it is younger than
-# this: the submits and polls meanwhile use it. Older (the first, or after a quiet spell), they wait.
-CAPACITY_USABLE = 60.0
-_capacity_read: asyncio.Task[estimates.Capacity] | None = None  # the last read (in flight, or done)
-
-
-async def _current_capacity() -> estimates.Capacity:
-    """The workers' capacity, read from the database at most every ``estimates.CAPACITY_TTL``
-    seconds, one read at a time. The read runs in a thread; while it does, the
-    requests use the last capacity (an estimate, like the ETA it feeds), so none of them waits
-    for it but the process's first (each request that found the cache stale waited for a read
-    of its own: the slowest submits of a run under load, docs/BENCHMARKS.md)."""
-    cached = estimates.cached_capacity()
-    if cached is not None:
-        return cached
-    global _capacity_read
-    loop = asyncio.get_running_loop()
-    reading = _capacity_read
-    if reading is None or reading.done() or reading.get_loop() is not loop:  # (a finished test client's loop)
-        reading = _capacity_read = loop.create_task(run_in_threadpool(_capacity))
-        reading.add_done_callback(_capacity_read_done)
-    last = estimates.cached_capacity(CAPACITY_USABLE)
-    if last is not None:
-        return last
-    return await asyncio.shield(reading)
-
-
-def _capacity_read_done(task: asyncio.Task[estimates.Capacity]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:  # retrieved: the waiters have it
-        log.debug("could not read the workers' capacity: %s", exc)
-
-
 def _submitted(
     task_id: uuid.UUID,
     celery_task_id: str,
@@ -247,7 +175,7 @@ def _submit_in_session(
     record, a limit, a missing recording, SQLite. The rules and their errors live here."""
     with open_session() as db:
         user = user_from_token(db, token)
-        outcome = service.submit_analysis(
+        outcome = ordinary.submit_analysis(
             db,
             user,
             body.practice_record_id,
@@ -265,93 +193,14 @@ def _submit_in_session(
         )
 
 
-async def _hot_status(scope: Scope, receive: Receive) -> hotroute.Outcome:
-    """A learner polling their own analysis, without FastAPI's request handling (``hotroute``):
-    a canonical task id and a bearer token. Anything else goes to ``get_status``."""
-    raw = scope.get("path_params", {}).get("task_id", "")
-    token = hotroute.bearer_token(scope)
-    if token is None:
-        return None, receive
-    try:
-        task_id = uuid.UUID(raw)
-    except ValueError:
-        return None, receive
-    user_id = fast_subject(token)
-    if user_id is None:  # an invalid token, or a session not checked lately: the ordinary handler
-        return None, receive
-    if str(task_id) != raw:  # upper case, say: validated the ordinary way
-        return None, receive
-    found = await _fast_status(user_id, task_id, scope_language(scope))
-    if found is None:
-        scope.setdefault("state", {})[_STATUS_DECLINED] = True  # not read twice
-    return found, receive
-
-
-_STATUS_DECLINED = "vb_status_declined"
-
-
-async def _fast_status(user_id: uuid.UUID, task_id: uuid.UUID, lang: Language | None) -> JSONResponse | None:
-    """The owner's view from ``fastpath.status`` (one indexed read, or memory), or None; the step
-    and the error in ``lang`` when the caller asked for one (a dictionary lookup)."""
-    row = await fastpath.status(user_id, task_id)
-    if row is None:
-        return None
-    position = int(row["ahead"]) + 1 if row["ahead"] is not None else None
-    eta = None
-    if row["status"] in ACTIVE_STATUSES:
-        eta = estimates.estimate_from(
-            await _current_capacity(),
-            row["status"],
-            position,
-            row["started_at"],
-            row["completed_at"],
-            row["audio_duration_seconds"],
-        )
-    fields = {k: v for k, v in row.items() if k not in ("ahead", "audio_duration_seconds", "user_id")}
-    if lang is not None:
-        fields["current_step"] = step_label(fields["current_step"], lang)
-        fields["error_message"] = _error_in(fields["error_message"], lang)
-    view = TaskStatusResponse(
-        **fields,
-        total_steps=TOTAL_STEPS,
-        estimated_remaining_time=estimates.remaining_time(row["status"], eta),
-        queue_position=position,
-        worker_name=None,  # the owner's view: host names are for admins
-    )
-    return JSONResponse(view.model_dump(mode="json"))
-
-
-async def get_status(
-    task_id: uuid.UUID, request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> JSONResponse:
-    """A learner polling their own analysis is answered by one indexed read; everyone else
-    (therapists, admins: access log, worker names) by the ordinary path."""
-    # (The learner's polls mostly never reach this handler: ``_hot_status`` answers them.)
-    user_id = token_subject(token)
-    lang = explicit_language(request)
-    if not getattr(request.state, _STATUS_DECLINED, False) and fast_subject(token) is not None:
-        found = await _fast_status(user_id, task_id, lang)
-        if found is not None:
-            return found
-    return await run_in_threadpool(_status_in_session, token, task_id, lang)
-
-
 router.add_api_route(
     "/{task_id}/status",
-    get_status,
+    task_status.get_status,
     methods=["GET"],
     response_model=TaskStatusResponse,
     operation_id="get_task_status",
-    route_class_override=hotroute.hot_route(_hot_status),
+    route_class_override=hotroute.hot_route(task_status.hot_status),
 )
-
-
-def _status_in_session(token: str | None, task_id: uuid.UUID, lang: Language | None) -> JSONResponse:
-    with open_session() as db:
-        user = user_from_token(db, token)
-        task = service.get_task_for(db, task_id, user)
-        record_access(db, user, task.user_id, "task_status", task.task_id)
-        return JSONResponse(status_view(db, task, user, lang).model_dump(mode="json"))
 
 
 @router.get(
@@ -442,7 +291,7 @@ def get_session_status(
     return SessionTasksResponse(
         practice_session_id=session_id,
         counts=counts,
-        tasks=[status_view(db, t, user, explicit_language(request)) for t in tasks],
+        tasks=[task_status.status_view(db, t, user, explicit_language(request)) for t in tasks],
     )
 
 
@@ -455,4 +304,4 @@ def get_session_status(
 def cancel_task(task_id: uuid.UUID, user: CurrentUser, db: SessionDep, request: Request) -> TaskStatusResponse:
     """Learners cancel their own queued or running analysis (admins any)."""
     task = service.cancel_task(db, service.get_task_for(db, task_id, user), user)
-    return status_view(db, task, user, explicit_language(request))
+    return task_status.status_view(db, task, user, explicit_language(request))

@@ -29,7 +29,7 @@ from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.states import EventType, TaskStatus
 
 if TYPE_CHECKING:
-    from vocalborn.tasks.claim import Claim
+    from vocalborn.tasks.worker.claim import Claim
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ of each waiting its own deadline.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
+
+from vocalborn.kit.singletons import PerLoop
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -76,15 +77,12 @@ class Coalescer(Generic[T, R]):
             self._start()
 
 
-_made: dict[tuple[str, int, int], Any] = {}
+_COALESCERS: PerLoop[Any] = PerLoop()
 
 
-def per_loop(name: str, make: Callable[[], Coalescer[T, R]]) -> Coalescer[T, R]:
-    """The coalescer ``name`` of this process and event loop (made on first use)."""
-    key = (name, os.getpid(), id(asyncio.get_running_loop()))
-    found = _made.get(key)
-    if found is None:
-        for stale in [k for k in _made if k[0] == name]:
-            del _made[stale]  # one of another loop (a finished test client's) cannot run here
-        found = _made[key] = make()
+def per_loop(name: Hashable, make: Callable[[], Coalescer[T, R]]) -> Coalescer[T, R]:
+    """The coalescer ``name`` of this process and event loop (made on first use). ``name`` is
+    the whole key: a coalescer made from arguments names them (``("submit", sql)``), so two
+    callers with different arguments never share one."""
+    found: Coalescer[T, R] = _COALESCERS.get(name, make)
     return found

@@ -29,11 +29,13 @@ from vocalborn.practice import counting
 from vocalborn.practice.models import PracticeRecord
 from vocalborn.sqltypes import utcnow
 from vocalborn.storage import get_storage
-from vocalborn.tasks import baseline, fastrun, service, unit_of_work
-from vocalborn.tasks.claim import Claim, Outcome, claim_task
+from vocalborn.tasks import service, unit_of_work
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
-from vocalborn.tasks.progress import PROGRESS_AT_STEP, Cancelled, LostLease, ProgressReporter, RunWatch
 from vocalborn.tasks.states import EventType, TaskStatus
+from vocalborn.tasks.worker import baseline, fastrun
+from vocalborn.tasks.worker.claim import Claim, Outcome, claim_ordinary
+from vocalborn.tasks.worker.fastrun import stored_detail
+from vocalborn.tasks.worker.progress import PROGRESS_AT_STEP, Cancelled, LostLease, ProgressReporter, RunWatch
 
 __all__ = ["PROGRESS_AT_STEP", "Claim", "Outcome", "PermanentError", "claim_task", "run_analysis"]
 
@@ -47,7 +49,7 @@ class PermanentError(Exception):
 @lru_cache(maxsize=1)
 def analysis_engine() -> AnalysisEngine:
     """This process's engine, of the kind AI_ENGINE names (``tasks/registry.ENGINE_KINDS``)."""
-    from vocalborn.tasks import registry
+    from vocalborn.tasks.worker import registry
 
     return registry.build_engine(get_settings())
 
@@ -204,13 +206,14 @@ def check_report(report: AnalysisReport) -> None:
         )
 
 
-def stored_detail(report: AnalysisReport) -> dict[str, Any]:
-    """The engine's JSON as stored: ``detailed_analysis`` with the completeness beside the
-    characters it counts (issue #22), when the engine measured one and did not put it there."""
-    detail = report.detailed_analysis
-    if report.completeness_score is None or "completeness_score" in detail:
-        return detail
-    return {**detail, "completeness_score": report.completeness_score}
+def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
+    """Claim the task: in one statement for the common case (``fastrun.claim``), otherwise by
+    the ordinary claim, which decides every case (``claim.claim_ordinary``)."""
+    fast = fastrun.claim(task_id, worker_name)
+    if fast is not None:
+        log.info("task %s claimed by %s (attempt %s)", task_id, worker_name, fast.attempt)
+        return fast
+    return claim_ordinary(task_id, worker_name)
 
 
 def _own_task(db: Any, claim: Claim) -> AIAnalysisTask | None:
@@ -372,7 +375,7 @@ def _retry_or_fail(claim: Claim, reason: str, budget: policy.Budget | None = Non
         )
         if event is None:
             return Outcome.SKIPPED
-    service.publish_task(task, countdown=delay)  # if this fails, Beat republishes the overdue retry
+    service.send_task_message(task, countdown=delay)  # if this fails, Beat republishes the overdue retry
     log.info("task %s will retry (%s/%s) in %.1f s", claim.task_id, retry_number, limit, delay)
     return Outcome.RETRY_SCHEDULED
 

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -50,7 +51,7 @@ class Claim:
     practice_record_id: uuid.UUID
     started: float = field(default_factory=time.monotonic)
     # The learner's earlier pitch profiles, newest first, when the claim read them (the fast
-    # claim does, in its statement); None: ``tasks/baseline.py`` reads them itself.
+    # claim does, in its statement); None: ``tasks/worker/baseline.py`` reads them itself.
     pitch_profiles: list[Any] | None = None
 
 
@@ -80,34 +81,91 @@ class Decision:
     takeover: bool = False
 
 
-def decide_claim(
-    task: TaskRow | None, now: datetime, worker_name: str, settings: Settings, previous_run_died: bool = False
-) -> Decision:
-    """What to do with a delivery of ``task``, from its row alone. ``previous_run_died``: the run
-    holding the lease was a process of this worker node that no longer exists."""
-    if task is None:
-        return Decision(Action.SKIP, "is unknown: its message is acknowledged and dropped")
+@dataclass(frozen=True)
+class ClaimRule:
+    """One rule of the claim: its Python check (a decision other than START, or None: the rule
+    lets the delivery start the task) beside its SQL predicate over the task's row (holds for a
+    row the one-statement claim, ``fastrun.claim``, may start). The SQL may be stricter than the
+    check (the fast claim never takes over a processing task): it only declines, and the
+    ordinary claim decides."""
+
+    name: str
+    check: Callable[[TaskRow, datetime, str, Settings, bool], Decision | None]
+    sql: str
+
+
+def _finished(task: TaskRow, now: datetime, worker_name: str, settings: Settings, died: bool) -> Decision | None:
     status = TaskStatus(task.status)
     if status in TERMINAL_STATUSES:
         return Decision(Action.SKIP, f"is already {status}; duplicate delivery acknowledged")
-    if task.cancel_requested_at is not None:
-        return Decision(Action.CANCEL, "cancelled before it started")
-    if status == TaskStatus.PROCESSING and task.heartbeat_at is not None:
+    return None
+
+
+def _cancel_requested(
+    task: TaskRow, now: datetime, worker_name: str, settings: Settings, died: bool
+) -> Decision | None:
+    return Decision(Action.CANCEL, "cancelled before it started") if task.cancel_requested_at is not None else None
+
+
+def _live_lease(task: TaskRow, now: datetime, worker_name: str, settings: Settings, died: bool) -> Decision | None:
+    if task.status == TaskStatus.PROCESSING and task.heartbeat_at is not None:
         silent_for = (now - task.heartbeat_at).total_seconds()
-        if silent_for < settings.task_lease_seconds and not previous_run_died:
+        if silent_for < settings.task_lease_seconds and not died:
             # Another run holds a live lease: this is a duplicate (a republish, or a redelivery
             # while it still runs). Drop it at once rather than hold a pool slot; if that run has
             # in fact died, its heartbeat stops and the reaper requeues the task.
             return Decision(Action.SKIP, f"is running elsewhere ({task.worker_name}); duplicate delivery dropped")
-    if status == TaskStatus.RETRY and task.next_attempt_at and task.next_attempt_at > now + timedelta(seconds=1):
+    return None
+
+
+def _not_due(task: TaskRow, now: datetime, worker_name: str, settings: Settings, died: bool) -> Decision | None:
+    if task.status == TaskStatus.RETRY and task.next_attempt_at and task.next_attempt_at > now + timedelta(seconds=1):
         return Decision(Action.SKIP, f"is not due until {task.next_attempt_at}; early delivery dropped")
+    return None
+
+
+def _too_many_deliveries(
+    task: TaskRow, now: datetime, worker_name: str, settings: Settings, died: bool
+) -> Decision | None:
     if task.deliveries + 1 > settings.task_max_deliveries:
         return Decision(
             Action.FAIL,
             f"gave up after {task.deliveries} deliveries: the worker stopped (crash, out of memory or "
             "time limit) every time it ran this analysis",
         )
-    return Decision(Action.START, f"claimed by {worker_name}", takeover=status == TaskStatus.PROCESSING)
+    return None
+
+
+# In the order they are checked; ``fastrun`` builds its WHERE from the SQL halves
+# (``tests/tasks/test_claim_rules.py`` shows each rule on both paths).
+CLAIM_RULES: tuple[ClaimRule, ...] = (
+    ClaimRule("finished", _finished, "status <> ALL(%(terminal)s)"),
+    ClaimRule("cancel_requested", _cancel_requested, "cancel_requested_at IS NULL"),
+    # the fast claim takes no processing task at all: a takeover is the ordinary claim's
+    ClaimRule("live_lease", _live_lease, "status <> %(processing)s"),
+    ClaimRule("not_due", _not_due, "(status <> %(retry)s OR next_attempt_at IS NULL OR next_attempt_at <= %(due)s)"),
+    ClaimRule("too_many_deliveries", _too_many_deliveries, "deliveries + 1 <= %(max_deliveries)s"),
+)
+
+
+def claim_sql_predicate(rules: tuple[ClaimRule, ...] = CLAIM_RULES) -> str:
+    """The fast claim's WHERE beyond the task id: every rule's SQL half."""
+    return " AND ".join(rule.sql for rule in rules)
+
+
+def decide_claim(
+    task: TaskRow | None, now: datetime, worker_name: str, settings: Settings, previous_run_died: bool = False
+) -> Decision:
+    """What to do with a delivery of ``task``, from its row alone: the first rule of
+    ``CLAIM_RULES`` that decides, else START. ``previous_run_died``: the run holding the lease was
+    a process of this worker node that no longer exists."""
+    if task is None:
+        return Decision(Action.SKIP, "is unknown: its message is acknowledged and dropped")
+    for rule in CLAIM_RULES:
+        decided = rule.check(task, now, worker_name, settings, previous_run_died)
+        if decided is not None:
+            return decided
+    return Decision(Action.START, f"claimed by {worker_name}", takeover=task.status == TaskStatus.PROCESSING)
 
 
 def run_died_here(previous: str | None, me: str) -> bool:
@@ -130,15 +188,9 @@ def run_died_here(previous: str | None, me: str) -> bool:
     return False
 
 
-def claim_task(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
-    """Decide, then carry the decision out in one transaction (the common case in one statement:
-    ``tasks/fastrun.py``)."""
-    from vocalborn.tasks import fastrun
-
-    fast = fastrun.claim(task_id, worker_name)
-    if fast is not None:
-        log.info("task %s claimed by %s (attempt %s)", task_id, worker_name, fast.attempt)
-        return fast
+def claim_ordinary(task_id: uuid.UUID, worker_name: str) -> Claim | Outcome:
+    """Decide (``decide_claim``), then carry the decision out in one transaction: every case the
+    one-statement claim (``fastrun.claim``, tried first by ``runner.claim_task``) leaves."""
     settings = get_settings()
     with open_session() as db:
         # The task with its record and sentence, in one round trip (the start needs all three).

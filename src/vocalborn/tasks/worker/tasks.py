@@ -22,12 +22,12 @@ from vocalborn.celery_app import (
 )
 from vocalborn.config import get_settings
 from vocalborn.logs import log_context, setup_logging
-from vocalborn.monitoring import publish, worker_metrics  # noqa: F401 - connects the metrics receivers
+from vocalborn.monitoring import queue_wait, worker_metrics  # noqa: F401 - connects the metrics receivers
 from vocalborn.process import freeze_startup_objects
-from vocalborn.tasks import maintenance, registry, runner
+from vocalborn.tasks.worker import maintenance, registry, retention, runner
 
 log = logging.getLogger(__name__)
-publish.connect()  # retries and republished tasks carry their publish time too
+queue_wait.connect()  # retries and republished tasks carry their publish time too
 
 
 class AnalysisFailed(Exception):
@@ -67,12 +67,12 @@ def reap_stalled_tasks() -> dict[str, int]:
 def cleanup_expired_tasks() -> dict[str, int]:
     from dataclasses import asdict
 
-    return asdict(maintenance.cleanup_expired_tasks())
+    return asdict(retention.cleanup_expired_tasks())
 
 
 @celery_app.task(name=PURGE_RECORDINGS_TASK, send_events=False)
 def purge_old_recordings() -> int:
-    return maintenance.purge_old_recordings()
+    return retention.purge_old_recordings()
 
 
 @celery_app.task(name=HEALTH_CHECK_TASK, send_events=False)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vocalborn.analysis import perturb
 from vocalborn.analysis.decode import encode_audio, load_audio
 from vocalborn.analysis.synth import Utterance, render, to_wav
+from vocalborn_tools import perturb
 
 SR = 16000
 

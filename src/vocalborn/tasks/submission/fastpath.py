@@ -7,10 +7,10 @@ caller then takes the ordinary path in ``service``, which has every rule and eve
 message. So the rules live once, and the fast path is an optimisation that can never answer
 differently:
 
-* submit, fast: the token's user exists, owns the record, sends no Idempotency-Key; the record's
-  audio is there; it has no active task and (unless ``reanalyse``) no successful one; the learner
-  is under ``MAX_ACTIVE_TASKS_PER_LEARNER``. Then the task, its ``submitted`` event and the
-  record's status are written exactly as ``service.submit_analysis`` writes them, by one
+* submit, fast: the token names a checked session, the request sends no Idempotency-Key, and
+  every rule of ``rules.RULES`` lets the submit through (one table: each rule's Python check
+  beside its SQL predicate, the fast statement built from the latter). Then the task, its ``submitted`` event and the
+  record's status are written exactly as ``ordinary.submit_analysis`` writes them, by one
   statement for all the submits of the moment (``submit_batch``; one transaction); the partial
   unique index still lets only one active task per record in (``ON CONFLICT DO NOTHING``: a lost
   race falls back and returns the winner).
@@ -31,38 +31,42 @@ from typing import Any
 
 import psycopg
 
-from vocalborn.coalesce import Coalescer, per_loop
 from vocalborn.config import get_settings
 from vocalborn.events import outbox
-from vocalborn.fastdb import fetch_all, fetch_one, get_pool
+from vocalborn.kit.coalesce import Coalescer, per_loop
+from vocalborn.kit.fastdb import fetch_all, fetch_one, get_pool
 from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import publisher, status_cache, submit_batch
+from vocalborn.tasks import status_cache
 from vocalborn.tasks.states import ACTIVE_STATUSES, EventType, TaskStatus
+from vocalborn.tasks.submission import batch as submit_batch
+from vocalborn.tasks.submission import broker_push, rules
 
 log = logging.getLogger(__name__)
 
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
 _WAITING = [TaskStatus.PENDING.value, TaskStatus.RETRY.value]
 
+
 # One statement for a whole batch of submits (``submit_batch``): each submit is one row of the
-# arrays, numbered by ``ord``. It writes what one submit of ``service.submit_analysis`` writes,
+# arrays, numbered by ``ord``. It writes what one submit of ``ordinary.submit_analysis`` writes,
 # for each row it can decide alone, and returns a row for each task it wrote (the others are left
-# to the ordinary path). A row is written when:
-# * the user exists and owns the record, and the record's audio is there;
-# * the record has no active task and (unless ``reanalyse``) no successful one: checked against
-#   the tasks before the statement; two rows of one record in one batch both pass that check,
-#   and the partial unique index (one active task per record) lets only the first in
-#   (``ON CONFLICT DO NOTHING``); the second is left to the ordinary path, which returns the first;
-# * the learner is under the limit, counting the batch's earlier rows of the same learner
-#   (``nth``) as if they had all been written: a row refused that way only takes the ordinary
-#   path, which counts exactly.
+# to the ordinary path). A row is written when every rule of ``rules.RULES`` lets it through (the
+# ``ok`` rows are built from their SQL halves). The existing-task rule is checked against the
+# tasks before the statement: two rows of one record in one batch both pass it, and the partial
+# unique index (one active task per record) lets only the first in (``ON CONFLICT DO NOTHING``);
+# the second is left to the ordinary path, which returns the first.
 # Every lookup is a subquery on a key of its own (an index scan whatever the batch's size), so
 # the generic plan (the submit pool's sessions use it: ``fastdb.get_pool``) suits every batch:
 # a join would let a generic plan, which cannot know the batch's size, pick a hash join over a
 # scan of the whole table. The arrays go in binary (``%b``): psycopg writes a text array one
 # element at a time through a regular expression, ~4 times the CPU (docs/BENCHMARKS.md).
-_SUBMIT = """
+def submit_sql(table: tuple[rules.Rule, ...] = rules.RULES) -> str:
+    """The batch statement, its ``ok`` rows being those every rule of ``table`` lets through."""
+    return _SUBMIT_TEMPLATE.replace("{rules}", rules.sql_predicate(table))
+
+
+_SUBMIT_TEMPLATE = """
 WITH i AS (
   SELECT * FROM unnest(%(ord)b::int[], %(uid)b::uuid[], %(rid)b::uuid[], %(tid)b::uuid[], %(params)b::text[],
     %(request_id)b::text[], %(now)b::timestamptz[], %(reanalyse)b::bool[], %(nth)b::int[])
@@ -70,17 +74,7 @@ WITH i AS (
 ),
 ok AS (
   SELECT i.* FROM i
-  WHERE (SELECT r.user_id FROM practice_records r
-         WHERE r.practice_record_id = i.rid AND r.audio_deleted_at IS NULL LIMIT 1) = i.uid
-  AND (SELECT 1 FROM users u WHERE u.user_id = i.uid LIMIT 1) IS NOT NULL
-  AND (SELECT 1 FROM ai_analysis_tasks t WHERE t.practice_record_id = i.rid
-       AND (t.status = ANY(%(active)s) OR (t.status = %(success)s AND NOT i.reanalyse)) LIMIT 1) IS NULL
-  AND (%(limit)s <= 0 OR i.nth + (
-    SELECT count(*) FROM (  -- counted up to the limit only (none without one): flat at any size
-      SELECT 1 FROM ai_analysis_tasks t WHERE t.user_id = i.uid AND t.status = ANY(%(active)s)
-      LIMIT GREATEST(%(limit)s, 0)
-    ) b
-  ) < %(limit)s)
+  WHERE {rules}
 ),
 ins AS (
   INSERT INTO ai_analysis_tasks (task_id, celery_task_id, practice_record_id, user_id, status, task_type,
@@ -115,6 +109,7 @@ SELECT ins.task_id,
   (SELECT count(*) FROM upd), (SELECT count(*) FROM ev)
 FROM ins
 """.replace("{outbox}", outbox.ANALYSIS_ROW_SQL.format(cte="ins", moment="ins.created_at"))
+SUBMIT_SQL = submit_sql()
 
 _STATUS = """
 SELECT t.task_id, t.user_id, t.practice_record_id, t.status, t.progress, t.current_step, t.started_at,
@@ -142,6 +137,7 @@ async def submit(
     *,
     reanalyse: bool,
     request_id: str | None,
+    sql: str = SUBMIT_SQL,
 ) -> Submitted | None:
     """Write a new task in one statement and publish its message (both batched with the other
     submits of the moment: ``submit_batch``), or None: the ordinary path must decide."""
@@ -149,10 +145,10 @@ async def submit(
     if pool is None:
         return None
     task_id = uuid.uuid4()
-    row = await submit_batch.batcher(_SUBMIT, _batch_params).submit(
+    row = await submit_batch.batcher(sql, _batch_params).submit(
         submit_batch.Submit(
             submit_batch.Row(user_id, record_id, task_id, json.dumps(params), request_id, utcnow(), reanalyse),
-            publisher.Outgoing(str(task_id), str(task_id), request_id),
+            broker_push.Outgoing(str(task_id), str(task_id), request_id),
         )
     )
     if row is None:
@@ -162,7 +158,7 @@ async def submit(
 
 
 def _batch_params(rows: list[submit_batch.Row]) -> dict[str, Any]:
-    """The parameters of ``_SUBMIT`` for a batch: a column of each per-submit value."""
+    """The parameters of ``SUBMIT_SQL`` for a batch: a column of each per-submit value."""
     settings = get_settings()
     seen: dict[uuid.UUID, int] = {}
     nth = []
@@ -191,12 +187,12 @@ def _batch_params(rows: list[submit_batch.Row]) -> dict[str, Any]:
 
 
 async def status(user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | None:
-    """The owner's view of the task (as ``router.status_view`` builds it), or None. Remembered
+    """The owner's view of the task (as ``task_status.status_view`` builds it), or None. Remembered
     until the task's next event (``status_cache``), so polls between two events read no row."""
     pool = await get_pool()
     if pool is None:
         return None
-    from vocalborn.tasks.ws import get_hub
+    from vocalborn.tasks.api.ws import get_hub
 
     get_hub().start()  # the subscription that keeps the cache true (running already, mostly)
     cached, due = status_cache.CACHE.lookup(task_id, user_id)

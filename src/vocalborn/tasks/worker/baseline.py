@@ -5,7 +5,7 @@ the worker passes the engine ``params["pitch_baseline"] = {"median_hz", "spread_
 built from the ``detailed_analysis["pitch_profile"]`` of the learner's last successful attempts:
 the medians weighted by each attempt's voiced seconds (a median, so one odd recording cannot
 move it). One indexed query (``ix_ai_analysis_tasks_user_created_at``), inside the fast claim's
-statement on PostgreSQL (``tasks/fastrun.py``), on its own otherwise; without earlier profiles
+statement on PostgreSQL (``tasks/worker/fastrun.py``), on its own otherwise; without earlier profiles
 there is no baseline, and a failure to read them never fails the task: the engine then
 normalises on the attempt alone, as it always did.
 """

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from vocalborn.config import Settings, get_settings
-from vocalborn.tasks.events import get_redis
+from vocalborn.kit.redis import get_redis
 
 if TYPE_CHECKING:
     from vocalborn.analysis.types import AnalysisEngine, AnalysisReport, AudioSource, ProgressCallback

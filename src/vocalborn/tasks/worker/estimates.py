@@ -15,9 +15,9 @@ from sqlmodel import Session, col, select
 
 from vocalborn.practice.models import PracticeRecord
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import registry
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 from vocalborn.tasks.states import ACTIVE_STATUSES, TERMINAL_STATUSES, TaskStatus
+from vocalborn.tasks.worker import registry
 
 log = logging.getLogger(__name__)
 

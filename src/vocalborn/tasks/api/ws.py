@@ -28,9 +28,9 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from vocalborn.config import get_settings
 from vocalborn.i18n import Language, explicit_language, step_label, translate
 from vocalborn.tasks import events
+from vocalborn.tasks.api.ws_hub import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TRY_AGAIN, RESYNC, Hub, Subscriber
 from vocalborn.tasks.events import SnapshotMessage, TaskEventMessage
 from vocalborn.tasks.states import TERMINAL_STATUSES
-from vocalborn.tasks.ws_hub import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TRY_AGAIN, RESYNC, Hub, Subscriber
 
 __all__ = ["CLOSE_GOING_AWAY", "CLOSE_NORMAL", "CLOSE_TRY_AGAIN", "Hub", "get_hub", "router", "shutdown_hub"]
 

@@ -2,7 +2,7 @@
 
 The :class:`Hub` receives every task event the workers publish on ``events.channel_name()`` and
 hands each one to the :class:`Subscriber` of each socket watching that task, through a bounded
-queue per socket. ``tasks/ws.py`` owns the endpoint and one hub per event loop.
+queue per socket. ``tasks/api/ws.py`` owns the endpoint and one hub per event loop.
 """
 
 from __future__ import annotations

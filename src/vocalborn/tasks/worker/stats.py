@@ -14,9 +14,9 @@ from sqlmodel import Session, col, select
 from vocalborn.celery_app import celery_app
 from vocalborn.config import get_settings
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks import registry
 from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
 from vocalborn.tasks.states import ACTIVE_STATUSES, EventType, TaskStatus
+from vocalborn.tasks.worker import registry
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 are written together, in one transaction on one connection, and their messages published
 together, in one round trip.
 
-A batch is one statement (``fastpath._SUBMIT``): each submit is a row of its array parameters,
+A batch is one statement (``fastpath.SUBMIT_SQL``): each submit is a row of its array parameters,
 and the statement writes, for each row it can decide alone, what one submit writes (a second
 submit of the same record in the batch, or one that would take a learner over the active-task
 limit counting the batch's earlier submits, is left to the ordinary path). One statement in
@@ -12,7 +12,7 @@ commits once, then its messages are published, then every submit of the batch is
 the dual write is the same as one submit's (committed, then published; a failed publish stays
 pending and Beat's republisher sends it).
 
-Nothing waits to fill a batch (``vocalborn.coalesce``): a submit arriving at an idle process
+Nothing waits to fill a batch (``vocalborn.kit.coalesce``): a submit arriving at an idle process
 is written at once (a batch of one). Under load the batches grow by themselves while the ones
 in flight (two at most, so PostgreSQL works on two cores) are written, up to ``MAX_BATCH``.
 Messages are published in the order the batches started, so the queue stays FIFO.
@@ -37,9 +37,9 @@ from typing import Any
 import psycopg
 from fastapi.concurrency import run_in_threadpool
 
-from vocalborn.coalesce import Coalescer, per_loop
-from vocalborn.fastdb import GENERIC_POOL_SIZE, on_connection
-from vocalborn.tasks import publisher
+from vocalborn.kit.coalesce import Coalescer, per_loop
+from vocalborn.kit.fastdb import GENERIC_POOL_SIZE, on_connection
+from vocalborn.tasks.submission import broker_push
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Row:
 @dataclass(frozen=True)
 class Submit:
     row: Row
-    outgoing: publisher.Outgoing
+    outgoing: broker_push.Outgoing
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class _Writer:
 def batcher(sql: str, prepare: Prepare) -> Coalescer[Submit, Written | None]:
     """This event loop's batcher of fast submits."""
     return per_loop(
-        "submit",
+        ("submit", sql, prepare),
         lambda: Coalescer(
             _Writer(sql, prepare), max_batch=MAX_BATCH, in_flight=IN_FLIGHT, fail_all=(psycopg.OperationalError,)
         ),
@@ -137,11 +137,11 @@ async def _execute(sql: str, params: dict[str, Any]) -> dict[uuid.UUID, Written]
     return await on_connection(run, generic_plans=True)
 
 
-async def _publish(created: list[publisher.Outgoing]) -> None:
-    if publisher.supported():
-        await publisher.publish(created)
+async def _publish(created: list[broker_push.Outgoing]) -> None:
+    if broker_push.supported():
+        await broker_push.push_messages(created)
         return
-    from vocalborn.tasks.service import publish_message
+    from vocalborn.tasks.service import send_celery_message
 
     for o in created:  # RabbitMQ: Celery's own publish, one message at a time
-        await run_in_threadpool(publish_message, uuid.UUID(o.task_id), o.celery_task_id, o.request_id)
+        await run_in_threadpool(send_celery_message, uuid.UUID(o.task_id), o.celery_task_id, o.request_id)

@@ -11,12 +11,13 @@ from fastapi import APIRouter, Query
 from vocalborn.auth.dependencies import AdminUser, SessionDep
 from vocalborn.errors import NotFound, error_responses
 from vocalborn.security.access import record_access
-from vocalborn.tasks import maintenance, service
+from vocalborn.tasks import service
+from vocalborn.tasks.api.task_status import status_view
 from vocalborn.tasks.models import AIAnalysisTask
-from vocalborn.tasks.router import status_view
 from vocalborn.tasks.schemas import TaskStatusResponse
 from vocalborn.tasks.states import TaskStatus
-from vocalborn.tasks.stats import task_stats
+from vocalborn.tasks.worker import retention
+from vocalborn.tasks.worker.stats import task_stats
 
 router = APIRouter(prefix="/api/v1/admin/tasks", tags=["admin"], responses=error_responses(401, 403))
 
@@ -73,4 +74,4 @@ def retry(task_id: uuid.UUID, admin: AdminUser, db: SessionDep) -> TaskStatusRes
 @router.post("/cleanup", operation_id="admin_cleanup")
 def cleanup(_: AdminUser) -> dict[str, int]:
     """Run the retention cleanup now and say what it removed."""
-    return asdict(maintenance.cleanup_expired_tasks())
+    return asdict(retention.cleanup_expired_tasks())

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import psycopg
 
 from vocalborn.config import get_settings
+from vocalborn.kit.singletons import PerLoop
 
 T = TypeVar("T")
 
-_pools: dict[tuple[int, int, bool], Pool] = {}  # (pid, event loop, generic plans) -> pool
+_pools: PerLoop[Pool] = PerLoop()  # by generic plans, per process and event loop
 GENERIC_POOL_SIZE = 2  # the batch submit's pool: a connection per batch in flight (submit_batch.IN_FLIGHT)
 
 
@@ -121,24 +121,21 @@ async def get_pool(*, generic_plans: bool = False) -> Pool | None:
     url = settings.effective_database_url
     if not url.startswith("postgresql"):
         return None
-    key = (os.getpid(), id(asyncio.get_running_loop()), generic_plans)
-    found = _pools.get(key)
-    if found is not None:
-        return found
-    statement_ms = int(settings.database_statement_timeout * 1000)
-    options = f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}"
-    if generic_plans:
-        options += " -c plan_cache_mode=force_generic_plan"
-    for stale in [k for k in _pools if k[2] == generic_plans]:
-        del _pools[stale]  # one of another loop (a finished test client's) cannot run here
-    _pools[key] = pool = Pool(
-        url.replace("postgresql+psycopg://", "postgresql://", 1),
-        {"connect_timeout": settings.database_connect_timeout, "options": options},
-        size=GENERIC_POOL_SIZE if generic_plans else settings.database_pool_size,
-        timeout=settings.database_pool_timeout,
-        io_timeout=settings.database_statement_timeout + 0.5,
-    )
-    return pool
+
+    def make() -> Pool:
+        statement_ms = int(settings.database_statement_timeout * 1000)
+        options = f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}"
+        if generic_plans:
+            options += " -c plan_cache_mode=force_generic_plan"
+        return Pool(
+            url.replace("postgresql+psycopg://", "postgresql://", 1),
+            {"connect_timeout": settings.database_connect_timeout, "options": options},
+            size=GENERIC_POOL_SIZE if generic_plans else settings.database_pool_size,
+            timeout=settings.database_pool_timeout,
+            io_timeout=settings.database_statement_timeout + 0.5,
+        )
+
+    return _pools.get(generic_plans, make)
 
 
 async def on_connection(work: Callable[[Any], Awaitable[T]], *, generic_plans: bool = False) -> T:
@@ -182,12 +179,5 @@ async def fetch_one(sql: str, params: dict[str, Any]) -> tuple[tuple[Any, ...] |
 async def close_pool() -> None:
     """Close the pools that belong to this process and this event loop; a pool of another loop
     (a test client's, long gone) is only forgotten: its loop can no longer run its close."""
-    try:
-        here = (os.getpid(), id(asyncio.get_running_loop()))
-    except RuntimeError:
-        here = None
-    pools = list(_pools.items())
-    _pools.clear()
-    for key, pool in pools:
-        if key[:2] == here:
-            await pool.close()
+    for pool in _pools.take_all():
+        await pool.close()

@@ -3,17 +3,17 @@
 Every analysis a worker runs makes these two writes, and through the ORM each cost seven round
 trips and most of the worker's CPU per task (docs/BENCHMARKS.md, "Worker pipeline"). Here each
 is one statement on one connection this process keeps, in autocommit mode (the statement is its
-own transaction). Like ``tasks/fastpath.py`` for the API, each answers only the case it can
+own transaction). Like ``tasks/submission/fastpath.py`` for the API, each answers only the case it can
 decide alone and returns None otherwise; the caller then takes the ordinary path in
-``tasks/claim.py`` or ``tasks/runner.py``, which has every rule, log line and error. So the rules
+``tasks/worker/claim.py`` or ``tasks/worker/runner.py``, which has every rule, log line and error. So the rules
 live there, and this is an optimisation that can never decide differently:
 
-* claim, fast: the task is pending or retry (a retry that is due), no cancel was requested, and
-  another delivery stays within ``TASK_MAX_DELIVERIES``: ``decide_claim`` starts exactly those,
-  without a takeover. Then the start (attempt + 1, fenced by the status it read), the record's
+* claim, fast: every rule of ``claim.CLAIM_RULES`` (each a Python check beside its SQL predicate;
+  the statement's WHERE is built from the latter) lets the delivery start the task, without a
+  takeover. Then the start (attempt + 1, fenced by the status it read), the record's
   status and the ``started`` event are written together, committed without waiting for the WAL
   flush (as the ordinary claim: lost in a database crash, the task is simply pending again). The
-  same statement reads the learner's earlier pitch profiles (``tasks/baseline.py``), so the
+  same statement reads the learner's earlier pitch profiles (``tasks/worker/baseline.py``), so the
   baseline costs no round trip of its own.
 * success, fast: the task is still processing under this run's attempt and no cancel was
   requested. Then status, result, record and ``succeeded`` event are written together, durably;
@@ -42,25 +42,32 @@ from vocalborn.events import outbox
 from vocalborn.practice import counting
 from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
-from vocalborn.tasks.baseline import BASELINE_ATTEMPTS
-from vocalborn.tasks.states import EventType, TaskStatus
+from vocalborn.storage import get_storage
+from vocalborn.tasks import transitions
+from vocalborn.tasks.models import AIAnalysisTaskEvent
+from vocalborn.tasks.states import TERMINAL_STATUSES, EventType, TaskStatus
+from vocalborn.tasks.worker.baseline import BASELINE_ATTEMPTS
+from vocalborn.tasks.worker.claim import CLAIM_RULES, Claim, ClaimRule, claim_sql_predicate
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from vocalborn.analysis.types import AnalysisReport
-    from vocalborn.tasks.claim import Claim
 
-_CLAIM = """
+
+def claim_sql(rules: tuple[ClaimRule, ...] = CLAIM_RULES) -> str:
+    """The one-statement claim, starting a task only when every rule of ``rules`` lets it."""
+    return _CLAIM_TEMPLATE.replace("{rules}", claim_sql_predicate(rules))
+
+
+_CLAIM_TEMPLATE = """
 WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v),
 t AS (
   UPDATE ai_analysis_tasks SET status = %(processing)s, attempt = attempt + 1, deliveries = deliveries + 1,
     worker_name = %(worker)s, started_at = %(now)s, heartbeat_at = %(now)s, progress = 0, current_step = NULL,
     next_attempt_at = NULL, updated_at = %(now)s
   FROM cfg
-  WHERE task_id = %(tid)s AND status = ANY(%(waiting)s) AND cancel_requested_at IS NULL
-    AND (status <> %(retry)s OR next_attempt_at IS NULL OR next_attempt_at <= %(due)s)
-    AND deliveries + 1 <= %(max_deliveries)s
+  WHERE task_id = %(tid)s AND {rules}
   RETURNING task_id, practice_record_id, attempt, task_params, user_id, created_at
 ),
 rec AS (
@@ -89,6 +96,7 @@ FROM t CROSS JOIN ev
 LEFT JOIN practice_records r ON r.practice_record_id = t.practice_record_id
 LEFT JOIN sentences s ON s.sentence_id = r.sentence_id
 """.replace("{outbox}", outbox.ANALYSIS_ROW_SQL.format(cte="t", moment="%(now)s"))
+CLAIM_SQL = claim_sql()
 
 _SUCCEED = """
 WITH t AS (
@@ -193,21 +201,16 @@ def _publish(
     event_id: int, task_id: uuid.UUID, event_type: EventType, status: TaskStatus, values: dict[str, Any]
 ) -> None:
     """Publish the committed event as ``unit_of_work.transition`` does (best effort)."""
-    from vocalborn.tasks import service
-    from vocalborn.tasks.models import AIAnalysisTaskEvent
 
-    service.publish_event(
+    transitions.publish_live_event(
         AIAnalysisTaskEvent(
             event_id=event_id, task_id=task_id, event_type=event_type.value, status=status.value, **values
         )
     )
 
 
-def claim(task_id: uuid.UUID, worker_name: str) -> Claim | None:
+def claim(task_id: uuid.UUID, worker_name: str, sql: str = CLAIM_SQL) -> Claim | None:
     """Start the task in one statement, or None: the ordinary claim must decide."""
-    from vocalborn.storage import get_storage
-    from vocalborn.tasks.claim import Claim
-
     url = _database_url()
     if url is None:
         return None
@@ -217,7 +220,7 @@ def claim(task_id: uuid.UUID, worker_name: str) -> Claim | None:
         "worker": worker_name,
         "now": now,
         "due": now + timedelta(seconds=1),
-        "waiting": [TaskStatus.PENDING.value, TaskStatus.RETRY.value],
+        "terminal": [s.value for s in TERMINAL_STATUSES],
         "retry": TaskStatus.RETRY.value,
         "processing": TaskStatus.PROCESSING.value,
         "max_deliveries": get_settings().task_max_deliveries,
@@ -228,7 +231,7 @@ def claim(task_id: uuid.UUID, worker_name: str) -> Claim | None:
         "profiles": BASELINE_ATTEMPTS,
     }
     with _connection.use(url) as conn:
-        row = conn.execute(_CLAIM, args, prepare=True).fetchone()
+        row = conn.execute(sql, args, prepare=True).fetchone()
     if row is None:
         return None
     attempt, params, record_id, audio_key, reference_key, text, event_id, _records, profiles = row
@@ -264,8 +267,6 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
     """Record the run's success in one statement: True, or None when the ordinary path must decide
     (the task moved on or was cancelled, a result exists, or this is not PostgreSQL)."""
     import psycopg
-
-    from vocalborn.tasks.runner import stored_detail
 
     url = _database_url()
     if url is None:
@@ -316,3 +317,12 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
         {"progress": 100, "current_step": step, "attempt": attempt, "worker_name": worker_name, "created_at": now},
     )
     return True
+
+
+def stored_detail(report: AnalysisReport) -> dict[str, Any]:
+    """The engine's JSON as stored: ``detailed_analysis`` with the completeness beside the
+    characters it counts (issue #22), when the engine measured one and did not put it there."""
+    detail = report.detailed_analysis
+    if report.completeness_score is None or "completeness_score" in detail:
+        return detail
+    return {**detail, "completeness_score": report.completeness_score}
