@@ -69,7 +69,9 @@ def write_reminders(now: datetime | None = None) -> int:
             local = now.astimezone(preferences.zone(prefs))
             if prefs.reminder_hour is None or local.hour < prefs.reminder_hour:
                 continue
-            due.append((learner.user_id, learner.therapist_id, reminder_event_id(learner.user_id, local.date().isoformat())))
+            due.append(
+                (learner.user_id, learner.therapist_id, reminder_event_id(learner.user_id, local.date().isoformat()))
+            )
         db.rollback()  # end the read: each learner below in a short transaction of its own
         for learner_id, therapist_id, event_id in due:
             if therapist_id is None:
