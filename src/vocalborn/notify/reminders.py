@@ -76,10 +76,10 @@ def write_reminders(now: datetime | None = None) -> int:
         for learner_id, therapist_id, event_id in due:
             if therapist_id is None:
                 continue
-            seen = db.exec(select(EventOutbox.seq).where(EventOutbox.event_id == event_id)).first()
-            if seen is None:  # the outbox row may have been pruned: the notification remains
-                seen = db.exec(select(Notification.id).where(Notification.event_id == event_id)).first()
-            if seen is not None:
+            in_outbox = db.exec(select(EventOutbox.seq).where(EventOutbox.event_id == event_id)).first()
+            # the outbox row may have been pruned since: its notification remains
+            notified = db.exec(select(Notification.id).where(Notification.event_id == event_id)).first()
+            if in_outbox is not None or notified is not None:
                 db.rollback()
                 continue
             dose = goals.learner_dose(db, learner_id, now)
