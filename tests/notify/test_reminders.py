@@ -297,3 +297,20 @@ def test_never_after_unlinking_or_erasure(api: Api, stack: Any) -> None:
         assert [k for k in stack["mail"].kept(late["email"]) if "練習" in k.subject and "回覆" not in k.subject] == []
     finally:
         consumer.stop()
+
+
+def test_a_real_worker_runs_the_beat_job(api: Api, migrated: Any) -> None:
+    """The job Beat sends (``vocalborn.maintenance.write_practice_reminders``) is registered in a
+    real `vocalborn worker` (through ``imports``, outside tasks/) and writes the reminder."""
+    from tests.support import WorkerProcess
+    from vocalborn.celery_app import REMINDERS_TASK, celery_app
+
+    _, learner, _ = _behind(api, attempts=1)
+    _prefs(api, learner, reminder_hour=0, timezone="UTC")
+    worker = WorkerProcess(f"reminders{uuid.uuid4().hex[:6]}", migrated.data_dir).start()
+    try:
+        celery_app.send_task(REMINDERS_TASK)
+        wait_until(lambda: len(_events(learner)) == 1, 60, what="the reminder written by the worker")
+        assert "Traceback" not in worker.log(), worker.log()[-3000:]
+    finally:
+        worker.stop()
