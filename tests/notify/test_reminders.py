@@ -221,7 +221,14 @@ def test_quiet_hours_hold_the_reminder_until_the_window_ends(api: Api, stack: An
     _, learner, _ = _behind(api, attempts=0)
     real = utcnow()
     start, end = f"{(real.hour - 1) % 24:02d}:00", f"{(real.hour + 2) % 24:02d}:00"
-    _prefs(api, learner, reminder_hour=real.hour, timezone="UTC", quiet_hours={"start": start, "end": end})
+    _prefs(
+        api,
+        learner,
+        reminder_hour=real.hour,
+        timezone="UTC",
+        quiet_hours={"start": start, "end": end},
+        language="en",
+    )
     _run(real)
     [event] = _events(learner)
     consumer = consumer_process(stack["tmp"], stack["env"], stack["nats"].url, stack["mail"].port)
@@ -239,7 +246,8 @@ def test_quiet_hours_hold_the_reminder_until_the_window_ends(api: Api, stack: An
                 .values(available_at=real - timedelta(minutes=1))
             )
             db.commit()
-        wait_mail(stack["mail"], learner["email"], 2)
+        kept = wait_mail(stack["mail"], learner["email"], 2)
+        assert "Time to practise: this week's target is not met yet" in [k.subject for k in kept]  # in English
         listed = api.client.get("/api/v1/notifications", headers=learner["headers"]).json()
         assert [n["type"] for n in listed] == [REMINDER]
     finally:
