@@ -275,33 +275,41 @@ def test_never_after_unlinking_or_erasure(api: Api, stack: Any) -> None:
     _prefs(api, no_target, reminder_hour=0, timezone="UTC")
     _, met, _ = _behind(api, attempts=5)
     _prefs(api, met, reminder_hour=0, timezone="UTC")
+    # Written, then reminders turned off before the consumer handled it: nothing either.
+    _, off, _ = _behind(api)
+    _prefs(api, off, reminder_hour=0, timezone="UTC")
 
     _run(now)
     assert _events(gone) == [] and _events(erased) == [] and _events(no_hour) == []
     assert _events(no_target) == [] and _events(met) == []
     [event] = _events(late)
+    [turned_off] = _events(off)
     r = api.client.delete(f"/api/v1/links/{late['user']['user_id']}", headers=late["headers"])
     assert r.status_code == 204
+    _prefs(api, off, reminder_hour=None)
     consumer = consumer_process(stack["tmp"], stack["env"], stack["nats"].url, stack["mail"].port)
     try:
         # a later event of the same learner (the stream is ordered per learner) is handled ...
         from vocalborn.db import open_session
         from vocalborn.events import outbox
 
+        probes = []
         with open_session() as db:
-            probe = outbox.add(
-                db,
-                "review.saved",
-                review_id=uuid.uuid4(),
-                task_id=uuid.uuid4(),
-                learner_id=uuid.UUID(late["user"]["user_id"]),
-                therapist_id=uuid.uuid4(),
-            )
+            for who in (late, off):
+                probe = outbox.add(
+                    db,
+                    "review.saved",
+                    review_id=uuid.uuid4(),
+                    task_id=uuid.uuid4(),
+                    learner_id=uuid.UUID(who["user"]["user_id"]),
+                    therapist_id=uuid.uuid4(),
+                )
+                probes.append(probe.event_id)
             db.commit()
-            probe_id = probe.event_id
-        wait_until(lambda: len(_rows(probe_id)) == 2, 30, what="the later event handled")
-        # ... and the reminder before it wrote nothing
-        assert _rows(event.event_id) == []
+        for probe_id in probes:
+            wait_until(lambda p=probe_id: len(_rows(p)) == 2, 30, what="the later event handled")
+        # ... and the reminders before them wrote nothing
+        assert _rows(event.event_id) == [] and _rows(turned_off.event_id) == []
         assert [k for k in stack["mail"].kept(late["email"]) if "練習" in k.subject and "回覆" not in k.subject] == []
     finally:
         consumer.stop()
