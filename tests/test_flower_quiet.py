@@ -19,7 +19,7 @@ from tests.services import ServicesUnderTest
 def test_maintenance_jobs_send_no_worker_events_and_analyses_do() -> None:
     from vocalborn.celery_app import ANALYZE_TASK, celery_app
     from vocalborn.notify import reminders  # noqa: F401  (registers its job; the worker: conf.imports)
-    from vocalborn.tasks import worker  # noqa: F401  (registers the tasks)
+    from vocalborn.tasks.worker import tasks  # noqa: F401  (registers the tasks)
 
     schedule = celery_app.conf.beat_schedule
     names = {entry["task"] for entry in schedule.values()}

@@ -23,6 +23,7 @@ CLEANUP_TASK = MAINTENANCE_PREFIX + "cleanup_expired_tasks"
 PURGE_RECORDINGS_TASK = MAINTENANCE_PREFIX + "purge_old_recordings"
 HEALTH_CHECK_TASK = MAINTENANCE_PREFIX + "health_check"
 REMINDERS_TASK = MAINTENANCE_PREFIX + "write_practice_reminders"  # registered by notify/reminders.py
+REMINDERS_EVERY_SECONDS = 300.0  # reminders are per local hour: every 5 minutes is on time
 
 
 def _is_amqp(url: str) -> bool:
@@ -124,7 +125,7 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
         "cleanup-expired-tasks": entry(CLEANUP_TASK, settings.cleanup_interval_seconds),
         "purge-old-recordings": entry(PURGE_RECORDINGS_TASK, settings.cleanup_interval_seconds),
         "health-check": entry(HEALTH_CHECK_TASK, settings.health_check_interval_seconds),
-        "practice-reminders": entry(REMINDERS_TASK, settings.reminder_interval_seconds),
+        "practice-reminders": entry(REMINDERS_TASK, REMINDERS_EVERY_SECONDS),
     }
 
 

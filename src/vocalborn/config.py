@@ -142,8 +142,6 @@ class Settings(BaseSettings):
     reaper_interval_seconds: float = 30.0
     cleanup_interval_seconds: float = 3600.0
     health_check_interval_seconds: float = 60.0
-    # How often the practice reminders job looks for learners whose reminder hour has come.
-    reminder_interval_seconds: float = Field(default=300.0, gt=0)
     # One Beat schedules at a time: the one holding this lease in Redis (renewed every third of it).
     beat_lease_seconds: float = Field(default=30.0, gt=0)
     retention_failed_days: int = 30

@@ -1,6 +1,6 @@
 """Practice reminders (issue #26; docs/PRACTICE.md, "Reminders").
 
-A Beat job (every ``REMINDER_INTERVAL_SECONDS``, 300) writes one ``practice.reminder_due`` event
+A Beat job (every 5 minutes, ``celery_app.REMINDERS_EVERY_SECONDS``) writes one ``practice.reminder_due`` event
 to the outbox for each learner who
 
 * chose a reminder hour (``reminder_hour`` of their notification preferences; none set: no
@@ -28,7 +28,15 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from vocalborn.auth.models import Role, User
 from vocalborn.celery_app import REMINDERS_TASK, celery_app
+from vocalborn.db import open_session
+from vocalborn.events import outbox
+from vocalborn.events.models import EventOutbox
+from vocalborn.learning import goals
+from vocalborn.notify import preferences
+from vocalborn.notify.models import Notification, NotificationPreferences
+from vocalborn.sqltypes import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +51,6 @@ def reminder_event_id(learner_id: uuid.UUID, local_day: str) -> uuid.UUID:
 
 def write_reminders(now: datetime | None = None) -> int:
     """Write the reminders due at ``now`` (UTC; injectable for tests); how many were written."""
-    from vocalborn.auth.models import Role, User
-    from vocalborn.db import open_session
-    from vocalborn.events import outbox
-    from vocalborn.events.models import EventOutbox
-    from vocalborn.learning import goals
-    from vocalborn.notify import preferences
-    from vocalborn.notify.models import Notification, NotificationPreferences
-    from vocalborn.sqltypes import utcnow
-
     now = now or utcnow()
     written = 0
     with open_session() as db:
