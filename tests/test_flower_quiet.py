@@ -18,11 +18,12 @@ from tests.services import ServicesUnderTest
 
 def test_maintenance_jobs_send_no_worker_events_and_analyses_do() -> None:
     from vocalborn.celery_app import ANALYZE_TASK, celery_app
-    from vocalborn.tasks import worker  # noqa: F401  (registers the tasks)
+    from vocalborn.notify import reminders  # noqa: F401  (registers its job; the worker: conf.imports)
+    from vocalborn.tasks.worker import tasks  # noqa: F401  (registers the tasks)
 
     schedule = celery_app.conf.beat_schedule
     names = {entry["task"] for entry in schedule.values()}
-    assert len(names) == 5
+    assert len(names) == 6
     for name in names:
         assert celery_app.tasks[name].send_events is False, name
     assert celery_app.tasks[ANALYZE_TASK].send_events is True

@@ -22,6 +22,8 @@ REAP_TASK = MAINTENANCE_PREFIX + "reap_stalled_tasks"
 CLEANUP_TASK = MAINTENANCE_PREFIX + "cleanup_expired_tasks"
 PURGE_RECORDINGS_TASK = MAINTENANCE_PREFIX + "purge_old_recordings"
 HEALTH_CHECK_TASK = MAINTENANCE_PREFIX + "health_check"
+REMINDERS_TASK = MAINTENANCE_PREFIX + "write_practice_reminders"  # registered by notify/reminders.py
+REMINDERS_EVERY_SECONDS = 300.0  # reminders are per local hour: every 5 minutes is on time
 
 
 def _is_amqp(url: str) -> bool:
@@ -104,6 +106,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
         beat_schedule=_beat_schedule(settings),
+        imports=("vocalborn.notify.reminders",),  # the reminders' Beat job (outside tasks/)
         # Only the Beat holding a lease in Redis schedules: a second one on the broker waits.
         beat_scheduler="vocalborn.beat:LeasedScheduler",
     )
@@ -122,6 +125,7 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
         "cleanup-expired-tasks": entry(CLEANUP_TASK, settings.cleanup_interval_seconds),
         "purge-old-recordings": entry(PURGE_RECORDINGS_TASK, settings.cleanup_interval_seconds),
         "health-check": entry(HEALTH_CHECK_TASK, settings.health_check_interval_seconds),
+        "practice-reminders": entry(REMINDERS_TASK, REMINDERS_EVERY_SECONDS),
     }
 
 

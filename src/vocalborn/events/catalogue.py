@@ -83,6 +83,13 @@ CATALOGUE: dict[str, EventType] = {
             "user_id",
             "An account's email address needs confirming: the notifications consumer mails the link.",
         ),
+        EventType(
+            "practice.reminder_due",
+            1,
+            ("learner_id", "therapist_id"),
+            "learner_id",
+            "A linked learner behind on this week's target reached their reminder hour (once per local day).",
+        ),
     )
 }
 

@@ -17,13 +17,20 @@ from vocalborn.events.models import EventOutbox
 from vocalborn.sqltypes import utcnow
 
 
-def add(db: Session, event_type: str, occurred_at: datetime | None = None, **subject: uuid.UUID) -> EventOutbox:
-    """Add the event to ``db``'s transaction. Every id of the type's subject must be given."""
+def add(
+    db: Session,
+    event_type: str,
+    occurred_at: datetime | None = None,
+    event_id: uuid.UUID | None = None,
+    **subject: uuid.UUID,
+) -> EventOutbox:
+    """Add the event to ``db``'s transaction. Every id of the type's subject must be given.
+    ``event_id``: a derived id (the unique key then makes the event once, e.g. the reminders)."""
     kind = CATALOGUE[event_type]
     if set(subject) != set(kind.subject):
         raise ValueError(f"{event_type} needs the ids {sorted(kind.subject)}, got {sorted(subject)}")
     row = EventOutbox(
-        event_id=uuid.uuid4(),
+        event_id=event_id or uuid.uuid4(),
         event_type=event_type,
         schema_version=kind.version,
         ordering_key=subject[kind.ordering_key],

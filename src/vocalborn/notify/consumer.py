@@ -48,6 +48,7 @@ EVENT_TYPES = (
     "review.saved",
     "account.password_reset_requested",
     "account.verification_requested",
+    "practice.reminder_due",
 )
 _DIGEST_NAMESPACE = uuid.UUID("0b6c0a57-57c6-4f0e-8e0c-3c1f4f8f9d21")
 MAX_SEND_ATTEMPTS = 12
@@ -80,6 +81,11 @@ def handle(event: Event) -> None:
             recipient = event.ids("learner_id")
         elif event.type in service.ACCOUNT_TYPES:
             recipient = event.ids("user_id")
+        elif event.type == service.REMINDER:
+            recipient = event.ids("learner_id")
+            learner = db.get(User, recipient)
+            if learner is None or learner.therapist_id != event.ids("therapist_id"):
+                return  # erased, or unlinked (or linked to another) since it was written: no reminder
         else:
             return
         if db.get(User, recipient) is None:  # erased meanwhile
@@ -230,6 +236,8 @@ def compose(db: Session, settings: Settings, row: Notification) -> Any:
     elif row.type == "account.verification_requested":
         token = tokens.derive(tokens.VERIFY_EMAIL, uuid.UUID(row.subject["token_id"]))
         values = {"url": f"{base}/#verify-email={token}"}
+    elif row.type == service.REMINDER:
+        values = {"name": user.name, "url": f"{base}/"}
     elif row.type == "digest":
         values = {"day": row.subject["day"], "lines": row.subject.get("text", ""), "url": f"{base}/"}
     else:

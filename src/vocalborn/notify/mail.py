@@ -90,6 +90,16 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
             "Welcome to VocalBorn. Open this link to confirm this address is yours:\n{url}\n",
         ),
     },
+    "practice.reminder_due": {
+        "zh-TW": (
+            "該練習囉：本週目標還沒完成",
+            "{name} 您好，\n\n您本週的練習目標還沒完成。今天花幾分鐘練習吧！\n\n開始練習：{url}\n\n（可在通知設定中更改或關閉提醒時間。）\n",
+        ),
+        "en": (
+            "Time to practise: this week's target is not met yet",
+            "Hello {name},\n\nyou have not met this week's practice target yet. A few minutes today will help!\n\nPractise now: {url}\n\n(Change or turn off the reminder hour in your notification settings.)\n",
+        ),
+    },
     "digest": {
         "zh-TW": ("今日學員練習摘要 {day}", "{day} 您的學員練習摘要：\n\n{lines}\n\n查看：{url}\n"),
         "en": ("Your learners' practice on {day}", "Your learners' practice on {day}:\n\n{lines}\n\nSee more: {url}\n"),

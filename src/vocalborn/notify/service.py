@@ -16,6 +16,8 @@ from vocalborn.notify.models import EMAIL, IN_APP, Notification
 from vocalborn.sqltypes import utcnow
 
 ACCOUNT_TYPES = ("account.password_reset_requested", "account.verification_requested")
+# The practice reminder is asked for by setting ``reminder_hour`` (not by ``kinds``).
+REMINDER = "practice.reminder_due"
 
 
 def plan(
@@ -30,7 +32,10 @@ def plan(
     now = now or utcnow()
     prefs = preferences.get(db, recipient)
     account = kind in ACCOUNT_TYPES
-    if not account and kind not in prefs.kinds:
+    if kind == REMINDER:
+        if prefs.reminder_hour is None:  # turned off since it was written
+            return []
+    elif not account and kind not in prefs.kinds:
         return []
     release = now if account else preferences.release_time(prefs, now)
     channels = [EMAIL] if account else ([IN_APP, EMAIL] if prefs.email else [IN_APP])

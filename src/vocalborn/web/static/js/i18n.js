@@ -14,6 +14,7 @@ export const T = {
   "zh-TW": {
     notifications: "通知", notifications_n: "通知（{n} 則未讀）", notif_none: "還沒有通知。",
     notif_analysis: "你的學員完成了一次分析", notif_review: "治療師回覆了你的練習",
+    notif_reminder: "該練習囉：本週目標還沒完成",
     mail_outbox: "郵件外寄匣（本機）", mail_none: "沒有郵件。",
     forgot_password: "忘記密碼？", reset_sent: "若此電子郵件有帳號，重設連結已寄出。",
     reset_title: "設定新密碼", new_password: "新密碼", reset_submit: "更新密碼",
@@ -98,6 +99,7 @@ export const T = {
   en: {
     notifications: "Notifications", notifications_n: "Notifications ({n} unread)", notif_none: "No notifications yet.",
     notif_analysis: "A learner of yours finished an analysis", notif_review: "Your therapist reviewed your practice",
+    notif_reminder: "Time to practise: this week's target is not met yet",
     mail_outbox: "Mail outbox (local)", mail_none: "No mail.",
     forgot_password: "Forgot your password?", reset_sent: "If an account has this email, a reset link was sent to it.",
     reset_title: "Choose a new password", new_password: "New password", reset_submit: "Update password",

@@ -10,7 +10,8 @@ let socket = null;
 let retry = null;
 
 function label(n) {
-  return t(n.type === "review.saved" ? "notif_review" : n.type === "analysis.succeeded" ? "notif_analysis" : n.type);
+  const keys = { "review.saved": "notif_review", "analysis.succeeded": "notif_analysis", "practice.reminder_due": "notif_reminder" };
+  return t(keys[n.type] || n.type);
 }
 
 function setCount(unread) {
