@@ -100,13 +100,18 @@ def check_relay(max_age: float = 60.0) -> str:
     return f"relay alive: last round {age:.0f} s ago"
 
 
-def check_consumers(max_age: float = 60.0) -> str:
-    """Every event consumer this process family runs touched its heartbeat recently (after each
-    fetch round while bound to NATS)."""
+def check_consumers(max_age: float = 60.0, names: Sequence[str] = ()) -> str:
+    """Every event consumer this process family runs (or the ones named, for a process started as
+    ``vocalborn consume NAME``) touched its heartbeat recently (after each fetch round while bound
+    to NATS)."""
     from vocalborn.events.consumer import heartbeat_path, load_consumers
 
+    known = load_consumers()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise Unhealthy(f"no consumer named {', '.join(unknown)} (known: {', '.join(known)})")
     ages = {}
-    for name in load_consumers():
+    for name in names or known:
         path = heartbeat_path(name)
         if not path.exists():
             raise Unhealthy(f"no heartbeat of the consumer {name} at {path}")
@@ -143,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
     c = sub.add_parser("consumers", help="every event consumer fetched recently")
     c.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
+    c.add_argument("names", nargs="*", help="only these consumers (default: every registered one)")
     h = sub.add_parser("http", help="GET a URL; healthy on 2xx")
     h.add_argument("url")
     h.add_argument("--timeout", type=float, default=5.0)
@@ -155,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.kind == "relay":
             message = check_relay(args.max_age)
         elif args.kind == "consumers":
-            message = check_consumers(args.max_age)
+            message = check_consumers(args.max_age, args.names)
         else:
             message = check_http(args.url, args.timeout)
     except Unhealthy as exc:

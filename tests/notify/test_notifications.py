@@ -128,7 +128,7 @@ def test_therapist_and_learner_notified_once_live_and_by_mail(api: Any, stack: A
         assert len(_rows(event_id)) == 2 and len(_rows(review_event)) == 2  # in-app and email, once each
         assert len(stack["mail"].raw_to(therapist["email"])) == 2  # verification + the analysis
         health = subprocess.run(
-            [sys.executable, "-m", "vocalborn.healthcheck", "consumers"],
+            [sys.executable, "-m", "vocalborn.healthcheck", "consumers", "notifications"],
             env={**os.environ, **stack["env"]},
             capture_output=True,
             text=True,
