@@ -27,7 +27,9 @@ export function showError(msg) {
   el.hidden = !msg;
   if (msg) el.scrollIntoView({ block: "nearest", behavior: "smooth" });
 }
+// A success says the action went through: an error left from before it goes.
 export function showNotice(msg) {
+  if (msg) showError("");
   const el = $("notice");
   el.textContent = msg;
   el.hidden = !msg;

@@ -100,7 +100,7 @@ async function links() {
   const verify = hash.get("verify-email");
   const reset = hash.get("reset-password");
   if (verify) {
-    history.replaceState(null, "", location.pathname);
+    history.replaceState(null, "", location.pathname + location.search);
     try { await api("POST", "/api/v1/auth/verify-email", { json: { token: verify } }); showNotice(t("email_verified")); }
     catch (e) { showError(e.message); }
   }
@@ -108,9 +108,10 @@ async function links() {
     $("reset-card").hidden = false;
     $("reset-form").onsubmit = async (ev) => {
       ev.preventDefault();
+      showError("");
       try {
         await api("POST", "/api/v1/auth/password-reset/confirm", { json: { token: reset, new_password: $("reset-password").value } });
-        history.replaceState(null, "", location.pathname);
+        history.replaceState(null, "", location.pathname + location.search);
         $("reset-card").hidden = true;
         showNotice(t("password_reset_done"));
       } catch (e) { showError(e.message); }
@@ -122,4 +123,5 @@ export function initNotifications() {
   $("bell").addEventListener("click", toggle);
   $("forgot").addEventListener("click", forgot);
   links();
+  window.addEventListener("hashchange", links); // a link pasted into a tab already open
 }
