@@ -113,6 +113,9 @@ def test_the_therapist_task_link_weekly_goal_and_drills(
     other = api.sentence(therapist, recording(), text="你好。")["sentence_id"]
     session = api.session(learner)["practice_session_id"]
     done = _attempt(api, learner, session, sid, _report(70.0, GOOD))
+    quiet = api.register("learner", password=STRONG)  # linked too, never practised: no drills at all
+    code = api.client.post("/api/v1/links/invitations", headers=therapist["headers"]).json()["code"]
+    assert api.client.post("/api/v1/links/accept", headers=quiet["headers"], json={"code": code}).status_code == 200
 
     context = _context(playwright, chromium, tmp_path, "en-US")
     try:
@@ -128,6 +131,12 @@ def test_the_therapist_task_link_weekly_goal_and_drills(
         # 4. the drills card, however few its items, never says "null"
         expect(page.locator("#drills h3")).to_have_text("Suggested drills")
         assert "null" not in (page.locator("#drills").text_content() or "")
+        page.click(f'#learners [data-learner="{quiet["user"]["user_id"]}"] button')
+        expect(page.locator("#timeline-name")).to_have_text(quiet["user"]["name"])
+        expect(page.locator("#drills p.hint")).to_contain_text("No suggestions")
+        assert "null" not in (page.locator("#drills").text_content() or "")
+        page.click(f'#learners [data-learner="{uid}"] button')
+        expect(page.locator("#timeline-name")).to_have_text(learner["user"]["name"])
 
         # 5. a weekly goal with the assignment
         page.select_option("#assign-sentence", other)
