@@ -10,15 +10,26 @@ The analyses are stored by in-process runner calls (no worker consumes this modu
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.learning.test_counted import GOOD, WRONG, _attempt, _report
 from tests.support import Api, recording
 from tests.web.conftest import ARTIFACTS, watch_console
-from tests.web.test_goals_page import STRONG, _context, _linked_with, _log_in, playwright  # noqa: F401
+from tests.web.test_goals_page import STRONG, _context, _linked_with, _log_in
 
 PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def playwright() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
 
 
 def _issue(user: dict[str, Any], purpose: str) -> str:
