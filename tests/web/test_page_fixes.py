@@ -43,6 +43,25 @@ def _issue(user: dict[str, Any], purpose: str) -> str:
         return tokens.derive(purpose, row.id)
 
 
+def _in_app(user_id: str, task_id: str, therapist_id: str) -> str:
+    """A review notification in the user's bell, as the notifier stores it (its own tests run it)."""
+    from vocalborn.db import open_session
+    from vocalborn.notify.models import Notification
+
+    row = Notification(
+        event_id=uuid.uuid4(),
+        user_id=uuid.UUID(user_id),
+        channel="in_app",
+        type="review.saved",
+        subject={"task_id": task_id, "therapist_id": therapist_id},
+        status="done",
+    )
+    with open_session() as db:
+        db.add(row)
+        db.commit()
+        return str(row.id)
+
+
 def test_the_learner_on_a_phone_and_the_task_links(
     server: tuple[str, Api], chromium: Path, tmp_path: Path, playwright: Any
 ) -> None:
@@ -94,13 +113,18 @@ def test_the_learner_on_a_phone_and_the_task_links(
         page.click("#lang")
         expect(grid.locator(".vb-unjudged-note")).to_contain_text("Not judged")
 
-        # the review link (the bell sets the same hash): the counted result, judged, with the review
-        page.evaluate(f"location.hash = 'task={good['task_id']}'")
+        # the bell: a click on the review's notification opens the counted result, judged, with the review
+        note = _in_app(learner["user"]["user_id"], good["task_id"], therapist["user"]["user_id"])
+        page.click("#bell")
+        page.click("#notif-list li.unread button")
+        expect(page.locator("#notif-panel")).to_be_hidden()
         expect(page.locator("#result-review-comment")).to_have_text("Nice and steady")
         expect(grid.locator(".vb-et-none").first).to_be_visible()
         assert grid.locator(".vb-unjudged").count() == 0
         expect(grid.locator(".vb-unjudged-note")).to_have_count(0)
         expect(page.locator("#not-counted")).to_be_hidden()
+        read = api.client.get("/api/v1/notifications?limit=30", headers=learner["headers"]).json()
+        assert next(n for n in read if n["id"] == note)["read_at"] is not None
 
         # the mail's link opens a new tab: the session resumes, then the result opens
         fresh = context.new_page()

@@ -29,7 +29,10 @@ async function read(n) {
     try { await api("POST", `/api/v1/notifications/${n.id}/read`); } catch (e) { showError(e.message); }
     await refreshCount();
   }
-  if (n.subject && n.subject.task_id) location.hash = `task=${n.subject.task_id}`;
+  if (n.subject && n.subject.task_id) { // main.js opens it (the panel closes so it is in view)
+    $("notif-panel").hidden = true;
+    location.hash = `task=${n.subject.task_id}`;
+  }
 }
 
 async function renderList() {
@@ -69,7 +72,7 @@ function connect() {
   socket.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
     if (m.type === "hello") setCount(m.unread);
-    else if (m.type === "notification") { showNotice(label(m.notification)); refreshCount(); if (!$("notif-panel").hidden) renderList(); }
+    else if (m.type === "notification") { showNotice(label(m.notification), { keepError: true }); refreshCount(); if (!$("notif-panel").hidden) renderList(); }
     else refreshCount();
   };
   socket.onclose = () => { socket = null; if (state.me) retry = setTimeout(connect, 3000); };
@@ -106,6 +109,7 @@ async function links() {
   }
   if (reset) {
     $("reset-card").hidden = false;
+    $("reset-card").scrollIntoView({ block: "nearest", behavior: "smooth" });
     $("reset-form").onsubmit = async (ev) => {
       ev.preventDefault();
       showError("");
