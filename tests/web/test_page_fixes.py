@@ -148,6 +148,7 @@ def test_the_therapist_task_link_weekly_goal_and_drills(
     other = api.sentence(therapist, recording(), text="你好。")["sentence_id"]
     session = api.session(learner)["practice_session_id"]
     done = _attempt(api, learner, session, sid, _report(70.0, GOOD))
+    other_said = _attempt(api, learner, session, sid, _report(5.0, WRONG))
     quiet = api.register("learner", password=STRONG)  # linked too, never practised: no drills at all
     code = api.client.post("/api/v1/links/invitations", headers=therapist["headers"]).json()["code"]
     assert api.client.post("/api/v1/links/accept", headers=quiet["headers"], json={"code": code}).status_code == 200
@@ -194,10 +195,14 @@ def test_the_therapist_task_link_weekly_goal_and_drills(
         expect(page.locator("#assign-goal legend")).to_have_text("每週目標（可不填）")
         assert problems == [] or all("422" in p for p in problems), problems
 
-        # the page opened by the analysis mail's link, fresh: the review opens once logged in
+        # the page opened by the analysis mail's link, fresh: the review opens once logged in; the
+        # attempt is another sentence, so its grid is not judged there either
         fresh = context.new_page()
-        fresh.goto(f"{base}/#task={done['task_id']}")
+        fresh.goto(f"{base}/#task={other_said['task_id']}")
         expect(fresh.locator("#review-card")).to_be_visible()
+        expect(fresh.locator("#rv-grid .vb-unjudged-note")).to_contain_text("另一個句子")  # the language chosen above
+        assert fresh.locator("#rv-grid [class*='vb-et-']").count() == 0
+        assert fresh.locator("#rv-grid .vb-completeness").count() == 0
         fresh.close()
     finally:
         context.close()
