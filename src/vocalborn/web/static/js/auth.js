@@ -96,6 +96,7 @@ export async function enter() {
   startNotifications(); // the bell, live
   await enterHome(); // learner or therapist home
   await loadSentences();
+  document.dispatchEvent(new CustomEvent("vb:entered")); // main.js opens a #task= link now
 }
 
 // Ends the session on the server (its tokens are refused from now on) and forgets it here.

@@ -17,14 +17,14 @@ const TEXT = {
   "zh-TW": {
     title: "逐字結果", none: "正確", tone: "聲調不對", mispronunciation: "發音不對", omission: "漏念",
     expected: "應為第 {t} 聲", expected_neutral: "應為輕聲", heard: "聽到第 {t} 聲", heard_neutral: "聽到輕聲",
-    heard_none: "聲調沒有判斷", confidence: "把握度", completeness: "完整度",
+    heard_none: "聲調沒有判斷", unjudged: "沒有判斷：另一個句子", confidence: "把握度", completeness: "完整度",
     said: "念到 {n}/{m} 個字", extra: "多念", extra_legend: "多念的音節", extra_long: "多念了一個音節（{a}–{b} 秒）",
     legend: "顏色表示每個字的結果；字下方是拼音。", marked: "治療師標記", marked_long: "治療師標記這個字聽起來不對", ref: "示範 {a}–{b} 秒", att: "你的錄音 {a}–{b} 秒",
   },
   en: {
     title: "Character by character", none: "right", tone: "wrong tone", mispronunciation: "sounds different",
     omission: "not said", expected: "expected tone {t}", expected_neutral: "expected neutral tone",
-    heard: "heard tone {t}", heard_neutral: "heard neutral tone", heard_none: "tone not judged",
+    heard: "heard tone {t}", heard_neutral: "heard neutral tone", heard_none: "tone not judged", unjudged: "not judged: another sentence",
     confidence: "confidence", completeness: "Completeness", said: "{n} of {m} characters said",
     extra: "extra", extra_legend: "extra syllable", extra_long: "extra syllable ({a}-{b} s)",
     legend: "The colour is each character's verdict; below it, its pinyin.",
@@ -106,13 +106,15 @@ function characterCell(lang, c, index, extras) {
     cell.className = "vb-cell vb-plain";
     return cell;
   }
-  cell.className = `vb-cell vb-et-${kind}`;
-  cell.dataset.errorType = kind;
+  // extras.unjudged: another sentence was recorded, so no character is right or wrong (neutral)
+  const unjudged = Boolean(extras && extras.unjudged);
+  cell.className = unjudged ? "vb-cell vb-unjudged" : `vb-cell vb-et-${kind}`;
+  if (!unjudged) cell.dataset.errorType = kind;
   const pinyin = document.createElement("span");
   pinyin.className = "vb-pinyin";
   pinyin.textContent = c.pinyin_marks || toneMarks(c.pinyin);
   cell.appendChild(pinyin);
-  const heard = showsHeard(c, kind);
+  const heard = !unjudged && showsHeard(c, kind);
   if (heard) {
     const h = document.createElement("span");
     h.className = "vb-heard";
@@ -121,13 +123,13 @@ function characterCell(lang, c, index, extras) {
   }
   const expected = c.expected_tone === 5 ? tr(lang, "expected_neutral") : tr(lang, "expected", { t: c.expected_tone ?? "-" });
   const conf = c.tone_confidence ?? null;
-  const tip = [
+  const tip = unjudged ? [`${c.char} ${pinyin.textContent}`, tr(lang, "unjudged")] : [
     `${c.char} ${pinyin.textContent}`,
     tr(lang, kind),
     expected,
     c.heard_tone !== null && c.heard_tone !== undefined ? heardText(lang, c.heard_tone) : tr(lang, "heard_none"),
   ];
-  if (conf !== null) tip.push(`${tr(lang, "confidence")} ${Math.round(100 * conf)}%`);
+  if (conf !== null && !unjudged) tip.push(`${tr(lang, "confidence")} ${Math.round(100 * conf)}%`);
   tip.push(tr(lang, "ref", { a: num(c.ref_start), b: num(c.ref_end) }));
   if (c.start !== null && c.start !== undefined) tip.push(tr(lang, "att", { a: num(c.start), b: num(c.end) }));
   const marks = extras && extras.marks;
@@ -169,7 +171,14 @@ export function renderCharacters(containerEl, characters, lang, extras) {
   h.textContent = tr(lang, "title");
   containerEl.appendChild(h);
 
-  const completeness = extras && extras.completeness;
+  const unjudged = extras && extras.unjudged;
+  if (unjudged) { // a note instead of the completeness, which measures nothing here
+    const p = document.createElement("p");
+    p.className = "vb-unjudged-note";
+    p.textContent = unjudged;
+    containerEl.appendChild(p);
+  }
+  const completeness = unjudged ? null : extras && extras.completeness;
   if (completeness !== null && completeness !== undefined) {
     const p = document.createElement("p");
     p.className = "vb-completeness";
@@ -201,7 +210,7 @@ export function renderCharacters(containerEl, characters, lang, extras) {
 
   const legend = document.createElement("ul");
   legend.className = "vb-legend";
-  for (const kind of ERROR_TYPES) {
+  for (const kind of unjudged ? [] : ERROR_TYPES) {
     const li = document.createElement("li");
     const sw = document.createElement("span");
     sw.className = `vb-swatch vb-et-${kind}`;
@@ -225,6 +234,6 @@ export function renderCharacters(containerEl, characters, lang, extras) {
   containerEl.appendChild(legend);
   const hint = document.createElement("p");
   hint.className = "hint";
-  hint.textContent = tr(lang, "legend") + (extras && extras.tapHint ? " " + extras.tapHint : "");
+  hint.textContent = (unjudged ? "" : tr(lang, "legend")) + (extras && extras.tapHint ? " " + extras.tapHint : "");
   containerEl.appendChild(hint);
 }

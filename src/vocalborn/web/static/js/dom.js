@@ -27,7 +27,10 @@ export function showError(msg) {
   el.hidden = !msg;
   if (msg) el.scrollIntoView({ block: "nearest", behavior: "smooth" });
 }
-export function showNotice(msg) {
+// A success says the action went through: an error left from before it goes (not for news that
+// arrives by itself, keepError: the error may be what the user is reading).
+export function showNotice(msg, { keepError = false } = {}) {
+  if (msg && !keepError) showError("");
   const el = $("notice");
   el.textContent = msg;
   el.hidden = !msg;

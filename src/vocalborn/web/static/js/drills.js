@@ -38,9 +38,10 @@ export function renderDrills() {
     el("h3", {}, t("drills_title")),
     d.items.length ? el("p", { class: "hint" }, t("drills_hint")) : el("p", { class: "hint" }, t("drills_none")),
     el("ul", { class: "list" }, ...shown.map(drillRow)),
-    d.items.length > shown.length
-      ? el("button", { type: "button", class: "link drills-all", onclick: () => { drills.all = true; renderDrills(); } }, t("drills_all", { n: d.items.length }))
-      : null);
+    // replaceChildren writes a null as the text "null": nothing at all when every item is shown
+    ...(d.items.length > shown.length
+      ? [el("button", { type: "button", class: "link drills-all", onclick: () => { drills.all = true; renderDrills(); } }, t("drills_all", { n: d.items.length }))]
+      : []));
 }
 
 function drillRow(item) {

@@ -60,6 +60,8 @@ export const T = {
     flag_rule: "標記：從未練習、7 天沒有練習，或最近 3 次的總分比之前低 10 分以上。",
     learner_row: "最近練習 {last} · 本週 {week} 次 · 最近 10 次平均 {mean}",
     flag_never_practised: "從未練習", flag_inactive: "7 天沒練習", flag_declining: "分數下滑", ok_flag: "正常",
+    goal_optional: "每週目標（可不填）", goal_attempts: "每週次數", goal_minutes_week: "每週分鐘", goal_days: "每週天數", goal_due: "期限",
+    not_judged: "沒有逐字判斷：錄到的是另一個句子，所以字沒有對錯，完整度也不是分數。",
     timeline: "練習時間軸", assign: "指定這個句子", remove: "移除", review: "評閱", review_title: "評閱",
     attempt: "學習者的錄音", play: "播放", engine_scores: "系統評分", mark_chars: "點選聽起來不對的字：",
     comment: "評語", save_review: "儲存評閱", review_saved: "已儲存評閱（第 {v} 版）。",
@@ -151,6 +153,8 @@ export const T = {
     flag_rule: "Flagged: never practised, no practice for 7 days, or the last 3 overall scores 10+ points below the earlier ones.",
     learner_row: "last practice {last} · {week} this week · mean of last 10: {mean}",
     flag_never_practised: "never practised", flag_inactive: "inactive for 7 days", flag_declining: "scores falling",
+    goal_optional: "Weekly goal (optional)", goal_attempts: "attempts a week", goal_minutes_week: "minutes a week", goal_days: "days a week", goal_due: "due by",
+    not_judged: "Not judged: another sentence was recorded, so no character is right or wrong and the completeness is not a score.",
     ok_flag: "on track", timeline: "Timeline", assign: "Assign this sentence", remove: "Remove", review: "Review",
     review_title: "Review", attempt: "The learner's attempt", play: "Play", engine_scores: "Engine scores",
     mark_chars: "Tap the characters that sound wrong:", comment: "Comment", save_review: "Save review",
@@ -232,5 +236,7 @@ export const SCORE_KEYS = [
 // "Overall 80 · Pronunciation 75 · ..." for a result, a history item or a review.
 export const scoreLine = (o) => SCORE_KEYS.map(([k, label]) => `${t(label)} ${score(o[k])}`).join(" · ");
 // A history item's scores, with its completeness when the engine measured one (issue #22).
+// Not for another sentence than the practised one: its completeness measures nothing.
 export const itemLine = (i) => scoreLine(i) + (i.completeness_score === null || i.completeness_score === undefined
+  || (i.counted === false && i.not_counted_reason === "wrong_sentence")
   ? "" : ` · ${t("completeness")} ${score(i.completeness_score)}%`);

@@ -4,6 +4,7 @@ import { api } from "./api.js";
 import { playButtons } from "./audio.js";
 import { $, el, showError, showNotice, svgEl } from "./dom.js";
 import { SCORE_KEYS, itemLine, score, t, when } from "./i18n.js";
+import { loadSentences } from "./practice.js";
 import { reportControls } from "./report.js";
 import { renderResult, scrollToNextResult } from "./result.js";
 import { state } from "./state.js";
@@ -55,7 +56,9 @@ async function acceptInvite(ev) {
     home.therapist = link.therapist;
     renderMyTherapist();
     showNotice(t("linked_now", { name: link.therapist.name }));
-    await loadAssigned();
+    // the therapist's sentences are the learner's now: the practice list and home show them at once
+    await Promise.all([loadAssigned(), loadWeek()]);
+    await loadSentences();
   } catch (e) { showError(e.message); }
 }
 async function unlinkMe() {
@@ -65,6 +68,8 @@ async function unlinkMe() {
     home.therapist = null;
     renderMyTherapist();
     showNotice(t("unlinked"));
+    await Promise.all([loadAssigned(), loadWeek()]);
+    await loadSentences();
   } catch (e) { showError(e.message); }
 }
 
@@ -153,7 +158,21 @@ async function deleteAttempt(item) {
     await Promise.all([loadAssigned(), loadHistory(), loadProgress(), loadWeek()]);
   } catch (e) { showError(e.message); }
 }
-async function openHistoryItem(item) {
+// A link to one of the learner's analyses (#task=ID: the bell, the review mail): its result, with
+// the therapist's review beside it.
+export async function openLearnerTask(taskId) {
+  showError("");
+  try {
+    let item = home.history.find((i) => i.task_id === taskId);
+    if (!item) {
+      const status = await api("GET", `/api/v1/tasks/analysis/${taskId}/status`);
+      const record = await api("GET", `/api/v1/practice/records/${status.practice_record_id}`);
+      item = { task_id: taskId, practice_record_id: status.practice_record_id, sentence_id: record.sentence_id };
+    }
+    await openHistoryItem(item, true);
+  } catch (e) { showError(e.message); }
+}
+async function openHistoryItem(item, rethrow) {
   showError("");
   try {
     const r = await api("GET", `/api/v1/tasks/analysis/${item.task_id}/result`);
@@ -163,7 +182,7 @@ async function openHistoryItem(item) {
     state.result = r;
     scrollToNextResult();
     renderResult(r);
-  } catch (e) { showError(e.message); }
+  } catch (e) { if (rethrow) throw e; showError(e.message); }
 }
 
 

@@ -19,7 +19,7 @@ import { initAuth, leave, resume, setMode, showWho } from "./auth.js";
 import { $, showError } from "./dom.js";
 import { renderHome } from "./home.js";
 import { t } from "./i18n.js";
-import { initLearner } from "./learner.js";
+import { initLearner, openLearnerTask } from "./learner.js";
 import { initNotifications } from "./notifications.js";
 import { initPractice, updateSubmit } from "./practice.js";
 import { eventItem, renderLastProgress, stopWatching } from "./progress.js";
@@ -27,7 +27,7 @@ import { initResult, renderResult, scrollToNextResult } from "./result.js";
 import { initSecurity, showSecurity } from "./security.js";
 import { initSentences } from "./sentences.js";
 import { state } from "./state.js";
-import { initTherapist } from "./therapist.js";
+import { initTherapist, openTherapistTask } from "./therapist.js";
 
 // Every label, and whatever is on screen, again in the page's language.
 function applyLanguage() {
@@ -83,6 +83,17 @@ function switchLanguage() {
   }
 }
 
+// #task=ID (a notification in the bell, the link in a mail): that analysis, once logged in; the
+// learner sees its result with the review, the therapist the learner's timeline and its review.
+// The address is cleared after, so the same link opens it again.
+function openTaskLink() {
+  const taskId = new URLSearchParams(location.hash.slice(1)).get("task");
+  if (!taskId || !state.me) return;
+  history.replaceState(null, "", location.pathname + location.search);
+  if (state.me.role === "therapist") openTherapistTask(taskId);
+  else openLearnerTask(taskId);
+}
+
 function init() {
   $("lang").addEventListener("click", switchLanguage);
   $("again").addEventListener("click", practiseAgain);
@@ -95,6 +106,10 @@ function init() {
   initSecurity();
   initSentences();
   initNotifications();
+  document.addEventListener("vb:entered", openTaskLink);
+  window.addEventListener("hashchange", openTaskLink);
+  // the browser refused a form (a required field is empty): an error from before is not its answer
+  document.addEventListener("invalid", () => showError(""), true);
   setMode("login");
   applyLanguage();
   resume().catch((e) => { leave(); showError(e.message); });

@@ -30,7 +30,10 @@ async function read(n) {
     try { await api("POST", `/api/v1/notifications/${n.id}/read`); } catch (e) { showError(e.message); }
     await refreshCount();
   }
-  if (n.subject && n.subject.task_id) location.hash = `task=${n.subject.task_id}`;
+  if (n.subject && n.subject.task_id) { // main.js opens it (the panel closes so it is in view)
+    $("notif-panel").hidden = true;
+    location.hash = `task=${n.subject.task_id}`;
+  }
 }
 
 async function renderList() {
@@ -70,7 +73,7 @@ function connect() {
   socket.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
     if (m.type === "hello") setCount(m.unread);
-    else if (m.type === "notification") { showNotice(label(m.notification)); refreshCount(); if (!$("notif-panel").hidden) renderList(); }
+    else if (m.type === "notification") { showNotice(label(m.notification), { keepError: true }); refreshCount(); if (!$("notif-panel").hidden) renderList(); }
     else refreshCount();
   };
   socket.onclose = () => { socket = null; if (state.me) retry = setTimeout(connect, 3000); };
@@ -101,17 +104,19 @@ async function links() {
   const verify = hash.get("verify-email");
   const reset = hash.get("reset-password");
   if (verify) {
-    history.replaceState(null, "", location.pathname);
+    history.replaceState(null, "", location.pathname + location.search);
     try { await api("POST", "/api/v1/auth/verify-email", { json: { token: verify } }); showNotice(t("email_verified")); }
     catch (e) { showError(e.message); }
   }
   if (reset) {
     $("reset-card").hidden = false;
+    $("reset-card").scrollIntoView({ block: "nearest", behavior: "smooth" });
     $("reset-form").onsubmit = async (ev) => {
       ev.preventDefault();
+      showError("");
       try {
         await api("POST", "/api/v1/auth/password-reset/confirm", { json: { token: reset, new_password: $("reset-password").value } });
-        history.replaceState(null, "", location.pathname);
+        history.replaceState(null, "", location.pathname + location.search);
         $("reset-card").hidden = true;
         showNotice(t("password_reset_done"));
       } catch (e) { showError(e.message); }
@@ -123,4 +128,5 @@ export function initNotifications() {
   $("bell").addEventListener("click", toggle);
   $("forgot").addEventListener("click", forgot);
   links();
+  window.addEventListener("hashchange", links); // a link pasted into a tab already open
 }

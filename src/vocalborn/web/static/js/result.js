@@ -66,11 +66,15 @@ function renderResultCharacters(r, marks) {
   renderCharacters($("characters"), da.characters || [], state.lang, {
     insertions: da.insertions || [],
     completeness: r.completeness_score ?? da.completeness_score ?? null,
+    // another sentence was recorded: no verdict per character, and its completeness is no score
+    unjudged: wrongSentence(r) ? t("not_judged") : "",
     marks,
     onChar: playable ? (c, cell) => playCharacter(paths, c, cell) : null,
     tapHint: playable ? t("tap_to_play") : "",
   });
 }
+
+export const wrongSentence = (r) => Boolean(r) && r.counted === false && r.not_counted_reason === "wrong_sentence";
 
 // The pitch chart of a result into `svg` (the result's, or the therapist's review's).
 export function drawPitch(svg, pa, deviations) {

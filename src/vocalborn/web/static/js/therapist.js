@@ -9,7 +9,7 @@ import { sentenceLabel } from "./practice.js";
 import { loadDrills, renderDrills } from "./drills.js";
 import { initInvite, renderInvite } from "./invite.js";
 import { reportControls } from "./report.js";
-import { drawPitch, pitchFacts } from "./result.js";
+import { drawPitch, pitchFacts, wrongSentence } from "./result.js";
 import { state } from "./state.js";
 
 const home = { learners: [], learner: null, learnerAssigned: [], timeline: [], review: null };
@@ -49,7 +49,7 @@ function flagNames(l) {
   const extra = (l.flags || []).filter((f) => !(SAID_BY[f] || []).some((r) => reasons.includes(r)));
   return [...reasons, ...extra].map((r) => t("flag_" + r));
 }
-async function openLearner(id) {
+async function openLearner(id, rethrow) {
   showError("");
   home.learner = home.learners.find((l) => l.user_id === id) || { user_id: id, name: "" };
   try {
@@ -63,6 +63,23 @@ async function openLearner(id) {
     renderTimeline();
     loadDrills(id, () => openLearner(id)); // suggested minimal pairs, after the timeline
     $("timeline-card").scrollIntoView({ block: "start", behavior: "smooth" });
+  } catch (e) { if (rethrow) throw e; showError(e.message); }
+}
+// A link to a learner's analysis (#task=ID: the bell, the mail): that learner's timeline and the
+// review of that attempt.
+export async function openTherapistTask(taskId) {
+  showError("");
+  try {
+    const status = await api("GET", `/api/v1/tasks/analysis/${taskId}/status`);
+    const record = await api("GET", `/api/v1/practice/records/${status.practice_record_id}`);
+    if (!home.learners.some((l) => l.user_id === record.user_id)) await loadLearners();
+    await openLearner(record.user_id, true);
+    let item = home.timeline.find((i) => i.task_id === taskId);
+    if (!item) { // older than the timeline's first page: that sentence's attempts
+      const q = new URLSearchParams({ user_id: record.user_id, sentence_id: record.sentence_id, limit: "100" });
+      item = (await api("GET", `/api/v1/tasks/analysis?${q}`)).items.find((i) => i.task_id === taskId);
+    }
+    if (item) await openReview(item);
   } catch (e) { showError(e.message); }
 }
 function renderTimeline() {
@@ -88,7 +105,14 @@ function renderTimeline() {
 async function assignSentence() {
   showError("");
   try {
-    await api("POST", `/api/v1/learners/${home.learner.user_id}/assignments`, { json: { sentence_id: $("assign-sentence").value } });
+    // the weekly goal is optional: a field left empty is not sent (the API says why a value is refused)
+    const body = { sentence_id: $("assign-sentence").value };
+    for (const [id, key] of [["goal-attempts", "target_attempts_per_week"], ["goal-minutes", "target_minutes_per_week"], ["goal-days", "days_per_week"]]) {
+      if ($(id).value !== "") body[key] = Number($(id).value);
+    }
+    if ($("goal-due").value) body.due_on = $("goal-due").value;
+    await api("POST", `/api/v1/learners/${home.learner.user_id}/assignments`, { json: body });
+    for (const id of ["goal-attempts", "goal-minutes", "goal-days", "goal-due"]) $(id).value = "";
     await openLearner(home.learner.user_id);
   } catch (e) { showError(e.message); }
 }
@@ -176,6 +200,7 @@ function renderMarks() {
     renderCharacters($("rv-grid"), engine, state.lang, {
       insertions: r.detailed_analysis.insertions || [],
       completeness: r.completeness_score ?? null,
+      unjudged: wrongSentence(r) || wrongSentence(item) ? t("not_judged") : "",
       marks,
       pressed: true,
       tapHint: t("tap_marks"),
