@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 
-from vocalborn.analysis import perturb
+from vocalborn_tools import perturb
 from vocalborn.analysis.engine import Prepared, build_report, prepare
 
 SENTENCE = "我今天很高興見到你"  # tests/analysis/conftest.py's
