@@ -9,8 +9,8 @@ import dataclasses
 
 import numpy as np
 
-from vocalborn_tools import perturb
 from vocalborn.analysis.engine import Prepared, build_report, prepare
+from vocalborn_tools import perturb
 
 SENTENCE = "我今天很高興見到你"  # tests/analysis/conftest.py's
 
