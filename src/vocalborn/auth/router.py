@@ -40,7 +40,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
     dependencies=[Depends(limit_registration)],
     responses=error_responses(403, 429),
 )
-def register(body: RegisterRequest, db: SessionDep) -> RegisterAccepted:
+def register(body: RegisterRequest, db: SessionDep, request: Request) -> RegisterAccepted:
     """Always the same answer for a new and an already registered email (no account enumeration):
     then log in. In production, therapists register with an admin's invitation code."""
     role = Role(body.role)
@@ -61,9 +61,11 @@ def register(body: RegisterRequest, db: SessionDep) -> RegisterAccepted:
         return RegisterAccepted()  # same status, same body, same Argon2 work as a new account
     if invitation_id is not None:
         invitations.mark_used_by(db, invitation_id, user.user_id)
+    from vocalborn.i18n import explicit_language
     from vocalborn.notify.accounts import request_verification
 
-    request_verification(db, user)  # the verification mail (outbox -> notifications consumer)
+    # the verification mail (outbox -> notifications consumer), in the page's language
+    request_verification(db, user, explicit_language(request))
     return RegisterAccepted()
 
 

@@ -10,6 +10,8 @@ let socket = null;
 let retry = null;
 
 function label(n) {
+  const line = n.texts && (n.texts[state.lang === "en" ? "en" : "zh-TW"]);
+  if (line) return line; // the server's line: the learner, the sentence, whether it counted
   return t(n.type === "review.saved" ? "notif_review" : n.type === "analysis.succeeded" ? "notif_analysis" : n.type);
 }
 
