@@ -9,13 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
+from vocalborn.config import get_settings
+
 
 def load_settings(need_broker: bool = False):
     """The settings, or one line on stderr and exit 1 if the configuration is invalid (or, with
     ``need_broker``, names no broker)."""
     from pydantic import ValidationError
-
-    from vocalborn.config import get_settings
 
     try:
         settings = get_settings()
@@ -46,8 +46,6 @@ DataDirOption = Annotated[
 def settings_for(data_dir: Path | None):
     """``load_settings`` with ``--data-dir`` (as DATA_DIR) when given."""
     if data_dir is not None:
-        from vocalborn.config import get_settings
-
         os.environ["DATA_DIR"] = str(data_dir)
         get_settings.cache_clear()  # the CLI's configuration check read them before the option
     return load_settings()
@@ -75,15 +73,16 @@ def need_database(settings) -> None:
         if found is None:
             fail(f"the database {path} has no tables: {hint}")
         return
-    from sqlalchemy import inspect
+    from sqlalchemy import create_engine, inspect
 
-    from vocalborn.db import get_engine
-
+    engine = create_engine(url)
     try:
-        present = inspect(get_engine()).has_table("users")
+        present = inspect(engine).has_table("users")
     except Exception as exc:
         fail(f"the database cannot be reached: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         return
+    finally:
+        engine.dispose()
     if not present:
         fail(f"the database has no tables: {hint}")
 

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
 from vocalborn.learning import goals
+from vocalborn.notify import preferences
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 
@@ -64,8 +65,6 @@ def dashboard(db: Session, therapist: User, now: datetime | None = None) -> list
         reasons = flag_reasons(last, scores, now)
         dose = goals.learner_dose(db, learner.user_id, now)
         practised = bool(goals.counted_attempts_since(db, learner.user_id, now - INACTIVE_AFTER))
-        from vocalborn.notify import preferences
-
         zone = preferences.zone(preferences.get(db, learner.user_id))
         flags = goal_flags(dose, practised, scores, goals.below_dose(dose, now, zone))
         out.append(

@@ -33,7 +33,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
 from vocalborn.events.consumer import ConsumerSpec, Event, register
-from vocalborn.notify import service, texts
+from vocalborn.notify import details, service, texts
 from vocalborn.notify.models import EMAIL, IN_APP, Notification
 from vocalborn.sqltypes import utcnow
 
@@ -76,7 +76,7 @@ def handle(event: Event) -> None:
             if learner is None or learner.therapist_id is None:
                 return
             recipient = learner.therapist_id
-            subject = {**dict(event.subject), **analysis_details(db, event, learner.name)}
+            subject = {**dict(event.subject), **details.analysis_details(db, event.subject, learner.name)}
         elif event.type == "review.saved":
             recipient = event.ids("learner_id")
         elif event.type in service.ACCOUNT_TYPES:
@@ -91,31 +91,6 @@ def handle(event: Event) -> None:
         added = service.add_all(db, rows)
     if added and _wake is not None:
         _wake()
-
-
-def analysis_details(db: Session, event: Event, learner_name: str) -> dict[str, str]:
-    """What the therapist's notification names (notify/texts.py): the learner's display name,
-    the sentence's text and whether the attempt counts (``counted`` "true"/"false" and
-    ``not_counted_reason``), read when the event arrives (the result is committed by then)."""
-    from vocalborn.practice.models import PracticeRecord, Sentence
-    from vocalborn.tasks.models import AIAnalysisResult
-
-    details = {"learner_name": learner_name}
-    subject = dict(event.subject)
-    with contextlib.suppress(KeyError, ValueError, TypeError):
-        record = db.get(PracticeRecord, uuid.UUID(str(subject["practice_record_id"])))
-        sentence = db.get(Sentence, record.sentence_id) if record is not None else None
-        if sentence is not None:
-            details["sentence_text"] = sentence.text
-    with contextlib.suppress(KeyError, ValueError, TypeError):
-        result = db.exec(
-            select(AIAnalysisResult).where(AIAnalysisResult.task_id == uuid.UUID(str(subject["task_id"])))
-        ).first()
-        if result is not None:
-            details["counted"] = "true" if result.counted else "false"
-            if result.not_counted_reason:
-                details["not_counted_reason"] = result.not_counted_reason
-    return details
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,11 +219,11 @@ def compose(db: Session, settings: Settings, row: Notification) -> Any:
     user = db.get(User, row.user_id)
     if user is None:
         return None
-    language = mail_language(db, user.user_id, row)
+    language = details.mail_language(db, user.user_id, row)
     base = settings.public_url.rstrip("/")
     values: dict[str, Any]
     if row.type == "analysis.succeeded":
-        values = analysis_mail_values(db, row.subject, language)
+        values = details.analysis_mail_values(db, row.subject, language)
         values["url"] = f"{base}/#task={row.subject['task_id']}"
     elif row.type == "review.saved":
         therapist = db.get(User, uuid.UUID(row.subject["therapist_id"]))
@@ -270,44 +245,6 @@ def compose(db: Session, settings: Settings, row: Notification) -> Any:
     return mail.build(
         settings, user.email, subject, body, row.message_id or mail.message_id(row.event_id, user.user_id)
     )
-
-
-def mail_language(db: Session, user_id: uuid.UUID, row: Notification) -> str:
-    """The user's mail language (notification preferences) when they have saved preferences;
-    otherwise, for the account mails, the language of the request that asked for the mail
-    (``account_tokens.language``: the page's ?lang / Accept-Language); zh-TW failing both."""
-    from vocalborn.notify import preferences
-    from vocalborn.notify.models import AccountToken, NotificationPreferences
-
-    saved = db.get(NotificationPreferences, user_id)
-    if saved is not None:
-        return saved.language
-    if row.type in service.ACCOUNT_TYPES and row.subject.get("token_id"):
-        with contextlib.suppress(ValueError):
-            token = db.get(AccountToken, uuid.UUID(str(row.subject["token_id"])))
-            if token is not None and token.language in ("zh-TW", "en"):
-                return token.language
-    return preferences.get(db, user_id).language
-
-
-def analysis_mail_values(db: Session, subject: dict[str, Any], language: str) -> dict[str, Any]:
-    """The learner, the sentence and the "not counted" line of the analysis mail (a row written
-    before the subject carried them: looked up by the learner's id, the sentence unnamed)."""
-    from vocalborn.auth.models import User
-    from vocalborn.notify import mail
-
-    name = subject.get("learner_name")
-    if not name:
-        learner = db.get(User, uuid.UUID(subject["learner_id"]))
-        name = learner.name if learner else "?"
-    reason = texts.not_counted(subject)
-    return {
-        "learner": name,
-        "sentence": subject.get("sentence_text") or "",
-        "counted_line": ""
-        if reason is None
-        else mail.not_counted_line(language, texts.NOT_COUNTED.get(reason, {}).get(language, reason)),
-    }
 
 
 # --------------------------------------------------------------------------------------------
