@@ -209,3 +209,47 @@ def test_an_invitation_comes_with_a_link_beside_the_code(api: Api) -> None:
     listed = api.client.get("/api/v1/links/invitations", headers=therapist["headers"]).json()
     # codes are stored hashed (issue #23): the listing shows neither the code nor its link again
     assert [(i["code"], i["url"]) for i in listed if i["invitation_id"] == body["invitation_id"]] == [(None, None)]
+
+
+def _cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vocalborn.cli", *args],
+        env=_clean_env(**env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_users_and_mail_commands_take_data_dir_and_say_one_line_without_a_database(tmp_path: Path) -> None:
+    """`users create` without DATA_DIR printed "no such table: users" in a traceback and left an
+    empty ./var/vocalborn.sqlite3; `mail list` said "No mail" about the wrong folder."""
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    data = tmp_path / "data"
+    create = ("users", "create", "--email", "ops@example.com", "--name", "Ops", "--role", "admin")
+    password = {"VOCALBORN_PASSWORD": "a-long-unusual-horse-battery-42"}
+    done = _cli(*create, cwd=elsewhere, **password)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "vocalborn migrate" in lines[0] and "--data-dir" in lines[0] and "Traceback" not in done.stderr
+    assert not (elsewhere / "var" / "vocalborn.sqlite3").exists()  # no empty database left behind
+    # a database file without tables (what the old command left): the same one line
+    (elsewhere / "var").mkdir()
+    (elsewhere / "var" / "vocalborn.sqlite3").touch()
+    done = _cli(*create, cwd=elsewhere, **password)
+    assert done.returncode == 1 and "has no tables" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    # the folder `up` uses, migrated: --data-dir finds it from anywhere
+    migrated = _cli("migrate", cwd=elsewhere, DATA_DIR=str(data))
+    assert migrated.returncode == 0, migrated.stderr
+    done = _cli(*create, "--data-dir", str(data), cwd=elsewhere, **password)
+    assert done.returncode == 0 and "created admin ops@example.com" in done.stdout, done.stderr
+    done = _cli("users", "set-role", "ops@example.com", "therapist", "--data-dir", str(data), cwd=elsewhere)
+    assert done.returncode == 0 and "is now therapist" in done.stdout, done.stderr
+    # mail: the wrong folder is named, not "no mail"
+    done = _cli("mail", "list", cwd=elsewhere)
+    assert done.returncode == 1 and "no mail outbox at" in done.stderr and "--data-dir" in done.stderr, done.stderr
+    (data / "mail").mkdir(exist_ok=True)
+    done = _cli("mail", "list", "--data-dir", str(data), cwd=elsewhere)
+    assert done.returncode == 0 and f"no mail in {data.resolve() / 'mail'}" in done.stdout, done.stderr

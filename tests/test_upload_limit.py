@@ -73,3 +73,22 @@ def test_a_large_json_body_gets_a_413_json_answer(api: Any) -> None:
     # small bodies are untouched
     r = api.client.post("/api/v1/tasks/analysis/submit", json={"practice_record_id": str(uuid.uuid4())})
     assert r.status_code == 401
+
+
+def test_the_422_and_413_bodies_speak_the_callers_language_without_pydantics_prefix(api: Any) -> None:
+    weak = {"email": f"p-{uuid.uuid4().hex[:8]}@example.com", "password": "password", "name": "P", "role": "learner"}
+    for lang in ("en", "zh-TW"):
+        r = api.client.post(f"/api/v1/auth/register?lang={lang}", json=weak)
+        assert r.status_code == 422, r.text
+        assert "Value error" not in r.text and r.json()["message"].startswith("password: ")
+        assert all("Value error" not in d["msg"] for d in r.json()["detail"])
+    assert "密碼" in r.json()["message"]
+    limit = get_settings().max_audio_file_size
+    big = b"x" * 16
+    for lang, word in (("en", "limit"), ("zh-TW", "上限")):
+        r = api.client.post(
+            f"/api/v1/practice/sessions/{uuid.uuid4()}/records?lang={lang}",
+            content=big,
+            headers={"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(limit * 2)},
+        )
+        assert r.status_code == 413 and word in r.json()["detail"], r.text

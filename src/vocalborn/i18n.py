@@ -181,7 +181,22 @@ _EXACT: dict[str, str] = {
     "url: the URL has no host": "url：網址沒有主機名稱",
     "url: credentials in the URL are not accepted; the signature authenticates": "url：網址裡不能帶帳號密碼，傳送內容以簽章驗證",
 }
+_EXACT.update(
+    {
+        "the date is in the past": "日期已經過了",
+        "more practice days than target_attempts_per_week attempts": "練習天數不能多於每週目標次數（target_attempts_per_week）",
+    }
+)
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r"^the upload is (\d+) bytes; the limit is (\d+) bytes per file$"),
+        "上傳的檔案有 {0} 位元組，每個檔案的上限是 {1} 位元組",
+    ),
+    (
+        re.compile(r"^the upload is larger than the limit of (\d+) bytes per file$"),
+        "上傳的檔案超過每個檔案 {0} 位元組的上限",
+    ),
+    (re.compile(r"^the request body is larger than the limit of (\d+) bytes$"), "請求內容超過 {0} 位元組的上限"),
     (
         re.compile(r"^the password needs at least (\d+) characters \(it has (\d+)\)$"),
         "密碼至少需要 {0} 個字元（目前 {1} 個）",
@@ -223,21 +238,47 @@ def one_language(message: str, lang: Language) -> str:
     return _BILINGUAL.sub(lambda m: m.group(2) if lang == "en" else m.group(1).strip(), message)
 
 
+# pydantic puts these before a validator's own message ("Value error, the date is in the past")
+PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+_FIELDS = re.compile(r"^((?:[\w.\[\]-]+: )+)(.*)$", re.S)  # "password: ", "items.0.text: "
+
+
+def without_pydantic_prefix(message: str) -> str:
+    """``message`` without pydantic's "Value error, " (wherever a field path put it)."""
+    for prefix in PYDANTIC_PREFIXES:
+        where, sep, rest = message.partition(prefix)
+        if sep:
+            message = where + rest
+    return message
+
+
+def _lower_after_fields(message: str) -> str:
+    """ "audio: The file is not…" -> "audio: the file is not…" (a sentence inside a message)."""
+    m = _FIELDS.match(message)
+    rest = m.group(2) if m else ""
+    if m and len(rest) > 1 and rest[0].isupper() and rest[1].islower():
+        return m.group(1) + rest[0].lower() + rest[1:]
+    return message
+
+
 def translate(message: str, lang: Language) -> str:
     if not message:
         return message
-    message = one_language(message, lang)
+    message = _lower_after_fields(without_pydantic_prefix(one_language(message, lang)))
     if lang == "en":
         return message
     if message in _EXACT:
         return _EXACT[message]
-    where, sep, rest = message.partition("Value error, ")  # a validator's own message inside a 422
-    if sep and rest in _EXACT:
-        return where + _EXACT[rest]
-    for pattern, template in _PATTERNS:
-        m = pattern.match(rest if sep else message)
-        if m:
-            return (where if sep else "") + template.format(*m.groups())
+    m = _FIELDS.match(message)  # a field's name, then its message
+    candidates = [("", message)] + ([(m.group(1), m.group(2))] if m else [])
+    for where, rest in candidates[1:]:
+        if rest in _EXACT:
+            return where + _EXACT[rest]
+    for where, rest in candidates:
+        for pattern, template in _PATTERNS:
+            found = pattern.match(rest)
+            if found:
+                return where + template.format(*found.groups())
     return message
 
 

@@ -30,7 +30,7 @@ from vocalborn.errors import DomainError, document_errors
 from vocalborn.errors import validation_error as field_validation_error
 from vocalborn.events.admin import router as events_admin_router
 from vocalborn.events.router import router as events_router
-from vocalborn.i18n import request_language, translate, translate_detail
+from vocalborn.i18n import request_language, scope_language, translate, translate_detail, without_pydantic_prefix
 from vocalborn.kit.fastdb import close_pool
 from vocalborn.learning.router import router as learning_router
 from vocalborn.logs import log_context, setup_logging
@@ -89,8 +89,9 @@ def is_upload(method: str, path: str) -> bool:
     return method == "POST" and UPLOAD_ROUTE.fullmatch(path) is not None
 
 
-def _too_large(detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=413)
+def _too_large(detail: str, scope: dict[str, Any]) -> JSONResponse:
+    """The 413 answered before the body is read, in the caller's language (?lang / Accept-Language)."""
+    return JSONResponse({"detail": translate(detail, scope_language(scope) or "en")}, status_code=413)
 
 
 class BodySizeLimit:
@@ -115,13 +116,13 @@ class BodySizeLimit:
             detail = f"the upload is larger than the limit of {file_limit} bytes per file"
             if length.isdigit() and int(length) > limit:  # refused before reading the body
                 told = f"the upload is {int(length)} bytes; the limit is {file_limit} bytes per file"
-                await _too_large(told)(scope, receive, send)
+                await _too_large(told, scope)(scope, receive, send)
                 return
         else:
             limit = settings.max_json_body_bytes
             detail = f"the request body is larger than the limit of {limit} bytes"
             if length.isdigit() and int(length) > limit:
-                await _too_large(detail)(scope, receive, send)
+                await _too_large(detail, scope)(scope, receive, send)
                 return
         seen = 0
 
@@ -249,7 +250,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     details = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-        msg = str(err.get("msg"))
+        msg = without_pydantic_prefix(str(err.get("msg")))
         if err.get("type") == "json_invalid":
             position = next((p for p in err.get("loc", ()) if isinstance(p, int)), None)
             msg = "the body is not valid JSON" + (f" (near character {position})" if position is not None else "")

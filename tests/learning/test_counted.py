@@ -188,3 +188,60 @@ def test_an_attempt_still_being_analysed_is_not_deleted(api: Api) -> None:
     assert r.status_code == 409, r.text
     assert "cancel" in r.json()["detail"]
     assert api.client.get(f"/api/v1/practice/records/{record_id}", headers=learner["headers"]).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["fast", "ordinary"])
+def test_a_too_short_attempt_is_told_to_record_the_whole_sentence_not_that_it_is_another_sentence(
+    api: Api, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    from vocalborn.analysis import suggest
+    from vocalborn.analysis.types import AnalysisReport
+    from vocalborn.tasks.worker import fastrun
+
+    if path == "ordinary":
+        monkeypatch.setattr(fastrun, "_database_url", lambda: None)
+    therapist, learner = _linked(api)
+    sentence = api.sentence(therapist, recording())
+    session = api.session(learner)["practice_session_id"]
+    # what the engine says of a 0.9 s attempt: its sentence gate reads it as "another sentence"
+    engine = {
+        lang: (suggest._TEXT[key]["mismatch"].format(share=0.0), [suggest._TEXT[key]["mismatch_area"]])
+        for lang, key in (("zh-TW", "zh"), ("en", "en"))
+    }
+    detail = verdicts.verdict_detail(SHORT)
+    detail["localized"] = {lang: {"suggestions": s, "improvement_areas": a} for lang, (s, a) in engine.items()}
+    report = AnalysisReport(
+        20.0, 20.0, 20.0, 20.0, detail, suggestions=engine["zh-TW"][0], improvement_areas=engine["zh-TW"][1],
+        analysis_model_version="test/1",
+    )  # fmt: skip
+    done = _attempt(api, learner, session, sentence["sentence_id"], report)
+    url = f"/api/v1/tasks/analysis/{done['task_id']}/result"
+    stored = api.client.get(url, headers=learner["headers"]).json()
+    assert (stored["counted"], stored["not_counted_reason"]) == (False, "too_short")
+    assert stored["overall_score"] == 20.0  # the engine's scores untouched
+    assert stored["suggestions"] == counting.ADVICE["too_short"]["zh-TW"][0]  # the language the engine wrote
+    assert stored["detailed_analysis"]["engine_localized"]["en"]["suggestions"] == engine["en"][0]
+    for lang in ("en", "zh-TW"):
+        body = api.client.get(f"{url}?lang={lang}", headers=learner["headers"]).json()
+        text, area = counting.ADVICE["too_short"][lang]
+        assert (body["suggestions"], body["improvement_areas"]) == (text, [area])
+        assert "reference sentence" not in body["suggestions"] and "不太一樣" not in body["suggestions"]
+    assert "whole sentence" in counting.ADVICE["too_short"]["en"][0]
+    # a wrong sentence keeps the engine's "not the same sentence" advice
+    detail = verdicts.verdict_detail(WRONG)
+    detail["localized"] = {lang: {"suggestions": s, "improvement_areas": a} for lang, (s, a) in engine.items()}
+    wrong = AnalysisReport(
+        12.0, 12.0, 12.0, 12.0, detail, suggestions=engine["en"][0], improvement_areas=engine["en"][1],
+        analysis_model_version="test/1",
+    )  # fmt: skip
+    done = _attempt(api, learner, session, sentence["sentence_id"], wrong)
+    body = api.client.get(f"/api/v1/tasks/analysis/{done['task_id']}/result", headers=learner["headers"]).json()
+    assert (body["not_counted_reason"], body["suggestions"]) == ("wrong_sentence", engine["en"][0])
+
+
+def test_the_learner_report_keeps_the_language_the_engine_wrote() -> None:
+    english = counting.learner_report({}, "silent", "Only English here.", ["x"])
+    assert english[1:] == (counting.ADVICE["silent"]["en"][0], [counting.ADVICE["silent"]["en"][1]])
+    assert english[0]["localized"]["zh-TW"]["suggestions"] == counting.ADVICE["silent"]["zh-TW"][0]
+    assert counting.learner_report({}, "too_short", "", [])[1:] == ("", [])  # none asked for: none given
+    assert counting.learner_report({"a": 1}, None, "s", ["a"]) == ({"a": 1}, "s", ["a"])

@@ -25,6 +25,25 @@ def _row(api: Api, therapist: dict[str, Any], uid: str) -> dict[str, Any]:
     return dict(next(r for r in rows if r["user_id"] == uid))
 
 
+def _row_at(therapist: dict[str, Any], uid: str, now: datetime) -> dict[str, Any]:
+    """The therapist's dashboard row of the learner as it reads at ``now`` (an injected date)."""
+    from vocalborn.auth.models import User
+    from vocalborn.db import open_session
+    from vocalborn.learning.dashboard import dashboard
+
+    with open_session() as db:
+        user = db.get(User, uuid.UUID(therapist["user"]["user_id"]))
+        assert user is not None
+        return dict(next(r for r in dashboard(db, user, now) if str(r["user_id"]) == uid))
+
+
+def _this_week(days: int, hours: int = 12) -> datetime:
+    """A moment of this (UTC) week: the attempts the tests make now are in its week."""
+    from vocalborn.learning.goals import week_start
+
+    return week_start(datetime.now(UTC)) + timedelta(days=days, hours=hours)
+
+
 def test_five_attempts_on_three_days_practised_twice_is_40_percent_and_below_dose(api: Api) -> None:
     therapist, learner = _linked(api)
     uid = learner["user"]["user_id"]
@@ -32,13 +51,15 @@ def test_five_attempts_on_three_days_practised_twice_is_40_percent_and_below_dos
     r = _assign(api, therapist, uid, sentence_id=sid, target_attempts_per_week=5, days_per_week=3)
     assert r.status_code == 201, r.text
     assert (r.json()["target_attempts_per_week"], r.json()["days_per_week"]) == (5, 3)
-    before = _row(api, therapist, uid)
+    sunday = _this_week(6)  # 20:00 in Taipei (the default zone): six days of the week are over
+    before = _row_at(therapist, uid, sunday)
     assert before["dose_met_percent"] == 0.0 and before["flags"] == ["no_practice", "below_dose"]
+    assert _row(api, therapist, uid)["dose_met_percent"] == 0.0  # the API's row, at the real now
     session = api.session(learner)["practice_session_id"]
     _attempt(api, learner, session, sid, _report(70.0, GOOD))
     _attempt(api, learner, session, sid, _report(75.0, GOOD))
-    row = _row(api, therapist, uid)
-    assert row["dose_met_percent"] == 40.0
+    row = _row_at(therapist, uid, sunday)
+    assert row["dose_met_percent"] == 40.0  # below half of 6/7 of the dose (42.9 %)
     assert row["flags"] == ["below_dose"] and row["flagged"] is True
     # an attempt that does not count changes neither the dose nor the flags
     _attempt(api, learner, session, sid, _report(2.0, WRONG))
@@ -55,8 +76,35 @@ def test_five_attempts_on_three_days_practised_twice_is_40_percent_and_below_dos
     # three more that count meet the dose
     for _ in range(3):
         _attempt(api, learner, session, sid, _report(80.0, GOOD))
-    row = _row(api, therapist, uid)
+    row = _row_at(therapist, uid, sunday)
     assert row["dose_met_percent"] == 100.0 and row["flags"] == [] and row["flagged"] is False
+
+
+def test_below_dose_compares_with_the_dose_expected_by_now_never_on_monday(api: Api) -> None:
+    from zoneinfo import ZoneInfo
+
+    from vocalborn.learning import goals
+
+    therapist, learner = _linked(api)
+    uid = learner["user"]["user_id"]
+    sid = api.sentence(therapist, recording())["sentence_id"]
+    assert _assign(api, therapist, uid, sentence_id=sid, target_attempts_per_week=10).status_code == 201
+    # Monday morning in Taipei, no attempt yet: nothing expected, so no below_dose
+    monday = _this_week(0, hours=1)
+    assert _row_at(therapist, uid, monday)["flags"] == ["no_practice"]
+    session = api.session(learner)["practice_session_id"]
+    _attempt(api, learner, session, sid, _report(70.0, GOOD))  # one attempt of ten: 10 %
+    for day, flagged in ((0, False), (1, False), (2, True), (3, True), (6, True)):
+        row = _row_at(therapist, uid, _this_week(day))
+        assert row["dose_met_percent"] == 10.0  # the share of the week's target, not pro-rated
+        assert ("below_dose" in row["flags"]) is flagged, (day, row)
+    # the days are the learner's: Monday 20:00 UTC is already Tuesday in Taipei, still Monday in London
+    late_monday = _this_week(0, hours=20)
+    assert goals.expected_share(late_monday, ZoneInfo("Asia/Taipei")) == 1 / 7
+    assert goals.expected_share(late_monday, ZoneInfo("Europe/London")) == 0.0
+    assert not goals.below_dose(0.0, late_monday, ZoneInfo("Europe/London"))
+    assert goals.below_dose(7.0, late_monday, ZoneInfo("Asia/Taipei"))  # below half of 1/7 (7.1 %)
+    assert not goals.below_dose(None, _this_week(6), None)
 
 
 def test_what_is_due_today_the_streak_and_minutes_on_a_chosen_day(api: Api) -> None:

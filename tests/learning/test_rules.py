@@ -109,3 +109,23 @@ def test_localized_suggestions_fall_back_to_the_stored_fields() -> None:
     assert localized_report(detailed, "zh-TW", "放慢", ["節奏"]) == ("放慢", ["節奏"])
     assert localized_report({}, "en", "放慢", ["節奏"]) == ("放慢", ["節奏"])
     assert localized_report(detailed, None, "放慢", None) == ("放慢", None)
+
+
+def test_validator_messages_lose_pydantics_prefix_in_both_languages() -> None:
+    from vocalborn.i18n import without_pydantic_prefix
+
+    assert without_pydantic_prefix("password: Value error, the password is too easy to guess") == (
+        "password: the password is too easy to guess"
+    )
+    assert translate("Value error, due_on: the date is in the past", "en") == "due_on: the date is in the past"
+    assert translate("Value error, due_on: the date is in the past", "zh-TW") == "due_on: 日期已經過了"
+    assert translate("password: Value error, the password is too easy to guess: x", "zh-TW") == (
+        "password: 密碼太容易被猜到：請用幾個不常見的字詞組成較長的密碼"
+    )
+    # a bilingual engine message after a field: its English half starts in lower case
+    bilingual = "audio: 這個檔案不是可以辨識的音訊檔 (The file is not a recognisable audio recording.)"
+    assert translate(bilingual, "en") == "audio: the file is not a recognisable audio recording."
+    assert translate(bilingual, "zh-TW") == "audio: 這個檔案不是可以辨識的音訊檔"
+    assert translate("the upload is 9000000 bytes; the limit is 100 bytes per file", "zh-TW") == (
+        "上傳的檔案有 9000000 位元組，每個檔案的上限是 100 位元組"
+    )

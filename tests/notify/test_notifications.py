@@ -100,7 +100,7 @@ def test_therapist_and_learner_notified_once_live_and_by_mail(api: Any, stack: A
         count = api.client.get("/api/v1/notifications/unread-count", headers=therapist["headers"]).json()
         assert count == {"unread": 1}
         kept = wait_mail(stack["mail"], therapist["email"], 2)  # the verification mail, and this one
-        assert len(kept) == 2 and "您的學員完成了一次分析" in [k.subject for k in kept]
+        assert len(kept) == 2 and "你的學員完成了一次分析" in [k.subject for k in kept]  # no sentence known
 
         r = api.client.post(f"/api/v1/notifications/{note['id']}/read", headers=therapist["headers"])
         assert r.status_code == 200 and r.json()["read_at"] is not None

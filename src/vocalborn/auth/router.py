@@ -25,6 +25,7 @@ from vocalborn.auth.schemas import (
 )
 from vocalborn.config import get_settings
 from vocalborn.errors import error_responses, validation_error
+from vocalborn.i18n import explicit_language
 from vocalborn.security import invitations
 from vocalborn.security.ratelimit import LoginGuard, LoginLimit, RateLimited, client_address, limit_registration
 from vocalborn.sqltypes import utcnow
@@ -40,7 +41,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
     dependencies=[Depends(limit_registration)],
     responses=error_responses(403, 429),
 )
-def register(body: RegisterRequest, db: SessionDep) -> RegisterAccepted:
+def register(body: RegisterRequest, db: SessionDep, request: Request) -> RegisterAccepted:
     """Always the same answer for a new and an already registered email (no account enumeration):
     then log in. In production, therapists register with an admin's invitation code."""
     role = Role(body.role)
@@ -63,7 +64,8 @@ def register(body: RegisterRequest, db: SessionDep) -> RegisterAccepted:
         invitations.mark_used_by(db, invitation_id, user.user_id)
     from vocalborn.notify.accounts import request_verification
 
-    request_verification(db, user)  # the verification mail (outbox -> notifications consumer)
+    # the verification mail (outbox -> notifications consumer), in the page's language
+    request_verification(db, user, explicit_language(request))
     return RegisterAccepted()
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vocalborn.cli.common import fail, load_settings
+from vocalborn.cli.common import DataDirOption, fail, load_settings, need_database, settings_for
 
 
 def storage_rotate() -> None:
@@ -95,6 +95,7 @@ def users_create(
             help="or set VOCALBORN_PASSWORD",
         ),
     ] = "",
+    data_dir: DataDirOption = None,
 ) -> None:
     """Create an account; the only way to make an admin."""
     from vocalborn.auth import service
@@ -108,6 +109,7 @@ def users_create(
     weak = passwords.problem(password, [email, name])
     if weak is not None:
         fail(weak)
+    need_database(settings_for(data_dir))
     with open_session() as db:
         try:
             user = service.create_user(db, email=email, password=password, name=name, role=Role(role))
@@ -119,11 +121,13 @@ def users_create(
 def users_link(
     learner: Annotated[str, typer.Argument(help="learner's email")],
     therapist: Annotated[str, typer.Argument(help="therapist's email")],
+    data_dir: DataDirOption = None,
 ) -> None:
     """Let a therapist read a learner's analyses."""
     from vocalborn.auth import service
     from vocalborn.db import open_session
 
+    need_database(settings_for(data_dir))
     with open_session() as db:
         lrn = service.get_user_by_email(db, learner)
         thr = service.get_user_by_email(db, therapist)
@@ -140,6 +144,7 @@ def users_link(
 def users_set_role(
     email: Annotated[str, typer.Argument(help="the account's email")],
     role: Annotated[str, typer.Argument(help="learner, therapist or admin")],
+    data_dir: DataDirOption = None,
 ) -> None:
     """Change an account's role; its sessions end at once (it logs in again with the new role)."""
     from vocalborn.auth import service
@@ -148,6 +153,7 @@ def users_set_role(
 
     if role not in {r.value for r in Role}:
         fail(f"role must be learner, therapist or admin, not {role!r}")
+    need_database(settings_for(data_dir))
     with open_session() as db:
         user = service.get_user_by_email(db, email)
         if user is None:

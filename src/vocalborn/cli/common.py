@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+from vocalborn.config import get_settings
 
 
 def load_settings(need_broker: bool = False):
     """The settings, or one line on stderr and exit 1 if the configuration is invalid (or, with
     ``need_broker``, names no broker)."""
     from pydantic import ValidationError
-
-    from vocalborn.config import get_settings
 
     try:
         settings = get_settings()
@@ -33,6 +33,58 @@ def load_settings(need_broker: bool = False):
             fail(str(exc))
         need_redis_for_events(settings)
     return settings
+
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="the data folder `vocalborn up` uses (default DATA_DIR, ./var)", show_default=False
+    ),
+]
+
+
+def settings_for(data_dir: Path | None):
+    """``load_settings`` with ``--data-dir`` (as DATA_DIR) when given."""
+    if data_dir is not None:
+        os.environ["DATA_DIR"] = str(data_dir)
+        get_settings.cache_clear()  # the CLI's configuration check read them before the option
+    return load_settings()
+
+
+def need_database(settings) -> None:
+    """One line and exit 1 when the database has no tables (never migrated, or the wrong
+    folder), instead of a traceback from the first query. A SQLite file that does not exist is
+    not created (opening it would leave an empty database behind)."""
+    import sqlite3
+
+    url = settings.effective_database_url
+    hint = "run `vocalborn migrate`, or point --data-dir at the folder `vocalborn up` uses"
+    if url.startswith("sqlite"):
+        path = Path(url.split(":///", 1)[1]) if ":///" in url else None
+        if path is None or not path.is_file():
+            fail(f"no database at {path}: {hint}")
+        assert path is not None
+        try:
+            with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
+                found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='users'").fetchone()
+        except sqlite3.Error as exc:
+            fail(f"the database {path} cannot be read ({exc}): {hint}")
+            return
+        if found is None:
+            fail(f"the database {path} has no tables: {hint}")
+        return
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url)
+    try:
+        present = inspect(engine).has_table("users")
+    except Exception as exc:
+        fail(f"the database cannot be reached: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return
+    finally:
+        engine.dispose()
+    if not present:
+        fail(f"the database has no tables: {hint}")
 
 
 def need_redis_for_events(settings) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vocalborn.cli.common import fail, load_settings
+from vocalborn.cli.common import DataDirOption, fail, load_settings, settings_for
 
 
 def serve(
@@ -49,25 +49,35 @@ def serve(
 def list_(
     to: Annotated[str | None, typer.Option(help="only mails to this address")] = None,
     limit: Annotated[int, typer.Option(help="how many, newest first")] = 20,
+    data_dir: DataDirOption = None,
 ) -> None:
     """The mails the local mail outbox kept, newest first."""
     from vocalborn.notify import mailbox
 
-    settings = load_settings()
-    kept = mailbox.list_mail(mailbox.mail_dir(settings.data_dir), limit, to)
+    settings = settings_for(data_dir)
+    folder = mailbox.mail_dir(settings.data_dir)
+    if not folder.is_dir():
+        fail(
+            f"no mail outbox at {folder.resolve()}: point --data-dir at the folder `vocalborn up` uses "
+            "(it keeps the mails there when SMTP_HOST is not set)"
+        )
+    kept = mailbox.list_mail(folder, limit, to)
     if not kept:
-        typer.echo("no mail")
+        typer.echo(f"no mail in {folder.resolve()}")
         return
     for k in kept:
         when = datetime.fromtimestamp(k.received_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
         typer.echo(f"{k.id}  {when}Z  to {k.to}  {k.subject}")
 
 
-def show(mail_id: Annotated[str, typer.Argument(help="the id `vocalborn mail list` shows")]) -> None:
+def show(
+    mail_id: Annotated[str, typer.Argument(help="the id `vocalborn mail list` shows")],
+    data_dir: DataDirOption = None,
+) -> None:
     """One kept mail: its headers and text."""
     from vocalborn.notify import mailbox
 
-    settings = load_settings()
+    settings = settings_for(data_dir)
     found = mailbox.show(mailbox.mail_dir(settings.data_dir), mail_id)
     if found is None:
         fail(f"no mail {mail_id!r} in {mailbox.mail_dir(settings.data_dir)}")

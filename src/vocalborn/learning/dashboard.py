@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
 from vocalborn.learning import goals
+from vocalborn.notify import preferences
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 
@@ -64,7 +65,8 @@ def dashboard(db: Session, therapist: User, now: datetime | None = None) -> list
         reasons = flag_reasons(last, scores, now)
         dose = goals.learner_dose(db, learner.user_id, now)
         practised = bool(goals.counted_attempts_since(db, learner.user_id, now - INACTIVE_AFTER))
-        flags = goal_flags(dose, practised, scores)
+        zone = preferences.zone(preferences.get(db, learner.user_id))
+        flags = goal_flags(dose, practised, scores, goals.below_dose(dose, now, zone))
         out.append(
             {
                 "user_id": learner.user_id,
@@ -83,13 +85,17 @@ def dashboard(db: Session, therapist: User, now: datetime | None = None) -> list
     return out
 
 
-def goal_flags(dose: float | None, practised_this_week: bool, newest_first_scores: list[float]) -> list[str]:
+def goal_flags(
+    dose: float | None, practised_this_week: bool, newest_first_scores: list[float], below_dose: bool
+) -> list[str]:
     """Issue #26's flags, from attempts that count only: ``no_practice`` (none in the last 7
-    days), ``below_dose`` (below half this week's dose), ``falling_scores`` (the decline rule)."""
+    days), ``below_dose`` (``goals.below_dose``: below half the dose expected by now, pro-rated
+    by the days of the week over in the learner's time zone), ``falling_scores`` (the decline
+    rule). ``dose`` (``dose_met_percent``) is only the share of the whole week's target done."""
     flags = []
     if not practised_this_week:
         flags.append("no_practice")
-    if dose is not None and dose < goals.BELOW_DOSE_PERCENT:
+    if dose is not None and below_dose:
         flags.append("below_dose")
     if _declining(newest_first_scores):
         flags.append("falling_scores")

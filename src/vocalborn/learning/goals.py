@@ -26,7 +26,7 @@ from vocalborn.sqltypes import utcnow
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 from vocalborn.tasks.states import TaskStatus
 
-BELOW_DOSE_PERCENT = 50.0  # flagged below half the week's dose
+BELOW_DOSE_PERCENT = 50.0  # flagged below half the dose expected by now (expected_share)
 STREAK_LOOKBACK_DAYS = 400
 
 
@@ -99,6 +99,21 @@ def dose_met_percent(assignments: list[SentenceAssignment], week: Week) -> float
         if target:
             shares.append(100.0 * done / target)
     return round(min(shares), 1) if shares else None
+
+
+def expected_share(now: datetime, zone: Any = None) -> float:
+    """The share of the weekly dose expected by ``now``: the days of the week already over in the
+    learner's time zone (``zone``; UTC without one), over 7. Monday: 0 (nothing is expected
+    before a whole day has passed; ``no_practice`` speaks of absence); Tuesday: 1/7; Sunday: 6/7."""
+    local = now.astimezone(zone) if zone is not None else now
+    return local.weekday() / 7.0
+
+
+def below_dose(dose: float | None, now: datetime, zone: Any = None) -> bool:
+    """Whether ``dose`` (``dose_met_percent``, this week's share of the weekly target) is below
+    ``BELOW_DOSE_PERCENT`` of what is expected by ``now`` (``expected_share``). Never on Monday."""
+    expected = expected_share(now, zone)
+    return dose is not None and expected > 0 and dose < BELOW_DOSE_PERCENT * expected
 
 
 def _due_today(target: float | None, before: float, today: float, days_left: int, spread_days: int) -> float | None:

@@ -116,7 +116,7 @@ class DashboardLearner(BaseModel):
     )
     flags: list[str] = Field(
         default_factory=list,
-        description="no_practice (no attempt that counts in 7 days), below_dose (below half this week's dose), "
+        description="no_practice (no attempt that counts in 7 days), below_dose (below half the dose expected by now: the weekly dose pro-rated by the days of the week over in the learner's time zone; never on Monday), "
         "falling_scores",
     )
 

@@ -18,6 +18,7 @@ from vocalborn.auth.schemas import PASSWORD_RULE
 from vocalborn.config import get_settings
 from vocalborn.errors import error_responses, raises, validation_error
 from vocalborn.events import outbox
+from vocalborn.i18n import explicit_language
 from vocalborn.notify import tokens
 from vocalborn.security.ratelimit import client_address, enforce, subject_of_email
 from vocalborn.sqltypes import utcnow
@@ -55,9 +56,10 @@ class Verified(BaseModel):
     status: Literal["verified"] = "verified"
 
 
-def request_verification(db: SessionDep, user: User) -> None:
-    """A verification token and its event (the mail), committed together."""
-    row = tokens.issue(db, user.user_id, user.email, tokens.VERIFY_EMAIL)
+def request_verification(db: SessionDep, user: User, language: str | None = None) -> None:
+    """A verification token and its event (the mail), committed together. ``language``: the
+    asking request's (``i18n.explicit_language``), the mail's unless the user chose one."""
+    row = tokens.issue(db, user.user_id, user.email, tokens.VERIFY_EMAIL, language)
     outbox.add(db, "account.verification_requested", user_id=user.user_id, token_id=row.id)
     db.commit()
 
@@ -91,12 +93,14 @@ def limit_reset(request: Request, body: ResetRequest) -> None:
     dependencies=[Depends(limit_reset)],
     responses=error_responses(429),
 )
-def request_password_reset(body: ResetRequest, db: SessionDep) -> Accepted:
+def request_password_reset(body: ResetRequest, db: SessionDep, request: Request) -> Accepted:
     """The same answer whether or not an account has the email (no account enumeration); if one
-    has, a mail with a single-use link (valid PASSWORD_RESET_TOKEN_MINUTES) goes to it."""
+    has, a mail with a single-use link (valid PASSWORD_RESET_TOKEN_MINUTES) goes to it, in the
+    user's mail language, or if they chose none, this request's (``?lang`` / Accept-Language)."""
     user = service.get_user_by_email(db, str(body.email))
     if user is not None:
-        row = tokens.issue(db, user.user_id, user.email, tokens.PASSWORD_RESET)
+        language = explicit_language(request)
+        row = tokens.issue(db, user.user_id, user.email, tokens.PASSWORD_RESET, language)
         outbox.add(db, "account.password_reset_requested", user_id=user.user_id, token_id=row.id)
         db.commit()
     return Accepted()

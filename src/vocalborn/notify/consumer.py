@@ -33,7 +33,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
 from vocalborn.events.consumer import ConsumerSpec, Event, register
-from vocalborn.notify import service
+from vocalborn.notify import details, service, texts
 from vocalborn.notify.models import EMAIL, IN_APP, Notification
 from vocalborn.sqltypes import utcnow
 
@@ -77,6 +77,7 @@ def handle(event: Event) -> None:
             if learner is None or learner.therapist_id is None:
                 return
             recipient = learner.therapist_id
+            subject = {**dict(event.subject), **details.analysis_details(db, event.subject, learner.name)}
         elif event.type == "review.saved":
             recipient = event.ids("learner_id")
         elif event.type in service.ACCOUNT_TYPES:
@@ -88,9 +89,11 @@ def handle(event: Event) -> None:
                 return  # erased, or unlinked (or linked to another) since it was written: no reminder
         else:
             return
+        if event.type != "analysis.succeeded":
+            subject = dict(event.subject)
         if db.get(User, recipient) is None:  # erased meanwhile
             return
-        rows = service.plan(db, event_id, recipient, event.type, dict(event.subject))
+        rows = service.plan(db, event_id, recipient, event.type, subject)
         added = service.add_all(db, rows)
     if added and _wake is not None:
         _wake()
@@ -139,6 +142,7 @@ def public(row: Notification) -> dict[str, Any]:
         "read_at": _iso(row.read_at) if row.read_at else None,
         "subject": dict(row.subject),
         "event_id": str(row.event_id),
+        "texts": texts.both(row.type, row.subject),
     }
 
 
@@ -216,17 +220,17 @@ def _after_send_hook() -> None:
 def compose(db: Session, settings: Settings, row: Notification) -> Any:
     """The mail of a row; None if there is nothing to send any more (the account is gone)."""
     from vocalborn.auth.models import User
-    from vocalborn.notify import mail, preferences, tokens
+    from vocalborn.notify import mail, tokens
 
     user = db.get(User, row.user_id)
     if user is None:
         return None
-    language = preferences.get(db, user.user_id).language
+    language = details.mail_language(db, user.user_id, row)
     base = settings.public_url.rstrip("/")
     values: dict[str, Any]
     if row.type == "analysis.succeeded":
-        learner = db.get(User, uuid.UUID(row.subject["learner_id"]))
-        values = {"learner": learner.name if learner else "?", "url": f"{base}/#task={row.subject['task_id']}"}
+        values = details.analysis_mail_values(db, row.subject, language)
+        values["url"] = f"{base}/#task={row.subject['task_id']}"
     elif row.type == "review.saved":
         therapist = db.get(User, uuid.UUID(row.subject["therapist_id"]))
         values = {"therapist": therapist.name if therapist else "?", "url": f"{base}/#task={row.subject['task_id']}"}
@@ -242,7 +246,10 @@ def compose(db: Session, settings: Settings, row: Notification) -> Any:
         values = {"day": row.subject["day"], "lines": row.subject.get("text", ""), "url": f"{base}/"}
     else:
         return None
-    subject, body = mail.render(row.type, language, **values)
+    kind = row.type
+    if kind == "analysis.succeeded" and not row.subject.get("sentence_text"):
+        kind = "analysis.succeeded.general"
+    subject, body = mail.render(kind, language, **values)
     return mail.build(
         settings, user.email, subject, body, row.message_id or mail.message_id(row.event_id, user.user_id)
     )

@@ -59,15 +59,31 @@ def send(settings: Settings, msg: EmailMessage) -> None:
 # the texts (zh-TW and en)
 # --------------------------------------------------------------------------------------------
 TEXTS: dict[str, dict[str, tuple[str, str]]] = {
+    # The learner is addressed with 你, as the pages do (not 您).
     "analysis.succeeded": {
-        "zh-TW": ("您的學員完成了一次分析", "您連結的學員 {learner} 完成了一次發音分析。\n\n查看結果：{url}\n"),
+        "zh-TW": (
+            "{learner} 完成了一次分析：「{sentence}」",
+            "你連結的學員 {learner} 完成了句子「{sentence}」的一次發音分析。{counted_line}\n\n查看結果：{url}\n",
+        ),
+        "en": (
+            "{learner} finished an analysis: “{sentence}”",
+            "{learner}, a learner linked to you, has a new analysis of the sentence “{sentence}”.{counted_line}"
+            "\n\nSee it: {url}\n",
+        ),
+    },
+    # an analysis whose sentence is not known (a row written before the subject carried it)
+    "analysis.succeeded.general": {
+        "zh-TW": (
+            "你的學員完成了一次分析",
+            "你連結的學員 {learner} 完成了一次發音分析。{counted_line}\n\n查看結果：{url}\n",
+        ),
         "en": (
             "A learner's analysis is ready",
-            "{learner}, a learner linked to you, has a new analysis.\n\nSee it: {url}\n",
+            "{learner}, a learner linked to you, has a new analysis.{counted_line}\n\nSee it: {url}\n",
         ),
     },
     "review.saved": {
-        "zh-TW": ("治療師回覆了您的練習", "{therapist} 對您的一次練習留下了回饋。\n\n查看：{url}\n"),
+        "zh-TW": ("治療師回覆了你的練習", "{therapist} 對你的一次練習留下了回饋。\n\n查看：{url}\n"),
         "en": (
             "Your therapist reviewed your practice",
             "{therapist} left feedback on one of your analyses.\n\nSee it: {url}\n",
@@ -75,8 +91,8 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "account.password_reset_requested": {
         "zh-TW": (
-            "重設您的 VocalBorn 密碼",
-            "有人（希望是您）要求重設此帳號的密碼。\n\n請在 {minutes} 分鐘內開啟此連結設定新密碼（只能使用一次）：\n{url}\n\n若不是您，請忽略此信，密碼不會改變。\n",
+            "重設你的 VocalBorn 密碼",
+            "有人（希望是你）要求重設此帳號的密碼。\n\n請在 {minutes} 分鐘內開啟此連結設定新密碼（只能使用一次）：\n{url}\n\n若不是你，請忽略此信，密碼不會改變。\n",
         ),
         "en": (
             "Reset your VocalBorn password",
@@ -84,7 +100,7 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         ),
     },
     "account.verification_requested": {
-        "zh-TW": ("請確認您的電子郵件地址", "歡迎使用 VocalBorn。請開啟此連結確認這是您的地址：\n{url}\n"),
+        "zh-TW": ("請確認你的電子郵件地址", "歡迎使用 VocalBorn。請開啟此連結確認這是你的地址：\n{url}\n"),
         "en": (
             "Confirm your email address",
             "Welcome to VocalBorn. Open this link to confirm this address is yours:\n{url}\n",
@@ -101,10 +117,20 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         ),
     },
     "digest": {
-        "zh-TW": ("今日學員練習摘要 {day}", "{day} 您的學員練習摘要：\n\n{lines}\n\n查看：{url}\n"),
+        "zh-TW": ("今日學員練習摘要 {day}", "{day} 你的學員練習摘要：\n\n{lines}\n\n查看：{url}\n"),
         "en": ("Your learners' practice on {day}", "Your learners' practice on {day}:\n\n{lines}\n\nSee more: {url}\n"),
     },
 }
+
+_NOT_COUNTED = {
+    "zh-TW": "\n\n⚠ 這次練習不計入：{reason}",
+    "en": "\n\n⚠ This attempt was NOT counted: {reason}",
+}
+
+
+def not_counted_line(language: str, reason: str) -> str:
+    """The analysis mail's line for an attempt that did not count (practice/counting.py)."""
+    return (_NOT_COUNTED.get(language) or _NOT_COUNTED["zh-TW"]).format(reason=reason)
 
 
 def render(kind: str, language: str, **values: object) -> tuple[str, str]:

@@ -83,3 +83,6 @@ class AccountToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # The language of the request that asked for the mail (zh-TW/en; null: not known). The mail
+    # uses it when the user chose no mail language (notify/consumer.py compose).
+    language: str | None = Field(default=None, sa_column=Column(String(8), nullable=True))

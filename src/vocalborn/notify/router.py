@@ -12,14 +12,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from vocalborn.auth.dependencies import AdminUser, CurrentUser, SessionDep
 from vocalborn.config import get_settings
 from vocalborn.errors import NotFound, error_responses
-from vocalborn.notify import preferences, service
+from vocalborn.i18n import request_language
+from vocalborn.notify import preferences, service, texts
 from vocalborn.notify.models import Notification
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,19 @@ class NotificationPublic(BaseModel):
     read_at: datetime | None
     subject: dict[str, str] = Field(description="the ids it is about (task_id, learner_id, review_id ...)")
     event_id: uuid.UUID
+    text: str | None = Field(
+        default=None,
+        description="the notification's line in the caller's language (?lang / Accept-Language): for an "
+        "analysis, the learner's name, the sentence and whether the attempt counted",
+    )
+    texts: dict[str, str] = Field(default_factory=dict, description="the line in zh-TW and en")
 
 
 class UnreadCount(BaseModel):
     unread: int
 
 
-def _public(row: Notification) -> NotificationPublic:
+def _public(row: Notification, lang: str | None = None) -> NotificationPublic:
     return NotificationPublic(
         id=row.id,
         type=row.type,
@@ -48,6 +55,8 @@ def _public(row: Notification) -> NotificationPublic:
         read_at=row.read_at,
         subject={k: str(v) for k, v in row.subject.items()},
         event_id=row.event_id,
+        text=texts.text(row.type, row.subject, lang),
+        texts=texts.both(row.type, row.subject),
     )
 
 
@@ -55,12 +64,14 @@ def _public(row: Notification) -> NotificationPublic:
 def list_notifications(
     user: CurrentUser,
     db: SessionDep,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     unread_only: bool = False,
 ) -> list[NotificationPublic]:
     """One's in-app notifications, newest first (those held by quiet hours appear when they end)."""
-    return [_public(r) for r in service.inbox(db, user.user_id, limit, offset, unread_only)]
+    lang = request_language(request)
+    return [_public(r, lang) for r in service.inbox(db, user.user_id, limit, offset, unread_only)]
 
 
 @router.get("/api/v1/notifications/unread-count", response_model=UnreadCount, operation_id="unread_notifications")
@@ -74,12 +85,12 @@ def unread(user: CurrentUser, db: SessionDep) -> UnreadCount:
     operation_id="read_notification",
     responses=error_responses(404),
 )
-def mark_read(notification_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> NotificationPublic:
+def mark_read(notification_id: uuid.UUID, user: CurrentUser, db: SessionDep, request: Request) -> NotificationPublic:
     """Mark one read (again: no change)."""
     row = service.mark_read(db, user.user_id, notification_id)
     if row is None:
         raise NotFound("notification not found")
-    return _public(row)
+    return _public(row, request_language(request))
 
 
 @router.get(

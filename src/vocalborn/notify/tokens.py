@@ -33,7 +33,7 @@ def sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue(db: Session, user_id: uuid.UUID, email: str, purpose: str) -> AccountToken:
+def issue(db: Session, user_id: uuid.UUID, email: str, purpose: str, language: str | None = None) -> AccountToken:
     """A new token row in ``db``'s transaction (the caller commits, with the outbox event).
     Earlier unused tokens of the same purpose stop working: only the latest link works."""
     s = get_settings()
@@ -53,7 +53,13 @@ def issue(db: Session, user_id: uuid.UUID, email: str, purpose: str) -> AccountT
         .values(expires_at=now)
     )
     row = AccountToken(
-        id=uuid.uuid4(), user_id=user_id, purpose=purpose, email=email, token_sha256="", expires_at=now + lifetime
+        id=uuid.uuid4(),
+        user_id=user_id,
+        purpose=purpose,
+        email=email,
+        token_sha256="",
+        expires_at=now + lifetime,
+        language=language,
     )
     row.token_sha256 = sha256(derive(purpose, row.id))
     db.add(row)

@@ -15,6 +15,11 @@ reads only the engine's stored ``detailed_analysis`` (documented in docs/PRACTIC
   ``SENTENCE_MATCH_MIN``.
 
 A result without these fields (another engine, an older result) counts.
+
+When an attempt is not counted as ``silent`` or ``too_short``, the engine's suggestions (made
+from its scores, which often read such an attempt as "another sentence") are replaced, where the
+result is stored, by ``learner_report``'s: record the whole sentence, in both languages. The
+engine's scores and its own texts are kept (``detailed_analysis["engine_localized"]``).
 """
 
 from __future__ import annotations
@@ -41,6 +46,62 @@ REASONS: dict[str, dict[str, str]] = {
         "en": "The recording is not the practised sentence; this attempt does not count",
     },
 }
+
+# What the learner is told to do about an attempt that did not count because it was too short
+# or silent: (suggestion, improvement area), per language.
+ADVICE: dict[str, dict[str, tuple[str, str]]] = {
+    "silent": {
+        "zh-TW": (
+            "錄音裡幾乎聽不到你說話。請靠近麥克風，按下錄音後把整句話說完，再停止錄音。",
+            "沒有聽到說話：請錄下整句話",
+        ),
+        "en": (
+            "Almost no speech was heard in the recording. Move closer to the microphone, start recording, "
+            "say the whole sentence, then stop.",
+            "No speech heard: record the whole sentence",
+        ),
+    },
+    "too_short": {
+        "zh-TW": (
+            "錄音太短，沒有錄到整句話。請按下錄音後把整句話說完，再停止錄音。",
+            "錄音太短：請錄下整句話",
+        ),
+        "en": (
+            "The recording is too short to hold the whole sentence. Start recording, say the whole sentence, "
+            "then stop.",
+            "Recording too short: record the whole sentence",
+        ),
+    },
+}
+
+
+def learner_report(detail: Any, reason: str | None, suggestions: str, areas: list[str]) -> tuple[Any, str, list[str]]:
+    """``(detailed_analysis, suggestions, improvement_areas)`` as stored for the learner.
+
+    Unchanged unless the attempt is not counted as ``silent`` or ``too_short``: then the
+    suggestions and areas say to record the whole sentence, in the language the engine wrote
+    (``suggestions``) and in both of ``detailed_analysis["localized"]``. Empty suggestions (the
+    task asked for none) stay empty. Scores are never touched."""
+    advice = ADVICE.get(reason or "")
+    if advice is None:
+        return detail, suggestions, areas
+    english = False
+    if isinstance(detail, dict):
+        localized = detail.get("localized")
+        en = localized.get("en") if isinstance(localized, dict) else None
+        english = isinstance(en, dict) and bool(suggestions) and en.get("suggestions") == suggestions
+        detail = dict(detail)
+        if isinstance(localized, dict):
+            detail["engine_localized"] = localized
+        detail["localized"] = {
+            lang: {"suggestions": text, "improvement_areas": [area]} for lang, (text, area) in advice.items()
+        }
+    if not suggestions and not areas:
+        return detail, suggestions, areas
+    if not english and suggestions and suggestions.isascii():  # no localized texts: the language as written
+        english = True
+    text, area = advice["en" if english else "zh-TW"]
+    return detail, text, [area]
 
 
 def _number(section: Any, key: str) -> float | None:

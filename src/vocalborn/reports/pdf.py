@@ -12,7 +12,7 @@ reader's machine has.
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -180,13 +180,18 @@ def _error_chart(report: Report, lang: Language) -> Drawing:
     plot.x, plot.y, plot.width, plot.height = 32, 38, WIDTH - 45, 110
     first = report.first_day
     data = []
+    # Each week is drawn over its days, from its Monday (or the report's first day) to the next
+    # Monday: a week alone (the current one, say) is a segment, not a lone point that draws nothing,
+    # and the axis runs to the end of the report's last week (not its first day).
     for kind in ERROR_COLOURS:
         points = []
         for w in report.weeks:
             judged = sum(w.verdicts.values())
             if judged:
-                x = float((max(w.week_start, first) - first).days)
-                points.append((x, round(100.0 * w.verdicts[kind] / judged, 1)))
+                share = round(100.0 * w.verdicts[kind] / judged, 1)
+                start = float((max(w.week_start, first) - first).days)
+                end = float((w.week_start + timedelta(days=7) - first).days)
+                points += [(start, share), (end, share)]
         data.append(points)
     if not any(data):
         drawing.add(
@@ -202,7 +207,8 @@ def _error_chart(report: Report, lang: Language) -> Drawing:
     plot.yValueAxis.valueMin, plot.yValueAxis.valueMax = 0, max(10, min(100, int(top / 10 + 1) * 10))
     plot.yValueAxis.labels.fontName, plot.yValueAxis.labels.fontSize = _font(), 7.5
     plot.yValueAxis.labelTextFormat = "%d%%"
-    _date_axis(plot, first, report.last_day)
+    last_week_end = report.weeks[-1].week_start + timedelta(days=6) if report.weeks else report.last_day
+    _date_axis(plot, first, max(report.last_day, last_week_end))
     drawing.add(plot)
     drawing.add(_legend(40, 12, [(c, text(k, lang)) for k, c in ERROR_COLOURS.items()]))
     return drawing

@@ -275,6 +275,7 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
     step = STEPS[-1][1]
     detail = stored_detail(report)
     counted, reason = counting.decide(detail)  # as runner._result_row
+    detail, suggestions, areas = counting.learner_report(detail, reason, report.suggestions, report.improvement_areas)
     args = {
         "tid": claim.task_id,
         "attempt": claim.attempt,
@@ -295,8 +296,8 @@ def succeed(claim: Claim, report: AnalysisReport, elapsed: float, now: datetime 
         "reason": reason,
         "detailed": _json(detail),
         "sentences": _json(report.sentence_analyses),
-        "suggestions": report.suggestions,
-        "areas": _json(report.improvement_areas),
+        "suggestions": suggestions,
+        "areas": _json(areas),
         "model": report.analysis_model_version,
         "fallback": bool(report.engine_fallback),
         "elapsed": round(elapsed, 3),

@@ -237,6 +237,7 @@ def _own_task(db: Any, claim: Claim) -> AIAnalysisTask | None:
 def _result_row(claim: Claim, report: AnalysisReport, elapsed: float) -> AIAnalysisResult:
     detail = stored_detail(report)
     counted, reason = counting.decide(detail)
+    detail, suggestions, areas = counting.learner_report(detail, reason, report.suggestions, report.improvement_areas)
     return AIAnalysisResult(
         task_id=claim.task_id,
         counted=counted,
@@ -248,8 +249,8 @@ def _result_row(claim: Claim, report: AnalysisReport, elapsed: float) -> AIAnaly
         completeness_score=report.completeness_score,
         detailed_analysis=detail,
         sentence_analyses=report.sentence_analyses,
-        suggestions=report.suggestions,
-        improvement_areas=report.improvement_areas,
+        suggestions=suggestions,
+        improvement_areas=areas,
         analysis_model_version=report.analysis_model_version,
         engine_fallback=bool(report.engine_fallback),
         processing_time_seconds=round(elapsed, 3),

@@ -10,6 +10,8 @@ let socket = null;
 let retry = null;
 
 function label(n) {
+  const line = n.texts && (n.texts[state.lang === "en" ? "en" : "zh-TW"]);
+  if (line) return line; // the server's line: the learner, the sentence, whether it counted
   const keys = { "review.saved": "notif_review", "analysis.succeeded": "notif_analysis", "practice.reminder_due": "notif_reminder" };
   return t(keys[n.type] || n.type);
 }
