@@ -80,7 +80,7 @@ def test_five_attempts_on_three_days_practised_twice_is_40_percent_and_below_dos
     assert row["dose_met_percent"] == 100.0 and row["flags"] == [] and row["flagged"] is False
 
 
-def test_below_dose_compares_with_the_dose_expected_by_now_never_on_monday(api: Api) -> None:
+def test_below_dose_waits_for_the_first_day_of_the_learners_week_to_end(api: Api) -> None:
     from zoneinfo import ZoneInfo
 
     from vocalborn.learning import goals
@@ -94,16 +94,17 @@ def test_below_dose_compares_with_the_dose_expected_by_now_never_on_monday(api: 
     assert _row_at(therapist, uid, monday)["flags"] == ["no_practice"]
     session = api.session(learner)["practice_session_id"]
     _attempt(api, learner, session, sid, _report(70.0, GOOD))  # one attempt of ten: 10 %
-    for day, flagged in ((0, False), (1, False), (2, True), (3, True), (6, True)):
+    for day, flagged in ((0, False), (1, True), (2, True), (3, True), (6, True)):
         row = _row_at(therapist, uid, _this_week(day))
-        assert row["dose_met_percent"] == 10.0  # the share of the week's target, not pro-rated
+        assert row["dose_met_percent"] == 10.0  # the share of the week's target
         assert ("below_dose" in row["flags"]) is flagged, (day, row)
     # the days are the learner's: Monday 20:00 UTC is already Tuesday in Taipei, still Monday in London
     late_monday = _this_week(0, hours=20)
     assert goals.expected_share(late_monday, ZoneInfo("Asia/Taipei")) == 1 / 7
     assert goals.expected_share(late_monday, ZoneInfo("Europe/London")) == 0.0
     assert not goals.below_dose(0.0, late_monday, ZoneInfo("Europe/London"))
-    assert goals.below_dose(7.0, late_monday, ZoneInfo("Asia/Taipei"))  # below half of 1/7 (7.1 %)
+    assert goals.below_dose(7.0, late_monday, ZoneInfo("Asia/Taipei"))  # Tuesday there: below half the dose
+    assert not goals.below_dose(50.0, _this_week(6), None)  # half is enough
     assert not goals.below_dose(None, _this_week(6), None)
 
 

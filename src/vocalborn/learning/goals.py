@@ -26,7 +26,7 @@ from vocalborn.sqltypes import utcnow
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 from vocalborn.tasks.states import TaskStatus
 
-BELOW_DOSE_PERCENT = 50.0  # flagged below half the dose expected by now (expected_share)
+BELOW_DOSE_PERCENT = 50.0  # flagged below half the weekly dose, from the second day of the week
 STREAK_LOOKBACK_DAYS = 400
 
 
@@ -111,9 +111,9 @@ def expected_share(now: datetime, zone: Any = None) -> float:
 
 def below_dose(dose: float | None, now: datetime, zone: Any = None) -> bool:
     """Whether ``dose`` (``dose_met_percent``, this week's share of the weekly target) is below
-    ``BELOW_DOSE_PERCENT`` of what is expected by ``now`` (``expected_share``). Never on Monday."""
-    expected = expected_share(now, zone)
-    return dose is not None and expected > 0 and dose < BELOW_DOSE_PERCENT * expected
+    ``BELOW_DOSE_PERCENT``, once the first day of the learner's week is over (``expected_share``
+    above 0): on Monday nobody is behind yet."""
+    return dose is not None and expected_share(now, zone) > 0 and dose < BELOW_DOSE_PERCENT
 
 
 def _due_today(target: float | None, before: float, today: float, days_left: int, spread_days: int) -> float | None:
