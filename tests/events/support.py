@@ -83,6 +83,21 @@ def write_events(
     return written
 
 
+def settle_outbox() -> int:
+    """Mark every unsent outbox row sent: what earlier tests left in the suite's shared database
+    (their relay stopped before publishing it) is not this test's to publish. How many."""
+    from sqlalchemy import update
+
+    from vocalborn.db import open_session
+    from vocalborn.events.models import EventOutbox
+    from vocalborn.sqltypes import utcnow
+
+    with open_session() as db:
+        n = db.execute(update(EventOutbox).where(EventOutbox.sent_at.is_(None)).values(sent_at=utcnow())).rowcount  # type: ignore[union-attr]
+        db.commit()
+    return int(n or 0)
+
+
 @dataclass
 class Consumed:
     messages: list[dict[str, Any]] = field(default_factory=list)

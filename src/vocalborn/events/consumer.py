@@ -66,9 +66,10 @@ class Event:
     nats_subject: str
     attempt: int = 1
     body: bytes = b""
+    stream_seq: int | None = None  # the message's sequence in the stream (None: not from JetStream)
 
     @classmethod
-    def parse(cls, data: bytes, nats_subject: str, attempt: int = 1) -> Event:
+    def parse(cls, data: bytes, nats_subject: str, attempt: int = 1, stream_seq: int | None = None) -> Event:
         doc = json.loads(data)
         return cls(
             id=str(uuid.UUID(str(doc["id"]))),
@@ -79,6 +80,7 @@ class Event:
             nats_subject=nats_subject,
             attempt=attempt,
             body=data,
+            stream_seq=stream_seq,
         )
 
     def ids(self, name: str) -> uuid.UUID:
@@ -255,6 +257,26 @@ async def ensure_consumer(js: Any, spec: ConsumerSpec, settings: Settings) -> No
     await js.add_consumer(settings.events_stream, config)  # an update of the same durable
 
 
+def _stream_seq(msg: Any) -> int | None:
+    try:
+        return int(msg.metadata.sequence.stream)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+async def ack_floor(js: Any, stream: str, durable: str) -> int:
+    """The stream sequence up to which the durable consumer has every message acknowledged
+    (handled, or terminated as a dead letter); 0 while the consumer does not exist."""
+    from nats.js.errors import NotFoundError
+
+    try:
+        info = await js.consumer_info(stream, durable)
+    except NotFoundError:
+        return 0
+    floor = getattr(info, "ack_floor", None)
+    return int(getattr(floor, "stream_seq", 0) or 0)
+
+
 class ConsumerRunner:
     def __init__(self, spec: ConsumerSpec, settings: Settings, nats_url: str, keep_ids: bool = False) -> None:
         self.spec = spec
@@ -322,7 +344,7 @@ class ConsumerRunner:
         if attempt > 1:
             self.counters.redelivered += 1
         try:
-            event = Event.parse(msg.data, msg.subject, attempt)
+            event = Event.parse(msg.data, msg.subject, attempt, _stream_seq(msg))
         except (ValueError, KeyError, TypeError) as exc:
             # Not a message of ours: nothing could ever handle it.
             log.warning("consumer %s: a malformed message on %s (%s); terminated", self.spec.name, msg.subject, exc)

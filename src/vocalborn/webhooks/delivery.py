@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+CONSUMER_NAME = "webhooks"  # the durable consumer that records the deliveries
+
+
+async def _quiet(exc: Exception) -> None:
+    log.debug("webhook dispatcher's NATS connection: %s", exc)
 
 
 def ordering_key(event: Event) -> str:
@@ -79,6 +84,7 @@ def ingest(event: Event) -> None:
                         event_id=event_id,
                         event_type=event.type,
                         ordering_key=ordering_key(event),
+                        stream_seq=event.stream_seq,
                         body=event.body.decode(),
                         next_attempt_at=now,
                         give_up_at=now + give_up,
@@ -123,11 +129,21 @@ def backoff(settings: Settings, attempts: int, rng: random.Random | None = None)
 LINE_DEPTH = 20
 
 
-def claim(settings: Settings, limit: int) -> list[list[Due]]:
+def _position(row: Any) -> Any:
+    """A delivery's place in its line: the stream's order, then arrival (rows without a stream
+    sequence, recorded outside JetStream, sort first)."""
+    from sqlalchemy import func
+
+    return func.coalesce(col(row.stream_seq), 0)
+
+
+def claim(settings: Settings, limit: int, floor: int | None = None) -> list[list[Due]]:
     """Lines of due deliveries, each the head of its (endpoint, learner) line and the due rows
     right behind it (at most LINE_DEPTH), leased to this caller; sent in order, a line stops at
-    its first failure."""
-    from sqlalchemy import func, tuple_
+    its first failure. ``floor``: the webhooks consumer's ack floor; a delivery of a later stream
+    message waits (an earlier message of the same learner may still be on its way, redelivered
+    after a consumer crash)."""
+    from sqlalchemy import func, or_, true, tuple_
 
     from vocalborn.db import open_session
 
@@ -138,8 +154,19 @@ def claim(settings: Settings, limit: int) -> list[list[Due]]:
             col(earlier.endpoint_id) == col(WebhookDelivery.endpoint_id),
             col(earlier.ordering_key) == col(WebhookDelivery.ordering_key),
             col(earlier.status) == PENDING,
-            col(earlier.seq) < col(WebhookDelivery.seq),
+            or_(
+                _position(earlier) < _position(WebhookDelivery),
+                and_(
+                    _position(earlier) == _position(WebhookDelivery),
+                    col(earlier.seq) < col(WebhookDelivery.seq),
+                ),
+            ),
         )
+    )
+    released = (
+        or_(col(WebhookDelivery.stream_seq).is_(None), col(WebhookDelivery.stream_seq) <= floor)
+        if floor is not None
+        else true()
     )
     heads = (
         select(WebhookDelivery.endpoint_id, WebhookDelivery.ordering_key)
@@ -148,6 +175,7 @@ def claim(settings: Settings, limit: int) -> list[list[Due]]:
             WebhookDelivery.status == PENDING,
             col(WebhookEndpoint.enabled).is_(True),
             col(WebhookDelivery.next_attempt_at) <= now,
+            released,
             head,
         )
         .order_by(col(WebhookDelivery.seq))
@@ -163,7 +191,7 @@ def claim(settings: Settings, limit: int) -> list[list[Due]]:
             func.row_number()
             .over(
                 partition_by=(col(WebhookDelivery.endpoint_id), col(WebhookDelivery.ordering_key)),
-                order_by=col(WebhookDelivery.seq),
+                order_by=(_position(WebhookDelivery), col(WebhookDelivery.seq)),
             )
             .label("rank")
         )
@@ -180,7 +208,7 @@ def claim(settings: Settings, limit: int) -> list[list[Due]]:
             .join(ranked, ranked.c.seq == col(WebhookDelivery.seq))
             .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
             .where(ranked.c.rank <= LINE_DEPTH)
-            .order_by(col(WebhookDelivery.seq))
+            .order_by(_position(WebhookDelivery), col(WebhookDelivery.seq))
         ).all()
         lines: dict[tuple[uuid.UUID, str], list[Due]] = {}
         blocked: set[tuple[uuid.UUID, str]] = set()
@@ -190,6 +218,9 @@ def claim(settings: Settings, limit: int) -> list[list[Due]]:
                 continue
             if due_at > now:  # leased or backing off: this line stops here
                 blocked.add(key)
+                continue
+            if floor is not None and row.stream_seq is not None and row.stream_seq > floor:
+                blocked.add(key)  # not yet under the ack floor: an earlier one may still come
                 continue
             assert row.seq is not None
             lines.setdefault(key, []).append(Due(row.seq, row.endpoint_id, row.event_id, row.body, url, secret))
@@ -323,12 +354,50 @@ async def send(client: Any, due: Due, allowed: targets.Allowed) -> Outcome:
     return refused(f"HTTP {resp.status_code}: {what}", resp.status_code)
 
 
+# How long the dispatcher trusts the ack floor it read before asking again.
+FLOOR_TTL_SECONDS = 0.1
+
+
 class Dispatcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.allowed = targets.Allowed.parse(settings.webhook_allowed_hosts)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks-db")
         self.sent = 0
+        self._nc: Any = None
+        self._floor = 0  # nothing from the stream goes before the first reading
+        self._floor_read_at = -1.0
+
+    async def floor(self) -> int | None:
+        """The webhooks consumer's ack floor (None without NATS: deliveries recorded outside the
+        stream are sent by arrival). Kept at its last reading while NATS cannot be asked."""
+        import time
+
+        import nats
+
+        from vocalborn.events.consumer import ack_floor
+
+        if not self.settings.nats_url:
+            return None
+        if time.monotonic() - self._floor_read_at < FLOOR_TTL_SECONDS:
+            return self._floor
+        try:
+            if self._nc is None or self._nc.is_closed:
+                self._nc = await nats.connect(
+                    self.settings.nats_url,
+                    name="vocalborn-webhooks-dispatcher",
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.25,
+                    error_cb=_quiet,
+                )
+            js = self._nc.jetstream(timeout=2)
+            self._floor = await ack_floor(js, self.settings.events_stream, CONSUMER_NAME)
+            self._floor_read_at = time.monotonic()
+        except Exception as exc:
+            log.debug("webhook dispatcher: the ack floor could not be read: %s", _error(exc))
+        return self._floor
 
     async def _db(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -345,7 +414,8 @@ class Dispatcher:
         return done, []
 
     async def step(self, client: Any) -> int:
-        lines = await self._db(claim, self.settings, self.settings.webhook_batch_size)
+        floor = await self.floor()
+        lines = await self._db(claim, self.settings, self.settings.webhook_batch_size, floor)
         if not lines:
             return 0
         results = await asyncio.gather(*(self._line(client, line) for line in lines))
@@ -371,6 +441,9 @@ class Dispatcher:
                             await asyncio.wait_for(stop.wait(), self.settings.webhook_poll_interval)
         finally:
             self._pool.shutdown(wait=False)
+            if self._nc is not None:
+                with contextlib.suppress(Exception):
+                    await self._nc.close()
 
 
 async def run_dispatcher(settings: Settings, stop: asyncio.Event) -> None:
@@ -383,7 +456,7 @@ def _register() -> None:
 
     register(
         ConsumerSpec(
-            name="webhooks",
+            name=CONSUMER_NAME,
             event_types=tuple(CATALOGUE),
             handler=ingest,
             description="signed webhook deliveries to the endpoints admins registered",
