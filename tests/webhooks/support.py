@@ -100,7 +100,7 @@ class WebhooksThread:
 
     def _run(self) -> None:
         from vocalborn.events.consumer import ConsumerRunner, load_consumers
-        from vocalborn.webhooks.delivery import Dispatcher
+        from vocalborn.webhooks.dispatcher import Dispatcher
 
         async def main() -> None:
             self.stop_event = asyncio.Event()

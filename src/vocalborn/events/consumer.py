@@ -49,7 +49,7 @@ DEAD_SUBJECT_PREFIX = "vocalborn.dead."
 # Modules whose import registers consumers (register()); `vocalborn consume` and `up` load them.
 CONSUMER_MODULES: list[str] = [
     "vocalborn.notify.consumer",
-    "vocalborn.webhooks.delivery",
+    "vocalborn.webhooks.dispatcher",
     "vocalborn.activity.projection",
 ]
 
@@ -140,9 +140,7 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-# --------------------------------------------------------------------------------------------
-# dead letters (database side, sync)
-# --------------------------------------------------------------------------------------------
+# ---- dead letters (database side, sync) ----
 def record_dead_letter(consumer: str, event: Event, error: str, attempts: int) -> uuid.UUID:
     """Insert (or refresh) the consumer's dead letter for the event; its id."""
     from sqlmodel import select
@@ -208,9 +206,7 @@ def replay_dead_letter(letter_id: uuid.UUID) -> tuple[bool, str | None]:
     return error is None, error
 
 
-# --------------------------------------------------------------------------------------------
-# the runner
-# --------------------------------------------------------------------------------------------
+# ---- the runner ----
 def heartbeat_path(name: str) -> Any:
     """Touched by a runner after each fetch round while bound to NATS;
     ``python -m vocalborn.healthcheck consumers``."""
@@ -255,26 +251,6 @@ async def ensure_consumer(js: Any, spec: ConsumerSpec, settings: Settings) -> No
         log.info("created the durable consumer %s", spec.name)
         return
     await js.add_consumer(settings.events_stream, config)  # an update of the same durable
-
-
-def _stream_seq(msg: Any) -> int | None:
-    try:
-        return int(msg.metadata.sequence.stream)
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-async def ack_floor(js: Any, stream: str, durable: str) -> int:
-    """The stream sequence up to which the durable consumer has every message acknowledged
-    (handled, or terminated as a dead letter); 0 while the consumer does not exist."""
-    from nats.js.errors import NotFoundError
-
-    try:
-        info = await js.consumer_info(stream, durable)
-    except NotFoundError:
-        return 0
-    floor = getattr(info, "ack_floor", None)
-    return int(getattr(floor, "stream_seq", 0) or 0)
 
 
 class ConsumerRunner:
@@ -344,7 +320,7 @@ class ConsumerRunner:
         if attempt > 1:
             self.counters.redelivered += 1
         try:
-            event = Event.parse(msg.data, msg.subject, attempt, _stream_seq(msg))
+            event = Event.parse(msg.data, msg.subject, attempt, msg.metadata.sequence.stream)
         except (ValueError, KeyError, TypeError) as exc:
             # Not a message of ours: nothing could ever handle it.
             log.warning("consumer %s: a malformed message on %s (%s); terminated", self.spec.name, msg.subject, exc)
