@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vocalborn.events.catalogue import SUBJECT_PREFIX
+from vocalborn.kit.nats import reconnecting
 
 if TYPE_CHECKING:
     from vocalborn.config import Settings
@@ -281,22 +282,9 @@ class ConsumerRunner:
                 log.debug("could not touch the consumer heartbeat: %s", exc)
 
     async def _connect(self) -> Any:
-        import nats
-
         from vocalborn.events.relay import ensure_stream
 
-        self.nc = await nats.connect(
-            self.nats_url,
-            name=f"vocalborn-consumer-{self.spec.name}",
-            connect_timeout=2,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.25,
-            error_cb=_quiet,
-            disconnected_cb=_nothing,
-            reconnected_cb=_nothing,
-            closed_cb=_nothing,
-        )
+        self.nc = await reconnecting(self.nats_url, f"vocalborn-consumer-{self.spec.name}")
         js = self.nc.jetstream(timeout=5)
         await ensure_stream(js, self.settings)
         await ensure_consumer(js, self.spec, self.settings)
@@ -439,14 +427,6 @@ class ConsumerRunner:
         finally:
             await self._close()
             self._pool.shutdown(wait=True)
-
-
-async def _quiet(exc: Exception) -> None:
-    log.debug("nats: %s", exc)
-
-
-async def _nothing() -> None:
-    return None
 
 
 async def run_consumers(names: list[str], settings: Settings, nats_url: str, stop: asyncio.Event) -> None:

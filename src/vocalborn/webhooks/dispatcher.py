@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from vocalborn.events.catalogue import CATALOGUE
+from vocalborn.kit.nats import reconnecting
 from vocalborn.webhooks import signing, targets
 from vocalborn.webhooks.delivery import Due, Outcome, claim, ingest, record, release
 
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONSUMER_NAME = "webhooks"  # the durable consumer that records the deliveries
-
-
-async def _quiet(exc: Exception) -> None:
-    log.debug("webhook dispatcher's NATS connection: %s", exc)
 
 
 async def ack_floor(js: Any, stream: str, durable: str) -> int:
@@ -96,23 +93,13 @@ class Dispatcher:
         stream are sent by arrival). Kept at its last reading while NATS cannot be asked."""
         import time
 
-        import nats
-
         if not self.settings.nats_url:
             return None
         if time.monotonic() - self._floor_read_at < FLOOR_TTL_SECONDS:
             return self._floor
         try:
             if self._nc is None or self._nc.is_closed:
-                self._nc = await nats.connect(
-                    self.settings.nats_url,
-                    name="vocalborn-webhooks-dispatcher",
-                    connect_timeout=2,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.25,
-                    error_cb=_quiet,
-                )
+                self._nc = await reconnecting(self.settings.nats_url, "vocalborn-webhooks-dispatcher")
             js = self._nc.jetstream(timeout=2)
             self._floor = await ack_floor(js, self.settings.events_stream, CONSUMER_NAME)
             self._floor_read_at = time.monotonic()
