@@ -193,7 +193,7 @@ async def status(user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | Non
     pool = await get_pool()
     if pool is None:
         return None
-    from vocalborn.tasks.api.ws import get_hub
+    from vocalborn.tasks.api.ws import get_hub  # reason: upward import (CONTRIBUTING, 3)
 
     get_hub().start()  # the subscription that keeps the cache true (running already, mostly)
     cached, due = status_cache.CACHE.lookup(task_id, user_id)
