@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from vocalborn.events.catalogue import SUBJECT_PREFIX
 from vocalborn.events.outbox_store import RELAY_LOCK_KEY, OutboxStore, Row, waves
+from vocalborn.events.publisher import WavePublisher
 from vocalborn.sqltypes import utcnow
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class Relay:
         self.publish_timeout = 5.0
         self.nc: Any = None
         self.js: Any = None
+        self.publisher: WavePublisher | None = None
         self.unmarked: list[int] = []  # acknowledged by JetStream, not yet marked in the database
         self.published = 0
         self.duplicates = 0
@@ -130,12 +132,14 @@ class Relay:
             reconnected_cb=_quiet_event,
             closed_cb=_quiet_event,
         )
-        self.js = self.nc.jetstream(timeout=self.publish_timeout, publish_async_max_pending=max(4000, self.batch))
+        self.js = self.nc.jetstream(timeout=self.publish_timeout)
         await ensure_stream(self.js, self.settings)
+        self.publisher = WavePublisher(self.nc)
+        await self.publisher.start()
         log.info("relay connected to %s", self.nats_url)
 
     async def _close_nats(self) -> None:
-        nc, self.nc, self.js = self.nc, None, None
+        nc, self.nc, self.js, self.publisher = self.nc, None, None, None
         if nc is not None:
             try:
                 await nc.close()
@@ -147,35 +151,21 @@ class Relay:
         acked: list[int] = []
         failed: set[str] = set()
         error: BaseException | None = None
+        assert self.publisher is not None
         for wave in waves(rows):
             todo = [r for r in wave if r.ordering_key not in failed]
-            futures: list[asyncio.Future[Any]] = []
-            try:  # pipelined on the one connection, in order; the acks come back as futures
-                for r in todo:
-                    futures.append(
-                        await self.js.publish_async(
-                            SUBJECT_PREFIX + r.event_type,
-                            r.body,
-                            wait_stall=self.publish_timeout,
-                            headers={"Nats-Msg-Id": r.event_id},
-                        )
-                    )
-            except Exception as exc:  # the connection is gone: what was not sent stays unsent
+            try:  # pipelined on the one connection, in order; the acks gathered per wave
+                ok, failures, duplicates = await self.publisher.publish_wave(todo, self.publish_timeout)
+            except Exception as exc:  # the connection is gone: nothing of this wave counts
                 error = exc
-            if futures:
-                _done, late = await asyncio.wait(futures, timeout=self.publish_timeout)
-                for future in late:
-                    future.cancel()
-            for row, future in zip(todo, futures, strict=False):
-                failure = (future.exception() or None) if future.done() and not future.cancelled() else TimeoutError()
-                if failure is not None:
-                    failed.add(row.ordering_key)
-                    error = error or failure
-                else:
+                break
+            for row in todo:
+                if row.seq in ok:
                     acked.append(row.seq)
-                    self.duplicates += bool(getattr(future.result(), "duplicate", False))
-            for row in todo[len(futures) :]:
-                failed.add(row.ordering_key)
+                else:
+                    failed.add(row.ordering_key)
+                    error = error or failures.get(row.seq)
+            self.duplicates += duplicates
             if error is not None:
                 break  # later waves would only be the failed keys' later rows and strangers'
         self.published += len(acked)
