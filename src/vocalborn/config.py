@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     events_duplicate_window_seconds: float = 600.0
     relay_batch_size: int = 500
     relay_poll_interval: float = 0.005  # the relay's wait when the outbox had nothing unsent
+    # PostgreSQL: the relay LISTENs for the NOTIFY each outbox write sends, and publishes at once
+    # instead of at its next poll (the poll stays, for the writes that send none, and SQLite).
+    relay_listen: bool = True
     relay_sent_retention_days: int = 7  # sent outbox rows are deleted after this (0: kept)
     # The consumers (events/consumer.py): a message whose handler failed this many deliveries, or
     # that was delivered more often than this without an ack, goes to the dead letters.

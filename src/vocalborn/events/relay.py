@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from vocalborn.events.catalogue import SUBJECT_PREFIX
-from vocalborn.events.outbox_store import RELAY_LOCK_KEY, OutboxStore, Row, waves
+from vocalborn.events.outbox_store import RELAY_LOCK_KEY, OutboxListener, OutboxStore, Row, waves
 from vocalborn.events.publisher import WavePublisher
 from vocalborn.sqltypes import utcnow
 
@@ -86,6 +86,8 @@ class Relay:
         self.settings = settings
         self.nats_url = nats_url
         self.store = OutboxStore(engine or get_engine())
+        self.woken = asyncio.Event()  # a NOTIFY came (rows committed) since the last round began
+        self.listener = OutboxListener(self.store.engine, self.woken)
         self.batch = max(1, settings.relay_batch_size)
         self.publish_timeout = 5.0
         self.nc: Any = None
@@ -247,13 +249,22 @@ class Relay:
         backoff = 0.1
         idle = self.settings.relay_poll_interval
         try:
+            try:  # ready before the first rows come (else they wait for the connection and the stream)
+                await self._connect_nats()
+            except Exception as exc:  # NATS away: the rounds connect when there is something to send
+                log.warning(
+                    "relay: NATS is unavailable (%s: %s); retrying when there are events", type(exc).__name__, exc
+                )
             while not stop.is_set():
                 try:
+                    if self.settings.relay_listen:
+                        self.listener.ensure()
+                    self.woken.clear()  # a NOTIFY from now on means rows this round may not see
                     done = await self.step()
                     self._beat()
                     backoff = 0.1
                     if done == 0:
-                        await _wait(stop, idle)
+                        await _nap(stop, self.woken, idle)
                 except (OperationalError, DBAPIError) as exc:
                     log.warning("relay: the database is unavailable (%s); retrying", str(exc).splitlines()[0])
                     await self._db(self.store.close)
@@ -266,6 +277,7 @@ class Relay:
                     await _wait(stop, backoff)
                     backoff = min(backoff * 2, 2.0)
         finally:
+            await self.listener.stop()
             await self._close_nats()
             await self._db(self.store.close)
             self._db_thread.shutdown(wait=False)
@@ -274,6 +286,18 @@ class Relay:
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _nap(stop: asyncio.Event, woken: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less: until ``stop`` or ``woken`` is set."""
+    if stop.is_set() or woken.is_set():
+        return
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(woken.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def _quiet(exc: Exception) -> None:
