@@ -3,7 +3,9 @@
     uv run python bench/events.py [--events 50000] [--learners 1000] [--rate 1000] [--seconds 10] [--json OUT]
 
 * bare publish: nats-py's own JetStream publish rate on the same nats-server (batches of 500
-  gathered, each with a Nats-Msg-Id, acknowledged), no database: the ceiling;
+  gathered, each with a Nats-Msg-Id, acknowledged), no database: ``js.publish`` gathered,
+  ``js.publish_async`` pipelined, and core publishes with a reply subject each, a batch queued
+  in one go (the way the relay publishes since events/publisher.py): the ceiling;
 * relay throughput: ``--events`` rows prefilled in the outbox over ``--learners`` learners, then
   a `vocalborn relay` process publishes and marks them; events/s from its first to its last
   row marked sent (sustained: the backlog is far larger than a batch);
@@ -82,6 +84,29 @@ async def bare_publish(url: str, n: int, batch: int = 500) -> dict[str, float]:
         ]
         await asyncio.gather(*futures)
     rates["publish_async"] = n / (time.perf_counter() - began)
+    # core publishes with a reply subject each, a batch queued without yielding (one socket write),
+    # the acks gathered per batch: what events/publisher.py does, without the database
+    prefix = nc.new_inbox() + "."
+    waiting: dict[str, asyncio.Future[None]] = {}
+
+    async def acked(msg: Any) -> None:
+        future = waiting.pop(msg.subject[len(prefix) :], None)
+        if future is not None and "error" not in json.loads(msg.data):
+            future.set_result(None)
+
+    await nc.subscribe(prefix + "*", cb=acked)
+    loop = asyncio.get_running_loop()
+    began = time.perf_counter()
+    for start in range(0, n, batch):
+        futures = []
+        for i in range(start, min(start + batch, n)):
+            waiting[str(i)] = future = loop.create_future()
+            futures.append(future)
+            await nc.publish(
+                "bare.analysis.started", body, reply=prefix + str(i), headers={"Nats-Msg-Id": uuid.uuid4().hex}
+            )
+        await asyncio.wait_for(asyncio.gather(*futures), 30)
+    rates["core_publish_pipelined"] = n / (time.perf_counter() - began)
     await js.delete_stream("BARE")
     await nc.close()
     return rates
