@@ -12,6 +12,11 @@ them sent (docs/EVENTS.md).
   learners go out together (a wave: at most one row per learner in flight).
 * One relay at a time: on PostgreSQL the relay holds an advisory lock on its connection; a second
   relay waits as a standby and takes over when the first one's connection ends.
+* Woken, not only polling: on PostgreSQL each transaction that adds outbox rows sends a NOTIFY
+  with its COMMIT (events/outbox.py) and the relay LISTENs (``OutboxListener``), so a committed
+  event goes out at once; the poll (``RELAY_POLL_INTERVAL``) stays as the fallback, for writes
+  that send none (the one-statement fast paths) and on SQLite.
+* A wave goes out in one socket write (events/publisher.py), its acks gathered together.
 """
 
 from __future__ import annotations
@@ -182,7 +187,8 @@ class Relay:
         for the database. Batches are still published one after another, so a learner's rows
         keep their order; a failure ends the round (the next one starts again from the first
         unsent row)."""
-        if not await self._db(self.store.ready):
+        # Connected already (the store's connection is kept): no hop to the database thread.
+        if self.store.conn is None and not await self._db(self.store.ready):
             if not self._standby_logged:
                 log.info("another relay holds the outbox; this one waits as a standby")
                 self._standby_logged = True
