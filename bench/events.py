@@ -3,7 +3,9 @@
     uv run python bench/events.py [--events 50000] [--learners 1000] [--rate 1000] [--seconds 10] [--json OUT]
 
 * bare publish: nats-py's own JetStream publish rate on the same nats-server (batches of 500
-  gathered, each with a Nats-Msg-Id, acknowledged), no database: the ceiling;
+  gathered, each with a Nats-Msg-Id, acknowledged), no database: ``js.publish`` gathered,
+  ``js.publish_async`` pipelined, and core publishes with a reply subject each, a batch queued
+  in one go (the way the relay publishes since events/publisher.py): the ceiling;
 * relay throughput: ``--events`` rows prefilled in the outbox over ``--learners`` learners, then
   a `vocalborn relay` process publishes and marks them; events/s from its first to its last
   row marked sent (sustained: the backlog is far larger than a batch);
@@ -82,6 +84,29 @@ async def bare_publish(url: str, n: int, batch: int = 500) -> dict[str, float]:
         ]
         await asyncio.gather(*futures)
     rates["publish_async"] = n / (time.perf_counter() - began)
+    # core publishes with a reply subject each, a batch queued without yielding (one socket write),
+    # the acks gathered per batch: what events/publisher.py does, without the database
+    prefix = nc.new_inbox() + "."
+    waiting: dict[str, asyncio.Future[None]] = {}
+
+    async def acked(msg: Any) -> None:
+        future = waiting.pop(msg.subject[len(prefix) :], None)
+        if future is not None and "error" not in json.loads(msg.data):
+            future.set_result(None)
+
+    await nc.subscribe(prefix + "*", cb=acked)
+    loop = asyncio.get_running_loop()
+    began = time.perf_counter()
+    for start in range(0, n, batch):
+        futures = []
+        for i in range(start, min(start + batch, n)):
+            waiting[str(i)] = future = loop.create_future()
+            futures.append(future)
+            await nc.publish(
+                "bare.analysis.started", body, reply=prefix + str(i), headers={"Nats-Msg-Id": uuid.uuid4().hex}
+            )
+        await asyncio.wait_for(asyncio.gather(*futures), 30)
+    rates["core_publish_pipelined"] = n / (time.perf_counter() - began)
     await js.delete_stream("BARE")
     await nc.close()
     return rates
@@ -164,10 +189,11 @@ def latency(engine: Any, env: dict[str, str], url: str, rate: int, seconds: floa
     per_commit = max(1, rate // 100)  # 100 transactions a second
     ready = Path(env["DATA_DIR"]) / "relay.alive"
     ready.unlink(missing_ok=True)
-    proc = _relay(env, log)
     stop = threading.Event()
+    subscribed = threading.Event()
 
     stored: dict[str, float] = {}
+    commit_ms: list[float] = []  # how long each COMMIT itself took
 
     async def consume() -> None:
         """A push consumer (each message delivered as JetStream stores it), acked in its callback;
@@ -175,8 +201,12 @@ def latency(engine: Any, env: dict[str, str], url: str, rate: int, seconds: floa
         import nats
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+        from vocalborn.config import get_settings
+        from vocalborn.events.relay import ensure_stream
+
         nc = await nats.connect(url)
         js = nc.jetstream()
+        await ensure_stream(js, get_settings())  # as the relay makes it (it starts after this)
 
         async def got(m: Any) -> None:
             now = time.time()
@@ -195,6 +225,7 @@ def latency(engine: Any, env: dict[str, str], url: str, rate: int, seconds: floa
                     manual_ack=True,
                     config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.EXPLICIT),
                 )
+                subscribed.set()
                 break
             except Exception:
                 await asyncio.sleep(0.05)
@@ -207,10 +238,14 @@ def latency(engine: Any, env: dict[str, str], url: str, rate: int, seconds: floa
     give_up = [float("inf")]
     consumer = threading.Thread(target=lambda: asyncio.run(consume()))
     consumer.start()
+    # The consumer first, then the relay: js.subscribe makes the
+    # consumer before it subscribes to its deliver subject, and what JetStream delivered in
+    # between would come again only after the ack wait (30 s).
+    subscribed.wait(60)
+    proc = _relay(env, log)
     deadline = time.monotonic() + 60
     while not ready.exists() and time.monotonic() < deadline:  # the relay's first round is done
         time.sleep(0.05)
-    time.sleep(0.5)  # and the consumer is subscribed
     began = time.perf_counter()
     learners = [uuid.uuid4() for _ in range(200)]
     for i in range(0, total, per_commit):
@@ -226,8 +261,10 @@ def latency(engine: Any, env: dict[str, str], url: str, rate: int, seconds: floa
                     db, "analysis.started", task_id=uuid.uuid4(), learner_id=k, practice_record_id=uuid.uuid4()
                 )
                 ids.append(str(row.event_id))
+            db.flush()  # the INSERTs: the clock starts at COMMIT
             at = time.time()
             db.commit()
+            commit_ms.append((time.time() - at) * 1000)
         for e in ids:
             committed[e] = at
     achieved = len(committed) / (time.perf_counter() - began)
@@ -241,6 +278,8 @@ def latency(engine: Any, env: dict[str, str], url: str, rate: int, seconds: floa
     lat = [(received[e] - committed[e]) * 1000 for e in committed if e in received]
     to_store = [(stored[e] - committed[e]) * 1000 for e in committed if e in stored]
     return {
+        "commit_itself_p50_ms": statistics.median(commit_ms),
+        "commit_itself_p99_ms": _pct(commit_ms, 99),
         "commit_to_stored_p50_ms": statistics.median(to_store),
         "commit_to_stored_p99_ms": _pct(to_store, 99),
         "rate_asked": rate,
@@ -248,6 +287,7 @@ def latency(engine: Any, env: dict[str, str], url: str, rate: int, seconds: floa
         "events": len(committed),
         "lost": len(committed) - len(lat),
         "p50_ms": statistics.median(lat),
+        "p90_ms": _pct(lat, 90),
         "p99_ms": _pct(lat, 99),
         "max_ms": max(lat),
     }

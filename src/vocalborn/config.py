@@ -91,11 +91,11 @@ class Settings(BaseSettings):
     events_stream: str = "VOCALBORN"
     events_max_age_seconds: float = 7 * 24 * 3600.0  # the stream's retention
     events_max_bytes: int = 10 * 1024**3  # the stream's size limit (oldest dropped beyond it)
-    # JetStream drops a message whose Nats-Msg-Id it saw within this window: a republish after a
-    # relay crash is harmless (the relay republishes at most one batch, within seconds).
+    # JetStream drops a message whose Nats-Msg-Id it saw within this window (a relay's republish).
     events_duplicate_window_seconds: float = 600.0
     relay_batch_size: int = 500
-    relay_poll_interval: float = 0.005  # the relay's wait when the outbox had nothing unsent
+    relay_poll_interval: float = 0.005  # the relay's wait when the outbox had nothing unsent (or no NOTIFY came)
+    relay_listen: bool = True  # PostgreSQL: the relay LISTENs for the NOTIFY of each outbox write
     relay_sent_retention_days: int = 7  # sent outbox rows are deleted after this (0: kept)
     # The consumers (events/consumer.py): a message whose handler failed this many deliveries, or
     # that was delivered more often than this without an ack, goes to the dead letters.

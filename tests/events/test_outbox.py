@@ -222,3 +222,43 @@ def r_assignment_id(learner_id: str, sentence_id: str) -> str:
                 {"l": uuid.UUID(learner_id), "s": uuid.UUID(sentence_id)},
             ).scalar_one()
         )
+
+
+@pytest.mark.postgresql
+def test_a_transaction_that_adds_rows_notifies_the_relay_once_at_commit_and_never_on_rollback(
+    migrated: Any,
+) -> None:
+    """The relay's wake-up call (events/outbox.py): one NOTIFY per committed transaction that
+    added outbox rows, however many; none for a rolled-back one or one that added none."""
+    import psycopg
+
+    from vocalborn.config import get_settings
+    from vocalborn.db import open_session
+    from vocalborn.events import outbox
+
+    url = get_settings().effective_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+
+        def heard() -> int:
+            return sum(1 for _ in listener.notifies(timeout=0.5))
+
+        def add(db: Any) -> None:
+            outbox.add(db, "link.created", learner_id=uuid.uuid4(), therapist_id=uuid.uuid4())
+
+        assert heard() == 0
+        with open_session() as db:
+            add(db)
+            add(db)
+            db.flush()
+            add(db)
+            assert heard() == 0  # nothing before COMMIT
+            db.commit()
+        assert heard() == 1
+        with open_session() as db:
+            add(db)
+            db.flush()
+            db.rollback()
+            db.execute(text("SELECT 1"))
+            db.commit()  # a later transaction of the same session that added nothing
+        assert heard() == 0

@@ -208,6 +208,31 @@ def test_relay_process_killed_mid_batch_loses_and_repeats_nothing(
     check_exactly_once_in_order(written, got)
 
 
+@pytest.mark.postgresql
+def test_a_notify_wakes_the_relay_long_before_its_poll(migrated: ServicesUnderTest, nats_server: NatsServer) -> None:
+    """With a poll of 30 s, a committed event goes out at once when the relay LISTENs, and waits
+    for the poll when it does not (the control)."""
+    for listen in (True, False):
+        relay = RelayThread(nats_server.url, relay_poll_interval=30.0, relay_listen=listen).start()
+        try:
+            wait_until(
+                lambda r=relay: r.relay is not None and r.relay.store.conn is not None and r.relay.js is not None,
+                10,
+                what="the relay's first round",
+            )
+            if listen:
+                wait_until(lambda r=relay: r.relay.listener.listening, 10, what="the relay to LISTEN")
+            time.sleep(0.3)  # its first round is over: it waits for its poll (or a NOTIFY)
+            ids = [e for e, _ in write_events(3, learners=1)]
+            if listen:
+                wait_until(lambda i=ids: _unsent(i) == 0, 3, 0.01, "the woken relay to publish")
+            else:
+                time.sleep(1.5)
+                assert _unsent(ids) == 3, "without LISTEN the relay should have waited for its poll"
+        finally:
+            relay.stop()
+
+
 def test_a_second_relay_waits_as_a_standby(migrated: ServicesUnderTest, nats_server: NatsServer) -> None:
     from vocalborn.config import get_settings
 

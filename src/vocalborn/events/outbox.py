@@ -2,7 +2,13 @@
 
 The ORM paths call :func:`add`; the single-statement fast paths on PostgreSQL
 (``tasks/submission/fastpath.py``, ``tasks/worker/fastrun.py``) insert the same row from a CTE with
-:data:`ANALYSIS_ROW_SQL`."""
+:data:`ANALYSIS_ROW_SQL`.
+
+On PostgreSQL a transaction that added rows also sends ``NOTIFY vocalborn_outbox`` (delivered at
+its COMMIT, folded into one however many rows it added): the relay LISTENs and publishes at once
+instead of at its next poll. The notification is only a wake-up call: the relay still polls
+(``RELAY_POLL_INTERVAL``), so a row whose notification was lost, or was never sent (SQLite), goes
+out all the same."""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from vocalborn.events.catalogue import CATALOGUE
@@ -38,7 +46,26 @@ def add(
         occurred_at=occurred_at or utcnow(),
     )
     db.add(row)
+    db.info[_WAKE] = True
     return row
+
+
+# The channel the relay LISTENs on (events/outbox_store.py).
+NOTIFY_CHANNEL = "vocalborn_outbox"
+_WAKE = "vocalborn.events.outbox.wake"  # Session.info: this transaction added outbox rows
+
+
+@event.listens_for(OrmSession, "before_commit")
+def _wake_the_relay(session: OrmSession) -> None:
+    """The NOTIFY joins the transaction that added rows (PostgreSQL delivers it at COMMIT, and
+    drops it with a rollback)."""
+    if session.info.pop(_WAKE, False) and session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+
+
+@event.listens_for(OrmSession, "after_rollback")
+def _forget_the_wake(session: OrmSession) -> None:
+    session.info.pop(_WAKE, None)
 
 
 def analysis_args(event_type: str) -> dict[str, Any]:

@@ -4,6 +4,8 @@ advisory lock that keeps one relay active on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from vocalborn.events.catalogue import message
+from vocalborn.events.outbox import NOTIFY_CHANNEL
 from vocalborn.sqltypes import utcnow
 
 if TYPE_CHECKING:
@@ -146,6 +149,61 @@ class OutboxStore:
             except Exception:  # closing a connection the server ended may fail too
                 log.debug("closing the relay's connection failed", exc_info=True)
         self.conn = None
+
+
+class OutboxListener:
+    """``LISTEN vocalborn_outbox`` on a connection of its own (PostgreSQL only): sets ``wake`` at
+    every notification (events/outbox.py sends one with each transaction that adds rows), and
+    once when it starts listening (rows committed while nobody listened). The relay keeps polling
+    besides: a listener that lost its connection only makes the relay as slow as its poll until
+    the next :meth:`ensure` starts it again."""
+
+    RETRY_SECONDS = 1.0
+
+    def __init__(self, engine: Engine, wake: asyncio.Event) -> None:
+        self.enabled = engine.dialect.name == "postgresql"
+        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.wake = wake
+        self.task: asyncio.Task[None] | None = None
+        self._next_try = 0.0
+
+    @property
+    def listening(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def ensure(self) -> None:
+        """Start listening (again) unless it is running, or failed less than a second ago."""
+        loop = asyncio.get_running_loop()
+        if not self.enabled or self.listening or loop.time() < self._next_try:
+            return
+        self._next_try = loop.time() + self.RETRY_SECONDS
+        self.task = loop.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True, connect_timeout=5)
+        except Exception as exc:  # the database away: the relay polls meanwhile
+            log.debug("relay: cannot LISTEN (%s)", exc)
+            return
+        try:
+            await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self.wake.set()
+            async for _ in conn.notifies():
+                self.wake.set()
+        except Exception as exc:  # the connection ended
+            log.debug("relay: the LISTEN connection ended (%s)", exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.task
+        self.task = None
 
 
 def _bind_time(postgresql: bool, moment: datetime) -> Any:

@@ -12,6 +12,11 @@ them sent (docs/EVENTS.md).
   learners go out together (a wave: at most one row per learner in flight).
 * One relay at a time: on PostgreSQL the relay holds an advisory lock on its connection; a second
   relay waits as a standby and takes over when the first one's connection ends.
+* Woken, not only polling: on PostgreSQL each transaction that adds outbox rows sends a NOTIFY
+  with its COMMIT (events/outbox.py) and the relay LISTENs (``OutboxListener``), so a committed
+  event goes out at once; the poll (``RELAY_POLL_INTERVAL``) stays as the fallback, for writes
+  that send none (the one-statement fast paths) and on SQLite.
+* A wave goes out in one socket write (events/publisher.py), its acks gathered together.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from vocalborn.events.catalogue import SUBJECT_PREFIX
-from vocalborn.events.outbox_store import RELAY_LOCK_KEY, OutboxStore, Row, waves
+from vocalborn.events.outbox_store import RELAY_LOCK_KEY, OutboxListener, OutboxStore, Row, waves
+from vocalborn.events.publisher import WavePublisher
 from vocalborn.sqltypes import utcnow
 
 if TYPE_CHECKING:
@@ -85,10 +91,13 @@ class Relay:
         self.settings = settings
         self.nats_url = nats_url
         self.store = OutboxStore(engine or get_engine())
+        self.woken = asyncio.Event()  # a NOTIFY came (rows committed) since the last round began
+        self.listener = OutboxListener(self.store.engine, self.woken)
         self.batch = max(1, settings.relay_batch_size)
         self.publish_timeout = 5.0
         self.nc: Any = None
         self.js: Any = None
+        self.publisher: WavePublisher | None = None
         self.unmarked: list[int] = []  # acknowledged by JetStream, not yet marked in the database
         self.published = 0
         self.duplicates = 0
@@ -130,12 +139,14 @@ class Relay:
             reconnected_cb=_quiet_event,
             closed_cb=_quiet_event,
         )
-        self.js = self.nc.jetstream(timeout=self.publish_timeout, publish_async_max_pending=max(4000, self.batch))
+        self.js = self.nc.jetstream(timeout=self.publish_timeout)
         await ensure_stream(self.js, self.settings)
+        self.publisher = WavePublisher(self.nc)
+        await self.publisher.start()
         log.info("relay connected to %s", self.nats_url)
 
     async def _close_nats(self) -> None:
-        nc, self.nc, self.js = self.nc, None, None
+        nc, self.nc, self.js, self.publisher = self.nc, None, None, None
         if nc is not None:
             try:
                 await nc.close()
@@ -147,35 +158,21 @@ class Relay:
         acked: list[int] = []
         failed: set[str] = set()
         error: BaseException | None = None
+        assert self.publisher is not None
         for wave in waves(rows):
             todo = [r for r in wave if r.ordering_key not in failed]
-            futures: list[asyncio.Future[Any]] = []
-            try:  # pipelined on the one connection, in order; the acks come back as futures
-                for r in todo:
-                    futures.append(
-                        await self.js.publish_async(
-                            SUBJECT_PREFIX + r.event_type,
-                            r.body,
-                            wait_stall=self.publish_timeout,
-                            headers={"Nats-Msg-Id": r.event_id},
-                        )
-                    )
-            except Exception as exc:  # the connection is gone: what was not sent stays unsent
+            try:  # pipelined on the one connection, in order; the acks gathered per wave
+                ok, failures, duplicates = await self.publisher.publish_wave(todo, self.publish_timeout)
+            except Exception as exc:  # the connection is gone: nothing of this wave counts
                 error = exc
-            if futures:
-                _done, late = await asyncio.wait(futures, timeout=self.publish_timeout)
-                for future in late:
-                    future.cancel()
-            for row, future in zip(todo, futures, strict=False):
-                failure = (future.exception() or None) if future.done() and not future.cancelled() else TimeoutError()
-                if failure is not None:
-                    failed.add(row.ordering_key)
-                    error = error or failure
-                else:
+                break
+            for row in todo:
+                if row.seq in ok:
                     acked.append(row.seq)
-                    self.duplicates += bool(getattr(future.result(), "duplicate", False))
-            for row in todo[len(futures) :]:
-                failed.add(row.ordering_key)
+                else:
+                    failed.add(row.ordering_key)
+                    error = error or failures.get(row.seq)
+            self.duplicates += duplicates
             if error is not None:
                 break  # later waves would only be the failed keys' later rows and strangers'
         self.published += len(acked)
@@ -190,7 +187,8 @@ class Relay:
         for the database. Batches are still published one after another, so a learner's rows
         keep their order; a failure ends the round (the next one starts again from the first
         unsent row)."""
-        if not await self._db(self.store.ready):
+        # Connected already (the store's connection is kept): no hop to the database thread.
+        if self.store.conn is None and not await self._db(self.store.ready):
             if not self._standby_logged:
                 log.info("another relay holds the outbox; this one waits as a standby")
                 self._standby_logged = True
@@ -257,13 +255,22 @@ class Relay:
         backoff = 0.1
         idle = self.settings.relay_poll_interval
         try:
+            try:  # ready before the first rows come (else they wait for the connection and the stream)
+                await self._connect_nats()
+            except Exception as exc:  # NATS away: the rounds connect when there is something to send
+                log.warning(
+                    "relay: NATS is unavailable (%s: %s); retrying when there are events", type(exc).__name__, exc
+                )
             while not stop.is_set():
                 try:
+                    if self.settings.relay_listen:
+                        self.listener.ensure()
+                    self.woken.clear()  # a NOTIFY from now on means rows this round may not see
                     done = await self.step()
                     self._beat()
                     backoff = 0.1
                     if done == 0:
-                        await _wait(stop, idle)
+                        await _nap(stop, self.woken, idle)
                 except (OperationalError, DBAPIError) as exc:
                     log.warning("relay: the database is unavailable (%s); retrying", str(exc).splitlines()[0])
                     await self._db(self.store.close)
@@ -276,6 +283,7 @@ class Relay:
                     await _wait(stop, backoff)
                     backoff = min(backoff * 2, 2.0)
         finally:
+            await self.listener.stop()
             await self._close_nats()
             await self._db(self.store.close)
             self._db_thread.shutdown(wait=False)
@@ -284,6 +292,18 @@ class Relay:
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _nap(stop: asyncio.Event, woken: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less: until ``stop`` or ``woken`` is set."""
+    if stop.is_set() or woken.is_set():
+        return
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(woken.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def _quiet(exc: Exception) -> None:
