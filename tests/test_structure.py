@@ -17,7 +17,7 @@ MAX_LINES = 400
 LINE_LIMIT_EXEMPT = ("analysis/", "events/relay.py")
 # Over the limit after the last merge of main (new code of other branches): a ratchet, each to be
 # split; none may grow.
-LONG_TODAY = {"events/consumer.py": 472}
+LONG_TODAY = {"events/consumer.py": 450}
 MAX_TASKS_TOP_LEVEL = 12
 MAX_FUNCTION_IMPORTS = 15
 FUNCTION_IMPORTS_TODAY = 64  # of the project's own modules, counted by line (not yet the 15 above)
