@@ -17,10 +17,10 @@ MAX_LINES = 400
 LINE_LIMIT_EXEMPT = ("analysis/", "events/relay.py")
 # Over the limit after the last merge of main (new code of other branches): a ratchet, each to be
 # split; none may grow.
-LONG_TODAY = {"cli/up.py": 414, "config.py": 428, "events/consumer.py": 472, "monitoring/api.py": 442}
+LONG_TODAY = {"events/consumer.py": 472}
 MAX_TASKS_TOP_LEVEL = 12
 MAX_FUNCTION_IMPORTS = 15
-FUNCTION_IMPORTS_TODAY = 215  # of the project's own modules, counted by line (not yet the 15 above)
+FUNCTION_IMPORTS_TODAY = 64  # of the project's own modules, counted by line (not yet the 15 above)
 MAX_UPWARD = 3
 
 # Imports from a lower layer to a higher one, each explained in docs/CONTRIBUTING.md

@@ -28,6 +28,7 @@ import redis
 from celery.beat import PersistentScheduler
 
 from vocalborn.config import get_settings
+from vocalborn.redis_connect import client
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,6 @@ class LeasedScheduler(PersistentScheduler):
         self.holding = False
         self._renewed_at = 0.0
         self._said_waiting = False
-        from vocalborn.redis_connect import client
 
         self._redis = client(settings.effective_redis_url, socket_timeout=5, socket_connect_timeout=5)
         super().__init__(*args, **kwargs)

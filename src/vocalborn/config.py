@@ -23,7 +23,13 @@ from vocalborn.config_files import (
     read_storage_key_file,
     write_private_file,
 )
-from vocalborn.config_secrets import EXAMPLE_SECRETS, parse_encryption_keys, parse_sentinels, secret_problem
+from vocalborn.config_secrets import parse_encryption_keys, parse_sentinels, production_problems
+
+# The URL helpers live in config_urls; importable from here as they always were.
+from vocalborn.config_urls import embedded_redis_url as embedded_redis_url
+from vocalborn.config_urls import normalise_database_url as normalise_database_url
+from vocalborn.config_urls import redact_url as redact_url
+from vocalborn.config_urls import url_password as url_password
 
 
 class Settings(BaseSettings):
@@ -252,37 +258,7 @@ class Settings(BaseSettings):
     def _refuse_example_secrets_in_production(self) -> Settings:
         if self.environment != "production":
             return self
-        problems = []
-        # One line per problem. FLOWER_BASIC_AUTH is checked by `vocalborn flower` (it alone uses it).
-        for name, value, required, min_bytes in (
-            ("SECRET_KEY", self.secret_key, True, 32),  # signs every token: 32 random bytes
-            ("METRICS_TOKEN", self.metrics_token, True, 0),
-            ("AI_SERVICE_API_KEY", self.ai_service_api_key, False, 0),
-        ):
-            if required or value:
-                problem = secret_problem(name, value, min_bytes=min_bytes)
-                if problem:
-                    problems.append(problem)
-        if self.database_url is None:
-            problems.append("DATABASE_URL must be set")
-        if self.celery_broker_url is None:
-            problems.append("CELERY_BROKER_URL must be set")
-        for url in (self.database_url, self.celery_broker_url, self.redis_url):
-            password = url_password(url) if url else None
-            if url and any(f":{bad}@" in url for bad in EXAMPLE_SECRETS if bad):
-                problems.append(f"an example password is still in {redact_url(url)}")
-            elif password is not None and secret_problem("password", password, 16):
-                problems.append(
-                    f"the password in {redact_url(url or '')} is short or not random (16+ random characters)"
-                )
-        try:
-            if not self.encryption_keys():
-                problems.append(
-                    "STORAGE_ENCRYPTION_KEYS must be set: recordings are health data and are stored encrypted "
-                    "(e.g. STORAGE_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32))"
-                )
-        except ValueError as exc:
-            problems.append(str(exc))
+        problems = production_problems(self)
         if len(problems) == 1:  # one problem, one line
             raise ValueError(f"refusing to start in production: {problems[0]}")
         if problems:
@@ -385,42 +361,6 @@ class Settings(BaseSettings):
         if not path.exists():
             write_private_file(path, secrets.token_urlsafe(48).encode(), exclusive=True)
         return path.read_text().strip()
-
-
-def normalise_database_url(url: str) -> str:
-    """Let people paste ``postgresql://`` URLs; we drive PostgreSQL with psycopg 3."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-def embedded_redis_url(settings: Settings, db: int) -> str:
-    """URL of the bundled Redis that ``vocalborn up`` starts; its port is written to a file."""
-    port_file = settings.data_dir / "redis" / "port"
-    if port_file.exists():
-        password_file = settings.data_dir / "redis" / "password"
-        auth = f":{password_file.read_text().strip()}@" if password_file.exists() else ""
-        return f"redis://{auth}127.0.0.1:{port_file.read_text().strip()}/{db}"
-    raise RuntimeError("no broker configured: set CELERY_BROKER_URL, or start the embedded stack with `vocalborn up`")
-
-
-def url_password(url: str) -> str | None:
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return None
-    creds = rest.rpartition("@")[0]
-    return creds.split(":", 1)[1] if ":" in creds else None
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, for logs and error messages."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 @lru_cache

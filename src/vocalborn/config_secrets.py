@@ -1,10 +1,17 @@
-"""The settings' secret checks: the example values refused in production, a secret's length and
-variety, the storage encryption keys and the Redis Sentinels parsed from their settings (``config.Settings`` uses
-them; ``vocalborn check``-style tools too). Imports nothing of the app."""
+"""The settings' secret checks: what refuses a production start (``production_problems``), the
+example values, a secret's length and variety, the storage encryption keys and the Redis Sentinels
+parsed from their settings (``config.Settings`` uses them; ``vocalborn check``-style tools too).
+Imports nothing of the app but ``config_urls``."""
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+from vocalborn.config_urls import redact_url, url_password
+
+if TYPE_CHECKING:
+    from vocalborn.config import Settings
 
 # Values that appear in .env.example and the docs. Refused when ENVIRONMENT=production.
 EXAMPLE_SECRETS = frozenset(
@@ -53,6 +60,42 @@ def secret_problem(name: str, value: str | None, min_length: int = 32, min_bytes
             "(generate one with `openssl rand -hex 32`)"
         )
     return None
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """Why ``settings`` may not run in production, one line per problem ([]: none): the secrets
+    (missing, an example, too short or not random), the database and broker not set, a URL's
+    example or weak password, the storage encryption keys missing or invalid."""
+    problems = []
+    # FLOWER_BASIC_AUTH is checked by `vocalborn flower` (it alone uses it).
+    for name, value, required, min_bytes in (
+        ("SECRET_KEY", settings.secret_key, True, 32),  # signs every token: 32 random bytes
+        ("METRICS_TOKEN", settings.metrics_token, True, 0),
+        ("AI_SERVICE_API_KEY", settings.ai_service_api_key, False, 0),
+    ):
+        if required or value:
+            problem = secret_problem(name, value, min_bytes=min_bytes)
+            if problem:
+                problems.append(problem)
+    if settings.database_url is None:
+        problems.append("DATABASE_URL must be set")
+    if settings.celery_broker_url is None:
+        problems.append("CELERY_BROKER_URL must be set")
+    for url in (settings.database_url, settings.celery_broker_url, settings.redis_url):
+        password = url_password(url) if url else None
+        if url and any(f":{bad}@" in url for bad in EXAMPLE_SECRETS if bad):
+            problems.append(f"an example password is still in {redact_url(url)}")
+        elif password is not None and secret_problem("password", password, 16):
+            problems.append(f"the password in {redact_url(url or '')} is short or not random (16+ random characters)")
+    try:
+        if not settings.encryption_keys():
+            problems.append(
+                "STORAGE_ENCRYPTION_KEYS must be set: recordings are health data and are stored encrypted "
+                "(e.g. STORAGE_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32))"
+            )
+    except ValueError as exc:
+        problems.append(str(exc))
+    return problems
 
 
 def random_bytes(secret: str) -> float:

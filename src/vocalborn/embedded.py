@@ -20,6 +20,7 @@ from pathlib import Path
 
 import redis
 
+from vocalborn.config_files import write_private_file
 from vocalborn.supervision import spawn
 
 
@@ -88,7 +89,6 @@ class EmbeddedRedis:
     @property
     def password(self) -> str:
         """The server's password, generated on first use (kept across restarts of this folder)."""
-        from vocalborn.config_files import write_private_file
 
         if not self.password_file.exists():
             write_private_file(self.password_file, secrets.token_hex(24).encode(), exclusive=True)
@@ -100,8 +100,6 @@ class EmbeddedRedis:
         return f"redis://:{self.password}@127.0.0.1:{self.port}"
 
     def _write_config(self) -> Path:
-        from vocalborn.config_files import write_private_file
-
         conf = self.dir / "redis.conf"
         write_private_file(conf, f'requirepass "{self.password}"\nrename-command CONFIG ""\n'.encode())
         return conf

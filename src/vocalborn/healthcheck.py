@@ -31,6 +31,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from vocalborn.config import get_settings
+
 
 class Unhealthy(Exception):
     pass
@@ -40,13 +42,11 @@ def check_worker(hostname: str | None = None, max_age: float = 30.0) -> str:
     """A fresh registry entry for ``hostname`` (default: any node name ending in ``@<this host>``)."""
     import redis
 
-    from vocalborn.config import get_settings
-
     settings = get_settings()
     host = socket.gethostname()
     pattern = f"{settings.redis_key_prefix}workers:{hostname or '*@' + host}"
     try:
-        from vocalborn.redis_connect import client as redis_client
+        from vocalborn.redis_connect import client as redis_client  # reason: a probe: only what it reads
 
         client = redis_client(settings.effective_redis_url, socket_timeout=3, socket_connect_timeout=3)
         try:
@@ -74,8 +74,6 @@ def check_worker(hostname: str | None = None, max_age: float = 30.0) -> str:
 
 def check_beat(max_age: float = 600.0, schedule: Path | None = None) -> str:
     """Beat's schedule file (whatever suffix the dbm backend adds) was written recently."""
-    from vocalborn.config import get_settings
-
     base = schedule or get_settings().data_dir / "celerybeat-schedule"
     files = [p for p in base.parent.glob(base.name + "*") if p.is_file()]
     if not files:
@@ -89,6 +87,7 @@ def check_beat(max_age: float = 600.0, schedule: Path | None = None) -> str:
 def check_relay(max_age: float = 60.0) -> str:
     """The events relay's heartbeat file was touched recently (after each round that reached the
     database and, with rows to send, NATS)."""
+    # reason: a probe runs every few seconds: each check loads only what it reads
     from vocalborn.events.relay import heartbeat_path
 
     path = heartbeat_path()
@@ -104,6 +103,7 @@ def check_consumers(max_age: float = 60.0, names: Sequence[str] = ()) -> str:
     """Every event consumer this process family runs (or the ones named, for a process started as
     ``vocalborn consume NAME``) touched its heartbeat recently (after each fetch round while bound
     to NATS)."""
+    # reason: a probe runs every few seconds: each check loads only what it reads
     from vocalborn.events.consumer import heartbeat_path, load_consumers
 
     known = load_consumers()

@@ -89,7 +89,7 @@ def _header_language(value: bytes) -> Language | None:
 # The worker stores a step's zh-TW label (analysis.types.STEPS); a caller who asked for a language
 # gets the label in it (issue #26). Precomputed: the status route is the hottest read.
 def _step_tables() -> dict[Language, dict[str, str]]:
-    from vocalborn.analysis.types import STEPS
+    from vocalborn.analysis.types import STEPS  # reason: upward import, read once (CONTRIBUTING, 1)
 
     en = {zh: english for _, zh, english in STEPS} | {english: english for _, _, english in STEPS}
     zh = {english: zh for _, zh, english in STEPS} | {zh: zh for _, zh, _ in STEPS}

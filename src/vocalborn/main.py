@@ -32,6 +32,7 @@ from vocalborn.events.admin import router as events_admin_router
 from vocalborn.events.router import router as events_router
 from vocalborn.i18n import request_language, scope_language, translate, translate_detail, without_pydantic_prefix
 from vocalborn.kit.fastdb import close_pool
+from vocalborn.kit.redis import get_redis
 from vocalborn.learning.router import router as learning_router
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring.api import install_metrics
@@ -229,8 +230,6 @@ def _install_health(app: FastAPI) -> None:
         except Exception as exc:
             checks["database"] = f"down: {type(exc).__name__}"
         try:
-            from vocalborn.kit.redis import get_redis
-
             get_redis().ping()
             checks["redis"] = "ok"
         except Exception as exc:

@@ -31,6 +31,7 @@ import redis.sentinel
 from redis.backoff import ExponentialBackoff
 from redis.connection import parse_url
 
+from vocalborn.config import get_settings
 from vocalborn.config_secrets import parse_sentinels  # a setting's parser (config uses it too)
 
 if TYPE_CHECKING:
@@ -48,8 +49,6 @@ _sentinels: dict[tuple[Any, ...], Any] = {}
 
 
 def _settings() -> Settings:
-    from vocalborn.config import get_settings
-
     return get_settings()
 
 

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tests.support import require_slow_marker
 
@@ -81,6 +81,21 @@ def write_events(
         if pause:
             time.sleep(pause)
     return written
+
+
+def settle_outbox() -> int:
+    """Mark every unsent outbox row sent: what earlier tests left in the suite's shared database
+    (their relay stopped before publishing it) is not this test's to publish. How many."""
+    from sqlalchemy import update
+
+    from vocalborn.db import open_session
+    from vocalborn.events.models import EventOutbox
+    from vocalborn.sqltypes import utcnow
+
+    with open_session() as db:
+        n = db.execute(update(EventOutbox).where(EventOutbox.sent_at.is_(None)).values(sent_at=utcnow())).rowcount  # type: ignore[union-attr]
+        db.commit()
+    return int(n or 0)
 
 
 @dataclass
@@ -156,77 +171,37 @@ def check_exactly_once_in_order(written: list[tuple[str, str]], got: Consumed) -
         assert order == sorted(order), f"learner {learner}'s events arrived out of order"
 
 
-class RelayThread:
-    """The relay in this process, on its own event loop in a thread (the tests' own database)."""
+class LoopThread:
+    """Something of the app that runs on an event loop until a stop event (the relay, a consumer
+    runner, the webhook dispatcher), in this process on its own loop in a thread, with the tests'
+    settings and ``nats_url``. Subclasses say what runs in :meth:`main`."""
 
-    def __init__(self, url: str, **overrides: Any) -> None:
+    what = "the loop"
+
+    def __init__(self, url: str | None, **overrides: Any) -> None:
         from vocalborn.config import get_settings
 
         self.settings = get_settings().model_copy(update={"nats_url": url, **overrides})
         self.url = url
         self.loop = asyncio.new_event_loop()
         self.stop_event: asyncio.Event | None = None
-        self.relay: Any = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.error: BaseException | None = None
 
-    def _run(self) -> None:
-        from vocalborn.events.relay import Relay
+    async def main(self, stop: asyncio.Event) -> None:
+        raise NotImplementedError
 
-        async def main() -> None:
+    def _run(self) -> None:
+        async def outer() -> None:
             self.stop_event = asyncio.Event()
-            self.relay = Relay(self.settings, self.url)
-            await self.relay.run(self.stop_event)
+            await self.main(self.stop_event)
 
         try:
-            self.loop.run_until_complete(main())
+            self.loop.run_until_complete(outer())
         except BaseException as exc:
             self.error = exc
 
-    def start(self) -> RelayThread:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        deadline = time.monotonic() + 5
-        while self.stop_event is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if self.stop_event is not None:
-            self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "the relay did not stop"
-        assert self.error is None, self.error
-
-
-class ConsumerThread:
-    """A consumer runner (events/consumer.py) in this process, on its own loop in a thread."""
-
-    def __init__(self, url: str, spec: Any, **overrides: Any) -> None:
-        from vocalborn.config import get_settings
-
-        self.settings = get_settings().model_copy(update={"nats_url": url, **overrides})
-        self.url = url
-        self.spec = spec
-        self.loop = asyncio.new_event_loop()
-        self.stop_event: asyncio.Event | None = None
-        self.runner: Any = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.error: BaseException | None = None
-
-    def _run(self) -> None:
-        from vocalborn.events.consumer import ConsumerRunner
-
-        async def main() -> None:
-            self.stop_event = asyncio.Event()
-            self.runner = ConsumerRunner(self.spec, self.settings, self.url, keep_ids=True)
-            await self.runner.run(self.stop_event)
-
-        try:
-            self.loop.run_until_complete(main())
-        except BaseException as exc:
-            self.error = exc
-
-    def start(self) -> ConsumerThread:
+    def start(self) -> Self:
         self.thread.start()
         return self
 
@@ -237,5 +212,37 @@ class ConsumerThread:
         if self.stop_event is not None:
             self.loop.call_soon_threadsafe(self.stop_event.set)
         self.thread.join(20)
-        assert not self.thread.is_alive(), "the consumer did not stop"
+        assert not self.thread.is_alive(), f"{self.what} did not stop"
         assert self.error is None, self.error
+
+
+class RelayThread(LoopThread):
+    """The relay (events/relay.py)."""
+
+    what = "the relay"
+    relay: Any = None
+
+    async def main(self, stop: asyncio.Event) -> None:
+        from vocalborn.events.relay import Relay
+
+        assert self.url is not None
+        self.relay = Relay(self.settings, self.url)
+        await self.relay.run(stop)
+
+
+class ConsumerThread(LoopThread):
+    """A consumer runner (events/consumer.py), keeping the ids it handled."""
+
+    what = "the consumer"
+    runner: Any = None
+
+    def __init__(self, url: str, spec: Any, **overrides: Any) -> None:
+        self.spec = spec
+        super().__init__(url, **overrides)
+
+    async def main(self, stop: asyncio.Event) -> None:
+        from vocalborn.events.consumer import ConsumerRunner
+
+        assert self.url is not None
+        self.runner = ConsumerRunner(self.spec, self.settings, self.url, keep_ids=True)
+        await self.runner.run(stop)

@@ -103,10 +103,11 @@ def test_a_stale_waiting_count_answers_at_once_and_is_counted_again_in_the_backg
             self.counts = 0
             self.gate = asyncio.Event()
 
-        async def _count(self) -> None:
+        async def read(self) -> int:
             self.counts += 1
             await self.gate.wait()
             self.set(100 * self.counts)
+            return 100 * self.counts
 
     async def scenario() -> None:
         waiting = GatedCount()
@@ -120,7 +121,7 @@ def test_a_stale_waiting_count_answers_at_once_and_is_counted_again_in_the_backg
         assert await waiting.position() == 101
         assert waiting.counts == 2  # one count in the background, not one per submit
         waiting.gate.set()
-        counting = waiting._counting
+        counting = waiting.reading
         assert counting is not None
         await counting
         assert await waiting.position() == 200  # the background count's
@@ -228,7 +229,7 @@ def test_a_stale_capacity_answers_at_once_and_is_read_again_in_the_background(
         answers = [await task_status.current_capacity() for _ in range(5)]
         assert all(a is stale for a in answers)  # at once, the last one
         assert len(reads) <= 1  # one read, in the background
-        reading = task_status._capacity_read
+        reading = task_status.CAPACITY.reading
         assert reading is not None
         fresh = await reading
         assert len(reads) == 1 and fresh is not stale and fresh.at > stale.at

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.events.support import LoopThread
+
 
 @dataclass
 class Received:
@@ -83,49 +85,20 @@ def clear_endpoints() -> None:
         db.commit()
 
 
-class WebhooksThread:
+class WebhooksThread(LoopThread):
     """The ``webhooks`` consumer (events/consumer.py) and its dispatcher, as `vocalborn consume
     webhooks` runs them, on one loop in a thread. ``nats_url`` None: the dispatcher alone."""
 
-    def __init__(self, nats_url: str | None, **overrides: Any) -> None:
-        from vocalborn.config import get_settings
+    what = "the webhooks consumer"
+    dispatcher: Any = None
 
-        self.settings = get_settings().model_copy(update={"nats_url": nats_url, **overrides})
-        self.nats_url = nats_url
-        self.loop = asyncio.new_event_loop()
-        self.stop_event: asyncio.Event | None = None
-        self.dispatcher: Any = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.error: BaseException | None = None
-
-    def _run(self) -> None:
+    async def main(self, stop: asyncio.Event) -> None:
         from vocalborn.events.consumer import ConsumerRunner, load_consumers
-        from vocalborn.webhooks.delivery import Dispatcher
+        from vocalborn.webhooks.dispatcher import Dispatcher
 
-        async def main() -> None:
-            self.stop_event = asyncio.Event()
-            self.dispatcher = Dispatcher(self.settings)
-            jobs = [self.dispatcher.run(self.stop_event)]
-            if self.nats_url is not None:
-                spec = load_consumers()["webhooks"]
-                jobs.append(ConsumerRunner(spec, self.settings, self.nats_url).run(self.stop_event))
-            await asyncio.gather(*jobs)
-
-        try:
-            self.loop.run_until_complete(main())
-        except BaseException as exc:
-            self.error = exc
-
-    def start(self) -> WebhooksThread:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        deadline = time.monotonic() + 5
-        while self.stop_event is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if self.stop_event is not None:
-            self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(20)
-        assert not self.thread.is_alive(), "the webhooks consumer did not stop"
-        assert self.error is None, self.error
+        self.dispatcher = Dispatcher(self.settings)
+        jobs = [self.dispatcher.run(stop)]
+        if self.url is not None:
+            spec = load_consumers()["webhooks"]
+            jobs.append(ConsumerRunner(spec, self.settings, self.url).run(stop))
+        await asyncio.gather(*jobs)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.events.support import NatsServer, RelayThread, write_events
+from tests.events.support import NatsServer, RelayThread, settle_outbox, write_events
 from tests.services import ServicesUnderTest
 from tests.support import Api, ServiceProcess, wait_until
 from tests.webhooks.support import Receiver, WebhooksThread, clear_endpoints
@@ -71,7 +71,7 @@ def _deliveries(api: Api, hook: str, **query: Any) -> list[dict[str, Any]]:
     return list(r.json())
 
 
-def _event(learner: uuid.UUID, event_type: str = "analysis.started") -> Any:
+def _event(learner: uuid.UUID, event_type: str = "analysis.started", stream_seq: int | None = None) -> Any:
     """An event as the consumer hands it over (what the relay published)."""
     import json
 
@@ -87,7 +87,7 @@ def _event(learner: uuid.UUID, event_type: str = "analysis.started") -> Any:
         utcnow(),
         {"task_id": uuid.uuid4(), "learner_id": learner, "practice_record_id": uuid.uuid4()},
     )
-    return Event.parse(json.dumps(body).encode(), "vocalborn.events." + event_type)
+    return Event.parse(json.dumps(body).encode(), "vocalborn.events." + event_type, stream_seq=stream_seq)
 
 
 def _check_signed_once_in_order(
@@ -119,6 +119,7 @@ def test_every_event_of_its_types_once_signed_in_order(api: Api, receiver: Recei
     hook = _register(api, receiver.url, ["analysis.started"])
     other = Receiver().start()  # wants another type: gets nothing
     _register(api, other.url, ["review.saved"])
+    settle_outbox()  # only this test's events reach its endpoints
     relay = RelayThread(nats_server.url).start()
     hooks = WebhooksThread(nats_server.url, **FAST).start()
     try:
@@ -228,6 +229,38 @@ def test_dead_after_the_window_then_redelivered_and_auto_disabled(api: Api, rece
         hooks.stop()
 
 
+def test_a_line_goes_in_stream_order_and_waits_for_the_ack_floor(api: Api, receiver: Receiver) -> None:
+    """After a consumer crash the stream's messages arrive out of order (the dead process's
+    unacknowledged ones are redelivered after newer ones were fetched): a learner's deliveries
+    still go in stream order, and none goes past the consumer's ack floor."""
+    from vocalborn.config import get_settings
+    from vocalborn.webhooks.delivery import claim, ingest, release
+
+    _register(api, receiver.url, ["analysis.started"])
+    learner, other = uuid.uuid4(), uuid.uuid4()
+    late = [_event(learner, stream_seq=s) for s in (7, 8)]  # fetched first, by the new process
+    early = [_event(learner, stream_seq=s) for s in (4, 5)]  # redelivered after the ack wait
+    the_other = _event(other, stream_seq=6)
+    for event in (*late, *early, the_other):
+        ingest(event)
+    settings = get_settings()
+
+    def ids(lines: list[list[Any]]) -> list[list[str]]:
+        return sorted(([str(d.event_id) for d in line] for line in lines), key=len)
+
+    assert claim(settings, 50, floor=3) == []  # nothing acknowledged yet: nothing goes
+    got = claim(settings, 50, floor=5)  # the learner's first two; 6 (the other's) is past the floor
+    assert ids(got) == [[early[0].id, early[1].id]]
+    release([d.seq for line in got for d in line])
+    everything = [[the_other.id], [e.id for e in (*early, *late)]]
+    got = claim(settings, 50, floor=8)  # everything acknowledged: both lines, in stream order
+    assert ids(got) == everything
+    release([d.seq for line in got for d in line])
+    got = claim(settings, 50, floor=None)  # no NATS: the same order, nothing held
+    assert ids(got) == everything
+    release([d.seq for line in got for d in line])
+
+
 def test_a_target_that_turned_private_is_refused_at_delivery(api: Api, receiver: Receiver) -> None:
     """Registered while allowed; the dispatcher runs without the allowance: every attempt is
     refused before any connection, and the receiver hears nothing."""
@@ -269,6 +302,7 @@ def test_consumer_killed_mid_batch_loses_nothing_and_logs_each_event_once(
         with open_session() as db:
             return int(db.exec(select(func.count()).select_from(WebhookDelivery)).one())
 
+    settle_outbox()  # only this test's events reach its endpoint
     relay = RelayThread(nats_server.url).start()
     written = write_events(3000, learners=30, per_commit=100)
     ids = {e for e, _ in written}

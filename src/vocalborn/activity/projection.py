@@ -30,7 +30,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from vocalborn.activity.models import LearnerActivityAttempt, LearnerActivityDay
+from vocalborn.db import open_session
+from vocalborn.events.catalogue import SUBJECT_PREFIX
+from vocalborn.events.consumer import ConsumerSpec, Event, register
+from vocalborn.practice.models import PracticeRecord
 from vocalborn.sqltypes import utcnow
+from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
+from vocalborn.tasks.states import TaskStatus
 
 if TYPE_CHECKING:
     from vocalborn.config import Settings
@@ -43,10 +49,6 @@ EVENT_TYPES = ("analysis.succeeded", "account.erased")
 
 
 def _attempt(db: Session, task_id: uuid.UUID) -> tuple[uuid.UUID, date, float, bool] | None:
-    from vocalborn.practice.models import PracticeRecord
-    from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
-    from vocalborn.tasks.states import TaskStatus
-
     row = db.exec(
         select(
             AIAnalysisTask.user_id,
@@ -105,7 +107,6 @@ def forget(db: Session, learner: uuid.UUID) -> None:
 
 def handle(event: Event) -> None:
     """The ``learner-activity`` consumer's handler (idempotent)."""
-    from vocalborn.db import open_session
 
     with open_session() as db:
         if event.type == "analysis.succeeded":
@@ -193,9 +194,6 @@ async def _replay_stream(settings: Settings, nats_url: str, start: int | datetim
     from nats.errors import TimeoutError as NatsTimeout
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-    from vocalborn.events.catalogue import SUBJECT_PREFIX
-    from vocalborn.events.consumer import Event
-
     out = ReplayResult("stream")
     nc = await nats.connect(nats_url, connect_timeout=5)
     try:
@@ -241,8 +239,6 @@ async def _replay_stream(settings: Settings, nats_url: str, start: int | datetim
 
 
 def _apply_one(event: Event) -> bool:
-    from vocalborn.db import open_session
-
     with open_session() as db:
         if event.type == "analysis.succeeded":
             done = apply_succeeded(db, event.ids("task_id"), uuid.UUID(event.id))
@@ -280,8 +276,6 @@ def stream_complete(settings: Settings, nats_url: str) -> bool:
 def replay_database(since: datetime | None = None) -> ReplayResult:
     """Apply the analyses the database's event log says succeeded (``ai_analysis_task_events``,
     in order), from ``since``: the source when the stream has expired."""
-    from vocalborn.db import open_session
-    from vocalborn.tasks.models import AIAnalysisTaskEvent
 
     out = ReplayResult("database")
     last = 0
@@ -310,7 +304,6 @@ def replay_database(since: datetime | None = None) -> ReplayResult:
 def rebuild(settings: Settings, nats_url: str | None, source: str = "auto") -> ReplayResult:
     """Empty the projection and apply every event again, from the stream when it is complete
     (or ``source`` says so), else from the database's event log."""
-    from vocalborn.db import open_session
 
     if source == "auto":
         source = "stream" if nats_url and stream_complete(settings, nats_url) else "database"
@@ -325,8 +318,6 @@ def rebuild(settings: Settings, nats_url: str | None, source: str = "auto") -> R
 
 
 def _register() -> None:
-    from vocalborn.events.consumer import ConsumerSpec, register
-
     register(
         ConsumerSpec(
             name=NAME,

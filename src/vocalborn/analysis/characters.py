@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from vocalborn.analysis import char_report, char_tones, compare, dsp, phonetic, sentence, tones
+from vocalborn.analysis import char_report, char_tones, compare, dsp, miscues, phonetic, sentence, tones
 from vocalborn.analysis.phone_units import force_align_scored, units
 
 # Cost limit used when no forced alignment exists (recording shorter than its text) and for
@@ -124,7 +124,6 @@ def analyse(
     (the engine cropped ``ref`` to it); an unsaid character in between is an omission
     unless the attempt added about a syllable's worth at its place (then it said something
     else there: judged as usual); the other added stretches are insertions."""
-    from vocalborn.analysis import miscues
 
     judged_all = located.judged
     if said is None and edits is not None:

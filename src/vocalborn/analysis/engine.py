@@ -20,6 +20,8 @@ from vocalborn.analysis.types import (
     AnalysisReport,
     AudioSource,
     ProgressCallback,
+    UndecodableAudioError,
+    UnusableAudioError,
 )
 from vocalborn.analysis.types import report_progress as _progress
 
@@ -65,7 +67,7 @@ class LocalEngine:
         self._lock = threading.Lock()
 
     def _reference_features(self, source: AudioSource) -> Prepared:
-        from vocalborn.analysis.decode import load_audio
+        from vocalborn.analysis.decode import load_audio  # reason: PyAV/numpy on use only
 
         key = _source_key(source)
         with self._lock:
@@ -98,8 +100,7 @@ class LocalEngine:
             UnusableAudioError: either recording is silent, too short or clipped; the
                 message says which recording (reference or attempt).
         """
-        from vocalborn.analysis.decode import load_audio
-        from vocalborn.analysis.types import UndecodableAudioError, UnusableAudioError
+        from vocalborn.analysis.decode import load_audio  # reason: PyAV/numpy on use only
 
         params = dict(params or {})
         english = str(params.get("language") or "zh-TW").lower().startswith("en")
@@ -134,7 +135,7 @@ def prepare(samples: Any) -> Prepared:
     """Extract the acoustic and phonetic features of 16 kHz mono samples.
 
     Raises UnusableAudioError for silence, too little speech or heavy clipping."""
-    from vocalborn.analysis import features, phonetic
+    from vocalborn.analysis import features, phonetic  # reason: numpy and hama (the recogniser) on use only
 
     feats = features.extract(samples)
     return Prepared(feats, phonetic.extract(samples))
@@ -150,7 +151,7 @@ def build_report(
     """Score prepared recordings and write the report (steps 3-5 of STEPS)."""
     import numpy as np
 
-    from vocalborn.analysis import char_report, characters, miscues, scoring, suggest
+    from vocalborn.analysis import char_report, characters, miscues, scoring, suggest  # reason: numpy on use only
 
     params = dict(params or {})
     language = str(params.get("language") or "zh-TW")
@@ -244,7 +245,7 @@ def build_report(
 
 def _pitch_profile(features: Any) -> dict[str, float | None]:
     """The attempt's pitch (the worker keeps it to build a later ``pitch_baseline``)."""
-    from vocalborn.analysis import tones
+    from vocalborn.analysis import tones  # reason: numpy on use only
 
     median, spread, voiced = tones.profile(features.tone_f0)
     return {

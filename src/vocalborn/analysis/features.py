@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vocalborn.analysis import dsp
+from vocalborn.analysis.tones import tone_track
 from vocalborn.analysis.types import UnusableAudioError
 
 # Usability limits. The messages are for learners, in zh-TW with English. A recording is
@@ -154,7 +155,6 @@ def extract(samples: np.ndarray, check: bool = True) -> RecordingFeatures:
         ceiling = float(min(800.0, max(2.0 * q3, floor * 2.5)))
         pitch = sound.to_pitch_ac(time_step=dsp.HOP, pitch_floor=floor, pitch_ceiling=ceiling)
         f0, strength = _pitch_on_grid(pitch, n)
-    from vocalborn.analysis.tones import tone_track
 
     tone_f0 = tone_track(f0, seg.speech)
     if check:

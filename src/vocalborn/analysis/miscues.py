@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from vocalborn.analysis import dsp, phonetic
+from vocalborn.analysis.phone_units import said_characters
 
 UNSAID_COST = 2.8  # price per reference content frame left unsaid (see the module docstring)
 STEP_PENALTY = 1.0  # added to a frame piled onto the other side's frame (a stretch, not a match)
@@ -324,8 +325,6 @@ class PhoneSaid:
 
     def _at(self, penalty: float) -> np.ndarray:
         if penalty not in self._said:
-            from vocalborn.analysis.phone_units import said_characters
-
             out = said_characters(self._ph, self._seq, penalty)
             self._said[penalty] = np.ones(len(self._seq), dtype=bool) if out is None else out
         return self._said[penalty]

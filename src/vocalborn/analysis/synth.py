@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from vocalborn.analysis.decode import encode_audio
+
 __all__ = ["LANGUAGES", "VOICES", "Utterance", "render", "synthesize", "to_wav"]
 
 # Short language codes to Praat's SpeechSynthesizer language names.
@@ -79,7 +81,6 @@ class Utterance:
         """Encode as ``fmt`` (wav by default; mp3, ogg, m4a, ... through PyAV)."""
         if fmt == "wav":
             return to_wav(self.samples, self.sample_rate)
-        from vocalborn.analysis.decode import encode_audio
 
         return encode_audio(self.samples, self.sample_rate, fmt)
 

@@ -11,6 +11,7 @@ from sqlmodel import Session
 from vocalborn.auth import sessions
 from vocalborn.auth.models import Role, User
 from vocalborn.auth.security import decode_access_token
+from vocalborn.config import get_settings
 from vocalborn.db import get_db
 from vocalborn.errors import raises
 
@@ -41,8 +42,6 @@ def user_from_token(db: Session, token: str | None, enrolling: bool = False) -> 
 
 
 def _production() -> bool:
-    from vocalborn.config import get_settings
-
     return get_settings().environment == "production"
 
 

@@ -26,6 +26,7 @@ from vocalborn.auth.schemas import (
 from vocalborn.config import get_settings
 from vocalborn.errors import error_responses, validation_error
 from vocalborn.i18n import explicit_language
+from vocalborn.notify.accounts import request_verification
 from vocalborn.security import invitations
 from vocalborn.security.ratelimit import LoginGuard, LoginLimit, RateLimited, client_address, limit_registration
 from vocalborn.sqltypes import utcnow
@@ -62,7 +63,6 @@ def register(body: RegisterRequest, db: SessionDep, request: Request) -> Registe
         return RegisterAccepted()  # same status, same body, same Argon2 work as a new account
     if invitation_id is not None:
         invitations.mark_used_by(db, invitation_id, user.user_id)
-    from vocalborn.notify.accounts import request_verification
 
     # the verification mail (outbox -> notifications consumer), in the page's language
     request_verification(db, user, explicit_language(request))

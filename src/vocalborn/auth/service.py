@@ -5,6 +5,7 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from vocalborn.auth import sessions
 from vocalborn.auth.models import Role, User
 from vocalborn.auth.security import hash_password, verify_password
 
@@ -46,7 +47,6 @@ def set_password(db: Session, user: User, password: str) -> None:
 
 def change_role(db: Session, user: User, role: Role) -> int:
     """A new role; every session of the user ends at once (the number ended)."""
-    from vocalborn.auth import sessions
 
     user.role = role.value
     db.add(user)

@@ -29,6 +29,8 @@ from sqlalchemy import update
 from sqlmodel import Session, col, delete, select
 
 from vocalborn.auth.models import RecoveryCode, User
+from vocalborn.config import get_settings
+from vocalborn.kit.redis import get_redis
 from vocalborn.sqltypes import utcnow
 
 log = logging.getLogger(__name__)
@@ -165,14 +167,10 @@ def use_code(db: Session, user: User, code: str) -> bool:
 
 # --- the lockout (Redis) -------------------------------------------------------------------------------
 def _redis() -> redis.Redis:
-    from vocalborn.kit.redis import get_redis
-
     return get_redis()
 
 
 def _rkey(kind: str, user_id: uuid.UUID) -> str:
-    from vocalborn.config import get_settings
-
     return f"{get_settings().redis_key_prefix}rl:totp-{kind}:{user_id.hex}"
 
 

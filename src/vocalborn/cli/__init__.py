@@ -23,7 +23,7 @@ from __future__ import annotations
 import typer
 
 from vocalborn.cli import accounts, backup, client, control, engine, events, mail, outage, reports, run, up
-from vocalborn.cli.common import run_migrations
+from vocalborn.cli.common import load_settings, run_migrations
 
 __all__ = ["app", "main", "run_migrations"]
 
@@ -39,8 +39,6 @@ _NO_SERVER_SETTINGS = frozenset({"submit", "history", "report", "drills", "sampl
 @app.callback()
 def _check_settings(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand not in _NO_SERVER_SETTINGS and not ctx.resilient_parsing:
-        from vocalborn.cli.common import load_settings
-
         load_settings()
 
 

@@ -7,12 +7,12 @@ from typing import Annotated
 import typer
 
 from vocalborn.cli.common import DataDirOption, fail, load_settings, need_database, settings_for
+from vocalborn.storage import MissingKey, get_storage, rotation
 
 
 def storage_rotate() -> None:
     """Re-encrypt every stored recording not written with the current key (STORAGE_ENCRYPTION_KEY_ID,
     default the last of STORAGE_ENCRYPTION_KEYS), plain files included. Safe to run again."""
-    from vocalborn.storage import MissingKey, get_storage
 
     settings = load_settings()
     try:
@@ -42,8 +42,6 @@ def storage_rotate_key(
     running it again after an interruption resumes."""
     import os
     import sys
-
-    from vocalborn.storage import MissingKey, rotation
 
     settings = load_settings()
     data_dir = settings.data_dir.resolve()
@@ -98,13 +96,13 @@ def users_create(
     data_dir: DataDirOption = None,
 ) -> None:
     """Create an account; the only way to make an admin."""
-    from vocalborn.auth import service
-    from vocalborn.auth.models import Role
-    from vocalborn.db import open_session
+    from vocalborn.auth import service  # reason: the CLI's start-up (cli/__init__)
+    from vocalborn.auth.models import Role  # reason: the CLI's start-up (cli/__init__)
+    from vocalborn.db import open_session  # reason: the CLI's start-up (cli/__init__)
 
     if role not in {r.value for r in Role}:
         fail(f"role must be learner, therapist or admin, not {role!r}")
-    from vocalborn.auth import passwords
+    from vocalborn.auth import passwords  # reason: the CLI's start-up (cli/__init__)
 
     weak = passwords.problem(password, [email, name])
     if weak is not None:
@@ -124,8 +122,8 @@ def users_link(
     data_dir: DataDirOption = None,
 ) -> None:
     """Let a therapist read a learner's analyses."""
-    from vocalborn.auth import service
-    from vocalborn.db import open_session
+    from vocalborn.auth import service  # reason: the CLI's start-up (cli/__init__)
+    from vocalborn.db import open_session  # reason: the CLI's start-up (cli/__init__)
 
     need_database(settings_for(data_dir))
     with open_session() as db:
@@ -147,9 +145,9 @@ def users_set_role(
     data_dir: DataDirOption = None,
 ) -> None:
     """Change an account's role; its sessions end at once (it logs in again with the new role)."""
-    from vocalborn.auth import service
-    from vocalborn.auth.models import Role
-    from vocalborn.db import open_session
+    from vocalborn.auth import service  # reason: the CLI's start-up (cli/__init__)
+    from vocalborn.auth.models import Role  # reason: the CLI's start-up (cli/__init__)
+    from vocalborn.db import open_session  # reason: the CLI's start-up (cli/__init__)
 
     if role not in {r.value for r in Role}:
         fail(f"role must be learner, therapist or admin, not {role!r}")

@@ -35,6 +35,7 @@ from typing import Annotated, Any
 import typer
 
 from vocalborn.cli.common import fail, load_settings
+from vocalborn.config import get_settings, redact_url
 
 FORMAT = "vocalborn-backup/1"
 # Beside storage/: what the data folder must keep. storage_keys decrypt the recordings on the embedded
@@ -48,8 +49,6 @@ DataDirOption = Annotated[
 
 def _settings(data_dir: Path | None) -> Any:
     if data_dir is not None:
-        from vocalborn.config import get_settings
-
         os.environ["DATA_DIR"] = str(data_dir)
         get_settings.cache_clear()  # the CLI's configuration check read them before the option
     return load_settings()
@@ -94,7 +93,7 @@ def _libpq(url: str) -> tuple[list[str], dict[str, str]]:
 def _tables() -> list[str]:
     from sqlmodel import SQLModel
 
-    from vocalborn import models  # noqa: F401 - registers every table
+    from vocalborn import models  # noqa: F401 - registers every table  # reason: the CLI's start-up (cli/__init__)
 
     return sorted(t.name for t in SQLModel.metadata.sorted_tables)
 
@@ -175,7 +174,6 @@ def backup(
 ) -> None:
     """Back up the database, the recordings and the keys of the data folder into one archive,
     while the system runs."""
-    from vocalborn.config import redact_url
 
     settings = _settings(data_dir)
     url = settings.effective_database_url
@@ -281,8 +279,6 @@ def restore(
     """Restore a backup into an empty database (DATABASE_URL, or SQLite in the data folder) and an
     empty data folder; every checksum and row count is verified."""
     from sqlalchemy import create_engine
-
-    from vocalborn.config import redact_url
 
     settings = _settings(data_dir)
     url = settings.effective_database_url

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from vocalborn.analysis.report_text import format_report
+from vocalborn.analysis.types import STEPS, AnalysisReport
 from vocalborn.cli.common import fail
 
 # Exit codes of `vocalborn submit` (0: done; 2: bad options, typer's own).
@@ -99,7 +101,6 @@ class _ApiClient:
 
 def _progress_line(message: dict, tty: bool, lang: str = "zh-TW") -> str:
     """The bar, with the step's name in ``lang`` (the server's label may be in either)."""
-    from vocalborn.analysis.types import STEPS
 
     progress = int(message.get("progress") or 0)
     width = 30
@@ -312,9 +313,6 @@ def submit(
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        from vocalborn.analysis.report_text import format_report
-        from vocalborn.analysis.types import AnalysisReport
-
         typer.echo(format_report(AnalysisReport.from_dict(result), lang=lang))
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vocalborn.config import get_settings
+from vocalborn.config import get_settings, redact_url
 
 
 def load_settings(need_broker: bool = False):
@@ -132,8 +132,7 @@ def wait_for_database(settings: Any, seconds: float) -> None:
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
-    from vocalborn.config import redact_url
-    from vocalborn.db import make_engine
+    from vocalborn.db import make_engine  # reason: the CLI's start-up (cli/__init__)
 
     url = redact_url(settings.effective_database_url)
     started = time.monotonic()

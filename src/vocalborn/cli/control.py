@@ -20,6 +20,8 @@ from typing import Annotated, Any
 
 import typer
 
+from vocalborn.cli.common import load_settings
+from vocalborn.config import get_settings
 from vocalborn.supervision import STOP_BUDGET_SECONDS, alive, listener_of, process_facts
 
 LOCK_FILE = "up.lock"
@@ -187,9 +189,6 @@ def child_health(child: dict[str, Any], state: dict[str, Any]) -> str:
 
 
 def _data_dir(data_dir: Path | None) -> Path:
-    from vocalborn.cli.common import load_settings
-    from vocalborn.config import get_settings
-
     if data_dir is not None:
         os.environ["DATA_DIR"] = str(data_dir)
         get_settings.cache_clear()

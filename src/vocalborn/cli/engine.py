@@ -8,6 +8,9 @@ from typing import Annotated
 
 import typer
 
+from vocalborn.analysis.engine import analyze as run
+from vocalborn.analysis.report_text import format_report
+from vocalborn.analysis.types import AnalysisInputError
 from vocalborn.cli.common import fail
 
 
@@ -21,8 +24,6 @@ def analyze(
     ] = None,
 ) -> None:
     """Compare two recordings and print the report, without any server."""
-    from vocalborn.analysis.engine import analyze as run
-    from vocalborn.analysis.types import AnalysisInputError
 
     try:
         report = run(reference, attempt, {"language": language, **({"text": text} if text else {})})
@@ -31,8 +32,6 @@ def analyze(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
-        from vocalborn.analysis.report_text import format_report
-
         typer.echo(format_report(report, lang=language))
 
 
@@ -42,7 +41,7 @@ def sample_audio(
 ) -> None:
     """Write a sample reference (female voice, WAV) and learner attempt (male voice, MP3) of a
     sentence, made offline with Praat's speech synthesiser, for trying the API."""
-    from vocalborn.analysis.synth import synthesize
+    from vocalborn.analysis.synth import synthesize  # reason: PyAV/numpy on use only
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "reference.wav").write_bytes(synthesize(text, "zh", "Female1", fmt="wav"))

@@ -32,7 +32,10 @@ def replay(
     analyses applied already are skipped)."""
     settings = load_settings()
     begin = _start(start)
-    from vocalborn.activity.projection import replay_database, replay_stream
+    from vocalborn.activity.projection import (  # reason: the CLI's start-up (cli/__init__)
+        replay_database,
+        replay_stream,
+    )
 
     if source == "database":
         if isinstance(begin, int):
@@ -59,7 +62,7 @@ def rebuild(
         fail(f"no projection named {projection}; there is: {', '.join(PROJECTIONS)}")
     if source not in ("auto", "stream", "database"):
         fail(f"--source {source!r}: auto, stream or database")
-    from vocalborn.activity.projection import rebuild as run
+    from vocalborn.activity.projection import rebuild as run  # reason: the CLI's start-up (cli/__init__)
 
     try:
         result = run(settings, settings.nats_url, source)

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from vocalborn.cli.common import DataDirOption, fail, load_settings, settings_for
+from vocalborn.notify import mailbox
+from vocalborn.supervision import watch_supervisor
 
 
 def serve(
@@ -17,9 +19,6 @@ def serve(
 ) -> None:
     """Run the local SMTP server that keeps every mail under DATA_DIR/mail (vocalborn up runs it)."""
     import signal
-
-    from vocalborn.notify import mailbox
-    from vocalborn.supervision import watch_supervisor
 
     settings = load_settings()
     watch_supervisor()
@@ -52,7 +51,6 @@ def list_(
     data_dir: DataDirOption = None,
 ) -> None:
     """The mails the local mail outbox kept, newest first."""
-    from vocalborn.notify import mailbox
 
     settings = settings_for(data_dir)
     folder = mailbox.mail_dir(settings.data_dir)
@@ -75,7 +73,6 @@ def show(
     data_dir: DataDirOption = None,
 ) -> None:
     """One kept mail: its headers and text."""
-    from vocalborn.notify import mailbox
 
     settings = settings_for(data_dir)
     found = mailbox.show(mailbox.mail_dir(settings.data_dir), mail_id)

@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 
 from vocalborn.cli.common import fail, load_settings, run_migrations, wait_for_database
+from vocalborn.config import redact_url
+from vocalborn.config_secrets import EXAMPLE_SECRETS, secret_problem
+from vocalborn.logs import setup_logging
 from vocalborn.supervision import watch_supervisor
 
 
@@ -22,7 +25,6 @@ def migrate(
     ] = 60,
 ) -> None:
     """Bring the database schema up to date (alembic upgrade head)."""
-    from vocalborn.config import redact_url
 
     settings = load_settings()
     url = settings.effective_database_url
@@ -43,8 +45,6 @@ def api(
     settings = load_settings(need_broker=True)
     watch_supervisor()  # started by `vocalborn up`: stop when it is gone
     import uvicorn
-
-    from vocalborn.logs import setup_logging
 
     setup_logging(settings.log_level, settings.log_format)
     # X-Forwarded-For / -Proto are believed only from FORWARDED_ALLOW_IPS (empty: from nobody).
@@ -74,8 +74,8 @@ def worker(
     """Run a Celery worker on the analysis queue (and Beat's maintenance queue)."""
     settings = load_settings(need_broker=True)
     watch_supervisor()  # started by `vocalborn up`: warm shutdown when it is gone
-    from vocalborn.celery_app import celery_app
-    from vocalborn.tasks.worker import tasks as _tasks  # noqa: F401 - registers the tasks
+    from vocalborn.celery_app import celery_app  # reason: the CLI's start-up (cli/__init__)
+    from vocalborn.tasks.worker import tasks as _tasks  # noqa: F401 - registers the tasks  # reason: the CLI's start-up (cli/__init__)
 
     chosen = {
         "both": [settings.task_queue, settings.maintenance_queue],
@@ -111,8 +111,7 @@ def relay() -> None:
     settings = load_settings()
     if not settings.nats_url:
         fail("NATS_URL is not set: point it at a NATS server with JetStream (vocalborn up runs one itself)")
-    from vocalborn.events.relay import run_forever
-    from vocalborn.logs import setup_logging
+    from vocalborn.events.relay import run_forever  # reason: the CLI's start-up (cli/__init__)
 
     setup_logging(settings.log_level, settings.log_format)
     run_forever(settings, settings.nats_url)
@@ -127,8 +126,7 @@ def consume(
     if not settings.nats_url:
         fail("NATS_URL is not set: point it at a NATS server with JetStream (vocalborn up runs one itself)")
     watch_supervisor()
-    from vocalborn.events.consumer import load_consumers, run_forever
-    from vocalborn.logs import setup_logging
+    from vocalborn.events.consumer import load_consumers, run_forever  # reason: the CLI's start-up (cli/__init__)
 
     known = load_consumers()
     chosen = list(names or known)
@@ -146,7 +144,7 @@ def beat() -> None:
     in Redis schedules; another on the same broker waits and takes over if it lapses."""
     settings = load_settings(need_broker=True)
     watch_supervisor()
-    from vocalborn.celery_app import celery_app
+    from vocalborn.celery_app import celery_app  # reason: the CLI's start-up (cli/__init__)
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     schedule = settings.data_dir / "celerybeat-schedule"
@@ -186,8 +184,7 @@ def flower(
     """Run Flower behind basic auth (FLOWER_BASIC_AUTH=user:password)."""
     settings = load_settings(need_broker=True)
     watch_supervisor()
-    from vocalborn.celery_app import celery_app
-    from vocalborn.config_secrets import EXAMPLE_SECRETS, secret_problem
+    from vocalborn.celery_app import celery_app  # reason: the CLI's start-up (cli/__init__)
 
     auth = flower_auth(settings)
     if not auth or ":" not in auth:

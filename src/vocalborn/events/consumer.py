@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vocalborn.events.catalogue import SUBJECT_PREFIX
+from vocalborn.kit.nats import reconnecting
 
 if TYPE_CHECKING:
     from vocalborn.config import Settings
@@ -49,7 +50,7 @@ DEAD_SUBJECT_PREFIX = "vocalborn.dead."
 # Modules whose import registers consumers (register()); `vocalborn consume` and `up` load them.
 CONSUMER_MODULES: list[str] = [
     "vocalborn.notify.consumer",
-    "vocalborn.webhooks.delivery",
+    "vocalborn.webhooks.dispatcher",
     "vocalborn.activity.projection",
 ]
 
@@ -66,9 +67,10 @@ class Event:
     nats_subject: str
     attempt: int = 1
     body: bytes = b""
+    stream_seq: int | None = None  # the message's sequence in the stream (None: not from JetStream)
 
     @classmethod
-    def parse(cls, data: bytes, nats_subject: str, attempt: int = 1) -> Event:
+    def parse(cls, data: bytes, nats_subject: str, attempt: int = 1, stream_seq: int | None = None) -> Event:
         doc = json.loads(data)
         return cls(
             id=str(uuid.UUID(str(doc["id"]))),
@@ -79,6 +81,7 @@ class Event:
             nats_subject=nats_subject,
             attempt=attempt,
             body=data,
+            stream_seq=stream_seq,
         )
 
     def ids(self, name: str) -> uuid.UUID:
@@ -138,9 +141,7 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-# --------------------------------------------------------------------------------------------
-# dead letters (database side, sync)
-# --------------------------------------------------------------------------------------------
+# ---- dead letters (database side, sync) ----
 def record_dead_letter(consumer: str, event: Event, error: str, attempts: int) -> uuid.UUID:
     """Insert (or refresh) the consumer's dead letter for the event; its id."""
     from sqlmodel import select
@@ -206,9 +207,7 @@ def replay_dead_letter(letter_id: uuid.UUID) -> tuple[bool, str | None]:
     return error is None, error
 
 
-# --------------------------------------------------------------------------------------------
-# the runner
-# --------------------------------------------------------------------------------------------
+# ---- the runner ----
 def heartbeat_path(name: str) -> Any:
     """Touched by a runner after each fetch round while bound to NATS;
     ``python -m vocalborn.healthcheck consumers``."""
@@ -283,22 +282,9 @@ class ConsumerRunner:
                 log.debug("could not touch the consumer heartbeat: %s", exc)
 
     async def _connect(self) -> Any:
-        import nats
-
         from vocalborn.events.relay import ensure_stream
 
-        self.nc = await nats.connect(
-            self.nats_url,
-            name=f"vocalborn-consumer-{self.spec.name}",
-            connect_timeout=2,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.25,
-            error_cb=_quiet,
-            disconnected_cb=_nothing,
-            reconnected_cb=_nothing,
-            closed_cb=_nothing,
-        )
+        self.nc = await reconnecting(self.nats_url, f"vocalborn-consumer-{self.spec.name}")
         js = self.nc.jetstream(timeout=5)
         await ensure_stream(js, self.settings)
         await ensure_consumer(js, self.spec, self.settings)
@@ -322,7 +308,7 @@ class ConsumerRunner:
         if attempt > 1:
             self.counters.redelivered += 1
         try:
-            event = Event.parse(msg.data, msg.subject, attempt)
+            event = Event.parse(msg.data, msg.subject, attempt, msg.metadata.sequence.stream)
         except (ValueError, KeyError, TypeError) as exc:
             # Not a message of ours: nothing could ever handle it.
             log.warning("consumer %s: a malformed message on %s (%s); terminated", self.spec.name, msg.subject, exc)
@@ -441,14 +427,6 @@ class ConsumerRunner:
         finally:
             await self._close()
             self._pool.shutdown(wait=True)
-
-
-async def _quiet(exc: Exception) -> None:
-    log.debug("nats: %s", exc)
-
-
-async def _nothing() -> None:
-    return None
 
 
 async def run_consumers(names: list[str], settings: Settings, nats_url: str, stop: asyncio.Event) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import Role, User
+from vocalborn.config import get_settings
 from vocalborn.errors import Conflict, Forbidden, Gone, NotFound
 from vocalborn.events import outbox
 from vocalborn.learning.models import LinkInvitation
@@ -30,7 +31,6 @@ def code_digest(code: str) -> str:
     A code has ~50 bits (ten characters a person can read aloud), too few for a plain hash to
     resist guessing from a database dump; keyed, the dump alone is no help. Rotating SECRET_KEY
     voids the open codes (therapists make new ones)."""
-    from vocalborn.config import get_settings
 
     key = hmac.new(get_settings().effective_secret_key().encode(), b"vocalborn link invitation", hashlib.sha256)
     return hmac.new(key.digest(), normalize_code(code).encode(), hashlib.sha256).hexdigest()

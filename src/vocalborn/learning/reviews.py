@@ -20,11 +20,10 @@ from vocalborn.learning.models import (
 from vocalborn.practice.models import PracticeRecord
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
+from vocalborn.tasks.service import get_task_for
 
 
 def _task_readable(db: Session, reader: User, task_id: uuid.UUID) -> AIAnalysisTask:
-    from vocalborn.tasks.service import get_task_for
-
     return get_task_for(db, task_id, reader)
 
 

@@ -24,6 +24,7 @@ from vocalborn.learning.schemas import (
     TaskReviews,
 )
 from vocalborn.security.access import record_access
+from vocalborn.tasks.models import AIAnalysisResult
 
 router = APIRouter()
 
@@ -94,8 +95,6 @@ def get_review(
 ) -> TaskReviews:
     """The engine's scores and the therapists' reviews of one analysis, newest review first."""
     from sqlmodel import select
-
-    from vocalborn.tasks.models import AIAnalysisResult
 
     task, reviews = review_service.reviews_of(db, user, task_id)
     record_access(db, user, task.user_id, "reviews", task.task_id)

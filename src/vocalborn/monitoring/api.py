@@ -1,5 +1,6 @@
-"""The API's ``/metrics``: HTTP metrics, plus numbers read at scrape time from the places that
-own them (the database, the broker, the worker registry in Redis, this process's WebSockets).
+"""The API's ``/metrics``: HTTP metrics (monitoring/http_metrics.py), plus numbers read at scrape
+time from the places that own them (the database, the broker and NATS through monitoring/sources.py,
+the worker registry in Redis, this process's WebSockets).
 
 Reading them at scrape time, rather than keeping counters in the API, means any API process
 answers the same numbers, and ``vocalborn_tasks{status}`` is the database's own count.
@@ -7,139 +8,43 @@ answers the same numbers, and ``vocalborn_tasks{status}`` is the database's own 
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.process_collector import ProcessCollector
 from sqlalchemy import func, or_, select
 from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vocalborn.config import Settings, get_settings
+from vocalborn.db import open_session
+from vocalborn.events.models import EventDeadLetter, EventOutbox
+from vocalborn.kit.redis import get_redis
 from vocalborn.monitoring import catalog, queue_wait
+from vocalborn.monitoring.http_metrics import REGISTRY, HttpMetricsMiddleware
+from vocalborn.monitoring.http_metrics import route_template as route_template  # importable from here, as before
+from vocalborn.monitoring.sources import jetstream_state, queue_sizes
+from vocalborn.security.metrics_auth import token_ok
+from vocalborn.sqltypes import utcnow
+from vocalborn.tasks.models import AIAnalysisTask
+from vocalborn.tasks.states import TaskStatus
+from vocalborn.tasks.worker import registry
+from vocalborn.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
-
-# No *_created series: Prometheus does not need them and they double the lines of every counter.
-disable_created_metrics()
-REGISTRY = CollectorRegistry()
-ProcessCollector(registry=REGISTRY)
-
-
-def _spec(name: str) -> catalog.MetricSpec:
-    return catalog.BY_NAME[name]
-
-
-_requests = _spec("http_requests_total")
-_latency = _spec("http_request_duration_seconds")
-HTTP_REQUESTS = Counter(_requests.base_name, _requests.help, _requests.labels, registry=REGISTRY)
-HTTP_DURATION = Histogram(
-    _latency.base_name, _latency.help, _latency.labels, buckets=catalog.HTTP_BUCKETS, registry=REGISTRY
-)
-
-
-# --------------------------------------------------------------------------------------------
-# HTTP
-# --------------------------------------------------------------------------------------------
-class HttpMetricsMiddleware:
-    """Counts and times every HTTP request by route template, never by raw path (a scanner's
-    random URLs would otherwise make a new series each)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # unless a response starts: an exception ends as a 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            counter, histogram = _series(str(scope.get("method", "GET")), route_template(scope), status)
-            counter.inc()
-            histogram.observe(time.perf_counter() - started)
-
-
-_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-
-def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
-    """The counter and histogram children of one (method, route, status), resolved once: the
-    labels lookup takes a lock and builds a tuple per call, on every request otherwise."""
-    key = (method, route, status)
-    found = _SERIES.get(key)
-    if found is None:
-        found = (
-            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)),
-            HTTP_DURATION.labels(method=method, route=route),
-        )
-        _SERIES[key] = found
-    return found
-
-
-def route_template(scope: Scope) -> str:
-    """The matched route's whole template. A route of a router included in another (FastAPI
-    keeps them nested) knows only its own part (``/links/invitations``): its full path
-    (``/api/v1/links/invitations``) comes from the app's routing tree, read once (issue #26)."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    if not path:
-        return "unmatched"
-    full = _FULL_PATHS.get(id(route))
-    if full is None and scope.get("app") is not None:
-        _FULL_PATHS.update(_full_paths(getattr(scope["app"], "routes", [])))
-        full = _FULL_PATHS.setdefault(id(route), str(path))
-    return full or str(path)
-
-
-_FULL_PATHS: dict[int, str] = {}
-
-
-def _full_paths(routes: Any, prefix: str = "") -> dict[int, str]:
-    out: dict[int, str] = {}
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        context = getattr(route, "include_context", None)
-        if inner is not None and context is not None:  # FastAPI's nested include
-            out.update(_full_paths(inner.routes, prefix + str(getattr(context, "prefix", "") or "")))
-        elif getattr(route, "path", None) is not None:
-            out[id(route)] = prefix + str(route.path)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
 # read at scrape time
 # --------------------------------------------------------------------------------------------
 def _gauge(name: str, value: float | None = None) -> GaugeMetricFamily:
-    spec = _spec(name)
+    spec = catalog.BY_NAME[name]
     if spec.labels:
         return GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
     return GaugeMetricFamily(spec.name, spec.help, value=value if value is not None else 0.0)
@@ -168,11 +73,6 @@ class ScrapeCollector:
         yield family
 
     def _database(self, settings: Settings, up: dict[str, bool]) -> Iterator[GaugeMetricFamily]:
-        from vocalborn.db import open_session
-        from vocalborn.sqltypes import utcnow
-        from vocalborn.tasks.models import AIAnalysisTask
-        from vocalborn.tasks.states import TaskStatus
-
         task = AIAnalysisTask
         try:
             now = utcnow()
@@ -222,9 +122,6 @@ class ScrapeCollector:
         yield family
 
     def _redis(self, settings: Settings, up: dict[str, bool]) -> Iterator[GaugeMetricFamily]:
-        from vocalborn.kit.redis import get_redis
-        from vocalborn.tasks.worker import registry
-
         try:
             client = get_redis()
             client.ping()
@@ -243,11 +140,6 @@ class ScrapeCollector:
 
     def _events_database(self) -> Iterator[GaugeMetricFamily]:
         """Outbox lag, dead letters and webhook deliveries (docs/EVENTS.md, "Metrics")."""
-        from vocalborn.db import open_session
-        from vocalborn.events.models import EventDeadLetter, EventOutbox
-        from vocalborn.sqltypes import utcnow
-        from vocalborn.webhooks.models import WebhookDelivery, WebhookEndpoint
-
         try:
             now = utcnow()
             with open_session() as db:
@@ -346,73 +238,10 @@ def _health_timestamp(raw: bytes | str | None) -> float | None:
         return None
 
 
-_broker_clients: dict[str, Any] = {}
-_broker_lock = threading.Lock()
-
-
-def queue_sizes(broker_url: str, queues: tuple[str, ...]) -> dict[str, int]:
-    """Messages ready in each queue. Redis: LLEN of the list; AMQP: a passive queue declare."""
-    if broker_url.startswith(("redis://", "rediss://", "unix://")):
-        with _broker_lock:
-            client = _broker_clients.get(broker_url)
-            if client is None:
-                from vocalborn.redis_connect import client as redis_client
-
-                client = redis_client(broker_url, socket_timeout=3, socket_connect_timeout=3)
-                _broker_clients[broker_url] = client
-        pipe = client.pipeline(transaction=False)
-        for name in queues:
-            pipe.llen(name)
-        return {name: int(n) for name, n in zip(queues, pipe.execute(), strict=True)}
-    from vocalborn.celery_app import celery_app
-
-    sizes: dict[str, int] = {}
-    with celery_app.connection_for_read() as conn:
-        conn.ensure_connection(max_retries=1, timeout=3)
-        channel = conn.default_channel
-        for name in queues:
-            with contextlib.suppress(Exception):  # a queue not declared yet holds nothing
-                sizes[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
-    return sizes
-
-
 REGISTRY.register(ScrapeCollector())
 
 
 # --------------------------------------------------------------------------------------------
-def jetstream_state(
-    nats_url: str, stream: str, timeout: float = 2.0
-) -> tuple[tuple[int, int] | None, dict[str, tuple[int, int, int]]]:
-    """(messages, bytes) of the stream (None: no stream yet) and, per durable consumer,
-    (pending, ack pending, redelivered); one short connection per scrape."""
-    import asyncio
-
-    async def read() -> tuple[tuple[int, int] | None, dict[str, tuple[int, int, int]]]:
-        import nats
-        from nats.js.errors import NotFoundError
-
-        nc = await nats.connect(nats_url, connect_timeout=timeout, allow_reconnect=False, max_reconnect_attempts=0)
-        try:
-            js = nc.jetstream(timeout=timeout)
-            try:
-                info = await js.stream_info(stream)
-            except NotFoundError:
-                return None, {}
-            out = {}
-            for ci in await js.consumers_info(stream):
-                if ci.config.durable_name:
-                    out[ci.name] = (
-                        int(ci.num_pending or 0),
-                        int(ci.num_ack_pending or 0),
-                        int(ci.num_redelivered or 0),
-                    )
-            return (int(info.state.messages), int(info.state.bytes)), out
-        finally:
-            await nc.close()
-
-    return asyncio.run(asyncio.wait_for(read(), timeout * 3))
-
-
 def render() -> bytes:
     return generate_latest(REGISTRY)
 
@@ -421,8 +250,6 @@ def metrics_endpoint(request: Request) -> Response:
     """Prometheus text format. A plain ``def``: the scrape queries the database in a thread.
     With METRICS_TOKEN set (required in production) or the token `vocalborn up` generated, only for
     ``Authorization: Bearer <token>``."""
-    from vocalborn.security.metrics_auth import token_ok
-
     if not token_ok(request.headers.get("authorization")):
         return JSONResponse(
             {"detail": "metrics need 'Authorization: Bearer <METRICS_TOKEN>'"},

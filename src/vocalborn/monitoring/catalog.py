@@ -1,9 +1,10 @@
 """Every Prometheus metric VocalBorn exposes: name, type, labels, meaning and who serves it.
 
-The metric objects in ``monitoring.api`` and ``monitoring.celery`` are built from this table, the
-Grafana dashboard and the alert rules may only name metrics listed here (a test checks it), and
-``docs/OPERATIONS.md`` documents each one. Imports nothing (not even prometheus_client), so the
-worker can read it before it decides how prometheus_client stores values.
+The metric objects in ``monitoring.http_metrics``, ``monitoring.api`` and
+``monitoring.worker_metrics`` are built from this table, the Grafana dashboard and the alert rules
+may only name metrics listed here (a test checks it), and ``docs/OPERATIONS.md`` documents each one.
+Imports nothing (not even prometheus_client), so the worker can read it before it decides how
+prometheus_client stores values.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from vocalborn.celery_app import ANALYZE_TASK, REAP_TASK, REPUBLISH_TASK
 from vocalborn.config import Settings, get_settings
 from vocalborn.monitoring import catalog
 from vocalborn.monitoring.queue_wait import queue_wait_seconds
+from vocalborn.security.metrics_auth import start_metrics_server
 from vocalborn.supervision import alive
 
 log = logging.getLogger(__name__)
@@ -138,9 +139,6 @@ class WorkerMetrics:
     def serve(self, host: str, port: int) -> None:
         from prometheus_client import CollectorRegistry
         from prometheus_client.multiprocess import MultiProcessCollector
-
-        from vocalborn.config import get_settings
-        from vocalborn.security.metrics_auth import start_metrics_server
 
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.path))

@@ -20,6 +20,7 @@ from vocalborn.errors import error_responses, raises, validation_error
 from vocalborn.events import outbox
 from vocalborn.i18n import explicit_language
 from vocalborn.notify import tokens
+from vocalborn.notify.models import AccountToken
 from vocalborn.security.ratelimit import client_address, enforce, subject_of_email
 from vocalborn.sqltypes import utcnow
 
@@ -115,8 +116,6 @@ def request_password_reset(body: ResetRequest, db: SessionDep, request: Request)
 def confirm_password_reset(body: ResetConfirm, db: SessionDep) -> ResetDone | JSONResponse:
     """Choose a new password with the mailed token: once; every session of the account ends."""
     from sqlmodel import select
-
-    from vocalborn.notify.models import AccountToken
 
     pending = db.exec(select(AccountToken).where(AccountToken.token_sha256 == tokens.sha256(body.token))).first()
     user = db.get(User, pending.user_id) if pending is not None else None

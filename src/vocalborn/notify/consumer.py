@@ -32,10 +32,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
+from vocalborn.auth.models import User
+from vocalborn.config import get_settings
+from vocalborn.db import open_session
 from vocalborn.events.consumer import ConsumerSpec, Event, register
-from vocalborn.notify import details, service, texts
-from vocalborn.notify.models import EMAIL, IN_APP, Notification
+from vocalborn.notify import details, mail, preferences, service, texts, tokens
+from vocalborn.notify.mail import message_id
+from vocalborn.notify.models import EMAIL, IN_APP, Notification, NotificationPreferences
 from vocalborn.sqltypes import utcnow
+from vocalborn.tasks.models import AIAnalysisTask
 
 if TYPE_CHECKING:
     from vocalborn.config import Settings
@@ -58,8 +63,6 @@ _wake: Callable[[], None] | None = None
 
 
 def channel_name() -> str:
-    from vocalborn.config import get_settings
-
     return f"{get_settings().redis_key_prefix}notifications"
 
 
@@ -67,9 +70,6 @@ def channel_name() -> str:
 # the handler
 # --------------------------------------------------------------------------------------------
 def handle(event: Event) -> None:
-    from vocalborn.auth.models import User
-    from vocalborn.db import open_session
-
     event_id = uuid.UUID(event.id)
     with open_session() as db:
         if event.type == "analysis.succeeded":
@@ -118,7 +118,6 @@ def _due(db: Session, channel: str, limit: int) -> list[Notification]:
 
 def push_due(publish: Callable[[str, str], None]) -> int:
     """Push the in-app notifications whose time has come; how many."""
-    from vocalborn.db import open_session
 
     done = 0
     with open_session() as db:
@@ -167,7 +166,6 @@ def _claim(db: Session, row: Notification, lease: float) -> bool:
 
 def send_due(settings: Settings) -> int:
     """Send the mails whose time has come; how many were sent."""
-    from vocalborn.db import open_session
 
     if not settings.smtp_host:
         return 0
@@ -179,8 +177,6 @@ def send_due(settings: Settings) -> int:
             try:
                 msg = compose(db, settings, row)
                 if msg is not None:
-                    from vocalborn.notify import mail
-
                     mail.send(settings, msg)
             except Exception as exc:
                 attempts = row.attempts + 1
@@ -219,8 +215,6 @@ def _after_send_hook() -> None:
 
 def compose(db: Session, settings: Settings, row: Notification) -> Any:
     """The mail of a row; None if there is nothing to send any more (the account is gone)."""
-    from vocalborn.auth.models import User
-    from vocalborn.notify import mail, tokens
 
     user = db.get(User, row.user_id)
     if user is None:
@@ -265,11 +259,6 @@ def digest_event_id(therapist_id: uuid.UUID, day: str) -> uuid.UUID:
 def write_digests(settings: Settings, now: datetime | None = None) -> int:
     """A digest row for every opted-in therapist whose local digest hour has come today and who
     has none for today yet; how many were written."""
-    from vocalborn.auth.models import User
-    from vocalborn.db import open_session
-    from vocalborn.notify import preferences
-    from vocalborn.notify.models import NotificationPreferences
-    from vocalborn.tasks.models import AIAnalysisTask
 
     now = now or utcnow()
     written = 0
@@ -310,7 +299,6 @@ def write_digests(settings: Settings, now: datetime | None = None) -> int:
                 available_at=preferences.release_time(prefs, now),
                 message_id=None,
             )
-            from vocalborn.notify.mail import message_id
 
             row.message_id = message_id(event_id, therapist.user_id)
             written += service.add_all(db, [row])

@@ -16,11 +16,13 @@ from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from vocalborn.auth.dependencies import AdminUser, CurrentUser, SessionDep
+from vocalborn.auth.dependencies import AdminUser, CurrentUser, SessionDep, user_from_token
 from vocalborn.config import get_settings
+from vocalborn.db import open_session
 from vocalborn.errors import NotFound, error_responses
 from vocalborn.i18n import request_language
-from vocalborn.notify import preferences, service, texts
+from vocalborn.notify import mailbox, preferences, service, texts
+from vocalborn.notify.consumer import channel_name
 from vocalborn.notify.models import Notification
 
 log = logging.getLogger(__name__)
@@ -200,8 +202,6 @@ _the_hub: _Hub | None = None
 
 
 def _hub() -> _Hub:
-    from vocalborn.notify.consumer import channel_name
-
     global _the_hub
     loop = asyncio.get_running_loop()
     if _the_hub is None or _the_hub.loop is not loop:
@@ -219,9 +219,6 @@ async def shutdown_notification_hub() -> None:
 
 def _socket_user(token: str | None) -> uuid.UUID | None:
     from fastapi import HTTPException
-
-    from vocalborn.auth.dependencies import user_from_token
-    from vocalborn.db import open_session
 
     with open_session() as db:
         try:
@@ -265,8 +262,6 @@ async def notifications_socket(websocket: WebSocket) -> None:
 
 
 def _unread(user_id: uuid.UUID) -> int:
-    from vocalborn.db import open_session
-
     with open_session() as db:
         return service.unread_count(db, user_id)
 
@@ -299,7 +294,6 @@ def list_mail(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[KeptMail]:
     """The mails the local mail outbox kept (``vocalborn up`` without SMTP_HOST), newest first."""
-    from vocalborn.notify import mailbox
 
     folder = mailbox.mail_dir(get_settings().data_dir)
     return [_kept(k) for k in mailbox.list_mail(folder, limit, to)]
@@ -313,8 +307,6 @@ def list_mail(
     responses=error_responses(404),
 )
 def show_mail(mail_id: str, _admin: AdminUser) -> KeptMail:
-    from vocalborn.notify import mailbox
-
     found = mailbox.show(mailbox.mail_dir(get_settings().data_dir), mail_id)
     if found is None:
         raise NotFound("mail not found")

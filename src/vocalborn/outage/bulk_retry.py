@@ -29,6 +29,7 @@ from vocalborn.errors import Conflict, FieldRejected
 from vocalborn.outage.policy import ERROR_CLASSES, classify_message
 from vocalborn.security.access import record_access
 from vocalborn.sqltypes import utcnow
+from vocalborn.tasks import service
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.states import TaskStatus
 
@@ -112,7 +113,6 @@ def retry_failed(
     reason: str | None = None,
     dry_run: bool = True,
 ) -> BulkRetryOutcome:
-    from vocalborn.tasks import service
 
     reason = reason.strip() if reason is not None else None
     end = check_window(failed_from, failed_to, reason)

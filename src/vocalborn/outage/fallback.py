@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from vocalborn.analysis.engine import get_engine
 from vocalborn.analysis.types import TransientAnalysisError
 from vocalborn.config import Settings
+from vocalborn.outage.circuit import SharedCircuit
+from vocalborn.tasks.events import get_redis
 
 if TYPE_CHECKING:
     from vocalborn.analysis.engine import RemoteEngine
@@ -56,7 +59,6 @@ class FallbackEngine:
 def build_remote_engine(settings: Settings) -> AnalysisEngine:
     """The engine ``AI_ENGINE=remote`` means: remote, its circuit (shared in Redis unless
     AI_CIRCUIT_SHARED=false), and the fallback AI_ENGINE_FALLBACK names."""
-    from vocalborn.analysis.engine import get_engine
 
     if not settings.ai_service_url:
         raise RuntimeError("AI_ENGINE=remote needs AI_SERVICE_URL")
@@ -76,9 +78,6 @@ def build_remote_engine(settings: Settings) -> AnalysisEngine:
 
 
 def shared_circuit(settings: Settings) -> Any:
-    from vocalborn.outage.circuit import SharedCircuit
-    from vocalborn.tasks.events import get_redis
-
     return SharedCircuit(
         get_redis, settings.redis_key_prefix, settings.ai_circuit_failure_threshold, settings.ai_circuit_reset_seconds
     )

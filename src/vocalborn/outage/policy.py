@@ -32,6 +32,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from vocalborn.analysis.types import AnalysisInputError, TransientAnalysisError
 from vocalborn.config import Settings, get_settings
 
 ERROR_CLASSES = ("network", "timeout", "service", "internal", "time_limit", "input")
@@ -64,7 +65,6 @@ def exponential_backoff(retry_number: int, settings: Settings | None = None) -> 
 
 def classify(exc: BaseException) -> str:
     """The error class of an exception a run ended with."""
-    from vocalborn.analysis.types import AnalysisInputError, TransientAnalysisError
 
     if isinstance(exc, AnalysisInputError):
         return "input"

@@ -16,19 +16,22 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from vocalborn.auth.models import User
+from vocalborn.config import get_settings
 from vocalborn.errors import Conflict, Forbidden, NotFound
+from vocalborn.learning.models import TherapistReview, TherapistReviewRevision
 from vocalborn.practice.models import PracticeRecord
+from vocalborn.practice.service import may_read
+from vocalborn.redis_connect import client as redis_client
 from vocalborn.storage import Storage
+from vocalborn.tasks import events, status_cache
+from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
+from vocalborn.tasks.states import ACTIVE_STATUSES
 
 log = logging.getLogger(__name__)
 
 
 def delete_record(db: Session, storage: Storage, record_id: uuid.UUID, user: User) -> int:
     """Erase the attempt; returns how many analyses went with it."""
-    from vocalborn.learning.models import TherapistReview, TherapistReviewRevision
-    from vocalborn.practice.service import may_read
-    from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
-    from vocalborn.tasks.states import ACTIVE_STATUSES
 
     record = db.get(PracticeRecord, record_id)
     if record is None or not may_read(db, user, record.user_id):
@@ -63,10 +66,6 @@ def delete_record(db: Session, storage: Storage, record_id: uuid.UUID, user: Use
 def _forget(user_id: uuid.UUID, task_ids: list[uuid.UUID]) -> None:
     """Every API process's status cache forgets the learner's rows; Celery's result keys go."""
     import redis
-
-    from vocalborn.config import get_settings
-    from vocalborn.redis_connect import client as redis_client
-    from vocalborn.tasks import events, status_cache
 
     status_cache.CACHE.drop_user(user_id)
     try:

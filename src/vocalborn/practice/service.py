@@ -9,10 +9,12 @@ from typing import Any
 from sqlalchemy import or_, true
 from sqlmodel import Session, col, select
 
+from vocalborn.analysis.types import UndecodableAudioError
 from vocalborn.auth.models import Role, User
 from vocalborn.auth.service import can_read
 from vocalborn.config import Settings
 from vocalborn.errors import AudioRejected, Forbidden, NotFound
+from vocalborn.practice import sniff
 from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
 from vocalborn.practice.silence import refuse_silence
 from vocalborn.sqltypes import utcnow
@@ -37,13 +39,11 @@ def check_size(size: int, settings: Settings, field: str) -> None:
 
 def validate_audio(data: bytes, settings: Settings, field: str) -> ValidAudio:
     """Check an upload by its content: size, container, decodability, duration."""
-    from vocalborn.analysis.decode import probe_audio  # PyAV is imported only when needed
-    from vocalborn.analysis.types import UndecodableAudioError
+    from vocalborn.analysis.decode import probe_audio  # reason: PyAV and numpy, not in the API until an upload
 
     if not data:
         raise AudioRejected(422, f"{field}: the file is empty", field)
     check_size(len(data), settings, field)
-    from vocalborn.practice import sniff
 
     try:
         # Decoding stops past the duration limit: a 4-hour file costs what a 2-minute one does.

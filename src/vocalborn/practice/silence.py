@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vocalborn.analysis.types import UndecodableAudioError
 from vocalborn.errors import AudioRejected
 
 # The engine's own limit (analysis/features.py SILENCE_PEAK_DBFS): a peak below it is silence.
@@ -12,8 +13,7 @@ def refuse_silence(data: bytes, field: str) -> None:
     """422 when nothing in the recording rises above the silence level."""
     import numpy as np
 
-    from vocalborn.analysis.decode import load_audio
-    from vocalborn.analysis.types import UndecodableAudioError
+    from vocalborn.analysis.decode import load_audio  # reason: PyAV/numpy on use only
 
     try:
         samples = load_audio(data)

@@ -70,7 +70,7 @@ def get_report(
     if format == "csv":
         body, media_type = render_csv(report).encode("utf-8-sig"), "text/csv; charset=utf-8"
     else:
-        from vocalborn.reports.pdf import render_pdf  # reportlab only for a PDF (see its module)
+        from vocalborn.reports.pdf import render_pdf  # reason: reportlab, only for a PDF (see its module)
 
         body, media_type = render_pdf(report, lang), "application/pdf"
     record_access(db, user, learner.user_id, "report", f"{format}:{first.isoformat()}..{last.isoformat()}")

@@ -29,6 +29,9 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from vocalborn.config import get_settings
 from vocalborn.errors import raises
+from vocalborn.kit.coalesce import Coalescer, per_loop
+from vocalborn.kit.redis import get_redis
+from vocalborn.redis_connect import async_client
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +43,6 @@ class RateLimited(HTTPException):
 
 
 def _redis() -> redis.Redis:
-    from vocalborn.kit.redis import get_redis
-
     return get_redis()
 
 
@@ -135,8 +136,6 @@ class _Checks:
     counted). An error fails every check of the batch open."""
 
     def __init__(self) -> None:
-        from vocalborn.redis_connect import async_client
-
         self.client = async_client(get_settings().effective_redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.script = self.client.register_script(_SLIDING)
 
@@ -156,7 +155,6 @@ async def hit_async(name: str, subject: str, limit: int, window: int) -> Verdict
     an ``async def`` route never blocks its loop."""
     if limit <= 0 or window <= 0:
         return _UNCHECKED
-    from vocalborn.kit.coalesce import Coalescer, per_loop
 
     checks = per_loop("ratelimit", lambda: Coalescer(_Checks(), max_batch=1024))
     try:

@@ -25,13 +25,19 @@ from sqlmodel import Session, col, select
 
 from vocalborn.auth import sessions
 from vocalborn.auth.models import AuthSession, RecoveryCode, RefreshToken, Role, User
+from vocalborn.config import get_settings
 from vocalborn.errors import Conflict
 from vocalborn.events import outbox
+from vocalborn.events.models import EventOutbox
 from vocalborn.learning.models import LinkInvitation, SentenceAssignment, TherapistReview, TherapistReviewRevision
+from vocalborn.notify.models import AccountToken, Notification, NotificationPreferences
 from vocalborn.practice.models import PracticeRecord, PracticeSession, Sentence
+from vocalborn.redis_connect import client as redis_client
 from vocalborn.security.models import DataAccessLog, TherapistInvitation
+from vocalborn.security.ratelimit import forget_user
 from vocalborn.sqltypes import utcnow
 from vocalborn.storage import MissingKey, get_storage
+from vocalborn.tasks import events, status_cache
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 
 log = logging.getLogger(__name__)
@@ -219,8 +225,6 @@ def _forget_events(db: Session, uid: uuid.UUID) -> None:
     (docs/EVENTS.md); consumers forget the id when it arrives."""
     from sqlalchemy import String, cast
 
-    from vocalborn.events.models import EventOutbox
-
     db.execute(
         delete(EventOutbox).where(
             or_(col(EventOutbox.ordering_key) == uid, cast(EventOutbox.subject, String).like(f"%{uid}%"))
@@ -233,8 +237,6 @@ def _forget_notifications(db: Session, uid: uuid.UUID) -> None:
     about them (a therapist's about a learner's analysis: its ids name the learner)."""
     from sqlalchemy import String, cast
 
-    from vocalborn.notify.models import AccountToken, Notification, NotificationPreferences
-
     db.execute(
         delete(Notification).where(
             or_(col(Notification.user_id) == uid, cast(Notification.subject, String).like(f"%{uid}%"))
@@ -246,7 +248,6 @@ def _forget_notifications(db: Session, uid: uuid.UUID) -> None:
 
 def _forget_statuses(uid: uuid.UUID) -> None:
     """Every API process's status cache drops the erased user's rows (``tasks.status_cache``)."""
-    from vocalborn.tasks import events, status_cache
 
     status_cache.CACHE.drop_user(uid)
     events.publish_live({"forget_user": str(uid)})
@@ -255,15 +256,11 @@ def _forget_statuses(uid: uuid.UUID) -> None:
 def _forget_in_redis(uid: uuid.UUID, email: str, task_ids: list[uuid.UUID]) -> None:
     import redis
 
-    from vocalborn.config import get_settings
-    from vocalborn.redis_connect import client as redis_client
-    from vocalborn.security.ratelimit import forget_user
-
     forget_user(uid.hex, email)
     if not task_ids:
         return
     try:
-        from vocalborn.tasks.worker.registry import forget_reserved
+        from vocalborn.tasks.worker.registry import forget_reserved  # reason: upward import (CONTRIBUTING, 2)
 
         forget_reserved([str(t) for t in task_ids])
     except redis.RedisError as exc:

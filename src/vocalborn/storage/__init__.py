@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from vocalborn.config import get_settings
+
 _KEY = re.compile(r"^[a-z]+/[0-9a-f]{2}/[0-9a-f]{32}\.[a-z0-9]{1,8}$")
 MAGIC = b"VBENC1"
 KINDS = ("recordings", "references")
@@ -176,7 +178,6 @@ class LocalStorage:
 def get_storage() -> LocalStorage:
     """The storage with the keys of this moment: STORAGE_ENCRYPTION_KEYS, or the embedded
     default's key file (read again when ``rotate-key`` changes it)."""
-    from vocalborn.config import get_settings
 
     settings = get_settings()
     keys, current = settings.storage_keyring()

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vocalborn.config_files import STORAGE_KEY_FILE, add_storage_key, keep_only_storage_key, write_private_file
 from vocalborn.storage import KINDS, LocalStorage, MissingKey
 from vocalborn.supervision import alive
 
@@ -73,8 +74,6 @@ def read_progress(data_dir: Path) -> Progress | None:
 
 
 def save_progress(data_dir: Path, progress: Progress) -> None:
-    from vocalborn.config_files import write_private_file
-
     progress.updated_at = time.time()
     write_private_file(progress_path(data_dir), json.dumps(asdict(progress), indent=1).encode())
 
@@ -87,7 +86,6 @@ def begin(settings: Any) -> tuple[Progress, bool]:
     """The rotation to run: the unfinished one (resumed), or a new one. Returns (progress,
     resumed). Raises MissingKey when there is no key to rotate to, RuntimeError when another
     rotation is running."""
-    from vocalborn.config_files import STORAGE_KEY_FILE, add_storage_key
 
     data_dir = settings.data_dir
     previous = read_progress(data_dir)
@@ -118,7 +116,6 @@ def begin(settings: Any) -> tuple[Progress, bool]:
 def run(settings: Any, progress: Progress, report: Callable[[Progress], None] | None = None) -> Progress:
     """Re-encrypt every file after ``progress.cursor`` that is not on the target key, saving the
     progress as it goes; then a last pass over everything, then (key file only) drop old keys."""
-    from vocalborn.config_files import STORAGE_KEY_FILE, keep_only_storage_key
 
     data_dir = settings.data_dir
     save_progress(data_dir, progress)

@@ -4,9 +4,9 @@
   event it adds one delivery row per enabled endpoint that wants its type, in one transaction.
   The row is unique per endpoint and event id, so a redelivered message adds nothing: each event
   reaches each endpoint's log once, also when the consumer dies between the commit and the ack.
-* :class:`Dispatcher` sends the pending rows. A row is attempted only when no earlier pending row
+* The dispatcher (webhooks/dispatcher.py) sends the pending rows this module claims. A row is attempted only when no earlier pending row
   of the same endpoint and learner exists (a failing earlier delivery holds the later ones), so a
-  learner's events reach an endpoint in the order they came from the stream. Rows are claimed
+  learner's events reach an endpoint in stream order (and, fed from JetStream, only up to the consumer's ack floor). Rows are claimed
   with a lease (``next_attempt_at`` moved forward, compare-and-set), so several dispatchers can
   run. A failed attempt is retried after ``base * 2**(n-1)`` seconds (capped, +-25 % jitter)
   until ``WEBHOOK_GIVE_UP_HOURS`` after its first attempt (then it is dead and the learner's next
@@ -16,12 +16,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -33,7 +30,6 @@ from sqlmodel import col, select
 
 from vocalborn.events.catalogue import CATALOGUE
 from vocalborn.sqltypes import utcnow
-from vocalborn.webhooks import signing, targets
 from vocalborn.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 if TYPE_CHECKING:
@@ -79,6 +75,7 @@ def ingest(event: Event) -> None:
                         event_id=event_id,
                         event_type=event.type,
                         ordering_key=ordering_key(event),
+                        stream_seq=event.stream_seq,
                         body=event.body.decode(),
                         next_attempt_at=now,
                         give_up_at=now + give_up,
@@ -123,11 +120,21 @@ def backoff(settings: Settings, attempts: int, rng: random.Random | None = None)
 LINE_DEPTH = 20
 
 
-def claim(settings: Settings, limit: int) -> list[list[Due]]:
+def _position(row: Any) -> Any:
+    """A delivery's place in its line: the stream's order, then arrival (rows without a stream
+    sequence, recorded outside JetStream, sort first)."""
+    from sqlalchemy import func
+
+    return func.coalesce(col(row.stream_seq), 0)
+
+
+def claim(settings: Settings, limit: int, floor: int | None = None) -> list[list[Due]]:
     """Lines of due deliveries, each the head of its (endpoint, learner) line and the due rows
     right behind it (at most LINE_DEPTH), leased to this caller; sent in order, a line stops at
-    its first failure."""
-    from sqlalchemy import func, tuple_
+    its first failure. ``floor``: the webhooks consumer's ack floor; a delivery of a later stream
+    message waits (an earlier message of the same learner may still be on its way, redelivered
+    after a consumer crash)."""
+    from sqlalchemy import func, or_, true, tuple_
 
     from vocalborn.db import open_session
 
@@ -138,8 +145,19 @@ def claim(settings: Settings, limit: int) -> list[list[Due]]:
             col(earlier.endpoint_id) == col(WebhookDelivery.endpoint_id),
             col(earlier.ordering_key) == col(WebhookDelivery.ordering_key),
             col(earlier.status) == PENDING,
-            col(earlier.seq) < col(WebhookDelivery.seq),
+            or_(
+                _position(earlier) < _position(WebhookDelivery),
+                and_(
+                    _position(earlier) == _position(WebhookDelivery),
+                    col(earlier.seq) < col(WebhookDelivery.seq),
+                ),
+            ),
         )
+    )
+    released = (
+        or_(col(WebhookDelivery.stream_seq).is_(None), col(WebhookDelivery.stream_seq) <= floor)
+        if floor is not None
+        else true()
     )
     heads = (
         select(WebhookDelivery.endpoint_id, WebhookDelivery.ordering_key)
@@ -148,6 +166,7 @@ def claim(settings: Settings, limit: int) -> list[list[Due]]:
             WebhookDelivery.status == PENDING,
             col(WebhookEndpoint.enabled).is_(True),
             col(WebhookDelivery.next_attempt_at) <= now,
+            released,
             head,
         )
         .order_by(col(WebhookDelivery.seq))
@@ -163,7 +182,7 @@ def claim(settings: Settings, limit: int) -> list[list[Due]]:
             func.row_number()
             .over(
                 partition_by=(col(WebhookDelivery.endpoint_id), col(WebhookDelivery.ordering_key)),
-                order_by=col(WebhookDelivery.seq),
+                order_by=(_position(WebhookDelivery), col(WebhookDelivery.seq)),
             )
             .label("rank")
         )
@@ -180,7 +199,7 @@ def claim(settings: Settings, limit: int) -> list[list[Due]]:
             .join(ranked, ranked.c.seq == col(WebhookDelivery.seq))
             .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
             .where(ranked.c.rank <= LINE_DEPTH)
-            .order_by(col(WebhookDelivery.seq))
+            .order_by(_position(WebhookDelivery), col(WebhookDelivery.seq))
         ).all()
         lines: dict[tuple[uuid.UUID, str], list[Due]] = {}
         blocked: set[tuple[uuid.UUID, str]] = set()
@@ -190,6 +209,9 @@ def claim(settings: Settings, limit: int) -> list[list[Due]]:
                 continue
             if due_at > now:  # leased or backing off: this line stops here
                 blocked.add(key)
+                continue
+            if floor is not None and row.stream_seq is not None and row.stream_seq > floor:
+                blocked.add(key)  # not yet under the ack floor: an earlier one may still come
                 continue
             assert row.seq is not None
             lines.setdefault(key, []).append(Due(row.seq, row.endpoint_id, row.event_id, row.body, url, secret))
@@ -288,108 +310,3 @@ def record(settings: Settings, outcomes: list[Outcome]) -> None:
             endpoint.updated_at = now
             db.add(endpoint)
         db.commit()
-
-
-def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:1000]
-
-
-async def send(client: Any, due: Due, allowed: targets.Allowed) -> Outcome:
-    """One attempt: check the target again, connect to the checked address, no redirects."""
-    import httpx
-
-    def refused(text: str, code: int | None = None) -> Outcome:
-        return Outcome(due.seq, due.endpoint_id, False, code, text)
-
-    try:
-        target = await asyncio.to_thread(targets.check, due.url, allowed)
-    except targets.UnsafeTarget as exc:
-        return refused(f"refused: {exc}")
-    body = due.body.encode()
-    parts = httpx.URL(due.url)
-    address = target.addresses[0]
-    host_header = parts.netloc.decode()
-    pinned = parts.copy_with(host=address)
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    hdrs = {**signing.headers(due.secret, str(due.event_id), body), "host": host_header}
-    hdrs["user-agent"] = "VocalBorn-Webhooks/1"
-    try:
-        resp = await client.post(pinned, content=body, headers=hdrs, extensions=extensions)
-    except Exception as exc:
-        return refused(_error(exc))
-    if 200 <= resp.status_code < 300:
-        return Outcome(due.seq, due.endpoint_id, True, resp.status_code, None)
-    what = "a redirect (not followed)" if 300 <= resp.status_code < 400 else "a non-2xx answer"
-    return refused(f"HTTP {resp.status_code}: {what}", resp.status_code)
-
-
-class Dispatcher:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.allowed = targets.Allowed.parse(settings.webhook_allowed_hosts)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks-db")
-        self.sent = 0
-
-    async def _db(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    async def _line(self, client: Any, line: list[Due]) -> tuple[list[Outcome], list[int]]:
-        """Send a line in order; stop at the first failure (the rest: not attempted)."""
-        done: list[Outcome] = []
-        for n, due in enumerate(line):
-            outcome = await send(client, due, self.allowed)
-            await self._db(record, self.settings, [outcome])  # at once: a crash repeats at most this one
-            done.append(outcome)
-            if not outcome.ok:
-                return done, [d.seq for d in line[n + 1 :]]
-        return done, []
-
-    async def step(self, client: Any) -> int:
-        lines = await self._db(claim, self.settings, self.settings.webhook_batch_size)
-        if not lines:
-            return 0
-        results = await asyncio.gather(*(self._line(client, line) for line in lines))
-        outcomes = [o for done, _ in results for o in done]
-        await self._db(release, [s for _, rest in results for s in rest])
-        self.sent += len(outcomes)
-        return len(outcomes)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        import httpx
-
-        timeout = httpx.Timeout(self.settings.webhook_timeout_seconds)
-        try:
-            async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-                while not stop.is_set():
-                    try:
-                        done = await self.step(client)
-                    except Exception as exc:  # the database away: wait and go on
-                        log.warning("webhook dispatcher: %s; retrying", _error(exc))
-                        done = 0
-                    if done == 0:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), self.settings.webhook_poll_interval)
-        finally:
-            self._pool.shutdown(wait=False)
-
-
-async def run_dispatcher(settings: Settings, stop: asyncio.Event) -> None:
-    """The ``webhooks`` consumer's background work (runs in each of its processes)."""
-    await Dispatcher(settings).run(stop)
-
-
-def _register() -> None:
-    from vocalborn.events.consumer import ConsumerSpec, register
-
-    register(
-        ConsumerSpec(
-            name="webhooks",
-            event_types=tuple(CATALOGUE),
-            handler=ingest,
-            description="signed webhook deliveries to the endpoints admins registered",
-            background=run_dispatcher,
-        )
-    )
-
-
-_register()

@@ -30,8 +30,10 @@ class WebhookEndpoint(SQLModel, table=True):
 
 
 class WebhookDelivery(SQLModel, table=True):
-    """One event for one endpoint. ``seq`` is the order of arrival from the stream (the order a
-    learner's deliveries go out in); ``status``: pending, delivered or dead."""
+    """One event for one endpoint. ``seq`` is the order of arrival; ``stream_seq`` the event's
+    sequence in the JetStream stream, the order a learner's deliveries go out in (arrival can
+    differ after a consumer crash: redeliveries come after newer messages); ``status``: pending,
+    delivered or dead."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
@@ -53,6 +55,7 @@ class WebhookDelivery(SQLModel, table=True):
     event_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False))
     event_type: str = Field(sa_column=Column(String(40), nullable=False))
     ordering_key: str = Field(sa_column=Column(String(64), nullable=False))  # the learner (or user) id
+    stream_seq: int | None = Field(default=None, sa_column=Column(BigIntPK, nullable=True))
     body: str = Field(sa_column=Column(Text, nullable=False))  # the event message, sent as is
     status: str = Field(default="pending", sa_column=Column(String(16), nullable=False))
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))

@@ -6,7 +6,6 @@ access log (``_status_in_session``). The workers' capacity for the ETA is read i
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from datetime import datetime
@@ -23,6 +22,7 @@ from vocalborn.auth.dependencies import fast_subject, oauth2_scheme, token_subje
 from vocalborn.auth.models import Role, User
 from vocalborn.db import open_session
 from vocalborn.i18n import Language, explicit_language, scope_language, step_label, translate
+from vocalborn.kit.refreshing import Refreshing
 from vocalborn.security.access import record_access
 from vocalborn.tasks import service
 from vocalborn.tasks.models import AIAnalysisTask
@@ -84,36 +84,29 @@ def _capacity() -> estimates.Capacity:
         return estimates.capacity(db)
 
 
-# A capacity older than CAPACITY_TTL is read again, in the background while it is younger than
-# this: the submits and polls meanwhile use it. Older (the first, or after a quiet spell), they wait.
+class _Capacity(Refreshing[estimates.Capacity]):
+    """The workers' capacity, read from the database at most every ``estimates.CAPACITY_TTL``
+    seconds, one read at a time, in a thread; while it runs the requests use the last capacity
+    (an estimate, like the ETA it feeds), so none of them waits for it but the process's first
+    (each request that found the cache stale waited for a read of its own: the slowest submits
+    of a run under load, docs/BENCHMARKS.md). Older than ``CAPACITY_USABLE`` (after a quiet
+    spell) it is read again before use."""
+
+    what = "the workers' capacity"
+
+    def peek(self, max_age: float) -> estimates.Capacity | None:
+        return estimates.cached_capacity(max_age)
+
+    async def read(self) -> estimates.Capacity:
+        return await run_in_threadpool(_capacity)
+
+
 CAPACITY_USABLE = 60.0
-_capacity_read: asyncio.Task[estimates.Capacity] | None = None  # the last read (in flight, or done)
+CAPACITY = _Capacity(estimates.CAPACITY_TTL, CAPACITY_USABLE)
 
 
 async def current_capacity() -> estimates.Capacity:
-    """The workers' capacity, read from the database at most every ``estimates.CAPACITY_TTL``
-    seconds, one read at a time. The read runs in a thread; while it does, the
-    requests use the last capacity (an estimate, like the ETA it feeds), so none of them waits
-    for it but the process's first (each request that found the cache stale waited for a read
-    of its own: the slowest submits of a run under load, docs/BENCHMARKS.md)."""
-    cached = estimates.cached_capacity()
-    if cached is not None:
-        return cached
-    global _capacity_read
-    loop = asyncio.get_running_loop()
-    reading = _capacity_read
-    if reading is None or reading.done() or reading.get_loop() is not loop:  # (a finished test client's loop)
-        reading = _capacity_read = loop.create_task(run_in_threadpool(_capacity))
-        reading.add_done_callback(_capacity_read_done)
-    last = estimates.cached_capacity(CAPACITY_USABLE)
-    if last is not None:
-        return last
-    return await asyncio.shield(reading)
-
-
-def _capacity_read_done(task: asyncio.Task[estimates.Capacity]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:  # retrieved: the waiters have it
-        log.debug("could not read the workers' capacity: %s", exc)
+    return await CAPACITY.get()
 
 
 async def hot_status(scope: Scope, receive: Receive) -> hotroute.Outcome:

@@ -25,11 +25,15 @@ from fastapi import APIRouter, HTTPException, WebSocket
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from vocalborn.auth.dependencies import user_from_token
 from vocalborn.config import get_settings
+from vocalborn.db import open_session
 from vocalborn.i18n import Language, explicit_language, step_label, translate
-from vocalborn.tasks import events
+from vocalborn.security.access import record_access
+from vocalborn.tasks import events, service
 from vocalborn.tasks.api.ws_hub import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TRY_AGAIN, RESYNC, Hub, Subscriber
 from vocalborn.tasks.events import SnapshotMessage, TaskEventMessage
+from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
 from vocalborn.tasks.states import TERMINAL_STATUSES
 
 __all__ = ["CLOSE_GOING_AWAY", "CLOSE_NORMAL", "CLOSE_TRY_AGAIN", "Hub", "get_hub", "router", "shutdown_hub"]
@@ -88,9 +92,6 @@ class Refused(Exception):
 
 def _authorize(task_id: str, token: str | None) -> bool:
     """Refused unless the token's user may read the task; True for an admin (who sees worker names)."""
-    from vocalborn.auth.dependencies import user_from_token
-    from vocalborn.db import open_session
-    from vocalborn.tasks import service
 
     try:
         task_uuid = uuid.UUID(task_id)
@@ -105,7 +106,6 @@ def _authorize(task_id: str, token: str | None) -> bool:
             task = service.get_task_for(db, task_uuid, user)
         except service.NotFound:
             raise Refused("task not found") from None
-        from vocalborn.security.access import record_access
 
         record_access(db, user, task.user_id, "task_events_live", task.task_id)
         return user.role == "admin"
@@ -114,9 +114,6 @@ def _authorize(task_id: str, token: str | None) -> bool:
 def _snapshot_and_events(task_id: str, after: int) -> tuple[SnapshotMessage, list[TaskEventMessage]]:
     from sqlalchemy import func
     from sqlmodel import select
-
-    from vocalborn.db import open_session
-    from vocalborn.tasks.models import AIAnalysisTask, AIAnalysisTaskEvent
 
     with open_session() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))
@@ -130,10 +127,6 @@ def _snapshot_and_events(task_id: str, after: int) -> tuple[SnapshotMessage, lis
 
 
 def _events_after(task_id: str, after: int) -> list[TaskEventMessage]:
-    from vocalborn.db import open_session
-    from vocalborn.tasks import service
-    from vocalborn.tasks.models import AIAnalysisTask
-
     out: list[TaskEventMessage] = []
     with open_session() as db:
         task = db.get(AIAnalysisTask, uuid.UUID(task_id))

@@ -39,6 +39,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from vocalborn.kit.coalesce import Coalescer, per_loop
 from vocalborn.kit.fastdb import GENERIC_POOL_SIZE, on_connection
+from vocalborn.tasks.service import send_celery_message
 from vocalborn.tasks.submission import broker_push
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,6 @@ async def _publish(created: list[broker_push.Outgoing]) -> None:
     if broker_push.supported():
         await broker_push.push_messages(created)
         return
-    from vocalborn.tasks.service import send_celery_message
 
     for o in created:  # RabbitMQ: Celery's own publish, one message at a time
         await run_in_threadpool(send_celery_message, uuid.UUID(o.task_id), o.celery_task_id, o.request_id)

@@ -35,6 +35,7 @@ from vocalborn.celery_app import ANALYZE_TASK, celery_app
 from vocalborn.config import get_settings
 from vocalborn.kit.singletons import PerLoop
 from vocalborn.monitoring.queue_wait import PUBLISHED_AT_HEADER
+from vocalborn.redis_connect import async_client
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,6 @@ return n
 
 def _push() -> Any:
     """``_PUSH`` on this process and event loop's broker client (made on first use)."""
-    from vocalborn.redis_connect import async_client
 
     def make() -> Any:
         timeout = float(celery_app.conf.broker_connection_timeout or 3)

@@ -35,6 +35,7 @@ from vocalborn.config import get_settings
 from vocalborn.events import outbox
 from vocalborn.kit.coalesce import Coalescer, per_loop
 from vocalborn.kit.fastdb import fetch_all, fetch_one, get_pool
+from vocalborn.kit.refreshing import Refreshing
 from vocalborn.practice.models import RecordStatus
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import status_cache
@@ -192,7 +193,7 @@ async def status(user_id: uuid.UUID, task_id: uuid.UUID) -> dict[str, Any] | Non
     pool = await get_pool()
     if pool is None:
         return None
-    from vocalborn.tasks.api.ws import get_hub
+    from vocalborn.tasks.api.ws import get_hub  # reason: upward import (CONTRIBUTING, 3)
 
     get_hub().start()  # the subscription that keeps the cache true (running already, mostly)
     cached, due = status_cache.CACHE.lookup(task_id, user_id)
@@ -237,9 +238,10 @@ async def _refresh(task_id: uuid.UUID, user_id: uuid.UUID) -> None:
 def cancel_background() -> None:
     """Stop this event loop's background reads (at shutdown, before the pool closes)."""
     loop = asyncio.get_running_loop()
-    for task in [*_refreshing, WAITING._counting]:
-        if task is not None and not task.done() and task.get_loop() is loop:
+    for task in list(_refreshing):
+        if not task.done() and task.get_loop() is loop:
             task.cancel()
+    WAITING.cancel()
 
 
 async def _read_statuses(task_ids: list[uuid.UUID]) -> list[dict[str, Any] | None]:
@@ -257,67 +259,50 @@ def _status_reads() -> Coalescer[uuid.UUID, dict[str, Any] | None]:
     )
 
 
-class WaitingCount:
+class WaitingCount(Refreshing[int]):
     """How many analyses wait in the queue, for a new task's queue position: counted at most
     every ``ttl`` seconds (a count is as long as the queue), plus this process's submits since.
     An estimate, like the ETA it feeds; a status poll counts the tasks ahead exactly. While the
     last count is younger than ``usable`` seconds, a new one is made in the background and the
     submits meanwhile use the last one (with a queue of 100k the count takes tens of
     milliseconds: under load no submit waits for it); an older count (after a quiet spell) is
-    not used: the submit waits for a new one, as the first does."""
+    not used: the submits wait for a new one, as the first does (kit/refreshing.py)."""
+
+    what = "the waiting tasks' count"
 
     def __init__(self, ttl: float = 1.0, usable: float = 10.0) -> None:
-        self.ttl = ttl
-        self.usable = usable
+        super().__init__(ttl, usable)
         self._lock = threading.Lock()
         self._value: int | None = None
         self._at = 0.0
-        self._counting: asyncio.Task[None] | None = None
 
     def added(self) -> None:
         with self._lock:
             if self._value is not None:
                 self._value += 1
 
-    def fresh(self) -> int | None:
+    def peek(self, max_age: float) -> int | None:
         with self._lock:
-            return self._value if time.monotonic() - self._at < self.ttl else None
+            return self._value if time.monotonic() - self._at < max_age else None
+
+    def fresh(self) -> int | None:
+        return self.peek(self.ttl)
 
     def set(self, value: int) -> None:
         with self._lock:
             self._value, self._at = value, time.monotonic()
 
-    async def _count(self) -> None:
+    async def read(self) -> int:
         row, _ = await fetch_one(
             "SELECT count(*) FROM ai_analysis_tasks WHERE status = ANY(%(waiting)s)", {"waiting": _WAITING}
         )
-        self.set(int(row[0]) if row else 0)
-
-    async def _count_quietly(self) -> None:
-        try:
-            await self._count()
-        except psycopg.OperationalError as exc:  # the database is away: the submits fail on their own
-            log.debug("could not count the waiting tasks: %s", exc)
-        except Exception:
-            log.warning("could not count the waiting tasks", exc_info=True)
+        value = int(row[0]) if row else 0
+        self.set(value)
+        return value
 
     async def position(self) -> int:
         """The queue position of a task just added (1 = next)."""
-        value = self.fresh()
-        if value is None:
-            with self._lock:
-                last = self._value if time.monotonic() - self._at < self.usable else None
-            if last is None:
-                await self._count()  # the process's first, or after a quiet spell: wait for it
-                last = self._value or 0
-            elif (
-                self._counting is None
-                or self._counting.done()
-                or self._counting.get_loop() is not asyncio.get_running_loop()  # a finished loop's
-            ):
-                self._counting = asyncio.get_running_loop().create_task(self._count_quietly())
-            value = last
-        return max(1, value)
+        return max(1, await self.get())
 
 
 WAITING = WaitingCount()

@@ -22,6 +22,7 @@ from sqlalchemy import and_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+import vocalborn.db
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 from vocalborn.tasks.states import TaskStatus
 
@@ -102,11 +103,9 @@ def with_pitch_baseline(
     """``params`` with the learner's ``pitch_baseline`` when there is one; ``params`` unchanged
     when there is none or it cannot be read (logged: the analysis goes on without it).
     ``profiles``: the earlier profiles when the claim read them already (no query then)."""
-    from vocalborn.db import open_session
-
     try:
         if profiles is None:
-            with open_session() as db:
+            with vocalborn.db.open_session() as db:  # looked up on each call (tests take the database away)
                 profiles = earlier_profiles(db, task_id)
         baseline = baseline_from_profiles(profiles)
     except Exception as exc:  # never fail a task for want of a baseline

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from vocalborn.analysis.types import STEPS
 from vocalborn.config import get_settings
+from vocalborn.db import deadline_connection_class
 from vocalborn.events import outbox
 from vocalborn.practice import counting
 from vocalborn.practice.models import RecordStatus
@@ -150,8 +151,6 @@ class _Connection:
         self.key: tuple[int, str] | None = None
 
     def _connect(self, url: str) -> Any:
-        from vocalborn.db import deadline_connection_class
-
         settings = get_settings()
         statement_ms = int(settings.database_statement_timeout * 1000)
         conn = deadline_connection_class().connect(

@@ -16,13 +16,16 @@ from typing import Any
 from sqlalchemy import func, or_, select, text
 from sqlmodel import col
 
+from vocalborn.celery_app import celery_app
 from vocalborn.config import get_settings
 from vocalborn.db import open_session
 from vocalborn.kit.redis import get_redis
+from vocalborn.redis_connect import client as redis_client
 from vocalborn.sqltypes import utcnow
 from vocalborn.tasks import service, unit_of_work
 from vocalborn.tasks.models import AIAnalysisTask
 from vocalborn.tasks.states import EventType, TaskStatus
+from vocalborn.tasks.worker import registry
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -51,7 +54,6 @@ def queued_task_ids() -> tuple[set[str], set[str]] | None:
     broker = settings.effective_broker_url
     if not broker.startswith("redis"):
         return None
-    from vocalborn.redis_connect import client as redis_client
 
     client = redis_client(broker, socket_timeout=5)
     try:
@@ -68,7 +70,6 @@ def queued_task_ids() -> tuple[set[str], set[str]] | None:
 def _reservation_holders(task_ids: list[str]) -> tuple[dict[str, str | None], set[str] | None]:
     """Which worker took each message (as the worker noted it), and which workers are online;
     ({}, None) when Redis cannot tell."""
-    from vocalborn.tasks.worker import registry
 
     try:
         return registry.reserved_by(task_ids), {w["hostname"] for w in registry.online_workers()}
@@ -228,8 +229,6 @@ def _force_overdue_cancels(now: datetime) -> int:
                 continue
             done += 1
             try:
-                from vocalborn.celery_app import celery_app
-
                 celery_app.control.revoke(task.celery_task_id, terminate=True, signal="SIGTERM")
             except Exception as exc:  # the database already says cancelled; this only frees the slot
                 log.warning("could not revoke task %s: %s", task.task_id, exc)

@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from vocalborn.analysis.engine import get_engine
+from vocalborn.analysis.types import STEPS, AnalysisReport
 from vocalborn.config import Settings, get_settings
 from vocalborn.kit.redis import get_redis
+from vocalborn.outage.fallback import build_remote_engine
 
 if TYPE_CHECKING:
     from vocalborn.analysis.types import AnalysisEngine, AnalysisReport, AudioSource, ProgressCallback
@@ -41,7 +44,6 @@ class NoopEngine:
         params: dict[str, Any] | None = None,
         progress: ProgressCallback | None = None,
     ) -> AnalysisReport:
-        from vocalborn.analysis.types import STEPS, AnalysisReport
 
         if progress is not None:
             for number, (key, _, _) in enumerate(STEPS, start=1):
@@ -57,14 +59,11 @@ class NoopEngine:
 
 
 def _local(settings: Settings) -> AnalysisEngine:
-    from vocalborn.analysis.engine import get_engine
-
     return get_engine("local")
 
 
 def _remote(settings: Settings) -> AnalysisEngine:
     # circuit breaker shared in Redis, and the AI_ENGINE_FALLBACK engine (issue #27)
-    from vocalborn.outage.fallback import build_remote_engine
 
     return build_remote_engine(settings)
 

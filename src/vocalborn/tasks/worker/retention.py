@@ -22,6 +22,7 @@ from vocalborn.storage import get_storage
 from vocalborn.tasks import transitions
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask, AIAnalysisTaskEvent
 from vocalborn.tasks.states import ACTIVE_STATUSES, TERMINAL_STATUSES, TaskStatus
+from vocalborn.tasks.worker.stats import status_counts
 
 log = logging.getLogger(__name__)
 BATCH = 500  # records per purge round
@@ -51,8 +52,6 @@ def cleanup_expired_tasks(now: datetime | None = None) -> CleanupReport:
         report.events_deleted += _delete_old_events(db, now - timedelta(days=settings.retention_events_days))
         report.files_deleted += _delete_orphan_files(db, now - timedelta(days=1))
         if db.get_bind().dialect.name == "postgresql":
-            from vocalborn.tasks.worker.stats import status_counts
-
             status_counts(db)  # folds the deltas the deletes (and the day's work) appended
     log.info("cleanup: %s", asdict(report))
     return report

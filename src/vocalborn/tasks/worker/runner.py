@@ -20,7 +20,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from vocalborn.analysis.types import STEPS, AnalysisEngine, AnalysisInputError, AnalysisReport
+from vocalborn.analysis.types import STEPS, AnalysisEngine, AnalysisInputError, AnalysisReport, TransientAnalysisError
 from vocalborn.config import get_settings
 from vocalborn.db import open_session
 from vocalborn.logs import log_context
@@ -32,7 +32,7 @@ from vocalborn.storage import get_storage
 from vocalborn.tasks import service, unit_of_work
 from vocalborn.tasks.models import AIAnalysisResult, AIAnalysisTask
 from vocalborn.tasks.states import EventType, TaskStatus
-from vocalborn.tasks.worker import baseline, fastrun
+from vocalborn.tasks.worker import baseline, fastrun, registry
 from vocalborn.tasks.worker.claim import Claim, Outcome, claim_ordinary
 from vocalborn.tasks.worker.fastrun import stored_detail
 from vocalborn.tasks.worker.progress import PROGRESS_AT_STEP, Cancelled, LostLease, ProgressReporter, RunWatch
@@ -49,7 +49,6 @@ class PermanentError(Exception):
 @lru_cache(maxsize=1)
 def analysis_engine() -> AnalysisEngine:
     """This process's engine, of the kind AI_ENGINE names (``tasks/registry.ENGINE_KINDS``)."""
-    from vocalborn.tasks.worker import registry
 
     return registry.build_engine(get_settings())
 
@@ -148,8 +147,6 @@ def _describe(exc: Exception) -> str:
     import redis
     from celery.exceptions import SoftTimeLimitExceeded
     from sqlalchemy.exc import SQLAlchemyError
-
-    from vocalborn.analysis.types import TransientAnalysisError
 
     if isinstance(exc, SoftTimeLimitExceeded):
         return f"the analysis took longer than {get_settings().task_soft_time_limit} s"

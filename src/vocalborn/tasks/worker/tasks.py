@@ -21,9 +21,11 @@ from vocalborn.celery_app import (
     celery_app,
 )
 from vocalborn.config import get_settings
+from vocalborn.db import reset_engine
 from vocalborn.logs import log_context, setup_logging
 from vocalborn.monitoring import queue_wait, worker_metrics  # noqa: F401 - connects the metrics receivers
 from vocalborn.process import freeze_startup_objects
+from vocalborn.supervision import pool_child_dies_with_worker
 from vocalborn.tasks.worker import maintenance, registry, retention, runner
 
 log = logging.getLogger(__name__)
@@ -110,11 +112,9 @@ def _after_fork(**_: Any) -> None:
     # A pool child dies with the worker's main process (a SIGKILLed worker leaves no orphans
     # holding the data folder or running tasks nobody can acknowledge; they are redelivered):
     # Celery does it on Linux, this covers the rest.
-    from vocalborn.supervision import pool_child_dies_with_worker
 
     pool_child_dies_with_worker()
     # A forked child must not share its parent's database connections.
-    from vocalborn.db import reset_engine
 
     reset_engine()
     _preload_analysis_model()
@@ -129,7 +129,7 @@ def _preload_analysis_model() -> None:
     if settings.ai_engine != "local" and settings.ai_engine_fallback != "local":
         return
     try:
-        from vocalborn.analysis.phonetic import preload
+        from vocalborn.analysis.phonetic import preload  # reason: numpy on use only
 
         preload()
     except Exception as exc:  # the first analysis will load it (and report any failure)
