@@ -88,7 +88,7 @@ def check_relay(max_age: float = 60.0) -> str:
     """The events relay's heartbeat file was touched recently (after each round that reached the
     database and, with rows to send, NATS)."""
     # reason: a probe runs every few seconds: each check loads only what it reads
-    from vocalborn.events.relay import heartbeat_path
+    from vocalborn.events.relay import heartbeat_path  # reason: each probe loads only what it reads
 
     path = heartbeat_path()
     if not path.exists():
@@ -104,7 +104,7 @@ def check_consumers(max_age: float = 60.0, names: Sequence[str] = ()) -> str:
     ``vocalborn consume NAME``) touched its heartbeat recently (after each fetch round while bound
     to NATS)."""
     # reason: a probe runs every few seconds: each check loads only what it reads
-    from vocalborn.events.consumer import heartbeat_path, load_consumers
+    from vocalborn.events.consumer import heartbeat_path, load_consumers  # reason: each probe loads only what it reads
 
     known = load_consumers()
     unknown = [n for n in names if n not in known]

@@ -6,7 +6,10 @@ from typing import Annotated
 
 import typer
 
+from vocalborn.auth import passwords, service
+from vocalborn.auth.models import Role
 from vocalborn.cli.common import DataDirOption, fail, load_settings, need_database, settings_for
+from vocalborn.db import open_session
 from vocalborn.storage import MissingKey, get_storage, rotation
 
 
@@ -96,13 +99,9 @@ def users_create(
     data_dir: DataDirOption = None,
 ) -> None:
     """Create an account; the only way to make an admin."""
-    from vocalborn.auth import service  # reason: the CLI's start-up (cli/__init__)
-    from vocalborn.auth.models import Role  # reason: the CLI's start-up (cli/__init__)
-    from vocalborn.db import open_session  # reason: the CLI's start-up (cli/__init__)
 
     if role not in {r.value for r in Role}:
         fail(f"role must be learner, therapist or admin, not {role!r}")
-    from vocalborn.auth import passwords  # reason: the CLI's start-up (cli/__init__)
 
     weak = passwords.problem(password, [email, name])
     if weak is not None:
@@ -122,8 +121,6 @@ def users_link(
     data_dir: DataDirOption = None,
 ) -> None:
     """Let a therapist read a learner's analyses."""
-    from vocalborn.auth import service  # reason: the CLI's start-up (cli/__init__)
-    from vocalborn.db import open_session  # reason: the CLI's start-up (cli/__init__)
 
     need_database(settings_for(data_dir))
     with open_session() as db:
@@ -145,9 +142,6 @@ def users_set_role(
     data_dir: DataDirOption = None,
 ) -> None:
     """Change an account's role; its sessions end at once (it logs in again with the new role)."""
-    from vocalborn.auth import service  # reason: the CLI's start-up (cli/__init__)
-    from vocalborn.auth.models import Role  # reason: the CLI's start-up (cli/__init__)
-    from vocalborn.db import open_session  # reason: the CLI's start-up (cli/__init__)
 
     if role not in {r.value for r in Role}:
         fail(f"role must be learner, therapist or admin, not {role!r}")

@@ -34,6 +34,7 @@ from typing import Annotated, Any
 
 import typer
 
+from vocalborn import models  # noqa: F401 - registers every table
 from vocalborn.cli.common import fail, load_settings
 from vocalborn.config import get_settings, redact_url
 
@@ -92,8 +93,6 @@ def _libpq(url: str) -> tuple[list[str], dict[str, str]]:
 
 def _tables() -> list[str]:
     from sqlmodel import SQLModel
-
-    from vocalborn import models  # noqa: F401 - registers every table  # reason: the CLI's start-up (cli/__init__)
 
     return sorted(t.name for t in SQLModel.metadata.sorted_tables)
 

@@ -132,7 +132,7 @@ def wait_for_database(settings: Any, seconds: float) -> None:
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
-    from vocalborn.db import make_engine  # reason: the CLI's start-up (cli/__init__)
+    from vocalborn.db import make_engine  # reason: cli/__init__ imports common: --help stays cheap
 
     url = redact_url(settings.effective_database_url)
     started = time.monotonic()

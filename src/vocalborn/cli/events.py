@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from vocalborn.activity import projection as activity
 from vocalborn.cli.common import fail, load_settings
 
 PROJECTIONS = ("learner-activity",)
@@ -32,20 +33,16 @@ def replay(
     analyses applied already are skipped)."""
     settings = load_settings()
     begin = _start(start)
-    from vocalborn.activity.projection import (  # reason: the CLI's start-up (cli/__init__)
-        replay_database,
-        replay_stream,
-    )
 
     if source == "database":
         if isinstance(begin, int):
             fail("--source database takes a date/time, not a stream sequence")
-        result = replay_database(begin if isinstance(begin, datetime) else None)
+        result = activity.replay_database(begin if isinstance(begin, datetime) else None)
     elif source == "stream":
         if not settings.nats_url:
             fail("NATS_URL is not set: the stream cannot be read (or use --source database)")
         assert settings.nats_url is not None
-        result = replay_stream(settings, settings.nats_url, begin)
+        result = activity.replay_stream(settings, settings.nats_url, begin)
     else:
         fail(f"--source {source!r}: stream or database")
         return
@@ -62,10 +59,9 @@ def rebuild(
         fail(f"no projection named {projection}; there is: {', '.join(PROJECTIONS)}")
     if source not in ("auto", "stream", "database"):
         fail(f"--source {source!r}: auto, stream or database")
-    from vocalborn.activity.projection import rebuild as run  # reason: the CLI's start-up (cli/__init__)
 
     try:
-        result = run(settings, settings.nats_url, source)
+        result = activity.rebuild(settings, settings.nats_url, source)
     except ValueError as exc:
         fail(str(exc))
         return

@@ -9,8 +9,13 @@ from typing import Annotated
 
 import typer
 
+from vocalborn.auth import service as accounts
+from vocalborn.auth.models import Role
 from vocalborn.cli.common import fail, load_settings
+from vocalborn.db import open_session
 from vocalborn.errors import DomainError
+from vocalborn.outage import bulk_retry
+from vocalborn.outage.fallback import shared_circuit
 
 
 def _when(value: str | None, name: str) -> datetime | None:
@@ -49,10 +54,6 @@ def retry_failed(
 
     Run it with --dry-run first: it lists the count and the task ids. A second run does not queue a
     task twice (a re-queued task is no longer failed)."""
-    from vocalborn.auth import service as accounts  # reason: the CLI's start-up (cli/__init__)
-    from vocalborn.auth.models import Role  # reason: the CLI's start-up (cli/__init__)
-    from vocalborn.db import open_session  # reason: the CLI's start-up (cli/__init__)
-    from vocalborn.outage.bulk_retry import retry_failed as run  # reason: the CLI's start-up (cli/__init__)
 
     load_settings()
     start = _when(failed_from, "--failed-from")
@@ -64,7 +65,7 @@ def retry_failed(
             fail(f"--admin {admin}: no admin account has this email")
         assert user is not None
         try:
-            outcome = run(db, user, start, end, reason, dry_run)
+            outcome = bulk_retry.retry_failed(db, user, start, end, reason, dry_run)
         except DomainError as exc:
             fail(exc.message)
     if as_json:
@@ -87,7 +88,6 @@ def circuit(
     reset: Annotated[bool, typer.Option("--reset", help="close the circuit now (after the service is back)")] = False,
 ) -> None:
     """The remote analysis engine's circuit breaker, as the workers share it in Redis."""
-    from vocalborn.outage.fallback import shared_circuit  # reason: the CLI's start-up (cli/__init__)
 
     settings = load_settings()
     breaker = shared_circuit(settings)

@@ -11,6 +11,8 @@ import typer
 from vocalborn.cli.common import fail, load_settings, run_migrations, wait_for_database
 from vocalborn.config import redact_url
 from vocalborn.config_secrets import EXAMPLE_SECRETS, secret_problem
+from vocalborn.events import consumer as event_consumer
+from vocalborn.events import relay as event_relay
 from vocalborn.logs import setup_logging
 from vocalborn.supervision import watch_supervisor
 
@@ -74,8 +76,8 @@ def worker(
     """Run a Celery worker on the analysis queue (and Beat's maintenance queue)."""
     settings = load_settings(need_broker=True)
     watch_supervisor()  # started by `vocalborn up`: warm shutdown when it is gone
-    from vocalborn.celery_app import celery_app  # reason: the CLI's start-up (cli/__init__)
-    from vocalborn.tasks.worker import tasks as _tasks  # noqa: F401 - registers the tasks  # reason: the CLI's start-up (cli/__init__)
+    from vocalborn.celery_app import celery_app  # reason: Celery: worker, beat, flower only
+    from vocalborn.tasks.worker import tasks as _tasks  # noqa: F401  # reason: Celery: worker only
 
     chosen = {
         "both": [settings.task_queue, settings.maintenance_queue],
@@ -111,10 +113,9 @@ def relay() -> None:
     settings = load_settings()
     if not settings.nats_url:
         fail("NATS_URL is not set: point it at a NATS server with JetStream (vocalborn up runs one itself)")
-    from vocalborn.events.relay import run_forever  # reason: the CLI's start-up (cli/__init__)
 
     setup_logging(settings.log_level, settings.log_format)
-    run_forever(settings, settings.nats_url)
+    event_relay.run_forever(settings, settings.nats_url)
 
 
 def consume(
@@ -126,9 +127,8 @@ def consume(
     if not settings.nats_url:
         fail("NATS_URL is not set: point it at a NATS server with JetStream (vocalborn up runs one itself)")
     watch_supervisor()
-    from vocalborn.events.consumer import load_consumers, run_forever  # reason: the CLI's start-up (cli/__init__)
 
-    known = load_consumers()
+    known = event_consumer.load_consumers()
     chosen = list(names or known)
     unknown = [n for n in chosen if n not in known]
     if unknown:
@@ -136,7 +136,7 @@ def consume(
     if not chosen:
         fail("no consumers are registered")
     setup_logging(settings.log_level, settings.log_format)
-    run_forever(chosen, settings, settings.nats_url)
+    event_consumer.run_forever(chosen, settings, settings.nats_url)
 
 
 def beat() -> None:
@@ -144,7 +144,7 @@ def beat() -> None:
     in Redis schedules; another on the same broker waits and takes over if it lapses."""
     settings = load_settings(need_broker=True)
     watch_supervisor()
-    from vocalborn.celery_app import celery_app  # reason: the CLI's start-up (cli/__init__)
+    from vocalborn.celery_app import celery_app  # reason: Celery: worker, beat, flower only
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     schedule = settings.data_dir / "celerybeat-schedule"
@@ -184,7 +184,7 @@ def flower(
     """Run Flower behind basic auth (FLOWER_BASIC_AUTH=user:password)."""
     settings = load_settings(need_broker=True)
     watch_supervisor()
-    from vocalborn.celery_app import celery_app  # reason: the CLI's start-up (cli/__init__)
+    from vocalborn.celery_app import celery_app  # reason: Celery: worker, beat, flower only
 
     auth = flower_auth(settings)
     if not auth or ":" not in auth:

@@ -20,7 +20,10 @@ from vocalborn.cli.common import fail, load_settings, need_redis_for_events
 from vocalborn.cli.run import flower_auth
 from vocalborn.cli.up_stack import GRACEFUL_SIGNALS, Stack
 from vocalborn.config import get_settings, redact_url
+from vocalborn.embedded import free_port
+from vocalborn.events.consumer import load_consumers
 from vocalborn.logs import setup_logging
+from vocalborn.redis_connect import describe
 from vocalborn.security import datadir
 
 WORKER_METRICS_STATUS_ENV = "VOCALBORN_WORKER_METRICS_STATUS_FILE"
@@ -83,7 +86,6 @@ def _plan(
         ("beat", [*me, "beat"]),
         ("relay", [*me, "relay"]),  # the outbox's events to NATS JetStream (docs/EVENTS.md)
     ]
-    from vocalborn.events.consumer import load_consumers  # reason: every consumer's imports, for `up` only
 
     if load_consumers():
         plan.append(("consumers", [*me, "consume"]))  # every registered event consumer, one process
@@ -107,7 +109,6 @@ def _banner(settings, stack: Stack, host: str, port: int, wport: int, flower_lin
     typer.echo(flower_line)
     typer.echo(_metrics_line(settings, public, port, wport))
     typer.echo(f"Database:  {redact_url(settings.effective_database_url)}")
-    from vocalborn.redis_connect import describe  # reason: the redis client, not for every CLI command
 
     bundled = "  (bundled redis-server)" if stack.redis_server else ""
     via = f"  ({describe(settings)})" if settings.redis_sentinels else ""
@@ -227,8 +228,6 @@ def up(
         stack.start_nats(data)
     stack.prepare_database()
     if not settings.smtp_host:
-        from vocalborn.embedded import free_port  # reason: the redis client, not for every CLI command
-
         stack.start_mail(mail_port or free_port())
     if "PUBLIC_URL" not in os.environ:
         public = "127.0.0.1" if host in ("0.0.0.0", "::") else host

@@ -11,18 +11,17 @@ import sys
 import time
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import typer
 
 from vocalborn.cli import control
 from vocalborn.cli.common import fail, run_migrations
 from vocalborn.config import get_settings
+from vocalborn.db import reset_engine
+from vocalborn.embedded import EmbeddedRedis
+from vocalborn.embedded_nats import EmbeddedNats
 from vocalborn.supervision import STOP_BUDGET_SECONDS, spawn
-
-if TYPE_CHECKING:
-    from vocalborn.embedded import EmbeddedRedis
-    from vocalborn.embedded_nats import EmbeddedNats
 
 
 def report_worker_metrics(path: Path) -> bool:
@@ -54,7 +53,6 @@ class Stack:
         self.nats_server: EmbeddedNats | None = None
 
     def start_redis(self, data: Path) -> None:
-        from vocalborn.embedded import EmbeddedRedis  # reason: the redis client, not for every CLI command
 
         self.redis_server = EmbeddedRedis(data)
         self.redis_server.start(pass_fds=(self.lock_fd,))
@@ -64,7 +62,6 @@ class Stack:
         )
 
     def start_nats(self, data: Path) -> None:
-        from vocalborn.embedded_nats import EmbeddedNats  # reason: the redis client (embedded), as above
 
         self.nats_server = EmbeddedNats(data)
         try:
@@ -94,7 +91,6 @@ class Stack:
                 {k: self.env[k] for k in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL") if k in self.env}
             )
             get_settings.cache_clear()
-            from vocalborn.db import reset_engine  # reason: SQLAlchemy and the models, not for every CLI command
 
             reset_engine()
             run_migrations()

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from vocalborn.auth.dependencies import AdminUser, SessionDep
 from vocalborn.errors import Conflict, NotFound, error_responses
+from vocalborn.events.consumer import replay_dead_letter
 from vocalborn.events.models import EventDeadLetter
 
 router = APIRouter(prefix="/api/v1/admin/events", tags=["admin"], responses=error_responses(401, 403))
@@ -70,7 +71,6 @@ async def replay(letter_id: uuid.UUID, _admin: AdminUser) -> ReplayResult:
     """Run the consumer's handler on the message again, now, in the API process. Handlers are
     idempotent, so a replay of something done meanwhile does nothing twice. ``replayed`` false
     and ``error``: it failed again (the letter stays, with ``replay_error``)."""
-    from vocalborn.events.consumer import replay_dead_letter
 
     try:
         done, error = await run_in_threadpool(replay_dead_letter, letter_id)

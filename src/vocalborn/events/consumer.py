@@ -38,8 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from vocalborn.config import get_settings
+from vocalborn.db import open_session
 from vocalborn.events.catalogue import SUBJECT_PREFIX
+from vocalborn.events.models import EventDeadLetter
+from vocalborn.events.relay import ensure_stream
 from vocalborn.kit.nats import reconnecting
+from vocalborn.sqltypes import utcnow
 
 if TYPE_CHECKING:
     from vocalborn.config import Settings
@@ -146,9 +151,6 @@ def record_dead_letter(consumer: str, event: Event, error: str, attempts: int) -
     """Insert (or refresh) the consumer's dead letter for the event; its id."""
     from sqlmodel import select
 
-    from vocalborn.db import open_session
-    from vocalborn.events.models import EventDeadLetter
-
     event_id = uuid.UUID(event.id)
     with open_session() as db:
         found = db.exec(
@@ -177,9 +179,6 @@ def record_dead_letter(consumer: str, event: Event, error: str, attempts: int) -
 
 def replay_dead_letter(letter_id: uuid.UUID) -> tuple[bool, str | None]:
     """Run the consumer's handler on a dead letter again (in this process). (done, error)."""
-    from vocalborn.db import open_session
-    from vocalborn.events.models import EventDeadLetter
-    from vocalborn.sqltypes import utcnow
 
     with open_session() as db:
         letter = db.get(EventDeadLetter, letter_id)
@@ -211,7 +210,6 @@ def replay_dead_letter(letter_id: uuid.UUID) -> tuple[bool, str | None]:
 def heartbeat_path(name: str) -> Any:
     """Touched by a runner after each fetch round while bound to NATS;
     ``python -m vocalborn.healthcheck consumers``."""
-    from vocalborn.config import get_settings
 
     return get_settings().data_dir / f"consumer-{name}.alive"
 
@@ -282,7 +280,6 @@ class ConsumerRunner:
                 log.debug("could not touch the consumer heartbeat: %s", exc)
 
     async def _connect(self) -> Any:
-        from vocalborn.events.relay import ensure_stream
 
         self.nc = await reconnecting(self.nats_url, f"vocalborn-consumer-{self.spec.name}")
         js = self.nc.jetstream(timeout=5)

@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from vocalborn.events.catalogue import message
 from vocalborn.events.outbox import NOTIFY_CHANNEL
-from vocalborn.sqltypes import utcnow
+from vocalborn.sqltypes import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -212,7 +212,6 @@ def _bind_time(postgresql: bool, moment: datetime) -> Any:
 
 
 def _row(seq: int, event_id: Any, event_type: str, version: int, key: Any, subject: Any, occurred_at: Any) -> Row:
-    from vocalborn.sqltypes import UTCDateTime
 
     if isinstance(subject, str):  # SQLite's JSON text through raw SQL
         subject = json.loads(subject)

@@ -28,6 +28,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
+from vocalborn.config import get_settings
+from vocalborn.db import open_session
 from vocalborn.events.catalogue import CATALOGUE
 from vocalborn.sqltypes import utcnow
 from vocalborn.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -50,8 +52,6 @@ def ordering_key(event: Event) -> str:
 
 def ingest(event: Event) -> None:
     """The ``webhooks`` consumer's handler: the event's delivery rows, once per endpoint."""
-    from vocalborn.config import get_settings
-    from vocalborn.db import open_session
 
     give_up = timedelta(hours=get_settings().webhook_give_up_hours)
     event_id = uuid.UUID(event.id)
@@ -135,8 +135,6 @@ def claim(settings: Settings, limit: int, floor: int | None = None) -> list[list
     message waits (an earlier message of the same learner may still be on its way, redelivered
     after a consumer crash)."""
     from sqlalchemy import func, or_, true, tuple_
-
-    from vocalborn.db import open_session
 
     now = utcnow()
     earlier = aliased(WebhookDelivery)
@@ -248,7 +246,6 @@ def claim(settings: Settings, limit: int, floor: int | None = None) -> list[list
 
 def release(seqs: list[int]) -> None:
     """Give back leased rows that were not attempted (their line stopped at a failure)."""
-    from vocalborn.db import open_session
 
     if not seqs:
         return
@@ -263,7 +260,6 @@ def release(seqs: list[int]) -> None:
 
 def record(settings: Settings, outcomes: list[Outcome]) -> None:
     """Store the attempts' outcomes: delivered, again later, or dead; the endpoints' failure runs."""
-    from vocalborn.db import open_session
 
     now = utcnow()
     with open_session() as db:

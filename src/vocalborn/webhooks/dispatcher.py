@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from vocalborn.events.catalogue import CATALOGUE
+from vocalborn.events.consumer import ConsumerSpec, register
 from vocalborn.kit.nats import reconnecting
 from vocalborn.webhooks import signing, targets
 from vocalborn.webhooks.delivery import Due, Outcome, claim, ingest, record, release
@@ -160,7 +161,6 @@ async def run_dispatcher(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def _register() -> None:
-    from vocalborn.events.consumer import ConsumerSpec, register
 
     register(
         ConsumerSpec(
