@@ -35,6 +35,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from vocalborn.events.catalogue import SUBJECT_PREFIX
 from vocalborn.events.outbox_store import RELAY_LOCK_KEY, OutboxListener, OutboxStore, Row, waves
 from vocalborn.events.publisher import WavePublisher
+from vocalborn.kit.nats import reconnecting
 from vocalborn.sqltypes import utcnow
 
 if TYPE_CHECKING:
@@ -121,24 +122,11 @@ class Relay:
         return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
 
     async def _connect_nats(self) -> None:
-        import nats
-
         if self.nc is not None and self.nc.is_connected:
             return
         if self.nc is not None:
             await self._close_nats()
-        self.nc = await nats.connect(
-            self.nats_url,
-            name="vocalborn-relay",
-            connect_timeout=2,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.25,
-            error_cb=_quiet,
-            disconnected_cb=_quiet_event,
-            reconnected_cb=_quiet_event,
-            closed_cb=_quiet_event,
-        )
+        self.nc = await reconnecting(self.nats_url, "vocalborn-relay")
         self.js = self.nc.jetstream(timeout=self.publish_timeout)
         await ensure_stream(self.js, self.settings)
         self.publisher = WavePublisher(self.nc)
@@ -304,14 +292,6 @@ async def _nap(stop: asyncio.Event, woken: asyncio.Event, seconds: float) -> Non
     finally:
         for w in waits:
             w.cancel()
-
-
-async def _quiet(exc: Exception) -> None:
-    log.debug("nats: %s", exc)
-
-
-async def _quiet_event() -> None:
-    return None
 
 
 def run_forever(settings: Settings, nats_url: str) -> None:
