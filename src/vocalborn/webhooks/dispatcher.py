@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -92,8 +93,6 @@ class Dispatcher:
     async def floor(self) -> int | None:
         """The webhooks consumer's ack floor (None without NATS: deliveries recorded outside the
         stream are sent by arrival). Kept at its last reading while NATS cannot be asked."""
-        import time
-
         if not self.settings.nats_url:
             return None
         if time.monotonic() - self._floor_read_at < FLOOR_TTL_SECONDS:

@@ -285,9 +285,6 @@ class WaitingCount(Refreshing[int]):
         with self._lock:
             return self._value if time.monotonic() - self._at < max_age else None
 
-    def fresh(self) -> int | None:
-        return self.peek(self.ttl)
-
     def set(self, value: int) -> None:
         with self._lock:
             self._value, self._at = value, time.monotonic()
